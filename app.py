@@ -1,0 +1,152 @@
+"""Conjunction: the service and its commands. `python app.py` starts the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bot import db, logs
+from bot.engine import Engine
+from bot.forge import Forge
+from bot.queue import JobQueue, Worker
+from bot.runtime import Runtime
+from bot.tokens import CallbackSigner, ensure_secret_key
+from config.settings import Settings, SettingsError, load_settings
+from handlers import api, health, webhooks
+from handlers.context import CLIENT_SESSION, RUNTIME
+from handlers.errors import json_errors
+from handlers.github import ClientFor, GitHubDeliveries
+from handlers.setup import setup_routes
+
+log = logging.getLogger("conjunction")
+
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+SWEEP_INTERVAL = 60.0
+
+
+async def _no_client(_event: object) -> None:
+    return None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    forges: Mapping[str, Forge] | None = None,
+    github_client_for: ClientFor | None = None,
+    run_workers: bool = True,
+    max_body: int = MAX_BODY,
+    env_path: Path = Path(".env"),
+) -> web.Application:
+    """The aiohttp application. Tests pass their own forges and run the queue themselves."""
+    app = web.Application(client_max_size=max_body, middlewares=[json_errors])
+    app.add_routes(webhooks.routes)
+    app.add_routes(api.routes)
+    app.add_routes(health.routes)
+    if not settings.github_enabled:
+        app.add_routes(setup_routes(settings, env_path, lambda: app[CLIENT_SESSION]))
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            app[CLIENT_SESSION] = session
+            yield
+
+    async def runtime(app: web.Application) -> AsyncIterator[None]:
+        database = db.create_engine(settings.database_url)
+        await db.migrate(database)
+        sessions = db.sessionmaker(database)
+        signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
+        engine = Engine(sessions, forges or {}, settings, signer)
+        queue = JobQueue(sessions)
+        handlers = engine.job_handlers()
+        handlers["github_delivery"] = GitHubDeliveries(
+            engine, settings.github_host, github_client_for or _no_client
+        )
+        worker = Worker(queue, handlers, f"{socket.gethostname()}:{id(app):x}")
+        app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
+        tasks = []
+        if run_workers:
+            tasks = [
+                asyncio.create_task(worker.run_forever(), name="worker"),
+                asyncio.create_task(_sweep(engine), name="sweeper"),
+            ]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await database.dispose()
+
+    app.cleanup_ctx.append(client_session)
+    app.cleanup_ctx.append(runtime)
+    return app
+
+
+async def _sweep(engine: Engine) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        try:
+            expired = await engine.expire_overdue()
+            if expired:
+                log.info("%d downstream run(s) timed out", expired)
+        except Exception:
+            log.exception("timeout sweep failed")
+
+
+def serve(settings: Settings) -> None:
+    log.info(
+        "starting on port %d (database %s, GitHub %s)",
+        settings.port,
+        settings.database_url.split("://", 1)[0],
+        "on" if settings.github_enabled else "not configured",
+    )
+    web.run_app(create_app(settings), port=settings.port, print=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    validate = commands.add_parser("validate", help="check a .conjunction.yml file")
+    validate.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "validate":
+        return validate_file(args.path)
+
+    logs.configure()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"conjunction: {exc}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
+
+
+def validate_file(path: Path) -> int:
+    from config.repo_config import ConfigError, parse_config
+
+    try:
+        parse_config(path.read_bytes())
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Database tables. Alembic migrations under bot/migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
+
+
+class Delivery(Base):
+    """A webhook delivery as received: kept so the work it asks for survives a restart."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("forge", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    forge: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(100))
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claim", "state", "run_at"),
+        Index("ix_jobs_dedupe", "dedupe_key", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class Project(Base):
+    """A repository Conjunction knows, with its last valid `.conjunction.yml`."""
+
+    __tablename__ = "projects"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    private: Mapped[bool] = mapped_column(default=False)
+    default_branch: Mapped[str] = mapped_column(String(200), default="main")
+    config: Mapped[dict[str, Any] | None]
+    config_sha: Mapped[str | None] = mapped_column(String(64))
+    config_error: Mapped[str | None] = mapped_column(Text)
+    owners: Mapped[list[Any]] = mapped_column(default=list)
+    installation_id: Mapped[int | None]
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Subscription(Base):
+    """One `upstreams:` entry: downstream is built against upstream."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_upstream", "upstream"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    upstream: Mapped[str] = mapped_column(String(300))
+    downstream: Mapped[str] = mapped_column(String(300), index=True)
+    spec: Mapped[dict[str, Any]]
+
+
+class Event(Base):
+    """An upstream success (kind "build") or a request to run one downstream (kind "trigger")."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_parent", "parent_id"),
+        Index("ix_events_root", "root_id"),
+        Index("ix_events_project", "project", "created_at"),
+        Index("ix_events_pending", "result", "deadline_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    project: Mapped[str] = mapped_column(String(300))
+    upstream: Mapped[str | None] = mapped_column(String(300))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    root_id: Mapped[str] = mapped_column(String(32))
+    depth: Mapped[int] = mapped_column(default=0)
+    sha: Mapped[str | None] = mapped_column(String(64))
+    ref: Mapped[str | None] = mapped_column(String(300))
+    ref_type: Mapped[str] = mapped_column(String(8), default="branch")
+    pipeline: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(String(16))
+    change: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]
+
+
+class IssueLink(Base):
+    """The open (or last closed) breakage issue for one (upstream, downstream) pair in one repo."""
+
+    __tablename__ = "issue_links"
+
+    upstream: Mapped[str] = mapped_column(String(300), primary_key=True)
+    downstream: Mapped[str] = mapped_column(String(300), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(300), primary_key=True)
+    number: Mapped[int]
+    url: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProjectToken(Base):
+    __tablename__ = "project_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(300), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class KeyValue(Base):
+    __tablename__ = "key_values"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,365 @@
+"""The per-repository `.conjunction.yml` file: model, parsing with line-numbered problems, schema.
+
+Regenerate the committed schema with:
+    python -m config.repo_config > config/conjunction.schema.json
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MAX_CONFIG_BYTES = 64 * 1024
+
+_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.-]+"
+_PROJECT_RE = re.compile(rf"[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/{_SEGMENT}){{2,}}")
+
+
+def _project_name(value: str) -> str:
+    host, _, path = value.strip().partition("/")
+    name = f"{host.lower()}/{path}"
+    if not _PROJECT_RE.fullmatch(name):
+        raise ValueError("not a project name like github.com/owner/repo")
+    return name
+
+
+def _owner_name(value: str) -> str:
+    if "@" in value:
+        raise ValueError(f"{value!r}: write users and teams without '@', like alice or acme/team")
+    if not value.strip() or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a user or team name")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+ProjectName = Annotated[str, AfterValidator(_project_name)]
+OwnerName = Annotated[str, AfterValidator(_owner_name)]
+
+
+class _Model(BaseModel):
+    # strict: YAML already yields typed values, so `confirm: 1` or `branches: [1.0]` is a mistake
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@lru_cache(maxsize=256)
+def _path_regex(glob: str) -> re.Pattern[str]:
+    """`**` crosses '/', `*` and `?` do not; a trailing '/' means everything below."""
+    glob = glob.lstrip("/")
+    if glob.endswith("/"):
+        glob += "**"
+    wildcards = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    tokens = re.split(r"(\*\*/|\*\*|\*|\?)", glob)
+    return re.compile("".join(wildcards.get(t) or re.escape(t) for t in tokens))
+
+
+class Upstream(_Model):
+    project: ProjectName = Field(description="Upstream project, like github.com/acme/lib.")
+    branches: list[str] | None = Field(
+        default=None, description="Branch globs; default: the upstream's default branch."
+    )
+    tags: list[str] = Field(default=[], description="Tag globs; default: none.")
+    pipelines: list[str] = Field(
+        default=[], description="Upstream workflow names (or globs) that count; default: any."
+    )
+    paths: list[str] = Field(
+        default=[], description="Only upstream changes touching these path globs; default: any."
+    )
+    confirm: bool = Field(
+        default=False,
+        description="Re-run to tell new regressions from flakes and old breakage.",
+    )
+
+    def watches_ref(
+        self, ref_type: Literal["branch", "tag"], name: str, default_branch: str
+    ) -> bool:
+        if ref_type == "tag":
+            return any(fnmatchcase(name, glob) for glob in self.tags)
+        if self.branches is None:
+            return name == default_branch
+        return any(fnmatchcase(name, glob) for glob in self.branches)
+
+    def watches_pipeline(self, name: str | None) -> bool:
+        if not self.pipelines:
+            return True
+        if name is None:
+            return False
+        return any(name == p or fnmatchcase(name, p) for p in self.pipelines)
+
+    def watches_paths(self, changed: list[str] | None) -> bool:
+        if not self.paths or changed is None:
+            return True
+        regexes = [_path_regex(glob) for glob in self.paths]
+        return any(rx.fullmatch(path.lstrip("/")) for path in changed for rx in regexes)
+
+
+class Webhook(_Model):
+    url: Annotated[str, AfterValidator(_http_url)] = Field(description="http(s) URL to POST to.")
+    secret: str | None = Field(
+        default=None, description="Name of a secret in CONJUNCTION_SECRETS_FILE, never the value."
+    )
+    headers: dict[str, str] = Field(
+        default={}, description="Extra headers; values may name secrets."
+    )
+    body: str | None = Field(
+        default=None, description="Body template; default: the trigger event as JSON."
+    )
+
+
+class Trigger(_Model):
+    workflow: str | None = Field(
+        default=None,
+        description="GitHub: workflow_dispatch of this workflow file; "
+        "omitted: repository_dispatch.",
+    )
+    ref: str | None = Field(default=None, description="Ref to run on; default: default branch.")
+    webhook: Webhook | None = Field(
+        default=None, description="Call this URL instead (Jenkins, Buildkite, Zuul, ...)."
+    )
+
+    @model_validator(mode="after")
+    def _workflow_or_webhook(self) -> Trigger:
+        if self.workflow is not None and self.webhook is not None:
+            raise ValueError("set either workflow or webhook, not both")
+        return self
+
+
+class Report(_Model):
+    check_run: bool = Field(
+        default=True, description='GitHub check run "Conjunction: downstream" on the commit.'
+    )
+    commit_status: bool = Field(
+        default=True, description='Commit status context "conjunction/downstream".'
+    )
+    required: list[ProjectName] = Field(
+        default=[],
+        description="Downstreams whose failure fails the check (others are neutral); "
+        "empty: all of them.",
+    )
+    issues: bool = Field(default=False, description="Also open issues in this repository.")
+    pull_request_comment: bool = Field(
+        default=True, description="Comment on the pull request that brought the commit."
+    )
+
+    def is_required(self, downstream: str) -> bool:
+        if not self.required:
+            return True
+        return downstream.casefold() in {name.casefold() for name in self.required}
+
+
+class Notify(_Model):
+    slack: str | None = Field(default=None, description="Secret name of a Slack webhook.")
+    webhook: str | None = Field(default=None, description="Secret name of a webhook.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Notify:
+        if (self.slack is None) == (self.webhook is None):
+            raise ValueError("set exactly one of slack or webhook")
+        return self
+
+
+class ConjunctionConfig(_Model):
+    owners: list[OwnerName] | None = Field(
+        default=None,
+        description="Forge users or teams, without '@'; default: CODEOWNERS' catch-all rule.",
+    )
+    upstreams: list[Upstream] = Field(
+        default=[], description="This project is built and tested against these."
+    )
+    trigger: Trigger = Field(default=Trigger(), description="How to start this project's pipeline.")
+    report: Report = Field(
+        default=Report(), description="What this project shows about its downstreams."
+    )
+    issues: bool = Field(
+        default=True, description="Open one issue here per breaking upstream change."
+    )
+    notify: list[Notify] = Field(default=[], description="Extra channels, by secret name.")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def parse_config(text: str | bytes) -> ConjunctionConfig:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    if len(raw) > MAX_CONFIG_BYTES:
+        message = f"file is {len(raw)} bytes, the limit is {MAX_CONFIG_BYTES}"
+        raise ConfigError([ConfigProblem(None, "", message)])
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad_line = raw[: e.start].count(b"\n") + 1
+            raise ConfigError([ConfigProblem(bad_line, "", "not UTF-8 text")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem(line, "", f"invalid YAML: {problem}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        message = f"expected a mapping of keys like upstreams:, got {_kind(data)}"
+        raise ConfigError([ConfigProblem(_line_of(_compose(text), ()), "", message)])
+    try:
+        return ConjunctionConfig.model_validate(data)
+    except ValidationError as e:
+        root = _compose(text)
+        problems = [
+            ConfigProblem(_line_of(root, err["loc"]), _dotted(err["loc"]), _message(err))
+            for err in e.errors()
+        ]
+        raise ConfigError(sorted(problems, key=lambda p: p.line or 0)) from None
+
+
+def _compose(text: str) -> yaml.Node | None:
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest YAML node that `loc` reaches (keys count at their own line)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            # the last occurrence of a repeated key is the one safe_load keeps
+            pair = next((kv for kv in reversed(node.value) if kv[0].value == str(part)), None)
+            if pair is None:
+                break
+            line = pair[0].start_mark.line + 1
+            node = pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _strip(tp: Any) -> Any:
+    """`X | None` -> X, `Annotated[X, ...]` -> X."""
+    if get_origin(tp) is Annotated:
+        return _strip(get_args(tp)[0])
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not NoneType]
+        if len(args) == 1:
+            return _strip(args[0])
+    return tp
+
+
+def _type_at(loc: tuple[int | str, ...]) -> Any:
+    tp: Any = ConjunctionConfig
+    for part in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = _strip(field.annotation)
+        elif get_origin(tp) in (list, dict):
+            tp = _strip(get_args(tp)[-1])
+        else:
+            return None
+    return tp
+
+
+def _describe(tp: Any, plural: bool = False) -> str | None:
+    if get_origin(tp) is list:
+        item = _describe(_strip(get_args(tp)[0]), plural=True)
+        return item and f"a list of {item}"
+    if get_origin(tp) is dict:
+        return "a mapping of names to strings"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "mappings" if plural else "a mapping"
+    names = {str: ("a string", "strings"), bool: ("true or false", "booleans")}
+    return names[tp][plural] if tp in names else None
+
+
+def _kind(value: Any) -> str:
+    kinds = {
+        NoneType: "nothing (null)",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        datetime.date: "a date",
+        datetime.datetime: "a date",
+    }
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _message(err: Any) -> str:
+    loc, kind = err["loc"], err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}"
+        parent = _type_at(loc[:-1])
+        if isinstance(parent, type) and issubclass(parent, BaseModel):
+            close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
+            if close:
+                message += f", did you mean {close[0]!r}?"
+        return message
+    if kind == "missing":
+        return "this key is required"
+    if kind == "invalid_key":
+        return "keys must be strings"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    expected = _describe(_type_at(loc))
+    if kind.endswith("_type") and expected:
+        return f"expected {expected}, got {_kind(err['input'])}"
+    return str(err["msg"])
+
+
+def json_schema() -> dict[str, Any]:
+    schema = ConjunctionConfig.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "Conjunction repository configuration",
+        "description": "The .conjunction.yml file: upstreams this project is built against, "
+        "how to trigger its pipeline, and what it reports about its downstreams.",
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))

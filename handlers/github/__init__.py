@@ -1,0 +1,56 @@
+"""GitHub events, processed from the job queue: each module translates one event family."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gidgethub import routing, sansio
+from gidgethub.abc import GitHubAPI
+
+from bot.engine import Engine
+from bot.models import Delivery
+from handlers.github import workflow_run
+
+log = logging.getLogger(__name__)
+
+router = routing.Router(workflow_run.router)
+
+ClientFor = Callable[[sansio.Event], Awaitable[GitHubAPI | None]]
+
+
+class GitHubDeliveries:
+    """Job handler: replays a stored GitHub delivery through the routers."""
+
+    def __init__(self, engine: Engine, host: str, client_for: ClientFor) -> None:
+        self.engine = engine
+        self.host = host
+        self.client_for = client_for
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        async with self.engine.sessions() as session:
+            delivery = await session.get(Delivery, payload["delivery"])
+        if delivery is None:
+            return
+        event = sansio.Event(
+            json.loads(delivery.body), event=delivery.event, delivery_id=delivery.delivery_id
+        )
+        installation = (event.data.get("installation") or {}).get("id")
+        log.info(
+            "processing %s.%s",
+            event.event,
+            event.data.get("action", ""),
+            extra={
+                "delivery_id": event.delivery_id,
+                "event": event.event,
+                "installation_id": installation,
+            },
+        )
+        gh = await self.client_for(event)
+        await router.dispatch(event, gh, engine=self.engine, host=self.host)
+
+
+def repository_name(host: str, event: sansio.Event) -> str:
+    return f"{host}/{event.data['repository']['full_name']}"

@@ -1,0 +1,156 @@
+"""Shared fixtures: settings on a fresh database, the app with an in-memory forge, signed posts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app import create_app
+from bot.db import async_url
+from bot.runtime import Runtime
+from config.settings import Settings
+from handlers.context import RUNTIME
+from tests.fakeforge import FakeForge
+from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+
+FIXTURES = Path(__file__).with_name("fixtures")
+WEBHOOK_SECRET = "webhook-secret-for-tests"
+POSTGRES_URL = os.environ.get("CONJUNCTION_TEST_POSTGRES_URL")
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+def _postgres_or_skip() -> str:
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if os.environ.get("CONJUNCTION_REQUIRE_POSTGRES"):
+        pytest.fail("CONJUNCTION_REQUIRE_POSTGRES is set but CONJUNCTION_TEST_POSTGRES_URL is not")
+    pytest.skip("no PostgreSQL: set CONJUNCTION_TEST_POSTGRES_URL to run against one")
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every storage test runs on SQLite and, where one is given, on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'conjunction.db'}"
+    url = _postgres_or_skip()
+    await reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'conjunction.db'}"
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return Settings(
+        database_url=sqlite_url,
+        public_url="https://conjunction.test",
+        secret_key="a-secret-key-for-the-tests",
+        github_app_id="1",
+        github_private_key="unused",
+        github_webhook_secret=WEBHOOK_SECRET,
+        gitlab_webhook_secret="gitlab-secret",
+        admin_token="admin-token",
+    )
+
+
+@pytest.fixture
+def forge() -> FakeForge:
+    return FakeForge()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, settings: Settings, forge: FakeForge
+) -> AsyncIterator[TestClient[Any, Any]]:
+    app = create_app(settings, forges={"github.com": forge}, run_workers=False)
+    yield await aiohttp_client(app)
+
+
+def runtime(client: TestClient[Any, Any]) -> Runtime:
+    return client.app[RUNTIME]
+
+
+async def run_jobs(client: TestClient[Any, Any]) -> int:
+    return await runtime(client).worker.run_until_idle()
+
+
+def signed_headers(event: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
+    digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={digest}",
+    }
+
+
+async def post_github(
+    client: TestClient[Any, Any], event: str, payload: dict[str, Any], delivery: str | None = None
+) -> Any:
+    body = json.dumps(payload).encode()
+    return await client.post(
+        "/webhooks/github", data=body, headers=signed_headers(event, body, delivery)
+    )
+
+
+def workflow_run(
+    full_name: str,
+    sha: str,
+    *,
+    conclusion: str = "success",
+    branch: str = "main",
+    name: str = "CI",
+    run_id: int = 1,
+    event: str = "push",
+    title: str = "",
+) -> dict[str, Any]:
+    """GitHub's documented workflow_run.completed example, pointed at one repository and run."""
+    payload = fixture("github/workflow_run.completed.json")
+    run = payload["workflow_run"]
+    run.update(
+        id=run_id,
+        head_sha=sha,
+        head_branch=branch,
+        conclusion=conclusion,
+        name=name,
+        event=event,
+        display_title=title or name,
+        html_url=f"https://github.com/{full_name}/actions/runs/{run_id}",
+    )
+    payload["repository"]["full_name"] = full_name
+    payload["repository"]["name"] = full_name.split("/")[1]
+    return payload
+
+
+@pytest.fixture
+def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith(("CONJUNCTION_", "GITHUB_", "GITLAB_")) or key == "PORT":
+            monkeypatch.delenv(key)
+    yield

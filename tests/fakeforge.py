@@ -1,0 +1,69 @@
+"""An in-memory forge: files to read, and a record of everything Conjunction asked it to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.forge import CommitReport, IssueRef, PipelineStarted, TriggerError, TriggerRequest
+
+
+@dataclass
+class FakeForge:
+    host: str = "github.com"
+    files: dict[tuple[str, str], str] = field(default_factory=dict)
+    start_errors: dict[str, TriggerError] = field(default_factory=dict)
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def of(self, op: str) -> list[tuple[str, Any]]:
+        """(project, details) of every call of one kind, in order."""
+        return [(project, details) for name, project, details in self.calls if name == op]
+
+    async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
+        self.calls.append(("read_file", project, path))
+        return self.files.get((project, path))
+
+    async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
+        self.calls.append(("start_pipeline", request.project, request))
+        if request.project in self.start_errors:
+            raise self.start_errors[request.project]
+        run = len(self.of("start_pipeline"))
+        return PipelineStarted(url=f"https://ci.test/{request.project}/runs/{run}", run_id=str(run))
+
+    async def set_commit_status(self, project: str, sha: str, report: CommitReport) -> None:
+        self.calls.append(("set_commit_status", project, (sha, report)))
+
+    async def upsert_check(self, project: str, sha: str, report: CommitReport) -> None:
+        self.calls.append(("upsert_check", project, (sha, report)))
+
+    async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
+        self.calls.append(("comment_on_change", project, (sha, body)))
+
+    async def open_issue(
+        self, project: str, title: str, body: str, labels: Sequence[str]
+    ) -> IssueRef:
+        number = len(self.issues) + 1
+        self.issues[number] = {
+            "project": project,
+            "title": title,
+            "body": body,
+            "state": "open",
+            "labels": list(labels),
+            "comments": [],
+        }
+        self.calls.append(("open_issue", project, number))
+        return IssueRef(number, f"https://{self.host}/issues/{number}")
+
+    async def comment_issue(self, project: str, number: int, body: str) -> None:
+        self.issues[number]["comments"].append(body)
+        self.calls.append(("comment_issue", project, number))
+
+    async def close_issue(self, project: str, number: int, body: str) -> None:
+        self.issues[number]["comments"].append(body)
+        self.issues[number]["state"] = "closed"
+        self.calls.append(("close_issue", project, number))
+
+    def compare_url(self, project: str, base: str, head: str) -> str:
+        return f"https://{project}/compare/{base}...{head}"

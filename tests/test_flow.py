@@ -1,0 +1,274 @@
+"""End to end through HTTP: signed upstream success -> downstream triggers -> results -> reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from bot.forge import TriggerError
+from bot.models import Delivery, Event, Job
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.fakeforge import FakeForge
+
+LIB = "github.com/acme/lib"
+APP = "github.com/acme/app"
+TOOL = "github.com/acme/tool"
+SHA = "a" * 40
+
+
+async def index(client: TestClient[Any, Any], name: str, config: str | None, **kw: Any) -> None:
+    error = await runtime(client).engine.index_project(
+        name,
+        private=kw.get("private", False),
+        default_branch="main",
+        config_text=config,
+        codeowners_text=kw.get("codeowners"),
+    )
+    assert error is None
+
+
+def upstream_of(*names: str, owners: str = "[]") -> str:
+    entries = "".join(f"\n  - project: {name}" for name in names)
+    return f"owners: {owners}\nupstreams:{entries}\n"
+
+
+async def report_status(
+    client: TestClient[Any, Any], event_id: str, result: str, **body: Any
+) -> Any:
+    token = runtime(client).engine.signer.token(event_id)
+    return await client.post(
+        f"/api/v1/events/{event_id}/status",
+        json={"result": result, **body},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def events_of(client: TestClient[Any, Any], project: str) -> list[Event]:
+    async with runtime(client).sessions() as session:
+        rows = await session.scalars(
+            select(Event).where(Event.project == project).order_by(Event.created_at)
+        )
+        return list(rows)
+
+
+async def count(client: TestClient[Any, Any], model: Any) -> int:
+    async with runtime(client).sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_upstream_success_fans_out_and_results_come_back(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, "owners: [lib-team]\n")
+    await index(client, APP, upstream_of(LIB, owners="[alice]"))
+    await index(client, TOOL, upstream_of(LIB, owners="[bob]"))
+
+    answer = await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    assert answer.status == 202
+    await run_jobs(client)
+
+    started = {project: request for project, request in forge.of("start_pipeline")}
+    assert sorted(started) == [APP, TOOL]
+    request = started[APP]
+    assert (request.upstream, request.upstream_sha, request.upstream_ref) == (LIB, SHA, "main")
+    assert request.callback_url == (
+        f"https://conjunction.test/api/v1/events/{request.event_id}/status"
+    )
+    assert request.depth == 1
+    sha, pending = forge.of("set_commit_status")[-1][1]
+    assert sha == SHA
+    assert (pending.state, pending.description) == (
+        "pending",
+        "0 of 2 downstream projects passed, 2 running",
+    )
+
+    assert (await report_status(client, started[APP].event_id, "success")).status == 202
+    assert (await report_status(client, started[TOOL].event_id, "failure")).status == 202
+    await run_jobs(client)
+
+    project, (sha, final) = forge.of("set_commit_status")[-1]
+    assert project == LIB
+    assert (final.state, final.description) == ("failure", "1 of 2 downstream projects passed")
+    assert final.target_url.startswith("https://conjunction.test/events/")
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert check.conclusion == "failure"
+    assert "| github.com/acme/app | ✅ passed |" in check.summary
+    assert "| github.com/acme/tool | ❌ failed |" in check.summary
+    assert "`bob`" in check.summary
+
+
+async def test_burst_of_results_is_one_report(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    for n in range(5):
+        await index(client, f"github.com/acme/d{n}", upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    reports_before = len(forge.of("set_commit_status"))
+    for _, request in forge.of("start_pipeline"):
+        await report_status(client, request.event_id, "success")
+    await run_jobs(client)
+    assert len(forge.of("set_commit_status")) == reports_before + 1
+    assert forge.of("set_commit_status")[-1][1][1].description == (
+        "5 of 5 downstream projects passed"
+    )
+
+
+async def test_chain_runs_to_the_end(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(APP))
+
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, to_app)] = forge.of("start_pipeline")
+    await report_status(client, to_app.event_id, "success", metadata={"sha": "b" * 40})
+    await run_jobs(client)
+
+    [_, (project, to_tool)] = forge.of("start_pipeline")
+    assert project == TOOL
+    assert (to_tool.upstream, to_tool.upstream_sha, to_tool.depth) == (APP, "b" * 40, 2)
+    assert to_tool.parent_id == to_app.event_id
+    assert to_tool.root_id == to_app.root_id
+
+    trace = await (await client.get(f"/api/v1/events/{to_tool.event_id}")).json()
+    assert [item["project"] for item in trace["chain"]] == [LIB, APP]
+    assert trace["depth"] == 2
+
+
+async def test_loop_stops_and_says_why(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    await index(client, LIB, upstream_of(APP))
+    await index(client, APP, upstream_of(LIB))
+
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, to_app)] = forge.of("start_pipeline")
+    await report_status(client, to_app.event_id, "success", metadata={"sha": "b" * 40})
+    await run_jobs(client)
+
+    assert len(forge.of("start_pipeline")) == 1
+    [skipped] = [event for event in await events_of(client, LIB) if event.kind == "trigger"]
+    assert skipped.result == "skipped"
+    assert skipped.reason == "loop: github.com/acme/lib is already in this chain"
+
+
+async def test_chain_stops_at_max_depth(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    runtime(client).engine.settings = runtime(client).settings.__class__(
+        **{**runtime(client).settings.__dict__, "max_depth": 1}
+    )
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(APP))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, to_app)] = forge.of("start_pipeline")
+    await report_status(client, to_app.event_id, "success", metadata={"sha": "b" * 40})
+    await run_jobs(client)
+    assert len(forge.of("start_pipeline")) == 1
+    [stopped] = await events_of(client, TOOL)
+    assert (stopped.result, stopped.reason) == (
+        "skipped",
+        "chain longer than CONJUNCTION_MAX_DEPTH (1)",
+    )
+
+
+async def test_filters_pick_which_downstreams_run(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, f"upstreams:\n  - project: {LIB}\n    branches: [release/*]\n")
+    await index(client, TOOL, f"upstreams:\n  - project: {LIB}\n    pipelines: [Docs]\n")
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA, branch="main"))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA, branch="release/2"))
+    await run_jobs(client)
+    assert [project for project, _ in forge.of("start_pipeline")] == [APP]
+
+
+async def test_bad_signature_is_refused_and_does_nothing(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    body = b'{"action": "completed"}'
+    answer = await client.post(
+        "/webhooks/github",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "workflow_run",
+            "X-GitHub-Delivery": "1",
+            "X-Hub-Signature-256": "sha256=" + "0" * 64,
+        },
+    )
+    assert answer.status == 401
+    assert (await answer.json())["error"] == (
+        "X-Hub-Signature-256 does not match the webhook secret"
+    )
+    unsigned = await client.post(
+        "/webhooks/github", data=body, headers={"X-GitHub-Event": "workflow_run"}
+    )
+    assert unsigned.status == 401
+    assert await count(client, Delivery) == 0
+    assert await count(client, Job) == 0
+
+
+async def test_duplicate_delivery_does_nothing(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    payload = workflow_run("acme/lib", SHA)
+    first = await post_github(client, "workflow_run", payload, delivery="d-1")
+    again = await post_github(client, "workflow_run", payload, delivery="d-1")
+    assert (first.status, again.status) == (202, 200)
+    assert (await again.json())["status"] == "duplicate"
+    await run_jobs(client)
+    assert len(forge.of("start_pipeline")) == 1
+
+
+async def test_unknown_event_and_malformed_body(client: TestClient[Any, Any]) -> None:
+    unknown = await post_github(client, "star", {"action": "created"})
+    assert unknown.status == 200
+    assert (await unknown.json())["status"] == "ignored"
+    from tests.conftest import signed_headers
+
+    body = b"{not json"
+    malformed = await client.post(
+        "/webhooks/github", data=body, headers=signed_headers("push", body)
+    )
+    assert malformed.status == 400
+    assert (await malformed.json())["error"] == "the body is not valid JSON"
+    assert await count(client, Job) == 0
+
+
+async def test_trigger_error_is_shown_on_the_row(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    forge.start_errors[APP] = TriggerError("workflow conjunction.yml not found in acme/app")
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert check.conclusion == "failure"
+    assert "❌ error: workflow conjunction.yml not found in acme/app" in check.summary
+
+
+async def test_timed_out_when_no_result_comes(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    engine = runtime(client).engine
+    assert await engine.expire_overdue() == 0
+    async with runtime(client).sessions.begin() as session:
+        [event] = await session.scalars(select(Event).where(Event.project == APP))
+        event.deadline_at = event.created_at
+    assert await engine.expire_overdue() == 1
+    await run_jobs(client)
+    [event] = await events_of(client, APP)
+    assert event.result == "timed_out"
+    assert forge.of("set_commit_status")[-1][1][1].state == "failure"

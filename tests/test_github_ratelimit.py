@@ -1,0 +1,86 @@
+import pytest
+
+from bot.github.ratelimit import ContentPacer, retry_after_seconds
+
+
+class FakeTime:
+    """A clock and a sleep that only advances it, recording each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def t():
+    return FakeTime()
+
+
+async def test_calls_under_the_limit_do_not_sleep(t):
+    pacer = ContentPacer(per_minute=3, per_hour=10, clock=t.clock, sleep=t.sleep)
+    for _ in range(3):
+        await pacer.wait("inst-1")
+    assert t.sleeps == []
+
+
+async def test_minute_window_slides(t):
+    pacer = ContentPacer(per_minute=3, per_hour=100, clock=t.clock, sleep=t.sleep)
+    for _ in range(2):
+        await pacer.wait("k")
+    t.now += 10
+    await pacer.wait("k")  # third call at +10 s
+    await pacer.wait("k")  # must wait for the first call to leave the window
+    assert t.sleeps == [50.0]
+    assert t.now == 1060.0
+    await pacer.wait("k")  # second call (also at 1000) has now left too
+    assert t.sleeps == [50.0]
+    await pacer.wait("k")  # the call at +10 s is still inside the window
+    assert t.sleeps == [50.0, 10.0]
+
+
+async def test_hour_window(t):
+    pacer = ContentPacer(per_minute=2, per_hour=4, clock=t.clock, sleep=t.sleep)
+    for _ in range(5):
+        await pacer.wait("k")
+    # 2 at 1000, 2 at 1060 (after a minute's wait), then the hour window is full
+    assert t.sleeps == [60.0, 3540.0]
+    assert t.now == 4600.0
+
+
+async def test_keys_are_independent(t):
+    pacer = ContentPacer(per_minute=1, per_hour=10, clock=t.clock, sleep=t.sleep)
+    await pacer.wait("a")
+    await pacer.wait("b")
+    assert t.sleeps == []
+    await pacer.wait("a")
+    assert t.sleeps == [60.0]
+
+
+def test_default_limits():
+    t = FakeTime()
+    pacer = ContentPacer(clock=t.clock, sleep=t.sleep)
+    assert pacer._windows == ((60.0, 80), (3600.0, 500))
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "30"}, 30.0),
+        ({"retry-after": "5", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2000"}, 5.0),
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1120"}, 120.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "990"}, 1.0),
+        ({"x-ratelimit-remaining": "12", "x-ratelimit-reset": "1120"}, None),
+        ({"x-ratelimit-remaining": "0"}, None),
+        ({"Retry-After": "Thu, 01 Jan 1970 00:17:00 GMT"}, 20.0),
+    ],
+)
+def test_retry_after_seconds(headers, expected):
+    assert retry_after_seconds(headers, now=1000.0) == expected

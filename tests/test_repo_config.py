@@ -1,0 +1,335 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from config.repo_config import (
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    ConfigProblem,
+    ConjunctionConfig,
+    Report,
+    Trigger,
+    Upstream,
+    json_schema,
+    parse_config,
+)
+
+FULL_EXAMPLE = """\
+owners: [alice, acme/lib-team]      # forge users or teams, no '@'
+upstreams:
+  - project: github.com/acme/lib
+    branches: [main]
+    tags: ["v*"]
+    pipelines: [CI]
+    paths: ["src/**"]
+    confirm: false
+trigger:
+  workflow: conjunction.yml
+  ref: main
+report:
+  check_run: true
+  commit_status: true
+  required: []
+  issues: false
+  pull_request_comment: true
+issues: true
+notify:
+  - slack: acme-slack
+  - webhook: acme-hook
+"""
+
+
+def problems(text: str | bytes) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    return [str(p) for p in info.value.problems]
+
+
+def test_full_example_parses_every_value():
+    config = parse_config(FULL_EXAMPLE)
+    assert config.owners == ["alice", "acme/lib-team"]
+    [upstream] = config.upstreams
+    assert upstream.project == "github.com/acme/lib"
+    assert upstream.branches == ["main"]
+    assert upstream.tags == ["v*"]
+    assert upstream.pipelines == ["CI"]
+    assert upstream.paths == ["src/**"]
+    assert upstream.confirm is False
+    assert config.trigger.workflow == "conjunction.yml"
+    assert config.trigger.ref == "main"
+    assert config.trigger.webhook is None
+    assert config.report == Report(
+        check_run=True, commit_status=True, required=[], issues=False, pull_request_comment=True
+    )
+    assert config.issues is True
+    assert [(n.slack, n.webhook) for n in config.notify] == [
+        ("acme-slack", None),
+        (None, "acme-hook"),
+    ]
+
+
+def test_webhook_trigger():
+    config = parse_config(
+        """\
+trigger:
+  webhook:
+    url: https://ci.acme.dev/generic-webhook-trigger/invoke
+    secret: acme-ci
+    headers: {X-Token: acme-token}
+    body: null
+"""
+    )
+    webhook = config.trigger.webhook
+    assert webhook is not None
+    assert webhook.url == "https://ci.acme.dev/generic-webhook-trigger/invoke"
+    assert webhook.secret == "acme-ci"
+    assert webhook.headers == {"X-Token": "acme-token"}
+    assert webhook.body is None
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n", b"", "---\n"])
+def test_empty_file_means_defaults(text):
+    config = parse_config(text)
+    assert config == ConjunctionConfig()
+    assert config.owners is None
+    assert config.upstreams == []
+    assert config.trigger == Trigger(workflow=None, ref=None, webhook=None)
+    assert config.report.check_run and config.report.commit_status
+    assert config.report.pull_request_comment and not config.report.issues
+    assert config.issues is True
+    assert config.notify == []
+
+
+def test_host_is_lower_cased():
+    config = parse_config("upstreams: [{project: GitHub.com/Acme/Lib}]\n")
+    assert config.upstreams[0].project == "github.com/Acme/Lib"
+
+
+def test_typo_key_reports_line_and_field():
+    text = """\
+upstreams:
+  - project: github.com/acme/lib
+    brnaches: [main]
+"""
+    assert problems(text) == [
+        "line 3: upstreams.0.brnaches: unknown key 'brnaches', did you mean 'branches'?"
+    ]
+
+
+def test_unknown_top_level_key():
+    assert problems("owners: [alice]\n\nupstream: []\n") == [
+        "line 3: upstream: unknown key 'upstream', did you mean 'upstreams'?"
+    ]
+
+
+def test_wrong_type_deep_in_list_reports_its_line():
+    text = """\
+upstreams:
+  - project: github.com/acme/lib
+    branches: [main]
+  - project: gitlab.com/group/sub/app
+
+    branches: 5
+"""
+    assert problems(text) == [
+        "line 6: upstreams.1.branches: expected a list of strings, got a number"
+    ]
+
+
+def test_wrong_item_type_reports_the_item_line():
+    text = """\
+upstreams:
+  - project: github.com/acme/lib
+    tags:
+      - "v*"
+      - 1.0
+    confirm: "no"
+"""
+    assert problems(text) == [
+        "line 5: upstreams.0.tags.1: expected a string, got a number",
+        "line 6: upstreams.0.confirm: expected true or false, got a string",
+    ]
+
+
+def test_missing_project():
+    assert problems("upstreams:\n  - branches: [main]\n") == [
+        "line 2: upstreams.0.project: this key is required"
+    ]
+
+
+def test_problem_without_line_or_field():
+    assert str(ConfigProblem(None, "", "broken")) == "broken"
+    assert str(ConfigProblem(4, "upstreams.0.project", "bad")) == "line 4: upstreams.0.project: bad"
+
+
+def test_error_message_joins_problems():
+    with pytest.raises(ConfigError) as info:
+        parse_config("issues: 1\nowners: alice\n")
+    assert str(info.value) == (
+        "line 1: issues: expected true or false, got a number\n"
+        "line 2: owners: expected a list of strings, got a string"
+    )
+
+
+def test_bad_yaml_syntax_reports_line():
+    assert problems("owners: [alice]\nupstreams:\n  - project: [github.com/acme/lib\n") == [
+        "line 4: invalid YAML: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
+def test_oversized_body_is_refused():
+    text = "# " + "x" * MAX_CONFIG_BYTES + "\n"
+    assert problems(text) == [f"file is {len(text)} bytes, the limit is {MAX_CONFIG_BYTES}"]
+    assert problems(text.encode())[0].startswith("file is")
+
+
+def test_invalid_utf8_is_refused():
+    assert problems(b"owners: [alice]\nissues: \xff\n") == ["line 2: not UTF-8 text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("- github.com/acme/lib\n", "a list"), ("just text\n", "a string"), ("5\n", "a number")],
+)
+def test_top_level_must_be_a_mapping(text, kind):
+    assert problems("# comment\n" + text) == [
+        f"line 2: expected a mapping of keys like upstreams:, got {kind}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "acme/lib",
+        "github.com/acme",
+        "github/acme/lib",
+        "https://github.com/acme/lib",
+        "github.com/acme/../lib",
+        "github.com/acme/lib name",
+        "",
+    ],
+)
+def test_bad_project_name_is_refused(name):
+    assert problems(f"upstreams:\n  - project: {json.dumps(name)}\n") == [
+        "line 2: upstreams.0.project: not a project name like github.com/owner/repo"
+    ]
+
+
+def test_required_entries_are_project_names():
+    assert problems("report:\n  required:\n    - lib\n") == [
+        "line 3: report.required.0: not a project name like github.com/owner/repo"
+    ]
+
+
+def test_at_owner_is_refused():
+    assert problems("owners:\n  - alice\n  - '@bob'\n") == [
+        "line 3: owners.1: '@bob': write users and teams without '@', like alice or acme/team"
+    ]
+
+
+@pytest.mark.parametrize("entry", ["{slack: a, webhook: b}", "{}"])
+def test_notify_needs_exactly_one_channel(entry):
+    assert problems(f"notify:\n  - slack: ok\n  - {entry}\n") == [
+        "line 3: notify.1: set exactly one of slack or webhook"
+    ]
+
+
+def test_notify_unknown_channel():
+    assert problems("notify:\n  - email: ops\n") == ["line 2: notify.0.email: unknown key 'email'"]
+
+
+def test_webhook_url_must_be_http():
+    assert problems("trigger:\n  webhook:\n    url: ftp://ci.acme.dev/x\n") == [
+        "line 3: trigger.webhook.url: not an http(s) URL"
+    ]
+
+
+def test_trigger_workflow_and_webhook_are_exclusive():
+    text = "trigger:\n  workflow: ci.yml\n  webhook: {url: 'https://ci.acme.dev/'}\n"
+    assert problems(text) == ["line 1: trigger: set either workflow or webhook, not both"]
+
+
+def test_repeated_key_points_at_the_one_that_counts():
+    assert problems("issues: true\nissues: maybe\n") == [
+        "line 2: issues: expected true or false, got a string"
+    ]
+
+
+def test_watches_ref():
+    default = Upstream(project="github.com/acme/lib")
+    assert default.watches_ref("branch", "main", "main")
+    assert not default.watches_ref("branch", "dev", "main")
+    assert not default.watches_ref("tag", "v1.0", "main")
+
+    globs = Upstream(project="github.com/acme/lib", branches=["main", "release/*"], tags=["v*"])
+    assert globs.watches_ref("branch", "release/1.x", "trunk")
+    assert not globs.watches_ref("branch", "trunk", "trunk")
+    assert globs.watches_ref("tag", "v2.0.1", "main")
+    assert not globs.watches_ref("tag", "2.0.1", "main")
+    assert not globs.watches_ref("branch", "v2", "main")
+
+    tags_only = Upstream(project="github.com/acme/lib", branches=[], tags=["*"])
+    assert not tags_only.watches_ref("branch", "main", "main")
+
+
+def test_watches_pipeline():
+    anything = Upstream(project="github.com/acme/lib")
+    assert anything.watches_pipeline("CI")
+    assert anything.watches_pipeline(None)
+
+    some = Upstream(project="github.com/acme/lib", pipelines=["CI", "Build [linux]", "test-*"])
+    assert some.watches_pipeline("CI")
+    assert some.watches_pipeline("Build [linux]")
+    assert some.watches_pipeline("test-unit")
+    assert not some.watches_pipeline("ci")
+    assert not some.watches_pipeline("Lint")
+    assert not some.watches_pipeline(None)
+
+
+def test_watches_paths():
+    anything = Upstream(project="github.com/acme/lib")
+    assert anything.watches_paths(["README.md"])
+    assert anything.watches_paths(None)
+
+    src = Upstream(project="github.com/acme/lib", paths=["src/**", "*.toml", "docs/"])
+    assert src.watches_paths(["README.md", "src/acme/deep/mod.py"])
+    assert src.watches_paths(["pyproject.toml"])
+    assert src.watches_paths(["docs/a/b.md"])
+    assert src.watches_paths(None)
+    assert not src.watches_paths(["sub/pyproject.toml"])
+    assert not src.watches_paths(["README.md", "srcx/a.py", "tests/src/a.py"])
+    assert not src.watches_paths([])
+
+    nested = Upstream(project="github.com/acme/lib", paths=["**/*.h", "lib/?.c"])
+    assert nested.watches_paths(["a.h"])
+    assert nested.watches_paths(["include/acme/a.h"])
+    assert nested.watches_paths(["lib/x.c"])
+    assert not nested.watches_paths(["lib/xy.c", "lib/a/b.c", "a.hpp"])
+
+
+def test_is_required():
+    assert Report().is_required("github.com/acme/app")
+    report = Report(required=["github.com/acme/App"])
+    assert report.is_required("GitHub.com/acme/app")
+    assert not report.is_required("github.com/acme/other")
+
+
+def test_committed_schema_is_current():
+    path = Path(__file__).parent.parent / "config" / "conjunction.schema.json"
+    assert json.loads(path.read_text()) == json_schema()
+
+
+def test_schema_describes_the_file():
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] == "Conjunction repository configuration"
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {
+        "owners",
+        "upstreams",
+        "trigger",
+        "report",
+        "issues",
+        "notify",
+    }
