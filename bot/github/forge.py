@@ -1,0 +1,389 @@
+"""The GitHub forge adapter: starts workflows and posts results back through the REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+import aiohttp
+import cachetools
+import gidgethub
+from gidgethub.abc import GitHubAPI
+
+from bot.forge import (
+    CHECK_NAME,
+    STATUS_CONTEXT,
+    CommitReport,
+    IssueRef,
+    PipelineStarted,
+    TriggerError,
+    TriggerRequest,
+    project_key,
+    split_project,
+)
+from bot.github.ratelimit import ContentPacer, retry_after_seconds
+from bot.queue import RetryLater
+from bot.texts import ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+
+log = logging.getLogger(__name__)
+
+STATUS_DESCRIPTION_LIMIT = 140
+CHECK_SUMMARY_LIMIT = 65_000  # GitHub refuses summaries of 65,535 characters or more
+# GitHub's advice for a secondary rate limit that names no wait: at least a minute.
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+PERMISSION_REASON = (
+    "the Conjunction app lacks permission (actions: write for workflow_dispatch, "
+    "contents: write for repository_dispatch)"
+)
+TRANSIENT_ERRORS = (gidgethub.GitHubBroken, TimeoutError, aiohttp.ClientError)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class GitHubForge:
+    """`bot.forge.Forge` for GitHub (github.com or an Enterprise Server)."""
+
+    def __init__(
+        self,
+        clients: Callable[[str], Awaitable[GitHubAPI]],
+        *,
+        host: str = "github.com",
+        web_url: str = "https://github.com",
+        pacer: ContentPacer | None = None,
+        retries: int = 3,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._clients = clients
+        self._host = host.lower()
+        self._web_url = web_url.rstrip("/")
+        self._pacer = pacer
+        self._retries = retries
+        self._sleep = sleep
+        # (project, sha) -> id of our check run on that commit
+        self._check_runs: cachetools.TTLCache[tuple[str, str], int] = cachetools.TTLCache(
+            maxsize=4096, ttl=24 * 3600
+        )
+        # (project, label name) known to exist
+        self._labels: cachetools.TTLCache[tuple[str, str], bool] = cachetools.TTLCache(
+            maxsize=4096, ttl=24 * 3600
+        )
+
+    def _repo(self, project: str) -> tuple[str, str]:
+        host, path = split_project(project)
+        owner, _, repo = path.partition("/")
+        if host != self._host or not owner or not repo:
+            raise ValueError(f"{project} is not a repository on {self._host}")
+        return owner, repo
+
+    async def _call(
+        self,
+        project: str,
+        method: Literal["GET", "POST", "PATCH"],
+        url: str,
+        *,
+        data: Any = None,
+        paged: bool = False,
+        **url_vars: Any,
+    ) -> Any:
+        """One REST call for project, with `{owner}` and `{repo}` filled in from it.
+
+        Content-creating calls are paced; rate limits postpone the job (RetryLater);
+        5xx answers and network errors are retried with exponential backoff.
+        """
+        owner, repo = self._repo(project)
+        url_vars = {"owner": owner, "repo": repo, **url_vars}
+        # An app has one installation per account, so the owner stands for the installation.
+        pace_key = f"{self._host}/{owner.lower()}"
+        attempt = 0
+        while True:
+            try:
+                gh = await self._clients(project)
+                if method == "GET":
+                    if paged:
+                        result = [item async for item in gh.getiter(url, url_vars)]
+                    else:
+                        result = await gh.getitem(url, url_vars)
+                else:
+                    if self._pacer is not None:
+                        await self._pacer.wait(pace_key)
+                    send = gh.patch if method == "PATCH" else gh.post
+                    result = await send(url, url_vars, data=data)
+            except gidgethub.BadRequest as exc:
+                delay = self._rate_limit_delay(exc)
+                if delay is not None:
+                    raise RetryLater(delay, f"GitHub rate limit for {pace_key}") from exc
+                raise
+            except TRANSIENT_ERRORS as exc:
+                if attempt >= self._retries:
+                    raise
+                delay = 2.0**attempt
+                attempt += 1
+                log.info("GitHub %s %s failed (%r), retry in %.0fs", method, url, exc, delay)
+                await self._sleep(delay)
+                continue
+            if gh.rate_limit is not None:
+                log.debug(
+                    "GitHub rate limit for %s: %d of %d left",
+                    pace_key,
+                    gh.rate_limit.remaining,
+                    gh.rate_limit.limit,
+                )
+            return result
+
+    @staticmethod
+    def _rate_limit_delay(exc: gidgethub.BadRequest) -> float | None:
+        """Seconds to wait when exc is a (primary or secondary) rate limit, else None."""
+        if exc.status_code not in (403, 429):
+            return None
+        delay = retry_after_seconds(exc.headers, time.time())
+        if delay is not None:
+            return delay
+        if (
+            isinstance(exc, gidgethub.RateLimitExceeded)
+            or exc.status_code == 429
+            or "rate limit" in str(exc).lower()
+        ):
+            return DEFAULT_RATE_LIMIT_WAIT
+        return None
+
+    async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
+        try:
+            data = await self._call(
+                project, "GET", "/repos/{owner}/{repo}/contents/{+path}{?ref}", path=path, ref=ref
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("type", "file") != "file":
+            return None  # a directory or a submodule
+        return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+
+    async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
+        try:
+            if request.trigger.workflow:
+                return await self._dispatch_workflow(request, request.trigger.workflow)
+            return await self._dispatch_repository(request)
+        except TRANSIENT_ERRORS as exc:
+            problem = str(exc) or type(exc).__name__
+            raise TriggerError(f"GitHub is unavailable ({problem})", permanent=False) from exc
+        except LookupError as exc:  # from the client factory: the app is not installed
+            raise TriggerError(str(exc)) from exc
+
+    async def _dispatch_workflow(self, request: TriggerRequest, workflow: str) -> PipelineStarted:
+        owner, repo = self._repo(request.project)
+        ref = request.trigger.ref or request.default_branch
+        body = {
+            "ref": ref,
+            "inputs": {
+                "conjunction_event": request.event_id,
+                "upstream": request.upstream,
+                "upstream_sha": request.upstream_sha,
+                "upstream_ref": request.upstream_ref,
+            },
+            "return_run_details": True,
+        }
+        try:
+            data = await self._call(
+                request.project,
+                "POST",
+                "/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches",
+                data=body,
+                workflow=workflow,
+            )
+        except gidgethub.BadRequest as exc:
+            message = str(exc)
+            if exc.status_code == 404:
+                reason = f"workflow {workflow} not found in {owner}/{repo} on {ref}"
+            elif exc.status_code == 422 and "workflow_dispatch" in message:
+                reason = (
+                    f"{workflow} has no workflow_dispatch trigger: "
+                    "add `on: workflow_dispatch` with the conjunction inputs"
+                )
+            elif exc.status_code == 422 and "Unexpected inputs" in message:
+                reason = (
+                    f"{workflow} does not declare the inputs "
+                    "conjunction_event, upstream, upstream_sha, upstream_ref"
+                )
+            elif exc.status_code == 403:
+                reason = PERMISSION_REASON
+            else:
+                reason = message
+            raise TriggerError(reason) from exc
+        if not isinstance(data, dict) or data.get("workflow_run_id") is None:
+            return PipelineStarted()  # an older GitHub answers 204 without run details
+        run_id = str(data["workflow_run_id"])
+        url = data.get("html_url") or f"{self._web_url}/{owner}/{repo}/actions/runs/{run_id}"
+        return PipelineStarted(url=url, run_id=run_id)
+
+    async def _dispatch_repository(self, request: TriggerRequest) -> PipelineStarted:
+        owner, repo = self._repo(request.project)
+        body = {
+            "event_type": "conjunction",
+            "client_payload": {
+                "event": request.event_id,
+                "upstream": request.upstream,
+                "upstream_sha": request.upstream_sha,
+                "upstream_ref": request.upstream_ref,
+                "upstream_url": request.upstream_url,
+                "callback_url": request.callback_url,
+            },
+        }
+        try:
+            await self._call(request.project, "POST", "/repos/{owner}/{repo}/dispatches", data=body)
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                reason = f"repository {owner}/{repo} not found or app not installed"
+            elif exc.status_code == 403:
+                reason = PERMISSION_REASON
+            else:
+                reason = str(exc)
+            raise TriggerError(reason) from exc
+        return PipelineStarted()
+
+    async def set_commit_status(self, project: str, sha: str, report: CommitReport) -> None:
+        await self._call(
+            project,
+            "POST",
+            "/repos/{owner}/{repo}/statuses/{sha}",
+            data={
+                "state": report.state,
+                "target_url": report.target_url,
+                "description": _cut(report.description, STATUS_DESCRIPTION_LIMIT),
+                "context": STATUS_CONTEXT,
+            },
+            sha=sha,
+        )
+
+    async def upsert_check(self, project: str, sha: str, report: CommitReport) -> None:
+        body: dict[str, Any] = {
+            "details_url": report.target_url,
+            "output": {
+                "title": report.title,
+                "summary": _cut(report.summary, CHECK_SUMMARY_LIMIT),
+            },
+        }
+        if report.completed:
+            body.update(status="completed", conclusion=report.conclusion)
+        else:
+            body["status"] = "in_progress"
+        key = (project_key(project), sha)
+        run_id = self._check_runs.get(key)
+        if run_id is None:
+            found = await self._call(
+                project,
+                "GET",
+                "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name}",
+                sha=sha,
+                check_name=CHECK_NAME,
+            )
+            runs = found.get("check_runs") or []
+            if runs:
+                run_id = self._check_runs[key] = int(runs[0]["id"])
+        if run_id is None:
+            created = await self._call(
+                project,
+                "POST",
+                "/repos/{owner}/{repo}/check-runs",
+                data={"name": CHECK_NAME, "head_sha": sha, **body},
+            )
+            self._check_runs[key] = int(created["id"])
+        else:
+            await self._call(
+                project, "PATCH", "/repos/{owner}/{repo}/check-runs/{id}", data=body, id=run_id
+            )
+
+    async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
+        pulls = await self._call(
+            project, "GET", "/repos/{owner}/{repo}/commits/{sha}/pulls", sha=sha
+        )
+        if not pulls:
+            return
+        number = pulls[0]["number"]
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        comments = await self._call(
+            project,
+            "GET",
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            paged=True,
+            number=number,
+        )
+        mine = next((c for c in comments if marker in (c.get("body") or "")), None)
+        if mine is None:
+            await self.comment_issue(project, number, body)
+        else:
+            await self._call(
+                project,
+                "PATCH",
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                data={"body": body},
+                id=mine["id"],
+            )
+
+    async def _ensure_label(self, project: str, name: str) -> None:
+        key = (project_key(project), name.lower())
+        if key in self._labels:
+            return
+        try:
+            await self._call(project, "GET", "/repos/{owner}/{repo}/labels/{name}", name=name)
+        except gidgethub.BadRequest as exc:
+            if exc.status_code != 404:
+                raise
+            try:
+                await self._call(
+                    project,
+                    "POST",
+                    "/repos/{owner}/{repo}/labels",
+                    data={
+                        "name": name,
+                        "color": ISSUE_LABEL_COLOR,
+                        "description": ISSUE_LABEL_DESCRIPTION,
+                    },
+                )
+            except gidgethub.BadRequest as create_exc:
+                if create_exc.status_code != 422:  # 422: created meanwhile by someone else
+                    raise
+        self._labels[key] = True
+
+    async def open_issue(
+        self, project: str, title: str, body: str, labels: Sequence[str]
+    ) -> IssueRef:
+        for label in labels:
+            await self._ensure_label(project, label)
+        data = await self._call(
+            project,
+            "POST",
+            "/repos/{owner}/{repo}/issues",
+            data={"title": title, "body": body, "labels": list(labels)},
+        )
+        return IssueRef(number=int(data["number"]), url=data.get("html_url"))
+
+    async def comment_issue(self, project: str, number: int, body: str) -> None:
+        await self._call(
+            project,
+            "POST",
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            data={"body": body},
+            number=number,
+        )
+
+    async def close_issue(self, project: str, number: int, body: str) -> None:
+        await self.comment_issue(project, number, body)
+        await self._call(
+            project,
+            "PATCH",
+            "/repos/{owner}/{repo}/issues/{number}",
+            data={"state": "closed", "state_reason": "completed"},
+            number=number,
+        )
+
+    def compare_url(self, project: str, base: str, head: str) -> str:
+        owner, repo = self._repo(project)
+        return f"{self._web_url}/{owner}/{repo}/compare/{base}...{head}"

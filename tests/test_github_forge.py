@@ -1,0 +1,481 @@
+import base64
+
+import aiohttp
+import pytest
+
+from bot.forge import CHECK_NAME, STATUS_CONTEXT, CommitReport, TriggerError, TriggerRequest
+from bot.github.client import InstallationClients
+from bot.github.forge import PERMISSION_REASON, GitHubForge
+from bot.queue import RetryLater
+from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+from config.repo_config import Trigger
+from tests.fakegithub import FakeGitHub
+
+PROJECT = "github.com/acme/app"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+MARKER = "<!-- conjunction:downstream-summary -->"
+
+
+class Sleeps(list):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+class Pacer:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def wait(self, key: str) -> None:
+        self.keys.append(key)
+
+
+@pytest.fixture
+def sleeps():
+    return Sleeps()
+
+
+@pytest.fixture
+def github_forge(fake_github, sleeps):
+    async def clients(project):
+        return fake_github
+
+    return GitHubForge(clients, sleep=sleeps)
+
+
+def request(**trigger) -> TriggerRequest:
+    return TriggerRequest(
+        event_id="ev1",
+        project=PROJECT,
+        upstream="github.com/acme/lib",
+        upstream_sha=SHA,
+        upstream_ref="main",
+        upstream_url="https://github.com/acme/lib/actions/runs/7",
+        callback_url="https://conjunction.test/api/v1/events/ev1/status",
+        callback_token="secret-token",
+        trigger=Trigger(**trigger),
+        default_branch="trunk",
+    )
+
+
+def report(**changes) -> CommitReport:
+    values = {
+        "state": "pending",
+        "conclusion": None,
+        "description": "1 of 2 downstream projects finished",
+        "target_url": "https://conjunction.test/events/ev1",
+        "title": "1 of 2 finished",
+        "summary": "| downstream | result |",
+    }
+    return CommitReport(**{**values, **changes})
+
+
+WORKFLOW_PATH = "/repos/acme/app/actions/workflows/conjunction.yml/dispatches"
+
+
+# read_file
+
+
+async def test_read_file_decodes_content_at_ref(github_forge, fake_github):
+    content = base64.b64encode(b"upstreams: []\n").decode()
+    fake_github.expect(
+        "GET",
+        "/repos/acme/app/contents/.conjunction.yml?ref=main",
+        body={"type": "file", "encoding": "base64", "content": content},
+    )
+    assert await github_forge.read_file(PROJECT, ".conjunction.yml", "main") == "upstreams: []\n"
+
+
+async def test_read_file_missing_is_none(github_forge, fake_github):
+    fake_github.expect(
+        "GET", "/repos/acme/app/contents/.github/CODEOWNERS", status=404, body={"message": "x"}
+    )
+    assert await github_forge.read_file(PROJECT, ".github/CODEOWNERS") is None
+    assert fake_github.calls[0].path == "/repos/acme/app/contents/.github/CODEOWNERS"
+
+
+# start_pipeline
+
+
+async def test_workflow_dispatch_returns_the_run(github_forge, fake_github):
+    fake_github.expect(
+        "POST",
+        WORKFLOW_PATH,
+        body={
+            "workflow_run_id": 42,
+            "run_url": "https://api.github.com/repos/acme/app/actions/runs/42",
+            "html_url": "https://github.com/acme/app/actions/runs/42",
+        },
+    )
+    started = await github_forge.start_pipeline(request(workflow="conjunction.yml", ref="release"))
+    assert started.url == "https://github.com/acme/app/actions/runs/42"
+    assert started.run_id == "42"
+    [call] = fake_github.calls
+    assert call.body == {
+        "ref": "release",
+        "inputs": {
+            "conjunction_event": "ev1",
+            "upstream": "github.com/acme/lib",
+            "upstream_sha": SHA,
+            "upstream_ref": "main",
+        },
+        "return_run_details": True,
+    }
+
+
+async def test_workflow_dispatch_without_run_details(github_forge, fake_github):
+    fake_github.expect("POST", WORKFLOW_PATH, status=204)
+    started = await github_forge.start_pipeline(request(workflow="conjunction.yml"))
+    assert started.url is None and started.run_id is None
+    assert fake_github.calls[0].body["ref"] == "trunk"  # the default branch
+
+
+async def test_repository_dispatch_payload(github_forge, fake_github):
+    fake_github.expect("POST", "/repos/acme/app/dispatches", status=204)
+    started = await github_forge.start_pipeline(request())
+    assert started.url is None
+    assert fake_github.calls[0].body == {
+        "event_type": "conjunction",
+        "client_payload": {
+            "event": "ev1",
+            "upstream": "github.com/acme/lib",
+            "upstream_sha": SHA,
+            "upstream_ref": "main",
+            "upstream_url": "https://github.com/acme/lib/actions/runs/7",
+            "callback_url": "https://conjunction.test/api/v1/events/ev1/status",
+        },
+    }
+    assert "secret-token" not in str(fake_github.calls[0].body)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "reason"),
+    [
+        (404, "Not Found", "workflow conjunction.yml not found in acme/app on trunk"),
+        (
+            422,
+            "Workflow does not have 'workflow_dispatch' trigger",
+            "conjunction.yml has no workflow_dispatch trigger: "
+            "add `on: workflow_dispatch` with the conjunction inputs",
+        ),
+        (
+            422,
+            'Unexpected inputs provided: ["upstream"]',
+            "conjunction.yml does not declare the inputs "
+            "conjunction_event, upstream, upstream_sha, upstream_ref",
+        ),
+        (422, "No ref found for: trunk", "No ref found for: trunk"),
+        (403, "Resource not accessible by integration", PERMISSION_REASON),
+    ],
+)
+async def test_workflow_dispatch_errors_explain_the_fix(
+    github_forge, fake_github, status, message, reason
+):
+    fake_github.expect("POST", WORKFLOW_PATH, status=status, body={"message": message})
+    with pytest.raises(TriggerError) as excinfo:
+        await github_forge.start_pipeline(request(workflow="conjunction.yml"))
+    assert excinfo.value.reason == reason
+    assert excinfo.value.permanent
+
+
+async def test_repository_dispatch_not_found(github_forge, fake_github):
+    fake_github.expect(
+        "POST", "/repos/acme/app/dispatches", status=404, body={"message": "Not Found"}
+    )
+    with pytest.raises(TriggerError) as excinfo:
+        await github_forge.start_pipeline(request())
+    assert excinfo.value.reason == "repository acme/app not found or app not installed"
+    assert excinfo.value.permanent
+
+
+async def test_app_not_installed_is_a_trigger_error(sleeps):
+    async def clients(project):
+        raise LookupError("the Conjunction app is not installed on acme/app")
+
+    forge = GitHubForge(clients, sleep=sleeps)
+    with pytest.raises(TriggerError, match="not installed on acme/app") as excinfo:
+        await forge.start_pipeline(request())
+    assert excinfo.value.permanent
+
+
+# retries and rate limits
+
+
+async def test_server_error_is_retried_with_backoff(github_forge, fake_github, sleeps):
+    fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"})
+    fake_github.expect("POST", WORKFLOW_PATH, status=204)
+    await github_forge.start_pipeline(request(workflow="conjunction.yml"))
+    assert sleeps == [1.0]
+    assert len(fake_github.calls) == 2
+
+
+async def test_server_error_that_persists_is_a_transient_trigger_error(
+    github_forge, fake_github, sleeps
+):
+    fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"}, times=4)
+    with pytest.raises(TriggerError) as excinfo:
+        await github_forge.start_pipeline(request(workflow="conjunction.yml"))
+    assert not excinfo.value.permanent
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+async def test_rate_limit_postpones_the_job(github_forge, fake_github, sleeps):
+    headers = {
+        "X-RateLimit-Limit": "5000",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "4000000000",
+    }
+    fake_github.expect(
+        "POST",
+        f"/repos/acme/app/statuses/{SHA}",
+        status=403,
+        body={"message": "x"},
+        headers=headers,
+    )
+    with pytest.raises(RetryLater) as excinfo:
+        await github_forge.set_commit_status(PROJECT, SHA, report())
+    assert excinfo.value.delay > 0
+    assert sleeps == []
+    assert len(fake_github.calls) == 1
+
+
+async def test_secondary_rate_limit_waits_as_told(github_forge, fake_github):
+    fake_github.expect(
+        "POST",
+        "/repos/acme/app/issues/3/comments",
+        status=429,
+        body={"message": "You have exceeded a secondary rate limit"},
+        headers={"Retry-After": "30"},
+    )
+    with pytest.raises(RetryLater) as excinfo:
+        await github_forge.comment_issue(PROJECT, 3, "hello")
+    assert excinfo.value.delay == 30
+
+
+async def test_content_calls_are_paced_per_account(fake_github, sleeps):
+    pacer = Pacer()
+
+    async def clients(project):
+        return fake_github
+
+    forge = GitHubForge(clients, pacer=pacer, sleep=sleeps)  # type: ignore[arg-type]
+    fake_github.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={})
+    fake_github.expect("GET", "/repos/acme/app/contents/x", status=404, body={"message": "x"})
+    await forge.set_commit_status(PROJECT, SHA, report())
+    await forge.read_file(PROJECT, "x")
+    assert pacer.keys == ["github.com/acme"]
+
+
+# commit status and check run
+
+
+async def test_commit_status(github_forge, fake_github):
+    fake_github.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={})
+    await github_forge.set_commit_status(
+        PROJECT, SHA, report(state="success", description="x" * 200)
+    )
+    [call] = fake_github.calls
+    assert call.body == {
+        "state": "success",
+        "target_url": "https://conjunction.test/events/ev1",
+        "description": "x" * 139 + "…",
+        "context": STATUS_CONTEXT,
+    }
+
+
+async def test_check_run_created_then_patched(github_forge, fake_github):
+    query = "check_name=Conjunction%3A%20downstream"
+    fake_github.expect(
+        "GET",
+        f"/repos/acme/app/commits/{SHA}/check-runs?{query}",
+        body={"total_count": 0, "check_runs": []},
+    )
+    fake_github.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 99})
+    fake_github.expect("PATCH", "/repos/acme/app/check-runs/99", body={"id": 99})
+
+    await github_forge.upsert_check(PROJECT, SHA, report())
+    await github_forge.upsert_check(
+        PROJECT, SHA, report(state="failure", conclusion="failure", title="1 of 2 passed")
+    )
+
+    _, created, patched = fake_github.calls
+    assert created.body == {
+        "name": CHECK_NAME,
+        "head_sha": SHA,
+        "status": "in_progress",
+        "details_url": "https://conjunction.test/events/ev1",
+        "output": {"title": "1 of 2 finished", "summary": "| downstream | result |"},
+    }
+    assert patched.body == {
+        "status": "completed",
+        "conclusion": "failure",
+        "details_url": "https://conjunction.test/events/ev1",
+        "output": {"title": "1 of 2 passed", "summary": "| downstream | result |"},
+    }
+
+
+async def test_check_run_found_again_when_cache_is_cold(github_forge, fake_github):
+    fake_github.expect(
+        "GET",
+        f"/repos/acme/app/commits/{SHA}/check-runs",
+        body={"total_count": 1, "check_runs": [{"id": 7, "name": CHECK_NAME}]},
+    )
+    fake_github.expect("PATCH", "/repos/acme/app/check-runs/7", body={"id": 7}, times=2)
+    long = report(summary="y" * 70_000)
+    await github_forge.upsert_check(PROJECT, SHA, long)
+    await github_forge.upsert_check(PROJECT, SHA, long)
+    assert len(fake_github.calls_to("GET", "/")) == 1
+    assert len(fake_github.calls[1].body["output"]["summary"]) < 65_535
+
+
+# pull request comment
+
+
+async def test_pull_request_comment_created_then_edited_in_place(github_forge, fake_github):
+    fake_github.expect("GET", f"/repos/acme/app/commits/{SHA}/pulls", body=[{"number": 5}], times=2)
+    fake_github.expect("GET", "/repos/acme/app/issues/5/comments", body=[{"id": 1, "body": "hi"}])
+    fake_github.expect("POST", "/repos/acme/app/issues/5/comments", status=201, body={"id": 2})
+    fake_github.expect(
+        "GET", "/repos/acme/app/issues/5/comments", body=[{"id": 2, "body": f"{MARKER}\nold"}]
+    )
+    fake_github.expect("PATCH", "/repos/acme/app/issues/comments/2", body={"id": 2})
+
+    await github_forge.comment_on_change(PROJECT, SHA, MARKER, "2 of 2 passed")
+    await github_forge.comment_on_change(PROJECT, SHA, MARKER, f"{MARKER}\n1 of 2 passed")
+
+    assert fake_github.calls_to("POST", "/")[0].body == {"body": f"{MARKER}\n2 of 2 passed"}
+    assert fake_github.calls_to("PATCH", "/")[0].body == {"body": f"{MARKER}\n1 of 2 passed"}
+
+
+async def test_no_pull_request_no_comment(github_forge, fake_github):
+    fake_github.expect("GET", f"/repos/acme/app/commits/{SHA}/pulls", body=[])
+    await github_forge.comment_on_change(PROJECT, SHA, MARKER, "2 of 2 passed")
+    assert len(fake_github.calls) == 1
+
+
+# issues
+
+
+async def test_issue_opened_with_missing_label_created_once(github_forge, fake_github):
+    fake_github.expect(
+        "GET", f"/repos/acme/app/labels/{ISSUE_LABEL}", status=404, body={"message": "Not Found"}
+    )
+    fake_github.expect("POST", "/repos/acme/app/labels", status=201, body={"id": 1})
+    fake_github.expect(
+        "POST",
+        "/repos/acme/app/issues",
+        status=201,
+        body={"number": 12, "html_url": "https://github.com/acme/app/issues/12"},
+        times=2,
+    )
+
+    issue = await github_forge.open_issue(PROJECT, "app fails against lib", "body", [ISSUE_LABEL])
+    await github_forge.open_issue(PROJECT, "again", "body", [ISSUE_LABEL])
+
+    assert issue.number == 12
+    assert issue.url == "https://github.com/acme/app/issues/12"
+    assert fake_github.calls[1].body == {
+        "name": ISSUE_LABEL,
+        "color": ISSUE_LABEL_COLOR,
+        "description": ISSUE_LABEL_DESCRIPTION,
+    }
+    assert fake_github.calls[2].body == {
+        "title": "app fails against lib",
+        "body": "body",
+        "labels": [ISSUE_LABEL],
+    }
+    assert len(fake_github.calls_to("GET", "/repos/acme/app/labels")) == 1
+
+
+async def test_existing_label_is_not_recreated(github_forge, fake_github):
+    fake_github.expect("GET", f"/repos/acme/app/labels/{ISSUE_LABEL}", body={"name": ISSUE_LABEL})
+    fake_github.expect("POST", "/repos/acme/app/issues", status=201, body={"number": 1})
+    await github_forge.open_issue(PROJECT, "t", "b", [ISSUE_LABEL])
+    assert fake_github.calls_to("POST", "/repos/acme/app/labels") == []
+
+
+async def test_issue_closed_with_a_comment(github_forge, fake_github):
+    fake_github.expect("POST", "/repos/acme/app/issues/12/comments", status=201, body={"id": 3})
+    fake_github.expect("PATCH", "/repos/acme/app/issues/12", body={"number": 12})
+    await github_forge.close_issue(PROJECT, 12, "app passes again. Closing.")
+    comment, close = fake_github.calls
+    assert comment.body == {"body": "app passes again. Closing."}
+    assert close.body == {"state": "closed", "state_reason": "completed"}
+
+
+# Enterprise and names
+
+
+async def test_enterprise_server_urls(sleeps):
+    gh = FakeGitHub(base_url="https://ghe.example.com/api/v3")
+
+    async def clients(project):
+        return gh
+
+    forge = GitHubForge(
+        clients, host="ghe.example.com", web_url="https://ghe.example.com", sleep=sleeps
+    )
+    gh.expect("POST", "/repos/acme/app/statuses/abc", status=201, body={})
+    await forge.set_commit_status("ghe.example.com/acme/app", "abc", report())
+    assert gh.calls[0].url == "https://ghe.example.com/api/v3/repos/acme/app/statuses/abc"
+    assert (
+        forge.compare_url("ghe.example.com/acme/app", "aaa", "bbb")
+        == "https://ghe.example.com/acme/app/compare/aaa...bbb"
+    )
+    gh.assert_all_called()
+
+
+def test_compare_url(github_forge):
+    assert (
+        github_forge.compare_url("github.com/Acme/App", "v1", "abc")
+        == "https://github.com/Acme/App/compare/v1...abc"
+    )
+
+
+def test_project_on_another_host_is_refused(github_forge):
+    with pytest.raises(ValueError, match=r"not a repository on github\.com"):
+        github_forge.compare_url("gitlab.com/acme/app", "a", "b")
+
+
+# InstallationClients
+
+
+class StubAuth:
+    def __init__(self, installations: dict[tuple[str, str], int]) -> None:
+        self.installations = installations
+        self.asked: list[tuple[str, str]] = []
+
+    async def installation_for_repo(self, gh, owner, repo):
+        self.asked.append((owner, repo))
+        return self.installations.get((owner, repo))
+
+    async def installation_token(self, gh, installation_id):
+        return f"token-{installation_id}"
+
+
+async def test_installation_clients():
+    auth = StubAuth({("acme", "app"): 11})
+
+    async def lookup(project):
+        return 22 if project == "github.com/acme/known" else None
+
+    async with aiohttp.ClientSession() as session:
+        clients = InstallationClients(
+            auth,  # type: ignore[arg-type]
+            session,
+            api_url="https://ghe.example.com/api/v3/",
+            installation_lookup=lookup,
+        )
+        from_api = await clients.for_project("github.com/acme/app")
+        from_db = await clients.for_project("github.com/acme/known")
+        with pytest.raises(LookupError, match="not installed on acme/other"):
+            await clients.for_project("github.com/acme/other")
+        anonymous = clients.anonymous()
+
+    assert from_api.oauth_token == "token-11"
+    assert from_db.oauth_token == "token-22"
+    assert anonymous.oauth_token is None
+    assert auth.asked == [("acme", "app"), ("acme", "other")]
+    assert {gh.base_url for gh in (from_api, from_db, anonymous)} == {
+        "https://ghe.example.com/api/v3"
+    }
+    assert from_api.requester == "conjunction"
