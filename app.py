@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -16,10 +17,17 @@ from aiohttp import web
 
 from bot import db, logs
 from bot.engine import Engine
-from bot.forge import Forge
+from bot.forge import Forge, project_key
+from bot.github.service import build_github_app
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
-from bot.tokens import CallbackSigner, ensure_secret_key
+from bot.tokens import (
+    CallbackSigner,
+    create_project_token,
+    ensure_secret_key,
+    list_project_tokens,
+    revoke_project_tokens,
+)
 from config.settings import Settings, SettingsError, load_settings
 from handlers import api, health, webhooks
 from handlers.context import CLIENT_SESSION, RUNTIME
@@ -31,9 +39,11 @@ log = logging.getLogger("conjunction")
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 SWEEP_INTERVAL = 60.0
+PROJECT_NAME = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}(:\d+)?(/[\w.-]+){2,}$", re.IGNORECASE)
 
 
 async def _no_client(_event: object) -> None:
+    """Without GitHub credentials, events are processed without a GitHub client."""
     return None
 
 
@@ -64,12 +74,16 @@ def create_app(
         await db.migrate(database)
         sessions = db.sessionmaker(database)
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
-        engine = Engine(sessions, forges or {}, settings, signer)
+        active_forges = dict(forges or {})
+        client_for = github_client_for or _no_client
+        if forges is None and settings.github_enabled:
+            github = build_github_app(settings, app[CLIENT_SESSION], sessions)
+            active_forges[settings.github_host] = github.forge
+            client_for = github.client_for_event
+        engine = Engine(sessions, active_forges, settings, signer)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
-        handlers["github_delivery"] = GitHubDeliveries(
-            engine, settings.github_host, github_client_for or _no_client
-        )
+        handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
         worker = Worker(queue, handlers, f"{socket.gethostname()}:{id(app):x}")
         app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
         tasks = []
@@ -117,18 +131,45 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     validate = commands.add_parser("validate", help="check a .conjunction.yml file")
     validate.add_argument("path", type=Path)
+    token = commands.add_parser("token", help="project tokens for POST /api/v1/builds")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("project", help="e.g. github.com/acme/lib")
     args = parser.parse_args(argv)
 
     if args.command == "validate":
         return validate_file(args.path)
-
-    logs.configure()
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"conjunction: {exc}", file=sys.stderr)
         return 2
+    if args.command == "token":
+        return asyncio.run(manage_tokens(settings, args.action, args.project))
+    logs.configure()
     serve(settings)
+    return 0
+
+
+async def manage_tokens(settings: Settings, action: str, project: str) -> int:
+    if not PROJECT_NAME.match(project):
+        print(f"conjunction: {project!r} is not a project name like github.com/acme/lib")
+        return 2
+    database = db.create_engine(settings.database_url)
+    try:
+        await db.migrate(database)
+        async with db.sessionmaker(database).begin() as session:
+            if action == "create":
+                print(await create_project_token(session, project_key(project)))
+                print(f"Keep it secret: it reports builds of {project} and is shown only once.")
+            elif action == "list":
+                for row in await list_project_tokens(session, project_key(project)):
+                    state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+                    print(f"{row.prefix}…  created {row.created_at:%Y-%m-%d %H:%M}  {state}")
+            else:
+                count = await revoke_project_tokens(session, project_key(project))
+                print(f"revoked {count} token(s) of {project}")
+    finally:
+        await database.dispose()
     return 0
 
 

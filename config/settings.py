@@ -50,6 +50,14 @@ class Settings:
         return bool(self.github_app_id and self.github_private_key and self.github_webhook_secret)
 
     @property
+    def github_web_url(self) -> str:
+        """Where people use GitHub: github.com, or the Enterprise Server host of the API URL."""
+        if self.github_api_url == "https://api.github.com":
+            return "https://github.com"
+        parts = urlsplit(self.github_api_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
     def gitlab_enabled(self) -> bool:
         return bool(self.gitlab_token)
 

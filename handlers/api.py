@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import json
 import statistics
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -19,6 +21,9 @@ from bot.tokens import project_for_token
 from handlers.context import RUNTIME, json_answer, json_error
 
 routes = web.RouteTableDef()
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "config" / "conjunction.schema.json").read_text()
+)
 
 Result = Literal["success", "failure", "error", "cancelled", "timed_out", "skipped", "running"]
 
@@ -73,6 +78,12 @@ def split_ref(ref: str) -> tuple[str, str]:
     if ref.startswith("refs/tags/"):
         return "tag", ref.removeprefix("refs/tags/")
     return "branch", ref.removeprefix("refs/heads/")
+
+
+@routes.get("/schema/conjunction.json")
+async def config_schema(request: web.Request) -> web.Response:
+    """The JSON Schema of `.conjunction.yml`, for editors and validators."""
+    return web.json_response(SCHEMA)
 
 
 @routes.post("/api/v1/events/{event_id}/status")

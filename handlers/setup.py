@@ -108,14 +108,6 @@ def manifest(settings: Settings, path: Path = APP_YML) -> dict[str, Any]:
     return data
 
 
-def github_web_url(settings: Settings) -> str:
-    """Where people use GitHub: github.com, or the Enterprise Server host of the API URL."""
-    if settings.github_api_url == "https://api.github.com":
-        return "https://github.com"
-    parts = urlsplit(settings.github_api_url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def _maybe_unreachable(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
@@ -192,7 +184,7 @@ class GitHubSetup:
         self.states[state] = True
         owner = f"/organizations/{org}" if org else ""
         query = urlencode({"state": state})
-        action = f"{github_web_url(self.settings)}{owner}/settings/apps/new?{query}"
+        action = f"{self.settings.github_web_url}{owner}/settings/apps/new?{query}"
         public = self.settings.public_url
         warning = _maybe_unreachable(public) and LOCAL_WARNING.substitute(url=html.escape(public))
         button = f"Create the GitHub App for {org}" if org else "Create the GitHub App"

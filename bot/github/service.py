@@ -1,0 +1,69 @@
+"""The GitHub App's parts, built from the settings: clients, the forge, event clients."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from gidgethub import sansio
+from gidgethub.abc import GitHubAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.forge import project_key
+from bot.github.auth import GitHubAppAuth
+from bot.github.client import InstallationClients
+from bot.github.forge import GitHubForge
+from bot.github.ratelimit import ContentPacer
+from bot.models import Project
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GitHubApp:
+    host: str
+    clients: InstallationClients
+    forge: GitHubForge
+
+    async def client_for_event(self, event: sansio.Event) -> GitHubAPI | None:
+        """The installation's client; payloads without `installation` are looked up by repo."""
+        installation = (event.data.get("installation") or {}).get("id")
+        if installation:
+            return await self.clients.for_installation(int(installation))
+        repository = (event.data.get("repository") or {}).get("full_name")
+        if not repository:
+            return None
+        try:
+            return await self.clients.for_project(f"{self.host}/{repository}")
+        except LookupError:
+            log.info("app not installed on %s; event read without a client", repository)
+            return None
+
+
+def build_github_app(
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    sessions: async_sessionmaker[AsyncSession],
+) -> GitHubApp:
+    assert settings.github_app_id and settings.github_private_key
+
+    async def installation_of(project: str) -> int | None:
+        async with sessions() as session:
+            row = await session.get(Project, project_key(project))
+        return row.installation_id if row is not None and row.active else None
+
+    auth = GitHubAppAuth(
+        settings.github_app_id, settings.github_private_key, settings.github_api_url
+    )
+    clients = InstallationClients(
+        auth, http, api_url=settings.github_api_url, installation_lookup=installation_of
+    )
+    forge = GitHubForge(
+        clients.for_project,
+        host=settings.github_host,
+        web_url=settings.github_web_url,
+        pacer=ContentPacer(),
+    )
+    return GitHubApp(settings.github_host, clients, forge)

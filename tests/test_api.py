@@ -1,0 +1,209 @@
+"""The HTTP API as CI systems and people use it, including every error answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from app import create_app
+from bot.tokens import create_project_token
+from config.settings import Settings
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.fakeforge import FakeForge
+from tests.test_flow import APP, LIB, SHA, index, report_status, upstream_of
+
+
+async def start_one(client: TestClient[Any, Any], forge: FakeForge) -> str:
+    """An upstream success of LIB that triggers APP; returns APP's trigger event id."""
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+    return str(request.event_id)
+
+
+async def test_status_errors(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    event_id = await start_one(client, forge)
+    url = f"/api/v1/events/{event_id}/status"
+
+    wrong = await client.post(
+        url, json={"result": "success"}, headers={"Authorization": "Bearer x"}
+    )
+    assert wrong.status == 401
+    assert (await wrong.json()) == {
+        "error": "the callback token is missing or wrong for this event"
+    }
+    assert (await client.post(url, json={"result": "success"})).status == 401
+
+    unknown = await report_status(client, "0" * 32, "success")
+    assert unknown.status == 404
+    assert (await unknown.json()) == {"error": f"no trigger event {'0' * 32}"}
+
+    bad = await report_status(client, event_id, "green")
+    assert bad.status == 422
+    assert (await bad.json())["error"].startswith("result: Input should be 'success'")
+
+    token = runtime(client).engine.signer.token(event_id)
+    garbled = await client.post(
+        url,
+        data=b"{",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert garbled.status == 400
+
+    assert (await report_status(client, event_id, "failure")).status == 202
+    again = await report_status(client, event_id, "failure")
+    assert again.status == 202
+    conflict = await report_status(client, event_id, "success")
+    assert conflict.status == 409
+    assert "already finished with 'failure'" in (await conflict.json())["error"]
+
+
+async def test_running_then_final_result_with_metadata(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    event_id = await start_one(client, forge)
+    running = await report_status(client, event_id, "running", url="https://ci.acme.dev/b/1")
+    assert running.status == 202
+    answer = await report_status(
+        client, event_id, "success", metadata={"sha": "c" * 40, "ref": "refs/heads/main"}
+    )
+    assert (await answer.json()) == {"event_id": event_id, "result": "success"}
+    trace = await (await client.get(f"/api/v1/events/{event_id}")).json()
+    assert (trace["result"], trace["sha"], trace["ref"], trace["url"]) == (
+        "success",
+        "c" * 40,
+        "main",
+        "https://ci.acme.dev/b/1",
+    )
+    assert trace["chain"][0]["project"] == LIB
+
+
+async def test_builds_api_needs_a_project_token(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    async with runtime(client).sessions.begin() as session:
+        token = await create_project_token(session, LIB)
+    body = {"project": LIB, "sha": SHA, "ref": "refs/heads/main", "result": "success", "url": None}
+
+    assert (await client.post("/api/v1/builds", json=body)).status == 401
+    other = await client.post(
+        "/api/v1/builds",
+        json={**body, "project": APP},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert other.status == 403
+    answer = await client.post(
+        "/api/v1/builds", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status == 202
+    event_id = (await answer.json())["event_id"]
+    await run_jobs(client)
+    [(project, request)] = forge.of("start_pipeline")
+    assert (project, request.parent_id, request.upstream_ref) == (APP, event_id, "main")
+
+    failed = await client.post(
+        "/api/v1/builds",
+        json={**body, "result": "failure"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert failed.status == 202
+    await run_jobs(client)
+    assert len(forge.of("start_pipeline")) == 1
+
+
+async def test_private_projects_need_the_admin_token(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB), private=True)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+
+    assert (await client.get(f"/api/v1/events/{request.event_id}")).status == 404
+    admin = {"Authorization": "Bearer admin-token"}
+    seen = await client.get(f"/api/v1/events/{request.event_id}", headers=admin)
+    assert (await seen.json())["project"] == APP
+
+    origin = await (await client.get(f"/api/v1/events/{request.parent_id}")).json()
+    assert origin["children"] == [
+        {"id": request.event_id, "project": None, "private": True, "result": None}
+    ]
+    lib = await (await client.get(f"/api/v1/projects/{LIB}")).json()
+    assert (lib["downstreams"], lib["private_downstreams"]) == ([], 1)
+    assert (await client.get(f"/api/v1/projects/{APP}")).status == 404
+    assert (await client.get(f"/api/v1/projects/{APP}", headers=admin)).status == 200
+
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert "acme/app" not in check.summary
+    assert "| 1 private project | 1 ⏳ running |" in check.summary
+
+
+async def test_project_statistics(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    event_id = await start_one(client, forge)
+    await report_status(client, event_id, "success")
+    answer = await client.get("/api/v1/projects/GitHub.com/Acme/App")
+    data = await answer.json()
+    assert data["upstreams"][0]["project"] == LIB
+    assert data["statistics"]["results"] == 1
+    assert data["statistics"]["pass_rate"] == 1.0
+    assert data["statistics"]["median_seconds"] is not None
+
+
+async def test_schema_health_and_metrics(client: TestClient[Any, Any]) -> None:
+    schema = await (await client.get("/schema/conjunction.json")).json()
+    assert "upstreams" in schema["properties"]
+    health = await client.get("/healthz")
+    assert (health.status, await health.json()) == (200, {"status": "ok"})
+    await post_github(client, "star", {})
+    metrics = await (await client.get("/metrics")).text()
+    assert 'conjunction_webhook_deliveries_total{forge="github",outcome="ignored"}' in metrics
+    assert "conjunction_job_seconds" in metrics
+
+
+async def test_health_is_503_when_the_database_is_gone(client: TestClient[Any, Any]) -> None:
+    await runtime(client).database.dispose()
+    runtime(client).database.sync_engine.pool._creator = _refuse
+    answer = await client.get("/healthz")
+    assert (answer.status, await answer.json()) == (503, {"error": "the database does not answer"})
+
+
+def _refuse(*args: Any) -> Any:
+    raise OSError("database is down")
+
+
+async def test_unknown_route_and_oversized_body(
+    aiohttp_client: Any, settings: Settings, forge: FakeForge
+) -> None:
+    client = await aiohttp_client(
+        create_app(settings, forges={"github.com": forge}, run_workers=False, max_body=1024)
+    )
+    missing = await client.get("/nope")
+    assert (missing.status, await missing.json()) == (404, {"error": "Not Found"})
+    big = await post_github(client, "push", {"padding": "x" * 2048})
+    assert big.status == 413
+    assert (await big.json()) == {"error": "request body too large: the limit is 1024 bytes"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"X-Gitlab-Token": "wrong"}, 401),
+        ({}, 401),
+        ({"X-Gitlab-Token": "gitlab-secret", "X-Gitlab-Event": "Note Hook"}, 200),
+        ({"X-Gitlab-Token": "gitlab-secret", "X-Gitlab-Event": "Pipeline Hook"}, 202),
+    ],
+)
+async def test_gitlab_webhook_token(
+    client: TestClient[Any, Any], headers: dict[str, str], status: int
+) -> None:
+    answer = await client.post(
+        "/webhooks/gitlab", json={"object_kind": "pipeline"}, headers=headers
+    )
+    assert answer.status == status

@@ -1,0 +1,65 @@
+"""The commands of `python app.py`: validate, token; and start-up errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import main
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_validate_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / ".conjunction.yml"
+    path.write_text("upstreams:\n  - project: github.com/acme/lib\n")
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == "ok\n"
+
+
+def test_validate_reports_line_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / ".conjunction.yml"
+    path.write_text("upstreams:\n  - project: github.com/acme/lib\n    brnaches: [main]\n")
+    assert main(["validate", str(path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"{path}: line 3: upstreams.0.brnaches: unknown key 'brnaches'")
+
+
+def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_tokens_are_shown_once_and_revoked(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_env: None,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONJUNCTION_DATABASE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+    assert main(["token", "create", "github.com/acme/lib"]) == 0
+    token = capsys.readouterr().out.splitlines()[0]
+    assert token.startswith("cjp_")
+    assert main(["token", "list", "github.com/acme/lib"]) == 0
+    listing = capsys.readouterr().out
+    assert token[:10] in listing and token not in listing and "active" in listing
+    assert main(["token", "revoke", "github.com/acme/lib"]) == 0
+    assert capsys.readouterr().out == "revoked 1 token(s) of github.com/acme/lib\n"
+    assert token not in (tmp_path / "c.db").read_bytes().decode("latin-1")
+
+
+def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        env={"PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "conjunction: PORT: expected a whole number, got 'not-a-port'\n"
