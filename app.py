@@ -29,7 +29,7 @@ from bot.tokens import (
     revoke_project_tokens,
 )
 from config.settings import Settings, SettingsError, load_settings
-from handlers import api, health, webhooks
+from handlers import api, health, pages, webhooks
 from handlers.context import CLIENT_SESSION, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
@@ -61,6 +61,7 @@ def create_app(
     app.add_routes(webhooks.routes)
     app.add_routes(api.routes)
     app.add_routes(health.routes)
+    app.add_routes(pages.routes)
     if not settings.github_enabled:
         app.add_routes(setup_routes(settings, env_path, lambda: app[CLIENT_SESSION]))
 

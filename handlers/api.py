@@ -167,14 +167,13 @@ async def private_projects(session: AsyncSession, names: set[str]) -> set[str]:
     return set(rows)
 
 
-@routes.get("/api/v1/events/{event_id}")
-async def get_event(request: web.Request) -> web.Response:
+async def event_trace(request: web.Request, event_id: str) -> dict[str, Any] | None:
+    """An event with its chain back to the origin and its children, as this caller may see it."""
     runtime = request.app[RUNTIME]
-    event_id = request.match_info["event_id"]
     async with runtime.sessions() as session:
         event = await session.get(Event, event_id)
         if event is None:
-            return json_error(404, f"no event {event_id}")
+            return None
         chain: list[Event] = []
         parent_id = event.parent_id
         while parent_id is not None and len(chain) <= runtime.settings.max_depth + 1:
@@ -195,18 +194,25 @@ async def get_event(request: web.Request) -> web.Response:
             else await private_projects(session, {item.project for item in every})
         )
     if project_key(event.project) in hidden:
-        return json_error(404, f"no event {event_id}")
+        return None
 
     def show(item: Event) -> dict[str, Any]:
         return event_json(item, project_key(item.project) not in hidden)
 
-    return json_answer(
-        {
-            **show(event),
-            "chain": [show(item) for item in reversed(chain)],
-            "children": [show(item) for item in children],
-        }
-    )
+    return {
+        **show(event),
+        "chain": [show(item) for item in reversed(chain)],
+        "children": [show(item) for item in children],
+    }
+
+
+@routes.get("/api/v1/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    event_id = request.match_info["event_id"]
+    trace = await event_trace(request, event_id)
+    if trace is None:
+        return json_error(404, f"no event {event_id}")
+    return json_answer(trace)
 
 
 @routes.get("/api/v1/projects/{project:.+}")

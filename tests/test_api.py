@@ -207,3 +207,15 @@ async def test_gitlab_webhook_token(
         "/webhooks/gitlab", json={"object_kind": "pipeline"}, headers=headers
     )
     assert answer.status == status
+
+
+async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: FakeForge) -> None:
+    event_id = await start_one(client, forge)
+    await report_status(client, event_id, "failure", url="https://ci.acme.dev/<b>/1")
+    origin = (await (await client.get(f"/api/v1/events/{event_id}")).json())["parent"]
+    page = await client.get(f"/events/{origin}")
+    assert page.content_type == "text/html"
+    html = await page.text()
+    assert f'<a href="/events/{event_id}">{APP}</a></td><td>❌ failed</td>' in html
+    assert 'href="https://ci.acme.dev/&lt;b&gt;/1"' in html
+    assert (await client.get("/events/nope")).status == 404

@@ -272,3 +272,78 @@ async def test_timed_out_when_no_result_comes(
     [event] = await events_of(client, APP)
     assert event.result == "timed_out"
     assert forge.of("set_commit_status")[-1][1][1].state == "failure"
+
+
+async def run_lib(client: TestClient[Any, Any], forge: FakeForge, sha: str, result: str) -> None:
+    """One upstream success of LIB at sha, with APP's result."""
+    await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=int(sha[0], 16)))
+    await run_jobs(client)
+    _, request = forge.of("start_pipeline")[-1]
+    await report_status(client, request.event_id, result)
+    await run_jobs(client)
+
+
+async def test_breakage_issue_opened_commented_and_closed(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, "owners: [lib-team]\nreport:\n  issues: true\n")
+    await index(client, APP, upstream_of(LIB, owners="[alice, acme/app-team]"))
+
+    await run_lib(client, forge, "1" * 40, "failure")
+    assert forge.issues == {}, "no issue when it never passed: not a new breakage"
+    await run_lib(client, forge, "2" * 40, "success")
+    await run_lib(client, forge, "3" * 40, "failure")
+
+    assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB]
+    issue = next(issue for issue in forge.issues.values() if issue["project"] == APP)
+    assert issue["title"] == f"{APP} fails against {LIB}"
+    assert issue["labels"] == ["conjunction"]
+    assert "Downstream owners: @alice @acme/app-team" in issue["body"]
+    assert "Upstream owners: @lib-team" in issue["body"]
+    assert f"https://{LIB}/compare/{'2' * 40}...{'3' * 40}" in issue["body"]
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert "❌ failed (newly broken)" in check.summary
+    assert f"[compare](https://{LIB}/compare/{'2' * 40}...{'3' * 40})" in check.summary
+
+    await run_lib(client, forge, "4" * 40, "failure")
+    assert len(forge.issues) == 2
+    assert issue["comments"] == [
+        next(
+            c for c in issue["comments"] if c.startswith("Still failing against upstream `4444444`")
+        )
+    ]
+
+    await run_lib(client, forge, "5" * 40, "success")
+    assert [issue["state"] for issue in forge.issues.values()] == ["closed", "closed"]
+    assert issue["comments"][-1].startswith(f"{APP} passes again against upstream `5555555`")
+
+
+async def test_private_downstream_gets_no_issue_upstream(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, "report:\n  issues: true\n")
+    await index(client, APP, upstream_of(LIB), private=True)
+    await run_lib(client, forge, "1" * 40, "success")
+    await run_lib(client, forge, "2" * 40, "failure")
+    assert [issue["project"] for issue in forge.issues.values()] == [APP]
+    for _, (_, report) in forge.of("upsert_check"):
+        assert "acme/app" not in report.summary
+
+
+async def test_only_required_downstreams_fail_the_check(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, f"report:\n  required: [{TOOL}]\n")
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    started = dict(forge.of("start_pipeline"))
+    await report_status(client, started[APP].event_id, "failure")
+    await report_status(client, started[TOOL].event_id, "success")
+    await run_jobs(client)
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert (check.state, check.conclusion) == ("success", "neutral")
+    assert "❌ failed (optional)" in check.summary
+    _, (_, comment) = forge.of("comment_on_change")[-1]
+    assert comment.startswith("**Conjunction: downstream**: 1 of 2 downstream projects passed")

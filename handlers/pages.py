@@ -1,0 +1,73 @@
+"""Pages for people: an event's trace, linked from every status and check run."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from aiohttp import web
+
+from bot.report import ICONS
+from handlers.api import event_trace
+from handlers.context import json_error
+
+routes = web.RouteTableDef()
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font:15px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;
+text-align:left}}code{{font-size:90%}}</style></head>
+<body><h1>{title}</h1>{body}
+<p><a href="/api/v1/events/{event_id}">This trace as JSON</a></p></body></html>
+"""
+
+
+def _name(item: dict[str, Any]) -> str:
+    return escape(item["project"]) if item.get("project") else "<em>a private project</em>"
+
+
+def _result(item: dict[str, Any]) -> str:
+    text = ICONS.get(item.get("result"), str(item.get("result")))
+    if item.get("reason"):
+        text += f": {item['reason']}"
+    return escape(text)
+
+
+def _link(url: str | None, text: str) -> str:
+    return f'<a href="{escape(url)}">{escape(text)}</a>' if url else ""
+
+
+def _row(item: dict[str, Any]) -> str:
+    return (
+        f'<tr><td><a href="/events/{escape(item["id"])}">{_name(item)}</a></td>'
+        f"<td>{_result(item)}</td><td><code>{escape((item.get('sha') or '')[:7])}</code></td>"
+        f"<td>{_link(item.get('url'), 'run')}</td></tr>"
+    )
+
+
+def render(trace: dict[str, Any]) -> str:
+    chain = " → ".join(
+        f'<a href="/events/{escape(item["id"])}">{_name(item)}</a>' for item in trace["chain"]
+    )
+    body = [
+        f"<p>{_result(trace)} at <code>{escape((trace.get('sha') or '')[:12])}</code> "
+        f"on {escape(trace.get('ref') or '')} {_link(trace.get('url'), '(pipeline)')}</p>",
+    ]
+    if chain:
+        body.append(f"<p>Chain from the origin: {chain} → {_name(trace)}</p>")
+    if trace["children"]:
+        body.append("<h2>Downstream</h2><table><tr><th>Project</th><th>Result</th>")
+        body.append("<th>Commit</th><th>Run</th></tr>")
+        body.extend(_row(child) for child in trace["children"])
+        body.append("</table>")
+    return PAGE.format(title=_name(trace), body="\n".join(body), event_id=escape(trace["id"]))
+
+
+@routes.get("/events/{event_id}")
+async def event_page(request: web.Request) -> web.Response:
+    event_id = request.match_info["event_id"]
+    trace = await event_trace(request, event_id)
+    if trace is None:
+        return json_error(404, f"no event {event_id}")
+    return web.Response(text=render(trace), content_type="text/html")
