@@ -18,6 +18,7 @@ from aiohttp import web
 from bot import db, logs
 from bot.engine import Engine
 from bot.forge import Forge, project_key
+from bot.github.poller import UpstreamPoller
 from bot.github.service import build_github_app
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
@@ -77,6 +78,7 @@ def create_app(
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
         active_forges = dict(forges or {})
         client_for = github_client_for or _no_client
+        github = None
         if forges is None and settings.github_enabled:
             github = build_github_app(settings, app[CLIENT_SESSION], sessions)
             active_forges[settings.github_host] = github.forge
@@ -93,6 +95,13 @@ def create_app(
                 asyncio.create_task(worker.run_forever(), name="worker"),
                 asyncio.create_task(_sweep(engine), name="sweeper"),
             ]
+            if github is not None:
+                poller = UpstreamPoller(
+                    engine, sessions, github.client_for_upstream, host=settings.github_host
+                )
+                tasks.append(
+                    asyncio.create_task(poller.run_forever(settings.poll_interval), name="poller")
+                )
         yield
         for task in tasks:
             task.cancel()

@@ -71,6 +71,7 @@ class UpstreamSuccess:
     pipeline: str | None = None
     url: str | None = None
     changed_paths: Sequence[str] | None = None
+    default_branch: str | None = None  # for upstreams Conjunction has not indexed
 
 
 class Engine:
@@ -253,7 +254,11 @@ class Engine:
     ) -> list[Event]:
         key = project_key(success.project)
         upstream_project = await session.get(Project, key)
-        default_branch = upstream_project.default_branch if upstream_project else "main"
+        default_branch = (
+            upstream_project.default_branch
+            if upstream_project
+            else success.default_branch or "main"
+        )
         subscriptions = await session.scalars(
             select(Subscription).where(Subscription.upstream == key).order_by(Subscription.id)
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import aiohttp
 from gidgethub import sansio
 from gidgethub.abc import GitHubAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.forge import project_key
@@ -15,7 +16,7 @@ from bot.github.auth import GitHubAppAuth
 from bot.github.client import InstallationClients
 from bot.github.forge import GitHubForge
 from bot.github.ratelimit import ContentPacer
-from bot.models import Project
+from bot.models import Project, Subscription
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,25 @@ class GitHubApp:
     host: str
     clients: InstallationClients
     forge: GitHubForge
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def client_for_upstream(self, upstream: str) -> GitHubAPI:
+        """For polling an upstream without the app: a downstream's installation (5,000 calls
+        an hour) where there is one, else anonymous (60 an hour)."""
+        async with self.sessions() as session:
+            installation = await session.scalar(
+                select(Project.installation_id)
+                .join(Subscription, Subscription.downstream == Project.key)
+                .where(
+                    Subscription.upstream == project_key(upstream),
+                    Project.active.is_(True),
+                    Project.installation_id.is_not(None),
+                )
+                .limit(1)
+            )
+        if installation is None:
+            return self.clients.anonymous()
+        return await self.clients.for_installation(installation)
 
     async def client_for_event(self, event: sansio.Event) -> GitHubAPI | None:
         """The installation's client; payloads without `installation` are looked up by repo."""
@@ -66,4 +86,4 @@ def build_github_app(
         web_url=settings.github_web_url,
         pacer=ContentPacer(),
     )
-    return GitHubApp(settings.github_host, clients, forge)
+    return GitHubApp(settings.github_host, clients, forge, sessions)

@@ -1,0 +1,196 @@
+"""Polls upstreams the app is not installed on for new successful workflow runs.
+
+Each watched branch is asked with a conditional request (ETag / If-None-Match), so an
+unchanged answer (304) is cheap. Where each upstream was left is kept in `key_values`:
+a restart neither replays old runs nor misses new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from gidgethub import HTTPException, sansio
+from gidgethub.abc import GitHubAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.engine import Engine, UpstreamSuccess
+from bot.models import KeyValue, Project, Subscription
+
+log = logging.getLogger(__name__)
+
+GLOB = re.compile(r"[*?\[]")
+PULL_REQUEST_EVENTS = {"pull_request", "pull_request_target"}
+MAX_KEY = 100  # KeyValue.key is a VARCHAR(100)
+
+
+def state_key(upstream: str, *parts: str) -> str:
+    key = ":".join(("poll", upstream, *parts))
+    if len(key) <= MAX_KEY:
+        return key
+    return "poll:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class UpstreamPoller:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: async_sessionmaker[AsyncSession],
+        gh_factory: Callable[[str], Awaitable[GitHubAPI]],
+        *,
+        host: str = "github.com",
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.gh_factory = gh_factory
+        self.host = host
+        self._default_branches: dict[str, str] = {}
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:
+                log.exception("polling upstreams failed")
+            await asyncio.sleep(interval)
+
+    async def poll_once(self) -> int:
+        """Record every new successful run of the polled upstreams; returns how many."""
+        recorded = 0
+        for upstream, branch_lists in (await self._upstreams()).items():
+            try:
+                gh = await self.gh_factory(upstream)
+                recorded += await self._poll(gh, upstream, branch_lists)
+            except HTTPException as exc:
+                log.warning("cannot poll %s: %s %s", upstream, int(exc.status_code), exc)
+            except Exception:
+                log.exception("polling %s failed", upstream)
+        return recorded
+
+    async def _upstreams(self) -> dict[str, list[list[str] | None]]:
+        """Subscribed upstreams on this host without an active installation, with the
+        `branches` of each subscription to them."""
+        installed = select(Project.key).where(
+            Project.active.is_(True), Project.installation_id.is_not(None)
+        )
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Subscription.upstream, Subscription.spec)
+                .where(
+                    Subscription.upstream.startswith(f"{self.host}/"),
+                    Subscription.upstream.not_in(installed),
+                )
+                .order_by(Subscription.upstream, Subscription.id)
+            )
+            upstreams: dict[str, list[list[str] | None]] = {}
+            for upstream, spec in rows:
+                upstreams.setdefault(upstream, []).append(spec.get("branches"))
+        return upstreams
+
+    async def _poll(
+        self, gh: GitHubAPI, upstream: str, branch_lists: list[list[str] | None]
+    ) -> int:
+        repo = upstream.split("/", 1)[1]
+        branches: set[str | None] = set()  # None: no branch filter, for globs
+        for names in branch_lists:
+            if names is None:
+                branches.add(await self._default_branch(gh, repo))
+            else:
+                branches.update(None if GLOB.search(name) else name for name in names)
+        last_key = state_key(upstream, "last")
+        stored = await self._load(last_key)
+        runs, etags = await self._fetch_runs(gh, upstream, branches, conditional=stored is not None)
+        newest = max(runs, default=0)
+        if stored is None:
+            # first poll: remember where the upstream is, without replaying its history
+            await self._save({last_key: str(newest), **etags})
+            return 0
+        last = int(stored)
+        recorded = 0
+        for run_id in sorted(runs):
+            run = runs[run_id]
+            if (
+                run_id <= last
+                or run.get("conclusion") != "success"
+                or run.get("event") in PULL_REQUEST_EVENTS
+            ):
+                continue
+            await self.engine.upstream_success(
+                UpstreamSuccess(
+                    upstream,
+                    sha=run.get("head_sha"),
+                    ref=run.get("head_branch"),
+                    pipeline=run.get("name"),
+                    url=run.get("html_url"),
+                    default_branch=self._default_branches.get(repo),
+                )
+            )
+            await self._save({last_key: str(run_id)})
+            recorded += 1
+        await self._save({last_key: str(max(last, newest)), **etags})
+        return recorded
+
+    async def _fetch_runs(
+        self, gh: GitHubAPI, upstream: str, branches: set[str | None], *, conditional: bool
+    ) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
+        """Successful runs by id from every branch that changed, and the new ETags to keep."""
+        repo = upstream.split("/", 1)[1]
+        runs: dict[int, dict[str, Any]] = {}
+        etags: dict[str, str] = {}
+        for branch in sorted(branches, key=lambda b: b or ""):
+            etag_key = state_key(upstream, "etag", branch or "*")
+            query = urlencode(
+                {**({"branch": branch} if branch else {}), "status": "success", "per_page": 20}
+            )
+            known = await self._load(etag_key) if conditional else None
+            answer = await conditional_get(gh, f"/repos/{repo}/actions/runs?{query}", known)
+            if answer is None:
+                continue
+            data, etag = answer
+            runs.update((run["id"], run) for run in data.get("workflow_runs", []))
+            if etag:
+                etags[etag_key] = etag
+        return runs, etags
+
+    async def _default_branch(self, gh: GitHubAPI, repo: str) -> str:
+        if repo not in self._default_branches:
+            data = await gh.getitem(f"/repos/{repo}")
+            self._default_branches[repo] = data["default_branch"]
+        return self._default_branches[repo]
+
+    async def _load(self, key: str) -> str | None:
+        async with self.sessions() as session:
+            row = await session.get(KeyValue, key)
+        return row.value if row is not None else None
+
+    async def _save(self, values: dict[str, str]) -> None:
+        async with self.sessions.begin() as session:
+            for key, value in values.items():
+                await session.merge(KeyValue(key=key, value=value))
+
+
+async def conditional_get(
+    gh: GitHubAPI, url: str, etag: str | None
+) -> tuple[Any, str | None] | None:
+    """GET `url`: None when unchanged since `etag`, else the data and its new ETag."""
+    # gidgethub's public calls (getitem, getstatus) never return response headers, so the
+    # ETag is read by calling `_request`, the transport every GitHubAPI implements, with
+    # headers built and the answer deciphered (errors raised) by gidgethub's own sansio.
+    headers = sansio.create_headers(gh.requester, oauth_token=gh.oauth_token)
+    if etag:
+        headers["if-none-match"] = etag
+    full_url = sansio.format_url(url, {}, base_url=gh.base_url)
+    status, response_headers, body = await gh._request("GET", full_url, headers, b"")
+    if status == 304:
+        return None
+    data, _, _ = sansio.decipher_response(status, response_headers, body)
+    return data, response_headers.get("etag")
+
+
+__all__ = ["UpstreamPoller", "conditional_get"]

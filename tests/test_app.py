@@ -1,0 +1,45 @@
+"""The app as `python app.py` builds it: GitHub parts wired from the settings alone."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app import create_app
+from bot.github.forge import GitHubForge
+from config.settings import Settings
+from handlers.context import RUNTIME
+
+
+def private_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Settings) -> None:
+    settings = dataclasses.replace(settings, github_private_key=private_key_pem())
+    client = await aiohttp_client(create_app(settings))
+    engine = client.app[RUNTIME].engine
+    assert isinstance(engine.forge("github.com/acme/lib"), GitHubForge)
+    assert engine.forge("gitlab.com/acme/lib") is None
+    tasks = {task.get_name() for task in asyncio.all_tasks()}
+    assert {"worker", "sweeper", "poller"} <= tasks
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/")).status == 404, "the setup page is gone once GitHub is set up"
+
+
+async def test_without_github_the_setup_page_is_served(aiohttp_client: Any, tmp_path: Any) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    client = await aiohttp_client(create_app(settings, env_path=tmp_path / ".env"))
+    page = await client.get("/")
+    assert page.status == 200
+    assert "settings/apps/new" in await page.text()
+    assert client.app[RUNTIME].engine.forge("github.com/acme/lib") is None

@@ -1,0 +1,183 @@
+"""Polling upstreams the app is not installed on: conditional requests, position kept in the db."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import db
+from bot.engine import Engine
+from bot.github.poller import UpstreamPoller
+from bot.models import Event
+from bot.tokens import CallbackSigner
+from config.settings import Settings
+from tests.fakeforge import FakeForge
+from tests.fakegithub import FakeGitHub
+
+APP = "github.com/acme/app"
+CPYTHON = "github.com/python/cpython"
+REPO = "/repos/python/cpython"
+RUNS = f"{REPO}/actions/runs?branch=main&status=success&per_page=20"
+
+
+def run(run_id: int, *, branch: str = "main", event: str = "push") -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "name": "Tests",
+        "head_sha": f"{run_id:040x}",
+        "head_branch": branch,
+        "event": event,
+        "status": "completed",
+        "conclusion": "success",
+        "html_url": f"https://github.com/python/cpython/actions/runs/{run_id}",
+    }
+
+
+def runs(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"total_count": len(items), "workflow_runs": list(items)}
+
+
+def answer_runs(gh: FakeGitHub, path: str, etag: str, *items: dict[str, Any]) -> None:
+    gh.expect("GET", path, body=runs(*items), headers={"ETag": etag})
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[Engine]:
+    database = db.create_engine(database_url)
+    await db.migrate(database)
+    sessions = db.sessionmaker(database)
+    yield Engine(
+        sessions,
+        {"github.com": FakeForge()},
+        Settings(database_url=database_url),
+        CallbackSigner("k" * 20),
+    )
+    await database.dispose()
+
+
+async def subscribe(engine: Engine, *upstreams: str, extra: str = "") -> None:
+    entries = "".join(f"\n  - project: {name}{extra}" for name in upstreams)
+    error = await engine.index_project(
+        APP, private=False, default_branch="main", config_text=f"upstreams:{entries}\n"
+    )
+    assert error is None
+
+
+def poller(engine: Engine, gh: FakeGitHub) -> UpstreamPoller:
+    async def client_for(upstream: str) -> FakeGitHub:
+        return gh
+
+    return UpstreamPoller(engine, engine.sessions, client_for)
+
+
+async def triggers(engine: Engine) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(downstream, upstream, upstream sha, upstream ref) of every trigger event."""
+    async with engine.sessions() as session:
+        rows = await session.scalars(
+            select(Event).where(Event.kind == "trigger").order_by(Event.created_at)
+        )
+        found = []
+        for event in rows:
+            parent = await session.get(Event, event.parent_id)
+            assert parent is not None
+            found.append((event.project, event.upstream, parent.sha, parent.ref))
+        return found
+
+
+async def first_poll(engine: Engine, gh: FakeGitHub) -> UpstreamPoller:
+    await subscribe(engine, CPYTHON)
+    gh.expect("GET", REPO, body={"default_branch": "main"})
+    answer_runs(gh, RUNS, '"e1"', run(12), run(11))
+    polling = poller(engine, gh)
+    assert await polling.poll_once() == 0
+    assert "if-none-match" not in gh.calls[-1].headers
+    return polling
+
+
+async def test_first_poll_records_the_position_then_new_runs_trigger(
+    engine: Engine, fake_github: FakeGitHub
+) -> None:
+    polling = await first_poll(engine, fake_github)
+    assert await triggers(engine) == []
+
+    pull_request = run(14, event="pull_request")  # a fork's `main`, not the upstream's
+    answer_runs(fake_github, RUNS, '"e2"', pull_request, run(13), run(12), run(11))
+    assert await polling.poll_once() == 1
+
+    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
+
+
+async def test_not_modified_triggers_nothing(engine: Engine, fake_github: FakeGitHub) -> None:
+    polling = await first_poll(engine, fake_github)
+    fake_github.expect("GET", RUNS, status=304)
+
+    assert await polling.poll_once() == 0
+    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    assert await triggers(engine) == []
+
+
+async def test_installed_upstreams_are_not_polled(engine: Engine, fake_github: FakeGitHub) -> None:
+    await engine.index_project(
+        "github.com/acme/lib",
+        private=False,
+        default_branch="main",
+        config_text=None,
+        installation_id=7,
+    )
+    await subscribe(engine, "github.com/acme/lib")
+
+    assert await poller(engine, fake_github).poll_once() == 0
+    assert fake_github.calls == []
+
+
+async def test_an_error_for_one_upstream_does_not_stop_the_others(
+    engine: Engine, fake_github: FakeGitHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    await subscribe(engine, "github.com/aaa/gone", CPYTHON)
+    fake_github.expect(
+        "GET", "/repos/aaa/gone", status=404, body={"message": "Not Found"}, repeat=True
+    )
+    fake_github.expect("GET", REPO, body={"default_branch": "main"})
+    answer_runs(fake_github, RUNS, '"e1"', run(12))
+    answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
+    polling = poller(engine, fake_github)
+
+    with caplog.at_level(logging.WARNING, logger="bot.github.poller"):
+        assert await polling.poll_once() == 0
+        assert await polling.poll_once() == 1
+
+    assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
+    assert "cannot poll github.com/aaa/gone: 404" in caplog.text
+
+
+async def test_state_survives_a_restart(engine: Engine, fake_github: FakeGitHub) -> None:
+    await first_poll(engine, fake_github)
+
+    fake_github.expect("GET", REPO, body={"default_branch": "main"})
+    answer_runs(fake_github, RUNS, '"e2"', run(13), run(12), run(11))
+    assert await poller(engine, fake_github).poll_once() == 1
+
+    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
+
+
+async def test_branch_globs_are_polled_without_a_branch_filter(
+    engine: Engine, fake_github: FakeGitHub
+) -> None:
+    await subscribe(engine, CPYTHON, extra='\n    branches: [main, "3.*"]')
+    every_branch = f"{REPO}/actions/runs?status=success&per_page=20"
+    answer_runs(fake_github, RUNS, '"m1"', run(12))
+    answer_runs(fake_github, every_branch, '"a1"', run(12), run(11, branch="3.13"))
+    polling = poller(engine, fake_github)
+    assert await polling.poll_once() == 0
+
+    fake_github.expect("GET", RUNS, status=304)
+    answer_runs(fake_github, every_branch, '"a2"', run(13, branch="3.13"), run(12))
+    assert await polling.poll_once() == 1
+
+    assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "3.13")]
