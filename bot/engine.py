@@ -263,6 +263,7 @@ class Engine:
             select(Subscription).where(Subscription.upstream == key).order_by(Subscription.id)
         )
         chain: list[str] = list(source.details.get("chain", [key]))
+        already = await self._triggered_for(session, success)
         ref = success.ref or default_branch  # a downstream run that did not say ran the default
         children = []
         for subscription in subscriptions:
@@ -276,7 +277,7 @@ class Engine:
             ):
                 continue
             downstream = await session.get(Project, subscription.downstream)
-            if downstream is None or not downstream.active:
+            if downstream is None or not downstream.active or downstream.key in already:
                 continue
             child = Event(
                 id=new_event_id(),
@@ -303,6 +304,17 @@ class Engine:
             session.add(child)
             children.append(child)
         return children
+
+    @staticmethod
+    async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:
+        """Downstreams already triggered for this upstream commit (by another of its pipelines)."""
+        if success.sha is None:
+            return set()
+        sources = select(Event.id).where(Event.project == success.project, Event.sha == success.sha)
+        rows = await session.scalars(
+            select(Event.project).where(Event.kind == "trigger", Event.parent_id.in_(sources))
+        )
+        return {project_key(name) for name in rows}
 
     async def start_trigger(self, payload: dict[str, Any]) -> None:
         """Job: start one downstream pipeline."""

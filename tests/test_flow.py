@@ -347,3 +347,16 @@ async def test_only_required_downstreams_fail_the_check(
     assert "❌ failed (optional)" in check.summary
     _, (_, comment) = forge.of("comment_on_change")[-1]
     assert comment.startswith("**Conjunction: downstream**: 1 of 2 downstream projects passed")
+
+
+async def test_one_trigger_per_upstream_commit_and_none_for_pull_requests(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA, name="CI", run_id=1))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA, name="Lint", run_id=2))
+    pull = workflow_run("acme/lib", "f" * 40, run_id=3, event="pull_request")
+    await post_github(client, "workflow_run", pull)
+    await run_jobs(client)
+    assert [request.upstream_sha for _, request in forge.of("start_pipeline")] == [SHA]

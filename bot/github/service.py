@@ -21,6 +21,8 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
+GONE = {"deleted", "suspend"}
+
 
 @dataclass
 class GitHubApp:
@@ -50,6 +52,8 @@ class GitHubApp:
     async def client_for_event(self, event: sansio.Event) -> GitHubAPI | None:
         """The installation's client; payloads without `installation` are looked up by repo."""
         installation = (event.data.get("installation") or {}).get("id")
+        if event.event == "installation" and event.data.get("action") in GONE:
+            return None  # no token is issued for an installation that is gone or suspended
         if installation:
             return await self.clients.for_installation(int(installation))
         repository = (event.data.get("repository") or {}).get("full_name")
