@@ -1,0 +1,296 @@
+"""The GitHub App end to end: signed webhooks in, the calls GitHub receives out.
+
+install -> configs indexed -> upstream success -> workflow_dispatch with the contract's inputs
+-> downstream results -> commit status, check run, and a breakage issue opened then closed.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from gidgethub import sansio
+
+from app import create_app
+from bot.github.forge import GitHubForge
+from bot.github.service import GitHubApp
+from config.settings import Settings
+from tests.conftest import fixture, post_github, run_jobs, workflow_run
+from tests.fakegithub import FakeGitHub
+
+LIB_SHA = ["1" * 40, "2" * 40, "3" * 40]
+APP_CONFIG = """\
+owners: [alice]
+upstreams:
+  - project: github.com/acme/lib
+trigger:
+  workflow: conjunction.yml
+"""
+
+
+def contents(text: str) -> dict[str, Any]:
+    return {
+        "type": "file",
+        "encoding": "base64",
+        "content": base64.b64encode(text.encode()).decode(),
+    }
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def github(
+    aiohttp_client: Any, settings: Settings
+) -> tuple[TestClient[Any, Any], FakeGitHub]:
+    gh = FakeGitHub()
+
+    async def client_for(_: Any) -> FakeGitHub:
+        return gh
+
+    forge = GitHubForge(client_for, sleep=_no_sleep)
+    app = create_app(
+        settings, forges={"github.com": forge}, github_client_for=client_for, run_workers=False
+    )
+    return await aiohttp_client(app), gh
+
+
+def expect_install(gh: FakeGitHub) -> None:
+    for name in ("lib", "app"):
+        gh.expect("GET", f"/repos/acme/{name}", body={"default_branch": "main", "private": False})
+    gh.expect(
+        "GET", "/repos/acme/lib/contents/.conjunction.yml", body=contents("owners: [libby]\n")
+    )
+    gh.expect("GET", "/repos/acme/app/contents/.conjunction.yml", body=contents(APP_CONFIG))
+    for path in ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS"):
+        gh.expect(
+            "GET", f"/repos/acme/lib/contents/{path}", status=404, body={"message": "Not Found"}
+        )
+        gh.expect(
+            "GET", f"/repos/acme/app/contents/{path}", status=404, body={"message": "Not Found"}
+        )
+
+
+def expect_reports(gh: FakeGitHub) -> None:
+    gh.expect("POST", "/repos/acme/lib/statuses/" + LIB_SHA[0], body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/check-runs", body={"check_runs": []})
+    gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 7})
+    gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/pulls", body=[], repeat=True)
+
+
+async def install(client: TestClient[Any, Any], gh: FakeGitHub) -> None:
+    payload = fixture("github/installation.created.json")
+    payload["repositories"] = [
+        {"id": 1, "name": "lib", "full_name": "acme/lib", "private": False},
+        {"id": 2, "name": "app", "full_name": "acme/app", "private": False},
+    ]
+    assert (await post_github(client, "installation", payload)).status == 202
+    await run_jobs(client)
+
+
+async def test_install_trigger_report_issue(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    client, gh = github
+    expect_install(gh)
+    await install(client, gh)
+
+    # an upstream success starts the downstream workflow with the contract's inputs
+    gh.expect(
+        "POST",
+        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+        body={"workflow_run_id": 99, "html_url": "https://github.com/acme/app/actions/runs/99"},
+    )
+    expect_reports(gh)
+    assert (
+        await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
+    ).status == 202
+    await run_jobs(client)
+
+    [dispatch] = gh.calls_to("POST", "/repos/acme/app/actions/workflows/")
+    event_id = dispatch.body["inputs"]["conjunction_event"]
+    assert dispatch.body == {
+        "ref": "main",
+        "inputs": {
+            "conjunction_event": event_id,
+            "upstream": "github.com/acme/lib",
+            "upstream_sha": LIB_SHA[0],
+            "upstream_ref": "main",
+        },
+        "return_run_details": True,
+    }
+    [pending] = gh.calls_to("POST", "/repos/acme/lib/statuses/")
+    assert pending.body["state"] == "pending"
+    assert pending.body["context"] == "conjunction/downstream"
+    assert pending.body["description"] == "0 of 1 downstream projects passed, 1 running"
+    [created] = gh.calls_to("POST", "/repos/acme/lib/check-runs")
+    assert (created.body["name"], created.body["status"]) == (
+        "Conjunction: downstream",
+        "in_progress",
+    )
+
+    # the downstream's own workflow_run is its result, matched by the run id
+    done = workflow_run("acme/app", "a" * 40, run_id=99, event="workflow_dispatch")
+    await post_github(client, "workflow_run", done)
+    await run_jobs(client)
+    final = gh.calls_to("POST", "/repos/acme/lib/statuses/")[-1].body
+    assert (final["state"], final["description"]) == (
+        "success",
+        "1 of 1 downstream projects passed",
+    )
+    check = gh.calls_to("PATCH", "/repos/acme/lib/check-runs/7")[-1].body
+    assert (check["status"], check["conclusion"]) == ("completed", "success")
+    assert (
+        "| github.com/acme/app | ✅ passed | [run](https://github.com/acme/app/actions/runs/99)"
+        in (check["output"]["summary"])
+    )
+    assert "`alice`" in check["output"]["summary"]
+    gh.assert_all_called()
+
+
+async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    client, gh = github
+    expect_install(gh)
+    await install(client, gh)
+    for sha in LIB_SHA:
+        gh.expect("POST", f"/repos/acme/lib/statuses/{sha}", body={}, repeat=True)
+        gh.expect("GET", f"/repos/acme/lib/commits/{sha}/check-runs", body={"check_runs": []})
+        gh.expect("GET", f"/repos/acme/lib/commits/{sha}/pulls", body=[], repeat=True)
+    gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 7}, times=3)
+    gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
+    gh.expect(
+        "GET", "/repos/acme/app/labels/conjunction", status=404, body={"message": "Not Found"}
+    )
+    gh.expect("POST", "/repos/acme/app/labels", body={"name": "conjunction"})
+    gh.expect(
+        "POST",
+        "/repos/acme/app/issues",
+        body={"number": 5, "html_url": "https://github.com/acme/app/issues/5"},
+    )
+    gh.expect("POST", "/repos/acme/app/issues/5/comments", body={})
+    gh.expect("PATCH", "/repos/acme/app/issues/5", body={})
+
+    for run_id, (sha, conclusion) in enumerate(
+        zip(LIB_SHA, ["success", "failure", "success"], strict=True), start=100
+    ):
+        gh.expect(
+            "POST",
+            "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+            body={
+                "workflow_run_id": run_id,
+                "html_url": f"https://github.com/acme/app/actions/runs/{run_id}",
+            },
+        )
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id - 50))
+        await run_jobs(client)
+        result = workflow_run("acme/app", "a" * 40, run_id=run_id, conclusion=conclusion)
+        await post_github(client, "workflow_run", result)
+        await run_jobs(client)
+
+    [label] = gh.calls_to("POST", "/repos/acme/app/labels")
+    assert label.body["name"] == "conjunction"
+    [issue] = [call for call in gh.calls if call.path == "/repos/acme/app/issues"]
+    assert issue.body["title"] == "github.com/acme/app fails against github.com/acme/lib"
+    assert issue.body["labels"] == ["conjunction"]
+    assert "Downstream owners: @alice" in issue.body["body"]
+    assert "Upstream owners: @libby" in issue.body["body"]
+    assert f"https://github.com/acme/lib/compare/{LIB_SHA[0]}...{LIB_SHA[1]}" in issue.body["body"]
+    [comment] = gh.calls_to("POST", "/repos/acme/app/issues/5/comments")
+    assert comment.body["body"].startswith(
+        "github.com/acme/app passes again against upstream `3333333`"
+    )
+    [close] = gh.calls_to("PATCH", "/repos/acme/app/issues/5")
+    assert close.body["state"] == "closed"
+    gh.assert_all_called()
+
+
+async def test_missing_workflow_is_a_reason_on_the_row(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    client, gh = github
+    expect_install(gh)
+    await install(client, gh)
+    gh.expect(
+        "POST",
+        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+        status=404,
+        body={"message": "Not Found"},
+    )
+    expect_reports(gh)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
+    await run_jobs(client)
+    status = gh.calls_to("POST", "/repos/acme/lib/statuses/")[-1].body
+    assert (status["state"], status["description"]) == (
+        "failure",
+        "0 of 1 downstream projects passed",
+    )
+    [check] = gh.calls_to("POST", "/repos/acme/lib/check-runs")
+    assert (check.body["status"], check.body["conclusion"]) == ("completed", "failure")
+    summary = check.body["output"]["summary"]
+    assert "❌ error: workflow conjunction.yml not found in acme/app on main" in summary
+
+
+async def test_rate_limit_answer_postpones_the_job(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    client, gh = github
+    expect_install(gh)
+    await install(client, gh)
+    gh.expect(
+        "POST",
+        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+        status=403,
+        body={"message": "You have exceeded a secondary rate limit"},
+        headers={"Retry-After": "120"},
+    )
+    gh.expect("POST", "/repos/acme/lib/statuses/" + LIB_SHA[0], body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/check-runs", body={"check_runs": []})
+    gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 7})
+    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/pulls", body=[], repeat=True)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
+    await run_jobs(client)
+    assert len(gh.calls_to("POST", "/repos/acme/app/actions/workflows/")) == 1, "not hammered"
+    from sqlalchemy import select
+
+    from bot.models import Job
+    from tests.conftest import runtime
+
+    async with runtime(client).sessions() as session:
+        job = await session.scalar(select(Job).where(Job.kind == "trigger"))
+    assert job is not None
+    assert (job.state, job.attempts) == ("queued", 0)
+    assert 110 < (job.run_at - job.created_at).total_seconds() < 130
+
+
+async def test_payload_without_installation_finds_it_by_repository() -> None:
+    class Clients:
+        async def for_installation(self, installation_id: int) -> str:
+            return f"installation {installation_id}"
+
+        async def for_project(self, project: str) -> str:
+            if project == "github.com/acme/lib":
+                return "installation of acme/lib"
+            raise LookupError(project)
+
+    github = GitHubApp("github.com", Clients(), None, None)  # type: ignore[arg-type]
+    payload = workflow_run("acme/lib", LIB_SHA[0])
+    assert "installation" not in payload
+    event = sansio.Event(payload, event="workflow_run", delivery_id="1")
+    assert await github.client_for_event(event) == "installation of acme/lib"
+    payload["installation"] = {"id": 42}
+    assert await github.client_for_event(event) == "installation 42"
+    elsewhere = sansio.Event(
+        workflow_run("other/repo", LIB_SHA[0]), event="workflow_run", delivery_id="2"
+    )
+    assert await github.client_for_event(elsewhere) is None
+    gone = fixture("github/installation.deleted.json")
+    assert (
+        await github.client_for_event(sansio.Event(gone, event="installation", delivery_id="3"))
+        is None
+    )
