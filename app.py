@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -87,7 +89,9 @@ def create_app(
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
-        worker = Worker(queue, handlers, f"{socket.gethostname()}:{id(app):x}")
+        worker = Worker(
+            queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
         app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
         tasks = []
         if run_workers:

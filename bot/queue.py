@@ -41,8 +41,10 @@ class RetryLater(Exception):
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: up to base * 2**(attempts-1), at most cap."""
-    return random.uniform(base / 2, min(cap, base * 2 ** max(attempts - 1, 0)))
+    """Exponential backoff with jitter: between base/2 and base * 2**(attempts-1), at most cap."""
+    exponent = min(max(attempts - 1, 0), 64)  # 2.0 * 2**5000 would overflow a float
+    ceiling = min(cap, base * 2**exponent)
+    return random.uniform(min(base / 2, ceiling), ceiling)
 
 
 class JobQueue:
@@ -127,13 +129,35 @@ class JobQueue:
                     return job
             return None
 
-    async def complete(self, job: Job) -> None:
+    async def _settle(self, job: Job, **values: Any) -> bool:
+        """Update a job this worker still holds; False when its lease was lost meanwhile.
+
+        The attempt count fences off a worker whose lease ran out and whose job was claimed
+        again, even by a worker with the same id (a restarted process on the same host).
+        """
         async with self.sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(Job)
-                .where(Job.id == job.id, Job.locked_by == job.locked_by)
-                .values(state="done", finished_at=utcnow(), locked_until=None, last_error=None)
+                .where(
+                    Job.id == job.id,
+                    Job.state == "running",
+                    Job.locked_by == job.locked_by,
+                    Job.attempts == job.attempts,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
+        held = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if not held:
+            log.warning(
+                "job %s: lease lost, its outcome is dropped", job.id, extra={"job_id": job.id}
+            )
+        return held
+
+    async def complete(self, job: Job) -> None:
+        await self._settle(
+            job, state="done", finished_at=utcnow(), locked_until=None, last_error=None
+        )
 
     async def fail(self, job: Job, error: str, *, permanent: bool = False) -> str:
         """Schedule a retry with backoff, or move the job to the dead letters; returns the state."""
@@ -144,25 +168,18 @@ class JobQueue:
         else:
             delay = backoff(job.attempts, self.base_delay, self.max_delay)
             values.update(state="queued", run_at=utcnow() + timedelta(seconds=delay))
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(Job).where(Job.id == job.id, Job.locked_by == job.locked_by).values(**values)
-            )
-        return values["state"]
+        await self._settle(job, **values)
+        return str(values["state"])
 
     async def postpone(self, job: Job, delay: float, reason: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.locked_by == job.locked_by)
-                .values(
-                    state="queued",
-                    attempts=Job.attempts - 1,
-                    run_at=utcnow() + timedelta(seconds=delay),
-                    locked_until=None,
-                    last_error=reason,
-                )
-            )
+        await self._settle(
+            job,
+            state="queued",
+            attempts=Job.attempts - 1,
+            run_at=utcnow() + timedelta(seconds=delay),
+            locked_until=None,
+            last_error=reason,
+        )
 
 
 class Worker:

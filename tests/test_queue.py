@@ -1,0 +1,373 @@
+"""The durable job queue: retries with backoff, dead letters, dedupe, restarts, several workers.
+
+Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import bot.queue
+from bot.db import create_engine, migrate, sessionmaker
+from bot.models import Job, utcnow
+from bot.queue import JobQueue, PermanentError, RetryLater, Worker, backoff
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def database(url: str) -> AsyncIterator[Sessions]:
+    """One engine on the test database: what a single server process would open."""
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+        yield sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
+    async with database(database_url) as opened:
+        yield opened
+
+
+async def enqueue(sessions: Sessions, kind: str, payload: dict[str, Any], **kw: Any) -> None:
+    async with sessions.begin() as session:
+        await JobQueue.enqueue(session, kind, payload, **kw)
+
+
+async def all_jobs(sessions: Sessions) -> list[Job]:
+    async with sessions() as session:
+        return list(await session.scalars(select(Job).order_by(Job.id)))
+
+
+async def only_job(sessions: Sessions) -> Job:
+    jobs = await all_jobs(sessions)
+    assert len(jobs) == 1, jobs
+    return jobs[0]
+
+
+async def make_due(sessions: Sessions) -> None:
+    """Bring every waiting job's retry time forward to now, instead of waiting for it."""
+    async with sessions.begin() as session:
+        await session.execute(update(Job).where(Job.state == "queued").values(run_at=utcnow()))
+
+
+class Flaky:
+    """A handler that fails `failures` times, then succeeds; it records every payload it sees."""
+
+    def __init__(self, failures: int = 0, error: type[Exception] = RuntimeError) -> None:
+        self.failures = failures
+        self.error = error
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        self.calls.append(payload)
+        if len(self.calls) <= self.failures:
+            raise self.error(f"flaky failure {len(self.calls)}")
+
+
+# -- backoff ------------------------------------------------------------------------------
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    base, cap = 2.0, 60.0
+    for attempts in range(1, 12):
+        ceiling = min(cap, base * 2 ** (attempts - 1))
+        draws = [backoff(attempts, base, cap) for _ in range(500)]
+        assert all(base / 2 <= draw <= ceiling for draw in draws), (
+            attempts,
+            min(draws),
+            max(draws),
+        )
+        assert len(set(draws)) > 1, "no jitter: every draw is the same"
+        # The spread reaches the top of the window: the delay really grows with each attempt.
+        assert max(draws) > base / 2 + (ceiling - base / 2) * 0.8
+    assert max(backoff(30, base, cap) for _ in range(500)) > cap * 0.9
+
+
+def test_backoff_survives_absurd_attempt_counts() -> None:
+    assert 1.0 <= backoff(5000, 2.0, 60.0) <= 60.0
+    assert backoff(3, 10.0, 1.0) <= 1.0, "the cap wins over the lower bound"
+
+
+# -- retries and dead letters -------------------------------------------------------------
+
+
+async def test_failing_job_is_retried_with_growing_delay_until_it_succeeds(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delays: list[tuple[int, float]] = []
+
+    def no_jitter(attempts: int, base: float, cap: float) -> float:
+        delay = min(cap, base * 2 ** (attempts - 1))  # the top of the jitter window
+        delays.append((attempts, delay))
+        return delay
+
+    monkeypatch.setattr(bot.queue, "backoff", no_jitter)
+    handler = Flaky(failures=2)
+    worker = Worker(JobQueue(sessions, base_delay=10, max_delay=3600), {"flaky": handler}, "w1")
+    await enqueue(sessions, "flaky", {"n": 1})
+
+    for attempt in (1, 2):
+        failed_at = utcnow()
+        assert await worker.run_until_idle() == 1
+        job = await only_job(sessions)
+        assert (job.state, job.attempts) == ("queued", attempt)
+        assert job.last_error == f"RuntimeError: flaky failure {attempt}"
+        expected = 10 * 2 ** (attempt - 1)
+        assert delays[-1] == (attempt, expected)
+        waits = (job.run_at - failed_at).total_seconds()
+        assert expected <= waits < expected + 5, waits
+        assert await worker.run_until_idle() == 0, "retried before its backoff ran out"
+        await make_due(sessions)
+
+    assert await worker.run_until_idle() == 1
+    job = await only_job(sessions)
+    assert (job.state, job.attempts, job.last_error) == ("done", 3, None)
+    assert job.finished_at is not None and job.locked_until is None
+    assert handler.calls == [{"n": 1}] * 3
+    assert [d for _, d in delays] == [10, 20]
+
+
+async def test_job_that_keeps_failing_ends_in_the_dead_letters(sessions: Sessions) -> None:
+    handler = Flaky(failures=100)
+    worker = Worker(JobQueue(sessions, max_attempts=4, base_delay=0), {"flaky": handler}, "w1")
+    await enqueue(sessions, "flaky", {})
+
+    assert await worker.run_until_idle() == 4
+    job = await only_job(sessions)
+    assert (job.state, job.attempts) == ("dead", 4)
+    assert job.last_error == "RuntimeError: flaky failure 4"
+    assert job.finished_at is not None
+    assert await worker.run_until_idle() == 0, "a dead job is never taken again"
+    assert len(handler.calls) == 4
+
+
+async def test_permanent_error_goes_to_the_dead_letters_at_once(sessions: Sessions) -> None:
+    handler = Flaky(failures=1, error=PermanentError)
+    worker = Worker(JobQueue(sessions, max_attempts=8, base_delay=0), {"doomed": handler}, "w1")
+    await enqueue(sessions, "doomed", {})
+
+    assert await worker.run_until_idle() == 1
+    job = await only_job(sessions)
+    assert (job.state, job.attempts) == ("dead", 1)
+    assert job.last_error == "bot.queue.PermanentError: flaky failure 1"
+
+
+async def test_job_kind_without_handler_goes_dead_with_a_clear_error(sessions: Sessions) -> None:
+    worker = Worker(JobQueue(sessions, base_delay=0), {"known": Flaky()}, "w1")
+    await enqueue(sessions, "mystery", {})
+
+    assert await worker.run_until_idle() == 1
+    job = await only_job(sessions)
+    assert (job.state, job.attempts) == ("dead", 1)
+    assert job.last_error is not None
+    assert "no handler for job kind 'mystery'" in job.last_error
+
+
+async def test_retry_later_postpones_without_counting_an_attempt(sessions: Sessions) -> None:
+    answers: list[Exception | None] = [RetryLater(60, "rate limited until the hour")]
+
+    async def limited(payload: dict[str, Any]) -> None:
+        answer = answers.pop(0) if answers else None
+        if answer is not None:
+            raise answer
+
+    worker = Worker(JobQueue(sessions, max_attempts=2), {"limited": limited}, "w1")
+    await enqueue(sessions, "limited", {})
+
+    postponed_at = utcnow()
+    assert await worker.run_until_idle() == 1
+    job = await only_job(sessions)
+    assert (job.state, job.attempts) == ("queued", 0)
+    assert job.last_error == "rate limited until the hour"
+    assert 60 <= (job.run_at - postponed_at).total_seconds() < 65
+    assert await worker.run_until_idle() == 0, "ran again before the requested delay"
+
+    # Postponing more often than max_attempts allows failures must not kill the job.
+    answers.extend(RetryLater(0) for _ in range(5))
+    for _ in range(6):
+        await make_due(sessions)
+        await worker.run_until_idle(limit=1)
+    job = await only_job(sessions)
+    assert (job.state, job.attempts, job.last_error) == ("done", 1, None)
+
+
+# -- dedupe -------------------------------------------------------------------------------
+
+
+async def test_dedupe_key_merges_waiting_jobs_only(sessions: Sessions) -> None:
+    queue = JobQueue(sessions)
+    worker = Worker(queue, {"report": Flaky()}, "w1")
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    async with sessions.begin() as session:  # twice in one transaction too
+        await JobQueue.enqueue(session, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+        await JobQueue.enqueue(session, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    await enqueue(sessions, "report", {"event_id": "e2"}, dedupe_key="report:e2")
+    assert [(j.dedupe_key, j.state) for j in await all_jobs(sessions)] == [
+        ("report:e1", "queued"),
+        ("report:e2", "queued"),
+    ]
+
+    assert await worker.run_until_idle() == 2
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    assert [(j.dedupe_key, j.state) for j in await all_jobs(sessions)] == [
+        ("report:e1", "done"),
+        ("report:e2", "done"),
+        ("report:e1", "queued"),
+    ]
+
+    # A running job may already have read the state this request is about: keep the request.
+    running = await queue.claim("w1")
+    assert running is not None and running.state == "running"
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    states = [j.state for j in await all_jobs(sessions) if j.dedupe_key == "report:e1"]
+    assert states == ["done", "running", "queued"]
+
+
+# -- restarts and crashed workers -----------------------------------------------------------
+
+
+async def test_jobs_survive_a_restart(database_url: str) -> None:
+    async with database(database_url) as first_process:
+        for n in range(10):
+            await enqueue(first_process, "work", {"n": n})
+    # The first process is gone (its engine disposed) before it ran anything.
+
+    handler = Flaky()
+    async with database(database_url) as second_process:
+        worker = Worker(JobQueue(second_process), {"work": handler}, "after-restart")
+        assert await worker.run_until_idle() == 10
+        assert {job.state for job in await all_jobs(second_process)} == {"done"}
+    assert sorted(call["n"] for call in handler.calls) == list(range(10))
+
+
+async def test_job_of_a_dead_worker_is_taken_again_once_its_lease_runs_out(
+    database_url: str,
+) -> None:
+    async with database(database_url) as crashed, database(database_url) as survivor:
+        await enqueue(crashed, "work", {"n": 1})
+        taken = await JobQueue(crashed, lease=0.1).claim("crashed-worker")
+        assert taken is not None
+        # The crashed worker never completes the job.
+
+        handler = Flaky()
+        worker = Worker(JobQueue(survivor, lease=0.1), {"work": handler}, "survivor")
+        assert await worker.run_until_idle() == 0, "taken while its lease still held"
+        await asyncio.sleep(0.15)
+        assert await worker.run_until_idle() == 1
+        assert handler.calls == [{"n": 1}]
+        job = await only_job(survivor)
+        assert (job.state, job.attempts, job.locked_by) == ("done", 2, "survivor")
+
+
+async def test_late_answer_from_a_worker_that_lost_its_lease_is_ignored(
+    database_url: str,
+) -> None:
+    async with database(database_url) as old, database(database_url) as new:
+        await enqueue(old, "work", {})
+        old_queue, new_queue = JobQueue(old, lease=0.1), JobQueue(new, lease=60)
+        stale = await old_queue.claim("host:1")
+        assert stale is not None
+        await asyncio.sleep(0.15)
+        # The restarted process happens to get the same worker id (host name and address).
+        current = await new_queue.claim("host:1")
+        assert current is not None and current.attempts == 2
+
+        await old_queue.fail(stale, "TimeoutError: too slow")
+        await old_queue.complete(stale)
+        await old_queue.postpone(stale, 60, "later")
+        job = await only_job(new)
+        assert (job.state, job.attempts, job.last_error) == ("running", 2, None)
+
+        await new_queue.complete(current)
+        assert (await only_job(new)).state == "done"
+
+
+# -- several workers ----------------------------------------------------------------------
+
+
+async def test_two_workers_share_the_queue_without_running_a_job_twice(
+    database_url: str,
+) -> None:
+    """Two processes (two engines) drain one queue concurrently: every job runs exactly once.
+
+    On PostgreSQL the claim takes its row with SELECT ... FOR UPDATE SKIP LOCKED, so the
+    workers pass each other by; SQLite has no row locks and relies on the claim's conditional
+    UPDATE (state and attempts unchanged since the SELECT) to let only one worker win a job.
+    """
+    total = 200
+    ran: list[int] = []
+    ran_by: dict[str, int] = {"a": 0, "b": 0}
+
+    def handler_for(name: str) -> Any:
+        async def record(payload: dict[str, Any]) -> None:
+            await asyncio.sleep(0)
+            ran.append(payload["n"])
+            ran_by[name] += 1
+
+        return record
+
+    async with database(database_url) as process_a, database(database_url) as process_b:
+        async with process_a.begin() as session:
+            for n in range(total):
+                await JobQueue.enqueue(session, "work", {"n": n})
+        worker_a = Worker(JobQueue(process_a), {"work": handler_for("a")}, "a")
+        worker_b = Worker(JobQueue(process_b), {"work": handler_for("b")}, "b")
+
+        counts = await asyncio.gather(worker_a.run_until_idle(), worker_b.run_until_idle())
+
+        assert sorted(ran) == list(range(total))
+        assert sum(counts) == total
+        assert ran_by["a"] > 0 and ran_by["b"] > 0, f"the workers did not overlap: {ran_by}"
+        async with process_b() as session:
+            rows = (
+                await session.execute(
+                    select(Job.state, Job.attempts, func.count()).group_by(Job.state, Job.attempts)
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [("done", 1, total)]
+
+
+async def test_claim_passes_by_a_job_another_worker_holds(database_url: str) -> None:
+    """PostgreSQL only: a row locked by another transaction is skipped, not waited for."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row locks; its claim is covered by the two-worker test")
+    async with database(database_url) as holder, database(database_url) as claimer:
+        for n in range(2):
+            await enqueue(holder, "work", {"n": n})
+        first, second = (job.id for job in await all_jobs(holder))
+        async with holder.begin() as session:
+            await session.execute(select(Job).where(Job.id == first).with_for_update())
+            job = await asyncio.wait_for(JobQueue(claimer).claim("claimer"), timeout=2)
+        assert job is not None and job.id == second
+
+
+async def test_run_forever_picks_up_jobs_enqueued_later(sessions: Sessions) -> None:
+    handler = Flaky()
+    worker = Worker(JobQueue(sessions), {"work": handler}, "w1", poll_interval=0.02)
+    task = asyncio.create_task(worker.run_forever())
+    try:
+        await asyncio.sleep(0.05)  # idle, polling an empty queue
+        await enqueue(sessions, "work", {"n": 1})
+        worker.wakeup.set()
+        for _ in range(100):
+            if (await only_job(sessions)).state == "done":
+                break
+            await asyncio.sleep(0.01)
+        assert (await only_job(sessions)).state == "done"
+        assert handler.calls == [{"n": 1}]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

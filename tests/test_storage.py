@@ -1,0 +1,240 @@
+"""Storage: migrations, the subscription index kept by Engine.index_project, event timestamps.
+
+Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.db import create_engine, migrate, sessionmaker
+from bot.engine import Engine, UpstreamSuccess
+from bot.models import Base, Event, Job, KeyValue, Project, Subscription
+from bot.tokens import CallbackSigner
+from config.repo_config import ConfigError
+from config.settings import Settings
+
+Sessions = async_sessionmaker[AsyncSession]
+
+LIB = "github.com/acme/lib"
+TOOL = "github.com/acme/tool"
+APP = "github.com/acme/app"
+OTHER = "github.com/acme/other"
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sessions(database: AsyncEngine) -> Sessions:
+    await migrate(database)
+    return sessionmaker(database)
+
+
+@pytest.fixture
+def engine(sessions: Sessions, database_url: str) -> Engine:
+    return Engine(sessions, {}, Settings(database_url=database_url), CallbackSigner("k" * 20))
+
+
+def upstreams(*names: str) -> str:
+    return "upstreams:" + "".join(f"\n  - project: {name}" for name in names) + "\n"
+
+
+async def index(engine: Engine, name: str, config: str | None, sha: str = "s1") -> Any:
+    return await engine.index_project(
+        name, private=False, default_branch="main", config_text=config, sha=sha
+    )
+
+
+async def subscriptions(sessions: Sessions) -> list[tuple[str, str]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Subscription.upstream, Subscription.downstream).order_by(
+                Subscription.downstream, Subscription.upstream
+            )
+        )
+        return [(upstream, downstream) for upstream, downstream in rows]
+
+
+async def project(sessions: Sessions, key: str) -> Project:
+    async with sessions() as session:
+        found = await session.get(Project, key)
+    assert found is not None
+    return found
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _indexes(connection: Connection, table: str) -> dict[str, list[str | None]]:
+    return {
+        str(ix["name"]): list(ix["column_names"]) for ix in inspect(connection).get_indexes(table)
+    }
+
+
+async def _versions(database: AsyncEngine) -> list[str]:
+    async with database.connect() as connection:
+        rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        return [row[0] for row in rows]
+
+
+async def test_migrate_creates_the_schema_once(database: AsyncEngine) -> None:
+    async with database.connect() as connection:
+        assert await connection.run_sync(_table_names) == set()
+
+    await migrate(database)
+    async with database.connect() as connection:
+        tables = await connection.run_sync(_table_names)
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    versions = await _versions(database)
+    assert len(versions) == 1
+
+    async with sessionmaker(database).begin() as session:
+        session.add(KeyValue(key="kept", value="across migrate runs"))
+    await migrate(database)  # a second start of the server: nothing to do
+    async with database.connect() as connection:
+        assert await connection.run_sync(_table_names) == tables
+    assert await _versions(database) == versions
+    async with sessionmaker(database)() as session:
+        kept = await session.get(KeyValue, "kept")
+    assert kept is not None and kept.value == "across migrate runs"
+
+
+async def test_downstreams_of_an_upstream_are_found_through_an_index(
+    database: AsyncEngine,
+) -> None:
+    await migrate(database)
+    async with database.connect() as connection:
+        indexes = await connection.run_sync(_indexes, "subscriptions")
+    assert indexes.get("ix_subscriptions_upstream") == ["upstream"]
+
+    # The planner uses it for the lookup every upstream success makes (not a table scan).
+    async with database.connect() as connection:
+        lookup = "SELECT downstream FROM subscriptions WHERE upstream = :upstream"
+        if database.dialect.name == "sqlite":
+            rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {lookup}"), {"upstream": LIB})
+            plan = " ".join(str(row[-1]) for row in rows)
+        else:
+            await connection.execute(text("SET enable_seqscan = off"))
+            rows = await connection.execute(text(f"EXPLAIN {lookup}"), {"upstream": LIB})
+            plan = " ".join(str(row[0]) for row in rows)
+    assert "ix_subscriptions_upstream" in plan, plan
+
+
+# -- the subscription index -----------------------------------------------------------------
+
+
+async def test_reindexing_replaces_a_projects_subscriptions(
+    engine: Engine, sessions: Sessions
+) -> None:
+    assert await index(engine, OTHER, upstreams(LIB)) is None
+    assert await index(engine, APP, upstreams(LIB, TOOL)) is None
+    assert await index(engine, APP, upstreams(LIB, TOOL)) is None  # the same push, redelivered
+    assert await subscriptions(sessions) == [(LIB, APP), (TOOL, APP), (LIB, OTHER)]
+
+    assert await index(engine, APP, upstreams(TOOL), sha="s2") is None
+    assert await subscriptions(sessions) == [(TOOL, APP), (LIB, OTHER)]
+
+    assert await index(engine, APP, None, sha="s3") is None  # the file was deleted
+    assert await subscriptions(sessions) == [(LIB, OTHER)]
+    assert (await project(sessions, APP)).config is None
+
+
+async def test_project_names_are_indexed_case_insensitively(
+    engine: Engine, sessions: Sessions
+) -> None:
+    assert await index(engine, "github.com/Acme/App", upstreams("github.com/Acme/Lib")) is None
+    assert await subscriptions(sessions) == [(LIB, APP)]
+    assert (await project(sessions, APP)).name == "github.com/Acme/App"
+
+
+@pytest.mark.parametrize(
+    "broken", ["upstreams: [\n", "upstreams:\n  - project: not-a-project\n", "- just a list\n"]
+)
+async def test_invalid_config_keeps_the_last_valid_one(
+    engine: Engine, sessions: Sessions, broken: str
+) -> None:
+    assert await index(engine, APP, upstreams(LIB), sha="good") is None
+    valid = await project(sessions, APP)
+
+    error = await index(engine, APP, broken, sha="bad")
+    assert isinstance(error, ConfigError)
+    stored = await project(sessions, APP)
+    assert stored.config == valid.config
+    assert stored.config_sha == "good"
+    assert stored.config_error == str(error)
+    assert await subscriptions(sessions) == [(LIB, APP)]
+
+    assert await index(engine, APP, upstreams(TOOL), sha="fixed") is None
+    fixed = await project(sessions, APP)
+    assert (fixed.config_error, fixed.config_sha) == (None, "fixed")
+    assert await subscriptions(sessions) == [(TOOL, APP)]
+
+
+async def test_unknown_upstream_has_no_subscribers(engine: Engine, sessions: Sessions) -> None:
+    assert await index(engine, APP, upstreams(LIB)) is None
+
+    unknown = await engine.upstream_success(
+        UpstreamSuccess(project="github.com/acme/unknown", sha="b" * 40, ref="main")
+    )
+    known = await engine.upstream_success(UpstreamSuccess(project=LIB, sha="a" * 40, ref="main"))
+
+    async with sessions() as session:
+        children = await session.execute(select(Event.parent_id, Event.project))
+        jobs = await session.execute(select(Job.kind, Job.payload).order_by(Job.id))
+        triggers = [(parent, child) for parent, child in children if parent is not None]
+        assert triggers == [(known.id, APP)]
+        assert [kind for kind, _ in jobs] == ["trigger", "report"]
+    assert unknown.kind == "build" and unknown.result == "success"
+
+
+# -- timestamps ---------------------------------------------------------------------------
+
+
+async def test_event_timestamps_come_back_as_aware_utc(sessions: Sessions) -> None:
+    created = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    started = datetime(2026, 3, 4, 7, 30, tzinfo=timezone(timedelta(hours=2)))  # 05:30 UTC
+    async with sessions.begin() as session:
+        session.add(
+            Event(
+                id="e1",
+                kind="trigger",
+                project=APP,
+                root_id="e1",
+                created_at=created,
+                started_at=started,
+            )
+        )
+        session.add(Event(id="e2", kind="build", project=LIB, root_id="e2"))
+
+    async with sessions() as session:
+        first = await session.get(Event, "e1")
+        second = await session.get(Event, "e2")
+        later = await session.scalars(
+            select(Event.id).where(Event.started_at > datetime(2026, 3, 4, 5, 29, tzinfo=UTC))
+        )
+        assert list(later) == ["e1"]
+    assert first is not None and second is not None
+    assert first.created_at == created
+    assert first.created_at.tzinfo is UTC
+    assert first.started_at == started
+    assert first.started_at is not None and first.started_at.tzinfo is UTC
+    assert (first.started_at.hour, first.started_at.minute) == (5, 30)
+    assert first.finished_at is None
+    assert second.created_at.tzinfo is UTC
+    assert abs(datetime.now(UTC) - second.created_at) < timedelta(minutes=1)
