@@ -58,7 +58,9 @@ async def _accept(
             )
             session.add(delivery)
             await session.flush()
-            await JobQueue.enqueue(session, f"{forge}_delivery", {"delivery": delivery.id})
+            kind = f"{forge}_delivery"
+            if kind in runtime.worker.handlers:  # else kept until this forge's adapter is on
+                await JobQueue.enqueue(session, kind, {"delivery": delivery.id})
     except IntegrityError:
         metrics.DELIVERIES.labels(forge, "duplicate").inc()
         log.info("duplicate delivery ignored", extra=extra)

@@ -360,3 +360,24 @@ async def test_one_trigger_per_upstream_commit_and_none_for_pull_requests(
     await post_github(client, "workflow_run", pull)
     await run_jobs(client)
     assert [request.upstream_sha for _, request in forge.of("start_pipeline")] == [SHA]
+
+
+async def test_a_restart_mid_queue_loses_nothing(
+    aiohttp_client: Any, settings: Any, forge: FakeForge
+) -> None:
+    from app import create_app
+
+    first = await aiohttp_client(
+        create_app(settings, forges={"github.com": forge}, run_workers=False)
+    )
+    await index(first, LIB, None)
+    await index(first, APP, upstream_of(LIB))
+    assert (await post_github(first, "workflow_run", workflow_run("acme/lib", SHA))).status == 202
+    await first.close()  # the process stops before any job ran
+    assert forge.of("start_pipeline") == []
+
+    second = await aiohttp_client(
+        create_app(settings, forges={"github.com": forge}, run_workers=False)
+    )
+    await run_jobs(second)
+    assert [project for project, _ in forge.of("start_pipeline")] == [APP]
