@@ -33,14 +33,14 @@ from bot.tokens import (
 )
 from config.settings import Settings, SettingsError, load_settings
 from handlers import api, health, pages, webhooks
-from handlers.context import CLIENT_SESSION, RUNTIME
+from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
 from handlers.setup import setup_routes
 
 log = logging.getLogger("conjunction")
 
-MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+BODY_LIMIT = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 SWEEP_INTERVAL = 60.0
 PROJECT_NAME = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}(:\d+)?(/[\w.-]+){2,}$", re.IGNORECASE)
 
@@ -56,11 +56,12 @@ def create_app(
     forges: Mapping[str, Forge] | None = None,
     github_client_for: ClientFor | None = None,
     run_workers: bool = True,
-    max_body: int = MAX_BODY,
+    max_body: int = BODY_LIMIT,
     env_path: Path = Path(".env"),
 ) -> web.Application:
     """The aiohttp application. Tests pass their own forges and run the queue themselves."""
     app = web.Application(client_max_size=max_body, middlewares=[json_errors])
+    app[MAX_BODY] = max_body
     app.add_routes(webhooks.routes)
     app.add_routes(api.routes)
     app.add_routes(health.routes)

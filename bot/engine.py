@@ -19,7 +19,7 @@ from bot import metrics, texts
 from bot.forge import Forge, PipelineStarted, TriggerError, TriggerRequest, project_key
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.queue import JobHandler, JobQueue, PermanentError
-from bot.report import FAILED, FINAL, PASSED, Row, aggregate, display_name
+from bot.report import FAILED, PASSED, Row, aggregate, display_name
 from bot.tokens import CallbackSigner
 from config.codeowners import catch_all_owners
 from config.repo_config import ConfigError, ConjunctionConfig, Upstream, parse_config
@@ -81,13 +81,11 @@ class Engine:
         forges: Mapping[str, Forge],
         settings: Settings,
         signer: CallbackSigner,
-        webhook_starter: Any = None,
     ) -> None:
         self.sessions = sessions
         self.forges = forges
         self.settings = settings
         self.signer = signer
-        self.webhook_starter = webhook_starter
 
     def forge(self, project: str) -> Forge | None:
         return self.forges.get(project.split("/", 1)[0].lower())
@@ -365,10 +363,7 @@ class Engine:
 
     async def _start(self, request: TriggerRequest) -> PipelineStarted:
         if request.trigger.webhook is not None:
-            if self.webhook_starter is None:
-                raise TriggerError("webhook triggers are not available on this server")
-            started: PipelineStarted = await self.webhook_starter.start(request)
-            return started
+            raise TriggerError("trigger.webhook is not supported by this server yet")
         forge = self.forge(request.project)
         if forge is None:
             raise TriggerError(f"no forge is configured for {request.project.split('/')[0]}")
@@ -652,6 +647,3 @@ class Engine:
             "report": self.post_report,
             "issues": self.update_issues,
         }
-
-
-__all__ = ["FINAL", "Engine", "ResultConflict", "UnknownEvent", "UpstreamSuccess"]

@@ -11,6 +11,7 @@ from bot.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+MAX_BODY = web.AppKey("max_body", int)
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers.context import json_error
+from handlers.context import MAX_BODY, json_error
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app._client_max_size
+        limit = request.app[MAX_BODY]
         return json_error(413, f"request body too large: the limit is {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
