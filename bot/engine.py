@@ -58,7 +58,7 @@ def classify(previous: str | None, current: str) -> str | None:
     if previous in PASSED and current in BROKEN:
         return "broke"
     if previous in FAILED and current in PASSED:
-        return "fixed"
+        return "improved"
     return "same"
 
 

@@ -23,7 +23,7 @@ ICONS = {
     "skipped": "⏭ skipped",
     None: "⏳ running",
 }
-CHANGES = {"broke": " (newly broken)", "fixed": " (fixed)"}
+CHANGES = {"broke": " (newly broken)", "improved": " (fixed)"}
 
 
 @dataclass(frozen=True)

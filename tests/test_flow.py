@@ -397,3 +397,16 @@ async def test_webhook_trigger_is_refused_with_a_reason(
         "error",
         "trigger.webhook is not supported by this server yet",
     )
+
+
+async def test_changes_against_the_previous_upstream_success(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    for sha, result in zip("12345", ["success", "success", "failure", "failure", "success"]):
+        await run_lib(client, forge, sha * 40, result)
+    changes = [event.change for event in await events_of(client, APP)]
+    assert changes == [None, "same", "broke", "same", "improved"]
+    _, (_, check) = forge.of("upsert_check")[-1]
+    assert "✅ passed (fixed)" in check.summary
