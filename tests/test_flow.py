@@ -404,7 +404,8 @@ async def test_changes_against_the_previous_upstream_success(
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
-    for sha, result in zip("12345", ["success", "success", "failure", "failure", "success"]):
+    results = ["success", "success", "failure", "failure", "success"]
+    for sha, result in zip("12345", results, strict=True):
         await run_lib(client, forge, sha * 40, result)
     changes = [event.change for event in await events_of(client, APP)]
     assert changes == [None, "same", "broke", "same", "improved"]
