@@ -50,7 +50,3 @@ class GitHubDeliveries:
         )
         gh = await self.client_for(event)
         await router.dispatch(event, gh, engine=self.engine, host=self.host)
-
-
-def repository_name(host: str, event: sansio.Event) -> str:
-    return f"{host}/{event.data['repository']['full_name']}"
