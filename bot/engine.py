@@ -189,6 +189,22 @@ class Engine:
             if project is not None:
                 project.active = False
 
+    async def config_error_of(self, name: str) -> str | None:
+        """The problems of a project's current `.conjunction.yml`, if it is invalid."""
+        async with self.sessions() as session:
+            project = await session.get(Project, project_key(name))
+        return project.config_error if project else None
+
+    async def installed_projects(self, installation_id: int) -> list[str]:
+        """Active projects indexed for one GitHub App installation."""
+        async with self.sessions() as session:
+            names = await session.scalars(
+                select(Project.name).where(
+                    Project.installation_id == installation_id, Project.active.is_(True)
+                )
+            )
+            return list(names)
+
     # -- upstream success -> trigger events ----------------------------------------------
 
     async def upstream_success(

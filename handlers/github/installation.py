@@ -8,10 +8,8 @@ from typing import Any
 
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
-from sqlalchemy import select
 
 from bot.engine import Engine
-from bot.models import Project
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +55,6 @@ def names(host: str, repositories: Iterable[dict[str, Any]]) -> list[str]:
     return [f"{host}/{repository['full_name']}" for repository in repositories]
 
 
-async def installed_projects(engine: Engine, installation_id: int) -> list[str]:
-    """Projects indexed for an installation, for payloads that list no repositories."""
-    async with engine.sessions() as session:
-        names = await session.scalars(
-            select(Project.name).where(
-                Project.installation_id == installation_id, Project.active.is_(True)
-            )
-        )
-        return list(names)
-
-
 @router.register("installation", action="created")
 @router.register("installation", action="unsuspend")
 @router.register("installation", action="new_permissions_accepted")
@@ -94,7 +81,7 @@ async def on_uninstalled(
     if repositories is not None:
         await drop(engine, names(host, repositories))
     else:
-        await drop(engine, await installed_projects(engine, event.data["installation"]["id"]))
+        await drop(engine, await engine.installed_projects(event.data["installation"]["id"]))
 
 
 @router.register("installation_repositories", action="added")

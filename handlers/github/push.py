@@ -8,9 +8,7 @@ from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
 from bot.engine import CODEOWNERS_PATHS, CONFIG_PATH, Engine
-from bot.forge import project_key
 from bot.github.checks import post_config_check
-from bot.models import Project
 
 router = routing.Router()
 
@@ -27,12 +25,6 @@ def changed_paths(push: dict[str, Any]) -> set[str]:
     }
 
 
-async def config_was_invalid(engine: Engine, name: str) -> bool:
-    async with engine.sessions() as session:
-        project = await session.get(Project, project_key(name))
-    return project is not None and project.config_error is not None
-
-
 @router.register("push")
 async def on_push(
     event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
@@ -43,7 +35,7 @@ async def on_push(
     if not on_default_branch or push.get("deleted") or not changed_paths(push) & INDEXED_PATHS:
         return
     name = f"{host}/{repository['full_name']}"
-    was_invalid = await config_was_invalid(engine, name)
+    was_invalid = await engine.config_error_of(name) is not None
     error = await engine.refresh_project(
         name,
         private=repository["private"],
