@@ -405,12 +405,13 @@ class Engine:
             event = await session.get(Event, event_id, with_for_update=True)
             if event is None or event.kind != "trigger":
                 raise UnknownEvent(event_id)
-            if event.result is not None and event.result != "timed_out":
+            if event.result is not None:
                 if event.result == result or result == RUNNING:
                     return event
-                raise ResultConflict(
-                    f"event {event_id} already finished with {event.result!r}, not {result!r}"
-                )
+                if event.result != "timed_out":  # a late real result replaces a time-out
+                    raise ResultConflict(
+                        f"event {event_id} already finished with {event.result!r}, not {result!r}"
+                    )
             event.url = url or event.url
             event.sha = sha or event.sha
             event.ref = ref or event.ref

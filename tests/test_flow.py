@@ -411,3 +411,20 @@ async def test_changes_against_the_previous_upstream_success(
     assert changes == [None, "same", "broke", "same", "improved"]
     _, (_, check) = forge.of("upsert_check")[-1]
     assert "✅ passed (fixed)" in check.summary
+
+
+async def test_a_late_result_replaces_a_time_out_once(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+    engine = runtime(client).engine
+    await engine.record_result(request.event_id, "timed_out")
+    await engine.record_result(request.event_id, "timed_out")
+    assert (await report_status(client, request.event_id, "success")).status == 202
+    assert (await report_status(client, request.event_id, "failure")).status == 409
+    await run_jobs(client)
+    assert forge.of("set_commit_status")[-1][1][1].state == "success"
