@@ -66,7 +66,9 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
-    if not settings.github_enabled:
+    if settings.github_enabled:
+        app.router.add_get("/", pages.dashboard)
+    else:
         app.add_routes(setup_routes(settings, env_path, lambda: app[CLIENT_SESSION]))
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:

@@ -6,12 +6,15 @@ from html import escape
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import func, select
 
+from bot.models import Event, Project, Subscription
 from bot.report import ICONS
 from handlers.api import event_trace
-from handlers.context import json_error
+from handlers.context import RUNTIME, json_error
 
 routes = web.RouteTableDef()
+RECENT_EVENTS = 500
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -19,7 +22,7 @@ PAGE = """<!doctype html>
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;
 text-align:left}}code{{font-size:90%}}</style></head>
 <body><h1>{title}</h1>{body}
-<p><a href="/api/v1/events/{event_id}">This trace as JSON</a></p></body></html>
+{footer}</body></html>
 """
 
 
@@ -61,7 +64,8 @@ def render(trace: dict[str, Any]) -> str:
         body.append("<th>Commit</th><th>Run</th></tr>")
         body.extend(_row(child) for child in trace["children"])
         body.append("</table>")
-    return PAGE.format(title=_name(trace), body="\n".join(body), event_id=escape(trace["id"]))
+    footer = f'<p><a href="/api/v1/events/{escape(trace["id"])}">This trace as JSON</a></p>'
+    return PAGE.format(title=_name(trace), body="\n".join(body), footer=footer)
 
 
 @routes.get("/events/{event_id}")
@@ -71,3 +75,57 @@ async def event_page(request: web.Request) -> web.Response:
     if trace is None:
         return json_error(404, f"no event {event_id}")
     return web.Response(text=render(trace), content_type="text/html")
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """`/` once the app is set up: the public projects, their links and latest results."""
+    runtime = request.app[RUNTIME]
+    async with runtime.sessions() as session:
+        projects = list(
+            await session.scalars(
+                select(Project)
+                .where(Project.active.is_(True), Project.private.is_(False))
+                .order_by(Project.key)
+            )
+        )
+        upstreams = dict(
+            (
+                await session.execute(
+                    select(Subscription.downstream, func.count()).group_by(Subscription.downstream)
+                )
+            ).all()
+        )
+        downstreams = dict(
+            (
+                await session.execute(
+                    select(Subscription.upstream, func.count()).group_by(Subscription.upstream)
+                )
+            ).all()
+        )
+        recent = await session.scalars(
+            select(Event).order_by(Event.created_at.desc()).limit(RECENT_EVENTS)
+        )
+        latest: dict[str, Event] = {}
+        for event in recent:
+            latest.setdefault(event.project.lower(), event)
+    rows = []
+    for project in projects:
+        event = latest.get(project.key)
+        last = (
+            f'<a href="/events/{escape(event.id)}">{escape(ICONS.get(event.result, ""))}</a>'
+            if event
+            else ""
+        )
+        problem = " ⚠ invalid .conjunction.yml" if project.config_error else ""
+        rows.append(
+            f"<tr><td>{escape(project.name)}{problem}</td><td>{upstreams.get(project.key, 0)}</td>"
+            f"<td>{downstreams.get(project.key, 0)}</td><td>{last}</td></tr>"
+        )
+    body = (
+        f"<p>{len(projects)} public projects.</p><table><tr><th>Project</th><th>Upstreams</th>"
+        "<th>Downstreams</th><th>Latest</th></tr>" + "".join(rows) + "</table>"
+    )
+    footer = '<p><a href="/schema/conjunction.json">.conjunction.yml schema</a></p>'
+    return web.Response(
+        text=PAGE.format(title="Conjunction", body=body, footer=footer), content_type="text/html"
+    )

@@ -219,3 +219,19 @@ async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: F
     assert f'<a href="/events/{event_id}">{APP}</a></td><td>❌ failed</td>' in html
     assert 'href="https://ci.acme.dev/&lt;b&gt;/1"' in html
     assert (await client.get("/events/nope")).status == 404
+
+
+async def test_dashboard_lists_public_projects(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    event_id = await start_one(client, forge)
+    await index(client, "github.com/acme/secret", upstream_of(LIB), private=True)
+    await report_status(client, event_id, "success")
+    html = await (await client.get("/")).text()
+    assert "2 public projects." in html
+    assert (
+        f'<tr><td>{APP}</td><td>1</td><td>0</td><td><a href="/events/{event_id}">✅ passed</a>'
+        in html
+    )
+    assert f"<tr><td>{LIB}</td><td>0</td><td>2</td>" in html
+    assert "acme/secret" not in html

@@ -33,7 +33,9 @@ async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Sett
     tasks = {task.get_name() for task in asyncio.all_tasks()}
     assert {"worker", "sweeper", "poller"} <= tasks
     assert (await client.get("/healthz")).status == 200
-    assert (await client.get("/")).status == 404, "the setup page is gone once GitHub is set up"
+    page = await client.get("/")
+    assert page.status == 200
+    assert "0 public projects." in await page.text(), "the dashboard replaces the setup page"
 
 
 async def test_without_github_the_setup_page_is_served(aiohttp_client: Any, tmp_path: Any) -> None:
