@@ -110,10 +110,10 @@ async def dashboard(request: web.Request) -> web.Response:
             latest.setdefault(event.project.lower(), event)
     rows = []
     for project in projects:
-        event = latest.get(project.key)
+        newest = latest.get(project.key)
         last = (
-            f'<a href="/events/{escape(event.id)}">{escape(ICONS.get(event.result, ""))}</a>'
-            if event
+            f'<a href="/events/{escape(newest.id)}">{escape(ICONS.get(newest.result, ""))}</a>'
+            if newest
             else ""
         )
         problem = " ⚠ invalid .conjunction.yml" if project.config_error else ""
