@@ -12,21 +12,11 @@ from bot.tokens import create_project_token
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.fakeforge import FakeForge
-from tests.test_flow import APP, LIB, SHA, index, report_status, upstream_of
-
-
-async def start_one(client: TestClient[Any, Any], forge: FakeForge) -> str:
-    """An upstream success of LIB that triggers APP; returns APP's trigger event id."""
-    await index(client, LIB, None)
-    await index(client, APP, upstream_of(LIB))
-    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
-    await run_jobs(client)
-    [(_, request)] = forge.of("start_pipeline")
-    return str(request.event_id)
+from tests.test_flow import APP, LIB, SHA, index, report_status, start_one, upstream_of
 
 
 async def test_status_errors(client: TestClient[Any, Any], forge: FakeForge) -> None:
-    event_id = await start_one(client, forge)
+    event_id = (await start_one(client, forge)).event_id
     url = f"/api/v1/events/{event_id}/status"
 
     wrong = await client.post(
@@ -65,7 +55,7 @@ async def test_status_errors(client: TestClient[Any, Any], forge: FakeForge) -> 
 async def test_running_then_final_result_with_metadata(
     client: TestClient[Any, Any], forge: FakeForge
 ) -> None:
-    event_id = await start_one(client, forge)
+    event_id = (await start_one(client, forge)).event_id
     running = await report_status(client, event_id, "running", url="https://ci.acme.dev/b/1")
     assert running.status == 202
     answer = await report_status(
@@ -146,7 +136,7 @@ async def test_private_projects_need_the_admin_token(
 
 
 async def test_project_statistics(client: TestClient[Any, Any], forge: FakeForge) -> None:
-    event_id = await start_one(client, forge)
+    event_id = (await start_one(client, forge)).event_id
     await report_status(client, event_id, "success")
     answer = await client.get("/api/v1/projects/GitHub.com/Acme/App")
     data = await answer.json()
@@ -210,7 +200,7 @@ async def test_gitlab_webhook_token(
 
 
 async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: FakeForge) -> None:
-    event_id = await start_one(client, forge)
+    event_id = (await start_one(client, forge)).event_id
     await report_status(client, event_id, "failure", url="https://ci.acme.dev/<b>/1")
     origin = (await (await client.get(f"/api/v1/events/{event_id}")).json())["parent"]
     page = await client.get(f"/events/{origin}")
@@ -224,7 +214,7 @@ async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: F
 async def test_dashboard_lists_public_projects(
     client: TestClient[Any, Any], forge: FakeForge
 ) -> None:
-    event_id = await start_one(client, forge)
+    event_id = (await start_one(client, forge)).event_id
     await index(client, "github.com/acme/secret", upstream_of(LIB), private=True)
     await report_status(client, event_id, "success")
     html = await (await client.get("/")).text()

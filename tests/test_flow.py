@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.forge import TriggerError
+from bot.forge import TriggerError, TriggerRequest
 from bot.models import Delivery, Event, Job
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.fakeforge import FakeForge
@@ -43,6 +43,16 @@ async def report_status(
         json={"result": result, **body},
         headers={"Authorization": f"Bearer {token}"},
     )
+
+
+async def start_one(client: TestClient[Any, Any], forge: FakeForge) -> TriggerRequest:
+    """An upstream success of LIB that triggers APP; returns what APP was started with."""
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+    return request
 
 
 async def events_of(client: TestClient[Any, Any], project: str) -> list[Event]:
@@ -416,11 +426,7 @@ async def test_changes_against_the_previous_upstream_success(
 async def test_a_late_result_replaces_a_time_out_once(
     client: TestClient[Any, Any], forge: FakeForge
 ) -> None:
-    await index(client, LIB, None)
-    await index(client, APP, upstream_of(LIB))
-    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
-    await run_jobs(client)
-    [(_, request)] = forge.of("start_pipeline")
+    request = await start_one(client, forge)
     engine = runtime(client).engine
     await engine.record_result(request.event_id, "timed_out")
     await engine.record_result(request.event_id, "timed_out")

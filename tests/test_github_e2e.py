@@ -55,7 +55,10 @@ async def github(
     app = create_app(
         settings, forges={"github.com": forge}, github_client_for=client_for, run_workers=False
     )
-    return await aiohttp_client(app), gh
+    client = await aiohttp_client(app)
+    expect_install(gh)
+    await install(client, gh)
+    return client, gh
 
 
 def expect_install(gh: FakeGitHub) -> None:
@@ -72,6 +75,18 @@ def expect_install(gh: FakeGitHub) -> None:
         gh.expect(
             "GET", f"/repos/acme/app/contents/{path}", status=404, body={"message": "Not Found"}
         )
+
+
+def expect_dispatch(gh: FakeGitHub, run_id: int = 99, **answer: Any) -> None:
+    body = {
+        "workflow_run_id": run_id,
+        "html_url": f"https://github.com/acme/app/actions/runs/{run_id}",
+    }
+    gh.expect(
+        "POST",
+        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+        **({"body": body} | answer),
+    )
 
 
 def expect_reports(gh: FakeGitHub) -> None:
@@ -96,15 +111,9 @@ async def test_install_trigger_report_issue(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
-    expect_install(gh)
-    await install(client, gh)
 
     # an upstream success starts the downstream workflow with the contract's inputs
-    gh.expect(
-        "POST",
-        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
-        body={"workflow_run_id": 99, "html_url": "https://github.com/acme/app/actions/runs/99"},
-    )
+    expect_dispatch(gh)
     expect_reports(gh)
     assert (
         await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
@@ -156,8 +165,6 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
-    expect_install(gh)
-    await install(client, gh)
     for sha in LIB_SHA:
         gh.expect("POST", f"/repos/acme/lib/statuses/{sha}", body={}, repeat=True)
         gh.expect("GET", f"/repos/acme/lib/commits/{sha}/check-runs", body={"check_runs": []})
@@ -179,14 +186,7 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     for run_id, (sha, conclusion) in enumerate(
         zip(LIB_SHA, ["success", "failure", "success"], strict=True), start=100
     ):
-        gh.expect(
-            "POST",
-            "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
-            body={
-                "workflow_run_id": run_id,
-                "html_url": f"https://github.com/acme/app/actions/runs/{run_id}",
-            },
-        )
+        expect_dispatch(gh, run_id)
         await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id - 50))
         await run_jobs(client)
         result = workflow_run("acme/app", "a" * 40, run_id=run_id, conclusion=conclusion)
@@ -214,14 +214,7 @@ async def test_missing_workflow_is_a_reason_on_the_row(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
-    expect_install(gh)
-    await install(client, gh)
-    gh.expect(
-        "POST",
-        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
-        status=404,
-        body={"message": "Not Found"},
-    )
+    expect_dispatch(gh, status=404, body={"message": "Not Found"})
     expect_reports(gh)
     await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
     await run_jobs(client)
@@ -240,19 +233,13 @@ async def test_rate_limit_answer_postpones_the_job(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
-    expect_install(gh)
-    await install(client, gh)
-    gh.expect(
-        "POST",
-        "/repos/acme/app/actions/workflows/conjunction.yml/dispatches",
+    expect_dispatch(
+        gh,
         status=403,
         body={"message": "You have exceeded a secondary rate limit"},
         headers={"Retry-After": "120"},
     )
-    gh.expect("POST", "/repos/acme/lib/statuses/" + LIB_SHA[0], body={}, repeat=True)
-    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/check-runs", body={"check_runs": []})
-    gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 7})
-    gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/pulls", body=[], repeat=True)
+    expect_reports(gh)
     await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
     await run_jobs(client)
     assert len(gh.calls_to("POST", "/repos/acme/app/actions/workflows/")) == 1, "not hammered"
