@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -214,6 +214,8 @@ class Engine:
 
         With parent_id, the success is a downstream's own result continuing a chain.
         """
+        if parent_id is None and success.changed_paths is None:
+            success = await self._with_changed_paths(success)
         async with self.sessions.begin() as session:
             if parent_id is not None:
                 source = await session.get(Event, parent_id)
@@ -234,6 +236,35 @@ class Engine:
             extra={"event_id": source.id},
         )
         return source
+
+    async def _with_changed_paths(self, success: UpstreamSuccess) -> UpstreamSuccess:
+        """Ask the forge what changed since the previous success, when a subscriber filters
+        on `paths`; unknown changes let every subscriber through."""
+        async with self.sessions() as session:
+            specs = await session.scalars(
+                select(Subscription.spec).where(
+                    Subscription.upstream == project_key(success.project)
+                )
+            )
+            if success.sha is None or not any(spec.get("paths") for spec in specs):
+                return success
+            base = await session.scalar(
+                select(Event.sha)
+                .where(
+                    Event.kind == "build",
+                    Event.project == success.project,
+                    Event.ref == success.ref,
+                    Event.result == "success",
+                    Event.sha != success.sha,
+                )
+                .order_by(Event.created_at.desc())
+                .limit(1)
+            )
+        forge = self.forge(success.project)
+        if base is None or forge is None:
+            return success
+        changed = await forge.changed_files(success.project, base, success.sha)
+        return success if changed is None else replace(success, changed_paths=changed)
 
     @staticmethod
     def _build_event(session: AsyncSession, success: UpstreamSuccess, result: str) -> Event:

@@ -110,4 +110,7 @@ class Forge(Protocol):
 
     async def close_issue(self, project: str, number: int, body: str) -> None: ...
 
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        """Paths changed from base to head, or None when they cannot all be known."""
+
     def compare_url(self, project: str, base: str, head: str) -> str: ...

@@ -16,6 +16,7 @@ class FakeForge:
     start_errors: dict[str, TriggerError] = field(default_factory=dict)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    changes: dict[str, list[str]] = field(default_factory=dict)  # head sha -> changed paths
 
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
@@ -64,6 +65,10 @@ class FakeForge:
         self.issues[number]["comments"].append(body)
         self.issues[number]["state"] = "closed"
         self.calls.append(("close_issue", project, number))
+
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        self.calls.append(("changed_files", project, (base, head)))
+        return self.changes.get(head)
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"https://{project}/compare/{base}...{head}"

@@ -434,3 +434,23 @@ async def test_a_late_result_replaces_a_time_out_once(
     assert (await report_status(client, request.event_id, "failure")).status == 409
     await run_jobs(client)
     assert forge.of("set_commit_status")[-1][1][1].state == "success"
+
+
+async def test_paths_filter_uses_what_changed_since_the_last_success(
+    client: TestClient[Any, Any], forge: FakeForge
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, f'upstreams:\n  - project: {LIB}\n    paths: ["src/**"]\n')
+    await index(client, TOOL, upstream_of(LIB))
+    forge.changes = {"2" * 40: ["docs/index.md"], "3" * 40: ["README.md", "src/lib/core.py"]}
+    for run_id, sha in enumerate(["1" * 40, "2" * 40, "3" * 40], start=1):
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id))
+        await run_jobs(client)
+    started = [
+        (project, request.upstream_sha[0]) for project, request in forge.of("start_pipeline")
+    ]
+    assert started == [(APP, "1"), (TOOL, "1"), (TOOL, "2"), (APP, "3"), (TOOL, "3")]
+    assert [details for _, details in forge.of("changed_files")] == [
+        ("1" * 40, "2" * 40),
+        ("2" * 40, "3" * 40),
+    ]

@@ -479,3 +479,26 @@ async def test_installation_clients():
         "https://ghe.example.com/api/v3"
     }
     assert from_api.requester == "conjunction"
+
+
+async def test_changed_files_come_from_the_compare_api() -> None:
+    gh = FakeGitHub()
+    gh.expect(
+        "GET",
+        "/repos/acme/lib/compare/aaa...bbb",
+        body={"files": [{"filename": "src/a.py"}, {"filename": "README.md"}]},
+    )
+    gh.expect("GET", "/repos/acme/lib/compare/bbb...ccc", body={"files": [{"filename": "x"}] * 300})
+    gh.expect("GET", "/repos/acme/lib/compare/ccc...ddd", status=404, body={"message": "Not Found"})
+
+    async def client_for(_: str) -> FakeGitHub:
+        return gh
+
+    forge = GitHubForge(client_for)
+    assert await forge.changed_files("github.com/acme/lib", "aaa", "bbb") == [
+        "src/a.py",
+        "README.md",
+    ]
+    assert await forge.changed_files("github.com/acme/lib", "bbb", "ccc") is None
+    assert await forge.changed_files("github.com/acme/lib", "ccc", "ddd") is None
+    gh.assert_all_called()

@@ -31,6 +31,9 @@ from bot.texts import ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 
 log = logging.getLogger(__name__)
 
+COMPARE_FILE_LIMIT = 300
+COMPARE = "/repos/{owner}/{repo}/compare/{base}...{head}"
+
 STATUS_DESCRIPTION_LIMIT = 140
 CHECK_SUMMARY_LIMIT = 65_000  # GitHub refuses summaries of 65,535 characters or more
 # GitHub's advice for a secondary rate limit that names no wait: at least a minute.
@@ -383,6 +386,23 @@ class GitHubForge:
             data={"state": "closed", "state_reason": "completed"},
             number=number,
         )
+
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        try:
+            compared = await self._call(
+                project,
+                "GET",
+                "/repos/{owner}/{repo}/compare/{base}...{head}",
+                base=base,
+                head=head,
+            )
+        except gidgethub.BadRequest as exc:
+            log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
+            return None
+        files = compared.get("files") or []
+        if len(files) >= COMPARE_FILE_LIMIT:
+            return None  # GitHub lists at most 300 files: the rest is unknown
+        return [entry["filename"] for entry in files]
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         owner, repo = self._repo(project)
