@@ -502,3 +502,11 @@ async def test_changed_files_come_from_the_compare_api() -> None:
     assert await forge.changed_files("github.com/acme/lib", "bbb", "ccc") is None
     assert await forge.changed_files("github.com/acme/lib", "ccc", "ddd") is None
     gh.assert_all_called()
+
+
+async def test_changed_files_unknown_where_the_app_is_not_installed() -> None:
+    async def not_installed(project: str) -> FakeGitHub:
+        raise LookupError(f"the Conjunction app is not installed on {project}")
+
+    forge = GitHubForge(not_installed)
+    assert await forge.changed_files("github.com/python/cpython", "aaa", "bbb") is None

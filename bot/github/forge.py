@@ -396,7 +396,7 @@ class GitHubForge:
                 base=base,
                 head=head,
             )
-        except gidgethub.BadRequest as exc:
+        except (gidgethub.BadRequest, LookupError) as exc:  # LookupError: app not installed
             log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
             return None
         files = compared.get("files") or []
