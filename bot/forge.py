@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from config.repo_config import Trigger
 
@@ -41,14 +41,6 @@ class TriggerRequest:
     parent_id: str | None = None
     root_id: str | None = None
     depth: int = 1
-
-    def as_json(self) -> dict[str, Any]:
-        """The trigger event as sent to webhook triggers."""
-        data = asdict(self)
-        data.pop("trigger")
-        data["owners"] = list(self.owners)
-        data["event"] = data.pop("event_id")
-        return data
 
 
 @dataclass(frozen=True)

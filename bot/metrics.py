@@ -22,6 +22,3 @@ TRIGGERS = Counter(
     "conjunction_triggers_total", "Downstream trigger events, by outcome", ["outcome"]
 )
 RESULTS = Counter("conjunction_results_total", "Downstream results received", ["result"])
-FORGE_CALLS = Counter(
-    "conjunction_forge_calls_total", "Calls made to forges, by forge and operation", ["forge", "op"]
-)

@@ -12,7 +12,6 @@ PASSED = {"success"}
 FAILED = {"failure", "error", "timed_out"}
 FINAL = {"success", "failure", "error", "cancelled", "timed_out", "skipped"}
 SUMMARY_LIMIT = 65_000
-SUMMARY_MARKER = "<!-- conjunction:downstream-summary -->"
 
 ICONS = {
     "success": "✅ passed",
@@ -86,7 +85,6 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
 
 def summary(rows: Sequence[Row]) -> str:
     lines = [
-        SUMMARY_MARKER,
         "| Downstream | Result | Run | Duration | Owners | Changes since last pass |",
         "|---|---|---|---|---|---|",
     ]
