@@ -20,8 +20,8 @@ from aiohttp import web
 from bot import db, logs
 from bot.engine import Engine
 from bot.forge import Forge, project_key
-from bot.github.poller import UpstreamPoller
-from bot.github.service import build_github_app
+from bot.forges.github.poller import UpstreamPoller
+from bot.forges.github.service import build_github_app
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.tokens import (

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import create_app
-from bot.github.forge import GitHubForge
+from bot.forges.github.forge import GitHubForge
 from config.settings import Settings
 from handlers.context import RUNTIME
 

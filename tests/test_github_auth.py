@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.github.auth import GitHubAppAuth, parse_timestamp
+from bot.forges.github.auth import GitHubAppAuth, parse_timestamp
 from tests.fakegithub import FakeGitHub
 
 NOW = parse_timestamp("2024-05-01T12:00:00Z")

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from gidgethub import sansio
 
 from app import create_app
-from bot.github.forge import GitHubForge
-from bot.github.service import GitHubApp
+from bot.forges.github.forge import GitHubForge
+from bot.forges.github.service import GitHubApp
 from config.settings import Settings
 from tests.conftest import fixture, post_github, run_jobs, workflow_run
 from tests.fakegithub import FakeGitHub

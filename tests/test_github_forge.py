@@ -4,8 +4,8 @@ import aiohttp
 import pytest
 
 from bot.forge import CHECK_NAME, STATUS_CONTEXT, CommitReport, TriggerError, TriggerRequest
-from bot.github.client import InstallationClients
-from bot.github.forge import PERMISSION_REASON, GitHubForge
+from bot.forges.github.client import InstallationClients
+from bot.forges.github.forge import PERMISSION_REASON, GitHubForge
 from bot.queue import RetryLater
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import Trigger

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot import db
 from bot.engine import Engine
-from bot.github.poller import UpstreamPoller
+from bot.forges.github.poller import UpstreamPoller
 from bot.models import Event
 from bot.tokens import CallbackSigner
 from config.settings import Settings
@@ -147,7 +147,7 @@ async def test_an_error_for_one_upstream_does_not_stop_the_others(
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
     polling = poller(engine, fake_github)
 
-    with caplog.at_level(logging.WARNING, logger="bot.github.poller"):
+    with caplog.at_level(logging.WARNING, logger="bot.forges.github.poller"):
         assert await polling.poll_once() == 0
         assert await polling.poll_once() == 1
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.github.ratelimit import ContentPacer, retry_after_seconds
+from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
 
 
 class FakeTime:

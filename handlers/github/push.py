@@ -8,7 +8,7 @@ from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
 from bot.engine import CODEOWNERS_PATHS, CONFIG_PATH, Engine
-from bot.github.checks import post_config_check
+from bot.forges.github.checks import post_config_check
 
 router = routing.Router()
 

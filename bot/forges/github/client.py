@@ -8,7 +8,7 @@ import aiohttp
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.forge import split_project
-from bot.github.auth import GitHubAppAuth
+from bot.forges.github.auth import GitHubAppAuth
 
 
 class InstallationClients:

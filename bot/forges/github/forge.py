@@ -25,7 +25,7 @@ from bot.forge import (
     project_key,
     split_project,
 )
-from bot.github.ratelimit import ContentPacer, retry_after_seconds
+from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
 from bot.queue import RetryLater
 from bot.texts import ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.forge import project_key
-from bot.github.auth import GitHubAppAuth
-from bot.github.client import InstallationClients
-from bot.github.forge import GitHubForge
-from bot.github.ratelimit import ContentPacer
+from bot.forges.github.auth import GitHubAppAuth
+from bot.forges.github.client import InstallationClients
+from bot.forges.github.forge import GitHubForge
+from bot.forges.github.ratelimit import ContentPacer
 from bot.models import Project, Subscription
 from config.settings import Settings
 

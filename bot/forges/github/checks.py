@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub.abc import GitHubAPI
 
 from bot.engine import CONFIG_PATH
-from bot.github.forge import CHECK_SUMMARY_LIMIT
+from bot.forges.github.forge import CHECK_SUMMARY_LIMIT
 from bot.report import escape
 from config.repo_config import ConfigError, ConfigProblem
 
