@@ -11,17 +11,18 @@ import re
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from bot import db, logs
+from bot.adapters import Adapters
 from bot.engine import Engine
-from bot.forge import Forge, project_key
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
+from bot.names import project_key
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.tokens import (
@@ -53,13 +54,13 @@ async def _no_client(_event: object) -> None:
 def create_app(
     settings: Settings,
     *,
-    forges: Mapping[str, Forge] | None = None,
+    adapters: Adapters | None = None,
     github_client_for: ClientFor | None = None,
     run_workers: bool = True,
     max_body: int = BODY_LIMIT,
     env_path: Path = Path(".env"),
 ) -> web.Application:
-    """The aiohttp application. Tests pass their own forges and run the queue themselves."""
+    """The aiohttp application. Tests pass their own adapters and run the queue themselves."""
     app = web.Application(client_max_size=max_body, middlewares=[json_errors])
     app[MAX_BODY] = max_body
     app.add_routes(webhooks.routes)
@@ -81,14 +82,14 @@ def create_app(
         await db.migrate(database)
         sessions = db.sessionmaker(database)
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
-        active_forges = dict(forges or {})
+        active = adapters or Adapters()
         client_for = github_client_for or _no_client
         github = None
-        if forges is None and settings.github_enabled:
+        if adapters is None and settings.github_enabled:
             github = build_github_app(settings, app[CLIENT_SESSION], sessions)
-            active_forges[settings.github_host] = github.forge
+            active = Adapters.of(github.forge)
             client_for = github.client_for_event
-        engine = Engine(sessions, active_forges, settings, signer)
+        engine = Engine(sessions, active, settings, signer)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)

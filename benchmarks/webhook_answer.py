@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from app import create_app
+from bot.adapters import Adapters
 from config.settings import Settings
 
 SECRET = "benchmark-secret"
@@ -36,7 +37,7 @@ async def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = os.environ.get("CONJUNCTION_DATABASE_URL", f"sqlite:///{folder}/bench.db")
         settings = Settings(database_url=url, github_webhook_secret=SECRET, secret_key="k" * 20)
-        runner = web.AppRunner(create_app(settings, forges={}, run_workers=False))
+        runner = web.AppRunner(create_app(settings, adapters=Adapters(), run_workers=False))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -121,7 +121,7 @@ class Event(Base):
     pipeline: Mapped[str | None] = mapped_column(String(300))
     url: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(String(16))
-    change: Mapped[str | None] = mapped_column(String(16))
+    change: Mapped[str | None] = mapped_column(String(16))  # a bot.results.Verdict
     reason: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -142,6 +142,7 @@ class IssueLink(Base):
     number: Mapped[int]
     url: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(8), default="open")
+    last_event_id: Mapped[str | None] = mapped_column(String(32))  # the result last acted on
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

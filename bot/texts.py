@@ -1,8 +1,15 @@
-"""Text the bot posts in issues and comments. Hidden markers let it find its own posts again."""
+"""Every Markdown text the bot posts, rendered from the templates in `bot/templates/`.
+
+Anything a user wrote goes through the `md` filter, which makes it inert inside Markdown (and a
+table cell): no markup, no HTML, no @-mentions. Hidden markers let the bot find its posts again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
 
 ISSUE_LABEL = "conjunction"
 ISSUE_LABEL_COLOR = "d93f0b"
@@ -10,56 +17,43 @@ ISSUE_LABEL_DESCRIPTION = "A downstream project broke against an upstream change
 PR_COMMENT_MARKER = "<!-- conjunction:downstream-summary -->"
 
 
-def mentions(owners: Sequence[str]) -> str:
-    return " ".join(f"@{owner}" for owner in owners) or "(no owners declared)"
+def md(text: object) -> str:
+    """Make user-written text inert inside Markdown, table cells included."""
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("`", "'")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\n", " ")
+        .replace("@", "@\u200b")
+    )
 
 
 def short(sha: str | None) -> str:
     return (sha or "unknown")[:7]
 
 
-def issue_title(upstream: str, downstream: str) -> str:
-    return f"{downstream} fails against {upstream}"
+def mentions(owners: list[str]) -> str:
+    return " ".join(f"@{owner}" for owner in owners) or "(no owners declared)"
 
 
-def issue_body(
-    *,
-    upstream: str,
-    downstream: str,
-    sha: str | None,
-    run_url: str | None,
-    compare_url: str | None,
-    trace_url: str,
-    downstream_owners: Sequence[str],
-    upstream_owners: Sequence[str],
-) -> str:
-    lines = [
-        f"<!-- conjunction:breakage {upstream} -> {downstream} -->",
-        f"**{downstream}** passed against the previous successful build of **{upstream}**, "
-        f"and fails against `{short(sha)}`.",
-        "",
-    ]
-    if run_url:
-        lines.append(f"- Failing run: {run_url}")
-    if compare_url:
-        lines.append(f"- What changed upstream since it last passed: {compare_url}")
-    lines += [
-        f"- Trace: {trace_url}",
-        "",
-        f"Downstream owners: {mentions(downstream_owners)}",
-        f"Upstream owners: {mentions(upstream_owners)}",
-        "",
-        f"Conjunction comments here on later failures and closes this issue when {downstream} "
-        "passes again.",
-    ]
-    return "\n".join(lines)
+def breakage_marker(upstream: str, downstream: str) -> str:
+    return f"<!-- conjunction:breakage {upstream.lower()} -> {downstream.lower()} -->"
 
 
-def still_failing(sha: str | None, run_url: str | None, trace_url: str) -> str:
-    run = f" ([run]({run_url}))" if run_url else ""
-    return f"Still failing against upstream `{short(sha)}`{run}. Trace: {trace_url}"
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=False,  # Markdown, not HTML: user text is escaped by the `md` filter
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters["md"] = md
+_templates.filters["short"] = short
+_templates.filters["mentions"] = mentions
 
 
-def fixed(downstream: str, sha: str | None, run_url: str | None) -> str:
-    run = f" ([run]({run_url}))" if run_url else ""
-    return f"{downstream} passes again against upstream `{short(sha)}`{run}. Closing."
+def render(template: str, **values: Any) -> str:
+    return _templates.get_template(template).render(**values)

@@ -14,24 +14,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
-from bot.forge import project_key
 from bot.models import Event, Project, Subscription
-from bot.report import FINAL
+from bot.names import project_key
+from bot.results import Result
 from bot.tokens import project_for_token
 from handlers.context import RUNTIME, json_answer, json_error
 
 routes = web.RouteTableDef()
+# what a CI system may report: a final Result, or that it is running
+Reported = Literal["success", "failure", "error", "cancelled", "timed_out", "skipped", "running"]
 SCHEMA = json.loads(
     (Path(__file__).parent.parent / "config" / "conjunction.schema.json").read_text()
 )
-
-Result = Literal["success", "failure", "error", "cancelled", "timed_out", "skipped", "running"]
 
 
 class StatusBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    result: Result
+    result: Reported
     url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -242,9 +242,9 @@ async def get_project(request: web.Request) -> web.Response:
     durations = [
         (event.finished_at - event.started_at).total_seconds()
         for event in recent
-        if event.started_at and event.finished_at and event.result in FINAL
+        if event.started_at and event.finished_at and event.result is not None
     ]
-    finished = [event for event in recent if event.result in FINAL - {"skipped"}]
+    finished = [event for event in recent if event.result not in (None, Result.SKIPPED)]
     return json_answer(
         {
             "project": project.name,
@@ -259,7 +259,7 @@ async def get_project(request: web.Request) -> web.Response:
             "statistics": {
                 "results": len(finished),
                 "pass_rate": (
-                    sum(event.result == "success" for event in finished) / len(finished)
+                    sum(event.result == Result.SUCCESS for event in finished) / len(finished)
                     if finished
                     else None
                 ),

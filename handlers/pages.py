@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bot.engine.reports import label
 from bot.models import Event, Project, Subscription
-from bot.report import ICONS
 from handlers.api import event_trace
 from handlers.context import RUNTIME, json_error
 
@@ -31,7 +31,7 @@ def _name(item: dict[str, Any]) -> str:
 
 
 def _result(item: dict[str, Any]) -> str:
-    text = ICONS.get(item.get("result"), str(item.get("result")))
+    text = label(item.get("result"))
     if item.get("reason"):
         text += f": {item['reason']}"
     return escape(text)
@@ -112,7 +112,7 @@ async def dashboard(request: web.Request) -> web.Response:
     for project in projects:
         newest = latest.get(project.key)
         last = (
-            f'<a href="/events/{escape(newest.id)}">{escape(ICONS.get(newest.result, ""))}</a>'
+            f'<a href="/events/{escape(newest.id)}">{escape(label(newest.result))}</a>'
             if newest
             else ""
         )

@@ -17,12 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import create_app
+from bot.adapters import Adapters
 from bot.db import async_url
 from bot.runtime import Runtime
 from config.settings import Settings
 from handlers.context import RUNTIME
-from tests.fakeforge import FakeForge
 from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+from tests.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures")
 WEBHOOK_SECRET = "webhook-secret-for-tests"
@@ -80,15 +81,15 @@ def settings(sqlite_url: str) -> Settings:
 
 
 @pytest.fixture
-def forge() -> FakeForge:
-    return FakeForge()
+def forge() -> MemoryHost:
+    return MemoryHost()
 
 
 @pytest.fixture
 async def client(
-    aiohttp_client: Any, settings: Settings, forge: FakeForge
+    aiohttp_client: Any, settings: Settings, forge: MemoryHost
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(settings, forges={"github.com": forge}, run_workers=False)
+    app = create_app(settings, adapters=Adapters.of(forge), run_workers=False)
     yield await aiohttp_client(app)
 
 

@@ -8,14 +8,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app import create_app
+from bot.adapters import Adapters
 from bot.tokens import create_project_token
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.fakeforge import FakeForge
+from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, SHA, index, report_status, start_one, upstream_of
 
 
-async def test_status_errors(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_status_errors(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     event_id = (await start_one(client, forge)).event_id
     url = f"/api/v1/events/{event_id}/status"
 
@@ -53,7 +54,7 @@ async def test_status_errors(client: TestClient[Any, Any], forge: FakeForge) -> 
 
 
 async def test_running_then_final_result_with_metadata(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     event_id = (await start_one(client, forge)).event_id
     running = await report_status(client, event_id, "running", url="https://ci.acme.dev/b/1")
@@ -73,7 +74,7 @@ async def test_running_then_final_result_with_metadata(
 
 
 async def test_builds_api_needs_a_project_token(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -108,7 +109,7 @@ async def test_builds_api_needs_a_project_token(
 
 
 async def test_private_projects_need_the_admin_token(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB), private=True)
@@ -130,12 +131,12 @@ async def test_private_projects_need_the_admin_token(
     assert (await client.get(f"/api/v1/projects/{APP}")).status == 404
     assert (await client.get(f"/api/v1/projects/{APP}", headers=admin)).status == 200
 
-    _, (_, check) = forge.of("upsert_check")[-1]
+    _, (_, check) = forge.of("check")[-1]
     assert "acme/app" not in check.summary
     assert "| 1 private project | 1 ⏳ running |" in check.summary
 
 
-async def test_project_statistics(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_project_statistics(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     event_id = (await start_one(client, forge)).event_id
     await report_status(client, event_id, "success")
     answer = await client.get("/api/v1/projects/GitHub.com/Acme/App")
@@ -169,10 +170,10 @@ def _refuse(*args: Any) -> Any:
 
 
 async def test_unknown_route_and_oversized_body(
-    aiohttp_client: Any, settings: Settings, forge: FakeForge
+    aiohttp_client: Any, settings: Settings, forge: MemoryHost
 ) -> None:
     client = await aiohttp_client(
-        create_app(settings, forges={"github.com": forge}, run_workers=False, max_body=1024)
+        create_app(settings, adapters=Adapters.of(forge), run_workers=False, max_body=1024)
     )
     missing = await client.get("/nope")
     assert (missing.status, await missing.json()) == (404, {"error": "Not Found"})
@@ -199,7 +200,7 @@ async def test_gitlab_webhook_token(
     assert answer.status == status
 
 
-async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     event_id = (await start_one(client, forge)).event_id
     await report_status(client, event_id, "failure", url="https://ci.acme.dev/<b>/1")
     origin = (await (await client.get(f"/api/v1/events/{event_id}")).json())["parent"]
@@ -212,7 +213,7 @@ async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: F
 
 
 async def test_dashboard_lists_public_projects(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     event_id = (await start_one(client, forge)).event_id
     await index(client, "github.com/acme/secret", upstream_of(LIB), private=True)

@@ -28,8 +28,8 @@ async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Sett
     settings = dataclasses.replace(settings, github_private_key=private_key_pem())
     client = await aiohttp_client(create_app(settings))
     engine = client.app[RUNTIME].engine
-    assert isinstance(engine.forge("github.com/acme/lib"), GitHubForge)
-    assert engine.forge("gitlab.com/acme/lib") is None
+    assert isinstance(engine.adapters.host("github.com/acme/lib"), GitHubForge)
+    assert engine.adapters.host("gitlab.com/acme/lib") is None
     tasks = {task.get_name() for task in asyncio.all_tasks()}
     assert {"worker", "sweeper", "poller"} <= tasks
     assert (await client.get("/healthz")).status == 200
@@ -44,4 +44,4 @@ async def test_without_github_the_setup_page_is_served(aiohttp_client: Any, tmp_
     page = await client.get("/")
     assert page.status == 200
     assert "settings/apps/new" in await page.text()
-    assert client.app[RUNTIME].engine.forge("github.com/acme/lib") is None
+    assert client.app[RUNTIME].engine.adapters.host("github.com/acme/lib") is None

@@ -7,10 +7,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.forge import TriggerError, TriggerRequest
+from bot.adapters import Adapters
 from bot.models import Delivery, Event, Job
+from bot.runner import TriggerError, TriggerRequest
+from bot.texts import PR_COMMENT_MARKER
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.fakeforge import FakeForge
+from tests.memoryhost import MemoryHost
 
 LIB = "github.com/acme/lib"
 APP = "github.com/acme/app"
@@ -45,7 +47,7 @@ async def report_status(
     )
 
 
-async def start_one(client: TestClient[Any, Any], forge: FakeForge) -> TriggerRequest:
+async def start_one(client: TestClient[Any, Any], forge: MemoryHost) -> TriggerRequest:
     """An upstream success of LIB that triggers APP; returns what APP was started with."""
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -69,7 +71,7 @@ async def count(client: TestClient[Any, Any], model: Any) -> int:
 
 
 async def test_upstream_success_fans_out_and_results_come_back(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, "owners: [lib-team]\n")
     await index(client, APP, upstream_of(LIB, owners="[alice]"))
@@ -87,7 +89,7 @@ async def test_upstream_success_fans_out_and_results_come_back(
         f"https://conjunction.test/api/v1/events/{request.event_id}/status"
     )
     assert request.depth == 1
-    sha, pending = forge.of("set_commit_status")[-1][1]
+    sha, pending = forge.of("status")[-1][1]
     assert sha == SHA
     assert (pending.state, pending.description) == (
         "pending",
@@ -98,11 +100,11 @@ async def test_upstream_success_fans_out_and_results_come_back(
     assert (await report_status(client, started[TOOL].event_id, "failure")).status == 202
     await run_jobs(client)
 
-    project, (sha, final) = forge.of("set_commit_status")[-1]
+    project, (sha, final) = forge.of("status")[-1]
     assert project == LIB
     assert (final.state, final.description) == ("failure", "1 of 2 downstream projects passed")
     assert final.target_url.startswith("https://conjunction.test/events/")
-    _, (_, check) = forge.of("upsert_check")[-1]
+    _, (_, check) = forge.of("check")[-1]
     assert check.conclusion == "failure"
     assert "| github.com/acme/app | ✅ passed |" in check.summary
     assert "| github.com/acme/tool | ❌ failed |" in check.summary
@@ -110,24 +112,22 @@ async def test_upstream_success_fans_out_and_results_come_back(
 
 
 async def test_burst_of_results_is_one_report(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     for n in range(5):
         await index(client, f"github.com/acme/d{n}", upstream_of(LIB))
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
     await run_jobs(client)
-    reports_before = len(forge.of("set_commit_status"))
+    reports_before = len(forge.of("status"))
     for _, request in forge.of("start_pipeline"):
         await report_status(client, request.event_id, "success")
     await run_jobs(client)
-    assert len(forge.of("set_commit_status")) == reports_before + 1
-    assert forge.of("set_commit_status")[-1][1][1].description == (
-        "5 of 5 downstream projects passed"
-    )
+    assert len(forge.of("status")) == reports_before + 1
+    assert forge.of("status")[-1][1][1].description == ("5 of 5 downstream projects passed")
 
 
-async def test_chain_runs_to_the_end(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_chain_runs_to_the_end(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
     await index(client, TOOL, upstream_of(APP))
@@ -149,7 +149,7 @@ async def test_chain_runs_to_the_end(client: TestClient[Any, Any], forge: FakeFo
     assert trace["depth"] == 2
 
 
-async def test_loop_stops_and_says_why(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_loop_stops_and_says_why(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     await index(client, LIB, upstream_of(APP))
     await index(client, APP, upstream_of(LIB))
 
@@ -165,7 +165,7 @@ async def test_loop_stops_and_says_why(client: TestClient[Any, Any], forge: Fake
     assert skipped.reason == "loop: github.com/acme/lib is already in this chain"
 
 
-async def test_chain_stops_at_max_depth(client: TestClient[Any, Any], forge: FakeForge) -> None:
+async def test_chain_stops_at_max_depth(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     runtime(client).engine.settings = runtime(client).settings.__class__(
         **{**runtime(client).settings.__dict__, "max_depth": 1}
     )
@@ -186,7 +186,7 @@ async def test_chain_stops_at_max_depth(client: TestClient[Any, Any], forge: Fak
 
 
 async def test_filters_pick_which_downstreams_run(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, f"upstreams:\n  - project: {LIB}\n    branches: [release/*]\n")
@@ -198,7 +198,7 @@ async def test_filters_pick_which_downstreams_run(
 
 
 async def test_bad_signature_is_refused_and_does_nothing(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     body = b'{"action": "completed"}'
     answer = await client.post(
@@ -224,7 +224,7 @@ async def test_bad_signature_is_refused_and_does_nothing(
 
 
 async def test_duplicate_delivery_does_nothing(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -253,20 +253,20 @@ async def test_unknown_event_and_malformed_body(client: TestClient[Any, Any]) ->
 
 
 async def test_trigger_error_is_shown_on_the_row(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
     forge.start_errors[APP] = TriggerError("workflow conjunction.yml not found in acme/app")
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
     await run_jobs(client)
-    _, (_, check) = forge.of("upsert_check")[-1]
+    _, (_, check) = forge.of("check")[-1]
     assert check.conclusion == "failure"
     assert "❌ error: workflow conjunction.yml not found in acme/app" in check.summary
 
 
 async def test_timed_out_when_no_result_comes(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -281,10 +281,10 @@ async def test_timed_out_when_no_result_comes(
     await run_jobs(client)
     [event] = await events_of(client, APP)
     assert event.result == "timed_out"
-    assert forge.of("set_commit_status")[-1][1][1].state == "failure"
+    assert forge.of("status")[-1][1][1].state == "failure"
 
 
-async def run_lib(client: TestClient[Any, Any], forge: FakeForge, sha: str, result: str) -> None:
+async def run_lib(client: TestClient[Any, Any], forge: MemoryHost, sha: str, result: str) -> None:
     """One upstream success of LIB at sha, with APP's result."""
     await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=int(sha[0], 16)))
     await run_jobs(client)
@@ -294,7 +294,7 @@ async def run_lib(client: TestClient[Any, Any], forge: FakeForge, sha: str, resu
 
 
 async def test_breakage_issue_opened_commented_and_closed(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, "owners: [lib-team]\nreport:\n  issues: true\n")
     await index(client, APP, upstream_of(LIB, owners="[alice, acme/app-team]"))
@@ -311,7 +311,7 @@ async def test_breakage_issue_opened_commented_and_closed(
     assert "Downstream owners: @alice @acme/app-team" in issue["body"]
     assert "Upstream owners: @lib-team" in issue["body"]
     assert f"https://{LIB}/compare/{'2' * 40}...{'3' * 40}" in issue["body"]
-    _, (_, check) = forge.of("upsert_check")[-1]
+    _, (_, check) = forge.of("check")[-1]
     assert "❌ failed (newly broken)" in check.summary
     assert f"[compare](https://{LIB}/compare/{'2' * 40}...{'3' * 40})" in check.summary
 
@@ -329,19 +329,19 @@ async def test_breakage_issue_opened_commented_and_closed(
 
 
 async def test_private_downstream_gets_no_issue_upstream(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, "report:\n  issues: true\n")
     await index(client, APP, upstream_of(LIB), private=True)
     await run_lib(client, forge, "1" * 40, "success")
     await run_lib(client, forge, "2" * 40, "failure")
     assert [issue["project"] for issue in forge.issues.values()] == [APP]
-    for _, (_, report) in forge.of("upsert_check"):
+    for _, (_, report) in forge.of("check"):
         assert "acme/app" not in report.summary
 
 
 async def test_only_required_downstreams_fail_the_check(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, f"report:\n  required: [{TOOL}]\n")
     await index(client, APP, upstream_of(LIB))
@@ -352,15 +352,17 @@ async def test_only_required_downstreams_fail_the_check(
     await report_status(client, started[APP].event_id, "failure")
     await report_status(client, started[TOOL].event_id, "success")
     await run_jobs(client)
-    _, (_, check) = forge.of("upsert_check")[-1]
+    _, (_, check) = forge.of("check")[-1]
     assert (check.state, check.conclusion) == ("success", "neutral")
     assert "❌ failed (optional)" in check.summary
     _, (_, comment) = forge.of("comment_on_change")[-1]
-    assert comment.startswith("**Conjunction: downstream**: 1 of 2 downstream projects passed")
+    assert comment.startswith(
+        f"{PR_COMMENT_MARKER}\n**Conjunction: downstream**: 1 of 2 downstream projects passed"
+    )
 
 
 async def test_one_trigger_per_upstream_commit_and_none_for_pull_requests(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -373,12 +375,12 @@ async def test_one_trigger_per_upstream_commit_and_none_for_pull_requests(
 
 
 async def test_a_restart_mid_queue_loses_nothing(
-    aiohttp_client: Any, settings: Any, forge: FakeForge
+    aiohttp_client: Any, settings: Any, forge: MemoryHost
 ) -> None:
     from app import create_app
 
     first = await aiohttp_client(
-        create_app(settings, forges={"github.com": forge}, run_workers=False)
+        create_app(settings, adapters=Adapters.of(forge), run_workers=False)
     )
     await index(first, LIB, None)
     await index(first, APP, upstream_of(LIB))
@@ -387,14 +389,14 @@ async def test_a_restart_mid_queue_loses_nothing(
     assert forge.of("start_pipeline") == []
 
     second = await aiohttp_client(
-        create_app(settings, forges={"github.com": forge}, run_workers=False)
+        create_app(settings, adapters=Adapters.of(forge), run_workers=False)
     )
     await run_jobs(second)
     assert [project for project, _ in forge.of("start_pipeline")] == [APP]
 
 
 async def test_webhook_trigger_is_refused_with_a_reason(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     hook = "\ntrigger:\n  webhook:\n    url: https://ci.acme.dev/hook\n"
@@ -410,7 +412,7 @@ async def test_webhook_trigger_is_refused_with_a_reason(
 
 
 async def test_changes_against_the_previous_upstream_success(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
@@ -418,13 +420,13 @@ async def test_changes_against_the_previous_upstream_success(
     for sha, result in zip("12345", results, strict=True):
         await run_lib(client, forge, sha * 40, result)
     changes = [event.change for event in await events_of(client, APP)]
-    assert changes == [None, "same", "broke", "same", "improved"]
-    _, (_, check) = forge.of("upsert_check")[-1]
+    assert changes == ["passed", "passed", "new regression", "still failing", "fixed"]
+    _, (_, check) = forge.of("check")[-1]
     assert "✅ passed (fixed)" in check.summary
 
 
 async def test_a_late_result_replaces_a_time_out_once(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     request = await start_one(client, forge)
     engine = runtime(client).engine
@@ -433,11 +435,11 @@ async def test_a_late_result_replaces_a_time_out_once(
     assert (await report_status(client, request.event_id, "success")).status == 202
     assert (await report_status(client, request.event_id, "failure")).status == 409
     await run_jobs(client)
-    assert forge.of("set_commit_status")[-1][1][1].state == "success"
+    assert forge.of("status")[-1][1][1].state == "success"
 
 
 async def test_paths_filter_uses_what_changed_since_the_last_success(
-    client: TestClient[Any, Any], forge: FakeForge
+    client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     await index(client, LIB, None)
     await index(client, APP, f'upstreams:\n  - project: {LIB}\n    paths: ["src/**"]\n')

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from gidgethub import sansio
 
 from app import create_app
+from bot.adapters import Adapters
 from bot.forges.github.forge import GitHubForge
 from bot.forges.github.service import GitHubApp
 from config.settings import Settings
@@ -53,7 +54,7 @@ async def github(
 
     forge = GitHubForge(client_for, sleep=_no_sleep)
     app = create_app(
-        settings, forges={"github.com": forge}, github_client_for=client_for, run_workers=False
+        settings, adapters=Adapters.of(forge), github_client_for=client_for, run_workers=False
     )
     client = await aiohttp_client(app)
     expect_install(gh)
@@ -68,7 +69,7 @@ def expect_install(gh: FakeGitHub) -> None:
         "GET", "/repos/acme/lib/contents/.conjunction.yml", body=contents("owners: [libby]\n")
     )
     gh.expect("GET", "/repos/acme/app/contents/.conjunction.yml", body=contents(APP_CONFIG))
-    for path in ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS"):
+    for path in GitHubForge.codeowners_paths:
         gh.expect(
             "GET", f"/repos/acme/lib/contents/{path}", status=404, body={"message": "Not Found"}
         )
@@ -175,6 +176,7 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
         "GET", "/repos/acme/app/labels/conjunction", status=404, body={"message": "Not Found"}
     )
     gh.expect("POST", "/repos/acme/app/labels", body={"name": "conjunction"})
+    gh.expect("GET", "/repos/acme/app/issues?labels=conjunction&state=open", body=[])
     gh.expect(
         "POST",
         "/repos/acme/app/issues",

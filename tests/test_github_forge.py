@@ -3,10 +3,12 @@ import base64
 import aiohttp
 import pytest
 
-from bot.forge import CHECK_NAME, STATUS_CONTEXT, CommitReport, TriggerError, TriggerRequest
+from bot.codehost import REPORT_NAME as CHECK_NAME
+from bot.codehost import STATUS_CONTEXT, CommitReport
 from bot.forges.github.client import InstallationClients
 from bot.forges.github.forge import PERMISSION_REASON, GitHubForge
 from bot.queue import RetryLater
+from bot.runner import TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import Trigger
 from tests.fakegithub import FakeGitHub
@@ -232,7 +234,7 @@ async def test_rate_limit_postpones_the_job(github_forge, fake_github, sleeps):
         headers=headers,
     )
     with pytest.raises(RetryLater) as excinfo:
-        await github_forge.set_commit_status(PROJECT, SHA, report())
+        await github_forge.publish_report(PROJECT, SHA, report(), status=True, check=False)
     assert excinfo.value.delay > 0
     assert sleeps == []
     assert len(fake_github.calls) == 1
@@ -260,7 +262,7 @@ async def test_content_calls_are_paced_per_account(fake_github, sleeps):
     forge = GitHubForge(clients, pacer=pacer, sleep=sleeps)  # type: ignore[arg-type]
     fake_github.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={})
     fake_github.expect("GET", "/repos/acme/app/contents/x", status=404, body={"message": "x"})
-    await forge.set_commit_status(PROJECT, SHA, report())
+    await forge.publish_report(PROJECT, SHA, report(), status=True, check=False)
     await forge.read_file(PROJECT, "x")
     assert pacer.keys == ["github.com/acme"]
 
@@ -270,8 +272,8 @@ async def test_content_calls_are_paced_per_account(fake_github, sleeps):
 
 async def test_commit_status(github_forge, fake_github):
     fake_github.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={})
-    await github_forge.set_commit_status(
-        PROJECT, SHA, report(state="success", description="x" * 200)
+    await github_forge.publish_report(
+        PROJECT, SHA, report(state="success", description="x" * 200), status=True, check=False
     )
     [call] = fake_github.calls
     assert call.body == {
@@ -292,9 +294,13 @@ async def test_check_run_created_then_patched(github_forge, fake_github):
     fake_github.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 99})
     fake_github.expect("PATCH", "/repos/acme/app/check-runs/99", body={"id": 99})
 
-    await github_forge.upsert_check(PROJECT, SHA, report())
-    await github_forge.upsert_check(
-        PROJECT, SHA, report(state="failure", conclusion="failure", title="1 of 2 passed")
+    await github_forge.publish_report(PROJECT, SHA, report(), status=False, check=True)
+    await github_forge.publish_report(
+        PROJECT,
+        SHA,
+        report(state="failure", conclusion="failure", title="1 of 2 passed"),
+        status=False,
+        check=True,
     )
 
     _, created, patched = fake_github.calls
@@ -321,8 +327,8 @@ async def test_check_run_found_again_when_cache_is_cold(github_forge, fake_githu
     )
     fake_github.expect("PATCH", "/repos/acme/app/check-runs/7", body={"id": 7}, times=2)
     long = report(summary="y" * 70_000)
-    await github_forge.upsert_check(PROJECT, SHA, long)
-    await github_forge.upsert_check(PROJECT, SHA, long)
+    await github_forge.publish_report(PROJECT, SHA, long, status=False, check=True)
+    await github_forge.publish_report(PROJECT, SHA, long, status=False, check=True)
     assert len(fake_github.calls_to("GET", "/")) == 1
     assert len(fake_github.calls[1].body["output"]["summary"]) < 65_535
 
@@ -415,7 +421,9 @@ async def test_enterprise_server_urls(sleeps):
         clients, host="ghe.example.com", web_url="https://ghe.example.com", sleep=sleeps
     )
     gh.expect("POST", "/repos/acme/app/statuses/abc", status=201, body={})
-    await forge.set_commit_status("ghe.example.com/acme/app", "abc", report())
+    await forge.publish_report(
+        "ghe.example.com/acme/app", "abc", report(), status=True, check=False
+    )
     assert gh.calls[0].url == "https://ghe.example.com/api/v3/repos/acme/app/statuses/abc"
     assert (
         forge.compare_url("ghe.example.com/acme/app", "aaa", "bbb")

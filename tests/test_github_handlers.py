@@ -13,14 +13,16 @@ from gidgethub import sansio
 from sqlalchemy import select
 
 from bot import db
+from bot.adapters import Adapters
 from bot.engine import Engine, UpstreamSuccess
+from bot.forges.github import installations
 from bot.models import Event, Job, Project, Subscription
 from bot.tokens import CallbackSigner
 from config.settings import Settings
 from handlers.github import router
 from tests.conftest import fixture
-from tests.fakeforge import FakeForge
 from tests.fakegithub import FakeGitHub
+from tests.memoryhost import MemoryHost
 
 HELLO = "github.com/Codertocat/Hello-World"
 LIB = "github.com/acme/lib"
@@ -32,13 +34,13 @@ CHECK_RUNS = "/repos/Codertocat/Hello-World/check-runs"
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, forge: FakeForge) -> AsyncIterator[Engine]:
+async def engine(tmp_path: Path, forge: MemoryHost) -> AsyncIterator[Engine]:
     url = f"sqlite:///{tmp_path / 'conjunction.db'}"
     database = db.create_engine(url)
     await db.migrate(database)
     yield Engine(
         db.sessionmaker(database),
-        {"github.com": forge},
+        Adapters.of(forge),
         Settings(database_url=url, public_url="https://conjunction.test"),
         CallbackSigner("k" * 20),
     )
@@ -74,14 +76,14 @@ async def start_queued_triggers(engine: Engine) -> None:
     async with engine.sessions() as session:
         jobs = list(await session.scalars(select(Job).where(Job.kind == "trigger")))
     for job in jobs:
-        await engine.start_trigger(job.payload)
+        await engine.job_handlers()["trigger"](job.payload)
 
 
 async def index(engine: Engine, name: str, config: str | None, **kw: Any) -> None:
     await engine.index_project(name, private=False, default_branch="main", config_text=config, **kw)
 
 
-def reads(forge: FakeForge) -> list[tuple[str, Any]]:
+def reads(forge: MemoryHost) -> list[tuple[str, Any]]:
     return forge.of("read_file")
 
 
@@ -90,15 +92,13 @@ def reads(forge: FakeForge) -> list[tuple[str, Any]]:
 
 @pytest.mark.parametrize("action", ["created", "new_permissions_accepted"])
 async def test_installing_indexes_listed_repositories_on_their_default_branch(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub, action: str
+    engine: Engine, forge: MemoryHost, action: str
 ) -> None:
     forge.files[(HELLO, ".conjunction.yml")] = VALID
     forge.files[(HELLO, ".github/CODEOWNERS")] = "* @codertocat/core\n"
-    fake_github.expect("GET", "/repos/Codertocat/Hello-World", body={"default_branch": "trunk"})
+    forge.default_branches[HELLO] = "trunk"  # installation payloads do not say
 
-    await dispatch(
-        engine, fake_github, "installation", fixture(f"github/installation.{action}.json")
-    )
+    await dispatch(engine, None, "installation", fixture(f"github/installation.{action}.json"))
 
     assert reads(forge) == [
         (HELLO, ".conjunction.yml"),
@@ -115,15 +115,8 @@ async def test_installing_indexes_listed_repositories_on_their_default_branch(
     assert await subscriptions(engine) == [(LIB, "github.com/codertocat/hello-world")]
 
 
-async def test_without_a_client_the_default_branch_is_main(
-    engine: Engine, forge: FakeForge
-) -> None:
-    await dispatch(engine, None, "installation", fixture("github/installation.created.json"))
-    assert (await projects(engine))[HELLO].default_branch == "main"
-
-
 async def test_repository_with_invalid_config_is_indexed_anyway(
-    engine: Engine, forge: FakeForge, caplog: pytest.LogCaptureFixture
+    engine: Engine, forge: MemoryHost, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     forge.files[(HELLO, ".conjunction.yml")] = INVALID
@@ -137,7 +130,7 @@ async def test_repository_with_invalid_config_is_indexed_anyway(
 
 
 async def test_unsuspend_lists_the_installations_repositories(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
+    engine: Engine, forge: MemoryHost, fake_github: FakeGitHub
 ) -> None:
     fake_github.expect(
         "GET",
@@ -161,15 +154,14 @@ async def test_unsuspend_lists_the_installations_repositories(
     assert {p.installation_id for p in indexed.values()} == {16598467}
 
 
-async def test_added_repositories_are_indexed(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
-) -> None:
+async def test_added_repositories_are_indexed(engine: Engine, forge: MemoryHost) -> None:
     space = "github.com/Codertocat/Space"
     forge.files[(space, ".conjunction.yml")] = VALID
-    fake_github.expect("GET", "/repos/Codertocat/Space", body={"default_branch": "main"})
     data = fixture("github/installation_repositories.added.json")
-    await dispatch(engine, fake_github, "installation_repositories", data)
-    assert list(await projects(engine)) == [space]
+    await dispatch(engine, None, "installation_repositories", data)
+    assert [(name, p.installation_id) for name, p in (await projects(engine)).items()] == [
+        (space, data["installation"]["id"])
+    ]
     assert await subscriptions(engine) == [(LIB, "github.com/codertocat/space")]
 
 
@@ -189,14 +181,17 @@ async def test_uninstalled_repositories_are_dropped(engine: Engine, event: str, 
 
 
 async def test_suspend_drops_the_installations_projects(engine: Engine) -> None:
-    await index(engine, HELLO, VALID, installation_id=16598467)
-    await index(engine, APP, VALID, installation_id=1)
+    await index(engine, HELLO, VALID)
+    await index(engine, APP, VALID)
+    await installations.remember(engine.sessions, [HELLO], 16598467)
+    await installations.remember(engine.sessions, [APP], 1)
     await dispatch(engine, None, "installation", fixture("github/installation.suspend.json"))
     assert {name: p.active for name, p in (await projects(engine)).items()} == {
         HELLO: False,
         APP: True,
     }
     assert await subscriptions(engine) == [(LIB, APP)]
+    assert (await projects(engine))[HELLO].installation_id is None
 
 
 # push
@@ -222,10 +217,10 @@ def push(*paths: str, change: str = "modified", ref: str = "refs/heads/master") 
     ],
 )
 async def test_push_changing_config_on_default_branch_reindexes(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub, path: str, change: str
+    engine: Engine, forge: MemoryHost, path: str, change: str
 ) -> None:
     forge.files[(HELLO, ".conjunction.yml")] = VALID
-    await dispatch(engine, fake_github, "push", push("README.md", path, change=change))
+    await dispatch(engine, None, "push", push("README.md", path, change=change))
     project = (await projects(engine))[HELLO]
     assert (project.config_sha, project.default_branch, project.installation_id) == (
         SHA,
@@ -234,11 +229,11 @@ async def test_push_changing_config_on_default_branch_reindexes(
     )
     assert reads(forge)[0] == (HELLO, ".conjunction.yml")
     assert await subscriptions(engine) == [(LIB, "github.com/codertocat/hello-world")]
-    assert fake_github.calls == []  # valid, and never invalid before: no check run
+    assert forge.of("report_config") == []  # valid, and never invalid before: nothing to show
 
 
 async def test_config_change_seen_only_in_head_commit_counts(
-    engine: Engine, forge: FakeForge
+    engine: Engine, forge: MemoryHost
 ) -> None:
     data = push("README.md")
     data["head_commit"]["modified"] = [".conjunction.yml"]
@@ -257,123 +252,42 @@ async def test_config_change_seen_only_in_head_commit_counts(
     ids=["other branch", "tag", "other files", "no files"],
 )
 async def test_other_pushes_do_nothing(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub, data: dict[str, Any]
+    engine: Engine, forge: MemoryHost, data: dict[str, Any]
 ) -> None:
     forge.files[(HELLO, ".conjunction.yml")] = INVALID
-    await dispatch(engine, fake_github, "push", data)
+    await dispatch(engine, None, "push", data)
     assert forge.calls == []
     assert await projects(engine) == {}
-    assert fake_github.calls == []
 
 
-async def test_invalid_config_fails_a_check_run_and_the_last_valid_one_stays(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
+async def test_invalid_config_is_reported_on_its_commit_and_the_last_valid_one_stays(
+    engine: Engine, forge: MemoryHost
 ) -> None:
     await index(engine, HELLO, VALID)
     forge.files[(HELLO, ".conjunction.yml")] = INVALID
-    fake_github.expect("POST", CHECK_RUNS, status=201, body={"id": 7})
 
-    await dispatch(engine, fake_github, "push", push(".conjunction.yml"))
+    await dispatch(engine, None, "push", push(".conjunction.yml"))
 
-    [call] = fake_github.calls
-    assert call.body == {
-        "name": "Conjunction: .conjunction.yml",
-        "head_sha": SHA,
-        "status": "completed",
-        "conclusion": "failure",
-        "output": {
-            "title": "Invalid .conjunction.yml: 2 problems",
-            "summary": (
-                "- line 3, `upstreams.0.project`: not a project name like github.com/owner/repo\n"
-                "- line 4, `upstreams.0.branch`: unknown key 'branch', did you mean 'branches'?\n"
-                "\n"
-                "The last valid configuration stays in force."
-            ),
-            "annotations": [
-                {
-                    "path": ".conjunction.yml",
-                    "start_line": 3,
-                    "end_line": 3,
-                    "annotation_level": "failure",
-                    "message": "upstreams.0.project: not a project name like github.com/owner/repo",
-                },
-                {
-                    "path": ".conjunction.yml",
-                    "start_line": 4,
-                    "end_line": 4,
-                    "annotation_level": "failure",
-                    "message": "upstreams.0.branch: unknown key 'branch', did you mean 'branches'?",
-                },
-            ],
-        },
-    }
+    [(project, (sha, error))] = forge.of("report_config")
+    assert (project, sha) == (HELLO, SHA)
+    assert [(problem.line, problem.field) for problem in error.problems] == [
+        (3, "upstreams.0.project"),
+        (4, "upstreams.0.branch"),
+    ]
     assert await subscriptions(engine) == [(LIB, "github.com/codertocat/hello-world")]
 
 
-async def test_problem_without_a_line_is_annotated_on_line_one(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
-) -> None:
-    forge.files[(HELLO, ".conjunction.yml")] = "x" * (64 * 1024 + 1)
-    fake_github.expect("POST", CHECK_RUNS, status=201, body={"id": 7})
-    await dispatch(engine, fake_github, "push", push(".conjunction.yml"))
-    output = fake_github.calls[0].body["output"]
-    assert output["summary"].startswith("- file is 65537 bytes, the limit is 65536\n")
-    [annotation] = output["annotations"]
-    assert (annotation["start_line"], annotation["end_line"]) == (1, 1)
-    assert annotation["message"] == "file is 65537 bytes, the limit is 65536"
-
-
-async def test_annotations_go_in_batches_of_fifty(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
-) -> None:
-    owners = "".join(f"  - '@user{n}'\n" for n in range(120))
-    forge.files[(HELLO, ".conjunction.yml")] = f"owners:\n{owners}"
-    fake_github.expect("POST", CHECK_RUNS, status=201, body={"id": 7})
-    fake_github.expect("PATCH", f"{CHECK_RUNS}/7", body={"id": 7}, times=2)
-
-    await dispatch(engine, fake_github, "push", push(".conjunction.yml"))
-
-    assert [(call.method, call.path) for call in fake_github.calls] == [
-        ("POST", CHECK_RUNS),
-        ("PATCH", f"{CHECK_RUNS}/7"),
-        ("PATCH", f"{CHECK_RUNS}/7"),
-    ]
-    batches = [call.body["output"]["annotations"] for call in fake_github.calls]
-    assert [len(batch) for batch in batches] == [50, 50, 20]
-    lines = [annotation["start_line"] for batch in batches for annotation in batch]
-    assert lines == list(range(2, 122))
-    for call in fake_github.calls:
-        assert call.body["output"]["title"] == "Invalid .conjunction.yml: 120 problems"
-    assert batches[2][-1]["message"] == (
-        "owners.119: '@user119': write users and teams without '@', like alice or acme/team"
-    )
-
-
-async def test_valid_config_after_an_invalid_one_passes_the_check(
-    engine: Engine, forge: FakeForge, fake_github: FakeGitHub
+async def test_valid_config_after_an_invalid_one_is_reported_valid(
+    engine: Engine, forge: MemoryHost
 ) -> None:
     await index(engine, HELLO, INVALID)
     forge.files[(HELLO, ".conjunction.yml")] = VALID
-    fake_github.expect("POST", CHECK_RUNS, status=201, body={"id": 8})
-
-    await dispatch(engine, fake_github, "push", push(".conjunction.yml"))
-
-    [call] = fake_github.calls
-    assert call.body == {
-        "name": "Conjunction: .conjunction.yml",
-        "head_sha": SHA,
-        "status": "completed",
-        "conclusion": "success",
-        "output": {
-            "title": "Valid .conjunction.yml",
-            "summary": "Conjunction follows this `.conjunction.yml` from this commit on.",
-        },
-    }
-    assert (await projects(engine))[HELLO].config_error is None
+    await dispatch(engine, None, "push", push(".conjunction.yml"))
+    assert forge.of("report_config") == [(HELLO, (SHA, None))]
 
 
 async def test_push_without_installation_or_client_still_indexes(
-    engine: Engine, forge: FakeForge
+    engine: Engine, forge: MemoryHost
 ) -> None:
     forge.files[(HELLO, ".conjunction.yml")] = INVALID
     data = push(".conjunction.yml")
@@ -418,7 +332,7 @@ async def pending_trigger(engine: Engine) -> Event:
 
 @pytest.mark.usefixtures("lib_and_app")
 async def test_check_suite_of_another_app_starts_downstreams(
-    engine: Engine, forge: FakeForge
+    engine: Engine, forge: MemoryHost
 ) -> None:
     await dispatch(engine, None, "check_suite", check_suite("acme/lib"))
     await start_queued_triggers(engine)
@@ -459,7 +373,7 @@ async def test_check_suite_reports_the_result_of_a_pending_trigger(engine: Engin
     ],
 )
 async def test_check_suites_of_our_app_and_of_actions_are_ignored(
-    engine: Engine, forge: FakeForge, app: dict[str, str]
+    engine: Engine, forge: MemoryHost, app: dict[str, str]
 ) -> None:
     trigger = await pending_trigger(engine)
     before = len(await events(engine))
@@ -470,7 +384,7 @@ async def test_check_suites_of_our_app_and_of_actions_are_ignored(
 
 
 @pytest.mark.usefixtures("lib_and_app")
-async def test_successful_status_starts_downstreams(engine: Engine, forge: FakeForge) -> None:
+async def test_successful_status_starts_downstreams(engine: Engine, forge: MemoryHost) -> None:
     url = "https://ci.acme.dev/job/lib/12/"
     await dispatch(engine, None, "status", status("acme/lib", target_url=url))
     await start_queued_triggers(engine)

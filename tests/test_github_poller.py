@@ -10,13 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from bot import db
+from bot.adapters import Adapters
 from bot.engine import Engine
+from bot.forges.github import installations
 from bot.forges.github.poller import UpstreamPoller
 from bot.models import Event
 from bot.tokens import CallbackSigner
 from config.settings import Settings
-from tests.fakeforge import FakeForge
 from tests.fakegithub import FakeGitHub
+from tests.memoryhost import MemoryHost
 
 APP = "github.com/acme/app"
 CPYTHON = "github.com/python/cpython"
@@ -52,7 +54,7 @@ async def engine(database_url: str) -> AsyncIterator[Engine]:
     sessions = db.sessionmaker(database)
     yield Engine(
         sessions,
-        {"github.com": FakeForge()},
+        Adapters.of(MemoryHost()),
         Settings(database_url=database_url),
         CallbackSigner("k" * 20),
     )
@@ -127,8 +129,8 @@ async def test_installed_upstreams_are_not_polled(engine: Engine, fake_github: F
         private=False,
         default_branch="main",
         config_text=None,
-        installation_id=7,
     )
+    await installations.remember(engine.sessions, ["github.com/acme/lib"], 7)
     await subscribe(engine, "github.com/acme/lib")
 
     assert await poller(engine, fake_github).poll_once() == 0

@@ -14,6 +14,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.adapters import Adapters
 from bot.db import create_engine, migrate, sessionmaker
 from bot.engine import Engine, UpstreamSuccess
 from bot.models import Base, Event, Job, KeyValue, Project, Subscription
@@ -44,7 +45,9 @@ async def sessions(database: AsyncEngine) -> Sessions:
 
 @pytest.fixture
 def engine(sessions: Sessions, database_url: str) -> Engine:
-    return Engine(sessions, {}, Settings(database_url=database_url), CallbackSigner("k" * 20))
+    return Engine(
+        sessions, Adapters(), Settings(database_url=database_url), CallbackSigner("k" * 20)
+    )
 
 
 def upstreams(*names: str) -> str:

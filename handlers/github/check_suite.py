@@ -6,25 +6,16 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.engine import Engine, UpstreamSuccess
-from bot.forge import STATUS_CONTEXT
-from bot.models import Event
-from handlers.github.workflow_run import CONCLUSIONS, named_in, record_build
+from bot.codehost import STATUS_CONTEXT
+from bot.engine import Engine, FinishedPipeline
+from bot.results import Result
+from handlers.github.workflow_run import conclusion
 
 router = routing.Router()
 
-STATES = {"success": "success", "failure": "failure", "error": "error"}
+STATES = {"success": Result.SUCCESS, "failure": Result.FAILURE, "error": Result.ERROR}
 ACTIONS_APP = "github-actions"  # its suites arrive as workflow_run too
 OWN_APP_PREFIX = "Conjunction"
-
-
-async def correlate(engine: Engine, project: str, text: str) -> Event | None:
-    """The trigger event a report answers: named by id in text, else the oldest not started."""
-    pending = await engine.pending_triggers(project)
-    named = named_in(pending, text)
-    if named is not None:
-        return named
-    return next((event for event in pending if event.run_id is None), None)
 
 
 @router.register("check_suite", action="completed")
@@ -36,18 +27,18 @@ async def on_check_suite_completed(
     if app.get("slug") == ACTIONS_APP or (app.get("name") or "").startswith(OWN_APP_PREFIX):
         return
     repository = event.data["repository"]
-    build = UpstreamSuccess(
-        project=f"{host}/{repository['full_name']}",
-        sha=suite.get("head_sha"),
-        ref=suite.get("head_branch"),
-        pipeline=app.get("name"),
-        url=f"{repository['html_url']}/commit/{suite.get('head_sha')}/checks",
-    )
     commit = suite.get("head_commit") or {}
-    text = f"{suite.get('head_branch') or ''} {commit.get('message') or ''}"
-    trigger = await correlate(engine, build.project, text)
-    result = CONCLUSIONS.get(suite.get("conclusion") or "", "error")
-    await record_build(engine, trigger, result, build)
+    await engine.pipeline_finished(
+        FinishedPipeline(
+            project=f"{host}/{repository['full_name']}",
+            sha=suite.get("head_sha"),
+            ref=suite.get("head_branch"),
+            result=conclusion(suite.get("conclusion")),
+            pipeline=app.get("name"),
+            title=f"{suite.get('head_branch') or ''} {commit.get('message') or ''}",
+            url=f"{repository['html_url']}/commit/{suite.get('head_sha')}/checks",
+        )
+    )
 
 
 @router.register("status")
@@ -59,13 +50,14 @@ async def on_status(
     if result is None or status.get("context") == STATUS_CONTEXT:
         return
     branches = status.get("branches") or []
-    build = UpstreamSuccess(
-        project=f"{host}/{status['repository']['full_name']}",
-        sha=status.get("sha"),
-        ref=branches[0]["name"] if branches else None,
-        pipeline=status.get("context"),
-        url=status.get("target_url"),
+    await engine.pipeline_finished(
+        FinishedPipeline(
+            project=f"{host}/{status['repository']['full_name']}",
+            sha=status.get("sha"),
+            ref=branches[0]["name"] if branches else None,
+            result=result,
+            pipeline=status.get("context"),
+            title=f"{status.get('description') or ''} {status.get('target_url') or ''}",
+            url=status.get("target_url"),
+        )
     )
-    text = f"{status.get('description') or ''} {status.get('target_url') or ''}"
-    trigger = await correlate(engine, build.project, text)
-    await record_build(engine, trigger, result, build)

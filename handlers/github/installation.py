@@ -10,45 +10,36 @@ from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
 from bot.engine import Engine
+from bot.forges.github import installations
 
 log = logging.getLogger(__name__)
 
 router = routing.Router()
 
 
-async def default_branch(gh: GitHubAPI | None, repository: dict[str, Any]) -> str:
-    """Installation payloads list repositories without their default branch: ask for it."""
-    if repository.get("default_branch"):
-        return str(repository["default_branch"])
-    if gh is None:
-        return "main"
-    owner, _, repo = repository["full_name"].partition("/")
-    data = await gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": repo})
-    return str(data["default_branch"])
-
-
 async def index(
-    engine: Engine,
-    host: str,
-    gh: GitHubAPI | None,
-    repositories: Iterable[dict[str, Any]],
-    installation_id: int,
+    engine: Engine, host: str, repositories: Iterable[dict[str, Any]], installation_id: int
 ) -> None:
+    repositories = list(repositories)
+    await installations.remember(engine.sessions, names(host, repositories), installation_id)
     for repository in repositories:
         name = f"{host}/{repository['full_name']}"
+        # installation payloads list repositories without their default branch: the code
+        # host is asked for it
         error = await engine.refresh_project(
             name,
             private=repository["private"],
-            default_branch=await default_branch(gh, repository),
-            installation_id=installation_id,
+            default_branch=repository.get("default_branch"),
         )
         if error is not None:
             log.info("indexed %s with an invalid .conjunction.yml:\n%s", name, error)
 
 
 async def drop(engine: Engine, names: Iterable[str]) -> None:
+    names = list(names)
     for name in names:
         await engine.drop_project(name)
+    await installations.forget(engine.sessions, names)
 
 
 def names(host: str, repositories: Iterable[dict[str, Any]]) -> list[str]:
@@ -69,7 +60,7 @@ async def on_installed(
                 "/installation/repositories", iterable_key="repositories"
             )
         ]
-    await index(engine, host, gh, repositories or [], event.data["installation"]["id"])
+    await index(engine, host, repositories or [], event.data["installation"]["id"])
 
 
 @router.register("installation", action="deleted")
@@ -81,7 +72,8 @@ async def on_uninstalled(
     if repositories is not None:
         await drop(engine, names(host, repositories))
     else:
-        await drop(engine, await engine.installed_projects(event.data["installation"]["id"]))
+        installation = event.data["installation"]["id"]
+        await drop(engine, await installations.projects_of(engine.sessions, installation))
 
 
 @router.register("installation_repositories", action="added")
@@ -89,7 +81,7 @@ async def on_repositories_added(
     event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
 ) -> None:
     installation_id = event.data["installation"]["id"]
-    await index(engine, host, gh, event.data["repositories_added"], installation_id)
+    await index(engine, host, event.data["repositories_added"], installation_id)
 
 
 @router.register("installation_repositories", action="removed")

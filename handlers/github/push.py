@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from gidgethub import routing, sansio
-from gidgethub.abc import GitHubAPI
 
-from bot.engine import CODEOWNERS_PATHS, CONFIG_PATH, Engine
-from bot.forges.github.checks import post_config_check
+from bot.engine import CONFIG_PATH, Engine
+from bot.engine.indexing import config_pushed
+from bot.forges.github import installations
+from bot.forges.github.forge import GitHubForge
 
 router = routing.Router()
 
-INDEXED_PATHS = {CONFIG_PATH, *CODEOWNERS_PATHS}
+INDEXED_PATHS = {CONFIG_PATH, *GitHubForge.codeowners_paths}
 
 
 def changed_paths(push: dict[str, Any]) -> set[str]:
@@ -27,7 +28,7 @@ def changed_paths(push: dict[str, Any]) -> set[str]:
 
 @router.register("push")
 async def on_push(
-    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kw: Any
 ) -> None:
     push = event.data
     repository = push["repository"]
@@ -35,13 +36,13 @@ async def on_push(
     if not on_default_branch or push.get("deleted") or not changed_paths(push) & INDEXED_PATHS:
         return
     name = f"{host}/{repository['full_name']}"
-    was_invalid = await engine.config_error_of(name) is not None
-    error = await engine.refresh_project(
+    await config_pushed(
+        engine,
         name,
+        sha=push["after"],
         private=repository["private"],
         default_branch=repository["default_branch"],
-        sha=push["after"],
-        installation_id=(push.get("installation") or {}).get("id"),
     )
-    if gh is not None and (error is not None or was_invalid):
-        await post_config_check(gh, repository["full_name"], push["after"], error)
+    installation = (push.get("installation") or {}).get("id")
+    if installation is not None:
+        await installations.remember(engine.sessions, [name], int(installation))

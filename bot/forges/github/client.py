@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from gidgethub.aiohttp import GitHubAPI
 
-from bot.forge import split_project
 from bot.forges.github.auth import GitHubAppAuth
+from bot.names import split_project
 
 
 class InstallationClients:

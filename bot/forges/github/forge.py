@@ -1,4 +1,5 @@
-"""The GitHub forge adapter: starts workflows and posts results back through the REST API."""
+"""The GitHub adapter, a code host and a runner: reads repositories, starts workflows, and posts
+results back through the REST API."""
 
 from __future__ import annotations
 
@@ -14,20 +15,14 @@ import cachetools
 import gidgethub
 from gidgethub.abc import GitHubAPI
 
-from bot.forge import (
-    CHECK_NAME,
-    STATUS_CONTEXT,
-    CommitReport,
-    IssueRef,
-    PipelineStarted,
-    TriggerError,
-    TriggerRequest,
-    project_key,
-    split_project,
-)
+from bot.codehost import REPORT_NAME, STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
+from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
 from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
+from bot.names import project_key, split_project
 from bot.queue import RetryLater
-from bot.texts import ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+from config.repo_config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,10 @@ def _cut(text: str, limit: int) -> str:
 
 
 class GitHubForge:
-    """`bot.forge.Forge` for GitHub (github.com or an Enterprise Server)."""
+    """`bot.codehost.CodeHost` and `bot.runner.Runner` for GitHub (github.com or an Enterprise
+    Server)."""
+
+    codeowners_paths = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
 
     def __init__(
         self,
@@ -155,6 +153,16 @@ class GitHubForge:
             return DEFAULT_RATE_LIMIT_WAIT
         return None
 
+    @property
+    def host(self) -> str:
+        return self._host
+
+    async def project_info(self, project: str) -> ProjectInfo:
+        data = await self._call(project, "GET", "/repos/{owner}/{repo}")
+        return ProjectInfo(
+            default_branch=str(data["default_branch"]), private=bool(data["private"])
+        )
+
     async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
         try:
             data = await self._call(
@@ -250,7 +258,15 @@ class GitHubForge:
             raise TriggerError(reason) from exc
         return PipelineStarted()
 
-    async def set_commit_status(self, project: str, sha: str, report: CommitReport) -> None:
+    async def publish_report(
+        self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool
+    ) -> None:
+        if status:
+            await self._set_commit_status(project, sha, report)
+        if check:
+            await self._upsert_check(project, sha, report)
+
+    async def _set_commit_status(self, project: str, sha: str, report: CommitReport) -> None:
         await self._call(
             project,
             "POST",
@@ -264,7 +280,7 @@ class GitHubForge:
             sha=sha,
         )
 
-    async def upsert_check(self, project: str, sha: str, report: CommitReport) -> None:
+    async def _upsert_check(self, project: str, sha: str, report: CommitReport) -> None:
         body: dict[str, Any] = {
             "details_url": report.target_url,
             "output": {
@@ -284,7 +300,7 @@ class GitHubForge:
                 "GET",
                 "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name}",
                 sha=sha,
-                check_name=CHECK_NAME,
+                check_name=REPORT_NAME,
             )
             runs = found.get("check_runs") or []
             if runs:
@@ -294,7 +310,7 @@ class GitHubForge:
                 project,
                 "POST",
                 "/repos/{owner}/{repo}/check-runs",
-                data={"name": CHECK_NAME, "head_sha": sha, **body},
+                data={"name": REPORT_NAME, "head_sha": sha, **body},
             )
             self._check_runs[key] = int(created["id"])
         else:
@@ -355,6 +371,20 @@ class GitHubForge:
                     raise
         self._labels[key] = True
 
+    async def find_issue(self, project: str, marker: str) -> IssueRef | None:
+        issues = await self._call(
+            project,
+            "GET",
+            "/repos/{owner}/{repo}/issues{?labels,state}",
+            paged=True,
+            labels=ISSUE_LABEL,
+            state="open",
+        )
+        for issue in issues:
+            if "pull_request" not in issue and marker in (issue.get("body") or ""):
+                return IssueRef(number=int(issue["number"]), url=issue.get("html_url"))
+        return None
+
     async def open_issue(
         self, project: str, title: str, body: str, labels: Sequence[str]
     ) -> IssueRef:
@@ -407,3 +437,31 @@ class GitHubForge:
     def compare_url(self, project: str, base: str, head: str) -> str:
         owner, repo = self._repo(project)
         return f"{self._web_url}/{owner}/{repo}/compare/{base}...{head}"
+
+    async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
+        """A completed check run on sha: failing with the problems as annotations, else passing.
+
+        GitHub takes at most 50 annotations per call: the rest follow in PATCHes.
+        """
+        first, *more = config_check_outputs(error)
+        conclusion = "success" if error is None else "failure"
+        created = await self._call(
+            project,
+            "POST",
+            "/repos/{owner}/{repo}/check-runs",
+            data={
+                "name": CONFIG_CHECK_NAME,
+                "head_sha": sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": first,
+            },
+        )
+        for output in more:
+            await self._call(
+                project,
+                "PATCH",
+                "/repos/{owner}/{repo}/check-runs/{id}",
+                data={"output": output},
+                id=created["id"],
+            )

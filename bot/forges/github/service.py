@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from gidgethub import sansio
@@ -11,12 +12,13 @@ from gidgethub.abc import GitHubAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.forge import project_key
+from bot.forges.github import installations
 from bot.forges.github.auth import GitHubAppAuth
 from bot.forges.github.client import InstallationClients
 from bot.forges.github.forge import GitHubForge
 from bot.forges.github.ratelimit import ContentPacer
 from bot.models import Project, Subscription
+from bot.names import project_key
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,16 +75,14 @@ def build_github_app(
 ) -> GitHubApp:
     assert settings.github_app_id and settings.github_private_key
 
-    async def installation_of(project: str) -> int | None:
-        async with sessions() as session:
-            row = await session.get(Project, project_key(project))
-        return row.installation_id if row is not None and row.active else None
-
     auth = GitHubAppAuth(
         settings.github_app_id, settings.github_private_key, settings.github_api_url
     )
     clients = InstallationClients(
-        auth, http, api_url=settings.github_api_url, installation_lookup=installation_of
+        auth,
+        http,
+        api_url=settings.github_api_url,
+        installation_lookup=partial(installations.installation_of, sessions),
     )
     forge = GitHubForge(
         clients.for_project,

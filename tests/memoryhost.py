@@ -1,4 +1,5 @@
-"""An in-memory forge: files to read, and a record of everything Conjunction asked it to do."""
+"""An in-memory code host and runner for engine tests: files to read, issues that live in a dict,
+and a record of every call Conjunction made."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.forge import CommitReport, IssueRef, PipelineStarted, TriggerError, TriggerRequest
+from bot.codehost import CommitReport, IssueRef, ProjectInfo
+from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from config.repo_config import ConfigError
 
 
 @dataclass
-class FakeForge:
+class MemoryHost:
     host: str = "github.com"
+    codeowners_paths: Sequence[str] = ("CODEOWNERS", ".github/CODEOWNERS")
     files: dict[tuple[str, str], str] = field(default_factory=dict)
+    default_branches: dict[str, str] = field(default_factory=dict)
     start_errors: dict[str, TriggerError] = field(default_factory=dict)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -21,6 +26,10 @@ class FakeForge:
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
         return [(project, details) for name, project, details in self.calls if name == op]
+
+    async def project_info(self, project: str) -> ProjectInfo:
+        self.calls.append(("project_info", project, None))
+        return ProjectInfo(self.default_branches.get(project, "main"), private=False)
 
     async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
         self.calls.append(("read_file", project, path))
@@ -33,14 +42,23 @@ class FakeForge:
         run = len(self.of("start_pipeline"))
         return PipelineStarted(url=f"https://ci.test/{request.project}/runs/{run}", run_id=str(run))
 
-    async def set_commit_status(self, project: str, sha: str, report: CommitReport) -> None:
-        self.calls.append(("set_commit_status", project, (sha, report)))
-
-    async def upsert_check(self, project: str, sha: str, report: CommitReport) -> None:
-        self.calls.append(("upsert_check", project, (sha, report)))
+    async def publish_report(
+        self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool
+    ) -> None:
+        if status:
+            self.calls.append(("status", project, (sha, report)))
+        if check:
+            self.calls.append(("check", project, (sha, report)))
 
     async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
         self.calls.append(("comment_on_change", project, (sha, body)))
+
+    async def find_issue(self, project: str, marker: str) -> IssueRef | None:
+        self.calls.append(("find_issue", project, marker))
+        for number, issue in self.issues.items():
+            if issue["project"] == project and issue["state"] == "open" and marker in issue["body"]:
+                return IssueRef(number, f"https://{self.host}/issues/{number}")
+        return None
 
     async def open_issue(
         self, project: str, title: str, body: str, labels: Sequence[str]
@@ -65,6 +83,9 @@ class FakeForge:
         self.issues[number]["comments"].append(body)
         self.issues[number]["state"] = "closed"
         self.calls.append(("close_issue", project, number))
+
+    async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
+        self.calls.append(("report_config", project, (sha, error)))
 
     async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
         self.calls.append(("changed_files", project, (base, head)))

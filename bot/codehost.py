@@ -1,0 +1,96 @@
+"""The code host interface: where a project's repository lives and where results are shown.
+
+GitHub, GitLab and plain git servers implement it (`bot/forges/`); the engine reaches code hosts
+only through this Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from config.repo_config import ConfigError
+
+REPORT_NAME = "Conjunction: downstream"  # check run name
+STATUS_CONTEXT = "conjunction/downstream"  # commit status context
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    default_branch: str
+    private: bool
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """The aggregate posted on an upstream commit, as a status and/or a check."""
+
+    state: Literal["pending", "success", "failure"]
+    conclusion: Literal["success", "failure", "neutral"] | None
+    description: str
+    target_url: str
+    title: str
+    summary: str
+
+    @property
+    def completed(self) -> bool:
+        return self.conclusion is not None
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str | None = None
+
+
+class CodeHost(Protocol):
+    @property
+    def host(self) -> str:
+        """The host in this code host's project names, e.g. `github.com`."""
+        ...
+
+    @property
+    def codeowners_paths(self) -> Sequence[str]:
+        """Where CODEOWNERS may live, in the order the host looks."""
+        ...
+
+    async def project_info(self, project: str) -> ProjectInfo:
+        """Default branch and visibility of a project the bot can reach."""
+        ...
+
+    async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
+        """A file's text at ref (default branch when None), or None when it does not exist."""
+        ...
+
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        """Paths changed from base to head, or None when they cannot all be known."""
+        ...
+
+    async def publish_report(
+        self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool
+    ) -> None:
+        """Show the report on the commit: as a commit status and/or a check, as the host has."""
+        ...
+
+    async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
+        """Keep one comment (found by its hidden marker) on the change that brought sha."""
+        ...
+
+    async def find_issue(self, project: str, marker: str) -> IssueRef | None:
+        """An open issue of the bot's whose body carries the hidden marker."""
+        ...
+
+    async def open_issue(
+        self, project: str, title: str, body: str, labels: Sequence[str]
+    ) -> IssueRef: ...
+
+    async def comment_issue(self, project: str, number: int, body: str) -> None: ...
+
+    async def close_issue(self, project: str, number: int, body: str) -> None: ...
+
+    async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
+        """Show on sha whether its `.conjunction.yml` is valid (problems with their lines)."""
+        ...
+
+    def compare_url(self, project: str, base: str, head: str) -> str: ...

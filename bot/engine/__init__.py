@@ -1,0 +1,76 @@
+"""The engine: what happens when an upstream succeeds and when a downstream's result comes back.
+
+One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts),
+`dispatch` (starting them), `results` (finished pipelines and their meaning), `reports` (the
+aggregate on the upstream commit), `issues` (breakage issues), `timeouts` — each deciding in pure
+functions and acting through the code host and runner interfaces (`bot.codehost`, `bot.runner`).
+`Engine` gathers them for handlers and jobs.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from bot.engine import dispatch, fanout, indexing, issues, reports, results, timeouts
+from bot.engine.context import Context, UnknownEvent
+from bot.engine.fanout import UpstreamSuccess
+from bot.engine.indexing import CONFIG_PATH
+from bot.engine.results import FinishedPipeline, ResultConflict
+from bot.models import Event
+from bot.queue import JobHandler
+from bot.results import Result
+from config.repo_config import ConfigError
+
+__all__ = [
+    "CONFIG_PATH",
+    "Engine",
+    "FinishedPipeline",
+    "ResultConflict",
+    "UnknownEvent",
+    "UpstreamSuccess",
+]
+
+
+class Engine(Context):
+    async def refresh_project(self, name: str, **known: Any) -> ConfigError | None:
+        return await indexing.refresh_project(self, name, **known)
+
+    async def index_project(self, name: str, **values: Any) -> ConfigError | None:
+        return await indexing.index_project(self, name, **values)
+
+    async def drop_project(self, name: str) -> None:
+        await indexing.drop_project(self, name)
+
+    async def config_error_of(self, name: str) -> str | None:
+        return await indexing.config_error_of(self, name)
+
+    async def pipeline_finished(self, run: FinishedPipeline) -> Event | None:
+        return await results.pipeline_finished(self, run)
+
+    async def upstream_success(self, success: UpstreamSuccess) -> Event:
+        return await fanout.upstream_success(self, success)
+
+    async def record_build(self, build: UpstreamSuccess, result: Result) -> Event:
+        return await fanout.record_build(self, build, result)
+
+    async def record_result(self, event_id: str, result: Result | str, **values: Any) -> Event:
+        return await results.record_result(self, event_id, result, **values)
+
+    async def pending_triggers(self, project: str) -> list[Event]:
+        return await results.pending_triggers(self, project)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        async with self.sessions() as session:
+            return await session.get(Event, event_id)
+
+    async def expire_overdue(self) -> int:
+        return await timeouts.expire_overdue(self)
+
+    def job_handlers(self) -> dict[str, JobHandler]:
+        return {
+            "trigger": partial(dispatch.start_trigger, self),
+            "report": partial(reports.post_report, self),
+            "issues": partial(issues.update_issues, self),
+            "chain": partial(results.continue_chain, self),
+        }

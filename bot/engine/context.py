@@ -1,0 +1,42 @@
+"""What every part of the engine works with: the database, the adapters, settings, the signer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.adapters import Adapters
+from bot.models import Project
+from bot.tokens import CallbackSigner
+from config.repo_config import ConjunctionConfig
+from config.settings import Settings
+
+
+class UnknownEvent(LookupError):
+    pass
+
+
+@dataclass
+class Context:
+    sessions: async_sessionmaker[AsyncSession]
+    adapters: Adapters
+    settings: Settings
+    signer: CallbackSigner
+
+    def event_url(self, event_id: str) -> str:
+        return f"{self.settings.public_url}/events/{event_id}"
+
+    def callback_url(self, event_id: str) -> str:
+        return f"{self.settings.public_url}/api/v1/events/{event_id}/status"
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def config_of(project: Project | None) -> ConjunctionConfig:
+    if project is None or project.config is None:
+        return ConjunctionConfig()
+    return ConjunctionConfig.model_validate(project.config)

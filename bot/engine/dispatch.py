@@ -1,0 +1,71 @@
+"""Starting one downstream pipeline for a trigger event, through the runner its config names."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import metrics
+from bot.engine import followups
+from bot.engine.context import Context, config_of
+from bot.engine.results import record_result
+from bot.models import Event, Project, utcnow
+from bot.names import host_of, project_key
+from bot.results import Result
+from bot.runner import TriggerError, TriggerRequest
+
+log = logging.getLogger(__name__)
+
+
+async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job: start one downstream pipeline; a reason a person can act on when it cannot be."""
+    async with ctx.sessions() as session:
+        event = await session.get(Event, payload["event_id"])
+        if event is None or event.result is not None or event.parent_id is None:
+            return
+        parent = await session.get(Event, event.parent_id)
+        downstream = await session.get(Project, project_key(event.project))
+        upstream = await session.get(Project, project_key(event.upstream or ""))
+    if parent is None or downstream is None:
+        return
+    request = TriggerRequest(
+        event_id=event.id,
+        project=downstream.name,
+        upstream=parent.project,
+        upstream_sha=parent.sha or "",
+        upstream_ref=parent.ref or "",
+        upstream_url=parent.url,
+        callback_url=ctx.callback_url(event.id),
+        callback_token=ctx.signer.token(event.id),
+        trigger=config_of(downstream).trigger,
+        default_branch=downstream.default_branch,
+        owners=list(upstream.owners) if upstream else [],
+        parent_id=parent.id,
+        root_id=event.root_id,
+        depth=event.depth,
+    )
+    runner = ctx.adapters.runner(request.project, request.trigger)
+    try:
+        if runner is None:
+            raise TriggerError(_no_runner_reason(request))
+        started = await runner.start_pipeline(request)
+    except TriggerError as exc:
+        if not exc.permanent:
+            raise
+        metrics.TRIGGERS.labels("error").inc()
+        await record_result(ctx, event.id, Result.ERROR, reason=exc.reason)
+        return
+    async with ctx.sessions.begin() as session:
+        stored = await session.get(Event, event.id)
+        if stored is not None and stored.result is None:
+            stored.started_at = stored.started_at or utcnow()
+            stored.url = stored.url or started.url
+            stored.run_id = stored.run_id or started.run_id
+        await followups.report(session, parent.id)
+    metrics.TRIGGERS.labels("started").inc()
+
+
+def _no_runner_reason(request: TriggerRequest) -> str:
+    if request.trigger.webhook is not None:
+        return "trigger.webhook is not supported by this server yet"
+    return f"no forge is configured for {host_of(request.project)}"

@@ -1,0 +1,234 @@
+"""An upstream success: which downstreams it selects, and their trigger events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import metrics
+from bot.engine import followups
+from bot.engine.context import Context, UnknownEvent, new_event_id
+from bot.models import Event, Project, Subscription, utcnow
+from bot.names import project_key
+from bot.queue import JobQueue
+from bot.results import Result
+from config.repo_config import Upstream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpstreamSuccess:
+    project: str
+    sha: str | None
+    ref: str | None
+    ref_type: str = "branch"
+    pipeline: str | None = None
+    url: str | None = None
+    changed_paths: Sequence[str] | None = None
+    default_branch: str | None = None  # for upstreams Conjunction has not indexed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A downstream subscribed to the upstream, with its `upstreams:` entry."""
+
+    key: str
+    name: str
+    spec: Upstream
+
+
+@dataclass(frozen=True)
+class Selected:
+    name: str
+    key: str
+    skip_reason: str | None = None  # recorded as skipped instead of started
+
+
+def select_downstreams(
+    success: UpstreamSuccess,
+    candidates: Iterable[Candidate],
+    *,
+    default_branch: str,
+    chain: Sequence[str],
+    already: set[str],
+    depth: int,
+    max_depth: int,
+) -> list[Selected]:
+    """The downstreams a success starts (or records as stopped), each once, in order."""
+    ref = success.ref or default_branch  # a downstream run that did not say ran the default
+    changed = list(success.changed_paths) if success.changed_paths is not None else None
+    selected: dict[str, Selected] = {}
+    for candidate in candidates:
+        spec = candidate.spec
+        if (
+            candidate.key in selected
+            or candidate.key in already
+            or not spec.watches_ref(success.ref_type, ref, default_branch)  # type: ignore[arg-type]
+            or not spec.watches_pipeline(success.pipeline)
+            or not spec.watches_paths(changed)
+        ):
+            continue
+        reason = None
+        if candidate.key in chain:
+            reason = f"loop: {candidate.name} is already in this chain"
+        elif depth > max_depth:
+            reason = f"chain longer than CONJUNCTION_MAX_DEPTH ({max_depth})"
+        selected[candidate.key] = Selected(candidate.name, candidate.key, reason)
+    return list(selected.values())
+
+
+async def upstream_success(
+    ctx: Context, success: UpstreamSuccess, *, parent_id: str | None = None
+) -> Event:
+    """Record an upstream success and create one trigger event per selected downstream.
+
+    With parent_id, the success is a downstream's own result continuing a chain.
+    """
+    if parent_id is None and success.changed_paths is None:
+        success = await _with_changed_paths(ctx, success)
+    async with ctx.sessions.begin() as session:
+        if parent_id is not None:
+            source = await session.get(Event, parent_id)
+            if source is None:
+                raise UnknownEvent(parent_id)
+        else:
+            source = build_event(session, success, Result.SUCCESS)
+        children = await _fan_out(ctx, session, source, success)
+        if children:
+            await followups.report(session, source.id)
+    log.info(
+        "upstream success of %s at %s: %d downstream(s)",
+        success.project,
+        success.sha,
+        len(children),
+        extra={"event_id": source.id},
+    )
+    return source
+
+
+async def record_build(ctx: Context, build: UpstreamSuccess, result: Result) -> Event:
+    """A build reported through the API: a success fans out, anything else is only kept."""
+    if result is Result.SUCCESS:
+        return await upstream_success(ctx, build)
+    async with ctx.sessions.begin() as session:
+        return build_event(session, build, result)
+
+
+def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result) -> Event:
+    event_id = new_event_id()
+    event = Event(
+        id=event_id,
+        kind="build",
+        project=success.project,
+        root_id=event_id,
+        sha=success.sha,
+        ref=success.ref,
+        ref_type=success.ref_type,
+        pipeline=success.pipeline,
+        url=success.url,
+        result=result,
+        depth=0,
+        details={"chain": [project_key(success.project)]},
+        finished_at=utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+async def _fan_out(
+    ctx: Context, session: AsyncSession, source: Event, success: UpstreamSuccess
+) -> list[Event]:
+    key = project_key(success.project)
+    upstream = await session.get(Project, key)
+    default_branch = upstream.default_branch if upstream else success.default_branch or "main"
+    chain: list[str] = list(source.details.get("chain", [key]))
+    selected = select_downstreams(
+        success,
+        await _candidates(session, key),
+        default_branch=default_branch,
+        chain=chain,
+        already=await _triggered_for(session, success),
+        depth=source.depth + 1,
+        max_depth=ctx.settings.max_depth,
+    )
+    children = []
+    for choice in selected:
+        child = Event(
+            id=new_event_id(),
+            kind="trigger",
+            project=choice.name,
+            upstream=success.project,
+            parent_id=source.id,
+            root_id=source.root_id,
+            depth=source.depth + 1,
+            details={"chain": [*chain, choice.key]},
+        )
+        if choice.skip_reason is not None:
+            child.result, child.reason, child.finished_at = (
+                Result.SKIPPED,
+                choice.skip_reason,
+                utcnow(),
+            )
+        else:
+            child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
+            await JobQueue.enqueue(session, "trigger", {"event_id": child.id})
+        metrics.TRIGGERS.labels(child.result or "queued").inc()
+        session.add(child)
+        children.append(child)
+    return children
+
+
+async def _candidates(session: AsyncSession, upstream_key: str) -> list[Candidate]:
+    """Active downstreams subscribed to the upstream, in one query."""
+    rows = await session.execute(
+        select(Project.key, Project.name, Subscription.spec)
+        .join(Project, Project.key == Subscription.downstream)
+        .where(Subscription.upstream == upstream_key, Project.active.is_(True))
+        .order_by(Subscription.id)
+    )
+    return [Candidate(key, name, Upstream.model_validate(spec)) for key, name, spec in rows]
+
+
+async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:
+    """Downstreams already triggered for this upstream commit (by another of its pipelines)."""
+    if success.sha is None:
+        return set()
+    sources = select(Event.id).where(Event.project == success.project, Event.sha == success.sha)
+    rows = await session.scalars(
+        select(Event.project).where(Event.kind == "trigger", Event.parent_id.in_(sources))
+    )
+    return {project_key(name) for name in rows}
+
+
+async def _with_changed_paths(ctx: Context, success: UpstreamSuccess) -> UpstreamSuccess:
+    """Ask the code host what changed since the previous success, when a subscriber filters
+    on `paths`; unknown changes let every subscriber through."""
+    async with ctx.sessions() as session:
+        specs = await session.scalars(
+            select(Subscription.spec).where(Subscription.upstream == project_key(success.project))
+        )
+        if success.sha is None or not any(spec.get("paths") for spec in specs):
+            return success
+        base = await session.scalar(
+            select(Event.sha)
+            .where(
+                Event.kind == "build",
+                Event.project == success.project,
+                Event.ref == success.ref,
+                Event.result == Result.SUCCESS,
+                Event.sha != success.sha,
+            )
+            .order_by(Event.created_at.desc())
+            .limit(1)
+        )
+    host = ctx.adapters.host(success.project)
+    if base is None or host is None:
+        return success
+    changed = await host.changed_files(success.project, base, success.sha)
+    return success if changed is None else replace(success, changed_paths=changed)

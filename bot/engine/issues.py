@@ -1,0 +1,149 @@
+"""Breakage issues: one per (upstream, downstream) pair and repository while it is broken."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import Any
+
+from bot import texts
+from bot.codehost import CodeHost, IssueRef
+from bot.engine.context import Context, config_of
+from bot.engine.reports import compare_url
+from bot.models import Event, IssueLink, Project
+from bot.names import project_key
+from bot.results import Result, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class Action(Enum):
+    OPEN = "open"
+    COMMENT = "comment"
+    CLOSE = "close"
+
+
+def issue_action(result: Result, verdict: str | None, is_open: bool) -> Action | None:
+    """What a result does to the pair's issue: a new regression opens it, later failures
+    comment on it, the first pass closes it."""
+    if result.broken:
+        if is_open:
+            return Action.COMMENT
+        return Action.OPEN if verdict == Verdict.NEW_REGRESSION else None
+    if result.passed and is_open:
+        return Action.CLOSE
+    return None
+
+
+def issue_repositories(downstream: Project, upstream: Project | None) -> list[str]:
+    """Where the pair's issue lives: the downstream (unless it opted out), and the upstream when
+    it opted in — never naming a private downstream in a public upstream."""
+    targets = [downstream.name] if config_of(downstream).issues else []
+    if (
+        upstream is not None
+        and config_of(upstream).report.issues
+        and not (downstream.private and not upstream.private)
+    ):
+        targets.append(upstream.name)
+    return targets
+
+
+async def update_issues(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job: open, comment on or close the breakage issue of one result, in each repository."""
+    async with ctx.sessions() as session:
+        event = await session.get(Event, payload["event_id"])
+        if event is None or event.parent_id is None or event.result is None:
+            return
+        parent = await session.get(Event, event.parent_id)
+        downstream = await session.get(Project, project_key(event.project))
+        if parent is None or downstream is None:
+            return
+        upstream = await session.get(Project, project_key(parent.project))
+        compare = await compare_url(ctx, session, parent, event)
+    for repository in issue_repositories(downstream, upstream):
+        host = ctx.adapters.host(repository)
+        if host is not None:
+            await _update_issue(ctx, host, repository, event, parent, downstream, upstream, compare)
+
+
+async def _update_issue(
+    ctx: Context,
+    host: CodeHost,
+    repository: str,
+    event: Event,
+    parent: Event,
+    downstream: Project,
+    upstream: Project | None,
+    compare: str | None,
+) -> None:
+    key = (project_key(parent.project), downstream.key, project_key(repository))
+    async with ctx.sessions() as session:
+        link = await session.get(IssueLink, key)
+    if event.result is None or (link is not None and link.last_event_id == event.id):
+        return  # no result, or already acted on (the job ran before)
+    is_open = link is not None and link.state == "open"
+    action = issue_action(Result(event.result), event.change, is_open)
+    if action is None:
+        return
+    trace = ctx.event_url(event.id)
+    if action is Action.OPEN:
+        issue = await _find_or_open(
+            host, repository, event, parent, downstream, upstream, compare, trace
+        )
+        number, url = issue.number, issue.url
+    else:
+        assert link is not None  # COMMENT and CLOSE act on the open issue
+        number, url = link.number, link.url
+        if action is Action.COMMENT:
+            body = texts.render(
+                "issue_still_failing.md", sha=parent.sha, run_url=event.url, trace_url=trace
+            )
+            await host.comment_issue(repository, number, body)
+        else:
+            body = texts.render(
+                "issue_fixed.md", downstream=downstream.name, sha=parent.sha, run_url=event.url
+            )
+            await host.close_issue(repository, number, body)
+    async with ctx.sessions.begin() as session:
+        await session.merge(
+            IssueLink(
+                upstream=key[0],
+                downstream=key[1],
+                repository=key[2],
+                number=number,
+                url=url,
+                state="closed" if action is Action.CLOSE else "open",
+                last_event_id=event.id,
+            )
+        )
+
+
+async def _find_or_open(
+    host: CodeHost,
+    repository: str,
+    event: Event,
+    parent: Event,
+    downstream: Project,
+    upstream: Project | None,
+    compare: str | None,
+    trace_url: str,
+) -> IssueRef:
+    """The pair's open issue, found by its hidden marker (opened before a crash), or a new one."""
+    marker = texts.breakage_marker(parent.project, downstream.name)
+    found = await host.find_issue(repository, marker)
+    if found is not None:
+        return found
+    body = texts.render(
+        "issue_body.md",
+        marker=marker,
+        upstream=parent.project,
+        downstream=downstream.name,
+        sha=parent.sha,
+        run_url=event.url,
+        compare_url=compare,
+        trace_url=trace_url,
+        downstream_owners=downstream.owners,
+        upstream_owners=upstream.owners if upstream else [],
+    )
+    title = texts.render("issue_title.txt", upstream=parent.project, downstream=downstream.name)
+    return await host.open_issue(repository, title, body, [texts.ISSUE_LABEL])

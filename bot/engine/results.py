@@ -1,0 +1,195 @@
+"""Finished pipelines: which trigger event a run answers, and recording a downstream's result."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import metrics
+from bot.engine import followups
+from bot.engine.context import Context, UnknownEvent
+from bot.engine.fanout import UpstreamSuccess, upstream_success
+from bot.models import Event, Subscription, utcnow
+from bot.names import project_key
+from bot.results import RUNNING, Result, classify
+
+EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+StartedBy = Literal["dispatch", "push", "pull_request", "unknown"]
+
+
+class ResultConflict(Exception):
+    """A different final result was already recorded for this event."""
+
+
+@dataclass(frozen=True)
+class FinishedPipeline:
+    """A pipeline that finished on a code host or CI system, in neutral terms."""
+
+    project: str
+    sha: str | None
+    ref: str | None
+    result: Result
+    ref_type: str = "branch"
+    pipeline: str | None = None
+    run_id: str | None = None
+    title: str = ""  # text that may name the trigger event (run title, description, URL)
+    url: str | None = None
+    started_by: StartedBy = "unknown"  # "unknown": a report that cannot say (statuses, suites)
+
+
+def match_trigger(pending: Sequence[Event], run: FinishedPipeline) -> Event | None:
+    """The pending trigger event a run answers: by run id, by event id in its title, else —
+    for a run started by a dispatch, or one that cannot say how it started — the oldest trigger
+    not yet matched to a run."""
+    if run.run_id is not None:
+        for event in pending:
+            if event.run_id == run.run_id:
+                return event
+    named = set(EVENT_ID.findall(run.title))
+    for event in pending:
+        if event.id in named:
+            return event
+    if run.started_by in ("dispatch", "unknown"):
+        return next((event for event in pending if event.run_id is None), None)
+    return None
+
+
+async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None:
+    """The one entry for finished pipelines: a trigger's result, or an upstream success, or
+    (through the chain) both."""
+    trigger = match_trigger(await pending_triggers(ctx, run.project), run)
+    if trigger is not None:
+        return await record_result(
+            ctx,
+            trigger.id,
+            run.result,
+            url=run.url,
+            sha=run.sha,
+            ref=run.ref,
+            ref_type=run.ref_type,
+            pipeline=run.pipeline,
+        )
+    if run.result is not Result.SUCCESS or run.started_by == "pull_request":
+        return None  # a pull request's run is not a success of the branch it targets
+    success = UpstreamSuccess(run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url)
+    return await upstream_success(ctx, success)
+
+
+async def record_result(
+    ctx: Context,
+    event_id: str,
+    result: Result | str,
+    *,
+    url: str | None = None,
+    sha: str | None = None,
+    ref: str | None = None,
+    ref_type: str = "branch",
+    pipeline: str | None = None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Event:
+    """Record a downstream's result (or that it is running) for one trigger event; its
+    follow-ups (report, issues, the next link of a chain) are queued in the same transaction."""
+    async with ctx.sessions.begin() as session:
+        event = await session.get(Event, event_id, with_for_update=True)
+        if event is None or event.kind != "trigger":
+            raise UnknownEvent(event_id)
+        if event.result is not None:
+            if event.result == result or result == RUNNING:
+                return event
+            if event.result != Result.TIMED_OUT:  # a late real result replaces a time-out
+                raise ResultConflict(
+                    f"event {event_id} already finished with {event.result!r}, not {result!r}"
+                )
+        event.url = url or event.url
+        event.sha = sha or event.sha
+        event.ref = ref or event.ref
+        event.ref_type = ref_type
+        event.pipeline = pipeline or event.pipeline
+        event.details = {**event.details, **(details or {})}
+        event.started_at = event.started_at or utcnow()
+        if event.parent_id:
+            await followups.report(session, event.parent_id)
+        if result == RUNNING:
+            return event
+        final = Result(result)
+        event.result = final
+        event.reason = reason
+        event.finished_at = utcnow()
+        event.change = classify(await previous_result(session, event), final)
+        metrics.RESULTS.labels(final).inc()
+        if final.decisive:
+            await followups.issues(session, event.id)
+        if final.passed and await _has_downstreams(session, event.project):
+            await followups.chain(session, event.id)
+        return event
+
+
+async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job: a downstream that passed is an upstream success for its own downstreams."""
+    async with ctx.sessions() as session:
+        event = await session.get(Event, payload["event_id"])
+    if event is None or event.result != Result.SUCCESS:
+        return
+    success = UpstreamSuccess(event.project, event.sha, event.ref, event.ref_type, event.pipeline)
+    await upstream_success(ctx, success, parent_id=event.id)
+
+
+async def previous_result(session: AsyncSession, event: Event) -> Result | None:
+    """The pair's last decisive result (passed or broken) before this event."""
+    previous = await session.scalar(
+        select(Event.result)
+        .where(
+            Event.kind == "trigger",
+            Event.project == event.project,
+            Event.upstream == event.upstream,
+            Event.id != event.id,
+            Event.created_at <= event.created_at,
+            Event.result.in_([result for result in Result if result.decisive]),
+        )
+        .order_by(Event.created_at.desc())
+        .limit(1)
+    )
+    return Result(previous) if previous is not None else None
+
+
+async def last_pass(session: AsyncSession, event: Event) -> Event | None:
+    """The pair's last passing trigger event before this one."""
+    passed: Event | None = await session.scalar(
+        select(Event)
+        .where(
+            Event.kind == "trigger",
+            Event.project == event.project,
+            Event.upstream == event.upstream,
+            Event.id != event.id,
+            Event.created_at <= event.created_at,
+            Event.result == Result.SUCCESS,
+        )
+        .order_by(Event.created_at.desc())
+        .limit(1)
+    )
+    return passed
+
+
+async def pending_triggers(ctx: Context, project: str) -> list[Event]:
+    """Trigger events of `project` still waiting for a result, oldest first."""
+    async with ctx.sessions() as session:
+        rows = await session.scalars(
+            select(Event)
+            .where(Event.kind == "trigger", Event.project == project, Event.result.is_(None))
+            .order_by(Event.created_at)
+        )
+        return list(rows)
+
+
+async def _has_downstreams(session: AsyncSession, project: str) -> bool:
+    subscriber = await session.scalar(
+        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
+    )
+    return subscriber is not None

@@ -1,0 +1,55 @@
+"""The runner interface: how a downstream pipeline is started.
+
+A code host's own CI (GitHub Actions, GitLab CI) is one; a CI system reached by its webhook is
+another. Which one starts a downstream is decided by its `trigger:` (`bot.adapters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from config.repo_config import Trigger
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """What a downstream pipeline is started with (CONTRACT §5)."""
+
+    event_id: str
+    project: str
+    upstream: str
+    upstream_sha: str
+    upstream_ref: str
+    upstream_url: str | None
+    callback_url: str
+    callback_token: str = field(repr=False)
+    trigger: Trigger
+    default_branch: str
+    owners: Sequence[str] = ()
+    parent_id: str | None = None
+    root_id: str | None = None
+    depth: int = 1
+
+
+@dataclass(frozen=True)
+class PipelineStarted:
+    url: str | None = None
+    run_id: str | None = None
+
+
+class TriggerError(Exception):
+    """Starting a downstream failed; `reason` is shown on that downstream's row."""
+
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@runtime_checkable
+class Runner(Protocol):
+    async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
+        """Start the downstream pipeline; raise TriggerError with a reason a person can act on."""
+        ...
