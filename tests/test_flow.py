@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.adapters import Adapters
-from bot.models import Delivery, Event, Job
+from bot.models import Delivery, Event, IssueLink, Job
 from bot.runner import TriggerError, TriggerRequest
 from bot.texts import PR_COMMENT_MARKER
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
@@ -425,6 +425,18 @@ async def test_changes_against_the_previous_upstream_success(
     assert "✅ passed (fixed)" in check.summary
 
 
+async def test_time_outs_are_never_compared_in_either_direction(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    results = ["success", "timed_out", "success", "failure", "timed_out", "success"]
+    for sha, result in zip("123456", results, strict=True):
+        await run_lib(client, forge, sha * 40, result)
+    verdicts = [event.change for event in await events_of(client, APP)]
+    assert verdicts == ["passed", "timed out", "passed", "new regression", "timed out", "fixed"]
+
+
 async def test_a_late_result_replaces_a_time_out_once(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
@@ -456,3 +468,26 @@ async def test_paths_filter_uses_what_changed_since_the_last_success(
         ("1" * 40, "2" * 40),
         ("2" * 40, "3" * 40),
     ]
+
+
+async def test_an_issues_job_that_runs_again_opens_no_second_issue(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await run_lib(client, forge, "1" * 40, "success")
+    await run_lib(client, forge, "2" * 40, "failure")
+    assert [issue["state"] for issue in forge.issues.values()] == ["open"]
+    failed = (await events_of(client, APP))[-1]
+    update_issues = runtime(client).engine.job_handlers()["issues"]
+
+    await update_issues({"event_id": failed.id})  # ran again after a crash before "done"
+    async with runtime(client).sessions.begin() as session:
+        await session.execute(delete(IssueLink))  # crashed between "opened" and "stored"
+    await update_issues({"event_id": failed.id})
+
+    assert len(forge.issues) == 1
+    assert forge.issues[1]["comments"] == []
+    async with runtime(client).sessions() as session:
+        [link] = await session.scalars(select(IssueLink))
+    assert (link.number, link.state, link.last_event_id) == (1, "open", failed.id)

@@ -1,0 +1,143 @@
+"""The engine's decisions as pure functions over plain data: no database, no forge."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
+from bot.engine.issues import Action, issue_action
+from bot.engine.reports import Row, aggregate
+from bot.engine.results import FinishedPipeline, match_trigger
+from bot.results import Result, Verdict, classify
+from config.repo_config import Upstream
+
+LIB = "github.com/acme/lib"
+S, F, E, T = Result.SUCCESS, Result.FAILURE, Result.ERROR, Result.TIMED_OUT
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "verdict"),
+    [
+        (None, S, Verdict.PASSED),
+        (S, S, Verdict.PASSED),
+        (F, S, Verdict.FIXED),
+        (E, S, Verdict.FIXED),
+        (S, F, Verdict.NEW_REGRESSION),
+        (S, E, Verdict.NEW_REGRESSION),
+        (F, F, Verdict.STILL_FAILING),
+        (None, F, None),
+        (S, T, Verdict.TIMED_OUT),
+        (F, T, Verdict.TIMED_OUT),
+        (S, Result.SKIPPED, Verdict.SKIPPED),
+        (S, Result.CANCELLED, None),
+    ],
+)
+def test_classify(previous: Result | None, current: Result, verdict: Verdict | None) -> None:
+    assert classify(previous, current) == verdict
+
+
+def candidate(name: str, **spec: Any) -> Candidate:
+    return Candidate(name.lower(), name, Upstream(project=LIB, **spec))
+
+
+def select(success: UpstreamSuccess, *candidates: Candidate, **kw: Any) -> list[tuple[str, Any]]:
+    options: dict[str, Any] = {
+        "default_branch": "main",
+        "chain": [LIB.lower()],
+        "already": set(),
+        "depth": 1,
+        "max_depth": 5,
+    }
+    chosen = select_downstreams(success, candidates, **(options | kw))
+    return [(choice.name, choice.skip_reason) for choice in chosen]
+
+
+def test_selection_follows_filters_and_takes_each_downstream_once() -> None:
+    success = UpstreamSuccess(LIB, "a" * 40, "main", pipeline="CI", changed_paths=["docs/x.md"])
+    assert select(
+        success,
+        candidate("github.com/a/one"),
+        candidate("github.com/a/one", pipelines=["CI"]),  # listed twice: one trigger
+        candidate("github.com/a/dev", branches=["dev"]),
+        candidate("github.com/a/rel", pipelines=["Release"]),
+        candidate("github.com/a/src", paths=["src/**"]),
+        candidate("github.com/a/docs", paths=["docs/"]),
+    ) == [("github.com/a/one", None), ("github.com/a/docs", None)]
+
+
+def test_selection_records_loops_and_depth_and_skips_what_already_ran() -> None:
+    success = UpstreamSuccess(LIB, "a" * 40, None)  # no ref: the default branch
+    assert select(
+        success,
+        candidate("github.com/a/lib2"),
+        candidate("github.com/a/done"),
+        chain=[LIB.lower(), "github.com/a/lib2"],
+        already={"github.com/a/done"},
+    ) == [("github.com/a/lib2", "loop: github.com/a/lib2 is already in this chain")]
+    assert select(success, candidate("github.com/a/deep"), depth=6) == [
+        ("github.com/a/deep", "chain longer than CONJUNCTION_MAX_DEPTH (5)")
+    ]
+
+
+def pending(event_id: str, run_id: str | None = None) -> Any:
+    return SimpleNamespace(id=event_id, run_id=run_id)
+
+
+def run(**values: Any) -> FinishedPipeline:
+    return FinishedPipeline("github.com/acme/app", "b" * 40, "main", Result.SUCCESS, **values)
+
+
+def test_a_finished_run_answers_the_right_trigger() -> None:
+    first, second, started = pending("1" * 32), pending("2" * 32), pending("3" * 32, "77")
+    triggers = [first, second, started]
+    assert match_trigger(triggers, run(run_id="77")) is started
+    assert (
+        match_trigger(triggers, run(title=f"Conjunction {'2' * 32}", started_by="push")) is second
+    )
+    assert match_trigger(triggers, run(started_by="dispatch")) is first
+    assert match_trigger(triggers, run(started_by="unknown")) is first
+    assert match_trigger(triggers, run(started_by="push")) is None
+    assert match_trigger(triggers, run(started_by="pull_request")) is None
+
+
+def test_issue_actions() -> None:
+    assert issue_action(F, Verdict.NEW_REGRESSION, is_open=False) is Action.OPEN
+    assert issue_action(F, Verdict.STILL_FAILING, is_open=False) is None
+    assert issue_action(F, None, is_open=False) is None  # never passed: nobody to blame
+    assert issue_action(E, Verdict.STILL_FAILING, is_open=True) is Action.COMMENT
+    assert issue_action(S, Verdict.FIXED, is_open=True) is Action.CLOSE
+    assert issue_action(S, Verdict.PASSED, is_open=False) is None
+    assert issue_action(T, Verdict.TIMED_OUT, is_open=True) is None
+
+
+def row(result: Result | None, required: bool = True) -> Row:
+    event = SimpleNamespace(
+        result=result, change=None, reason=None, url=None, started_at=None, finished_at=None
+    )
+    return Row(
+        event=event, name="github.com/acme/x", owners=[], required=required, compare_url=None
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("results", "state", "conclusion", "description"),
+    [
+        (
+            [(S, True), (None, True)],
+            "pending",
+            None,
+            "1 of 2 downstream projects passed, 1 running",
+        ),
+        ([(S, True), (F, True)], "failure", "failure", "1 of 2 downstream projects passed"),
+        ([(S, True), (T, False)], "success", "neutral", "1 of 2 downstream projects passed"),
+        ([(S, True), (S, False)], "success", "success", "2 of 2 downstream projects passed"),
+    ],
+)
+def test_aggregate(
+    results: list[Any], state: str, conclusion: str | None, description: str
+) -> None:
+    report = aggregate([row(result, required) for result, required in results], "https://t/e/1")
+    assert (report.state, report.conclusion, report.description) == (state, conclusion, description)
