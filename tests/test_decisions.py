@@ -11,6 +11,7 @@ from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
 from bot.engine.issues import Action, issue_action
 from bot.engine.reports import Row, aggregate
 from bot.engine.results import FinishedPipeline, match_trigger
+from bot.models import Event
 from bot.results import Result, Verdict, classify
 from config.repo_config import Upstream
 
@@ -114,12 +115,8 @@ def test_issue_actions() -> None:
 
 
 def row(result: Result | None, required: bool = True) -> Row:
-    event = SimpleNamespace(
-        result=result, change=None, reason=None, url=None, started_at=None, finished_at=None
-    )
-    return Row(
-        event=event, name="github.com/acme/x", owners=[], required=required, compare_url=None
-    )  # type: ignore[arg-type]
+    event = Event(id="e", kind="trigger", project="github.com/acme/x", result=result, details={})
+    return Row(event, "github.com/acme/x", owners=[], required=required, compare_url=None)
 
 
 @pytest.mark.parametrize(
