@@ -53,3 +53,8 @@ class Runner(Protocol):
     async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
         """Start the downstream pipeline; raise TriggerError with a reason a person can act on."""
         ...
+
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        """The pipeline an earlier attempt started for this event, if the runner can tell;
+        asked before starting again when that attempt's outcome was never recorded."""
+        ...

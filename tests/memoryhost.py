@@ -22,6 +22,7 @@ class MemoryHost:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     changes: dict[str, list[str]] = field(default_factory=dict)  # head sha -> changed paths
+    remembers_runs: bool = True  # find_started finds what start_pipeline started
 
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
@@ -41,6 +42,13 @@ class MemoryHost:
             raise self.start_errors[request.project]
         run = len(self.of("start_pipeline"))
         return PipelineStarted(url=f"https://ci.test/{request.project}/runs/{run}", run_id=str(run))
+
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        self.calls.append(("find_started", request.project, request.event_id))
+        starts = [r for _, r in self.of("start_pipeline") if r.event_id == request.event_id]
+        if not starts or not self.remembers_runs:
+            return None
+        return PipelineStarted(url=f"https://ci.test/{request.project}/runs/again", run_id="again")
 
     async def publish_report(
         self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool

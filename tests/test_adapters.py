@@ -78,6 +78,9 @@ class RecordingRunner:
         self.started.append(request)
         return PipelineStarted(url="https://ci.acme.dev/builds/1", run_id="1")
 
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        return None
+
 
 async def test_downstream_on_another_host_started_by_webhook_reported_on_github(
     aiohttp_client: Any, settings: Any

@@ -491,3 +491,28 @@ async def test_an_issues_job_that_runs_again_opens_no_second_issue(
     async with runtime(client).sessions() as session:
         [link] = await session.scalars(select(IssueLink))
     assert (link.number, link.state, link.last_event_id) == (1, "open", failed.id)
+
+
+async def test_a_trigger_job_that_runs_again_asks_before_starting_again(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """A crash after the call and before its outcome was stored: the runner is asked first."""
+    request = await start_one(client, forge)
+    trigger = runtime(client).engine.job_handlers()["trigger"]
+
+    async def forget_the_outcome() -> None:
+        async with runtime(client).sessions.begin() as session:
+            event = await session.get(Event, request.event_id)
+            assert event is not None and event.sending_at is not None
+            event.run_id = event.url = event.started_at = None
+
+    await forget_the_outcome()
+    await trigger({"event_id": request.event_id})
+    assert len(forge.of("start_pipeline")) == 1
+    [event] = await events_of(client, APP)
+    assert event.run_id == "again"
+
+    forge.remembers_runs = False  # a runner that cannot tell: started again, once
+    await forget_the_outcome()
+    await trigger({"event_id": request.event_id})
+    assert len(forge.of("start_pipeline")) == 2

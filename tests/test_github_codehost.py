@@ -144,3 +144,37 @@ async def test_find_issue_by_its_hidden_marker(
     found = await github.find_issue(PROJECT, marker)
     assert found is not None
     assert (found.number, found.url) == (5, "https://github.com/i/5")
+
+
+async def test_find_started_looks_for_the_event_in_dispatched_runs(
+    github: GitHubForge, fake_github: FakeGitHub
+) -> None:
+    from bot.runner import TriggerRequest
+    from config.repo_config import Trigger
+
+    event_id = "e" * 32
+    fake_github.expect(
+        "GET",
+        "/repos/Codertocat/Hello-World/actions/runs?event=workflow_dispatch&per_page=50",
+        body={
+            "workflow_runs": [
+                {"id": 1, "display_title": "Conjunction " + "f" * 32},
+                {"id": 2, "display_title": f"Conjunction {event_id}", "html_url": "https://r/2"},
+            ]
+        },
+    )
+    request = TriggerRequest(
+        event_id=event_id,
+        project=PROJECT,
+        upstream="github.com/acme/lib",
+        upstream_sha=SHA,
+        upstream_ref="main",
+        upstream_url=None,
+        callback_url="https://conjunction.test/cb",
+        callback_token="t",
+        trigger=Trigger(workflow="conjunction.yml"),
+        default_branch="main",
+    )
+    found = await github.find_started(request)
+    assert found is not None
+    assert (found.run_id, found.url) == ("2", "https://r/2")

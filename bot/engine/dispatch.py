@@ -12,7 +12,7 @@ from bot.engine.results import record_result
 from bot.models import Event, Project, utcnow
 from bot.names import host_of, project_key
 from bot.results import Result
-from bot.runner import TriggerError, TriggerRequest
+from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
     try:
         if runner is None:
             raise TriggerError(_no_runner_reason(request))
-        started = await runner.start_pipeline(request)
+        started = await _start_once(ctx, runner, request, event.sending_at is not None)
     except TriggerError as exc:
         if not exc.permanent:
             raise
@@ -63,6 +63,24 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
             stored.run_id = stored.run_id or started.run_id
         await followups.report(session, parent.id)
     metrics.TRIGGERS.labels("started").inc()
+
+
+async def _start_once(
+    ctx: Context, runner: Runner, request: TriggerRequest, sent_before: bool
+) -> PipelineStarted:
+    """Start the pipeline, recording that it is being started first: an attempt that finds an
+    earlier one never recorded its outcome asks the runner before starting again, so a crash
+    duplicates at most the one call that was in flight."""
+    if sent_before:
+        found = await runner.find_started(request)
+        if found is not None:
+            log.info("trigger %s was started before", request.event_id)
+            return found
+    async with ctx.sessions.begin() as session:
+        event = await session.get(Event, request.event_id)
+        if event is not None:
+            event.sending_at = utcnow()
+    return await runner.start_pipeline(request)
 
 
 def _no_runner_reason(request: TriggerRequest) -> str:

@@ -187,6 +187,22 @@ class GitHubForge:
         except LookupError as exc:  # from the client factory: the app is not installed
             raise TriggerError(str(exc)) from exc
 
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        """A recent dispatched run whose title names the event (`run-name` with the event id,
+        as the README's workflow example does)."""
+        event = "workflow_dispatch" if request.trigger.workflow else "repository_dispatch"
+        data = await self._call(
+            request.project,
+            "GET",
+            "/repos/{owner}/{repo}/actions/runs{?event,per_page}",
+            event=event,
+            per_page=50,
+        )
+        for run in data.get("workflow_runs") or []:
+            if request.event_id in (run.get("display_title") or ""):
+                return PipelineStarted(url=run.get("html_url"), run_id=str(run["id"]))
+        return None
+
     async def _dispatch_workflow(self, request: TriggerRequest, workflow: str) -> PipelineStarted:
         owner, repo = self._repo(request.project)
         ref = request.trigger.ref or request.default_branch

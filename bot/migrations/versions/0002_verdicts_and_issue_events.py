@@ -1,4 +1,5 @@
-"""results' meanings in CONTRACT §6 words; the event an issue link last acted on
+"""results' meanings in CONTRACT §6 words; the event an issue link last acted on; when a
+trigger's start was asked
 
 Revision ID: 0002
 Revises: 0001
@@ -6,6 +7,8 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
+
+import bot.models
 
 revision = "0002"
 down_revision = "0001"
@@ -24,6 +27,8 @@ VERDICTS = [
 def upgrade() -> None:
     with op.batch_alter_table("issue_links") as batch_op:
         batch_op.add_column(sa.Column("last_event_id", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.add_column(sa.Column("sending_at", bot.models.UTCDateTime(), nullable=True))
     events = sa.table("events", sa.column("change", sa.String), sa.column("result", sa.String))
     for old, results, new in VERDICTS:
         op.execute(
@@ -39,5 +44,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_column("sending_at")
     with op.batch_alter_table("issue_links") as batch_op:
         batch_op.drop_column("last_event_id")
