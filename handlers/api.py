@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hmac
 import json
-import statistics
 from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import views
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
-from bot.models import Event, Project, Subscription
 from bot.names import project_key
 from bot.results import Result
 from bot.tokens import project_for_token
@@ -135,75 +132,12 @@ async def post_build(request: web.Request) -> web.Response:
     return json_answer({"event_id": event.id}, 202)
 
 
-def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
-    if not visible:
-        return {"id": event.id, "project": None, "private": True, "result": event.result}
-    return {
-        "id": event.id,
-        "kind": event.kind,
-        "project": event.project,
-        "upstream": event.upstream,
-        "parent": event.parent_id,
-        "root": event.root_id,
-        "depth": event.depth,
-        "sha": event.sha,
-        "ref": event.ref,
-        "pipeline": event.pipeline,
-        "url": event.url,
-        "result": event.result,
-        "change": event.change,
-        "reason": event.reason,
-        "created_at": event.created_at.isoformat(),
-        "started_at": event.started_at.isoformat() if event.started_at else None,
-        "finished_at": event.finished_at.isoformat() if event.finished_at else None,
-    }
-
-
-async def private_projects(session: AsyncSession, names: set[str]) -> set[str]:
-    keys = {project_key(name) for name in names}
-    rows = await session.scalars(
-        select(Project.key).where(Project.key.in_(keys), Project.private.is_(True))
-    )
-    return set(rows)
-
-
 async def event_trace(request: web.Request, event_id: str) -> dict[str, Any] | None:
-    """An event with its chain back to the origin and its children, as this caller may see it."""
+    """An event's trace as this caller may see it (`bot.views.event_trace`)."""
     runtime = request.app[RUNTIME]
-    async with runtime.sessions() as session:
-        event = await session.get(Event, event_id)
-        if event is None:
-            return None
-        chain: list[Event] = []
-        parent_id = event.parent_id
-        while parent_id is not None and len(chain) <= runtime.settings.max_depth + 1:
-            parent = await session.get(Event, parent_id)
-            if parent is None:
-                break
-            chain.append(parent)
-            parent_id = parent.parent_id
-        children = list(
-            await session.scalars(
-                select(Event).where(Event.parent_id == event.id).order_by(Event.created_at)
-            )
-        )
-        every = [event, *chain, *children]
-        hidden = (
-            set()
-            if is_admin(request)
-            else await private_projects(session, {item.project for item in every})
-        )
-    if project_key(event.project) in hidden:
-        return None
-
-    def show(item: Event) -> dict[str, Any]:
-        return event_json(item, project_key(item.project) not in hidden)
-
-    return {
-        **show(event),
-        "chain": [show(item) for item in reversed(chain)],
-        "children": [show(item) for item in children],
-    }
+    return await views.event_trace(
+        runtime.sessions, event_id, admin=is_admin(request), max_depth=runtime.settings.max_depth
+    )
 
 
 @routes.get("/api/v1/events/{event_id}")
@@ -217,54 +151,8 @@ async def get_event(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/projects/{project:.+}")
 async def get_project(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    key = project_key(request.match_info["project"])
-    async with runtime.sessions() as session:
-        project = await session.get(Project, key)
-        if project is None or (project.private and not is_admin(request)):
-            return json_error(404, f"no project {request.match_info['project']}")
-        upstreams = await session.scalars(
-            select(Subscription).where(Subscription.downstream == key)
-        )
-        downstreams = await session.scalars(
-            select(Subscription.downstream).where(Subscription.upstream == key)
-        )
-        recent = list(
-            await session.scalars(
-                select(Event)
-                .where(Event.project == project.name, Event.kind == "trigger")
-                .order_by(Event.created_at.desc())
-                .limit(20)
-            )
-        )
-        down_names = set(downstreams)
-        hidden = set() if is_admin(request) else await private_projects(session, down_names)
-    durations = [
-        (event.finished_at - event.started_at).total_seconds()
-        for event in recent
-        if event.started_at and event.finished_at and event.result is not None
-    ]
-    finished = [event for event in recent if event.result not in (None, Result.SKIPPED)]
-    return json_answer(
-        {
-            "project": project.name,
-            "private": project.private,
-            "default_branch": project.default_branch,
-            "owners": project.owners,
-            "config_error": project.config_error,
-            "upstreams": [sub.spec for sub in upstreams],
-            "downstreams": sorted(name for name in down_names if name not in hidden),
-            "private_downstreams": len(down_names & hidden),
-            "recent": [event_json(event) for event in recent],
-            "statistics": {
-                "results": len(finished),
-                "pass_rate": (
-                    sum(event.result == Result.SUCCESS for event in finished) / len(finished)
-                    if finished
-                    else None
-                ),
-                "median_seconds": statistics.median(durations) if durations else None,
-                "max_seconds": max(durations) if durations else None,
-            },
-        }
-    )
+    name = request.match_info["project"]
+    view = await views.project_view(request.app[RUNTIME].sessions, name, admin=is_admin(request))
+    if view is None:
+        return json_error(404, f"no project {name}")
+    return json_answer(view)

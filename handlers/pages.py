@@ -6,10 +6,9 @@ from html import escape
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
 
+from bot import views
 from bot.engine.reports import label
-from bot.models import Event, Project, Subscription
 from handlers.api import event_trace
 from handlers.context import RUNTIME, json_error
 
@@ -79,38 +78,10 @@ async def event_page(request: web.Request) -> web.Response:
 
 async def dashboard(request: web.Request) -> web.Response:
     """`/` once the app is set up: the public projects, their links and latest results."""
-    runtime = request.app[RUNTIME]
-    async with runtime.sessions() as session:
-        projects = list(
-            await session.scalars(
-                select(Project)
-                .where(Project.active.is_(True), Project.private.is_(False))
-                .order_by(Project.key)
-            )
-        )
-        upstreams = dict(
-            (
-                await session.execute(
-                    select(Subscription.downstream, func.count()).group_by(Subscription.downstream)
-                )
-            ).all()
-        )
-        downstreams = dict(
-            (
-                await session.execute(
-                    select(Subscription.upstream, func.count()).group_by(Subscription.upstream)
-                )
-            ).all()
-        )
-        recent = await session.scalars(
-            select(Event).order_by(Event.created_at.desc()).limit(RECENT_EVENTS)
-        )
-        latest: dict[str, Event] = {}
-        for event in recent:
-            latest.setdefault(event.project.lower(), event)
+    listed = await views.dashboard(request.app[RUNTIME].sessions)
     rows = []
-    for project in projects:
-        newest = latest.get(project.key)
+    for row in listed:
+        project, newest = row.project, row.latest
         last = (
             f'<a href="/events/{escape(newest.id)}">{escape(label(newest.result))}</a>'
             if newest
@@ -118,11 +89,11 @@ async def dashboard(request: web.Request) -> web.Response:
         )
         problem = " ⚠ invalid .conjunction.yml" if project.config_error else ""
         rows.append(
-            f"<tr><td>{escape(project.name)}{problem}</td><td>{upstreams.get(project.key, 0)}</td>"
-            f"<td>{downstreams.get(project.key, 0)}</td><td>{last}</td></tr>"
+            f"<tr><td>{escape(project.name)}{problem}</td><td>{row.upstreams}</td>"
+            f"<td>{row.downstreams}</td><td>{last}</td></tr>"
         )
     body = (
-        f"<p>{len(projects)} public projects.</p><table><tr><th>Project</th><th>Upstreams</th>"
+        f"<p>{len(listed)} public projects.</p><table><tr><th>Project</th><th>Upstreams</th>"
         "<th>Downstreams</th><th>Latest</th></tr>" + "".join(rows) + "</table>"
     )
     footer = '<p><a href="/schema/conjunction.json">.conjunction.yml schema</a></p>'

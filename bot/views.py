@@ -1,0 +1,199 @@
+"""The read side: what the API and the pages show, as a caller may see it.
+
+A private project, its events and pages exist only for the admin; on what anyone else sees, a
+private project is "a private project", with no name, link or id that leads to it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.models import Event, Project, Subscription
+from bot.names import project_key
+from bot.results import Result
+
+RECENT_EVENTS = 500
+
+
+def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
+    if not visible:
+        return {"id": event.id, "project": None, "private": True, "result": event.result}
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "project": event.project,
+        "upstream": event.upstream,
+        "parent": event.parent_id,
+        "root": event.root_id,
+        "depth": event.depth,
+        "sha": event.sha,
+        "ref": event.ref,
+        "pipeline": event.pipeline,
+        "url": event.url,
+        "result": event.result,
+        "change": event.change,
+        "reason": event.reason,
+        "created_at": event.created_at.isoformat(),
+        "started_at": event.started_at.isoformat() if event.started_at else None,
+        "finished_at": event.finished_at.isoformat() if event.finished_at else None,
+    }
+
+
+async def private_projects(session: AsyncSession, names: set[str]) -> set[str]:
+    """The keys of those of `names` that are private."""
+    keys = {project_key(name) for name in names}
+    rows = await session.scalars(
+        select(Project.key).where(Project.key.in_(keys), Project.private.is_(True))
+    )
+    return set(rows)
+
+
+async def event_trace(
+    sessions: async_sessionmaker[AsyncSession], event_id: str, *, admin: bool, max_depth: int
+) -> dict[str, Any] | None:
+    """An event with its chain back to the origin and its children; None when it does not
+    exist or the caller may not see it."""
+    async with sessions() as session:
+        event = await session.get(Event, event_id)
+        if event is None:
+            return None
+        chain: list[Event] = []
+        parent_id = event.parent_id
+        while parent_id is not None and len(chain) <= max_depth + 1:
+            parent = await session.get(Event, parent_id)
+            if parent is None:
+                break
+            chain.append(parent)
+            parent_id = parent.parent_id
+        children = list(
+            await session.scalars(
+                select(Event).where(Event.parent_id == event.id).order_by(Event.created_at)
+            )
+        )
+        every = [event, *chain, *children]
+        hidden = set() if admin else await private_projects(session, {e.project for e in every})
+    if project_key(event.project) in hidden:
+        return None
+
+    def show(item: Event) -> dict[str, Any]:
+        return event_json(item, project_key(item.project) not in hidden)
+
+    return {
+        **show(event),
+        "chain": [show(item) for item in reversed(chain)],
+        "children": [show(item) for item in children],
+    }
+
+
+async def project_view(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
+) -> dict[str, Any] | None:
+    """A project's upstreams, downstreams, recent results and build-time statistics."""
+    key = project_key(name)
+    async with sessions() as session:
+        project = await session.get(Project, key)
+        if project is None or (project.private and not admin):
+            return None
+        upstreams = await session.scalars(
+            select(Subscription.spec).where(Subscription.downstream == key)
+        )
+        downstreams = set(
+            await session.scalars(
+                select(Subscription.downstream).where(Subscription.upstream == key)
+            )
+        )
+        recent = list(
+            await session.scalars(
+                select(Event)
+                .where(Event.project == project.name, Event.kind == "trigger")
+                .order_by(Event.created_at.desc())
+                .limit(20)
+            )
+        )
+        hidden = set() if admin else await private_projects(session, downstreams)
+    return {
+        "project": project.name,
+        "private": project.private,
+        "default_branch": project.default_branch,
+        "owners": project.owners,
+        "config_error": project.config_error,
+        "upstreams": list(upstreams),
+        "downstreams": sorted(downstreams - hidden),
+        "private_downstreams": len(downstreams & hidden),
+        "recent": [event_json(event) for event in recent],
+        "statistics": statistics_of(recent),
+    }
+
+
+def statistics_of(events: list[Event]) -> dict[str, Any]:
+    """Pass rate and durations of finished runs."""
+    durations = [
+        (event.finished_at - event.started_at).total_seconds()
+        for event in events
+        if event.started_at and event.finished_at and event.result is not None
+    ]
+    finished = [event for event in events if event.result not in (None, Result.SKIPPED)]
+    return {
+        "results": len(finished),
+        "pass_rate": (
+            sum(event.result == Result.SUCCESS for event in finished) / len(finished)
+            if finished
+            else None
+        ),
+        "median_seconds": statistics.median(durations) if durations else None,
+        "max_seconds": max(durations) if durations else None,
+    }
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    project: Project
+    upstreams: int
+    downstreams: int
+    latest: Event | None
+
+
+async def dashboard(sessions: async_sessionmaker[AsyncSession]) -> list[DashboardRow]:
+    """The public projects with their subscription counts and latest event."""
+    async with sessions() as session:
+        projects = list(
+            await session.scalars(
+                select(Project)
+                .where(Project.active.is_(True), Project.private.is_(False))
+                .order_by(Project.key)
+            )
+        )
+        upstreams = dict(
+            (
+                await session.execute(
+                    select(Subscription.downstream, func.count()).group_by(Subscription.downstream)
+                )
+            ).all()
+        )
+        downstreams = dict(
+            (
+                await session.execute(
+                    select(Subscription.upstream, func.count()).group_by(Subscription.upstream)
+                )
+            ).all()
+        )
+        recent = await session.scalars(
+            select(Event).order_by(Event.created_at.desc()).limit(RECENT_EVENTS)
+        )
+        latest: dict[str, Event] = {}
+        for event in recent:
+            latest.setdefault(project_key(event.project), event)
+    return [
+        DashboardRow(
+            project,
+            upstreams.get(project.key, 0),
+            downstreams.get(project.key, 0),
+            latest.get(project.key),
+        )
+        for project in projects
+    ]
