@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
 from bot.forge import project_key
 from bot.models import Event, Project, Subscription
+from bot.names import ProjectName
 from bot.report import FINAL
 from bot.tokens import project_for_token
 from handlers.context import RUNTIME, json_answer, json_error
@@ -39,7 +40,7 @@ class StatusBody(BaseModel):
 class BuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(min_length=3, max_length=300)
+    project: ProjectName
     sha: str = Field(min_length=4, max_length=64)
     ref: str = Field(min_length=1, max_length=300)
     result: Result

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app import create_app
 from bot.db import async_url
 from bot.runtime import Runtime
-from config.settings import Settings
+from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
 from tests.fakeforge import FakeForge
 from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+from tests.keys import PRIVATE_KEY_PEM
 
 FIXTURES = Path(__file__).with_name("fixtures")
 WEBHOOK_SECRET = "webhook-secret-for-tests"
@@ -72,7 +73,7 @@ def settings(sqlite_url: str) -> Settings:
         public_url="https://conjunction.test",
         secret_key="a-secret-key-for-the-tests",
         github_app_id="1",
-        github_private_key="unused",
+        github_private_key=PRIVATE_KEY_PEM,
         github_webhook_secret=WEBHOOK_SECRET,
         gitlab_webhook_secret="gitlab-secret",
         admin_token="admin-token",
@@ -150,7 +151,6 @@ def workflow_run(
 
 @pytest.fixture
 def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in list(os.environ):
-        if key.startswith(("CONJUNCTION_", "GITHUB_", "GITLAB_")) or key == "PORT":
-            monkeypatch.delenv(key)
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     yield
