@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import sys
 import uuid
@@ -22,7 +21,7 @@ from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
-from bot.names import project_key
+from bot.names import project_key, project_name
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.tokens import (
@@ -43,7 +42,6 @@ log = logging.getLogger("conjunction")
 
 BODY_LIMIT = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 SWEEP_INTERVAL = 60.0
-PROJECT_NAME = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}(:\d+)?(/[\w.-]+){2,}$", re.IGNORECASE)
 
 
 async def _no_client(_event: object) -> None:
@@ -141,7 +139,7 @@ def serve(settings: Settings) -> None:
         settings.database_url.split("://", 1)[0],
         "on" if settings.github_enabled else "not configured",
     )
-    web.run_app(create_app(settings), port=settings.port, print=None)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "token":
         return asyncio.run(manage_tokens(settings, args.action, args.project))
-    logs.configure()
+    logs.configure(settings.log_level, settings.log_format)
     serve(settings)
     return 0
 
 
 async def manage_tokens(settings: Settings, action: str, project: str) -> int:
-    if not PROJECT_NAME.match(project):
-        print(f"conjunction: {project!r} is not a project name like github.com/acme/lib")
+    try:
+        project = project_name(project)
+    except ValueError as exc:
+        print(f"conjunction: {project!r} is {exc}", file=sys.stderr)
         return 2
     database = db.create_engine(settings.database_url)
     try:

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object a line, with the context handlers pass in `extra`."""
+"""Logs: one JSON object a line with the context handlers pass in `extra`, or plain text."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: int = logging.INFO) -> None:
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str = "info", style: str = "json") -> None:
+    """Log at `level` (LOG_LEVEL) as JSON lines or, for people, as text (LOG_FORMAT)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    handler.setFormatter(JsonFormatter() if style == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

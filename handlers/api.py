@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import views
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
-from bot.names import project_key
+from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.tokens import project_for_token
 from handlers.context import RUNTIME, json_answer, json_error
@@ -36,7 +36,7 @@ class StatusBody(BaseModel):
 class BuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(min_length=3, max_length=300)
+    project: ProjectName
     sha: str = Field(min_length=4, max_length=64)
     ref: str = Field(min_length=1, max_length=300)
     result: Result

@@ -20,9 +20,10 @@ from app import create_app
 from bot.adapters import Adapters
 from bot.db import async_url
 from bot.runtime import Runtime
-from config.settings import Settings
+from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
 from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+from tests.keys import PRIVATE_KEY_PEM
 from tests.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -73,7 +74,7 @@ def settings(sqlite_url: str) -> Settings:
         public_url="https://conjunction.test",
         secret_key="a-secret-key-for-the-tests",
         github_app_id="1",
-        github_private_key="unused",
+        github_private_key=PRIVATE_KEY_PEM,
         github_webhook_secret=WEBHOOK_SECRET,
         gitlab_webhook_secret="gitlab-secret",
         admin_token="admin-token",
@@ -151,7 +152,6 @@ def workflow_run(
 
 @pytest.fixture
 def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in list(os.environ):
-        if key.startswith(("CONJUNCTION_", "GITHUB_", "GITLAB_")) or key == "PORT":
-            monkeypatch.delenv(key)
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     yield

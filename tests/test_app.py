@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import create_app
 from bot.forges.github.forge import GitHubForge
@@ -15,17 +11,7 @@ from config.settings import Settings
 from handlers.context import RUNTIME
 
 
-def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Settings) -> None:
-    settings = dataclasses.replace(settings, github_private_key=private_key_pem())
     client = await aiohttp_client(create_app(settings))
     engine = client.app[RUNTIME].engine
     assert isinstance(engine.adapters.host("github.com/acme/lib"), GitHubForge)

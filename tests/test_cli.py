@@ -52,14 +52,27 @@ def test_tokens_are_shown_once_and_revoked(
     assert token not in (tmp_path / "c.db").read_bytes().decode("latin-1")
 
 
-def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"PORT": "not-a-port"}, "PORT: expected a whole number, got 'not-a-port'"),
+        (
+            {"GITHUB_APP_ID": "12345", "GITHUB_WEBHOOK_SECRET": "s"},
+            "GitHub App half configured: GITHUB_APP_ID and GITHUB_WEBHOOK_SECRET are set but "
+            "GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) is missing",
+        ),
+    ],
+)
+def test_bad_setting_stops_start_up_with_one_line(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "app.py")],
-        env={"PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
+        env={**env, "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr == "conjunction: PORT: expected a whole number, got 'not-a-port'\n"
+    assert result.stderr == f"conjunction: {line}\n"

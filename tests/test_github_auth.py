@@ -2,11 +2,10 @@ import re
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.forges.github.auth import GitHubAppAuth, parse_timestamp
 from tests.fakegithub import FakeGitHub
+from tests.keys import PRIVATE_KEY_PEM, RSA_KEY
 
 NOW = parse_timestamp("2024-05-01T12:00:00Z")
 
@@ -19,18 +18,14 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return RSA_KEY
 
 
-@pytest.fixture(scope="module")
-def private_pem(rsa_key):
-    return rsa_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
+@pytest.fixture
+def private_pem():
+    return PRIVATE_KEY_PEM
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from config.settings import Settings, load_settings
 from handlers.setup import APP_YML, setup_routes
+from tests.keys import PRIVATE_KEY_PEM as PEM
 
 PUBLIC = "https://conjunction.example.com"
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END RSA PRIVATE KEY-----\n"
 PERMISSIONS = {
     "actions": "write",
     "contents": "write",
