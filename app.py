@@ -32,11 +32,12 @@ from bot.tokens import (
     revoke_project_tokens,
 )
 from config.settings import Settings, SettingsError, load_settings
-from handlers import api, health, pages, webhooks
+from handlers import api, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
-from handlers.setup import setup_routes
+from handlers.setup import GitHubSetup, forge_configured
+from handlers.setup_code import SetupCode
 
 log = logging.getLogger("conjunction")
 
@@ -58,17 +59,34 @@ def create_app(
     max_body: int = BODY_LIMIT,
     env_path: Path = Path(".env"),
 ) -> web.Application:
-    """The aiohttp application. Tests pass their own adapters and run the queue themselves."""
-    app = web.Application(client_max_size=max_body, middlewares=[json_errors])
+    """The aiohttp application. Tests pass their own adapters and run the queue themselves.
+
+    With no forge configured (and none passed in), `/` and `/setup` offer the GitHub App setup
+    instead of the dashboard, for the holder of the setup URL logged at start."""
+    app = web.Application(
+        client_max_size=max_body, middlewares=[templating.html_error_pages, json_errors]
+    )
     app[MAX_BODY] = max_body
     app.add_routes(webhooks.routes)
     app.add_routes(api.routes)
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
-    if settings.github_enabled:
+    if adapters is not None or forge_configured(settings):
         app.router.add_get("/", pages.dashboard)
+        templating.install(app)
     else:
-        app.add_routes(setup_routes(settings, env_path, lambda: app[CLIENT_SESSION]))
+        setup = GitHubSetup(settings, env_path, lambda: app[CLIENT_SESSION], SetupCode())
+        app.add_routes(setup.routes())
+        templating.install(app, form_targets=[settings.github_web_url])
+
+        async def announce_setup(_app: web.Application) -> None:
+            log.warning(
+                "no forge is configured: to create the GitHub App, open %s (this link works "
+                "until the app is created or the server restarts)",
+                setup.url,
+            )
+
+        app.on_startup.append(announce_setup)
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

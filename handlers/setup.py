@@ -1,98 +1,80 @@
-"""GitHub App setup through GitHub's manifest flow, offered while no GitHub App is configured.
+"""GitHub App setup through GitHub's manifest flow, offered while no forge is configured.
 
-`/` shows a form that sends the manifest (`app.yml`, with this server's public URL filled in) to
-GitHub. GitHub creates the app and redirects to `/setup/github/callback` with a one-hour code,
-which is exchanged for the app's id, private key and webhook secret. Those are written to `.env`,
-and the server loads them when it is restarted.
+The server prints a setup URL with a one-time code in its log at start (`handlers.setup_code`);
+only a browser that opened it may go on. `/setup` then shows a form that sends the manifest
+(`app.yml`, with this server's public URL filled in) to GitHub. GitHub creates the app and
+redirects to `/setup/github/callback` with a one-hour code, which is exchanged for the app's id,
+private key and webhook secret. Those are written to `.env` once; the server loads them when it is
+restarted, and until then the setup refuses to run again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import ipaddress
 import json
 import logging
 import os
 import re
-import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from string import Template
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import yaml
 from aiohttp import web
-from cachetools import TTLCache
 from dotenv.parser import parse_stream
 
 from config.settings import Settings
 from handlers.context import json_error
+from handlers.setup_code import SetupCode
+from handlers.templating import render
 
 log = logging.getLogger(__name__)
 
 APP_YML = Path(__file__).resolve().parent.parent / "app.yml"
-STATE_TTL = 3600  # seconds a setup form stays usable
+COOKIE = "conjunction_setup"
+COOKIE_PATH = "/setup"
 GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+NO_STORE = {"Cache-Control": "no-store"}
 
-PAGE = Template("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>$title</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; padding: 0 1rem;
-       line-height: 1.5; }
-code { background: #f3f3f3; padding: 0 .2em; }
-.warning { color: #9a3412; }
-</style></head>
-<body><h1>$title</h1>
-$body
-</body></html>
-""")
-
-SETUP_TITLE = "Set up Conjunction"
-SETUP_BODY = Template("""<p>Conjunction is running, but no GitHub App is set up yet, so it cannot
-hear from GitHub. Create the app in one step: GitHub shows you what the app asks for, creates it
-with the permissions and events Conjunction needs, and sends you back here.</p>
-$warning
-<form method="post" action="$action">
-<input type="hidden" name="manifest" value="$manifest">
-<button type="submit">$button</button>
-</form>
-$more""")
-LOCAL_WARNING = Template("""<p class="warning">The public URL is <code>$url</code>. GitHub
-delivers webhooks there, so if GitHub cannot reach it, set <code>CONJUNCTION_PUBLIC_URL</code> to
-an address it can reach (a tunnel will do) and restart before creating the app.</p>""")
-ORG_FORM = """<h2>For an organization</h2>
-<form method="get" action="/setup/github">
-<label>Organization <input name="org" size="20" required></label>
-<button type="submit">Continue</button>
-</form>"""
-PERSONAL_LINK = '<p><a href="/">Create it under your own account instead</a></p>'
-
-CREATED_TITLE = "GitHub App created"
-CREATED_BODY = Template("""<p>GitHub created the app <strong>$name</strong>. Its id, private key
-and webhook secret are saved in <code>$env_path</code>.</p>
-<ol>
-<li><a href="$install_url">Install the app</a> on the repositories Conjunction should
-connect.</li>
-<li>Restart Conjunction so it loads the new credentials.</li>
-</ol>""")
-
-UNKNOWN_STATE = "this setup link is unknown or has expired; start again from /"
-MISSING_CODE = "GitHub sent no code; start again from /"
-GITHUB_UNREACHABLE = "could not reach GitHub at {url}; start again from /"
-GITHUB_REFUSED = "GitHub did not create the app ({reason}); start again from /"
+NEEDS_CODE = (
+    "setting up needs the one-time setup code: open the setup link that the server printed in "
+    "its log when it started (it ends in /setup?code=…)"
+)
+WRONG_CODE = (
+    "this setup code is not the current one: open the setup link that the server printed in its "
+    "log when it last started"
+)
+SETUP_DONE = "the GitHub App is created and saved; restart Conjunction to load it"
+UNKNOWN_STATE = (
+    "this setup form is unknown, expired or from another browser; start again from /setup"
+)
+MISSING_CODE = "GitHub sent no code; start again from /setup"
+GITHUB_UNREACHABLE = "could not reach GitHub at {url}; start again from /setup"
+GITHUB_REFUSED = "GitHub did not create the app ({reason}); start again from /setup"
 GITHUB_INCOMPLETE = "GitHub's answer lacks the app's id, private key or webhook secret"
 ENV_UNWRITABLE = (
     "GitHub created the app ({url}), but {path} could not be written ({reason}). Fix that, then "
     "generate a private key and set a webhook secret on the app's settings page and put them in "
     "{path} by hand."
 )
-ALREADY_SET_UP = "GitHub is already set up"
 BAD_ORG = "{org!r} is not a GitHub organization name"
+
+
+class SetupFailed(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def forge_configured(settings: Settings) -> bool:
+    return settings.github_enabled or settings.gitlab_enabled
 
 
 def manifest(settings: Settings, path: Path = APP_YML) -> dict[str, Any]:
@@ -135,133 +117,189 @@ def write_env(path: Path, values: Mapping[str, str]) -> None:
     if text and not text.endswith("\n"):
         text += "\n"
     text += "".join(f"{key}={_env_value(value)}\n" for key, value in values.items())
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write(text)
-    os.replace(temporary, path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
-def _html(title: str, body: str) -> web.Response:
-    return web.Response(
-        text=PAGE.substitute(title=html.escape(title), body=body),
-        content_type="text/html",
-        headers={"Cache-Control": "no-store"},
-    )
+async def convert_manifest_code(
+    session: aiohttp.ClientSession, api_url: str, code: str
+) -> dict[str, Any]:
+    """GitHub's answer to `POST /app-manifests/{code}/conversions`: the new app's id, key and
+    secret. Raises SetupFailed with a message for the person setting up."""
+    url = f"{api_url}/app-manifests/{quote(code, safe='')}/conversions"
+    try:
+        async with session.post(
+            url, headers=GITHUB_HEADERS, timeout=aiohttp.ClientTimeout(total=30)
+        ) as response:
+            status, text = response.status, await response.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("could not reach GitHub to create the app: %s", type(exc).__name__)
+        raise SetupFailed(502, GITHUB_UNREACHABLE.format(url=api_url)) from None
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if not 200 <= status < 300:
+        message = answer.get("message") if isinstance(answer, dict) else None
+        log.warning("GitHub refused the app manifest code: HTTP %s %s", status, message)
+        reason = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+        raise SetupFailed(502, GITHUB_REFUSED.format(reason=reason))
+    if not isinstance(answer, dict) or not all(
+        answer.get(key) for key in ("id", "pem", "webhook_secret", "html_url")
+    ):
+        raise SetupFailed(502, GITHUB_INCOMPLETE)
+    return answer
 
 
 class GitHubSetup:
-    """The manifest flow's pages. Each form carries a one-use state that the callback checks."""
+    """The setup pages. Each acts only for the browser that opened the setup URL; once the
+    credentials are saved, none acts again."""
 
     def __init__(
         self,
         settings: Settings,
         env_path: Path,
         session_getter: Callable[[], aiohttp.ClientSession],
+        setup_code: SetupCode,
     ) -> None:
         self.settings = settings
         self.env_path = env_path
         self.session_getter = session_getter
+        self.setup_code = setup_code
         self.manifest = manifest(settings)
-        self.states: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=STATE_TTL)
+        self.completed = False
+        self._completing = asyncio.Lock()
+
+    @property
+    def url(self) -> str:
+        """The URL to open to set up, as printed in the log at start."""
+        query = urlencode({"code": self.setup_code.code})
+        return f"{self.settings.public_url.rstrip('/')}{COOKIE_PATH}?{query}"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.index),
+            web.get("/setup", self.start),
+            web.get("/setup/github", self.for_org),
+            web.get("/setup/github/callback", self.callback),
+        ]
 
     async def index(self, request: web.Request) -> web.Response:
-        """`GET /`: the setup page, for a personal account."""
-        return self._setup_page(None)
+        """`GET /`: where to find the setup link, and nothing more."""
+        return render(request, "setup/index.html", title="Conjunction", completed=self.completed)
+
+    def _browser(self, request: web.Request) -> str | None:
+        return self.setup_code.browser(request.cookies.get(COOKIE))
+
+    def _admit(self, request: web.Request) -> str | web.Response:
+        """The id of the browser that opened the setup link, or the answer for anyone else."""
+        if self.completed:
+            return json_error(410, SETUP_DONE)
+        return self._browser(request) or json_error(403, NEEDS_CODE)
+
+    async def start(self, request: web.Request) -> web.Response:
+        """`GET /setup?code=CODE` lets this browser in; `GET /setup` is the setup page."""
+        if "code" not in request.query:
+            browser = self._admit(request)
+            if isinstance(browser, web.Response):
+                return browser
+            return self._setup_page(request, browser, None)
+        if self.completed:
+            return json_error(410, SETUP_DONE)
+        if not self.setup_code.matches(request.query["code"]):
+            return json_error(403, WRONG_CODE)
+        response = web.Response(status=303, headers={"Location": COOKIE_PATH, **NO_STORE})
+        if self._browser(request) is None:
+            response.set_cookie(
+                COOKIE,
+                self.setup_code.new_cookie(),
+                path=COOKIE_PATH,
+                httponly=True,
+                samesite="Lax",
+                secure=self.settings.public_url.startswith("https://"),
+            )
+        return response
 
     async def for_org(self, request: web.Request) -> web.Response:
         """`GET /setup/github?org=NAME`: the setup page, for an organization."""
+        browser = self._admit(request)
+        if isinstance(browser, web.Response):
+            return browser
         org = request.query.get("org", "").strip()
         if org and not GITHUB_LOGIN.match(org):
             return json_error(400, BAD_ORG.format(org=org))
-        return self._setup_page(org or None)
+        return self._setup_page(request, browser, org or None)
 
-    def _setup_page(self, org: str | None) -> web.Response:
-        if self.settings.github_enabled:
-            return json_error(404, ALREADY_SET_UP)
-        state = secrets.token_urlsafe(24)
-        self.states[state] = True
+    def _setup_page(self, request: web.Request, browser: str, org: str | None) -> web.Response:
         owner = f"/organizations/{org}" if org else ""
-        query = urlencode({"state": state})
-        action = f"{self.settings.github_web_url}{owner}/settings/apps/new?{query}"
-        public = self.settings.public_url
-        warning = _maybe_unreachable(public) and LOCAL_WARNING.substitute(url=html.escape(public))
-        button = f"Create the GitHub App for {org}" if org else "Create the GitHub App"
-        body = SETUP_BODY.substitute(
-            warning=warning or "",
-            action=html.escape(action),
-            manifest=html.escape(json.dumps(self.manifest)),
-            button=html.escape(button),
-            more=PERSONAL_LINK if org else ORG_FORM,
+        query = urlencode({"state": self.setup_code.new_state(browser)})
+        response = render(
+            request,
+            "setup/create.html",
+            title="Set up Conjunction",
+            org=org,
+            action=f"{self.settings.github_web_url}{owner}/settings/apps/new?{query}",
+            manifest=json.dumps(self.manifest),
+            public_url=self.settings.public_url,
+            maybe_unreachable=_maybe_unreachable(self.settings.public_url),
         )
-        return _html(SETUP_TITLE, body)
+        response.headers.update(NO_STORE)
+        return response
 
     async def callback(self, request: web.Request) -> web.Response:
         """`GET /setup/github/callback`: turn GitHub's code into credentials saved in `.env`."""
-        if self.states.pop(request.query.get("state", ""), None) is None:
-            return json_error(400, UNKNOWN_STATE)
-        code = request.query.get("code", "")
-        if not code:
-            return json_error(400, MISSING_CODE)
-        api = self.settings.github_api_url
-        url = f"{api}/app-manifests/{quote(code, safe='')}/conversions"
-        try:
-            async with self.session_getter().post(
-                url, headers=GITHUB_HEADERS, timeout=aiohttp.ClientTimeout(total=30)
-            ) as response:
-                status, text = response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not reach GitHub to create the app: %s", type(exc).__name__)
-            return json_error(502, GITHUB_UNREACHABLE.format(url=api))
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            answer = None
-        if not 200 <= status < 300:
-            message = answer.get("message") if isinstance(answer, dict) else None
-            log.warning("GitHub refused the app manifest code: HTTP %s %s", status, message)
-            reason = f"HTTP {status}: {message}" if message else f"HTTP {status}"
-            return json_error(502, GITHUB_REFUSED.format(reason=reason))
-        if not isinstance(answer, dict) or not all(
-            answer.get(key) for key in ("id", "pem", "webhook_secret", "html_url")
-        ):
-            return json_error(502, GITHUB_INCOMPLETE)
-        credentials = {
-            "GITHUB_APP_ID": str(answer["id"]),
-            "GITHUB_PRIVATE_KEY": answer["pem"],
-            "GITHUB_WEBHOOK_SECRET": answer["webhook_secret"],
-        }
-        html_url = str(answer["html_url"]).rstrip("/")
-        try:
-            await asyncio.to_thread(write_env, self.env_path, credentials)
-        except OSError as exc:
-            log.error("could not write %s: %s", self.env_path, exc.strerror)
-            return json_error(
-                500, ENV_UNWRITABLE.format(url=html_url, path=self.env_path, reason=exc.strerror)
-            )
+        async with self._completing:
+            browser = self._admit(request)
+            if isinstance(browser, web.Response):
+                return browser
+            if not self.setup_code.use_state(browser, request.query.get("state", "")):
+                return json_error(400, UNKNOWN_STATE)
+            code = request.query.get("code", "")
+            if not code:
+                return json_error(400, MISSING_CODE)
+            try:
+                answer = await convert_manifest_code(
+                    self.session_getter(), self.settings.github_api_url, code
+                )
+            except SetupFailed as failure:
+                return json_error(failure.status, failure.message)
+            html_url = str(answer["html_url"]).rstrip("/")
+            try:
+                await asyncio.to_thread(write_env, self.env_path, _credentials(answer))
+            except OSError as exc:
+                log.error("could not write %s: %s", self.env_path, exc.strerror)
+                return json_error(
+                    500,
+                    ENV_UNWRITABLE.format(url=html_url, path=self.env_path, reason=exc.strerror),
+                )
+            self.completed = True
         name = str(answer.get("name") or answer.get("slug") or "Conjunction")
         log.info(
             "created GitHub App %s (id %s); credentials in %s", name, answer["id"], self.env_path
         )
-        body = CREATED_BODY.substitute(
-            name=html.escape(name),
-            env_path=html.escape(str(self.env_path)),
-            install_url=html.escape(f"{html_url}/installations/new"),
+        response = render(
+            request,
+            "setup/created.html",
+            title="GitHub App created",
+            name=name,
+            env_path=str(self.env_path),
+            install_url=f"{html_url}/installations/new",
         )
-        return _html(CREATED_TITLE, body)
+        response.headers.update(NO_STORE)
+        return response
 
 
-def setup_routes(
-    settings: Settings,
-    env_path: Path,
-    session_getter: Callable[[], aiohttp.ClientSession],
-) -> list[web.RouteDef]:
-    """`GET /`, `GET /setup/github` and `GET /setup/github/callback`; add them only while GitHub
-    is not configured."""
-    flow = GitHubSetup(settings, env_path, session_getter)
-    return [
-        web.get("/", flow.index),
-        web.get("/setup/github", flow.for_org),
-        web.get("/setup/github/callback", flow.callback),
-    ]
+def _credentials(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "GITHUB_APP_ID": str(answer["id"]),
+        "GITHUB_PRIVATE_KEY": answer["pem"],
+        "GITHUB_WEBHOOK_SECRET": answer["webhook_secret"],
+    }

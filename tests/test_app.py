@@ -24,10 +24,11 @@ async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Sett
     assert "0 public projects." in await page.text(), "the dashboard replaces the setup page"
 
 
-async def test_without_github_the_setup_page_is_served(aiohttp_client: Any, tmp_path: Any) -> None:
+async def test_without_a_forge_the_setup_is_served(aiohttp_client: Any, tmp_path: Any) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
     client = await aiohttp_client(create_app(settings, env_path=tmp_path / ".env"))
     page = await client.get("/")
     assert page.status == 200
-    assert "settings/apps/new" in await page.text()
+    assert "/setup?code=" in await page.text(), "/ says where the setup link is"
+    assert (await client.get("/setup")).status == 403, "the setup exists, for the code's holder"
     assert client.app[RUNTIME].engine.adapters.host("github.com/acme/lib") is None

@@ -1,0 +1,122 @@
+"""What every HTML page shares: the Jinja templates, security headers, and error pages.
+
+Pages are rendered from `handlers/templates/` with autoescaping, on one base layout, styled by
+`handlers/static/conjunction.css` only (the Content-Security-Policy allows no inline script or
+style). Every error under `/` that a browser asked for (`Accept: text/html`) is shown as an HTML
+page on the same layout; API clients keep the JSON `{"error": ...}` of `handlers.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+# Paths that machines call; everything else under `/` is a page for people.
+MACHINE_PATHS = ("/api/", "/webhooks/", "/badges/", "/schema/", "/static/", "/healthz", "/metrics")
+SAFE_LINK_PREFIXES = ("http://", "https://")
+FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After")
+
+
+def is_http_url(value: object) -> bool:
+    """Only http(s) URLs become links; anything else (`javascript:`, `data:`) stays text. The
+    raw text must start with the scheme: browsers drop leading blanks and inner tabs that
+    `urlsplit` would hide."""
+    return (
+        isinstance(value, str)
+        and value.lower().startswith(SAFE_LINK_PREFIXES)
+        and bool(urlsplit(value).netloc)
+    )
+
+
+def content_security_policy(form_targets: Iterable[str] = ()) -> str:
+    """No script at all, styles from our own stylesheet, forms only to us (and the setup's
+    GitHub), never framed."""
+    forms = " ".join(["'self'", *form_targets])
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"form-action {forms}; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def install(app: web.Application, *, form_targets: Iterable[str] = ()) -> None:
+    """Set up the templates, `/static` and the security headers; `html_error_pages` goes first
+    in the app's middlewares."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        default_helpers=False,
+    )
+    env.tests["http_url"] = is_http_url
+    app.router.add_static("/static", STATIC)
+    headers = {
+        "Content-Security-Policy": content_security_policy(form_targets),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+    }
+
+    async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.content_type == "text/html":
+            response.headers.update(headers)
+
+    app.on_response_prepare.append(security_headers)
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser asking for a page (not an API, webhook or file path)."""
+    return "text/html" in request.headers.get("Accept", "") and not request.path.startswith(
+        MACHINE_PATHS
+    )
+
+
+@web.middleware
+async def html_error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost middleware: a JSON error answer becomes an HTML page for a browser."""
+    response = await handler(request)
+    if response.status < 400 or response.content_type != "application/json":
+        return response
+    body = response.body if isinstance(response, web.Response) else None
+    if not wants_html(request) or not isinstance(body, bytes):
+        return response
+    try:
+        message = json.loads(body)["error"]
+    except (TypeError, ValueError, KeyError):
+        return response
+    page = render(
+        request,
+        "error.html",
+        status=response.status,
+        title=_status_line(response.status),
+        message=str(message),
+    )
+    for name in FORWARDED_ERROR_HEADERS:
+        if name in response.headers:
+            page.headers[name] = response.headers[name]
+    return page
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
