@@ -22,7 +22,7 @@ from bot.runtime import Runtime
 from config.settings import Settings
 from handlers.context import RUNTIME
 from tests.fakeforge import FakeForge
-from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+from tests.fakegithub import app_private_key, app_private_pem, fake_github  # noqa: F401  (fixtures)
 
 FIXTURES = Path(__file__).with_name("fixtures")
 WEBHOOK_SECRET = "webhook-secret-for-tests"

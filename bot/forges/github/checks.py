@@ -50,7 +50,11 @@ def _annotation(problem: ConfigProblem) -> dict[str, Any]:
 async def post_config_check(
     gh: GitHubAPI, repository: str, sha: str, error: ConfigError | None
 ) -> None:
-    """A completed check run on sha of `owner/repo`: failing with the problems, else passing."""
+    """A completed check run on sha of `owner/repo`: failing with the problems, else passing.
+
+    `gh` is the installation's policy client (`bot.forges.github.client`), so these calls
+    are paced and retried like every other.
+    """
     owner, _, repo = repository.partition("/")
     url_vars = {"owner": owner, "repo": repo}
     check = {"name": CONFIG_CHECK_NAME, "head_sha": sha, "status": "completed"}
