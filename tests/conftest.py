@@ -22,7 +22,7 @@ from bot.db import async_url
 from bot.runtime import Runtime
 from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
-from tests.fakegithub import fake_github  # noqa: F401  (a shared fixture)
+from tests.fakegithub import app_private_key, app_private_pem, fake_github  # noqa: F401  (fixtures)
 from tests.keys import PRIVATE_KEY_PEM
 from tests.memoryhost import MemoryHost
 

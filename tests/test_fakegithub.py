@@ -1,9 +1,12 @@
+"""The shared fake GitHub: its table of answers, its record of calls, its checks."""
+
 import re
 
 import gidgethub
 import pytest
 
-from tests.fakegithub import FakeGitHub, fake_github  # noqa: F401
+from bot.queue import RetryLater
+from tests.fakegithub import FakeGitHub
 
 
 async def test_expected_call_answers_and_is_recorded():
@@ -51,19 +54,42 @@ async def test_error_status_raises_bad_request_with_message(status):
     assert "Not Found" in str(excinfo.value)
 
 
-async def test_server_error_and_rate_limit_surface_like_gidgethub():
+async def test_answers_go_through_the_policy():
     gh = FakeGitHub()
-    gh.expect("GET", "/a", status=502, body={"message": "Bad gateway"})
-    rate_headers = {
-        "X-RateLimit-Limit": "5000",
-        "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": "2000000000",
-    }
-    gh.expect("GET", "/b", status=403, body={"message": "slow down"}, headers=rate_headers)
+    gh.expect("GET", "/a", status=502, body={"message": "Bad gateway"}, times=4)
+    gh.expect("GET", "/b", status=429, body={"message": "slow down"})
+    gh.expect("GET", "/c", error=TimeoutError(), times=4)
     with pytest.raises(gidgethub.GitHubBroken):
         await gh.getitem("/a")
-    with pytest.raises(gidgethub.RateLimitExceeded):
+    with pytest.raises(RetryLater):
         await gh.getitem("/b")
+    with pytest.raises(TimeoutError):
+        await gh.getitem("/c")
+    assert [c.status for c in gh.calls] == [502] * 4 + [429] + [0] * 4
+    assert len(gh.time.sleeps) == 6
+    gh.assert_all_called()
+
+
+async def test_get_answers_carry_an_etag_and_a_match_is_not_modified():
+    gh = FakeGitHub()
+    gh.expect("GET", "/repos/acme/lib", body={"id": 1}, times=2)
+    gh.expect("GET", "/repos/acme/lib", body={"id": 1}, headers={"ETag": '"mine"'}, times=2)
+    for _ in range(4):
+        assert await gh.getitem("/repos/acme/lib") == {"id": 1}
+    assert [c.status for c in gh.calls] == [200, 304, 200, 304]
+    assert gh.calls[3].headers["if-none-match"] == '"mine"'
+
+
+async def test_connected_clients_share_the_table_the_calls_and_the_time():
+    gh = FakeGitHub()
+    other = gh.connect(oauth_token="t")
+    gh.expect("GET", "/a", body=[])
+    assert await other.getitem("/a") == []
+    assert gh.calls == other.calls
+    assert gh.calls[0].headers["authorization"] == "token t"
+    assert other.time is gh.time and other.policy is gh.policy
+    assert gh.restarted().policy is not gh.policy
+    gh.assert_all_called()
 
 
 async def test_ordered_expectations_and_repeat():
@@ -102,6 +128,6 @@ async def test_enterprise_base_url_and_no_content():
         await gh.getitem("https://api.github.com/repos/acme/lib")
 
 
-def test_fixture_gives_a_fresh_fake(fake_github):  # noqa: F811
+def test_fixture_gives_a_fresh_fake(fake_github):
     assert isinstance(fake_github, FakeGitHub)
     assert fake_github.calls == []

@@ -1,169 +1,137 @@
-import re
+"""The app's credentials: JWTs as GitHub sees them, installation tokens and their cache."""
+
+import time
 
 import jwt
 import pytest
 
 from bot.forges.github.auth import GitHubAppAuth, parse_timestamp
-from tests.fakegithub import FakeGitHub
-from tests.keys import PRIVATE_KEY_PEM, RSA_KEY
+from tests.fakegithub import FakeTime, token_answer
 
 NOW = parse_timestamp("2024-05-01T12:00:00Z")
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def rsa_key():
-    return RSA_KEY
-
-
-@pytest.fixture
-def private_pem():
-    return PRIVATE_KEY_PEM
+APP_ID = "12345"
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeTime(now=NOW)
 
 
 @pytest.fixture
-def auth(private_pem, clock):
-    return GitHubAppAuth("12345", private_pem, clock=clock)
+def auth(app_private_pem, clock):
+    return GitHubAppAuth(APP_ID, app_private_pem, clock=clock.clock)
 
 
-def token_body(token: str, expires_at: str = "2024-05-01T13:00:00Z") -> dict:
-    return {"token": token, "expires_at": expires_at, "permissions": {"statuses": "write"}}
+@pytest.fixture
+def as_app(fake_github, auth):
+    """The fake GitHub, called as the app (what `GitHubClients.app()` gives)."""
+    return fake_github.connect(app_id=auth.app_id, private_key=auth.private_key)
 
 
-def bearer(call) -> str:
-    scheme, _, value = call.headers["authorization"].partition(" ")
+def claims(call, key) -> dict:
+    scheme, _, token = call.headers["authorization"].partition(" ")
     assert scheme.lower() == "bearer"
-    return value
+    return jwt.decode(token, key.public_key(), algorithms=["RS256"], options={"verify_exp": False})
 
 
-def test_jwt_claims(auth, rsa_key, clock):
-    claims = jwt.decode(
-        auth.jwt(),
-        rsa_key.public_key(),
-        algorithms=["RS256"],
-        options={"verify_exp": False, "verify_iat": False},
+def assert_app_jwt(call, key, before: int, after: int) -> None:
+    """iss is the app; iat backdated 60 s for clock drift; exp within GitHub's 10 minutes."""
+    found = claims(call, key)
+    assert found["iss"] == APP_ID
+    assert before - 60 <= found["iat"] <= after - 60
+    assert after < found["exp"] <= before + 600
+
+
+async def test_installation_token_is_asked_with_the_app_jwt_and_cached(
+    auth,
+    as_app,
+    fake_github,
+    app_private_key,
+):
+    fake_github.expect(
+        "POST", "/app/installations/42/access_tokens", status=201, body=token_answer("t1")
     )
-    assert claims["iss"] == "12345"
-    assert claims["iat"] == int(NOW) - 60
-    assert int(NOW) < claims["exp"] < int(NOW) + 600
-    assert jwt.get_unverified_header(auth.jwt())["alg"] == "RS256"
+    before = int(time.time())
+    assert await auth.installation_token(as_app, 42) == "t1"
+    after = int(time.time())
+    assert await auth.installation_token(as_app, 42) == "t1"
 
-
-def test_repr_hides_the_key(auth, private_pem):
-    assert "PRIVATE" not in repr(auth)
-    assert private_pem not in repr(auth)
-
-
-async def test_installation_token_posts_with_jwt_and_is_cached(auth):
-    gh = FakeGitHub()
-    gh.expect("POST", "/app/installations/42/access_tokens", status=201, body=token_body("t1"))
-
-    assert await auth.installation_token(gh, 42) == "t1"
-    assert await auth.installation_token(gh, 42) == "t1"
-
-    [call] = gh.calls
+    [call] = fake_github.calls
     assert call.url == "https://api.github.com/app/installations/42/access_tokens"
-    assert bearer(call) == auth.jwt()
-    gh.assert_all_called()
+    assert_app_jwt(call, app_private_key, before, after)
 
 
-async def test_token_refreshed_within_five_minutes_of_expiry(auth, clock):
-    gh = FakeGitHub()
+async def test_calls_as_the_app_carry_a_valid_jwt(auth, as_app, fake_github, app_private_key):
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 42})
+    before = int(time.time())
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42
+    after = int(time.time())
+    assert_app_jwt(fake_github.calls[0], app_private_key, before, after)
+
+
+async def test_token_refreshed_within_five_minutes_of_expiry(auth, as_app, fake_github, clock):
     route = "/app/installations/42/access_tokens"
-    gh.expect("POST", route, status=201, body=token_body("t1", "2024-05-01T13:00:00Z"))
-    gh.expect("POST", route, status=201, body=token_body("t2", "2024-05-01T13:56:00Z"))
+    fake_github.expect("POST", route, status=201, body=token_answer("t1", "2024-05-01T13:00:00Z"))
+    fake_github.expect("POST", route, status=201, body=token_answer("t2", "2024-05-01T13:56:00Z"))
 
-    assert await auth.installation_token(gh, 42) == "t1"
+    assert await auth.installation_token(as_app, 42) == "t1"
     clock.now = parse_timestamp("2024-05-01T12:54:59Z")  # 5 min 1 s left: still good
-    assert await auth.installation_token(gh, 42) == "t1"
+    assert await auth.installation_token(as_app, 42) == "t1"
     clock.now = parse_timestamp("2024-05-01T12:55:01Z")  # under 5 min left
-    assert await auth.installation_token(gh, 42) == "t2"
-    assert len(gh.calls_to("POST", route)) == 2
-    gh.assert_all_called()
+    assert await auth.installation_token(as_app, 42) == "t2"
+    assert len(fake_github.calls_to("POST", route)) == 2
 
 
-async def test_tokens_are_per_installation_and_forget_drops_one(auth):
-    gh = FakeGitHub()
-    gh.expect("POST", "/app/installations/1/access_tokens", status=201, body=token_body("a"))
-    gh.expect("POST", "/app/installations/2/access_tokens", status=201, body=token_body("b"))
-    gh.expect("POST", "/app/installations/1/access_tokens", status=201, body=token_body("a2"))
+async def test_tokens_are_per_installation_and_forget_drops_one(auth, as_app, fake_github):
+    for installation, token in ((1, "a"), (2, "b"), (1, "a2")):
+        fake_github.expect(
+            "POST",
+            f"/app/installations/{installation}/access_tokens",
+            status=201,
+            body=token_answer(token),
+        )
 
-    assert await auth.installation_token(gh, 1) == "a"
-    assert await auth.installation_token(gh, 2) == "b"
+    assert await auth.installation_token(as_app, 1) == "a"
+    assert await auth.installation_token(as_app, 2) == "b"
     auth.forget(1)
     auth.forget(99)  # unknown: no error
-    assert await auth.installation_token(gh, 1) == "a2"
-    assert await auth.installation_token(gh, 2) == "b"
-    gh.assert_all_called()
+    assert await auth.installation_token(as_app, 1) == "a2"
+    assert await auth.installation_token(as_app, 2) == "b"
 
 
-async def test_enterprise_api_url(private_pem, clock):
-    api = "https://ghe.example.com/api/v3"
-    auth = GitHubAppAuth("7", private_pem, api + "/", clock=clock)
-    # gh's own base_url is github.com: auth must still build every URL from api_url
-    gh = FakeGitHub()
-    with pytest.raises(AssertionError, match=re.escape(f"unexpected GitHub call: POST {api}/app/")):
-        await auth.installation_token(gh, 5)
-
-    gh = FakeGitHub(base_url=api)
-    gh.expect("POST", "/app/installations/5/access_tokens", status=201, body=token_body("e"))
-    gh.expect("GET", "/repos/acme/lib/installation", body={"id": 5})
-    assert await auth.installation_token(gh, 5) == "e"
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 5
-    assert [c.url for c in gh.calls] == [
-        f"{api}/app/installations/5/access_tokens",
-        f"{api}/repos/acme/lib/installation",
-    ]
-    gh.assert_all_called()
+def test_repr_hides_the_key(auth, app_private_pem):
+    assert "PRIVATE" not in repr(auth)
+    assert app_private_pem not in repr(auth)
 
 
-async def test_installation_for_repo_found_and_cached(auth):
-    gh = FakeGitHub()
-    gh.expect("GET", "/repos/acme/lib/installation", body={"id": 42, "app_id": 12345})
+async def test_installation_for_repo_found_and_cached(auth, as_app, fake_github):
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 42, "app_id": 12345})
 
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 42
-    assert await auth.installation_for_repo(gh, "Acme", "Lib") == 42
-    [call] = gh.calls
-    assert bearer(call) == auth.jwt()
-    gh.assert_all_called()
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42
+    assert await auth.installation_for_repo(as_app, "Acme", "Lib") == 42
+    assert len(fake_github.calls) == 1
 
 
-async def test_installation_for_repo_cache_expires(auth, clock):
-    gh = FakeGitHub()
-    gh.expect("GET", "/repos/acme/lib/installation", body={"id": 42}, times=2)
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 42
+async def test_installation_for_repo_cache_expires(auth, as_app, fake_github, clock):
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 42}, times=2)
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42
     clock.now += 601
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 42
-    gh.assert_all_called()
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42
 
 
-async def test_installation_for_repo_not_installed(auth):
-    gh = FakeGitHub()
-    gh.expect("GET", "/repos/acme/lib/installation", status=404, body={"message": "Not Found"})
-    gh.expect("GET", "/repos/acme/lib/installation", body={"id": 43})
+async def test_installation_for_repo_not_installed(auth, as_app, fake_github):
+    fake_github.expect(
+        "GET", "/repos/acme/lib/installation", status=404, body={"message": "Not Found"}
+    )
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 43})
 
-    assert await auth.installation_for_repo(gh, "acme", "lib") is None
+    assert await auth.installation_for_repo(as_app, "acme", "lib") is None
     # "not installed" is not cached: a new installation is found straight away
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 43
-    gh.assert_all_called()
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 43
 
 
-async def test_forget_drops_repo_lookups_of_that_installation(auth):
-    gh = FakeGitHub()
-    gh.expect("GET", "/repos/acme/lib/installation", body={"id": 42}, times=2)
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 42
+async def test_forget_drops_repo_lookups_of_that_installation(auth, as_app, fake_github):
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 42}, times=2)
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42
     auth.forget(42)
-    assert await auth.installation_for_repo(gh, "acme", "lib") == 42
-    gh.assert_all_called()
+    assert await auth.installation_for_repo(as_app, "acme", "lib") == 42

@@ -2,26 +2,37 @@
 
 install -> configs indexed -> upstream success -> workflow_dispatch with the contract's inputs
 -> downstream results -> commit status, check run, and a breakage issue opened then closed.
+The app is wired as it runs (`GitHubApp`, its policy clients, tokens); only the transport
+is the fake GitHub.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from gidgethub import sansio
+from sqlalchemy import select
 
 from app import create_app
+from bot import db
 from bot.adapters import Adapters
+from bot.forges.github.auth import GitHubAppAuth
+from bot.forges.github.client import GitHubClients
 from bot.forges.github.forge import GitHubForge
 from bot.forges.github.service import GitHubApp
+from bot.models import Job
 from config.settings import Settings
-from tests.conftest import fixture, post_github, run_jobs, workflow_run
-from tests.fakegithub import FakeGitHub
+from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
+from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
 LIB_SHA = ["1" * 40, "2" * 40, "3" * 40]
+INSTALLATION = 957387  # of installation.created.json
+TOKEN = f"token-{INSTALLATION}"
 APP_CONFIG = """\
 owners: [alice]
 upstreams:
@@ -39,27 +50,38 @@ def contents(text: str) -> dict[str, Any]:
     }
 
 
-async def _no_sleep(_seconds: float) -> None:
-    return None
+@contextlib.asynccontextmanager
+async def started(
+    aiohttp_client: Any, settings: Settings, private_pem: str, gh: FakeGitHub
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The service as it runs, with GitHub App credentials; GitHub is the fake. The app is
+    installed on acme/lib and acme/app."""
+    settings = settings.model_copy(update={"github_private_key": private_pem})
+    database = db.create_engine(settings.database_url)
+    github = GitHubApp.build(settings, gh.connect, db.sessionmaker(database))
+    app = create_app(
+        settings,
+        adapters=Adapters.of(github.forge),
+        github_client_for=github.client_for_event,
+        run_workers=False,
+    )
+    client = await aiohttp_client(app)
+    gh.expect_installation_tokens(INSTALLATION)
+    expect_install(gh)
+    await install(client, gh)
+    yield client
+    await database.dispose()
 
 
 @pytest.fixture
 async def github(
-    aiohttp_client: Any, settings: Settings
-) -> tuple[TestClient[Any, Any], FakeGitHub]:
-    gh = FakeGitHub()
-
-    async def client_for(_: Any) -> FakeGitHub:
-        return gh
-
-    forge = GitHubForge(client_for, sleep=_no_sleep)
-    app = create_app(
-        settings, adapters=Adapters.of(forge), github_client_for=client_for, run_workers=False
-    )
-    client = await aiohttp_client(app)
-    expect_install(gh)
-    await install(client, gh)
-    return client, gh
+    aiohttp_client: Any,
+    settings: Settings,
+    app_private_pem: str,
+    fake_github: FakeGitHub,
+) -> AsyncIterator[tuple[TestClient[Any, Any], FakeGitHub]]:
+    async with started(aiohttp_client, settings, app_private_pem, fake_github) as client:
+        yield client, fake_github
 
 
 def expect_install(gh: FakeGitHub) -> None:
@@ -94,7 +116,6 @@ def expect_reports(gh: FakeGitHub) -> None:
     gh.expect("POST", "/repos/acme/lib/statuses/" + LIB_SHA[0], body={}, repeat=True)
     gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/check-runs", body={"check_runs": []})
     gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 7})
-    gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
     gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/pulls", body=[], repeat=True)
 
 
@@ -116,6 +137,7 @@ async def test_install_trigger_report_issue(
     # an upstream success starts the downstream workflow with the contract's inputs
     expect_dispatch(gh)
     expect_reports(gh)
+    gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
     assert (
         await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
     ).status == 202
@@ -133,6 +155,7 @@ async def test_install_trigger_report_issue(
         },
         "return_run_details": True,
     }
+    assert dispatch.headers["authorization"] == f"token {TOKEN}"  # as the installation
     [pending] = gh.calls_to("POST", "/repos/acme/lib/statuses/")
     assert pending.body["state"] == "pending"
     assert pending.body["context"] == "conjunction/downstream"
@@ -245,11 +268,6 @@ async def test_rate_limit_answer_postpones_the_job(
     await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
     await run_jobs(client)
     assert len(gh.calls_to("POST", "/repos/acme/app/actions/workflows/")) == 1, "not hammered"
-    from sqlalchemy import select
-
-    from bot.models import Job
-    from tests.conftest import runtime
-
     async with runtime(client).sessions() as session:
         job = await session.scalar(select(Job).where(Job.kind == "trigger"))
     assert job is not None
@@ -257,23 +275,60 @@ async def test_rate_limit_answer_postpones_the_job(
     assert 110 < (job.run_at - job.created_at).total_seconds() < 130
 
 
-async def test_payload_without_installation_finds_it_by_repository() -> None:
-    class Clients:
-        async def for_installation(self, installation_id: int) -> str:
-            return f"installation {installation_id}"
+async def test_a_config_check_from_the_push_handler_is_paced(
+    aiohttp_client: Any,
+    settings: Settings,
+    app_private_pem: str,
+) -> None:
+    time = FakeTime()
+    gh = FakeGitHub(time=time, policy=fake_policy(time, per_minute=1))
+    async with started(aiohttp_client, settings, app_private_pem, gh) as client:
+        gh.expect(
+            "GET", "/repos/acme/app/contents/.conjunction.yml", body=contents("x: ["), repeat=True
+        )
+        for path in GitHubForge.codeowners_paths:
+            gh.expect("GET", f"/repos/acme/app/contents/{path}", status=404, body={}, repeat=True)
+        gh.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 1}, times=2)
+        for sha in ("a" * 40, "b" * 40):
+            await post_github(client, "push", push_to_app(sha))
+            await run_jobs(client)
+        gh.assert_all_called()
 
-        async def for_project(self, project: str) -> str:
-            if project == "github.com/acme/lib":
-                return "installation of acme/lib"
-            raise LookupError(project)
+    first, second = gh.calls_to("POST", "/repos/acme/app/check-runs")
+    assert (first.body["head_sha"], second.body["head_sha"]) == ("a" * 40, "b" * 40)
+    assert second.headers["authorization"] == f"token {TOKEN}"  # as the installation
+    assert time.sleeps == [60.0]  # the second waited for its turn
 
-    github = GitHubApp("github.com", Clients(), None, None)  # type: ignore[arg-type]
+
+def push_to_app(sha: str) -> dict[str, Any]:
+    """A push to acme/app's default branch that changes `.conjunction.yml`."""
+    payload = fixture("github/push.json")
+    payload.update(ref="refs/heads/main", after=sha, installation={"id": INSTALLATION})
+    payload["repository"].update(full_name="acme/app", name="app", default_branch="main")
+    payload["head_commit"]["modified"] = [".conjunction.yml"]
+    return payload
+
+
+async def test_payload_without_installation_finds_it_by_repository(
+    fake_github: FakeGitHub,
+    app_private_pem: str,
+) -> None:
+    auth = GitHubAppAuth("1", app_private_pem)
+    github = GitHubApp("github.com", GitHubClients(auth, fake_github.connect), None, None)  # type: ignore[arg-type]
+    fake_github.expect("GET", "/repos/acme/lib/installation", body={"id": 5})
+    fake_github.expect("GET", "/repos/other/repo/installation", status=404, body={})
+    fake_github.expect_installation_tokens(5, 42)
+
     payload = workflow_run("acme/lib", LIB_SHA[0])
     assert "installation" not in payload
     event = sansio.Event(payload, event="workflow_run", delivery_id="1")
-    assert await github.client_for_event(event) == "installation of acme/lib"
+    found = await github.client_for_event(event)
+    assert found is not None
+    assert (found.oauth_token, found.pace_key) == ("token-5", "installation 5")
     payload["installation"] = {"id": 42}
-    assert await github.client_for_event(event) == "installation 42"
+    given = await github.client_for_event(event)
+    assert given is not None
+    assert (given.oauth_token, given.pace_key) == ("token-42", "installation 42")
     elsewhere = sansio.Event(
         workflow_run("other/repo", LIB_SHA[0]), event="workflow_run", delivery_id="2"
     )

@@ -1,47 +1,33 @@
+"""The GitHub adapter: the REST calls each forge operation makes, through the fake GitHub."""
+
 import base64
 
-import aiohttp
 import pytest
 
 from bot.codehost import REPORT_NAME as CHECK_NAME
 from bot.codehost import STATUS_CONTEXT, CommitReport
-from bot.forges.github.client import InstallationClients
 from bot.forges.github.forge import PERMISSION_REASON, GitHubForge
 from bot.queue import RetryLater
 from bot.runner import TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import Trigger
-from tests.fakegithub import FakeGitHub
+from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
 PROJECT = "github.com/acme/app"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 MARKER = "<!-- conjunction:downstream-summary -->"
 
 
-class Sleeps(list):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-class Pacer:
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    async def wait(self, key: str) -> None:
-        self.keys.append(key)
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
-
-
-@pytest.fixture
-def github_forge(fake_github, sleeps):
+def forge_on(gh: FakeGitHub, **kw) -> GitHubForge:
     async def clients(project):
-        return fake_github
+        return gh
 
-    return GitHubForge(clients, sleep=sleeps)
+    return GitHubForge(clients, **kw)
+
+
+@pytest.fixture
+def github_forge(fake_github):
+    return forge_on(fake_github)
 
 
 def request(**trigger) -> TriggerRequest:
@@ -189,38 +175,36 @@ async def test_repository_dispatch_not_found(github_forge, fake_github):
     assert excinfo.value.permanent
 
 
-async def test_app_not_installed_is_a_trigger_error(sleeps):
+async def test_app_not_installed_is_a_trigger_error():
     async def clients(project):
         raise LookupError("the Conjunction app is not installed on acme/app")
 
-    forge = GitHubForge(clients, sleep=sleeps)
+    forge = GitHubForge(clients)
     with pytest.raises(TriggerError, match="not installed on acme/app") as excinfo:
         await forge.start_pipeline(request())
     assert excinfo.value.permanent
 
 
-# retries and rate limits
+# the client's policy, seen through the forge
 
 
-async def test_server_error_is_retried_with_backoff(github_forge, fake_github, sleeps):
+async def test_server_error_is_retried(github_forge, fake_github):
     fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"})
     fake_github.expect("POST", WORKFLOW_PATH, status=204)
     await github_forge.start_pipeline(request(workflow="conjunction.yml"))
-    assert sleeps == [1.0]
     assert len(fake_github.calls) == 2
+    assert fake_github.calls[0].body == fake_github.calls[1].body
 
 
-async def test_server_error_that_persists_is_a_transient_trigger_error(
-    github_forge, fake_github, sleeps
-):
+async def test_server_error_that_persists_is_a_transient_trigger_error(github_forge, fake_github):
     fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"}, times=4)
     with pytest.raises(TriggerError) as excinfo:
         await github_forge.start_pipeline(request(workflow="conjunction.yml"))
     assert not excinfo.value.permanent
-    assert sleeps == [1.0, 2.0, 4.0]
+    assert "GitHub is unavailable" in excinfo.value.reason
 
 
-async def test_rate_limit_postpones_the_job(github_forge, fake_github, sleeps):
+async def test_rate_limit_postpones_the_job(github_forge, fake_github):
     headers = {
         "X-RateLimit-Limit": "5000",
         "X-RateLimit-Remaining": "0",
@@ -236,7 +220,7 @@ async def test_rate_limit_postpones_the_job(github_forge, fake_github, sleeps):
     with pytest.raises(RetryLater) as excinfo:
         await github_forge.publish_report(PROJECT, SHA, report(), status=True, check=False)
     assert excinfo.value.delay > 0
-    assert sleeps == []
+    assert fake_github.time.sleeps == []
     assert len(fake_github.calls) == 1
 
 
@@ -253,18 +237,19 @@ async def test_secondary_rate_limit_waits_as_told(github_forge, fake_github):
     assert excinfo.value.delay == 30
 
 
-async def test_content_calls_are_paced_per_account(fake_github, sleeps):
-    pacer = Pacer()
-
-    async def clients(project):
-        return fake_github
-
-    forge = GitHubForge(clients, pacer=pacer, sleep=sleeps)  # type: ignore[arg-type]
-    fake_github.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={})
-    fake_github.expect("GET", "/repos/acme/app/contents/x", status=404, body={"message": "x"})
+async def test_content_calls_are_paced():
+    time = FakeTime()
+    gh = FakeGitHub(time=time, policy=fake_policy(time, per_minute=1))
+    forge = forge_on(gh)
+    gh.expect("POST", f"/repos/acme/app/statuses/{SHA}", status=201, body={}, times=2)
+    gh.expect("GET", "/repos/acme/app/contents/x", status=404, body={"message": "x"}, times=2)
+    await forge.read_file(PROJECT, "x")
     await forge.publish_report(PROJECT, SHA, report(), status=True, check=False)
     await forge.read_file(PROJECT, "x")
-    assert pacer.keys == ["github.com/acme"]
+    assert time.sleeps == []
+    await forge.publish_report(PROJECT, SHA, report(), status=True, check=False)
+    assert time.sleeps == [60.0]
+    gh.assert_all_called()
 
 
 # commit status and check run
@@ -411,15 +396,9 @@ async def test_issue_closed_with_a_comment(github_forge, fake_github):
 # Enterprise and names
 
 
-async def test_enterprise_server_urls(sleeps):
+async def test_enterprise_server_urls():
     gh = FakeGitHub(base_url="https://ghe.example.com/api/v3")
-
-    async def clients(project):
-        return gh
-
-    forge = GitHubForge(
-        clients, host="ghe.example.com", web_url="https://ghe.example.com", sleep=sleeps
-    )
+    forge = forge_on(gh, host="ghe.example.com", web_url="https://ghe.example.com")
     gh.expect("POST", "/repos/acme/app/statuses/abc", status=201, body={})
     await forge.publish_report(
         "ghe.example.com/acme/app", "abc", report(), status=True, check=False
@@ -444,53 +423,11 @@ def test_project_on_another_host_is_refused(github_forge):
         github_forge.compare_url("gitlab.com/acme/app", "a", "b")
 
 
-# InstallationClients
+# changed files
 
 
-class StubAuth:
-    def __init__(self, installations: dict[tuple[str, str], int]) -> None:
-        self.installations = installations
-        self.asked: list[tuple[str, str]] = []
-
-    async def installation_for_repo(self, gh, owner, repo):
-        self.asked.append((owner, repo))
-        return self.installations.get((owner, repo))
-
-    async def installation_token(self, gh, installation_id):
-        return f"token-{installation_id}"
-
-
-async def test_installation_clients():
-    auth = StubAuth({("acme", "app"): 11})
-
-    async def lookup(project):
-        return 22 if project == "github.com/acme/known" else None
-
-    async with aiohttp.ClientSession() as session:
-        clients = InstallationClients(
-            auth,  # type: ignore[arg-type]
-            session,
-            api_url="https://ghe.example.com/api/v3/",
-            installation_lookup=lookup,
-        )
-        from_api = await clients.for_project("github.com/acme/app")
-        from_db = await clients.for_project("github.com/acme/known")
-        with pytest.raises(LookupError, match="not installed on acme/other"):
-            await clients.for_project("github.com/acme/other")
-        anonymous = clients.anonymous()
-
-    assert from_api.oauth_token == "token-11"
-    assert from_db.oauth_token == "token-22"
-    assert anonymous.oauth_token is None
-    assert auth.asked == [("acme", "app"), ("acme", "other")]
-    assert {gh.base_url for gh in (from_api, from_db, anonymous)} == {
-        "https://ghe.example.com/api/v3"
-    }
-    assert from_api.requester == "conjunction"
-
-
-async def test_changed_files_come_from_the_compare_api() -> None:
-    gh = FakeGitHub()
+async def test_changed_files_come_from_the_compare_api(github_forge, fake_github) -> None:
+    gh = fake_github
     gh.expect(
         "GET",
         "/repos/acme/lib/compare/aaa...bbb",
@@ -499,17 +436,13 @@ async def test_changed_files_come_from_the_compare_api() -> None:
     gh.expect("GET", "/repos/acme/lib/compare/bbb...ccc", body={"files": [{"filename": "x"}] * 300})
     gh.expect("GET", "/repos/acme/lib/compare/ccc...ddd", status=404, body={"message": "Not Found"})
 
-    async def client_for(_: str) -> FakeGitHub:
-        return gh
-
-    forge = GitHubForge(client_for)
+    forge = github_forge
     assert await forge.changed_files("github.com/acme/lib", "aaa", "bbb") == [
         "src/a.py",
         "README.md",
     ]
     assert await forge.changed_files("github.com/acme/lib", "bbb", "ccc") is None
     assert await forge.changed_files("github.com/acme/lib", "ccc", "ddd") is None
-    gh.assert_all_called()
 
 
 async def test_changed_files_unknown_where_the_app_is_not_installed() -> None:

@@ -1,4 +1,5 @@
-"""Polling upstreams the app is not installed on: conditional requests, position kept in the db."""
+"""Polling upstreams the app is not installed on: conditional requests through the client's
+cache, the position kept in the database."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ APP = "github.com/acme/app"
 CPYTHON = "github.com/python/cpython"
 REPO = "/repos/python/cpython"
 RUNS = f"{REPO}/actions/runs?branch=main&status=success&per_page=20"
+LIMITED = {
+    "X-RateLimit-Limit": "60",
+    "X-RateLimit-Remaining": "0",
+    "X-RateLimit-Reset": "4000000000",
+}
 
 
 def run(run_id: int, *, branch: str = "main", event: str = "push") -> dict[str, Any]:
@@ -116,10 +122,11 @@ async def test_first_poll_records_the_position_then_new_runs_trigger(
 
 async def test_not_modified_triggers_nothing(engine: Engine, fake_github: FakeGitHub) -> None:
     polling = await first_poll(engine, fake_github)
-    fake_github.expect("GET", RUNS, status=304)
+    answer_runs(fake_github, RUNS, '"e1"', run(12), run(11))
 
     assert await polling.poll_once() == 0
-    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    last = fake_github.calls[-1]
+    assert (last.headers["if-none-match"], last.status) == ('"e1"', 304)
     assert await triggers(engine) == []
 
 
@@ -162,10 +169,26 @@ async def test_state_survives_a_restart(engine: Engine, fake_github: FakeGitHub)
 
     fake_github.expect("GET", REPO, body={"default_branch": "main"})
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12), run(11))
-    assert await poller(engine, fake_github).poll_once() == 1
+    assert await poller(engine, fake_github.restarted()).poll_once() == 1
 
-    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    # the cache is gone: one full answer, and only the run that is new is recorded
+    assert "if-none-match" not in fake_github.calls[-1].headers
     assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
+
+
+async def test_a_rate_limit_skips_the_upstream_until_the_next_poll(
+    engine: Engine, fake_github: FakeGitHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    polling = await first_poll(engine, fake_github)
+    fake_github.expect(
+        "GET", RUNS, status=403, body={"message": "API rate limit exceeded"}, headers=LIMITED
+    )
+    answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
+
+    with caplog.at_level(logging.INFO, logger="bot.forges.github.poller"):
+        assert await polling.poll_once() == 0
+    assert "not polling github.com/python/cpython this time: GitHub rate limit" in caplog.text
+    assert await polling.poll_once() == 1
 
 
 async def test_branch_globs_are_polled_without_a_branch_filter(

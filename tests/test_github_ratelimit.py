@@ -1,21 +1,10 @@
+"""Pacing under GitHub's secondary limits, and reading its rate-limit answers."""
+
 import pytest
 
 from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
-
-
-class FakeTime:
-    """A clock and a sleep that only advances it, recording each sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from bot.queue import RetryLater
+from tests.fakegithub import FakeTime
 
 
 @pytest.fixture
@@ -45,13 +34,16 @@ async def test_minute_window_slides(t):
     assert t.sleeps == [50.0, 10.0]
 
 
-async def test_hour_window(t):
+async def test_a_turn_far_away_postpones_instead_of_sleeping(t):
     pacer = ContentPacer(per_minute=2, per_hour=4, clock=t.clock, sleep=t.sleep)
-    for _ in range(5):
+    for _ in range(4):
         await pacer.wait("k")
     # 2 at 1000, 2 at 1060 (after a minute's wait), then the hour window is full
-    assert t.sleeps == [60.0, 3540.0]
-    assert t.now == 4600.0
+    assert t.sleeps == [60.0]
+    with pytest.raises(RetryLater) as excinfo:
+        await pacer.wait("k")
+    assert excinfo.value.delay == 3540.0
+    assert t.sleeps == [60.0]
 
 
 async def test_keys_are_independent(t):
@@ -63,10 +55,17 @@ async def test_keys_are_independent(t):
     assert t.sleeps == [60.0]
 
 
-def test_default_limits():
-    t = FakeTime()
+async def test_default_limits_are_githubs(t):
     pacer = ContentPacer(clock=t.clock, sleep=t.sleep)
-    assert pacer._windows == ((60.0, 80), (3600.0, 500))
+    for _ in range(80):
+        await pacer.wait("k")
+    assert t.sleeps == []
+    await pacer.wait("k")
+    assert t.sleeps == [60.0]
+    for _ in range(500 - 81):
+        await pacer.wait("k")
+    with pytest.raises(RetryLater):
+        await pacer.wait("k")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Authentication as a GitHub App: app JWTs and cached installation tokens."""
+"""The app's credentials: installation tokens from `gidgethub.apps`, cached, and where it is
+installed."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import cachetools
 import gidgethub
-import jwt as pyjwt
 from gidgethub.abc import GitHubAPI
+from gidgethub.apps import get_installation_access_token
 
 log = logging.getLogger(__name__)
 
 # A cached installation token is replaced once fewer than this many seconds remain.
 TOKEN_REFRESH_MARGIN = 5 * 60
+REPO_INSTALLATION_TTL = 10 * 60
 
 
 def parse_timestamp(value: str) -> float:
@@ -23,54 +26,54 @@ def parse_timestamp(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-class GitHubAppAuth:
-    """Signs app JWTs and hands out installation tokens, cached until close to expiry.
+class Token(NamedTuple):
+    value: str
+    expires_at: float  # epoch seconds
 
-    All URLs are built from ``api_url``, so a GitHub Enterprise Server URL such as
-    ``https://ghe.example.com/api/v3`` works as well as github.com.
+
+def _usable_until(_installation: int, token: Token, _now: float) -> float:
+    return token.expires_at - TOKEN_REFRESH_MARGIN
+
+
+class GitHubAppAuth:
+    """The app's id and private key, its installation tokens (cached until 5 minutes before
+    they expire) and the installations found for repositories (cached for 10 minutes).
+
+    The `gh` given to each call must authenticate as the app (`GitHubClients.app()`); its
+    base URL decides between github.com and an Enterprise Server.
     """
 
     def __init__(
-        self,
-        app_id: str,
-        private_key: str,
-        api_url: str = "https://api.github.com",
-        *,
-        clock: Callable[[], float] = time.time,
+        self, app_id: str, private_key: str, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.app_id = str(app_id)
-        self._private_key = private_key
-        self.api_url = api_url.rstrip("/")
-        self._clock = clock
-        # installation id -> (token, expires_at as epoch seconds)
-        self._tokens: cachetools.TTLCache[int, tuple[str, float]] = cachetools.TTLCache(
-            maxsize=1024, ttl=3600, timer=clock
+        self.private_key = private_key
+        self._tokens: cachetools.TLRUCache[int, Token] = cachetools.TLRUCache(
+            maxsize=1024, ttu=_usable_until, timer=clock
         )
         # (owner, repo) lowercased -> installation id
         self._repo_installations: cachetools.TTLCache[tuple[str, str], int] = cachetools.TTLCache(
-            maxsize=1024, ttl=600, timer=clock
+            maxsize=1024, ttl=REPO_INSTALLATION_TTL, timer=clock
         )
 
     def __repr__(self) -> str:
-        return f"GitHubAppAuth(app_id={self.app_id!r}, api_url={self.api_url!r})"
-
-    def jwt(self) -> str:
-        """A fresh RS256 app JWT, backdated 60 s for clock drift, valid under 10 minutes."""
-        now = int(self._clock())
-        claims = {"iat": now - 60, "exp": now + 540, "iss": self.app_id}
-        return pyjwt.encode(claims, self._private_key, algorithm="RS256")
+        return f"GitHubAppAuth(app_id={self.app_id!r})"
 
     async def installation_token(self, gh: GitHubAPI, installation_id: int) -> str:
         """A token for the installation, from cache unless it expires within 5 minutes."""
         cached = self._tokens.get(installation_id)
-        if cached is not None and cached[1] - self._clock() > TOKEN_REFRESH_MARGIN:
-            return cached[0]
-        url = f"{self.api_url}/app/installations/{installation_id}/access_tokens"
-        data = await gh.post(url, data=b"", jwt=self.jwt())
-        token, expires_at = data["token"], parse_timestamp(data["expires_at"])
-        self._tokens[installation_id] = (token, expires_at)
+        if cached is not None:
+            return cached.value
+        data = await get_installation_access_token(
+            gh,
+            installation_id=str(installation_id),
+            app_id=self.app_id,
+            private_key=self.private_key,
+        )
+        token = Token(data["token"], parse_timestamp(data["expires_at"]))
+        self._tokens[installation_id] = token
         log.debug("new token for installation %s, expires %s", installation_id, data["expires_at"])
-        return token
+        return token.value
 
     def forget(self, installation_id: int) -> None:
         """Drop what is cached for an installation (after a 401, or when it is removed)."""
@@ -82,8 +85,7 @@ class GitHubAppAuth:
     async def installation_for_repo(self, gh: GitHubAPI, owner: str, repo: str) -> int | None:
         """The id of the app's installation on owner/repo, or None if it is not installed.
 
-        Found installations are cached for 10 minutes; "not installed" is not cached, so
-        a fresh installation is seen at once.
+        "Not installed" is not cached, so a fresh installation is seen at once.
         """
         key = (owner.lower(), repo.lower())
         cached = self._repo_installations.get(key)
@@ -91,9 +93,7 @@ class GitHubAppAuth:
             return cached
         try:
             data = await gh.getitem(
-                self.api_url + "/repos/{owner}/{repo}/installation",
-                {"owner": owner, "repo": repo},
-                jwt=self.jwt(),
+                "/repos/{owner}/{repo}/installation", {"owner": owner, "repo": repo}
             )
         except gidgethub.BadRequest as exc:
             if exc.status_code == 404:

@@ -3,23 +3,18 @@ results back through the REST API."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
-import aiohttp
 import cachetools
 import gidgethub
-from gidgethub.abc import GitHubAPI
 
 from bot.codehost import REPORT_NAME, STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
 from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
-from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
+from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
 from bot.names import project_key, split_project
-from bot.queue import RetryLater
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
@@ -31,13 +26,10 @@ COMPARE = "/repos/{owner}/{repo}/compare/{base}...{head}"
 
 STATUS_DESCRIPTION_LIMIT = 140
 CHECK_SUMMARY_LIMIT = 65_000  # GitHub refuses summaries of 65,535 characters or more
-# GitHub's advice for a secondary rate limit that names no wait: at least a minute.
-DEFAULT_RATE_LIMIT_WAIT = 60.0
 PERMISSION_REASON = (
     "the Conjunction app lacks permission (actions: write for workflow_dispatch, "
     "contents: write for repository_dispatch)"
 )
-TRANSIENT_ERRORS = (gidgethub.GitHubBroken, TimeoutError, aiohttp.ClientError)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -46,26 +38,24 @@ def _cut(text: str, limit: int) -> str:
 
 class GitHubForge:
     """`bot.codehost.CodeHost` and `bot.runner.Runner` for GitHub (github.com or an Enterprise
-    Server)."""
+    Server).
+
+    `clients` gives the policy client (`bot.forges.github.client`) for a project, which
+    paces, retries and postpones on rate limits.
+    """
 
     codeowners_paths = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
 
     def __init__(
         self,
-        clients: Callable[[str], Awaitable[GitHubAPI]],
+        clients: Callable[[str], Awaitable[PolicyAPI]],
         *,
         host: str = "github.com",
         web_url: str = "https://github.com",
-        pacer: ContentPacer | None = None,
-        retries: int = 3,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._clients = clients
         self._host = host.lower()
         self._web_url = web_url.rstrip("/")
-        self._pacer = pacer
-        self._retries = retries
-        self._sleep = sleep
         # (project, sha) -> id of our check run on that commit
         self._check_runs: cachetools.TTLCache[tuple[str, str], int] = cachetools.TTLCache(
             maxsize=4096, ttl=24 * 3600
@@ -92,66 +82,16 @@ class GitHubForge:
         paged: bool = False,
         **url_vars: Any,
     ) -> Any:
-        """One REST call for project, with `{owner}` and `{repo}` filled in from it.
-
-        Content-creating calls are paced; rate limits postpone the job (RetryLater);
-        5xx answers and network errors are retried with exponential backoff.
-        """
+        """One REST call for project, with `{owner}` and `{repo}` filled in from it."""
         owner, repo = self._repo(project)
         url_vars = {"owner": owner, "repo": repo, **url_vars}
-        # An app has one installation per account, so the owner stands for the installation.
-        pace_key = f"{self._host}/{owner.lower()}"
-        attempt = 0
-        while True:
-            try:
-                gh = await self._clients(project)
-                if method == "GET":
-                    if paged:
-                        result = [item async for item in gh.getiter(url, url_vars)]
-                    else:
-                        result = await gh.getitem(url, url_vars)
-                else:
-                    if self._pacer is not None:
-                        await self._pacer.wait(pace_key)
-                    send = gh.patch if method == "PATCH" else gh.post
-                    result = await send(url, url_vars, data=data)
-            except gidgethub.BadRequest as exc:
-                delay = self._rate_limit_delay(exc)
-                if delay is not None:
-                    raise RetryLater(delay, f"GitHub rate limit for {pace_key}") from exc
-                raise
-            except TRANSIENT_ERRORS as exc:
-                if attempt >= self._retries:
-                    raise
-                delay = 2.0**attempt
-                attempt += 1
-                log.info("GitHub %s %s failed (%r), retry in %.0fs", method, url, exc, delay)
-                await self._sleep(delay)
-                continue
-            if gh.rate_limit is not None:
-                log.debug(
-                    "GitHub rate limit for %s: %d of %d left",
-                    pace_key,
-                    gh.rate_limit.remaining,
-                    gh.rate_limit.limit,
-                )
-            return result
-
-    @staticmethod
-    def _rate_limit_delay(exc: gidgethub.BadRequest) -> float | None:
-        """Seconds to wait when exc is a (primary or secondary) rate limit, else None."""
-        if exc.status_code not in (403, 429):
-            return None
-        delay = retry_after_seconds(exc.headers, time.time())
-        if delay is not None:
-            return delay
-        if (
-            isinstance(exc, gidgethub.RateLimitExceeded)
-            or exc.status_code == 429
-            or "rate limit" in str(exc).lower()
-        ):
-            return DEFAULT_RATE_LIMIT_WAIT
-        return None
+        gh = await self._clients(project)
+        if method == "GET" and paged:
+            return [item async for item in gh.getiter(url, url_vars)]
+        if method == "GET":
+            return await gh.getitem(url, url_vars)
+        send = gh.patch if method == "PATCH" else gh.post
+        return await send(url, url_vars, data=data)
 
     @property
     def host(self) -> str:

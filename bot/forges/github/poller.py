@@ -1,8 +1,10 @@
 """Polls upstreams the app is not installed on for new successful workflow runs.
 
-Each watched branch is asked with a conditional request (ETag / If-None-Match), so an
-unchanged answer (304) is cheap. Where each upstream was left is kept in `key_values`:
-a restart neither replays old runs nor misses new ones.
+Each watched branch is asked through the policy client, whose response cache makes the
+request conditional: an unchanged answer is a 304, served from the cache and not counted
+against the rate limit. Where each upstream was left (the newest run id seen) is kept in
+`key_values`, so a restart neither replays old runs nor misses new ones; it only costs one
+full answer per watched branch, as the cache starts empty.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from gidgethub import HTTPException, sansio
-from gidgethub.abc import GitHubAPI
+from gidgethub import HTTPException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.engine import Engine, UpstreamSuccess
+from bot.forges.github.client import PolicyAPI
 from bot.models import KeyValue, Project, Subscription
+from bot.queue import RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class UpstreamPoller:
         self,
         engine: Engine,
         sessions: async_sessionmaker[AsyncSession],
-        gh_factory: Callable[[str], Awaitable[GitHubAPI]],
+        gh_factory: Callable[[str], Awaitable[PolicyAPI]],
         *,
         host: str = "github.com",
     ) -> None:
@@ -69,6 +72,8 @@ class UpstreamPoller:
                 recorded += await self._poll(gh, upstream, branch_lists)
             except HTTPException as exc:
                 log.warning("cannot poll %s: %s %s", upstream, int(exc.status_code), exc)
+            except RetryLater as exc:
+                log.info("not polling %s this time: %s", upstream, exc)
             except Exception:
                 log.exception("polling %s failed", upstream)
         return recorded
@@ -94,7 +99,7 @@ class UpstreamPoller:
         return upstreams
 
     async def _poll(
-        self, gh: GitHubAPI, upstream: str, branch_lists: list[list[str] | None]
+        self, gh: PolicyAPI, upstream: str, branch_lists: list[list[str] | None]
     ) -> int:
         repo = upstream.split("/", 1)[1]
         branches: set[str | None] = set()  # None: no branch filter, for globs
@@ -105,11 +110,11 @@ class UpstreamPoller:
                 branches.update(None if GLOB.search(name) else name for name in names)
         last_key = state_key(upstream, "last")
         stored = await self._load(last_key)
-        runs, etags = await self._fetch_runs(gh, upstream, branches, conditional=stored is not None)
+        runs = await self._fetch_runs(gh, repo, branches)
         newest = max(runs, default=0)
         if stored is None:
             # first poll: remember where the upstream is, without replaying its history
-            await self._save({last_key: str(newest), **etags})
+            await self._save({last_key: str(newest)})
             return 0
         last = int(stored)
         recorded = 0
@@ -133,32 +138,23 @@ class UpstreamPoller:
             )
             await self._save({last_key: str(run_id)})
             recorded += 1
-        await self._save({last_key: str(max(last, newest)), **etags})
+        await self._save({last_key: str(max(last, newest))})
         return recorded
 
     async def _fetch_runs(
-        self, gh: GitHubAPI, upstream: str, branches: set[str | None], *, conditional: bool
-    ) -> tuple[dict[int, dict[str, Any]], dict[str, str]]:
-        """Successful runs by id from every branch that changed, and the new ETags to keep."""
-        repo = upstream.split("/", 1)[1]
+        self, gh: PolicyAPI, repo: str, branches: set[str | None]
+    ) -> dict[int, dict[str, Any]]:
+        """The latest successful runs of every watched branch, by run id."""
         runs: dict[int, dict[str, Any]] = {}
-        etags: dict[str, str] = {}
         for branch in sorted(branches, key=lambda b: b or ""):
-            etag_key = state_key(upstream, "etag", branch or "*")
             query = urlencode(
                 {**({"branch": branch} if branch else {}), "status": "success", "per_page": 20}
             )
-            known = await self._load(etag_key) if conditional else None
-            answer = await conditional_get(gh, f"/repos/{repo}/actions/runs?{query}", known)
-            if answer is None:
-                continue
-            data, etag = answer
+            data = await gh.getitem(f"/repos/{repo}/actions/runs?{query}")
             runs.update((run["id"], run) for run in data.get("workflow_runs", []))
-            if etag:
-                etags[etag_key] = etag
-        return runs, etags
+        return runs
 
-    async def _default_branch(self, gh: GitHubAPI, repo: str) -> str:
+    async def _default_branch(self, gh: PolicyAPI, repo: str) -> str:
         if repo not in self._default_branches:
             data = await gh.getitem(f"/repos/{repo}")
             self._default_branches[repo] = data["default_branch"]
@@ -173,24 +169,3 @@ class UpstreamPoller:
         async with self.sessions.begin() as session:
             for key, value in values.items():
                 await session.merge(KeyValue(key=key, value=value))
-
-
-async def conditional_get(
-    gh: GitHubAPI, url: str, etag: str | None
-) -> tuple[Any, str | None] | None:
-    """GET `url`: None when unchanged since `etag`, else the data and its new ETag."""
-    # gidgethub's public calls (getitem, getstatus) never return response headers, so the
-    # ETag is read by calling `_request`, the transport every GitHubAPI implements, with
-    # headers built and the answer deciphered (errors raised) by gidgethub's own sansio.
-    headers = sansio.create_headers(gh.requester, oauth_token=gh.oauth_token)
-    if etag:
-        headers["if-none-match"] = etag
-    full_url = sansio.format_url(url, {}, base_url=gh.base_url)
-    status, response_headers, body = await gh._request("GET", full_url, headers, b"")
-    if status == 304:
-        return None
-    data, _, _ = sansio.decipher_response(status, response_headers, body)
-    return data, response_headers.get("etag")
-
-
-__all__ = ["UpstreamPoller", "conditional_get"]

@@ -1,4 +1,4 @@
-"""Pacing for GitHub's secondary rate limits, and reading its rate-limit headers."""
+"""Pacing for GitHub's secondary rate limits, and reading its rate-limit answers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,24 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 
+import gidgethub
+
+from bot.queue import RetryLater
+
+# GitHub's advice for a secondary rate limit that names no wait: at least a minute.
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+# A job sleeps this long at most for its turn; a longer wait postpones it instead, so a
+# worker is not held (and its lease not outlived) for the rest of an hour.
+MAX_PACING_SLEEP = 60.0
+SECONDARY_LIMIT_WORDS = ("rate limit", "abuse detection")
+
 
 class ContentPacer:
     """Spaces content-creating calls (statuses, check runs, comments) per key.
 
     GitHub allows about 80 such calls a minute and 500 an hour per installation;
-    both are tracked as sliding windows.
+    both are tracked as sliding windows. A turn more than `max_sleep` away raises
+    `RetryLater` instead of sleeping.
     """
 
     def __init__(
@@ -21,11 +33,13 @@ class ContentPacer:
         per_minute: int = 80,
         per_hour: int = 500,
         *,
+        max_sleep: float = MAX_PACING_SLEEP,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._windows = ((60.0, per_minute), (3600.0, per_hour))
         self._longest = max(window for window, _ in self._windows)
+        self._max_sleep = max_sleep
         self._clock = clock
         self._sleep = sleep
         self._calls: dict[str, list[float]] = {}
@@ -48,6 +62,8 @@ class ContentPacer:
             delay = self._delay(calls, now)
             if delay <= 0:
                 break
+            if delay > self._max_sleep:
+                raise RetryLater(delay, f"GitHub's secondary rate limit for {key}")
             await self._sleep(delay)
         calls.append(now)
 
@@ -73,4 +89,21 @@ def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
             return max(float(lowered["x-ratelimit-reset"]) - now, 1.0)
         except ValueError:
             return None
+    return None
+
+
+def rate_limit_delay(exc: gidgethub.BadRequest, now: float) -> float | None:
+    """Seconds to wait when exc is a (primary or secondary) rate limit, else None."""
+    if exc.status_code not in (403, 429):
+        return None
+    delay = retry_after_seconds(exc.headers, now)
+    if delay is not None:
+        return delay
+    message = str(exc).lower()
+    if (
+        isinstance(exc, gidgethub.RateLimitExceeded)
+        or exc.status_code == 429
+        or any(words in message for words in SECONDARY_LIMIT_WORDS)
+    ):
+        return DEFAULT_RATE_LIMIT_WAIT
     return None

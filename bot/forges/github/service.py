@@ -1,4 +1,9 @@
-"""The GitHub App's parts, built from the settings: clients, the forge, event clients."""
+"""The GitHub App's parts, built from the settings: clients, the forge, event clients.
+
+Every client handed out here is a policy client (`bot.forges.github.client`), so the adapter,
+the handlers (through `client_for_event`) and the poller (through `client_for_upstream`) call
+GitHub with one policy, one pacer and one response cache.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,13 @@ from functools import partial
 
 import aiohttp
 from gidgethub import sansio
-from gidgethub.abc import GitHubAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.forges.github import installations
 from bot.forges.github.auth import GitHubAppAuth
-from bot.forges.github.client import InstallationClients
+from bot.forges.github.client import Connect, GitHubClients, PolicyAPI, aiohttp_connect
 from bot.forges.github.forge import GitHubForge
-from bot.forges.github.ratelimit import ContentPacer
 from bot.models import Project, Subscription
 from bot.names import project_key
 from config.settings import Settings
@@ -29,11 +32,27 @@ GONE = {"deleted", "suspend"}
 @dataclass
 class GitHubApp:
     host: str
-    clients: InstallationClients
+    clients: GitHubClients
     forge: GitHubForge
     sessions: async_sessionmaker[AsyncSession]
 
-    async def client_for_upstream(self, upstream: str) -> GitHubAPI:
+    @classmethod
+    def build(
+        cls, settings: Settings, connect: Connect, sessions: async_sessionmaker[AsyncSession]
+    ) -> GitHubApp:
+        """The app's parts, reaching GitHub through connect."""
+        assert settings.github_app_id and settings.github_private_key
+
+        auth = GitHubAppAuth(settings.github_app_id, settings.github_private_key)
+        clients = GitHubClients(
+            auth, connect, installation_lookup=partial(installations.installation_of, sessions)
+        )
+        forge = GitHubForge(
+            clients.for_project, host=settings.github_host, web_url=settings.github_web_url
+        )
+        return cls(settings.github_host, clients, forge, sessions)
+
+    async def client_for_upstream(self, upstream: str) -> PolicyAPI:
         """For polling an upstream without the app: a downstream's installation (5,000 calls
         an hour) where there is one, else anonymous (60 an hour)."""
         async with self.sessions() as session:
@@ -51,7 +70,7 @@ class GitHubApp:
             return self.clients.anonymous()
         return await self.clients.for_installation(installation)
 
-    async def client_for_event(self, event: sansio.Event) -> GitHubAPI | None:
+    async def client_for_event(self, event: sansio.Event) -> PolicyAPI | None:
         """The installation's client; payloads without `installation` are looked up by repo."""
         installation = (event.data.get("installation") or {}).get("id")
         if event.event == "installation" and event.data.get("action") in GONE:
@@ -73,21 +92,6 @@ def build_github_app(
     http: aiohttp.ClientSession,
     sessions: async_sessionmaker[AsyncSession],
 ) -> GitHubApp:
-    assert settings.github_app_id and settings.github_private_key
-
-    auth = GitHubAppAuth(
-        settings.github_app_id, settings.github_private_key, settings.github_api_url
+    return GitHubApp.build(
+        settings, aiohttp_connect(http, api_url=settings.github_api_url), sessions
     )
-    clients = InstallationClients(
-        auth,
-        http,
-        api_url=settings.github_api_url,
-        installation_lookup=partial(installations.installation_of, sessions),
-    )
-    forge = GitHubForge(
-        clients.for_project,
-        host=settings.github_host,
-        web_url=settings.github_web_url,
-        pacer=ContentPacer(),
-    )
-    return GitHubApp(settings.github_host, clients, forge, sessions)
