@@ -21,13 +21,16 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import gidgethub
 import yaml
 from aiohttp import web
 from dotenv.parser import parse_stream
 
+from bot.forges.github.client import TRANSIENT_ERRORS, aiohttp_connect, convert_manifest
+from bot.queue import RetryLater
 from config.settings import Settings
 from handlers.context import json_error
 from handlers.setup_code import SetupCode
@@ -39,7 +42,6 @@ APP_YML = Path(__file__).resolve().parent.parent / "app.yml"
 COOKIE = "conjunction_setup"
 COOKIE_PATH = "/setup"
 GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
-GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 NEEDS_CODE = (
@@ -134,24 +136,16 @@ async def convert_manifest_code(
 ) -> dict[str, Any]:
     """GitHub's answer to `POST /app-manifests/{code}/conversions`: the new app's id, key and
     secret. Raises SetupFailed with a message for the person setting up."""
-    url = f"{api_url}/app-manifests/{quote(code, safe='')}/conversions"
     try:
-        async with session.post(
-            url, headers=GITHUB_HEADERS, timeout=aiohttp.ClientTimeout(total=30)
-        ) as response:
-            status, text = response.status, await response.text()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        answer = await convert_manifest(aiohttp_connect(session, api_url=api_url)(), code)
+    except TRANSIENT_ERRORS as exc:
         log.warning("could not reach GitHub to create the app: %s", type(exc).__name__)
         raise SetupFailed(502, GITHUB_UNREACHABLE.format(url=api_url)) from None
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = None
-    if not 200 <= status < 300:
-        message = answer.get("message") if isinstance(answer, dict) else None
-        log.warning("GitHub refused the app manifest code: HTTP %s %s", status, message)
-        reason = f"HTTP {status}: {message}" if message else f"HTTP {status}"
-        raise SetupFailed(502, GITHUB_REFUSED.format(reason=reason))
+    except (gidgethub.HTTPException, RetryLater) as exc:
+        status = getattr(exc, "status_code", None)
+        log.warning("GitHub refused the app manifest code: HTTP %s %s", status, exc)
+        reason = f"HTTP {int(status)}: {exc}" if status is not None else str(exc)
+        raise SetupFailed(502, GITHUB_REFUSED.format(reason=reason)) from None
     if not isinstance(answer, dict) or not all(
         answer.get(key) for key in ("id", "pem", "webhook_secret", "html_url")
     ):
