@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -141,18 +141,23 @@ async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
     await upstream_success(ctx, success, parent_id=event.id)
 
 
+def _earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
+    """Conditions for the same pair's trigger events before this one."""
+    return (
+        Event.kind == "trigger",
+        Event.project == event.project,
+        Event.upstream == event.upstream,
+        Event.id != event.id,
+        Event.created_at <= event.created_at,
+    )
+
+
 async def previous_result(session: AsyncSession, event: Event) -> Result | None:
     """The pair's last decisive result (passed or broken) before this event."""
+    decisive = [result for result in Result if result.decisive]
     previous = await session.scalar(
         select(Event.result)
-        .where(
-            Event.kind == "trigger",
-            Event.project == event.project,
-            Event.upstream == event.upstream,
-            Event.id != event.id,
-            Event.created_at <= event.created_at,
-            Event.result.in_([result for result in Result if result.decisive]),
-        )
+        .where(*_earlier_in_pair(event), Event.result.in_(decisive))
         .order_by(Event.created_at.desc())
         .limit(1)
     )
@@ -163,14 +168,7 @@ async def last_pass(session: AsyncSession, event: Event) -> Event | None:
     """The pair's last passing trigger event before this one."""
     passed: Event | None = await session.scalar(
         select(Event)
-        .where(
-            Event.kind == "trigger",
-            Event.project == event.project,
-            Event.upstream == event.upstream,
-            Event.id != event.id,
-            Event.created_at <= event.created_at,
-            Event.result == Result.SUCCESS,
-        )
+        .where(*_earlier_in_pair(event), Event.result == Result.SUCCESS)
         .order_by(Event.created_at.desc())
         .limit(1)
     )
