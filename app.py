@@ -210,10 +210,16 @@ async def manage_tokens(settings: Settings, action: str, project: str) -> int:
 
 
 def validate_file(path: Path) -> int:
-    from config.repo_config import ConfigError, parse_config
+    from config.repo_config import MAX_CONFIG_BYTES, ConfigError, parse_config
 
     try:
-        parse_config(path.read_bytes())
+        with path.open("rb") as file:
+            # one byte past the limit tells an oversized file, even an endless one like /dev/zero
+            head = file.read(MAX_CONFIG_BYTES + 1)
+        if len(head) > MAX_CONFIG_BYTES:
+            print(f"{path}: file is over the limit of {MAX_CONFIG_BYTES} bytes", file=sys.stderr)
+            return 1
+        parse_config(head)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2

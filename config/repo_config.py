@@ -1,5 +1,8 @@
 """The per-repository `.conjunction.yml` file: model, parsing with line-numbered problems, schema.
 
+Parsing is bounded by the file's size, aliases included (see `config.bounded_yaml`), and every
+list holds at most MAX_ITEMS entries, so indexing a file costs little whatever it holds.
+
 Regenerate the committed schema with:
     python -m config.repo_config > config/conjunction.schema.json
 """
@@ -14,13 +17,17 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config import bounded_yaml
+
 MAX_CONFIG_BYTES = 64 * 1024
+MAX_ITEMS = 200  # in any list (upstreams, branches, ...) and in webhook headers
+MAX_PROBLEMS = 200  # listed in one error; a check run takes 50 annotations per call
 
 _SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.-]+"
 _PROJECT_RE = re.compile(rf"[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/{_SEGMENT}){{2,}}")
@@ -49,8 +56,10 @@ def _http_url(value: str) -> str:
     return value
 
 
+T = TypeVar("T")
 ProjectName = Annotated[str, AfterValidator(_project_name)]
 OwnerName = Annotated[str, AfterValidator(_owner_name)]
+Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 
 
 class _Model(BaseModel):
@@ -71,14 +80,14 @@ def _path_regex(glob: str) -> re.Pattern[str]:
 
 class Upstream(_Model):
     project: ProjectName = Field(description="Upstream project, like github.com/acme/lib.")
-    branches: list[str] | None = Field(
+    branches: Items[str] | None = Field(
         default=None, description="Branch globs; default: the upstream's default branch."
     )
-    tags: list[str] = Field(default=[], description="Tag globs; default: none.")
-    pipelines: list[str] = Field(
+    tags: Items[str] = Field(default=[], description="Tag globs; default: none.")
+    pipelines: Items[str] = Field(
         default=[], description="Upstream workflow names (or globs) that count; default: any."
     )
-    paths: list[str] = Field(
+    paths: Items[str] = Field(
         default=[], description="Only upstream changes touching these path globs; default: any."
     )
     confirm: bool = Field(
@@ -115,7 +124,7 @@ class Webhook(_Model):
         default=None, description="Name of a secret in CONJUNCTION_SECRETS_FILE, never the value."
     )
     headers: dict[str, str] = Field(
-        default={}, description="Extra headers; values may name secrets."
+        default={}, max_length=MAX_ITEMS, description="Extra headers; values may name secrets."
     )
     body: str | None = Field(
         default=None, description="Body template; default: the trigger event as JSON."
@@ -147,7 +156,7 @@ class Report(_Model):
     commit_status: bool = Field(
         default=True, description='Commit status context "conjunction/downstream".'
     )
-    required: list[ProjectName] = Field(
+    required: Items[ProjectName] = Field(
         default=[],
         description="Downstreams whose failure fails the check (others are neutral); "
         "empty: all of them.",
@@ -175,11 +184,11 @@ class Notify(_Model):
 
 
 class ConjunctionConfig(_Model):
-    owners: list[OwnerName] | None = Field(
+    owners: Items[OwnerName] | None = Field(
         default=None,
         description="Forge users or teams, without '@'; default: CODEOWNERS' catch-all rule.",
     )
-    upstreams: list[Upstream] = Field(
+    upstreams: Items[Upstream] = Field(
         default=[], description="This project is built and tested against these."
     )
     trigger: Trigger = Field(default=Trigger(), description="How to start this project's pipeline.")
@@ -189,7 +198,7 @@ class ConjunctionConfig(_Model):
     issues: bool = Field(
         default=True, description="Open one issue here per breaking upstream change."
     )
-    notify: list[Notify] = Field(default=[], description="Extra channels, by secret name.")
+    notify: Items[Notify] = Field(default=[], description="Extra channels, by secret name.")
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,9 @@ class ConfigProblem:
 
 class ConfigError(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
+        if len(problems) > MAX_PROBLEMS:
+            rest = len(problems) - MAX_PROBLEMS
+            problems = [*problems[:MAX_PROBLEMS], ConfigProblem(None, "", f"{rest} more problems")]
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
 
@@ -222,7 +234,9 @@ def parse_config(text: str | bytes) -> ConjunctionConfig:
             bad_line = raw[: e.start].count(b"\n") + 1
             raise ConfigError([ConfigProblem(bad_line, "", "not UTF-8 text")]) from None
     try:
-        data = yaml.safe_load(text)
+        data, root = bounded_yaml.load(text)
+    except bounded_yaml.Refused as e:
+        raise ConfigError([ConfigProblem(e.line, _dotted(e.path), e.message)]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
@@ -232,20 +246,35 @@ def parse_config(text: str | bytes) -> ConjunctionConfig:
         data = {}
     if not isinstance(data, dict):
         message = f"expected a mapping of keys like upstreams:, got {_kind(data)}"
-        raise ConfigError([ConfigProblem(_line_of(_compose(text), ()), "", message)])
+        raise ConfigError([ConfigProblem(_line_of(root, ()), "", message)])
     try:
-        return ConjunctionConfig.model_validate(data)
+        config = ConjunctionConfig.model_validate(data)
     except ValidationError as e:
-        root = _compose(text)
         problems = [
             ConfigProblem(_line_of(root, err["loc"]), _dotted(err["loc"]), _message(err))
             for err in e.errors()
         ]
         raise ConfigError(sorted(problems, key=lambda p: p.line or 0)) from None
+    repeated = _repeated_upstreams(config, root)
+    if repeated:
+        raise ConfigError(repeated)
+    return config
 
 
-def _compose(text: str) -> yaml.Node | None:
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+def _repeated_upstreams(config: ConjunctionConfig, root: yaml.Node | None) -> list[ConfigProblem]:
+    """An upstream listed twice would start this project's pipeline twice per upstream success."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, upstream in enumerate(config.upstreams):
+        seen = first.setdefault(upstream.project.casefold(), index)
+        if seen != index:
+            loc = ("upstreams", index, "project")
+            message = (
+                f"{upstream.project} is listed twice (first as upstreams.{seen} on line "
+                f"{_line_of(root, ('upstreams', seen))}): list each upstream once"
+            )
+            problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), message))
+    return problems
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
@@ -259,7 +288,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     line = node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            # the last occurrence of a repeated key is the one safe_load keeps
+            # keys merged in with `<<:` come first; the mapping's own keys, after them, win
             pair = next((kv for kv in reversed(node.value) if kv[0].value == str(part)), None)
             if pair is None:
                 break
@@ -340,6 +369,9 @@ def _message(err: Any) -> str:
         return message
     if kind == "missing":
         return "this key is required"
+    if kind == "too_long":
+        limit, count = err["ctx"]["max_length"], err["ctx"].get("actual_length")
+        return f"{count} entries, the limit is {limit}" if count else f"over {limit} entries"
     if kind == "invalid_key":
         return "keys must be strings"
     if kind == "value_error":

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
@@ -29,6 +30,14 @@ from tests.memoryhost import MemoryHost
 FIXTURES = Path(__file__).with_name("fixtures")
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 POSTGRES_URL = os.environ.get("CONJUNCTION_TEST_POSTGRES_URL")
+
+# Fuzz tests: a quick pass by default; CONJUNCTION_FUZZ=long searches much further, and flags any
+# example slower than its deadline (a generous one: the machine is shared).
+hypothesis.settings.register_profile("fast", max_examples=50, deadline=None, database=None)
+hypothesis.settings.register_profile(
+    "long", max_examples=20_000, deadline=10_000, database=None, print_blob=True
+)
+hypothesis.settings.load_profile(os.environ.get("CONJUNCTION_FUZZ") or "fast")
 
 
 def fixture(name: str) -> dict[str, Any]:

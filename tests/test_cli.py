@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import main
+from config.repo_config import MAX_CONFIG_BYTES
 
 ROOT = Path(__file__).parent.parent
 
@@ -31,6 +33,27 @@ def test_validate_reports_line_and_key(tmp_path: Path, capsys: pytest.CaptureFix
 def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(tmp_path / "nope.yml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_validate_stops_reading_past_the_limit(tmp_path: Path) -> None:
+    """/dev/zero never ends: reading it all would fill the 1 GiB this run may use."""
+
+    def at_most_one_gib() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "validate", "/dev/zero"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=at_most_one_gib,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"/dev/zero: file is over the limit of {MAX_CONFIG_BYTES} bytes\n",
+    )
 
 
 def test_tokens_are_shown_once_and_revoked(

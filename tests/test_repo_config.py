@@ -3,8 +3,11 @@ from pathlib import Path
 
 import pytest
 
+from config.bounded_yaml import MAX_DEPTH, MAX_NODES, MAX_TEXT
 from config.repo_config import (
     MAX_CONFIG_BYTES,
+    MAX_ITEMS,
+    MAX_PROBLEMS,
     ConfigError,
     ConfigProblem,
     ConjunctionConfig,
@@ -250,10 +253,165 @@ def test_trigger_workflow_and_webhook_are_exclusive():
     assert problems(text) == ["line 1: trigger: set either workflow or webhook, not both"]
 
 
-def test_repeated_key_points_at_the_one_that_counts():
+def test_repeated_key_is_refused_at_its_line():
     assert problems("issues: true\nissues: maybe\n") == [
-        "line 2: issues: expected true or false, got a string"
+        "line 2: issues: duplicate key 'issues', first on line 1"
     ]
+    text = """\
+upstreams:
+  - project: github.com/acme/lib
+    branches: [main]
+    tags: ["v*"]
+    branches: [dev]
+"""
+    assert problems(text) == [
+        "line 5: upstreams.0.branches: duplicate key 'branches', first on line 3"
+    ]
+
+
+def test_repeated_key_written_as_an_alias_is_refused():
+    assert problems("trigger: {ref: &k ref}\nreport:\n  *k : 1\n  *k : 2\n") == [
+        "line 4: report.ref: duplicate key 'ref', first on line 3"
+    ]
+
+
+def test_repeated_upstream_is_refused_at_its_line():
+    text = """\
+upstreams:
+  - project: github.com/acme/lib
+  - project: github.com/acme/app
+  - project: GitHub.com/ACME/Lib
+    branches: [dev]
+"""
+    assert problems(text) == [
+        "line 4: upstreams.2.project: github.com/ACME/Lib is listed twice "
+        "(first as upstreams.0 on line 2): list each upstream once"
+    ]
+
+
+def test_alias_bomb_is_refused():
+    """14,000 references to one upstream with 10,000 branches: 62 KB that stood for 140 million."""
+    branches = ",".join(["a"] * 10_000)
+    text = f"upstreams: [&u {{project: github.com/a/b, branches: [{branches}]}}, "
+    text += ",".join(["*u"] * 14_000) + "]\n"
+    assert len(text) < MAX_CONFIG_BYTES
+    assert problems(text) == [
+        f"line 1: upstreams.0.branches: more than {MAX_NODES} values, "
+        "counting what each alias repeats"
+    ]
+
+
+def test_aliases_count_as_what_they_repeat():
+    entry = ", ".join(f"b{n}" for n in range(150))
+    text = f"upstreams:\n  - &u {{project: github.com/a/b, branches: [{entry}]}}\n"
+    text += "".join("  - *u\n" for _ in range(100))
+    assert problems(text) == [
+        f"line 66: upstreams: more than {MAX_NODES} values, counting what each alias repeats"
+    ]
+
+
+def test_nested_aliases_are_refused_early():
+    """Each level repeats the one before ten times: a billion values in ten lines."""
+    lines = ["owners: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for name, previous in zip("bcdefghij", "abcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    assert problems("\n".join(lines)) == [
+        f"line 4: d: more than {MAX_NODES} values, counting what each alias repeats"
+    ]
+
+
+def test_aliased_text_counts_its_length():
+    text = "trigger:\n  ref: &r '" + "x" * 30_000 + "'\nowners: [*r, *r, *r]\n"
+    assert problems(text) == [
+        f"line 3: owners: more than {MAX_TEXT} characters of text, counting what each alias repeats"
+    ]
+
+
+def test_alias_inside_its_own_anchor_is_refused():
+    assert problems("owners: &o [alice, *o]\n") == [
+        "line 1: owners: alias *o is inside the node it names"
+    ]
+
+
+def test_shared_values_by_alias_and_merge_key():
+    text = """\
+upstreams:
+  - &lib
+    project: github.com/acme/lib
+    branches: &release [main, "release/*"]
+    paths: ["src/**"]
+  - <<: *lib
+    project: github.com/acme/app
+  - project: github.com/acme/cli
+    branches: *release
+"""
+    lib, app, cli = parse_config(text).upstreams
+    assert (app.project, app.branches, app.paths) == (
+        "github.com/acme/app",
+        ["main", "release/*"],
+        ["src/**"],
+    )
+    assert lib.branches == cli.branches == ["main", "release/*"]
+    assert cli.paths == []
+
+
+def test_deep_nesting_is_refused_at_its_line():
+    assert problems("[" * 30_000) == [
+        "line 1: " + ".".join(["0"] * (MAX_DEPTH - 1)) + f": nested deeper than {MAX_DEPTH} levels"
+    ]
+    text = "owners: [alice]\nupstreams:\n  - project: github.com/acme/lib\n    branches: "
+    assert problems(text + "[" * 100 + "main" + "]" * 100) == [
+        "line 4: upstreams.0.branches" + ".0" * (MAX_DEPTH - 4) + ": nested deeper than "
+        f"{MAX_DEPTH} levels"
+    ]
+
+
+def test_depth_counts_what_an_alias_repeats():
+    deep = "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2)
+    assert problems(f"owners: &d {deep}\nnotify: [[*d]]\n") == [
+        f"line 2: notify.0: nested deeper than {MAX_DEPTH} levels once aliases are expanded"
+    ]
+
+
+def test_long_lists_are_refused():
+    upstreams = "".join(f"  - project: github.com/acme/lib{n}\n" for n in range(MAX_ITEMS + 1))
+    assert problems(f"upstreams:\n{upstreams}") == [
+        f"line 1: upstreams: {MAX_ITEMS + 1} entries, the limit is {MAX_ITEMS}"
+    ]
+    branches = ", ".join(f"b{n}" for n in range(MAX_ITEMS + 1))
+    assert problems(f"upstreams:\n  - project: github.com/a/b\n    branches: [{branches}]\n") == [
+        f"line 3: upstreams.0.branches: {MAX_ITEMS + 1} entries, the limit is {MAX_ITEMS}"
+    ]
+    headers = ", ".join(f"h{n}: v" for n in range(MAX_ITEMS + 1))
+    assert problems(
+        f"trigger:\n  webhook: {{url: 'https://ci.acme.dev/', headers: {{{headers}}}}}"
+    ) == [f"line 2: trigger.webhook.headers: over {MAX_ITEMS} entries"]
+
+
+def test_problems_beyond_the_limit_are_counted_not_listed():
+    owners = "".join(f"  - '@user{n}'\n" for n in range(MAX_ITEMS))
+    required = "".join(f"    - lib{n}\n" for n in range(MAX_ITEMS))
+    listed = problems(f"owners:\n{owners}report:\n  required:\n{required}")
+    assert len(listed) == MAX_PROBLEMS + 1
+    assert (
+        listed[0]
+        == "line 2: owners.0: '@user0': write users and teams without '@', like alice or acme/team"
+    )
+    assert listed[-1] == f"{2 * MAX_ITEMS - MAX_PROBLEMS} more problems"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2001-13-01", "cannot read '2001-13-01' as timestamp"),
+        ("1" * 5_000, f"cannot read '{'1' * 37}...' as int"),
+        ("!!int ''", "cannot read '' as int"),
+        ("!!bool ''", "cannot read '' as bool"),
+        ("!!timestamp ''", "cannot read '' as timestamp"),
+    ],
+)
+def test_values_yaml_cannot_build_are_problems(value, problem):
+    assert problems(f"owners: [alice]\nissues: {value}\n") == [f"line 2: invalid YAML: {problem}"]
 
 
 def test_watches_ref():
@@ -325,6 +483,9 @@ def test_schema_describes_the_file():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "Conjunction repository configuration"
     assert schema["additionalProperties"] is False
+    assert schema["properties"]["upstreams"]["maxItems"] == MAX_ITEMS
+    branches = schema["$defs"]["Upstream"]["properties"]["branches"]["anyOf"][0]
+    assert branches["maxItems"] == MAX_ITEMS
     assert set(schema["properties"]) == {
         "owners",
         "upstreams",
