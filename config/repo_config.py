@@ -23,22 +23,12 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bot.names import ProjectName
 from config import bounded_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_ITEMS = 200  # in any list (upstreams, branches, ...) and in webhook headers
 MAX_PROBLEMS = 200  # listed in one error; a check run takes 50 annotations per call
-
-_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.-]+"
-_PROJECT_RE = re.compile(rf"[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/{_SEGMENT}){{2,}}")
-
-
-def _project_name(value: str) -> str:
-    host, _, path = value.strip().partition("/")
-    name = f"{host.lower()}/{path}"
-    if not _PROJECT_RE.fullmatch(name):
-        raise ValueError("not a project name like github.com/owner/repo")
-    return name
 
 
 def _owner_name(value: str) -> str:
@@ -57,7 +47,6 @@ def _http_url(value: str) -> str:
 
 
 T = TypeVar("T")
-ProjectName = Annotated[str, AfterValidator(_project_name)]
 OwnerName = Annotated[str, AfterValidator(_owner_name)]
 Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 

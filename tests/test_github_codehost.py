@@ -50,7 +50,8 @@ async def test_invalid_config_fails_a_check_run_with_annotations(
         "output": {
             "title": "Invalid .conjunction.yml: 2 problems",
             "summary": (
-                "- line 3, `upstreams.0.project`: not a project name like github.com/owner/repo\n"
+                "- line 3, `upstreams.0.project`: not a project name: "
+                "the host must be a domain like github.com\n"
                 "- line 4, `upstreams.0.branch`: unknown key 'branch', did you mean 'branches'?\n"
                 "\n"
                 "The last valid configuration stays in force."
@@ -61,7 +62,8 @@ async def test_invalid_config_fails_a_check_run_with_annotations(
                     "start_line": 3,
                     "end_line": 3,
                     "annotation_level": "failure",
-                    "message": "upstreams.0.project: not a project name like github.com/owner/repo",
+                    "message": "upstreams.0.project: not a project name: "
+                    "the host must be a domain like github.com",
                 },
                 {
                     "path": ".conjunction.yml",

@@ -214,14 +214,13 @@ def test_top_level_must_be_a_mapping(text, kind):
     ],
 )
 def test_bad_project_name_is_refused(name):
-    assert problems(f"upstreams:\n  - project: {json.dumps(name)}\n") == [
-        "line 2: upstreams.0.project: not a project name like github.com/owner/repo"
-    ]
+    [problem] = problems(f"upstreams:\n  - project: {json.dumps(name)}\n")
+    assert problem.startswith("line 2: upstreams.0.project: not a project name: ")
 
 
 def test_required_entries_are_project_names():
     assert problems("report:\n  required:\n    - lib\n") == [
-        "line 3: report.required.0: not a project name like github.com/owner/repo"
+        "line 3: report.required.0: not a project name: the host must be a domain like github.com"
     ]
 
 
