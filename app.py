@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +23,7 @@ from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
+from bot.models import utcnow
 from bot.names import project_key, project_name
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
@@ -31,7 +34,7 @@ from bot.tokens import (
     list_project_tokens,
     revoke_project_tokens,
 )
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings, parse_duration
 from handlers import api, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
@@ -43,6 +46,10 @@ log = logging.getLogger("conjunction")
 
 BODY_LIMIT = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 SWEEP_INTERVAL = 60.0
+RETENTION_EVERY = 60  # every 60th sweep (hourly) deletes what the retention lets go
+# On SIGTERM the job in flight has this long to finish before it goes back to the queue; it
+# leaves room within the 10 s that process managers commonly allow before SIGKILL.
+SHUTDOWN_GRACE = 3.0
 
 
 async def _no_client(_event: object) -> None:
@@ -113,11 +120,13 @@ def create_app(
             queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
+        worker_task = None
         tasks = []
         if run_workers:
+            worker_task = asyncio.create_task(worker.run_forever(), name="worker")
             tasks = [
-                asyncio.create_task(worker.run_forever(), name="worker"),
-                asyncio.create_task(_sweep(engine), name="sweeper"),
+                worker_task,
+                asyncio.create_task(_sweep(engine, queue, settings.retention), name="sweeper"),
             ]
             if github is not None:
                 poller = UpstreamPoller(
@@ -127,6 +136,8 @@ def create_app(
                     asyncio.create_task(poller.run_forever(settings.poll_interval), name="poller")
                 )
         yield
+        if worker_task is not None:
+            await worker.shutdown(worker_task, SHUTDOWN_GRACE)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -139,8 +150,10 @@ def create_app(
     return app
 
 
-async def _sweep(engine: Engine) -> None:
-    while True:
+async def _sweep(engine: Engine, queue: JobQueue, retention: float) -> None:
+    """Periodic upkeep: silent downstream runs time out; done jobs and deliveries past the
+    retention period are deleted (dead jobs wait for `jobs retry` or `jobs purge`)."""
+    for sweep in itertools.count():
         await asyncio.sleep(SWEEP_INTERVAL)
         try:
             expired = await engine.expire_overdue()
@@ -148,6 +161,19 @@ async def _sweep(engine: Engine) -> None:
                 log.info("%d downstream run(s) timed out", expired)
         except Exception:
             log.exception("timeout sweep failed")
+        if sweep % RETENTION_EVERY == 0:
+            try:
+                jobs, deliveries = await queue.purge(_ago(retention), states=["done"])
+                if jobs or deliveries:
+                    log.info(
+                        "retention: deleted %d done job(s) and %d delivery(ies)", jobs, deliveries
+                    )
+            except Exception:
+                log.exception("retention sweep failed")
+
+
+def _ago(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def serve(settings: Settings) -> None:
@@ -168,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="project tokens for POST /api/v1/builds")
     token.add_argument("action", choices=["create", "list", "revoke"])
     token.add_argument("project", help="e.g. github.com/acme/lib")
+    _add_jobs_command(commands)
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -179,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "token":
         return asyncio.run(manage_tokens(settings, args.action, args.project))
+    if args.command == "jobs":
+        return asyncio.run(manage_jobs(settings, args))
     logs.configure(settings.log_level, settings.log_format)
     serve(settings)
     return 0
@@ -207,6 +236,90 @@ async def manage_tokens(settings: Settings, action: str, project: str) -> int:
     finally:
         await database.dispose()
     return 0
+
+
+def _add_jobs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = commands.add_parser("jobs", help="the job queue: list, retry or purge jobs")
+    actions = jobs.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="jobs per state and kind, and the dead jobs with their error")
+    retry = actions.add_parser("retry", help="queue dead jobs again with fresh attempts")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="a dead job's id")
+    retry.add_argument("--all-dead", action="store_true", help="every dead job")
+    purge = actions.add_parser("purge", help="delete finished (done and dead) jobs and deliveries")
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="finished or received this long ago, e.g. 14d (default: CONJUNCTION_RETENTION)",
+    )
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration("--older-than", text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+
+
+async def manage_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "retry" and bool(args.ids) == args.all_dead:
+        print("conjunction: jobs retry takes job ids or --all-dead", file=sys.stderr)
+        return 2
+    database = db.create_engine(settings.database_url)
+    try:
+        await db.migrate(database)
+        queue = JobQueue(db.sessionmaker(database))
+        if args.action == "list":
+            await list_jobs(queue)
+            return 0
+        if args.action == "retry":
+            return await retry_jobs(queue, None if args.all_dead else args.ids)
+        older_than = args.older_than or settings.retention
+        jobs, deliveries = await queue.purge(_ago(older_than))
+        print(f"deleted {jobs} finished job(s) and {deliveries} delivery(ies)")
+        return 0
+    finally:
+        await database.dispose()
+
+
+async def list_jobs(queue: JobQueue) -> None:
+    counts = await queue.counts()
+    if not counts:
+        print("no jobs")
+        return
+    _print_table(["state", "kind", "jobs"], [[state, kind, str(n)] for state, kind, n in counts])
+    dead = await queue.dead()
+    if dead:
+        print("\ndead jobs:")
+        _print_table(
+            ["id", "kind", "attempts", "last error"],
+            [
+                [str(job.id), job.kind, str(job.attempts), (job.last_error or "").split("\n")[0]]
+                for job in dead
+            ],
+        )
+
+
+async def retry_jobs(queue: JobQueue, ids: list[int] | None) -> int:
+    queued = await queue.retry(ids)
+    print(f"queued {len(queued)} job(s) again" + (f": {_ids(queued)}" if queued else ""))
+    missed = sorted(set(ids or []) - set(queued))
+    if missed:
+        print(f"conjunction: not a dead job: {_ids(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ids(ids: list[int]) -> str:
+    return " ".join(map(str, ids))
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    table = [header, *rows]
+    widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def validate_file(path: Path) -> int:

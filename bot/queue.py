@@ -1,8 +1,13 @@
 """A durable job queue in the application's own database.
 
-Jobs are rows. A worker claims one by moving it to `running` with a lease; a worker that dies
-leaves a lease that runs out, and the job is claimed again. On PostgreSQL the claim uses
-`FOR UPDATE SKIP LOCKED`, so several processes share the queue without taking a job twice.
+Jobs are rows. A worker claims one by moving it to `running` with a lease and extends the lease
+while the job runs (a heartbeat); a worker that dies leaves a lease that runs out within a minute,
+and the job is claimed again. A worker that is stopped returns its job at once. On PostgreSQL the
+claim uses `FOR UPDATE SKIP LOCKED`, so several processes share the queue without taking a job
+twice.
+
+Done jobs, and the webhook deliveries no job needs any more, are deleted after a retention
+period; dead jobs wait for an operator to retry or purge them.
 """
 
 from __future__ import annotations
@@ -13,23 +18,36 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
-from bot.models import Job, utcnow
+from bot.models import Delivery, Job, utcnow
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
+FINISHED = ("done", "dead")
+PURGE_BATCH = 1000
+
+# Raised by a handler, these come from the job's own data (a payload of the wrong shape, a
+# missing key, text that does not parse) or from a bug, never from the moment: a retry fails
+# the same way. pydantic's ValidationError and json's JSONDecodeError are ValueErrors.
+# Network and database errors (OSError, aiohttp's and SQLAlchemy's) are not among them.
+DETERMINISTIC_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
 
 class PermanentError(Exception):
     """A job failure that retrying cannot fix: the job goes straight to the dead letters."""
+
+
+class LeaseLost(Exception):
+    """The job's lease ran out and another worker may hold the job now."""
 
 
 class RetryLater(Exception):
@@ -55,7 +73,7 @@ class JobQueue:
         max_attempts: int = 8,
         base_delay: float = 2.0,
         max_delay: float = 900.0,
-        lease: float = 300.0,
+        lease: float = 60.0,
     ) -> None:
         self.sessions = sessions
         self.max_attempts = max_attempts
@@ -149,10 +167,12 @@ class JobQueue:
             )
         held = bool(result.rowcount == 1)  # type: ignore[attr-defined]
         if not held:
-            log.warning(
-                "job %s: lease lost, its outcome is dropped", job.id, extra={"job_id": job.id}
-            )
+            log.warning("job %s: lease lost to another worker", job.id, extra={"job_id": job.id})
         return held
+
+    async def extend(self, job: Job) -> bool:
+        """Push the lease of a job this worker holds one lease further; False when it was lost."""
+        return await self._settle(job, locked_until=utcnow() + timedelta(seconds=self.lease))
 
     async def complete(self, job: Job) -> None:
         await self._settle(
@@ -181,6 +201,96 @@ class JobQueue:
             last_error=reason,
         )
 
+    async def release(self, job: Job) -> None:
+        """Return a job to the queue at once, its attempt not counted: the worker is stopping."""
+        await self._settle(
+            job,
+            state="queued",
+            attempts=Job.attempts - 1,
+            run_at=utcnow(),
+            locked_by=None,
+            locked_until=None,
+        )
+
+    async def counts(self) -> list[tuple[str, str, int]]:
+        """(state, kind, number of jobs) for every state and kind present."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Job.state, Job.kind, func.count())
+                .group_by(Job.state, Job.kind)
+                .order_by(Job.state, Job.kind)
+            )
+            return [(state, kind, count) for state, kind, count in rows]
+
+    async def dead(self) -> list[Job]:
+        async with self.sessions() as session:
+            return list(
+                await session.scalars(select(Job).where(Job.state == "dead").order_by(Job.id))
+            )
+
+    async def retry(self, ids: Iterable[int] | None) -> list[int]:
+        """Queue the dead jobs with these ids (every dead job for None) again, with a fresh count
+        of attempts; returns the ids queued. An id that is not a dead job is left alone."""
+        query = update(Job).where(Job.state == "dead")
+        if ids is not None:
+            query = query.where(Job.id.in_(list(ids)))
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                query.values(
+                    state="queued",
+                    attempts=0,
+                    run_at=utcnow(),
+                    finished_at=None,
+                    locked_by=None,
+                    locked_until=None,
+                ).returning(Job.id)
+            )
+            return sorted(result.scalars())
+
+    async def purge(self, before: datetime, states: Iterable[str] = FINISHED) -> tuple[int, int]:
+        """Delete the jobs in `states` finished before `before`, and the deliveries received
+        before it that no remaining job needs; returns how many jobs and deliveries went."""
+        finished = Job.state.in_(list(states)) & (Job.finished_at < before)
+        jobs = await self._delete_old(Job, finished)
+        async with self.sessions() as session:
+            # A delivery job names its delivery as {"delivery": id}; a retry needs the row.
+            payloads = await session.scalars(
+                select(Job.payload).where(
+                    Job.kind.endswith("_delivery", autoescape=True), Job.state != "done"
+                )
+            )
+            needed = {payload.get("delivery") for payload in payloads}
+        deliveries = await self._delete_old(Delivery, Delivery.received_at < before, keep=needed)
+        return jobs, deliveries
+
+    async def _delete_old(
+        self, table: type[Job] | type[Delivery], condition: Any, keep: Container[Any] = ()
+    ) -> int:
+        """Delete matching rows in batches, each its own transaction, so that purging a long
+        history never holds SQLite's write lock for long."""
+        deleted, after = 0, 0
+        while True:
+            async with self.sessions.begin() as session:
+                ids = list(
+                    await session.scalars(
+                        select(table.id)
+                        .where(condition, table.id > after)
+                        .order_by(table.id)
+                        .limit(PURGE_BATCH)
+                    )
+                )
+                doomed = [row_id for row_id in ids if row_id not in keep]
+                if doomed:
+                    result = await session.execute(
+                        delete(table)
+                        .where(table.id.in_(doomed), condition)
+                        .execution_options(synchronize_session=False)
+                    )
+                    deleted += int(result.rowcount)  # type: ignore[attr-defined]
+            if len(ids) < PURGE_BATCH:
+                return deleted
+            after = ids[-1]
+
 
 class Worker:
     """Runs jobs from the queue with the handler registered for their kind."""
@@ -198,9 +308,13 @@ class Worker:
         self.worker_id = worker_id
         self.poll_interval = poll_interval
         self.wakeup = asyncio.Event()
+        self.stopping = False
 
     async def run_once(self) -> bool:
-        """Run one due job; False when there was none."""
+        """Run one due job; False when there was none.
+
+        Cancelled while a job runs (the server is stopping), it returns the job to the queue.
+        """
         job = await self.queue.claim(self.worker_id)
         if job is None:
             return False
@@ -210,20 +324,48 @@ class Worker:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for job kind {job.kind!r}")
-            await handler(job.payload)
+            await self._run_holding_lease(job, handler)
+        except asyncio.CancelledError:
+            log.info("job returned to the queue: the worker is stopping", extra=extra)
+            try:
+                await self.queue.release(job)
+            except Exception:
+                log.exception("job not returned; it is taken again when its lease runs out")
+            raise
+        except LeaseLost:
+            log.warning("job stopped: its lease ran out and it may run elsewhere", extra=extra)
         except RetryLater as exc:
             log.info("job postponed: %s", exc, extra=extra)
             await self.queue.postpone(job, exc.delay, str(exc))
         except Exception as exc:
-            permanent = isinstance(exc, PermanentError)
+            permanent = isinstance(exc, (PermanentError, *DETERMINISTIC_ERRORS))
             state = await self.queue.fail(job, _describe(exc), permanent=permanent)
             metrics.JOBS_FAILED.labels(job.kind, state).inc()
-            log.warning("job failed (%s): %s", state, exc, extra=extra)
+            log.warning("job failed (%s): %s", state, exc, extra=extra, exc_info=state == "dead")
         else:
             await self.queue.complete(job)
             metrics.JOBS_DONE.labels(job.kind).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
         return True
+
+    async def _run_holding_lease(self, job: Job, handler: JobHandler) -> None:
+        """Run the handler, extending the job's lease every third of it (a heartbeat), so that
+        a long job is never taken by another worker while this one is alive."""
+        work = asyncio.ensure_future(handler(job.payload))
+        try:
+            while not (await asyncio.wait({work}, timeout=self.queue.lease / 3))[0]:
+                try:
+                    held = await self.queue.extend(job)
+                except Exception:
+                    log.warning("lease not extended, trying again", exc_info=True)
+                    continue
+                if not held:
+                    raise LeaseLost(f"job {job.id}")
+            work.result()
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})
 
     async def run_until_idle(self, limit: int = 10_000) -> int:
         """Run due jobs until none is left (tests and one-shot commands); returns how many ran."""
@@ -233,16 +375,26 @@ class Worker:
         return count
 
     async def run_forever(self) -> None:
-        while True:
+        """Run jobs as they come due, until stop()."""
+        while not self.stopping:
             try:
                 busy = await self.run_once()
             except Exception:
                 log.exception("job queue unavailable, retrying")
                 busy = False
-            if not busy:
+            if not busy and not self.stopping:
                 self.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+
+    async def shutdown(self, running: asyncio.Task[None], grace: float) -> None:
+        """Stop claiming jobs; give the job in flight `grace` seconds to finish, then cancel it,
+        which returns it to the queue for another worker at once."""
+        self.stopping = True
+        self.wakeup.set()
+        await asyncio.wait({running}, timeout=grace)
+        running.cancel()
+        await asyncio.wait({running})
 
 
 def _describe(exc: BaseException) -> str:

@@ -179,6 +179,7 @@ class Settings(BaseSettings):
         default=6 * 3600, validation_alias="CONJUNCTION_RESULT_TIMEOUT"
     )
     poll_interval: Duration = Field(default=300, validation_alias="CONJUNCTION_POLL_INTERVAL")
+    retention: Duration = Field(default=14 * 86400, validation_alias="CONJUNCTION_RETENTION")
     # NoDecode: the variable names a YAML file; it is not the mapping as JSON
     secrets: Annotated[Mapping[str, NamedSecret], NoDecode, BeforeValidator(_secrets_file)] = Field(
         default_factory=dict, repr=False, validation_alias="CONJUNCTION_SECRETS_FILE"

@@ -1,4 +1,5 @@
-"""The durable job queue: retries with backoff, dead letters, dedupe, restarts, several workers.
+"""The durable job queue: retries with backoff, dead letters, dedupe, restarts, several workers,
+deterministic errors, lease heartbeats, graceful shutdown.
 
 Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on PostgreSQL.
 """
@@ -6,11 +7,17 @@ Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on Pos
 from __future__ import annotations
 
 import asyncio
+import http
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
+import gidgethub
+import pydantic
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -371,3 +378,219 @@ async def test_run_forever_picks_up_jobs_enqueued_later(sessions: Sessions) -> N
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+# -- deterministic errors -------------------------------------------------------------------
+
+
+class Envelope(pydantic.BaseModel):
+    installation: int
+
+
+def read_mis_shaped(payload: dict[str, Any]) -> None:
+    """What handlers do with a payload, each step failing as a payload of the wrong shape makes
+    it fail."""
+    step = payload["step"]
+    if step == "key":
+        payload["installation"]["id"]
+    elif step == "type":
+        payload["installation"]["id"] + 1
+    elif step == "attribute":
+        payload["installation"].get("id")
+    elif step == "index":
+        payload["pull_requests"][0]
+    elif step == "value":
+        int(payload["installation"])
+    elif step == "json":
+        json.loads(payload["body"])
+    elif step == "pydantic":
+        Envelope.model_validate(payload)
+
+
+MIS_SHAPED: dict[str, dict[str, Any]] = {
+    "KeyError: 'installation'": {"step": "key"},
+    "TypeError: can only concatenate str": {"step": "type", "installation": {"id": "7"}},
+    "AttributeError: 'str' object has no attribute 'get'": {
+        "step": "attribute",
+        "installation": "x",
+    },
+    "IndexError: list index out of range": {"step": "index", "pull_requests": []},
+    "ValueError: invalid literal for int()": {"step": "value", "installation": "x"},
+    "json.decoder.JSONDecodeError: Expecting property name": {"step": "json", "body": "{"},
+    "pydantic_core._pydantic_core.ValidationError: 1 validation error for Envelope": {
+        "step": "pydantic",
+        "installation": "x",
+    },
+}
+
+UNLUCKY = [
+    ConnectionResetError(104, "Connection reset by peer"),
+    TimeoutError(),
+    aiohttp.ClientOSError(111, "Connect call failed"),
+    aiohttp.ServerDisconnectedError(),
+    gidgethub.GitHubBroken(http.HTTPStatus.BAD_GATEWAY),
+    sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked")),
+    sqlalchemy.exc.InterfaceError("SELECT", {}, Exception("connection is closed")),
+]
+
+
+async def test_a_deterministic_error_is_dead_at_once_with_its_reason(sessions: Sessions) -> None:
+    async def handler(payload: dict[str, Any]) -> None:
+        read_mis_shaped(payload)
+
+    worker = Worker(JobQueue(sessions, max_attempts=8, base_delay=0), {"event": handler}, "w1")
+    for payload in MIS_SHAPED.values():
+        await enqueue(sessions, "event", payload)
+
+    assert await worker.run_until_idle() == len(MIS_SHAPED), "a job ran more than once"
+    jobs = await all_jobs(sessions)
+    assert [(job.state, job.attempts) for job in jobs] == [("dead", 1)] * len(MIS_SHAPED)
+    for reason, job in zip(MIS_SHAPED, jobs, strict=True):
+        assert job.last_error is not None and job.last_error.startswith(reason), job.last_error
+
+
+async def test_network_and_database_errors_are_retried(sessions: Sessions) -> None:
+    async def handler(payload: dict[str, Any]) -> None:
+        raise UNLUCKY[payload["n"]]
+
+    worker = Worker(JobQueue(sessions, max_attempts=8), {"call": handler}, "w1")
+    for n in range(len(UNLUCKY)):
+        await enqueue(sessions, "call", {"n": n})
+
+    assert await worker.run_until_idle() == len(UNLUCKY)
+    jobs = await all_jobs(sessions)
+    assert [(job.state, job.attempts) for job in jobs] == [("queued", 1)] * len(UNLUCKY)
+    for error, job in zip(UNLUCKY, jobs, strict=True):
+        assert job.last_error is not None and type(error).__name__ in job.last_error
+
+
+# -- lease heartbeat ------------------------------------------------------------------------
+
+
+async def test_a_long_job_keeps_its_lease_while_it_runs(database_url: str) -> None:
+    """The lease is short so a dead worker's job is taken again soon; a live worker's
+    heartbeat keeps its job however long it runs."""
+    lease = 0.6
+    async with database(database_url) as running, database(database_url) as other:
+        await enqueue(running, "long", {})
+        started, finish = asyncio.Event(), asyncio.Event()
+        handler = Flaky()
+
+        async def long_job(payload: dict[str, Any]) -> None:
+            started.set()
+            await finish.wait()
+            await handler(payload)
+
+        worker = Worker(JobQueue(running, lease=lease), {"long": long_job}, "runner")
+        task = asyncio.create_task(worker.run_once())
+        await started.wait()
+        first_lease_ends = (await only_job(other)).locked_until
+        assert first_lease_ends is not None
+        # Wait until well past the lease taken with the claim.
+        await asyncio.sleep((first_lease_ends - utcnow()).total_seconds() + lease / 2)
+
+        assert await JobQueue(other, lease=lease).claim("other") is None, "taken while alive"
+        job = await only_job(other)
+        assert (job.state, job.attempts, job.locked_by) == ("running", 1, "runner")
+        assert job.locked_until is not None and job.locked_until > first_lease_ends
+
+        finish.set()
+        assert await task is True
+        job = await only_job(other)
+        assert (job.state, job.attempts, job.locked_until) == ("done", 1, None)
+        assert handler.calls == [{}]
+
+
+async def test_a_job_whose_lease_was_lost_is_stopped(sessions: Sessions) -> None:
+    """A worker that could not keep its lease (the machine stalled longer than a lease) and
+    finds the job taken by another stops running it and leaves it to the new holder."""
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def long_job(payload: dict[str, Any]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            stopped.set()
+
+    worker = Worker(JobQueue(sessions, lease=0.3), {"long": long_job}, "stalled")
+    await enqueue(sessions, "long", {})
+    task = asyncio.create_task(worker.run_once())
+    await started.wait()
+    async with sessions.begin() as session:  # what another worker's claim does
+        await session.execute(update(Job).values(attempts=2, locked_by="other"))
+
+    await asyncio.wait_for(stopped.wait(), timeout=10)
+    assert await task is True
+    job = await only_job(sessions)
+    assert (job.state, job.attempts, job.locked_by) == ("running", 2, "other")
+
+
+# -- graceful shutdown ----------------------------------------------------------------------
+
+
+async def test_shutdown_lets_the_job_in_flight_finish_within_the_grace_period(
+    sessions: Sessions,
+) -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+    handler = Flaky()
+
+    async def short_job(payload: dict[str, Any]) -> None:
+        started.set()
+        await finish.wait()
+        await handler(payload)
+
+    worker = Worker(JobQueue(sessions), {"short": short_job, "next": Flaky()}, "w1")
+    await enqueue(sessions, "short", {})
+    running = asyncio.create_task(worker.run_forever())
+    await started.wait()
+    await enqueue(sessions, "next", {})
+
+    stopping = asyncio.create_task(worker.shutdown(running, grace=30))
+    await asyncio.sleep(0)
+    finish.set()
+    await stopping
+
+    assert running.done() and not running.cancelled()
+    assert [(j.kind, j.state, j.attempts) for j in await all_jobs(sessions)] == [
+        ("short", "done", 1),
+        ("next", "queued", 0),  # a stopping worker takes no new job
+    ]
+    assert handler.calls == [{}]
+
+
+async def test_shutdown_returns_a_job_that_outlasts_the_grace_period(
+    database_url: str,
+) -> None:
+    async with database(database_url) as stopping, database(database_url) as other:
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def long_job(payload: dict[str, Any]) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        worker = Worker(JobQueue(stopping), {"long": long_job}, "stopping")
+        await enqueue(stopping, "long", {"n": 1})
+        running = asyncio.create_task(worker.run_forever())
+        await started.wait()
+
+        await worker.shutdown(running, grace=0.05)
+
+        assert cancelled.is_set() and running.done()
+        job = await only_job(other)
+        assert (job.state, job.attempts, job.locked_by, job.locked_until) == (
+            "queued",
+            0,
+            None,
+            None,
+        )
+        assert job.run_at <= utcnow()
+        # Another worker takes it at once, as its first attempt.
+        handler = Flaky()
+        assert await Worker(JobQueue(other), {"long": handler}, "other").run_until_idle() == 1
+        assert handler.calls == [{"n": 1}]
+        assert (await only_job(other)).attempts == 1
