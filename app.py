@@ -35,7 +35,7 @@ from bot.tokens import (
     revoke_project_tokens,
 )
 from config.settings import Settings, SettingsError, load_settings, parse_duration
-from handlers import api, health, pages, templating, webhooks
+from handlers import api, badges, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
@@ -78,6 +78,7 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
+    app.add_routes(badges.routes)
     if adapters is not None or forge_configured(settings):
         app.router.add_get("/", pages.dashboard)
         templating.install(app)

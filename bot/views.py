@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.badges import Tally, change
 from bot.models import Event, Project, Subscription
 from bot.names import project_key
 from bot.results import Result
 
 RECENT_EVENTS = 500
+RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
 
 
 def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
@@ -116,6 +118,7 @@ async def project_view(
             )
         )
         hidden = set() if admin else await private_projects(session, downstreams)
+    tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
         "project": project.name,
         "private": project.private,
@@ -127,6 +130,21 @@ async def project_view(
         "private_downstreams": len(downstreams & hidden),
         "recent": [event_json(event) for event in recent],
         "statistics": statistics_of(recent),
+        "latest_downstream_results": tally_json(tallies),
+    }
+
+
+def tally_json(tallies: list[Tally]) -> dict[str, Any] | None:
+    """The latest upstream success's downstream results, and how they changed since the one
+    before (`improved`, `broke`, `unchanged`)."""
+    if not tallies:
+        return None
+    latest = tallies[0]
+    return {
+        "passed": latest.passed,
+        "total": latest.total,
+        "running": latest.running,
+        "change": change(latest, tallies[1] if len(tallies) > 1 else None),
     }
 
 
@@ -197,3 +215,44 @@ async def dashboard(sessions: async_sessionmaker[AsyncSession]) -> list[Dashboar
         )
         for project in projects
     ]
+
+
+async def latest_tallies(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
+) -> list[Tally] | None:
+    """Downstream tallies of the project's latest upstream successes that have downstreams,
+    newest first (at most two); None when the project does not exist for this caller."""
+    async with sessions() as session:
+        project = await session.get(Project, project_key(name))
+        if project is None or (project.private and not admin):
+            return None
+        builds = list(
+            await session.scalars(
+                select(Event.id)
+                .where(
+                    Event.kind == "build",
+                    Event.project == project.name,
+                    Event.result == Result.SUCCESS,
+                )
+                .order_by(Event.created_at.desc())
+                .limit(RECENT_BUILDS)
+            )
+        )
+        rows = await session.execute(
+            select(Event.parent_id, Event.result).where(
+                Event.parent_id.in_(builds), Event.result.is_distinct_from(Result.SKIPPED)
+            )
+        )
+        results: dict[str | None, list[str | None]] = {}
+        for parent_id, result in rows:
+            results.setdefault(parent_id, []).append(result)
+    tallies = [
+        Tally(
+            passed=sum(result == Result.SUCCESS for result in results[build]),
+            total=len(results[build]),
+            running=sum(result is None for result in results[build]),
+        )
+        for build in builds
+        if build in results
+    ]
+    return tallies[:2]
