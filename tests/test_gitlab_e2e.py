@@ -5,14 +5,16 @@ in-memory code host) out."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.models import Event
+from bot.models import Event, utcnow
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.fakegitlab import (
@@ -271,3 +273,35 @@ async def test_a_pipeline_of_an_unknown_project_starts_nothing(
     assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
     await run_jobs(client)
     assert github.calls == [] and fake_gitlab.calls == []
+
+
+async def test_a_result_after_the_time_out_replaces_it_and_starts_nothing_new(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    fake_gitlab.expect_index(APP, "upstreams:\n  - project: github.com/acme/lib\n")
+    await index(client, "github.com/acme/lib", f"gitlab.com/{APP}")
+    fake_gitlab.expect_pipeline(APP, 61)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    await run_jobs(client)
+    engine = runtime(client).engine
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    async with engine.sessions.begin() as session:
+        stored = await session.get(Event, event.id)
+        assert stored is not None
+        stored.deadline_at = utcnow() - timedelta(seconds=1)
+    assert await engine.expire_overdue() == 1
+
+    late = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", event=event.id)
+    await post_gitlab(client, "Pipeline Hook", late)
+    await run_jobs(client)
+
+    recorded = await engine.get_event(event.id)
+    assert recorded is not None and recorded.result == "success"
+    async with engine.sessions() as session:
+        builds = await session.scalar(
+            select(func.count()).select_from(Event).where(Event.kind == "build")
+        )
+    assert builds == 1  # the upstream's; the late pipeline is no success of its own
+    _, (_, final) = github.of("status")[-1]
+    assert final.description == "1 of 1 downstream projects passed"
