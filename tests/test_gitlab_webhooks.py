@@ -228,3 +228,25 @@ def test_pushes_that_do_not_list_every_file_are_unknown() -> None:
     assert listed_paths(documented("system_push.json")) is None  # commits without files
     one = push_hook("a/b", "b" * 40, "c" * 40, changed=[".gitlab/CODEOWNERS"])
     assert listed_paths(one) == {".gitlab/CODEOWNERS"}
+
+
+async def test_the_service_reaches_gitlab_with_its_settings(
+    aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "gitlab_url": fake_gitlab.url,
+            "gitlab_token": "glpat-bot-token-for-tests",
+            "gitlab_host": "gitlab.com",
+        }
+    )
+    client = await aiohttp_client(create_app(configured, run_workers=False))
+    fake_gitlab.expect_index("acme/lib", CONFIG, project_info=False)
+    push = push_hook("acme/lib", "b" * 40, "c" * 40, changed=[".conjunction.yml"])
+
+    assert (await post_gitlab(client, "Push Hook", push)).status == 202
+    await run_jobs(client)
+
+    joined = await project(client, "gitlab.com/acme/lib")
+    assert joined is not None and joined.config is not None
+    assert fake_gitlab.calls[0].headers["private-token"] == "glpat-bot-token-for-tests"
