@@ -20,9 +20,12 @@ from aiohttp import web
 
 from bot import db, logs
 from bot.adapters import Adapters
+from bot.codehost import CodeHost
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
+from bot.forges.gitlab.host import GitLabHost
+from bot.forges.gitlab.joining import Joiner, add_projects
 from bot.models import utcnow
 from bot.names import project_key, project_name
 from bot.queue import JobQueue, Worker
@@ -39,6 +42,7 @@ from handlers import api, badges, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
+from handlers.gitlab import GitLabDeliveries
 from handlers.setup import GitHubSetup, forge_configured
 from handlers.setup_code import SetupCode
 
@@ -108,15 +112,22 @@ def create_app(
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
         active = adapters or Adapters()
         client_for = github_client_for or _no_client
-        github = None
-        if adapters is None and settings.github_enabled:
-            github = build_github_app(settings, app[CLIENT_SESSION], sessions)
-            active = Adapters.of(github.forge)
-            client_for = github.client_for_event
+        github = gitlab = None
+        if adapters is None:
+            forges: list[CodeHost] = []
+            if settings.github_enabled:
+                github = build_github_app(settings, app[CLIENT_SESSION], sessions)
+                forges.append(github.forge)
+                client_for = github.client_for_event
+            if settings.gitlab_enabled:
+                gitlab = GitLabHost.from_settings(settings)
+                forges.append(gitlab)
+            active = Adapters.of(*forges)
         engine = Engine(sessions, active, settings, signer)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
+        handlers["gitlab_delivery"] = GitLabDeliveries(engine, settings.gitlab_host)
         worker = Worker(
             queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
@@ -144,6 +155,8 @@ def create_app(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if gitlab is not None:
+            gitlab.client.close()
         await database.dispose()
 
     app.cleanup_ctx.append(client_session)
@@ -179,10 +192,11 @@ def _ago(seconds: float) -> datetime:
 
 def serve(settings: Settings) -> None:
     log.info(
-        "starting on port %d (database %s, GitHub %s)",
+        "starting on port %d (database %s, GitHub %s, GitLab %s)",
         settings.port,
         settings.database_url.split("://", 1)[0],
         "on" if settings.github_enabled else "not configured",
+        settings.gitlab_url if settings.gitlab_enabled else "not configured",
     )
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
 
@@ -196,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("action", choices=["create", "list", "revoke"])
     token.add_argument("project", help="e.g. github.com/acme/lib")
     _add_jobs_command(commands)
+    gitlab = commands.add_parser("gitlab", help="GitLab projects")
+    gitlab_actions = gitlab.add_subparsers(dest="action", required=True)
+    join = gitlab_actions.add_parser(
+        "add",
+        help="join a project, or every project of a group: check the bot's role, set up the "
+        "webhook, index .conjunction.yml",
+    )
+    join.add_argument("path", help="GROUP/PROJECT or GROUP, e.g. acme/lib or acme")
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -209,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(manage_tokens(settings, args.action, args.project))
     if args.command == "jobs":
         return asyncio.run(manage_jobs(settings, args))
+    if args.command == "gitlab":
+        return asyncio.run(gitlab_add(settings, args.path))
     logs.configure(settings.log_level, settings.log_format)
     serve(settings)
     return 0
@@ -237,6 +261,32 @@ async def manage_tokens(settings: Settings, action: str, project: str) -> int:
     finally:
         await database.dispose()
     return 0
+
+
+async def gitlab_add(settings: Settings, path: str, *, host: GitLabHost | None = None) -> int:
+    """`gitlab add`: join GitLab projects through the bot account (GITLAB_TOKEN)."""
+    if not settings.gitlab_enabled:
+        print("conjunction: GitLab is not configured: set GITLAB_TOKEN", file=sys.stderr)
+        return 2
+    assert settings.gitlab_webhook_secret  # a token without the secret is refused
+    host = host or GitLabHost.from_settings(settings)
+    path = path.strip("/").removeprefix(f"{settings.gitlab_host}/")
+    database = db.create_engine(settings.database_url)
+    try:
+        await db.migrate(database)
+        sessions = db.sessionmaker(database)
+        signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
+        engine = Engine(sessions, Adapters.of(host), settings, signer)
+        joiner = Joiner(
+            host,
+            engine,
+            hook_url=f"{settings.public_url}/webhooks/gitlab",
+            secret=settings.gitlab_webhook_secret,
+        )
+        return await add_projects(joiner, path)
+    finally:
+        host.client.close()
+        await database.dispose()
 
 
 def _add_jobs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -115,7 +116,12 @@ async def gitlab_webhook(request: web.Request) -> web.Response:
         return json_error(401, "X-Gitlab-Token does not match the webhook secret")
     body = await request.read()
     event = request.headers.get("X-Gitlab-Event", "")
-    delivery_id = request.headers.get("X-Gitlab-Event-UUID") or uuid.uuid4().hex
+    # older GitLab sends no event UUID: the retry key, else the body, identifies a repeat
+    delivery_id = (
+        request.headers.get("X-Gitlab-Event-UUID")
+        or request.headers.get("Idempotency-Key")
+        or hashlib.sha256(body).hexdigest()
+    )
     try:
         if event not in GITLAB_EVENTS:
             return _ignored("gitlab", delivery_id, event)

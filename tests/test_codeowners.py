@@ -29,3 +29,9 @@ def test_later_catch_all_without_owners_unassigns():
 def test_gitlab_section_headers_are_skipped():
     text = "[Docs] @docs-team\n*.md\n^[Backend]\n* @backend\n"
     assert catch_all_owners(text) == ["backend"]
+
+
+def test_a_gitlab_section_gives_its_default_owners_to_rules_without_any():
+    text = "* @everyone\n[Platform][2] @acme/platform @lead\n*\n"
+    assert catch_all_owners(text) == ["acme/platform", "lead"]
+    assert catch_all_owners("[Docs] @docs\n*.md\n") == []

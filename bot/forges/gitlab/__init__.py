@@ -1,0 +1,2 @@
+"""The GitLab adapter: `client` (the one python-gitlab client, paced and retried), `host`
+(GitLabHost, a code host and a runner), `joining` (the `gitlab add` command)."""

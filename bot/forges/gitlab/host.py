@@ -1,0 +1,322 @@
+"""`GitLabHost`: a GitLab project as a code host and its GitLab CI as a runner.
+
+Every call goes through the one client (`bot.forges.gitlab.client`); projects are lazy objects
+named by their path, so python-gitlab URL-encodes nested groups (`group%2Fsub%2Fapp`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import cachetools
+import requests
+from gitlab import GitlabAuthenticationError, GitlabError
+from gitlab.v4.objects import Project
+
+from bot.codehost import STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
+from bot.engine.indexing import CONFIG_PATH
+from bot.forges.gitlab.client import GitLabClient
+from bot.names import project_key, split_project
+from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+from config.repo_config import ConfigError
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONFIG_STATUS = "conjunction/config"
+DESCRIPTION_LIMIT = 255  # GitLab refuses a longer commit status description
+DIFF_FILE_LIMIT = 1000  # GitLab's default diff limit: a compare lists at most this many files
+FIND_STARTED_LOOKBACK = 10  # recent API pipelines searched for an event's variable
+EVENT_VARIABLE = "CONJUNCTION_EVENT"
+STATES = {"pending": "running", "success": "success", "failure": "failed"}
+TRANSIENT = (requests.ConnectionError, requests.Timeout)
+
+
+def cut(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """Text within limit characters, cut at a word with an ellipsis when it is longer."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if " " in head[limit // 2 :]:
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(" ,;:") + "…"
+
+
+def message_of(exc: GitlabError) -> str:
+    """GitLab's error message as one line (it is sometimes a mapping of field to problems)."""
+    message: Any = exc.error_message
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    if isinstance(message, dict):
+        message = "; ".join(
+            f"{' '.join(map(str, value)) if isinstance(value, list) else value}"
+            if key == "base"
+            else f"{key} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+            for key, value in message.items()
+        )
+    return " ".join(str(message).split())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try later: GitLab overloaded or out of reach (its own retries spent)."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    code = getattr(exc, "response_code", None)
+    return isinstance(exc, GitlabError) and (code is None or code == 429 or code >= 500)
+
+
+def pipeline_variables(request: TriggerRequest) -> list[dict[str, str]]:
+    """The CONJUNCTION_* variables a downstream pipeline is created with (CONTRACT §5)."""
+    values = {
+        EVENT_VARIABLE: request.event_id,
+        "CONJUNCTION_UPSTREAM": request.upstream,
+        "CONJUNCTION_UPSTREAM_SHA": request.upstream_sha,
+        "CONJUNCTION_UPSTREAM_REF": request.upstream_ref,
+        "CONJUNCTION_CALLBACK_URL": request.callback_url,
+    }
+    return [
+        {"key": key, "value": value, "variable_type": "env_var"} for key, value in values.items()
+    ]
+
+
+class GitLabHost:
+    """`bot.codehost.CodeHost` and `bot.runner.Runner` for one GitLab instance."""
+
+    # GitLab reads the first of these that exists
+    codeowners_paths = ("CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitLabHost:
+        """The bot account's adapter for GITLAB_URL, naming projects with GITLAB_HOST."""
+        assert settings.gitlab_token
+        client = GitLabClient(settings.gitlab_url, settings.gitlab_token)
+        return cls(client, host=settings.gitlab_host, web_url=settings.gitlab_url)
+
+    def __init__(self, client: GitLabClient, *, host: str, web_url: str) -> None:
+        self.client = client
+        self._host = host.lower()
+        self._web_url = web_url.rstrip("/")
+        self._labels: cachetools.TTLCache[str, bool] = cachetools.TTLCache(4096, ttl=24 * 3600)
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def path_of(self, project: str) -> str:
+        host, path = split_project(project)
+        if host != self._host or "/" not in path:
+            raise ValueError(f"{project} is not a project on {self._host}")
+        return path
+
+    def _project(self, project: str) -> Project:
+        return self.client.project(self.path_of(project))
+
+    def web_url(self, project: str) -> str:
+        return f"{self._web_url}/{self.path_of(project)}"
+
+    async def project_info(self, project: str) -> ProjectInfo:
+        data = await self.client.run(self.client.gl.projects.get, self.path_of(project))
+        return ProjectInfo(
+            default_branch=data.default_branch or "main",
+            # internal projects are visible to every signed-in user, not to the public
+            private=data.visibility != "public",
+        )
+
+    async def read_file(self, project: str, path: str, ref: str | None = None) -> str | None:
+        files = self._project(project).files
+        try:
+            raw = await self.client.run(files.raw, path, ref=ref)
+        except GitlabError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        try:
+            compared: Any = await self.client.run(
+                self._project(project).repository_compare, base, head
+            )
+        except GitlabError as exc:
+            log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
+            return None
+        diffs = compared.get("diffs") or []
+        if compared.get("compare_timeout") or len(diffs) >= DIFF_FILE_LIMIT:
+            return None  # GitLab stopped listing: the rest is unknown
+        return sorted({path for diff in diffs for path in (diff["old_path"], diff["new_path"])})
+
+    def compare_url(self, project: str, base: str, head: str) -> str:
+        return f"{self.web_url(project)}/-/compare/{base}...{head}"
+
+    # reports
+
+    async def publish_report(
+        self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool
+    ) -> None:
+        """A commit status; GitLab has no check runs, so `check` asks for nothing more."""
+        if status:
+            await self._set_status(
+                project,
+                sha,
+                STATUS_CONTEXT,
+                STATES[report.state],
+                report.description,
+                report.target_url,
+            )
+
+    async def _set_status(
+        self, project: str, sha: str, name: str, state: str, description: str, url: str | None
+    ) -> None:
+        statuses = self._project(project).commits.get(sha, lazy=True).statuses
+        data = {"state": state, "name": name, "description": cut(description)}
+        if url:
+            data["target_url"] = url
+        try:
+            await self.client.run(statuses.create, data)
+        except GitlabError as exc:
+            # GitLab refuses to move a running (or pending) status to the same state again;
+            # the status shown is already the one asked for.
+            if exc.response_code == 400 and "Cannot transition status" in message_of(exc):
+                log.info("%s on %s in %s is already %s", name, sha, project, state)
+                return
+            raise
+
+    async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
+        """A commit status `conjunction/config`: failed, naming the first problem's line and
+        key and linking to that line, or success once the file is valid again."""
+        url = f"{self.web_url(project)}/-/blob/{sha}/{CONFIG_PATH}"
+        if error is None:
+            await self._set_status(
+                project, sha, CONFIG_STATUS, "success", f"{CONFIG_PATH} is valid", url
+            )
+            return
+        first, *rest = error.problems
+        description = f"{CONFIG_PATH} {first}"
+        if rest:
+            description = f"{cut(description, DESCRIPTION_LIMIT - 20)} (+{len(rest)} more)"
+        if first.line is not None:
+            url += f"#L{first.line}"
+        await self._set_status(project, sha, CONFIG_STATUS, "failed", description, url)
+
+    async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
+        """One note, found by its marker and edited in place, on the merge request that
+        brought sha."""
+        gl_project = self._project(project)
+        commit = gl_project.commits.get(sha, lazy=True)
+        changes = await self.client.run(commit.merge_requests, get_all=True)
+        if not changes:
+            return
+        merged = [change for change in changes if change.get("state") == "merged"]
+        iid = (merged or list(changes))[0]["iid"]
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        notes = gl_project.mergerequests.get(iid, lazy=True).notes
+        existing = await self.client.run(notes.list, get_all=True)
+        mine = next((note for note in existing if marker in (note.body or "")), None)
+        if mine is None:
+            await self.client.run(notes.create, {"body": body})
+        else:
+            await self.client.run(notes.update, mine.id, {"body": body})
+
+    # issues
+
+    async def _ensure_label(self, project: str, name: str) -> None:
+        key = f"{project_key(project)}:{name.lower()}"
+        if key in self._labels:
+            return
+        labels = self._project(project).labels
+        try:
+            await self.client.run(
+                labels.create,
+                {
+                    "name": name,
+                    "color": f"#{ISSUE_LABEL_COLOR}",
+                    "description": ISSUE_LABEL_DESCRIPTION,
+                },
+            )
+        except GitlabError as exc:
+            if exc.response_code != 409:  # 409: the label exists
+                raise
+        self._labels[key] = True
+
+    async def find_issue(self, project: str, marker: str) -> IssueRef | None:
+        issues = self._project(project).issues
+        found = await self.client.run(
+            issues.list, labels=[ISSUE_LABEL], state="opened", get_all=True
+        )
+        for issue in found:
+            if marker in (issue.description or ""):
+                return IssueRef(number=int(issue.iid), url=issue.web_url)
+        return None
+
+    async def open_issue(
+        self, project: str, title: str, body: str, labels: Sequence[str]
+    ) -> IssueRef:
+        for label in labels:
+            await self._ensure_label(project, label)
+        issues = self._project(project).issues
+        issue = await self.client.run(
+            issues.create, {"title": title, "description": body, "labels": ",".join(labels)}
+        )
+        return IssueRef(number=int(issue.iid), url=issue.web_url)
+
+    async def comment_issue(self, project: str, number: int, body: str) -> None:
+        notes = self._project(project).issues.get(number, lazy=True).notes
+        await self.client.run(notes.create, {"body": body})
+
+    async def close_issue(self, project: str, number: int, body: str) -> None:
+        await self.comment_issue(project, number, body)
+        issues = self._project(project).issues
+        await self.client.run(issues.update, number, {"state_event": "close"})
+
+    # the runner
+
+    async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
+        """A pipeline on trigger.ref (default branch) with the CONJUNCTION_* variables."""
+        path = self.path_of(request.project)
+        ref = request.trigger.ref or request.default_branch
+        pipelines = self._project(request.project).pipelines
+        try:
+            pipeline = await self.client.run(
+                pipelines.create, {"ref": ref, "variables": pipeline_variables(request)}
+            )
+        except (GitlabError, *TRANSIENT) as exc:
+            raise self._trigger_error(exc, path, ref) from exc
+        return PipelineStarted(url=pipeline.web_url, run_id=str(pipeline.id))
+
+    def _trigger_error(self, exc: BaseException, path: str, ref: str) -> TriggerError:
+        if is_transient(exc):
+            return TriggerError(f"GitLab is unavailable ({exc})", permanent=False)
+        assert isinstance(exc, GitlabError)
+        code, message = exc.response_code, message_of(exc)
+        if isinstance(exc, GitlabAuthenticationError):
+            reason = "GitLab refused the bot account's token (GITLAB_TOKEN)"
+        elif code == 403:
+            reason = (
+                f"the GitLab bot account may not create pipelines in {path}: it needs the "
+                "Developer role there (or use trigger.webhook with a pipeline trigger token)"
+            )
+        elif code == 404:
+            reason = f"{path} not found on {self._host}, or the bot account is not a member"
+        else:
+            reason = f"GitLab refused a pipeline on {ref} of {path}: {message}"
+        return TriggerError(reason)
+
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        """A recent API pipeline whose CONJUNCTION_EVENT variable is this event."""
+        gl_project = self._project(request.project)
+        recent = await self.client.run(
+            gl_project.pipelines.list,
+            source="api",
+            ref=request.trigger.ref or request.default_branch,
+            per_page=FIND_STARTED_LOOKBACK,
+            get_all=False,
+        )
+        for pipeline in recent:
+            variables = await self.client.run(pipeline.variables.list, get_all=True)
+            if any(v.key == EVENT_VARIABLE and v.value == request.event_id for v in variables):
+                return PipelineStarted(url=pipeline.web_url, run_id=str(pipeline.id))
+        return None

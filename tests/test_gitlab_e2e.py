@@ -1,0 +1,307 @@
+"""Across forges, end to end through HTTP: signed GitHub webhooks and GitLab webhooks with the
+token in, the calls GitLab receives (the fake GitLab) and what the GitHub side shows (the
+in-memory code host) out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from app import create_app
+from bot.adapters import Adapters
+from bot.models import Event, utcnow
+from config.settings import Settings
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.fakegitlab import (
+    FakeGitLab,
+    encoded,
+    gitlab_host,
+    pipeline_hook,
+    post_gitlab,
+)
+from tests.memoryhost import MemoryHost
+
+APP = "group/sub/app"  # a nested group
+SHAS = ["1" * 40, "2" * 40, "3" * 40]
+MARKER = "<!-- conjunction:downstream-summary -->"
+
+
+@pytest.fixture
+async def both(
+    aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
+) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryHost]]:
+    """The service with GitHub (in memory) and GitLab (the fake) side by side."""
+    github = MemoryHost()
+    app = create_app(
+        settings, adapters=Adapters.of(github, gitlab_host(fake_gitlab)), run_workers=False
+    )
+    yield await aiohttp_client(app), github
+
+
+async def index(client: TestClient[Any, Any], *names: str) -> None:
+    for name in names:
+        assert await runtime(client).engine.refresh_project(name) is None
+
+
+async def trigger_event(client: TestClient[Any, Any], project: str) -> Event:
+    [event] = await runtime(client).engine.pending_triggers(project)
+    return event
+
+
+async def test_github_upstream_gitlab_downstream(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    github.files[("github.com/acme/lib", ".conjunction.yml")] = "owners: [libby]\n"
+    fake_gitlab.expect_index(
+        APP,
+        "upstreams:\n  - project: github.com/acme/lib\n",
+        codeowners={".gitlab/CODEOWNERS": "* @alice @group/sub/team\n"},
+    )
+    await index(client, "github.com/acme/lib", f"gitlab.com/{APP}")
+
+    # a GitHub success creates the GitLab pipeline, with the contract's variables
+    for run in range(61, 61 + len(SHAS)):
+        fake_gitlab.expect_pipeline(APP, run)
+    assert (
+        await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    ).status == 202
+    await run_jobs(client)
+    [created] = fake_gitlab.calls_to("POST", f"/projects/{encoded(APP)}/pipeline")
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    variables = {item["key"]: item["value"] for item in created.body["variables"]}
+    assert created.body["ref"] == "main"
+    assert variables == {
+        "CONJUNCTION_EVENT": event.id,
+        "CONJUNCTION_UPSTREAM": "github.com/acme/lib",
+        "CONJUNCTION_UPSTREAM_SHA": SHAS[0],
+        "CONJUNCTION_UPSTREAM_REF": "main",
+        "CONJUNCTION_CALLBACK_URL": f"https://conjunction.test/api/v1/events/{event.id}/status",
+    }
+    _, (_, pending) = github.of("status")[-1]
+    assert pending.description == "0 of 1 downstream projects passed, 1 running"
+
+    # GitLab's pipeline hook for that pipeline is the result, shown on the GitHub commit
+    done = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", event=event.id)
+    assert (await post_gitlab(client, "Pipeline Hook", done)).status == 202
+    await run_jobs(client)
+    _, (sha, passed) = github.of("status")[-1]
+    assert (sha, passed.state, passed.description) == (
+        SHAS[0],
+        "success",
+        "1 of 1 downstream projects passed",
+    )
+    _, (_, summary) = github.of("check")[-1]
+    assert "| gitlab.com/group/sub/app | ✅ passed |" in summary.summary
+    assert "(https://gitlab.com/group/sub/app/-/pipelines/61)" in summary.summary
+    assert "`alice`, `group/sub/team`" in summary.summary
+
+    # a breakage opens an issue in the GitLab project, mentioning both sides' owners
+    fake_gitlab.expect(
+        "GET", f"/projects/{encoded(APP)}/issues", query={"state": "opened"}, body=[]
+    )
+    fake_gitlab.expect("POST", f"/projects/{encoded(APP)}/labels", status=201, body={"id": 1})
+    fake_gitlab.expect(
+        "POST",
+        f"/projects/{encoded(APP)}/issues",
+        status=201,
+        body={"iid": 12, "web_url": f"https://gitlab.com/{APP}/-/issues/12"},
+    )
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[1], run_id=2))
+    await run_jobs(client)
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    failed = pipeline_hook(APP, "b" * 40, pipeline_id=62, status="failed", event=event.id)
+    await post_gitlab(client, "Pipeline Hook", failed)
+    await run_jobs(client)
+    [issue] = fake_gitlab.calls_to("POST", f"/projects/{encoded(APP)}/issues")
+    assert issue.body["labels"] == "conjunction"
+    assert "Downstream owners: @alice @group/sub/team" in issue.body["description"]
+    assert "Upstream owners: @libby" in issue.body["description"]
+    _, (_, broken) = github.of("status")[-1]
+    assert broken.description == "0 of 1 downstream projects passed"
+
+    # the next pass closes it
+    fake_gitlab.expect(
+        "POST", f"/projects/{encoded(APP)}/issues/12/notes", status=201, body={"id": 3}
+    )
+    fake_gitlab.expect("PUT", f"/projects/{encoded(APP)}/issues/12", body={"iid": 12})
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[2], run_id=3))
+    await run_jobs(client)
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    await post_gitlab(client, "Pipeline Hook", pipeline_hook(APP, "c" * 40, pipeline_id=63))
+    await run_jobs(client)
+    [closed] = fake_gitlab.calls_to("PUT", f"/projects/{encoded(APP)}/issues/12")
+    assert closed.body == {"state_event": "close"}
+    assert (await runtime(client).engine.get_event(event.id)).result == "success"  # type: ignore[union-attr]
+
+
+async def test_gitlab_upstream_github_downstream(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    lib, sha = "acme/lib", SHAS[0]
+    fake_gitlab.expect_index(lib, None, codeowners={"CODEOWNERS": "* @libby\n"})
+    github.files[("github.com/acme/app", ".conjunction.yml")] = (
+        "upstreams:\n  - project: gitlab.com/acme/lib\n"
+    )
+    await index(client, f"gitlab.com/{lib}", "github.com/acme/app")
+    project = f"/projects/{encoded(lib)}"
+    fake_gitlab.expect_status(lib, sha)
+    fake_gitlab.expect(
+        "GET",
+        f"{project}/repository/commits/{sha}/merge_requests",
+        body=[{"iid": 3, "state": "merged"}],
+        repeat=True,
+    )
+    fake_gitlab.expect("GET", f"{project}/merge_requests/3/notes", body=[])
+    fake_gitlab.expect("POST", f"{project}/merge_requests/3/notes", status=201, body={"id": 5})
+    fake_gitlab.expect(
+        "GET",
+        f"{project}/merge_requests/3/notes",
+        body=[{"id": 5, "body": f"{MARKER}\nrunning"}],
+        repeat=True,
+    )
+    fake_gitlab.expect("PUT", f"{project}/merge_requests/3/notes/5", body={"id": 5}, repeat=True)
+
+    # a GitLab push pipeline's success starts the GitHub downstream
+    hook = pipeline_hook(lib, sha, pipeline_id=900, source="push")
+    assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
+    await run_jobs(client)
+    [(name, request)] = github.of("start_pipeline")
+    assert (name, request.upstream, request.upstream_sha, request.upstream_ref) == (
+        "github.com/acme/app",
+        "gitlab.com/acme/lib",
+        sha,
+        "main",
+    )
+    running = fake_gitlab.statuses(lib, sha)[-1]
+    assert running["state"] == "running"
+    assert running["name"] == "conjunction/downstream"
+    assert running["description"] == "0 of 1 downstream projects passed, 1 running"
+    assert running["target_url"].startswith("https://conjunction.test/events/")
+
+    # the GitHub run's result comes back to the GitLab commit and merge request
+    done = workflow_run("acme/app", "d" * 40, run_id=1, event="workflow_dispatch")
+    await post_github(client, "workflow_run", done)
+    await run_jobs(client)
+    final = fake_gitlab.statuses(lib, sha)[-1]
+    assert (final["state"], final["description"]) == (
+        "success",
+        "1 of 1 downstream projects passed",
+    )
+    edited = fake_gitlab.calls_to("PUT", f"{project}/merge_requests/3/notes/5")[-1]
+    assert edited.body["body"].startswith(MARKER)
+    assert "| github.com/acme/app | ✅ passed |" in edited.body["body"]
+
+
+async def test_refused_pipeline_creation_is_the_reason_on_the_row(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    fake_gitlab.expect_index(APP, "upstreams:\n  - project: github.com/acme/lib\n")
+    await index(client, "github.com/acme/lib", f"gitlab.com/{APP}")
+    fake_gitlab.expect_pipeline(APP, 1, status=403, body={"message": "403 Forbidden"})
+
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    await run_jobs(client)
+
+    _, (_, report) = github.of("check")[-1]
+    assert "❌ error: the GitLab bot account may not create pipelines in group/sub/app" in (
+        report.summary
+    )
+    assert "it needs the Developer role there" in report.summary
+    assert await runtime(client).engine.pending_triggers(f"gitlab.com/{APP}") == []
+
+
+async def test_an_unrelated_pipeline_leaves_the_trigger_waiting(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    fake_gitlab.expect_index(APP, "upstreams:\n  - project: github.com/acme/lib\n")
+    await index(client, "github.com/acme/lib", f"gitlab.com/{APP}")
+    fake_gitlab.expect_pipeline(APP, 61)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    await run_jobs(client)
+    reports = len(github.calls)
+
+    # someone's push pipeline and merge-request pipeline, and ours still running
+    for hook in (
+        pipeline_hook(APP, "f" * 40, pipeline_id=70, source="push", status="failed"),
+        pipeline_hook(APP, "f" * 40, pipeline_id=71, source="merge_request_event"),
+        pipeline_hook(APP, "f" * 40, pipeline_id=61, source="api", status="running"),
+    ):
+        assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
+    await run_jobs(client)
+
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    assert (event.result, event.run_id) == (None, "61")
+    assert len(github.calls) == reports  # nothing new shown upstream
+
+
+async def test_a_private_gitlab_downstream_is_never_named_on_a_public_upstream(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    fake_gitlab.expect_index(
+        "acme/secret", "upstreams:\n  - project: github.com/acme/lib\n", visibility="private"
+    )
+    await index(client, "github.com/acme/lib", "gitlab.com/acme/secret")
+    fake_gitlab.expect_pipeline("acme/secret", 5)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    await run_jobs(client)
+    event = await trigger_event(client, "gitlab.com/acme/secret")
+    hook = pipeline_hook("acme/secret", "a" * 40, pipeline_id=5, source="api", event=event.id)
+    await post_gitlab(client, "Pipeline Hook", hook)
+    await run_jobs(client)
+
+    shown = [repr(details) for _, details in github.of("check") + github.of("comment_on_change")]
+    assert shown and not any("secret" in text for text in shown)
+    _, (_, report) = github.of("check")[-1]
+    assert "| 1 private project | 1 ✅ passed |" in report.summary
+
+
+async def test_a_pipeline_of_an_unknown_project_starts_nothing(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    hook = pipeline_hook("someone/else", "a" * 40, pipeline_id=3)
+    assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
+    await run_jobs(client)
+    assert github.calls == [] and fake_gitlab.calls == []
+
+
+async def test_a_result_after_the_time_out_replaces_it_and_starts_nothing_new(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, github = both
+    fake_gitlab.expect_index(APP, "upstreams:\n  - project: github.com/acme/lib\n")
+    await index(client, "github.com/acme/lib", f"gitlab.com/{APP}")
+    fake_gitlab.expect_pipeline(APP, 61)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[0]))
+    await run_jobs(client)
+    engine = runtime(client).engine
+    event = await trigger_event(client, f"gitlab.com/{APP}")
+    async with engine.sessions.begin() as session:
+        stored = await session.get(Event, event.id)
+        assert stored is not None
+        stored.deadline_at = utcnow() - timedelta(seconds=1)
+    assert await engine.expire_overdue() == 1
+
+    late = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", event=event.id)
+    await post_gitlab(client, "Pipeline Hook", late)
+    await run_jobs(client)
+
+    recorded = await engine.get_event(event.id)
+    assert recorded is not None and recorded.result == "success"
+    async with engine.sessions() as session:
+        builds = await session.scalar(
+            select(func.count()).select_from(Event).where(Event.kind == "build")
+        )
+    assert builds == 1  # the upstream's; the late pipeline is no success of its own
+    _, (_, final) = github.of("status")[-1]
+    assert final.description == "1 of 1 downstream projects passed"
