@@ -13,12 +13,13 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from bot import db, logs
+from bot import db, gitprojects, logs, project_command
 from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
@@ -113,9 +114,12 @@ def create_app(
             active = Adapters.of(github.forge)
             client_for = github.client_for_event
         engine = Engine(sessions, active, settings, signer)
+        git_projects = gitprojects.GitProjects.of(settings, sessions)
+        await git_projects.register(active)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
+        handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
         worker = Worker(
             queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("action", choices=["create", "list", "revoke"])
     token.add_argument("project", help="e.g. github.com/acme/lib")
     _add_jobs_command(commands)
+    project_command.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(manage_tokens(settings, args.action, args.project))
     if args.command == "jobs":
         return asyncio.run(manage_jobs(settings, args))
+    if args.command == "project":
+        return asyncio.run(project_command.run(settings, args))
     logs.configure(settings.log_level, settings.log_format)
     serve(settings)
     return 0
