@@ -13,12 +13,13 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from bot import db, logs
+from bot import db, gitprojects, logs, project_command
 from bot.adapters import Adapters
 from bot.codehost import CodeHost
 from bot.engine import Engine
@@ -124,10 +125,13 @@ def create_app(
                 forges.append(gitlab)
             active = Adapters.of(*forges)
         engine = Engine(sessions, active, settings, signer)
+        git_projects = gitprojects.GitProjects.of(settings, sessions)
+        await git_projects.register(active)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
         handlers["gitlab_delivery"] = GitLabDeliveries(engine, settings.gitlab_host)
+        handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
         worker = Worker(
             queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "webhook, index .conjunction.yml",
     )
     join.add_argument("path", help="GROUP/PROJECT or GROUP, e.g. acme/lib or acme")
+    project_command.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -233,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(manage_jobs(settings, args))
     if args.command == "gitlab":
         return asyncio.run(gitlab_add(settings, args.path))
+    if args.command == "project":
+        return asyncio.run(project_command.run(settings, args))
     logs.configure(settings.log_level, settings.log_format)
     serve(settings)
     return 0

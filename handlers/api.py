@@ -10,7 +10,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot import views
+from bot import gitprojects, views
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
 from bot.names import ProjectName, project_key
 from bot.results import Result
@@ -126,6 +126,8 @@ async def post_build(request: web.Request) -> web.Response:
     if project_key(body.project) != project_key(owner):
         return json_error(403, f"this token reports builds of {owner}, not {body.project}")
     ref_type, ref = split_ref(body.ref)
+    async with runtime.sessions.begin() as session:
+        await gitprojects.queue_refresh(session, owner)  # its config may have changed too
     success = UpstreamSuccess(owner, body.sha, ref, ref_type=ref_type, url=body.url)
     event = await runtime.engine.record_build(success, body.result)
     runtime.worker.wakeup.set()
