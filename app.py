@@ -8,10 +8,11 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -20,25 +21,30 @@ import aiohttp
 from aiohttp import web
 
 from bot import db, gitprojects, logs, project_command
-from bot.adapters import Adapters
+from bot.adapters import WEBHOOK, Adapters
 from bot.codehost import CodeHost
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
 from bot.forges.gitlab.host import GitLabHost
 from bot.forges.gitlab.joining import Joiner, add_projects
-from bot.models import utcnow
+from bot.forges.webhook import WebhookRunner
+from bot.models import ProjectToken, utcnow
 from bot.names import project_key, project_name
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
+from bot.secrets import NamedSecret, SecretsFileError, SecretStore, load_secrets
 from bot.tokens import (
     CallbackSigner,
+    TokenError,
     create_project_token,
+    default_token_name,
     ensure_secret_key,
     list_project_tokens,
-    revoke_project_tokens,
+    revoke_project_token,
 )
-from config.settings import Settings, SettingsError, load_settings, parse_duration
+from config.repo_config import MAX_CONFIG_BYTES, ConfigError, SecretCheck, parse_config
+from config.settings import Settings, SettingsError, load_settings, parse_duration, raw_setting
 from handlers import api, badges, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
@@ -111,6 +117,7 @@ def create_app(
         await db.migrate(database)
         sessions = db.sessionmaker(database)
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
+        secrets = SecretStore(settings.secrets_file)
         active = adapters or Adapters()
         client_for = github_client_for or _no_client
         github = gitlab = None
@@ -124,8 +131,10 @@ def create_app(
                 gitlab = GitLabHost.from_settings(settings)
                 forges.append(gitlab)
             active = Adapters.of(*forges)
-        engine = Engine(sessions, active, settings, signer)
-        git_projects = gitprojects.GitProjects.of(settings, sessions)
+        webhooks = WebhookRunner(secrets, allow_private=settings.allow_private_webhooks)
+        active.runners.setdefault(WEBHOOK, webhooks)
+        engine = Engine(sessions, active, settings, signer, secrets)
+        git_projects = gitprojects.GitProjects.of(settings, sessions, secrets)
         await git_projects.register(active)
         queue = JobQueue(sessions)
         handlers = engine.job_handlers()
@@ -151,7 +160,10 @@ def create_app(
                 tasks.append(
                     asyncio.create_task(poller.run_forever(settings.poll_interval), name="poller")
                 )
+        rereads_secrets = _on_sighup(secrets.reload) if settings.secrets_file else False
         yield
+        if rereads_secrets:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if worker_task is not None:
             await worker.shutdown(worker_task, SHUTDOWN_GRACE)
         for task in tasks:
@@ -161,11 +173,21 @@ def create_app(
                 await task
         if gitlab is not None:
             gitlab.client.close()
+        await webhooks.close()
         await database.dispose()
 
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(runtime)
     return app
+
+
+def _on_sighup(callback: Callable[[], None]) -> bool:
+    """Call `callback` on SIGHUP; False where the platform or thread cannot have it."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, AttributeError):
+        return False
+    return True
 
 
 async def _sweep(engine: Engine, queue: JobQueue, retention: float) -> None:
@@ -208,11 +230,8 @@ def serve(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    validate = commands.add_parser("validate", help="check a .conjunction.yml file")
-    validate.add_argument("path", type=Path)
-    token = commands.add_parser("token", help="project tokens for POST /api/v1/builds")
-    token.add_argument("action", choices=["create", "list", "revoke"])
-    token.add_argument("project", help="e.g. github.com/acme/lib")
+    _add_validate_command(commands)
+    _add_token_command(commands)
     _add_jobs_command(commands)
     gitlab = commands.add_parser("gitlab", help="GitLab projects")
     gitlab_actions = gitlab.add_subparsers(dest="action", required=True)
@@ -226,14 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "validate":
-        return validate_file(args.path)
+        return validate_files(args.paths, args.secrets, args.project)
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"conjunction: {exc}", file=sys.stderr)
         return 2
     if args.command == "token":
-        return asyncio.run(manage_tokens(settings, args.action, args.project))
+        return asyncio.run(manage_tokens(settings, args))
     if args.command == "jobs":
         return asyncio.run(manage_jobs(settings, args))
     if args.command == "gitlab":
@@ -245,26 +264,73 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def manage_tokens(settings: Settings, action: str, project: str) -> int:
+def _add_validate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    validate = commands.add_parser("validate", help="check .conjunction.yml files")
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="check the secrets the file names against this secrets file "
+        "(default: CONJUNCTION_SECRETS_FILE)",
+    )
+    validate.add_argument(
+        "--project",
+        type=_project,
+        metavar="PROJECT",
+        help="the project the file belongs to, e.g. github.com/acme/app: secrets it may not "
+        "use are refused (without it only unknown secrets are)",
+    )
+
+
+def _project(text: str) -> str:
     try:
-        project = project_name(project)
+        return project_name(text)
     except ValueError as exc:
-        print(f"conjunction: {project!r} is {exc}", file=sys.stderr)
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_token_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser("token", help="project tokens for POST /api/v1/builds")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token (shown once)")
+    create.add_argument("project", help="e.g. github.com/acme/lib")
+    create.add_argument("--name", help="what the token is for, e.g. jenkins (default: token-N)")
+    listing = actions.add_parser("list", help="the tokens of a project (or of every project)")
+    listing.add_argument("project", nargs="?", help="e.g. github.com/acme/lib")
+    revoke = actions.add_parser("revoke", help="revoke one token; the others stay valid")
+    revoke.add_argument("project", help="e.g. github.com/acme/lib")
+    revoke.add_argument("token", metavar="NAME-OR-PREFIX", help="its name, or its first characters")
+
+
+async def manage_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        name = project_name(args.project) if args.project else None
+    except ValueError as exc:
+        print(f"conjunction: {args.project!r} is {exc}", file=sys.stderr)
         return 2
+    project = project_key(name) if name else None
     database = db.create_engine(settings.database_url)
     try:
         await db.migrate(database)
         async with db.sessionmaker(database).begin() as session:
-            if action == "create":
-                print(await create_project_token(session, project_key(project)))
-                print(f"Keep it secret: it reports builds of {project} and is shown only once.")
-            elif action == "list":
-                for row in await list_project_tokens(session, project_key(project)):
-                    state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-                    print(f"{row.prefix}…  created {row.created_at:%Y-%m-%d %H:%M}  {state}")
+            if args.action == "create":
+                assert project is not None
+                token_name = args.name or await default_token_name(session, project)
+                print(await create_project_token(session, project, token_name))
+                print(
+                    f"Keep it secret: token {token_name} reports builds of {name} and is shown "
+                    "only once."
+                )
+            elif args.action == "list":
+                list_tokens(await list_project_tokens(session, project), every=project is None)
             else:
-                count = await revoke_project_tokens(session, project_key(project))
-                print(f"revoked {count} token(s) of {project}")
+                assert project is not None
+                row = await revoke_project_token(session, project, args.token)
+                print(f"revoked token {row.name} ({row.prefix}…) of {name}")
+    except TokenError as exc:
+        print(f"conjunction: {exc}", file=sys.stderr)
+        return 1
     finally:
         await database.dispose()
     return 0
@@ -294,6 +360,20 @@ async def gitlab_add(settings: Settings, path: str, *, host: GitLabHost | None =
     finally:
         host.client.close()
         await database.dispose()
+
+
+def list_tokens(rows: list[ProjectToken], *, every: bool) -> None:
+    if not rows:
+        print("no tokens")
+        return
+    header = ["name", "token", "created", "last used", "state"]
+    table = []
+    for row in rows:
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+        cells = [row.name, f"{row.prefix}…", f"{row.created_at:%Y-%m-%d %H:%M}", used, state]
+        table.append([row.project, *cells] if every else cells)
+    _print_table(["project", *header] if every else header, table)
 
 
 def _add_jobs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -380,9 +460,33 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(cells).rstrip())
 
 
-def validate_file(path: Path) -> int:
-    from config.repo_config import MAX_CONFIG_BYTES, ConfigError, parse_config
+def validate_files(paths: list[Path], secrets_file: Path | None, project: str | None) -> int:
+    """`validate`: 0 when every file is valid, 1 when one is not, 2 when one cannot be read."""
+    secrets_path = secrets_file or raw_setting("CONJUNCTION_SECRETS_FILE")
+    check = None
+    if secrets_path is not None:
+        try:
+            secrets = load_secrets(secrets_path)
+        except SecretsFileError as exc:
+            print(f"conjunction: secrets file: {exc}", file=sys.stderr)
+            return 2
+        check = partial(_secret_problem, secrets, project)
+    worst = max(validate_file(path, check) for path in paths)
+    if worst == 0:
+        print("ok")
+    return worst
 
+
+def _secret_problem(secrets: dict[str, NamedSecret], project: str | None, name: str) -> str | None:
+    if name not in secrets:
+        return f"secret {name!r} is not in the secrets file"
+    if project is not None and not secrets[name].allows(project):
+        return f"secret {name!r} may not be used by {project}"
+    return None
+
+
+def validate_file(path: Path, secrets: SecretCheck | None = None) -> int:
+    """0 when the file is valid; else its problems on stderr and 1, or 2 when unreadable."""
     try:
         with path.open("rb") as file:
             # one byte past the limit tells an oversized file, even an endless one like /dev/zero
@@ -390,7 +494,7 @@ def validate_file(path: Path) -> int:
         if len(head) > MAX_CONFIG_BYTES:
             print(f"{path}: file is over the limit of {MAX_CONFIG_BYTES} bytes", file=sys.stderr)
             return 1
-        parse_config(head)
+        parse_config(head, secrets=secrets)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
@@ -398,7 +502,6 @@ def validate_file(path: Path) -> int:
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return 1
-    print("ok")
     return 0
 
 

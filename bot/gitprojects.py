@@ -8,9 +8,6 @@ builds and status API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from fnmatch import fnmatchcase
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +21,9 @@ from bot.forges.git import GitHost, GitRemote, SecretLookup, parse_git_url
 from bot.models import GitProject
 from bot.names import host_of, project_key
 from bot.queue import JobQueue
+from bot.secrets import SecretStore
 from config.repo_config import ConfigError
-from config.settings import NamedSecret, Settings
+from config.settings import Settings
 
 REFRESH_JOB = "git_refresh"
 
@@ -37,16 +35,6 @@ def cache_dir(settings: Settings) -> Path:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return Path(url.database).resolve().parent / ".conjunction" / "git"
     return Path(".conjunction", "git").resolve()
-
-
-def scoped_secret(secrets: Mapping[str, NamedSecret], name: str, project: str) -> str:
-    """The value of a named secret that this project may use (one of its globs matches)."""
-    secret = secrets.get(name)
-    if secret is None:
-        raise LookupError(f"no secret {name!r} in CONJUNCTION_SECRETS_FILE")
-    if not any(fnmatchcase(project_key(project), glob.lower()) for glob in secret.projects):
-        raise LookupError(f"the secret {name!r} may not be used by {project}")
-    return secret.value
 
 
 def remote_of(row: GitProject) -> GitRemote:
@@ -67,9 +55,11 @@ class GitProjects:
         self._adding: dict[str, GitRemote] = {}  # read before they are stored
 
     @classmethod
-    def of(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> GitProjects:
+    def of(
+        cls, settings: Settings, sessions: async_sessionmaker[AsyncSession], secrets: SecretStore
+    ) -> GitProjects:
         """Read with the secrets of CONJUNCTION_SECRETS_FILE, cached by `cache_dir`."""
-        return cls(sessions, partial(scoped_secret, settings.secrets), cache_dir(settings))
+        return cls(sessions, secrets.value, cache_dir(settings))
 
     async def remote(self, name: str) -> GitRemote | None:
         key = project_key(name)

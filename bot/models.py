@@ -148,13 +148,17 @@ class IssueLink(Base):
 
 
 class ProjectToken(Base):
+    """A token that reports builds of one project; only its hash is kept."""
+
     __tablename__ = "project_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project: Mapped[str] = mapped_column(String(300), index=True)
+    name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 

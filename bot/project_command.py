@@ -11,6 +11,7 @@ from bot.engine import CONFIG_PATH, Engine
 from bot.forges.git import GitError, GitRemote, parse_git_url
 from bot.models import Project
 from bot.names import host_of, project_key, project_name
+from bot.secrets import SecretStore
 from bot.tokens import CallbackSigner, ensure_secret_key
 from config.repo_config import ConfigError, ConjunctionConfig
 from config.settings import Settings
@@ -78,7 +79,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await db.migrate(database)
         sessions = db.sessionmaker(database)
-        projects = gitprojects.GitProjects.of(settings, sessions)
+        projects = gitprojects.GitProjects.of(
+            settings, sessions, SecretStore(settings.secrets_file)
+        )
         if args.action == "list":
             await list_git_projects(projects)
             return 0
@@ -104,7 +107,7 @@ def git_remote(settings: Settings, args: argparse.Namespace) -> tuple[str, GitRe
     private = args.secret is not None or url.scheme == "ssh"  # read with credentials
     remote = GitRemote(url, args.secret, private if args.private is None else args.private)
     if args.secret is not None:
-        gitprojects.scoped_secret(settings.secrets, args.secret, name)
+        SecretStore(settings.secrets_file).value(args.secret, name)
     return name, remote
 
 

@@ -6,11 +6,15 @@ another. Which one starts a downstream is decided by its `trigger:` (`bot.adapte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from config.repo_config import Trigger
+
+Artifact = Mapping[str, Any]
+"""What an upstream build made: `name` and `url`, and whatever its CI adds (GitHub: `id`,
+`run_id`, `repository`)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class TriggerRequest:
     parent_id: str | None = None
     root_id: str | None = None
     depth: int = 1
+    artifacts: Sequence[Artifact] = ()  # of the upstream build
 
 
 @dataclass(frozen=True)

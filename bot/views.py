@@ -40,6 +40,7 @@ def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
         "result": event.result,
         "change": event.change,
         "reason": event.reason,
+        "artifacts": event.details.get("artifacts") or [],
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
@@ -85,8 +86,11 @@ async def event_trace(
     def show(item: Event) -> dict[str, Any]:
         return event_json(item, project_key(item.project) not in hidden)
 
+    parent = chain[0] if chain and project_key(chain[0].project) not in hidden else None
     return {
         **show(event),
+        # what a triggered pipeline was started with: its upstream build's artifacts
+        "upstream_artifacts": (parent.details.get("artifacts") or []) if parent else [],
         "chain": [show(item) for item in reversed(chain)],
         "children": [show(item) for item in children],
     }

@@ -13,6 +13,7 @@ import datetime
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -21,10 +22,18 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 
 from bot.names import ProjectName
-from config import bounded_yaml
+from config import body_template, bounded_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_ITEMS = 200  # in any list (upstreams, branches, ...) and in webhook headers
@@ -107,17 +116,46 @@ class Upstream(_Model):
         return any(rx.fullmatch(path.lstrip("/")) for path in changed for rx in regexes)
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+
+
+def _header_names(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not an HTTP header name")
+    return headers
+
+
 class Webhook(_Model):
-    url: Annotated[str, AfterValidator(_http_url)] = Field(description="http(s) URL to POST to.")
+    url: Annotated[str, AfterValidator(_http_url)] = Field(description="http(s) URL to call.")
     secret: str | None = Field(
-        default=None, description="Name of a secret in CONJUNCTION_SECRETS_FILE, never the value."
+        default=None,
+        description="Name of a secret in CONJUNCTION_SECRETS_FILE, never the value; "
+        "signs the body (X-Conjunction-Signature-256).",
     )
-    headers: dict[str, str] = Field(
-        default={}, max_length=MAX_ITEMS, description="Extra headers; values may name secrets."
+    method: Literal["POST", "PUT"] = Field(default="POST", description="POST or PUT.")
+    headers: Annotated[dict[str, str], AfterValidator(_header_names)] = Field(
+        default={},
+        max_length=MAX_ITEMS,
+        description="Extra headers; values may hold placeholders, e.g. "
+        '"Bearer ${secret:bk-token}".',
     )
-    body: str | None = Field(
-        default=None, description="Body template; default: the trigger event as JSON."
+    format: Literal["json", "form"] = Field(
+        default="json",
+        description="json, or form (application/x-www-form-urlencoded: the body's top-level "
+        "keys become fields, other values their JSON text).",
     )
+    body: JsonValue = Field(
+        default=None,
+        description="Template: any value, with placeholders like ${event} in its strings; "
+        "default: the trigger event as JSON.",
+    )
+
+    @model_validator(mode="after")
+    def _form_body_is_a_mapping(self) -> Webhook:
+        if self.format == "form" and self.body is not None and not isinstance(self.body, dict):
+            raise ValueError("with format: form, body must be a mapping of field names to values")
+        return self
 
 
 class Trigger(_Model):
@@ -211,7 +249,14 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def parse_config(text: str | bytes) -> ConjunctionConfig:
+SecretCheck = Callable[[str], str | None]
+"""Why the config's project may not use the named secret, or None when it may."""
+
+
+def parse_config(text: str | bytes, *, secrets: SecretCheck | None = None) -> ConjunctionConfig:
+    """The config in `text`, or ConfigError listing each problem with its line and key.
+
+    With `secrets`, every secret the config names is checked as well (`bot.secrets`)."""
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
     if len(raw) > MAX_CONFIG_BYTES:
         message = f"file is {len(raw)} bytes, the limit is {MAX_CONFIG_BYTES}"
@@ -240,13 +285,14 @@ def parse_config(text: str | bytes) -> ConjunctionConfig:
         config = ConjunctionConfig.model_validate(data)
     except ValidationError as e:
         problems = [
-            ConfigProblem(_line_of(root, err["loc"]), _dotted(err["loc"]), _message(err))
+            ConfigProblem(_line_of(root, loc), _dotted(loc), _message(err))
             for err in e.errors()
+            for loc in [_without_json_tags(err["loc"])]
         ]
         raise ConfigError(sorted(problems, key=lambda p: p.line or 0)) from None
-    repeated = _repeated_upstreams(config, root)
-    if repeated:
-        raise ConfigError(repeated)
+    problems = _repeated_upstreams(config, root) + _reference_problems(config, root, secrets)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: p.line or 0))
     return config
 
 
@@ -264,6 +310,50 @@ def _repeated_upstreams(config: ConjunctionConfig, root: yaml.Node | None) -> li
             )
             problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), message))
     return problems
+
+
+def _reference_problems(
+    config: ConjunctionConfig, root: yaml.Node | None, secrets: SecretCheck | None
+) -> list[ConfigProblem]:
+    """Unknown placeholders in the webhook's headers and body, and (with `secrets`) secrets
+    this project may not use, wherever the config names one."""
+    problems = []
+    named: list[tuple[body_template.Location, str]] = []
+    hook = config.trigger.webhook
+    if hook is not None:
+        if hook.secret is not None:
+            named.append((("trigger", "webhook", "secret"), hook.secret))
+        found = [
+            *body_template.placeholders(hook.headers, ("trigger", "webhook", "headers")),
+            *body_template.placeholders(hook.body, ("trigger", "webhook", "body")),
+        ]
+        for loc, placeholder in found:
+            problem = body_template.problem(placeholder)
+            name = body_template.secret_name(placeholder)
+            if problem is not None:
+                problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), problem))
+            elif name is not None:
+                named.append((loc, name))
+    for index, channel in enumerate(config.notify):
+        named += [
+            (("notify", index, key), name)
+            for key, name in (("slack", channel.slack), ("webhook", channel.webhook))
+            if name is not None
+        ]
+    if secrets is not None:
+        for loc, name in named:
+            problem = secrets(name)
+            if problem is not None:
+                problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), problem))
+    return problems
+
+
+def _without_json_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic names the kind of each level inside a JsonValue (`body.dict.a.list.0`);
+    the file's own path is `body.a.0`."""
+    if loc[:3] != ("trigger", "webhook", "body"):
+        return loc
+    return loc[:3] + loc[4::2]
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
@@ -365,6 +455,9 @@ def _message(err: Any) -> str:
         return "keys must be strings"
     if kind == "value_error":
         return str(err["ctx"]["error"])
+    if kind == "invalid-json-value":
+        got = _kind(err["input"])
+        return f"expected text, a number, true, false, null, a list or a mapping, got {got}"
     expected = _describe(_type_at(loc))
     if kind.endswith("_type") and expected:
         return f"expected {expected}, got {_kind(err['input'])}"

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import (
     BeforeValidator,
@@ -32,20 +31,16 @@ from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from bot.secrets import SETTING as SECRETS_SETTING
+from bot.secrets import SecretsFileError, load_secrets
+
 
 class SettingsError(ValueError):
     """A missing, malformed or contradictory setting; the message is one line naming it."""
-
-
-@dataclass(frozen=True)
-class NamedSecret:
-    value: str = field(repr=False)
-    projects: tuple[str, ...]
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -62,32 +57,6 @@ def parse_duration(name: str, text: str) -> float:
     if not match or float(match[1]) <= 0:
         raise SettingsError(f"{name}: expected a duration like 90s, 30m, 6h or 1d, got {text!r}")
     return float(match[1]) * _UNITS[match[2]]
-
-
-def load_secrets(path: str | Path) -> dict[str, NamedSecret]:
-    """The named secrets of a CONJUNCTION_SECRETS_FILE."""
-    name = "CONJUNCTION_SECRETS_FILE"
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SettingsError(f"{name}: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        problem = str(exc).replace("\n", " ")
-        raise SettingsError(f"{name}: {path} is not valid YAML ({problem})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{name}: {path} must map secret names to {{value, projects}}")
-    secrets = {}
-    for key, entry in data.items():
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("value"), str)
-            or not isinstance(entry.get("projects", []), list)
-        ):
-            raise SettingsError(
-                f"{name}: secret {key!r} needs a string 'value' and a list 'projects'"
-            )
-        secrets[str(key)] = NamedSecret(entry["value"], tuple(map(str, entry.get("projects", []))))
-    return secrets
 
 
 def _is_pem_private_key(text: str) -> bool:
@@ -132,7 +101,14 @@ def _http_url(value: object) -> object:
 
 
 def _secrets_file(value: object) -> object:
-    return load_secrets(value) if isinstance(value, str | Path) else value
+    """The file is read once here so that a bad one stops start-up; the server reads it again
+    as it changes (`bot.secrets.SecretStore`)."""
+    if isinstance(value, str | Path):
+        try:
+            load_secrets(value)
+        except SecretsFileError as exc:
+            raise SettingsError(f"{SECRETS_SETTING}: {exc}") from None
+    return value
 
 
 def _duration(value: object, info: ValidationInfo) -> object:
@@ -180,9 +156,8 @@ class Settings(BaseSettings):
     )
     poll_interval: Duration = Field(default=300, validation_alias="CONJUNCTION_POLL_INTERVAL")
     retention: Duration = Field(default=14 * 86400, validation_alias="CONJUNCTION_RETENTION")
-    # NoDecode: the variable names a YAML file; it is not the mapping as JSON
-    secrets: Annotated[Mapping[str, NamedSecret], NoDecode, BeforeValidator(_secrets_file)] = Field(
-        default_factory=dict, repr=False, validation_alias="CONJUNCTION_SECRETS_FILE"
+    secrets_file: Annotated[Path | None, BeforeValidator(_secrets_file)] = Field(
+        default=None, validation_alias=SECRETS_SETTING
     )
     admin_token: str | None = Field(
         default=None, repr=False, validation_alias="CONJUNCTION_ADMIN_TOKEN"
@@ -405,8 +380,19 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     return settings
 
 
-def load_settings(env_file: str | Path = ".env") -> Settings:
-    """Settings from the process environment over `.env` (if present)."""
+def _variables(env_file: str | Path) -> dict[str, Any]:
     from_file = DotEnvSettingsSource(Settings, env_file=env_file)()
     from_environment = EnvSettingsSource(Settings)()
-    return settings_from({**from_file, **from_environment})
+    return {**from_file, **from_environment}
+
+
+def load_settings(env_file: str | Path = ".env") -> Settings:
+    """Settings from the process environment over `.env` (if present)."""
+    return settings_from(_variables(env_file))
+
+
+def raw_setting(name: str, env_file: str | Path = ".env") -> str | None:
+    """One variable as the environment over `.env` gives it, unchecked (for commands that need
+    one setting and should work where the server's others are not configured)."""
+    value = _variables(env_file).get(name)
+    return str(value) if value not in (None, "") else None

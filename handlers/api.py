@@ -5,19 +5,25 @@ from __future__ import annotations
 import hmac
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from bot import gitprojects, views
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
+from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
-from bot.tokens import project_for_token
+from bot.tokens import use_project_token
 from handlers.context import RUNTIME, json_answer, json_error
 
 routes = web.RouteTableDef()
+MAX_URL = 2000
+MAX_ARTIFACTS = 100
+MAX_ARTIFACT_NAME = 200
 # what a CI system may report: a final Result, or that it is running
 Reported = Literal["success", "failure", "error", "cancelled", "timed_out", "skipped", "running"]
 SCHEMA = json.loads(
@@ -29,8 +35,22 @@ class StatusBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: Reported
-    url: str | None = Field(default=None, max_length=2000)
+    url: str | None = Field(default=None, max_length=MAX_URL)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PydanticCustomError("http_url", "not an http(s) URL")
+    return value
+
+
+class ArtifactBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_ARTIFACT_NAME)
+    url: Annotated[str, Field(max_length=MAX_URL), AfterValidator(_http_url)]
 
 
 class BuildBody(BaseModel):
@@ -40,13 +60,20 @@ class BuildBody(BaseModel):
     sha: str = Field(min_length=4, max_length=64)
     ref: str = Field(min_length=1, max_length=300)
     result: Result
-    url: str | None = Field(default=None, max_length=2000)
+    url: str | None = Field(default=None, max_length=MAX_URL)
+    artifacts: list[ArtifactBody] = Field(default_factory=list, max_length=MAX_ARTIFACTS)
 
 
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def callback_token(request: web.Request) -> str | None:
+    """The bearer token, else `?token=` for CI systems that cannot set headers (the URL, token
+    and all, may then end up in their logs and in proxies' logs)."""
+    return bearer(request) or request.query.get("token") or None
 
 
 def is_admin(request: web.Request) -> bool:
@@ -90,9 +117,16 @@ async def post_status(request: web.Request) -> web.Response:
     event = await runtime.engine.get_event(event_id)
     if event is None or event.kind != "trigger":
         return json_error(404, f"no trigger event {event_id}")
-    token = bearer(request)
+    token = callback_token(request)
     if token is None or not runtime.engine.signer.verify(event_id, token):
         return json_error(401, "the callback token is missing or wrong for this event")
+    if event.deadline_at is not None and event.deadline_at < utcnow():
+        return json_error(
+            401,
+            f"the callback token of event {event_id} expired at "
+            f"{event.deadline_at:%Y-%m-%d %H:%M:%S} UTC: results are taken until the "
+            "event's result timeout (CONJUNCTION_RESULT_TIMEOUT)",
+        )
     body: StatusBody = await parse_body(request, StatusBody)
     metadata = body.metadata
     ref_type, ref = split_ref(str(metadata["ref"])) if metadata.get("ref") else ("branch", None)
@@ -118,8 +152,8 @@ async def post_status(request: web.Request) -> web.Response:
 async def post_build(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     token = bearer(request)
-    async with runtime.sessions() as session:
-        owner = await project_for_token(session, token) if token else None
+    async with runtime.sessions.begin() as session:
+        owner = await use_project_token(session, token) if token else None
     if owner is None:
         return json_error(401, "a valid project token is required (python app.py token create)")
     body: BuildBody = await parse_body(request, BuildBody)
@@ -128,7 +162,10 @@ async def post_build(request: web.Request) -> web.Response:
     ref_type, ref = split_ref(body.ref)
     async with runtime.sessions.begin() as session:
         await gitprojects.queue_refresh(session, owner)  # its config may have changed too
-    success = UpstreamSuccess(owner, body.sha, ref, ref_type=ref_type, url=body.url)
+    artifacts = [artifact.model_dump() for artifact in body.artifacts]
+    success = UpstreamSuccess(
+        owner, body.sha, ref, ref_type=ref_type, url=body.url, artifacts=artifacts
+    )
     event = await runtime.engine.record_build(success, body.result)
     runtime.worker.wakeup.set()
     return json_answer({"event_id": event.id}, 202)

@@ -32,6 +32,10 @@ def shown(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def artifact_shown(artifact: dict[str, Any]) -> dict[str, Any]:
+    return {"name": str(artifact.get("name") or "artifact"), "url": artifact.get("url")}
+
+
 @routes.get("/events/{event_id}")
 async def event_page(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
@@ -42,6 +46,8 @@ async def event_page(request: web.Request) -> web.Response:
         request,
         "event.html",
         event=shown(trace),
+        artifacts=[artifact_shown(item) for item in trace["artifacts"]],
+        upstream_artifacts=[artifact_shown(item) for item in trace["upstream_artifacts"]],
         chain=[shown(item) for item in trace["chain"]],
         children=[shown(item) for item in trace["children"]],
     )

@@ -27,6 +27,7 @@ from tests.fakegithub import app_private_key, app_private_pem, fake_github  # no
 from tests.fakegitlab import fake_gitlab  # noqa: F401  (fixture)
 from tests.keys import PRIVATE_KEY_PEM
 from tests.memoryhost import MemoryHost
+from tests.webhook_receiver import receiver  # noqa: F401  (fixture)
 
 FIXTURES = Path(__file__).with_name("fixtures")
 WEBHOOK_SECRET = "webhook-secret-for-tests"

@@ -70,8 +70,10 @@ def test_tokens_are_shown_once_and_revoked(
     assert main(["token", "list", "github.com/acme/lib"]) == 0
     listing = capsys.readouterr().out
     assert token[:10] in listing and token not in listing and "active" in listing
-    assert main(["token", "revoke", "github.com/acme/lib"]) == 0
-    assert capsys.readouterr().out == "revoked 1 token(s) of github.com/acme/lib\n"
+    assert main(["token", "revoke", "github.com/acme/lib", "token-1"]) == 0
+    assert (
+        capsys.readouterr().out == f"revoked token token-1 ({token[:10]}…) of github.com/acme/lib\n"
+    )
     assert token not in (tmp_path / "c.db").read_bytes().decode("latin-1")
 
 

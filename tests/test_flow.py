@@ -395,22 +395,6 @@ async def test_a_restart_mid_queue_loses_nothing(
     assert [project for project, _ in forge.of("start_pipeline")] == [APP]
 
 
-async def test_webhook_trigger_is_refused_with_a_reason(
-    client: TestClient[Any, Any], forge: MemoryHost
-) -> None:
-    await index(client, LIB, None)
-    hook = "\ntrigger:\n  webhook:\n    url: https://ci.acme.dev/hook\n"
-    await index(client, APP, upstream_of(LIB) + hook)
-    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
-    await run_jobs(client)
-    assert forge.of("start_pipeline") == []
-    [event] = await events_of(client, APP)
-    assert (event.result, event.reason) == (
-        "error",
-        "trigger.webhook is not supported by this server yet",
-    )
-
-
 async def test_changes_against_the_previous_upstream_success(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:

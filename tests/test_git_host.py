@@ -185,11 +185,11 @@ def test_project_add_over_git_daemon_fetches_only_what_it_reads(
         (["http://git.acme.dev/tools/cli.git", "--secret", "acme-git"], "only over https"),
         (
             ["https://git.acme.dev/tools/cli.git", "--secret", "nope"],
-            "no secret 'nope' in CONJUNCTION_SECRETS_FILE",
+            "secret 'nope' is not in the server's secrets file",
         ),
         (
             ["https://git.acme.dev/web/app.git", "--secret", "acme-git"],
-            "the secret 'acme-git' may not be used by git.acme.dev/web/app",
+            "secret 'acme-git' may not be used by git.acme.dev/web/app",
         ),
     ],
 )

@@ -112,6 +112,15 @@ def expect_dispatch(gh: FakeGitHub, run_id: int = 99, **answer: Any) -> None:
     )
 
 
+def expect_artifacts(gh: FakeGitHub, run_id: int = 1, *artifacts: dict[str, Any]) -> None:
+    """The upstream run's artifacts, which Conjunction asks for as the run has downstreams."""
+    gh.expect(
+        "GET",
+        f"/repos/acme/lib/actions/runs/{run_id}/artifacts",
+        body={"total_count": len(artifacts), "artifacts": list(artifacts)},
+    )
+
+
 def expect_reports(gh: FakeGitHub) -> None:
     gh.expect("POST", "/repos/acme/lib/statuses/" + LIB_SHA[0], body={}, repeat=True)
     gh.expect("GET", f"/repos/acme/lib/commits/{LIB_SHA[0]}/check-runs", body={"check_runs": []})
@@ -135,6 +144,7 @@ async def test_install_trigger_report_issue(
     client, gh = github
 
     # an upstream success starts the downstream workflow with the contract's inputs
+    expect_artifacts(gh)
     expect_dispatch(gh)
     expect_reports(gh)
     gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
@@ -211,6 +221,7 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     for run_id, (sha, conclusion) in enumerate(
         zip(LIB_SHA, ["success", "failure", "success"], strict=True), start=100
     ):
+        expect_artifacts(gh, run_id - 50)
         expect_dispatch(gh, run_id)
         await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id - 50))
         await run_jobs(client)
@@ -239,6 +250,7 @@ async def test_missing_workflow_is_a_reason_on_the_row(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
+    expect_artifacts(gh)
     expect_dispatch(gh, status=404, body={"message": "Not Found"})
     expect_reports(gh)
     await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
@@ -258,6 +270,7 @@ async def test_rate_limit_answer_postpones_the_job(
     github: tuple[TestClient[Any, Any], FakeGitHub],
 ) -> None:
     client, gh = github
+    expect_artifacts(gh)
     expect_dispatch(
         gh,
         status=403,

@@ -75,11 +75,13 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_env: None) -> P
     return path
 
 
-@pytest.mark.parametrize("action", ["create", "list", "revoke"])
+@pytest.mark.parametrize(
+    "command", [["create"], ["create", "--name", "ci"], ["list"], ["revoke", "token-1"]]
+)
 def test_token_command_refuses_a_bad_name(
-    action: str, database: Path, capsys: pytest.CaptureFixture[str]
+    command: list[str], database: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["token", action, "github.com/../../etc"]) == 2
+    assert main(["token", command[0], "github.com/../../etc", *command[1:]]) == 2
     output = capsys.readouterr()
     assert output.err == (
         "conjunction: 'github.com/../../etc' is not a project name: '..' is not allowed\n"
@@ -93,8 +95,8 @@ def test_token_command_takes_nested_gitlab_paths(
 ) -> None:
     assert main(["token", "create", "gitlab.com/group/sub/app"]) == 0
     assert capsys.readouterr().out.startswith("cjp_")
-    assert main(["token", "revoke", "gitlab.com/group/sub/app"]) == 0
-    assert capsys.readouterr().out == "revoked 1 token(s) of gitlab.com/group/sub/app\n"
+    assert main(["token", "revoke", "gitlab.com/group/sub/app", "token-1"]) == 0
+    assert capsys.readouterr().out.startswith("revoked token token-1 (cjp_")
 
 
 async def post_build(client: TestClient[Any, Any], token: str, project: str) -> Any:

@@ -57,6 +57,10 @@ class Engine(Context):
     async def record_result(self, event_id: str, result: Result | str, **values: Any) -> Event:
         return await results.record_result(self, event_id, result, **values)
 
+    async def has_downstreams(self, project: str) -> bool:
+        async with self.sessions() as session:
+            return await results.has_downstreams(session, project)
+
     async def pending_triggers(self, project: str) -> list[Event]:
         return await results.pending_triggers(self, project)
 

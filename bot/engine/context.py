@@ -1,14 +1,16 @@
-"""What every part of the engine works with: the database, the adapters, settings, the signer."""
+"""What every part of the engine works with: the database, the adapters, settings, the signer,
+the named secrets."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.adapters import Adapters
 from bot.models import Project
+from bot.secrets import SecretStore
 from bot.tokens import CallbackSigner
 from config.repo_config import ConjunctionConfig
 from config.settings import Settings
@@ -24,6 +26,7 @@ class Context:
     adapters: Adapters
     settings: Settings
     signer: CallbackSigner
+    secrets: SecretStore = field(default_factory=SecretStore)
 
     def event_url(self, event_id: str) -> str:
         return f"{self.settings.public_url}/events/{event_id}"

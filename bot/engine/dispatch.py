@@ -43,6 +43,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         parent_id=parent.id,
         root_id=event.root_id,
         depth=event.depth,
+        artifacts=parent.details.get("artifacts") or (),
     )
     runner = ctx.adapters.runner(request.project, request.trigger)
     try:
@@ -51,6 +52,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         started = await _start_once(ctx, runner, request, event.sending_at is not None)
     except TriggerError as exc:
         if not exc.permanent:
+            await _retrying(ctx, event.id, exc.reason)
             raise
         metrics.TRIGGERS.labels("error").inc()
         await record_result(ctx, event.id, Result.ERROR, reason=exc.reason)
@@ -61,6 +63,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
             stored.started_at = stored.started_at or utcnow()
             stored.url = stored.url or started.url
             stored.run_id = stored.run_id or started.run_id
+            stored.reason = None
         await followups.report(session, parent.id)
     metrics.TRIGGERS.labels("started").inc()
 
@@ -83,7 +86,15 @@ async def _start_once(
     return await runner.start_pipeline(request)
 
 
+async def _retrying(ctx: Context, event_id: str, reason: str) -> None:
+    """Show why a trigger that will be tried again has not started yet."""
+    async with ctx.sessions.begin() as session:
+        event = await session.get(Event, event_id)
+        if event is not None and event.result is None:
+            event.reason = f"{reason}; trying again"
+
+
 def _no_runner_reason(request: TriggerRequest) -> str:
     if request.trigger.webhook is not None:
-        return "trigger.webhook is not supported by this server yet"
+        return "this server has no webhook runner"
     return f"no forge is configured for {host_of(request.project)}"

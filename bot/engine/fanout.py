@@ -17,6 +17,7 @@ from bot.models import Event, Project, Subscription, utcnow
 from bot.names import project_key
 from bot.queue import JobQueue
 from bot.results import Result
+from bot.runner import Artifact
 from config.repo_config import Upstream
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class UpstreamSuccess:
     url: str | None = None
     changed_paths: Sequence[str] | None = None
     default_branch: str | None = None  # for upstreams Conjunction has not indexed
+    artifacts: Sequence[Artifact] = ()  # what the build made, handed to every trigger
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,10 @@ def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result)
         url=success.url,
         result=result,
         depth=0,
-        details={"chain": [project_key(success.project)]},
+        details={
+            "chain": [project_key(success.project)],
+            **({"artifacts": [dict(a) for a in success.artifacts]} if success.artifacts else {}),
+        },
         finished_at=utcnow(),
     )
     session.add(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from sqlalchemy import delete
 
@@ -67,10 +68,13 @@ async def index_project(
 ) -> ConfigError | None:
     """Store a project and its upstream subscriptions; an invalid config keeps the last one."""
     config: ConjunctionConfig | None = None
+    secrets = partial(ctx.secrets.problem, project=name)
     try:
         # bounded, but up to a fifth of a second for a large file: kept off the event loop
         config = (
-            await asyncio.to_thread(parse_config, config_text) if config_text is not None else None
+            await asyncio.to_thread(parse_config, config_text, secrets=secrets)
+            if config_text is not None
+            else None
         )
     except ConfigError as error:
         await _keep_last_config(ctx, name, private, default_branch, error)

@@ -17,6 +17,7 @@ from bot.engine.fanout import UpstreamSuccess, upstream_success
 from bot.models import Event, Subscription, utcnow
 from bot.names import project_key
 from bot.results import RUNNING, Result, classify
+from bot.runner import Artifact
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
@@ -41,6 +42,7 @@ class FinishedPipeline:
     title: str = ""  # text that may name the trigger event (run title, description, URL)
     url: str | None = None
     started_by: StartedBy = "unknown"  # "unknown": a report that cannot say (statuses, suites)
+    artifacts: Sequence[Artifact] = ()
 
 
 def match_trigger(pending: Sequence[Event], run: FinishedPipeline) -> Event | None:
@@ -74,10 +76,13 @@ async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None
             ref=run.ref,
             ref_type=run.ref_type,
             pipeline=run.pipeline,
+            details={"artifacts": [dict(a) for a in run.artifacts]} if run.artifacts else None,
         )
     if run.result is not Result.SUCCESS or run.started_by == "pull_request":
         return None  # a pull request's run is not a success of the branch it targets
-    success = UpstreamSuccess(run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url)
+    success = UpstreamSuccess(
+        run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url, artifacts=run.artifacts
+    )
     return await upstream_success(ctx, success)
 
 
@@ -126,7 +131,7 @@ async def record_result(
         metrics.RESULTS.labels(final).inc()
         if final.decisive:
             await followups.issues(session, event.id)
-        if final.passed and await _has_downstreams(session, event.project):
+        if final.passed and await has_downstreams(session, event.project):
             await followups.chain(session, event.id)
         return event
 
@@ -186,7 +191,7 @@ async def pending_triggers(ctx: Context, project: str) -> list[Event]:
         return list(rows)
 
 
-async def _has_downstreams(session: AsyncSession, project: str) -> bool:
+async def has_downstreams(session: AsyncSession, project: str) -> bool:
     subscriber = await session.scalar(
         select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
     )

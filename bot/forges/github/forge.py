@@ -4,12 +4,14 @@ results back through the REST API."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import cachetools
 import gidgethub
+import yaml
 
 from bot.codehost import REPORT_NAME, STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
 from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
@@ -30,6 +32,24 @@ PERMISSION_REASON = (
     "the Conjunction app lacks permission (actions: write for workflow_dispatch, "
     "contents: write for repository_dispatch)"
 )
+
+
+ARTIFACTS_INPUT = "upstream_artifacts"
+WORKFLOW_CACHE_SECONDS = 600
+
+
+def _dispatch_inputs(workflow_text: str) -> set[str]:
+    """The workflow_dispatch inputs a workflow file declares (none when it does not parse)."""
+    try:
+        workflow = yaml.safe_load(workflow_text)
+    except yaml.YAMLError:
+        return set()
+    if not isinstance(workflow, dict):
+        return set()
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    dispatch = on.get("workflow_dispatch") if isinstance(on, dict) else None
+    inputs = dispatch.get("inputs") if isinstance(dispatch, dict) else None
+    return set(map(str, inputs)) if isinstance(inputs, dict) else set()
 
 
 def _cut(text: str, limit: int) -> str:
@@ -63,6 +83,10 @@ class GitHubForge:
         # (project, label name) known to exist
         self._labels: cachetools.TTLCache[tuple[str, str], bool] = cachetools.TTLCache(
             maxsize=4096, ttl=24 * 3600
+        )
+        # (project, workflow, ref) -> whether the workflow declares the upstream_artifacts input
+        self._takes_artifacts: cachetools.TTLCache[tuple[str, str, str], bool] = (
+            cachetools.TTLCache(maxsize=4096, ttl=WORKFLOW_CACHE_SECONDS)
         )
 
     def _repo(self, project: str) -> tuple[str, str]:
@@ -146,16 +170,15 @@ class GitHubForge:
     async def _dispatch_workflow(self, request: TriggerRequest, workflow: str) -> PipelineStarted:
         owner, repo = self._repo(request.project)
         ref = request.trigger.ref or request.default_branch
-        body = {
-            "ref": ref,
-            "inputs": {
-                "conjunction_event": request.event_id,
-                "upstream": request.upstream,
-                "upstream_sha": request.upstream_sha,
-                "upstream_ref": request.upstream_ref,
-            },
-            "return_run_details": True,
+        inputs = {
+            "conjunction_event": request.event_id,
+            "upstream": request.upstream,
+            "upstream_sha": request.upstream_sha,
+            "upstream_ref": request.upstream_ref,
         }
+        if request.artifacts and await self._takes_artifacts_input(request.project, workflow, ref):
+            inputs[ARTIFACTS_INPUT] = json.dumps(list(map(dict, request.artifacts)))
+        body = {"ref": ref, "inputs": inputs, "return_run_details": True}
         try:
             data = await self._call(
                 request.project,
@@ -189,19 +212,28 @@ class GitHubForge:
         url = data.get("html_url") or f"{self._web_url}/{owner}/{repo}/actions/runs/{run_id}"
         return PipelineStarted(url=url, run_id=run_id)
 
+    async def _takes_artifacts_input(self, project: str, workflow: str, ref: str) -> bool:
+        """Whether the workflow file declares the `upstream_artifacts` input: GitHub refuses a
+        dispatch with an input the workflow does not declare."""
+        key = (project_key(project), workflow, ref)
+        if key not in self._takes_artifacts:
+            text = await self.read_file(project, f".github/workflows/{workflow}", ref)
+            self._takes_artifacts[key] = ARTIFACTS_INPUT in _dispatch_inputs(text or "")
+        return self._takes_artifacts[key]
+
     async def _dispatch_repository(self, request: TriggerRequest) -> PipelineStarted:
         owner, repo = self._repo(request.project)
-        body = {
-            "event_type": "conjunction",
-            "client_payload": {
-                "event": request.event_id,
-                "upstream": request.upstream,
-                "upstream_sha": request.upstream_sha,
-                "upstream_ref": request.upstream_ref,
-                "upstream_url": request.upstream_url,
-                "callback_url": request.callback_url,
-            },
+        payload: dict[str, Any] = {
+            "event": request.event_id,
+            "upstream": request.upstream,
+            "upstream_sha": request.upstream_sha,
+            "upstream_ref": request.upstream_ref,
+            "upstream_url": request.upstream_url,
+            "callback_url": request.callback_url,
         }
+        if request.artifacts:
+            payload["artifacts"] = list(map(dict, request.artifacts))
+        body = {"event_type": "conjunction", "client_payload": payload}
         try:
             await self._call(request.project, "POST", "/repos/{owner}/{repo}/dispatches", data=body)
         except gidgethub.BadRequest as exc:

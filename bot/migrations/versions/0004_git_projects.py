@@ -10,7 +10,7 @@ from alembic import op
 import bot.models
 
 revision = "0004_git"
-down_revision = "0002"
+down_revision = "0003_tokens"
 branch_labels = None
 depends_on = None
 
