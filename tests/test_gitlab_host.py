@@ -3,6 +3,7 @@ what the engine gets back."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -93,6 +94,18 @@ async def test_a_pipeline_is_created_with_the_contract_variables(fake_gitlab: Fa
                 "variable_type": "env_var",
             },
         ],
+    }
+
+
+async def test_upstream_artifacts_travel_as_a_json_variable(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.expect_pipeline(APP, 62)
+    wheel = {"name": "lib.whl", "url": "https://ci.acme.dev/lib.whl"}
+    await gitlab_host(fake_gitlab).start_pipeline(request(artifacts=[wheel]))
+    [call] = fake_gitlab.calls_to("POST", f"{PROJECT}/pipeline")
+    assert call.body["variables"][-1] == {
+        "key": "CONJUNCTION_UPSTREAM_ARTIFACTS",
+        "value": json.dumps([wheel]),
+        "variable_type": "env_var",
     }
 
 

@@ -6,6 +6,7 @@ named by their path, so python-gitlab URL-encodes nested groups (`group%2Fsub%2F
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -77,6 +78,8 @@ def pipeline_variables(request: TriggerRequest) -> list[dict[str, str]]:
         "CONJUNCTION_UPSTREAM_REF": request.upstream_ref,
         "CONJUNCTION_CALLBACK_URL": request.callback_url,
     }
+    if request.artifacts:
+        values["CONJUNCTION_UPSTREAM_ARTIFACTS"] = json.dumps(list(request.artifacts))
     return [
         {"key": key, "value": value, "variable_type": "env_var"} for key, value in values.items()
     ]
