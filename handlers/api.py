@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
 from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.tokens import project_for_token
+from handlers.admin import bearer, is_admin
 from handlers.context import RUNTIME, json_answer, json_error
 
 routes = web.RouteTableDef()
@@ -41,18 +41,6 @@ class BuildBody(BaseModel):
     ref: str = Field(min_length=1, max_length=300)
     result: Result
     url: str | None = Field(default=None, max_length=2000)
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def is_admin(request: web.Request) -> bool:
-    admin = request.app[RUNTIME].settings.admin_token
-    token = bearer(request)
-    return bool(admin and token and hmac.compare_digest(token.encode(), admin.encode()))
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> Any:

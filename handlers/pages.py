@@ -9,11 +9,21 @@ from aiohttp import web
 
 from bot import views
 from bot.engine.reports import label
+from handlers.admin import is_admin
 from handlers.api import event_trace
 from handlers.context import RUNTIME, json_error
 from handlers.templating import render
 
 routes = web.RouteTableDef()
+
+
+def page_context(request: web.Request) -> dict[str, Any]:
+    """What the layout of every dashboard page needs: whether the viewer is the admin."""
+    return {
+        "dashboard": True,
+        "admin": is_admin(request),
+        "admin_enabled": bool(request.app[RUNTIME].settings.admin_token),
+    }
 
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
