@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from bot.durations import time_left
 
 PageContext = Callable[[web.Request], dict[str, Any]]
 PAGE_CONTEXT: web.AppKey[PageContext] = web.AppKey("page_context")
@@ -64,6 +67,26 @@ def state_text(result: str | None) -> str:
     return STATES.get(result, ("", str(result)))[1]
 
 
+def duration(seconds: float) -> str:
+    """`12s`, `4m 05s`, `1h 02m`."""
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def clock(moment: datetime | None) -> str:
+    """A time of day in UTC; the date too when it is not today."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def content_security_policy(form_targets: Iterable[str] = ()) -> str:
     """Scripts and styles only from our own files, data only from us, forms only to us (and the
     setup's GitHub), never framed."""
@@ -96,6 +119,9 @@ def install(
     env.tests["http_url"] = is_http_url
     env.filters["state"] = state
     env.filters["state_text"] = state_text
+    env.filters["duration"] = duration
+    env.filters["clock"] = clock
+    env.filters["time_left"] = time_left
     app.router.add_static("/static", STATIC)
     headers = {
         "Content-Security-Policy": content_security_policy(form_targets),

@@ -33,6 +33,7 @@ class Page(HTMLParser):
         super().__init__()
         self.links: list[str] = []
         self.stylesheets: list[str] = []
+        self.scripts: list[str] = []
         self.inline: list[str] = []
         self.text: list[str] = []
         self.feed(html)
@@ -43,7 +44,9 @@ class Page(HTMLParser):
             self.links.append(values.get("href") or "")
         if tag == "link" and values.get("rel") == "stylesheet":
             self.stylesheets.append(values.get("href") or "")
-        if (
+        if tag == "script" and values.get("src"):
+            self.scripts.append(values["src"] or "")
+        elif (
             tag in {"script", "style"}
             or "style" in values
             or any(name.startswith("on") for name in values)
@@ -68,6 +71,7 @@ def assert_secure_page(response: Any, html: str) -> Page:
     page = Page(html)
     assert page.inline == [], "the policy would block inline script and style"
     assert page.stylesheets == ["/static/conjunction.css"]
+    assert all(script.startswith("/static/") for script in page.scripts), page.scripts
     return page
 
 
