@@ -32,15 +32,18 @@ def markdown(text: str) -> Markup:
     return Markup(_markdown.render(_HIDDEN_MARKERS.sub("", text)))
 
 
-def install(app: web.Application, ecosystem: Ecosystem) -> None:
-    """Add the simulated forge's pages, and drive the ecosystem while the app runs."""
+def install(app: web.Application, ecosystem: Ecosystem, *, drive: bool = True) -> None:
+    """Add the simulated forge's pages, and drive the ecosystem while the app runs (tests that
+    move it step by step pass `drive=False`)."""
     app[ECOSYSTEM] = ecosystem
     app.add_routes(routes)
     env = aiohttp_jinja2.get_env(app)
     env.filters["markdown"] = markdown
     env.globals["forge_link"] = "/demo"
+    if not drive:
+        return
 
-    async def drive(app: web.Application) -> AsyncIterator[None]:
+    async def driving(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
         await ecosystem.index(runtime.engine.refresh_project)
         task = asyncio.create_task(
@@ -52,7 +55,7 @@ def install(app: web.Application, ecosystem: Ecosystem) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.append(drive)
+    app.cleanup_ctx.append(driving)
 
 
 routes = web.RouteTableDef()
