@@ -51,7 +51,7 @@ class Drawing:
 
 
 def label(name: str) -> str:
-    """A node shows the project's path; its host is said once for the graph when all share it."""
+    """A node shows the project's path; its full name is in the node's title."""
     return name.partition("/")[2] or name
 
 
