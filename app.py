@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -23,6 +24,7 @@ from aiohttp import web
 from bot import db, gitprojects, logs, project_command
 from bot.adapters import WEBHOOK, Adapters
 from bot.codehost import CodeHost
+from bot.demo import Ecosystem
 from bot.engine import Engine
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import build_github_app
@@ -45,7 +47,7 @@ from bot.tokens import (
 )
 from config.repo_config import MAX_CONFIG_BYTES, ConfigError, SecretCheck, parse_config
 from config.settings import Settings, SettingsError, load_settings, parse_duration, raw_setting
-from handlers import api, badges, health, pages, templating, webhooks
+from handlers import admin, api, badges, demo, health, pages, templating, webhooks
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
 from handlers.github import ClientFor, GitHubDeliveries
@@ -61,6 +63,7 @@ RETENTION_EVERY = 60  # every 60th sweep (hourly) deletes what the retention let
 # On SIGTERM the job in flight has this long to finish before it goes back to the queue; it
 # leaves room within the 10 s that process managers commonly allow before SIGKILL.
 SHUTDOWN_GRACE = 3.0
+DEMO_DATABASE = "demo.db"  # in the working directory, new at every `demo`
 
 
 async def _no_client(_event: object) -> None:
@@ -92,7 +95,8 @@ def create_app(
     app.add_routes(badges.routes)
     if adapters is not None or forge_configured(settings):
         app.router.add_get("/", pages.dashboard)
-        templating.install(app)
+        app.add_routes(admin.routes)
+        templating.install(app, page_context=pages.page_context)
     else:
         setup = GitHubSetup(settings, env_path, lambda: app[CLIENT_SESSION], SetupCode())
         app.add_routes(setup.routes())
@@ -242,6 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     join.add_argument("path", help="GROUP/PROJECT or GROUP, e.g. acme/lib or acme")
     project_command.add_parser(commands)
+    demo_command = commands.add_parser(
+        "demo", help="a simulated forge, CI and ecosystem of projects, on this machine"
+    )
+    demo_command.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="run the simulated pipelines and pushes this many times faster (default: 1)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "validate":
@@ -259,8 +273,50 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(gitlab_add(settings, args.path))
     if args.command == "project":
         return asyncio.run(project_command.run(settings, args))
+    if args.command == "demo":
+        return run_demo(settings, args.speed)
     logs.configure(settings.log_level, settings.log_format)
     serve(settings)
+    return 0
+
+
+def run_demo(settings: Settings, speed: float) -> int:
+    """The server on a fresh `demo.db`, with the simulated forge and ecosystem of `bot.demo`.
+
+    It listens on 127.0.0.1 unless HOST says otherwise, logs warnings as text unless told
+    otherwise, and makes up an admin token for the private project when none is set."""
+    if speed <= 0:
+        print("conjunction: --speed must be above 0", file=sys.stderr)
+        return 2
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{DEMO_DATABASE}{suffix}").unlink(missing_ok=True)
+    given = settings.model_fields_set
+    settings = settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{DEMO_DATABASE}",
+            "admin_token": settings.admin_token or secrets.token_urlsafe(18),
+            "host": settings.host if "host" in given else "127.0.0.1",
+        }
+    )
+    logs.configure(
+        settings.log_level if "log_level" in given else "warning",
+        settings.log_format if "log_format" in given else "text",
+    )
+    ecosystem = Ecosystem(settings.public_url, speed=speed)
+    app = create_app(settings, adapters=Adapters.of(ecosystem.forge))
+    demo.install(app, ecosystem)
+
+    async def announce(_app: web.Application) -> None:
+        print(
+            f"Conjunction demo: open {settings.public_url}/\n"
+            f"  the admin token (to see the private project): {settings.admin_token}\n"
+            f"  the simulated forge: {settings.public_url}/demo\n"
+            "Results arrive within a minute; stop with Ctrl-C.",
+            flush=True,
+        )
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0
 
 

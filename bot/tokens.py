@@ -41,6 +41,10 @@ class CallbackSigner:
     def verify(self, event_id: str, token: str) -> bool:
         return hmac.compare_digest(self.token(event_id), token)
 
+    def key_for(self, purpose: str) -> bytes:
+        """A key of its own for another use of the secret key (callback tokens never match it)."""
+        return hmac.new(self._key, f"key:{purpose}".encode(), hashlib.sha256).digest()
+
 
 TOKEN_PREFIX = "cjp_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -7,16 +7,22 @@ private project is "a private project", with no name, link or id that leads to i
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.badges import Tally, change
-from bot.models import Event, Project, Subscription
+from bot.durations import Figures, figures, pair_durations, remaining
+from bot.engine.results import last_pass
+from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
 from bot.results import Result
+from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
@@ -122,6 +128,7 @@ async def project_view(
             )
         )
         hidden = set() if admin else await private_projects(session, downstreams)
+        build_times = await _build_times(session, key, downstreams, await _hidden(session, admin))
     tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
         "project": project.name,
@@ -134,7 +141,29 @@ async def project_view(
         "private_downstreams": len(downstreams & hidden),
         "recent": [event_json(event) for event in recent],
         "statistics": statistics_of(recent),
+        "build_times": build_times,
         "latest_downstream_results": tally_json(tallies),
+    }
+
+
+async def _build_times(
+    session: AsyncSession, key: str, downstreams: set[str], hidden: set[str]
+) -> dict[str, Any]:
+    """Median and 90th percentile of each downstream's run time, and of the time until all
+    downstreams of an upstream success answered; private downstreams only counted."""
+    sources = (await _sources(session, project=key, limit=PROJECT_SOURCES * 50))[:PROJECT_SOURCES]
+    names = {project_key(child.project): child.project for s in sources for child in s.children}
+    pairs = {(key, downstream) for downstream in downstreams | set(names)}
+    found = await pair_durations(session, pairs)
+    answered = figures(seconds for s in sources if (seconds := s.all_answered) is not None)
+    return {
+        "downstreams": {
+            names.get(downstream, downstream): figures_found.json()
+            for (_, downstream), figures_found in sorted(found.items())
+            if downstream not in hidden
+        },
+        "private_downstreams": sum(downstream in hidden for _, downstream in found),
+        "all_downstreams_answered": answered.json() if answered else None,
     }
 
 
@@ -172,60 +201,12 @@ def statistics_of(events: list[Event]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class DashboardRow:
-    project: Project
-    upstreams: int
-    downstreams: int
-    latest: Event | None
-
-
-async def dashboard(sessions: async_sessionmaker[AsyncSession]) -> list[DashboardRow]:
-    """The public projects with their subscription counts and latest event."""
-    async with sessions() as session:
-        projects = list(
-            await session.scalars(
-                select(Project)
-                .where(Project.active.is_(True), Project.private.is_(False))
-                .order_by(Project.key)
-            )
-        )
-        upstreams = dict(
-            (
-                await session.execute(
-                    select(Subscription.downstream, func.count()).group_by(Subscription.downstream)
-                )
-            ).all()
-        )
-        downstreams = dict(
-            (
-                await session.execute(
-                    select(Subscription.upstream, func.count()).group_by(Subscription.upstream)
-                )
-            ).all()
-        )
-        recent = await session.scalars(
-            select(Event).order_by(Event.created_at.desc()).limit(RECENT_EVENTS)
-        )
-        latest: dict[str, Event] = {}
-        for event in recent:
-            latest.setdefault(project_key(event.project), event)
-    return [
-        DashboardRow(
-            project,
-            upstreams.get(project.key, 0),
-            downstreams.get(project.key, 0),
-            latest.get(project.key),
-        )
-        for project in projects
-    ]
-
-
 async def latest_tallies(
     sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
 ) -> list[Tally] | None:
-    """Downstream tallies of the project's latest upstream successes that have downstreams,
-    newest first (at most two); None when the project does not exist for this caller."""
+    """Downstream tallies of the project's latest upstream successes that have downstreams —
+    its own builds, or its runs that continued a chain — newest first (at most two); None when
+    the project does not exist for this caller."""
     async with sessions() as session:
         project = await session.get(Project, project_key(name))
         if project is None or (project.private and not admin):
@@ -234,8 +215,7 @@ async def latest_tallies(
             await session.scalars(
                 select(Event.id)
                 .where(
-                    Event.kind == "build",
-                    Event.project == project.name,
+                    func.lower(Event.project) == project.key,
                     Event.result == Result.SUCCESS,
                 )
                 .order_by(Event.created_at.desc())
@@ -260,3 +240,506 @@ async def latest_tallies(
         if build in results
     ]
     return tallies[:2]
+
+
+# The dashboard's pages: home, a project, the dependency graph, an event's audit trail.
+
+RECENT_CHILDREN = 5000  # downstream runs looked at for every project's latest upstream success
+RECENT_ORIGINS = 12
+PROJECT_SOURCES = 20  # upstream successes in a project's matrix and charts
+OWN_RUNS = 30
+TREE_LIMIT = 2000  # events of one origin shown on an event page
+
+
+@dataclass(frozen=True)
+class Source:
+    """An upstream success that started downstreams, with their runs (skipped ones aside)."""
+
+    event: Event
+    children: list[Event]
+
+    @property
+    def tally(self) -> Tally:
+        return tally_of(self.children)
+
+    @property
+    def all_answered(self) -> float | None:
+        """Seconds from the first downstream start until the last one answered."""
+        if not self.children or any(child.finished_at is None for child in self.children):
+            return None
+        first = min(child.created_at for child in self.children)
+        last = max(child.finished_at for child in self.children if child.finished_at)
+        return max((last - first).total_seconds(), 0.0)
+
+
+def tally_of(events: list[Event]) -> Tally:
+    ran = [event for event in events if event.result != Result.SKIPPED]
+    return Tally(
+        passed=sum(event.result == Result.SUCCESS for event in ran),
+        total=len(ran),
+        running=sum(event.result is None for event in ran),
+    )
+
+
+async def _visible_projects(session: AsyncSession, admin: bool) -> dict[str, Project]:
+    query = select(Project).where(Project.active.is_(True)).order_by(Project.key)
+    if not admin:
+        query = query.where(Project.private.is_(False))
+    return {project.key: project for project in await session.scalars(query)}
+
+
+async def _hidden(session: AsyncSession, admin: bool) -> set[str]:
+    """Keys of the projects this caller may not see."""
+    if admin:
+        return set()
+    return set(await session.scalars(select(Project.key).where(Project.private.is_(True))))
+
+
+async def _sources(
+    session: AsyncSession, *, project: str | None = None, limit: int = RECENT_CHILDREN
+) -> list[Source]:
+    """Recent upstream successes with downstream runs, newest first (of one project, or all)."""
+    parent = aliased(Event)
+    query = (
+        select(parent, Event)
+        .join(parent, Event.parent_id == parent.id)
+        .where(Event.result.is_distinct_from(Result.SKIPPED))
+        .order_by(parent.created_at.desc(), Event.created_at)
+        .limit(limit)
+    )
+    if project is not None:
+        query = query.where(func.lower(parent.project) == project)
+    sources: dict[str, Source] = {}
+    for source, child in (await session.execute(query)).all():
+        sources.setdefault(source.id, Source(source, [])).children.append(child)
+    return list(sources.values())
+
+
+@dataclass(frozen=True)
+class HomeRow:
+    project: Project
+    upstreams: int
+    downstreams: int
+    latest: Source | None  # the latest upstream success with downstream runs
+    broken: bool  # in a pair whose latest decisive result is a failure
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """A pair whose latest decisive result is a failure."""
+
+    upstream: str
+    downstream: str | None  # None: a private project
+    event: Event | None  # None when the downstream is hidden
+
+
+@dataclass(frozen=True)
+class Origin:
+    """An upstream success where a tree of downstream runs started, with all of them."""
+
+    event: Event
+    tally: Tally
+
+
+@dataclass(frozen=True)
+class Home:
+    rows: list[HomeRow]
+    listed: int  # projects before the search
+    breakages: list[Breakage]
+    origins: list[Origin]
+
+
+async def home(sessions: async_sessionmaker[AsyncSession], *, admin: bool, query: str = "") -> Home:
+    """The projects this caller may see (current breakages first), matching the search."""
+    async with sessions() as session:
+        projects = await _visible_projects(session, admin)
+        hidden = await _hidden(session, admin)
+        counts = (
+            await session.execute(select(Subscription.upstream, Subscription.downstream))
+        ).all()
+        latest: dict[str, Source] = {}
+        for source in await _sources(session):
+            latest.setdefault(project_key(source.event.project), source)
+        breakages = await _breakages(session, hidden)
+        origins = await _origins(session, hidden)
+    upstreams: dict[str, int] = {}
+    downstreams: dict[str, int] = {}
+    for upstream, downstream in counts:
+        upstreams[downstream] = upstreams.get(downstream, 0) + 1
+        downstreams[upstream] = downstreams.get(upstream, 0) + 1
+    broken = {project_key(b.upstream) for b in breakages} | {
+        project_key(b.downstream) for b in breakages if b.downstream
+    }
+    needle = query.strip().lower()
+    rows = [
+        HomeRow(
+            project,
+            upstreams.get(key, 0),
+            downstreams.get(key, 0),
+            latest.get(key),
+            key in broken,
+        )
+        for key, project in projects.items()
+        if needle in key or any(needle in str(owner).lower() for owner in project.owners)
+    ]
+    rows.sort(key=lambda row: (not row.broken, row.project.key))
+    return Home(rows, len(projects), breakages, origins)
+
+
+async def _breakages(session: AsyncSession, hidden: set[str]) -> list[Breakage]:
+    decisive = [result for result in Result if result.decisive]
+    rows = await session.scalars(
+        select(Event)
+        .where(Event.kind == "trigger", Event.result.in_(decisive))
+        .order_by(Event.created_at.desc())
+        .limit(RECENT_CHILDREN)
+    )
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for event in rows:
+        pair = (project_key(event.upstream or ""), project_key(event.project))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        if Result(str(event.result)).broken and pair[0] not in hidden:
+            shown = pair[1] not in hidden
+            found.append(
+                Breakage(
+                    event.upstream or "",
+                    event.project if shown else None,
+                    event if shown else None,
+                )
+            )
+    return found
+
+
+async def _origins(session: AsyncSession, hidden: set[str]) -> list[Origin]:
+    builds = [
+        event
+        for event in await session.scalars(
+            select(Event)
+            .where(Event.kind == "build")
+            .order_by(Event.created_at.desc())
+            .limit(RECENT_ORIGINS * 4)
+        )
+        if project_key(event.project) not in hidden
+    ][:RECENT_ORIGINS]
+    runs = await session.scalars(
+        select(Event).where(
+            Event.root_id.in_([build.id for build in builds]), Event.kind == "trigger"
+        )
+    )
+    trees: dict[str, list[Event]] = {}
+    for run in runs:
+        trees.setdefault(run.root_id, []).append(run)
+    return [Origin(build, tally_of(trees.get(build.id, []))) for build in builds]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A downstream in a project's matrix; a private one (to this caller) has no name."""
+
+    key: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    project: Project
+    config_yaml: str | None
+    upstreams: list[tuple[str | None, dict[str, Any]]]  # (name or None when private, entry)
+    downstreams: list[str | None]
+    sources: list[Source]  # newest first
+    columns: list[Column]
+    matrix: list[tuple[Source, list[Event | None]]]
+    own_runs: list[Event]  # newest first: this project's runs as a downstream
+    build_times: dict[str, Figures]  # by downstream key
+    all_answered: Figures | None
+    issues: list[IssueLink]
+
+
+async def project_page(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
+) -> ProjectPage | None:
+    key = project_key(name)
+    async with sessions() as session:
+        project = await session.get(Project, key)
+        if project is None or (project.private and not admin):
+            return None
+        hidden = await _hidden(session, admin)
+        names = {
+            row.key: row.name
+            for row in (await session.execute(select(Project.key, Project.name))).all()
+        }
+        specs = list(
+            await session.scalars(select(Subscription.spec).where(Subscription.downstream == key))
+        )
+        downstream_keys = sorted(
+            set(
+                await session.scalars(
+                    select(Subscription.downstream).where(Subscription.upstream == key)
+                )
+            )
+        )
+        sources = await _sources(session, project=key, limit=PROJECT_SOURCES * 50)
+        sources = sources[:PROJECT_SOURCES]
+        own_runs = list(
+            await session.scalars(
+                select(Event)
+                .where(func.lower(Event.project) == key, Event.kind == "trigger")
+                .order_by(Event.created_at.desc())
+                .limit(OWN_RUNS)
+            )
+        )
+        build_times = {
+            downstream: found
+            for (_, downstream), found in (
+                await pair_durations(
+                    session,
+                    {(key, project_key(child.project)) for s in sources for child in s.children}
+                    | {(key, downstream) for downstream in downstream_keys},
+                )
+            ).items()
+        }
+        issues = [
+            link
+            for link in await session.scalars(
+                select(IssueLink)
+                .where(
+                    IssueLink.state == "open",
+                    (IssueLink.upstream == key) | (IssueLink.downstream == key),
+                )
+                .order_by(IssueLink.updated_at.desc())
+            )
+            if link.upstream not in hidden and link.downstream not in hidden
+        ]
+    column_keys = list(downstream_keys)
+    for source in sources:
+        for child in source.children:
+            if project_key(child.project) not in column_keys:
+                column_keys.append(project_key(child.project))
+    columns = [
+        Column(column, None if column in hidden else names.get(column, column))
+        for column in column_keys
+    ]
+    matrix = []
+    for source in sources:
+        by_key = {project_key(child.project): child for child in source.children}
+        matrix.append((source, [by_key.get(column.key) for column in columns]))
+    return ProjectPage(
+        project=project,
+        config_yaml=_config_yaml(project),
+        upstreams=[
+            (None if project_key(spec["project"]) in hidden else spec["project"], spec)
+            for spec in specs
+        ],
+        downstreams=[None if d in hidden else names.get(d, d) for d in downstream_keys],
+        sources=sources,
+        columns=columns,
+        matrix=matrix,
+        own_runs=own_runs,
+        build_times=build_times,
+        all_answered=figures(seconds for s in sources if (seconds := s.all_answered) is not None),
+        issues=issues,
+    )
+
+
+def _config_yaml(project: Project) -> str | None:
+    """The config in force, as its YAML without the defaults."""
+    if project.config is None:
+        return None
+    config = ConjunctionConfig.model_validate(project.config)
+    return (
+        yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        or None
+    )
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Projects this caller may see, each with its latest event, and their upstream edges."""
+
+    latest: dict[str, Event | None]  # by display name
+    edges: list[tuple[str, str]]  # (upstream, downstream) display names
+
+
+async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> Graph:
+    async with sessions() as session:
+        projects = await _visible_projects(session, admin)
+        subscriptions = (
+            await session.execute(select(Subscription.upstream, Subscription.downstream))
+        ).all()
+        recent = await session.scalars(
+            select(Event)
+            .where(Event.result.is_distinct_from(Result.SKIPPED))
+            .order_by(Event.created_at.desc())
+            .limit(RECENT_CHILDREN)
+        )
+        latest: dict[str, Event] = {}
+        for event in recent:
+            latest.setdefault(project_key(event.project), event)
+    edges = sorted(
+        {
+            (projects[upstream].name, projects[downstream].name)
+            for upstream, downstream in subscriptions
+            if upstream in projects and downstream in projects
+        }
+    )
+    return Graph({project.name: latest.get(key) for key, project in projects.items()}, edges)
+
+
+@dataclass
+class TreeNode:
+    """One event of an origin's tree, as this caller may see it."""
+
+    event: Event
+    name: str | None  # None: a private project
+    children: list[TreeNode] = field(default_factory=list)
+    typical: Figures | None = None  # the pair's past durations
+    left: float | None = None  # seconds a running one probably still needs
+    running_for: float | None = None
+    compare_url: str | None = None
+    issue_url: str | None = None
+
+
+@dataclass(frozen=True)
+class EventTree:
+    event: Event  # the event asked for
+    root: TreeNode
+    tally: Tally  # its own downstream runs
+    skipped: int
+    everything: Tally  # every downstream run from the origin
+    running: int
+    elapsed: float  # seconds since the event was recorded
+    left: float | None  # seconds its running downstreams probably still need
+    artifacts: list[dict[str, Any]]  # what this build made
+    upstream_artifacts: list[dict[str, Any]]  # what a triggered run was started with
+
+
+async def event_tree(
+    sessions: async_sessionmaker[AsyncSession],
+    event_id: str,
+    *,
+    admin: bool,
+    compare: Callable[[str, str, str], str | None] | None = None,
+) -> EventTree | None:
+    """The tree of every event from the origin of this one; None when the caller may not see
+    it. `compare(upstream, base, head)` links what changed upstream since a failing pair last
+    passed."""
+    async with sessions() as session:
+        event = await session.get(Event, event_id)
+        if event is None:
+            return None
+        hidden = await _hidden(session, admin)
+        if project_key(event.project) in hidden:
+            return None
+        events = list(
+            await session.scalars(
+                select(Event)
+                .where(Event.root_id == event.root_id)
+                .order_by(Event.created_at)
+                .limit(TREE_LIMIT)
+            )
+        )
+        nodes = {
+            item.id: TreeNode(item, None if project_key(item.project) in hidden else item.project)
+            for item in events
+        }
+        running = [node for node in nodes.values() if node.event.result is None]
+        typical = await pair_durations(session, {_pair(node.event) for node in running})
+        links = await _issue_links(session, [node.event for node in nodes.values()])
+        for node in nodes.values():
+            await _annotate(session, node, nodes, typical, links, compare)
+    root = nodes.get(event.root_id) or nodes[event.id]
+    for node in nodes.values():
+        parent = nodes.get(node.event.parent_id or "")
+        if parent is not None:
+            parent.children.append(node)
+    own = [child.event for child in nodes[event.id].children]
+    estimates = [node.left for node in _below(nodes[event.id]) if node.left is not None]
+    return EventTree(
+        event=event,
+        root=root,
+        tally=tally_of(own),
+        skipped=sum(child.result == Result.SKIPPED for child in own),
+        everything=tally_of([item for item in events if item.kind == "trigger"]),
+        running=len(running),
+        elapsed=(utcnow() - event.created_at).total_seconds(),
+        left=max(estimates) if estimates else None,
+        artifacts=event.details.get("artifacts") or [],
+        upstream_artifacts=_artifacts_of(nodes.get(event.parent_id or "")),
+    )
+
+
+def _artifacts_of(node: TreeNode | None) -> list[dict[str, Any]]:
+    return (node.event.details.get("artifacts") or []) if node is not None else []
+
+
+def _below(node: TreeNode) -> list[TreeNode]:
+    return [node, *(below for child in node.children for below in _below(child))]
+
+
+def _pair(event: Event) -> tuple[str, str]:
+    return project_key(event.upstream or ""), project_key(event.project)
+
+
+async def _issue_links(session: AsyncSession, events: list[Event]) -> dict[str, IssueLink]:
+    """The issue each event acted on, by event id; and each pair's open issue, by pair."""
+    ids = [event.id for event in events]
+    downstreams = {project_key(event.project) for event in events}
+    links = await session.scalars(
+        select(IssueLink).where(
+            IssueLink.downstream.in_(downstreams),
+            IssueLink.last_event_id.in_(ids) | (IssueLink.state == "open"),
+        )
+    )
+    found: dict[str, IssueLink] = {}
+    for link in links:
+        if link.last_event_id:
+            found.setdefault(link.last_event_id, link)
+        if link.state == "open":
+            found.setdefault(f"{link.upstream}|{link.downstream}", link)
+    return found
+
+
+async def _annotate(
+    session: AsyncSession,
+    node: TreeNode,
+    nodes: dict[str, TreeNode],
+    typical: dict[tuple[str, str], Figures],
+    links: dict[str, IssueLink],
+    compare: Callable[[str, str, str], str | None] | None,
+) -> None:
+    event = node.event
+    if node.name is None or event.kind != "trigger":
+        return
+    node.typical = typical.get(_pair(event))
+    result = event.result
+    if result is None:
+        now = utcnow()
+        node.left = remaining(node.typical, event.started_at, now)
+        node.running_for = (now - event.started_at).total_seconds() if event.started_at else None
+        return
+    link = links.get(event.id)
+    if Result(result).broken:
+        link = link or links.get("|".join(_pair(event)))
+        node.compare_url = await _compare_url(session, event, nodes, compare)
+    node.issue_url = link.url if link is not None else None
+
+
+async def _compare_url(
+    session: AsyncSession,
+    event: Event,
+    nodes: dict[str, TreeNode],
+    compare: Callable[[str, str, str], str | None] | None,
+) -> str | None:
+    parent = nodes.get(event.parent_id or "")
+    if compare is None or parent is None or parent.event.sha is None:
+        return None
+    passed = await last_pass(session, event)
+    if passed is None or passed.parent_id is None:
+        return None
+    base = await session.get(Event, passed.parent_id)
+    if base is None or base.sha in (None, parent.event.sha):
+        return None
+    return compare(parent.event.project, base.sha or "", parent.event.sha)

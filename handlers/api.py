@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +17,7 @@ from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.tokens import use_project_token
+from handlers.admin import bearer, is_admin
 from handlers.context import RUNTIME, json_answer, json_error
 
 routes = web.RouteTableDef()
@@ -64,22 +64,10 @@ class BuildBody(BaseModel):
     artifacts: list[ArtifactBody] = Field(default_factory=list, max_length=MAX_ARTIFACTS)
 
 
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def callback_token(request: web.Request) -> str | None:
     """The bearer token, else `?token=` for CI systems that cannot set headers (the URL, token
     and all, may then end up in their logs and in proxies' logs)."""
     return bearer(request) or request.query.get("token") or None
-
-
-def is_admin(request: web.Request) -> bool:
-    admin = request.app[RUNTIME].settings.admin_token
-    token = bearer(request)
-    return bool(admin and token and hmac.compare_digest(token.encode(), admin.encode()))
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> Any:

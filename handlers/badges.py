@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot import views
 from bot.badges import badge_of, svg
-from handlers.api import is_admin
+from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_error
 
 routes = web.RouteTableDef()

@@ -1,70 +1,229 @@
-"""Pages for people: the dashboard, and an event's trace linked from every status and check
-run (templates in `handlers/templates/`)."""
+"""Pages for people: home, a project, the dependency graph, and an event's audit trail — the
+page every status and check run links to (templates in `handlers/templates/`).
+
+What each page may show comes from `bot.views`, as this viewer (the admin or anyone) may see it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from bot import views
-from bot.engine.reports import label
-from handlers.api import event_trace
-from handlers.context import RUNTIME, json_error
-from handlers.templating import render
+from bot.adapters import Adapters
+from bot.durations import duration as run_seconds
+from handlers import charts
+from handlers.admin import is_admin
+from handlers.context import RUNTIME, json_answer, json_error
+from handlers.graph import layout, neighbourhood
+from handlers.templating import STATES, duration, render
 
 routes = web.RouteTableDef()
+EXAMPLE_CONFIG = """\
+owners: [alice]
+upstreams:
+  - project: github.com/acme/lib
+"""
+GRAPH_DEPTHS = (1, 2, 3, 5)
 
 
-def shown(item: dict[str, Any]) -> dict[str, Any]:
-    """What the event page shows of one event of a trace; a private one has no name, link or id."""
-    result = label(item.get("result"))
-    if item.get("reason"):
-        result += f": {item['reason']}"
-    visible = bool(item.get("project"))
+def page_context(request: web.Request) -> dict[str, Any]:
+    """What the layout of every dashboard page needs: whether the viewer is the admin."""
     return {
-        "id": item["id"] if visible else None,
-        "project": item.get("project"),
-        "result": result,
-        "sha": item.get("sha") or "",
-        "ref": item.get("ref") or "",
-        "url": item.get("url"),
+        "dashboard": True,
+        "admin": is_admin(request),
+        "admin_enabled": bool(request.app[RUNTIME].settings.admin_token),
     }
 
 
-def artifact_shown(artifact: dict[str, Any]) -> dict[str, Any]:
-    return {"name": str(artifact.get("name") or "artifact"), "url": artifact.get("url")}
+async def dashboard(request: web.Request) -> web.Response:
+    """`/` once the app is set up: projects (current breakages first), a search, recent events."""
+    query = request.query.get("q", "")[:200]
+    home = await views.home(request.app[RUNTIME].sessions, admin=is_admin(request), query=query)
+    return render(
+        request, "home.html", title="Conjunction", home=home, query=query, example=EXAMPLE_CONFIG
+    )
+
+
+@routes.get("/projects/{project:.+}")
+async def project_page(request: web.Request) -> web.Response:
+    name = request.match_info["project"]
+    runtime = request.app[RUNTIME]
+    admin = is_admin(request)
+    page = await views.project_page(runtime.sessions, name, admin=admin)
+    if page is None:
+        return json_error(404, f"no project {name}")
+    graph = await views.graph(runtime.sessions, admin=admin)
+    kept, edges = neighbourhood(page.project.name, graph.edges, 1)
+    drawing = await asyncio.to_thread(layout, sorted(kept), edges)
+    return render(
+        request,
+        "project.html",
+        title=page.project.name,
+        page=page,
+        public_url=runtime.settings.public_url,
+        charts=_project_charts(page),
+        drawing=drawing,
+        states=_states(graph),
+        focus=page.project.name,
+    )
+
+
+def _project_charts(page: views.ProjectPage) -> list[charts.Chart]:
+    sources = list(reversed(page.sources))
+    found = []
+    if sources:
+        found.append(
+            charts.bar_chart(
+                "Downstream pass rate of each upstream success, oldest first",
+                [_rate_point(source) for source in sources],
+                ceiling=1.0,
+                text=lambda value: f"{value:.0%}",
+            )
+        )
+        found.append(
+            charts.bar_chart(
+                "Time until all downstreams answered, for each upstream success, oldest first",
+                [
+                    charts.Point(
+                        source.all_answered,
+                        _rate_kind(source) if source.all_answered is not None else "running",
+                        f"{source.event.sha and source.event.sha[:7]}: "
+                        + (
+                            duration(source.all_answered)
+                            if source.all_answered is not None
+                            else "still running"
+                        ),
+                        f"/events/{source.event.id}",
+                    )
+                    for source in sources
+                ],
+                text=duration,
+                median=True,
+            )
+        )
+    runs = [run for run in reversed(page.own_runs) if run.result != "skipped"]
+    if runs:
+        found.append(
+            charts.bar_chart(
+                f"Duration of {page.project.name}'s own runs as a downstream, oldest first",
+                [
+                    charts.Point(
+                        seconds,
+                        STATES.get(run.result, ("unknown", ""))[0],
+                        f"against {run.upstream}: {STATES.get(run.result, ('', run.result))[1]}"
+                        + (f", {duration(seconds)}" if seconds is not None else ""),
+                        f"/events/{run.id}",
+                    )
+                    for run in runs
+                    for seconds in [run_seconds(run)]
+                ],
+                text=duration,
+                median=True,
+            )
+        )
+    return found
+
+
+def _rate_kind(source: views.Source) -> str:
+    tally = source.tally
+    if tally.running:
+        return "running"
+    if tally.passed == tally.total:
+        return "passed"
+    return "failed" if tally.passed == 0 else "mixed"
+
+
+def _rate_point(source: views.Source) -> charts.Point:
+    tally = source.tally
+    sha = (source.event.sha or "")[:7]
+    return charts.Point(
+        tally.passed / tally.total if tally.total else 0.0,
+        _rate_kind(source),
+        f"{sha}: {tally.passed} of {tally.total} passed"
+        + (f", {tally.running} running" if tally.running else ""),
+        f"/events/{source.event.id}",
+    )
+
+
+def _states(graph: views.Graph) -> dict[str, str]:
+    """Each project's colour in the graph: the result of its latest run."""
+    return {
+        name: STATES.get(event.result, ("unknown", ""))[0] if event else "unknown"
+        for name, event in graph.latest.items()
+    }
+
+
+@routes.get("/graph")
+async def graph_page(request: web.Request) -> web.Response:
+    graph = await views.graph(request.app[RUNTIME].sessions, admin=is_admin(request))
+    focus = request.query.get("focus", "").strip()
+    try:
+        depth = int(request.query.get("depth", "2"))
+    except ValueError:
+        depth = 2
+    depth = min(max(depth, 1), max(GRAPH_DEPTHS))
+    names: set[str] = set(graph.latest)
+    edges = graph.edges
+    if focus:
+        if focus not in graph.latest:
+            return json_error(404, f"no project {focus}")
+        names, edges = neighbourhood(focus, edges, depth)
+    drawing = await asyncio.to_thread(layout, sorted(names), edges)
+    return render(
+        request,
+        "graph.html",
+        title=f"Around {focus}" if focus else "Dependency graph",
+        drawing=drawing,
+        states=_states(graph),
+        focus=focus,
+        depth=depth,
+        depths=GRAPH_DEPTHS,
+        projects=sorted(graph.latest),
+    )
+
+
+def _compare(adapters: Adapters) -> Any:
+    def compare(project: str, base: str, head: str) -> str | None:
+        host = adapters.host(project)
+        return host.compare_url(project, base, head) if host is not None else None
+
+    return compare
+
+
+async def _tree(request: web.Request) -> views.EventTree | None:
+    runtime = request.app[RUNTIME]
+    return await views.event_tree(
+        runtime.sessions,
+        request.match_info["event_id"],
+        admin=is_admin(request),
+        compare=_compare(runtime.engine.adapters),
+    )
 
 
 @routes.get("/events/{event_id}")
 async def event_page(request: web.Request) -> web.Response:
-    event_id = request.match_info["event_id"]
-    trace = await event_trace(request, event_id)
-    if trace is None:
-        return json_error(404, f"no event {event_id}")
+    tree = await _tree(request)
+    if tree is None:
+        return json_error(404, f"no event {request.match_info['event_id']}")
+    event = tree.event
+    kind = "upstream success" if event.kind == "build" else "downstream run"
     return render(
         request,
         "event.html",
-        event=shown(trace),
-        artifacts=[artifact_shown(item) for item in trace["artifacts"]],
-        upstream_artifacts=[artifact_shown(item) for item in trace["upstream_artifacts"]],
-        chain=[shown(item) for item in trace["chain"]],
-        children=[shown(item) for item in trace["children"]],
+        title=f"{event.project}: {kind} at {(event.sha or 'an unknown commit')[:12]}",
+        tree=tree,
     )
 
 
-async def dashboard(request: web.Request) -> web.Response:
-    """`/` once the app is set up: the public projects, their links and latest results."""
-    listed = await views.dashboard(request.app[RUNTIME].sessions)
-    rows = []
-    for row in listed:
-        rows.append(
-            {
-                "name": row.project.name,
-                "config_error": bool(row.project.config_error),
-                "upstreams": row.upstreams,
-                "downstreams": row.downstreams,
-                "latest": row.latest and {"id": row.latest.id, "result": label(row.latest.result)},
-            }
-        )
-    return render(request, "dashboard.html", title="Conjunction", projects=rows)
+@routes.get("/events/{event_id}/live")
+async def event_live(request: web.Request) -> web.Response:
+    """The audit trail as the event page shows it, for its script to refresh while it runs."""
+    tree = await _tree(request)
+    if tree is None:
+        return json_error(404, f"no event {request.match_info['event_id']}")
+    html = aiohttp_jinja2.render_string("event_trail.html", request, {"tree": tree})
+    return json_answer({"running": tree.running, "html": html})

@@ -1,15 +1,17 @@
 """What every HTML page shares: the Jinja templates, security headers, and error pages.
 
 Pages are rendered from `handlers/templates/` with autoescaping, on one base layout, styled by
-`handlers/static/conjunction.css` only (the Content-Security-Policy allows no inline script or
-style). Every error under `/` that a browser asked for (`Accept: text/html`) is shown as an HTML
-page on the same layout; API clients keep the JSON `{"error": ...}` of `handlers.errors`.
+`handlers/static/conjunction.css` and enhanced by script files from `handlers/static/` only (the
+Content-Security-Policy allows no inline script or style). Every error under `/` that a browser
+asked for (`Accept: text/html`) is shown as an HTML page on the same layout; API clients keep
+the JSON `{"error": ...}` of `handlers.errors`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from bot.durations import time_left
+
+PageContext = Callable[[web.Request], dict[str, Any]]
+PAGE_CONTEXT: web.AppKey[PageContext] = web.AppKey("page_context")
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -40,19 +47,66 @@ def is_http_url(value: object) -> bool:
     )
 
 
+# How each result reads on a page: an icon's name and a word (a running one has no result yet).
+STATES: dict[str | None, tuple[str, str]] = {
+    "success": ("passed", "passed"),
+    "failure": ("failed", "failed"),
+    "error": ("error", "error"),
+    "cancelled": ("cancelled", "cancelled"),
+    "timed_out": ("timed_out", "timed out"),
+    "skipped": ("skipped", "skipped"),
+    None: ("running", "running"),
+}
+
+
+def state(result: str | None) -> str:
+    return STATES.get(result, ("unknown", ""))[0]
+
+
+def state_text(result: str | None) -> str:
+    return STATES.get(result, ("", str(result)))[1]
+
+
+def duration(seconds: float) -> str:
+    """`12s`, `4m 05s`, `1h 02m`."""
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+
+
+def clock(moment: datetime | None) -> str:
+    """A time of day in UTC; the date too when it is not today."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def content_security_policy(form_targets: Iterable[str] = ()) -> str:
-    """No script at all, styles from our own stylesheet, forms only to us (and the setup's
-    GitHub), never framed."""
+    """Scripts and styles only from our own files, data only from us, forms only to us (and the
+    setup's GitHub), never framed."""
     forms = " ".join(["'self'", *form_targets])
     return (
-        "default-src 'none'; style-src 'self'; img-src 'self'; "
-        f"form-action {forms}; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        f"connect-src 'self'; form-action {forms}; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
-def install(app: web.Application, *, form_targets: Iterable[str] = ()) -> None:
+def install(
+    app: web.Application,
+    *,
+    form_targets: Iterable[str] = (),
+    page_context: PageContext | None = None,
+) -> None:
     """Set up the templates, `/static` and the security headers; `html_error_pages` goes first
-    in the app's middlewares."""
+    in the app's middlewares. `page_context` gives what every page's layout needs."""
+    if page_context is not None:
+        app[PAGE_CONTEXT] = page_context
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -63,6 +117,11 @@ def install(app: web.Application, *, form_targets: Iterable[str] = ()) -> None:
         default_helpers=False,
     )
     env.tests["http_url"] = is_http_url
+    env.filters["state"] = state
+    env.filters["state_text"] = state_text
+    env.filters["duration"] = duration
+    env.filters["clock"] = clock
+    env.filters["time_left"] = time_left
     app.router.add_static("/static", STATIC)
     headers = {
         "Content-Security-Policy": content_security_policy(form_targets),
@@ -79,6 +138,9 @@ def install(app: web.Application, *, form_targets: Iterable[str] = ()) -> None:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    page_context = request.app.get(PAGE_CONTEXT)
+    if page_context is not None:
+        context = {**page_context(request), **context}
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 

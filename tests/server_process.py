@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, directory: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.directory = directory
         self.database = directory / "conjunction.db"
         self.port = free_port()
@@ -49,6 +51,7 @@ class ServerProcess:
             "CONJUNCTION_DATABASE_URL": f"sqlite:///{self.database}",
             **(env or {}),
         }
+        self.args = list(args)
         self._output = directory / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +78,7 @@ class ServerProcess:
         """Start the server and wait until `/healthz` answers 200."""
         with self._output.open("ab") as output:
             self._process = subprocess.Popen(
-                [sys.executable, str(ROOT / "app.py")],
+                [sys.executable, str(ROOT / "app.py"), *self.args],
                 cwd=self.directory,
                 env=self.env,
                 stdout=output,

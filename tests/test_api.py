@@ -207,7 +207,10 @@ async def test_event_page_shows_the_trace(client: TestClient[Any, Any], forge: M
     page = await client.get(f"/events/{origin}")
     assert page.content_type == "text/html"
     html = await page.text()
-    assert f'<a href="/events/{event_id}">{APP}</a></td><td>❌ failed</td>' in html
+    assert "0 of 1 downstream projects passed" in html
+    assert f'<a href="/projects/{APP}"><strong>{APP}</strong></a>' in html
+    assert f'<a href="/events/{event_id}">trace</a>' in html
+    assert "st-failed" in html, "the failure's icon"
     assert 'href="https://ci.acme.dev/&lt;b&gt;/1"' in html
     assert (await client.get("/events/nope")).status == 404
 
@@ -218,11 +221,11 @@ async def test_dashboard_lists_public_projects(
     event_id = (await start_one(client, forge)).event_id
     await index(client, "github.com/acme/secret", upstream_of(LIB), private=True)
     await report_status(client, event_id, "success")
+    origin = (await (await client.get(f"/api/v1/events/{event_id}")).json())["parent"]
     html = await (await client.get("/")).text()
     assert "2 public projects." in html
-    assert (
-        f'<tr><td>{APP}</td><td>1</td><td>0</td><td><a href="/events/{event_id}">✅ passed</a>'
-        in html
-    )
-    assert f"<tr><td>{LIB}</td><td>0</td><td>2</td>" in html
+    assert f'<a href="/projects/{APP}">{APP}</a>' in html
+    assert f'<a href="/projects/{LIB}">{LIB}</a>' in html
+    assert f'<a href="/events/{origin}"><code>{SHA[:7]}</code></a>' in html, "LIB's latest"
+    assert "1 of 1 passed" in html
     assert "acme/secret" not in html

@@ -149,6 +149,24 @@ async def test_chain_runs_to_the_end(client: TestClient[Any, Any], forge: Memory
     assert trace["depth"] == 2
 
 
+async def test_a_chain_continues_for_every_origin(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """APP's commit does not change between two successes of LIB: TOOL runs for both."""
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(APP))
+    for lib_sha in ("1" * 40, "2" * 40):
+        await post_github(client, "workflow_run", workflow_run("acme/lib", lib_sha))
+        await run_jobs(client)
+        to_app = forge.of("start_pipeline")[-1][1]
+        await report_status(client, to_app.event_id, "success", metadata={"sha": "b" * 40})
+        await run_jobs(client)
+
+    started = [(project, request.upstream) for project, request in forge.of("start_pipeline")]
+    assert started == [(APP, LIB), (TOOL, APP), (APP, LIB), (TOOL, APP)]
+
+
 async def test_loop_stops_and_says_why(client: TestClient[Any, Any], forge: MemoryHost) -> None:
     await index(client, LIB, upstream_of(APP))
     await index(client, APP, upstream_of(LIB))

@@ -518,7 +518,7 @@ async def test_a_client_error_is_the_reason_on_the_row(
     event = await trigger(client, app_config(receiver.url(), secret="acme-ci"))
     assert (event.result, event.reason) == ("error", f"the webhook answered 404: {answer[:200]}")
     page = await (await client.get(f"/events/{event.parent_id}")).text()
-    assert "❌ error: the webhook answered 404: {&#34;message&#34;: &#34;Unknown job" in page
+    assert "Why: the webhook answered 404: {&#34;message&#34;: &#34;Unknown job" in page
 
 
 async def test_the_receiver_refuses_a_body_signed_with_another_key(

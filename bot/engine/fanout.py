@@ -158,7 +158,7 @@ async def _fan_out(
         await _candidates(session, key),
         default_branch=default_branch,
         chain=chain,
-        already=await _triggered_for(session, success),
+        already=await _triggered_for(session, success, source),
         depth=source.depth + 1,
         max_depth=ctx.settings.max_depth,
     )
@@ -200,8 +200,17 @@ async def _candidates(session: AsyncSession, upstream_key: str) -> list[Candidat
     return [Candidate(key, name, Upstream.model_validate(spec)) for key, name, spec in rows]
 
 
-async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:
-    """Downstreams already triggered for this upstream commit (by another of its pipelines)."""
+async def _triggered_for(
+    session: AsyncSession, success: UpstreamSuccess, source: Event
+) -> set[str]:
+    """Downstreams already triggered for this upstream commit (by another of its pipelines);
+    continuing a chain, those already triggered from the same origin (a diamond's meeting
+    point runs once per origin, whatever commit the link in between was at)."""
+    if source.kind == "trigger":
+        rows = await session.scalars(
+            select(Event.project).where(Event.kind == "trigger", Event.root_id == source.root_id)
+        )
+        return {project_key(name) for name in rows}
     if success.sha is None:
         return set()
     sources = select(Event.id).where(Event.project == success.project, Event.sha == success.sha)

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.codehost import CommitReport
+from bot.durations import Figures, Pair, pair_durations, remaining, time_left
 from bot.engine.context import Context, config_of
 from bot.engine.results import last_pass
-from bot.models import Event, Project
+from bot.models import Event, Project, utcnow
 from bot.names import project_key
 from bot.results import Result, Verdict
 
@@ -40,6 +41,7 @@ class Row:
     owners: Sequence[str]
     required: bool
     compare_url: str | None
+    left: float | None = None  # running: seconds it probably still needs, by past durations
 
     @property
     def result(self) -> Result | None:
@@ -63,6 +65,9 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
     description = f"{passed} of {total} downstream projects passed"
     if pending:
         description += f", {pending} running"
+        estimates = [row.left for row in rows if row.result is None and row.left is not None]
+        if estimates:
+            description += f", {time_left(max(estimates))}"
         state, conclusion = "pending", None
     elif any(row.result and row.result.failed and row.required for row in rows):
         state, conclusion = "failure", "failure"
@@ -104,6 +109,8 @@ def _row_values(row: Row) -> dict[str, Any]:
         result += " (optional)"
     if event.reason:
         result += f": {texts.md(event.reason)}"
+    if row.result is None and row.left is not None:
+        result += f", {time_left(row.left)}"
     return {
         "name": row.name,
         "result_text": result,
@@ -132,12 +139,22 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         upstream = await session.get(Project, project_key(source.project))
         if upstream is None or not upstream.active:
             return  # not installed here: results are shown downstream only
-        children = await session.scalars(
-            select(Event)
-            .where(Event.parent_id == source.id, Event.result.is_distinct_from(Result.SKIPPED))
-            .order_by(Event.created_at)
+        children = list(
+            await session.scalars(
+                select(Event)
+                .where(Event.parent_id == source.id, Event.result.is_distinct_from(Result.SKIPPED))
+                .order_by(Event.created_at)
+            )
         )
-        rows = [await _row(ctx, session, source, upstream, child) for child in children]
+        typical = await pair_durations(
+            session,
+            {
+                (project_key(c.upstream or ""), project_key(c.project))
+                for c in children
+                if not c.result
+            },
+        )
+        rows = [await _row(ctx, session, source, upstream, child, typical) for child in children]
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
         return
@@ -162,15 +179,22 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
 
 
 async def _row(
-    ctx: Context, session: AsyncSession, source: Event, upstream: Project, child: Event
+    ctx: Context,
+    session: AsyncSession,
+    source: Event,
+    upstream: Project,
+    child: Event,
+    typical: dict[Pair, Figures],
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
+    pair = (project_key(child.upstream or ""), project_key(child.project))
     return Row(
         event=child,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
         required=config_of(upstream).report.is_required(child.project),
         compare_url=await compare_url(ctx, session, source, child),
+        left=remaining(typical.get(pair), child.started_at, utcnow()) if not child.result else None,
     )
 
 

@@ -1,0 +1,127 @@
+"""The ecosystem of `python app.py demo`: projects on the simulated forge (`bot.forges.demo`),
+how their pipelines end, and the pushes that keep it moving.
+
+    core ──> http ──> web ──> site        a chain, and a diamond (web needs http and json)
+      ├────> json ───┘
+      ├────> cli                          flaky: fails now and then, passes when run again
+      ├────> plugins                      broken by core's rename, fixed when core relents
+      └────> internal                     private: only the admin sees it
+    docs                                  an invalid .conjunction.yml
+
+Core gets a new commit every 20 s (divided by `speed`); the engine does the rest, exactly as it
+would for a real forge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from itertools import count
+
+from bot.engine.results import FinishedPipeline
+from bot.forges.demo import HOST, DemoForge, Outcome
+from bot.models import utcnow
+from bot.results import Result
+from bot.runner import TriggerRequest
+
+log = logging.getLogger(__name__)
+
+OWNER = f"{HOST}/acme"
+CORE, HTTP, JSON, WEB, SITE = (
+    f"{OWNER}/{name}" for name in ("core", "http", "json", "web", "site")
+)
+CLI, PLUGINS, INTERNAL, DOCS = (
+    f"{OWNER}/{name}" for name in ("cli", "plugins", "internal", "docs")
+)
+CONFIG = ".conjunction.yml"
+
+
+def _config(owner: str, *upstreams: str, extra: str = "") -> str:
+    entries = "".join(f"  - project: {name}\n{extra}" for name in upstreams)
+    return f"owners: [{owner}]\n" + (f"upstreams:\n{entries}" if upstreams else "")
+
+
+CONFIGS = {
+    CORE: "owners: [ada]\nreport:\n  issues: true\n",
+    HTTP: _config("grace", CORE),
+    JSON: _config("linus", CORE),
+    WEB: _config("margaret", HTTP, JSON),
+    SITE: _config("tim", WEB),
+    CLI: _config("ken", CORE, extra="    confirm: true\n"),
+    PLUGINS: _config("barbara", CORE),
+    INTERNAL: _config("dennis", CORE),
+    DOCS: f"owners: [mary]\nupstreams:\n  - project: {CORE}\n    brnaches: [main]\n",
+}
+PRIVATE = {INTERNAL}
+# Typical pipeline length of each project, in seconds.
+SECONDS = {CORE: 4, HTTP: 6, JSON: 5, WEB: 9, SITE: 7, CLI: 5, PLUGINS: 8, INTERNAL: 6, DOCS: 3}
+# Core's commits, round and round; the second breaks plugins, the fourth fixes it.
+CORE_COMMITS = [
+    ("Add a streaming parser", False),
+    ("Rename Config.load to Config.read", True),
+    ("Speed up the tokenizer", True),
+    ("Keep Config.load as a deprecated alias", False),
+    ("Document the plugin API", False),
+    ("Tidy the release script", False),
+]
+FLAKY_EVERY = 3  # cli fails one run in three
+PUSH_EVERY = 20.0
+BROKEN_NOTE = "tests/test_loader.py::test_load: AttributeError: 'Config' has no attribute 'load'"
+FLAKY_NOTE = "tests/test_fetch.py::test_mirror: timed out waiting for the package mirror"
+
+
+class Ecosystem:
+    """The simulated forge with its projects, and the decisions of its simulated CI."""
+
+    def __init__(self, base_url: str, *, speed: float = 1.0, seed: int | None = None) -> None:
+        self.speed = speed
+        self.forge = DemoForge(base_url, self.outcome)
+        self._random = random.Random(seed)
+        self._pushes = count()
+        self._broken: set[str] = set()  # core commits that break plugins
+        self._cli_runs = count(1)
+        for name, config in CONFIGS.items():
+            self.forge.add_project(name, {CONFIG: config}, private=name in PRIVATE)
+
+    @property
+    def projects(self) -> list[str]:
+        return list(CONFIGS)
+
+    def outcome(self, project: str, request: TriggerRequest | None) -> Outcome:
+        seconds = SECONDS[project] * self._random.uniform(0.7, 1.3) / self.speed
+        if project == PLUGINS and request is not None and request.upstream_sha in self._broken:
+            return Outcome(seconds, Result.FAILURE, BROKEN_NOTE)
+        if project == CLI and next(self._cli_runs) % FLAKY_EVERY == 0:
+            return Outcome(seconds, Result.FAILURE, FLAKY_NOTE)
+        return Outcome(seconds, Result.SUCCESS)
+
+    def push_core(self) -> None:
+        """Core's next commit; its own pipeline starts at once."""
+        message, breaks = CORE_COMMITS[next(self._pushes) % len(CORE_COMMITS)]
+        run = self.forge.push(CORE, message)
+        if breaks:
+            self._broken.add(run.sha)
+
+    async def index(self, refresh: Callable[[str], Awaitable[object]]) -> None:
+        """Have Conjunction index every project, as installing the app would."""
+        for name in self.projects:
+            await refresh(name)
+
+    async def run(
+        self, report: Callable[[FinishedPipeline], Awaitable[object]], wakeup: Callable[[], None]
+    ) -> None:
+        """Push to core and finish pipelines as they come due, until cancelled."""
+        interval = timedelta(seconds=PUSH_EVERY / self.speed)
+        tick = min(0.25, 1 / self.speed)
+        next_push = utcnow()
+        while True:
+            now = utcnow()
+            if now >= next_push:
+                self.push_core()
+                next_push = now + interval
+            if await self.forge.finish_due(report, now):
+                wakeup()
+            await asyncio.sleep(tick)

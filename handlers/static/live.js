@@ -1,0 +1,43 @@
+// The event page while downstreams run: refresh the audit trail from its JSON endpoint until
+// nothing runs, and keep the "running for" times ticking in between.
+(function () {
+  "use strict";
+  var INTERVAL = 2000;
+  var trail = document.getElementById("trail");
+
+  function duration(seconds) {
+    var whole = Math.round(seconds);
+    var minutes = Math.floor(whole / 60), rest = whole % 60;
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (hours) { return hours + "h " + two(minutes) + "m"; }
+    return minutes ? minutes + "m " + two(rest) + "s" : rest + "s";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-since]").forEach(function (element) {
+      var since = Date.parse(element.getAttribute("data-since"));
+      if (!isNaN(since)) { element.textContent = duration(Math.max(0, (now - since) / 1000)); }
+    });
+  }
+
+  function poll() {
+    var url = trail && trail.getAttribute("data-live");
+    if (!url) { return; }
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.json() : null; })
+      .then(function (data) {
+        if (data === null) { setTimeout(poll, INTERVAL * 2); return; }
+        trail.innerHTML = data.html;
+        tick();
+        if (data.running > 0) { setTimeout(poll, INTERVAL); } else { trail.removeAttribute("data-live"); }
+      })
+      .catch(function () { setTimeout(poll, INTERVAL * 2); });
+  }
+
+  tick();
+  setInterval(tick, 1000);
+  setTimeout(poll, INTERVAL);
+})();

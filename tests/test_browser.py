@@ -1,0 +1,206 @@
+"""The pages in a real headless Chromium (Debian's `chromium`, driven by Playwright): every page
+kind on the demo's ecosystem, clicking through, the graph, visibility, and a running event that
+updates without a reload.
+
+Screenshots go to a temporary directory; with CONJUNCTION_SCREENSHOTS=1 they replace the ones in
+docs/screenshots/ that the README shows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import create_app
+from bot.adapters import Adapters
+from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
+from bot.models import utcnow
+from bot.results import Result
+from bot.runtime import Runtime
+from config.settings import Settings
+from handlers import demo
+from handlers.context import RUNTIME
+from tests.server_process import ROOT, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WAIT_MS = 20_000  # for a page to change: generous, the machine is shared
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="no /usr/bin/chromium: `apt-get install chromium` to run the browser tests",
+    ),
+]
+playwright = pytest.importorskip(
+    "playwright.async_api", reason="Playwright is not installed: pip install -e '.[test]'"
+)
+
+
+class Demo:
+    """The demo's ecosystem on a real server, moved step by step by the test."""
+
+    def __init__(self, runtime: Runtime, ecosystem: Ecosystem, url: str) -> None:
+        self.runtime = runtime
+        self.ecosystem = ecosystem
+        self.url = url
+
+    async def settle(self) -> None:
+        """Finish every pipeline and run every job, until nothing is left."""
+        later = utcnow() + timedelta(days=1)
+        while True:
+            finished = await self.ecosystem.forge.finish_due(
+                self.runtime.engine.pipeline_finished, later
+            )
+            if not finished and not await self.runtime.worker.run_until_idle():
+                return
+
+    async def push(self) -> None:
+        """Core's next commit, and everything that follows from it."""
+        self.ecosystem.push_core()
+        await self.settle()
+
+    async def push_and_start(self) -> None:
+        """A commit to core whose downstreams are started and left running."""
+        self.ecosystem.push_core()
+        [run] = self.ecosystem.forge.running()
+        await self.ecosystem.forge.finish(
+            run, self.runtime.engine.pipeline_finished, Result.SUCCESS
+        )
+        await self.runtime.worker.run_until_idle()
+
+
+@pytest.fixture
+async def demo_server(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Demo]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        public_url=url,
+        admin_token="admin-token",
+    )
+    ecosystem = Ecosystem(url, seed=1)
+    app = create_app(settings, adapters=Adapters.of(ecosystem.forge), run_workers=False)
+    demo.install(app, ecosystem, drive=False)
+    await aiohttp_server(app, port=port)
+    runtime = app[RUNTIME]
+    await ecosystem.index(runtime.engine.refresh_project)
+    server = Demo(runtime, ecosystem, url)
+    await server.push()
+    yield server
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright.async_playwright() as driver:
+        chromium = await driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+def screenshots(tmp_path: Path) -> Path:
+    if os.environ.get("CONJUNCTION_SCREENSHOTS"):
+        return ROOT / "docs" / "screenshots"
+    return tmp_path
+
+
+async def test_click_through_every_page_kind(
+    demo_server: Demo, browser: Any, tmp_path: Path
+) -> None:
+    for _ in range(2):  # core's second commit breaks plugins, its third does not fix it
+        await demo_server.push()
+    shots = screenshots(tmp_path)
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    expect = playwright.expect
+
+    await page.goto(demo_server.url + "/")
+    await expect(page.get_by_role("heading", name="Current breakages")).to_be_visible()
+    await expect(page.locator("main")).not_to_contain_text(INTERNAL)
+    await page.screenshot(path=shots / "home.png", full_page=True)
+
+    await page.get_by_role("link", name=CORE, exact=True).first.click()
+    await expect(page.get_by_role("heading", name=CORE, exact=True)).to_be_visible()
+    await expect(page.locator("svg.graph a.node")).to_have_count(5)  # core, 4 public downstreams
+    await expect(page.locator("table.matrix")).to_contain_text("a private project")
+    await page.screenshot(path=shots / "project.png", full_page=True)
+
+    await page.locator("table.matrix tbody tr").first.locator("th a").click()
+    await expect(page.locator(".aggregate")).to_contain_text("downstream projects passed")
+    await expect(page.locator("ol.tree")).to_contain_text("new regression")
+    await page.screenshot(path=shots / "event.png", full_page=True)
+
+    await page.locator(".node", has_text=PLUGINS).get_by_role("link", name="run").click()
+    await expect(page.locator("pre")).to_contain_text("has no attribute 'load'")
+
+    await page.goto(demo_server.url + "/graph")
+    nodes = page.locator("svg#graph a.node")
+    await expect(nodes).to_have_count(len(demo_server.ecosystem.projects) - 1)
+    assert await page.locator(f'[data-project="{INTERNAL}"]').count() == 0
+    await page.screenshot(path=shots / "graph.png", full_page=True)
+
+    missing = await page.goto(demo_server.url + "/projects/demo.test/acme/nothing")
+    assert missing is not None and missing.status == 404
+    await expect(page.get_by_role("heading", name="404 Not Found")).to_be_visible()
+    await context.close()
+
+
+async def test_a_running_event_updates_without_a_reload(
+    demo_server: Demo, browser: Any, tmp_path: Path
+) -> None:
+    await demo_server.push_and_start()
+    [origin] = [
+        run.request.parent_id
+        for run in demo_server.ecosystem.forge.running()
+        if run.request and run.project == PLUGINS
+    ]
+    context = await browser.new_context(
+        color_scheme="dark", viewport={"width": 1200, "height": 800}
+    )
+    page = await context.new_page()
+    await page.goto(f"{demo_server.url}/events/{origin}")
+    aggregate = page.locator(".aggregate")
+    await playwright.expect(aggregate).to_contain_text("5 running")
+    await page.screenshot(path=screenshots(tmp_path) / "event-running-dark.png", full_page=True)
+    await page.evaluate("window.stayed = true")
+
+    await demo_server.settle()
+
+    await playwright.expect(aggregate).not_to_contain_text("running", timeout=WAIT_MS)
+    await playwright.expect(aggregate).to_contain_text("of 5 downstream projects passed")
+    assert await page.evaluate("window.stayed === true"), "the page was not reloaded"
+    await context.close()
+
+
+async def test_the_private_project_is_the_admins_only(
+    demo_server: Demo, browser: Any, tmp_path: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = await context.new_page()
+    await page.goto(demo_server.url + "/login?next=/graph")
+    await page.get_by_label("Admin token").fill("admin-token")
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url("**/graph")
+    await playwright.expect(page.locator(f'[data-project="{INTERNAL}"]')).to_have_count(1)
+
+    await page.goto(demo_server.url + "/")
+    await playwright.expect(page.locator("main")).to_contain_text(INTERNAL)
+    await page.screenshot(path=screenshots(tmp_path) / "home-phone-admin.png", full_page=True)
+
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url(demo_server.url + "/")
+    await playwright.expect(page.locator("main")).not_to_contain_text(INTERNAL)
+    await context.close()

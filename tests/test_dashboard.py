@@ -1,0 +1,272 @@
+"""The dashboard as people see it: home, project pages, the graph, event audit trails, and the
+admin's login — with private projects only for the admin, everywhere."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import update
+
+from bot.models import Event
+from handlers.admin import COOKIE
+from handlers.graph import layout, neighbourhood
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.memoryhost import MemoryHost
+from tests.test_flow import APP, LIB, SHA, TOOL, index, report_status, upstream_of
+from tests.test_pages import BROWSER, Page, assert_secure_page
+
+SECRET = "github.com/acme/secret"
+ADMIN = {"Authorization": "Bearer admin-token"}
+
+
+async def ecosystem(client: TestClient[Any, Any], forge: MemoryHost) -> dict[str, str]:
+    """LIB with downstreams APP (passes), TOOL (fails after passing) and SECRET (private);
+    returns the event ids of the second upstream success's runs, by project."""
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(LIB))
+    await index(client, SECRET, upstream_of(LIB), private=True)
+    for sha, tool_result in (("1" * 40, "success"), ("2" * 40, "failure")):
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=int(sha[0])))
+        await run_jobs(client)
+        started = {
+            project: request.event_id
+            for project, request in forge.of("start_pipeline")
+            if request.upstream_sha == sha
+        }
+        await report_status(client, started[APP], "success")
+        await report_status(client, started[TOOL], tool_result)
+        await report_status(client, started[SECRET], "success")
+        await run_jobs(client)
+    return started
+
+
+async def page(client: TestClient[Any, Any], path: str, **headers: str) -> Page:
+    response = await client.get(path, headers={**BROWSER, **headers})
+    assert response.status == 200, path
+    return assert_secure_page(response, await response.text())
+
+
+async def login(client: TestClient[Any, Any]) -> str:
+    """Log in through the form; returns the session cookie's value."""
+    answer = await client.post(
+        "/login", data={"token": "admin-token", "next": "/graph"}, allow_redirects=False
+    )
+    assert answer.status == 303
+    assert answer.headers["Location"] == "/graph"
+    cookie = answer.cookies[COOKIE]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Strict"
+    assert cookie["secure"], "the public URL is https"
+    return cookie.value
+
+
+async def test_home_puts_breakages_first_and_hides_private_projects(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    home = await page(client, "/")
+    text = " ".join(home.text)
+
+    assert "Current breakages" in text
+    assert text.index(TOOL) < text.index(APP), "a broken project is listed first"
+    assert "2 of 3 passed" in text, "LIB's latest upstream success"
+    assert SECRET not in text
+    assert f"/projects/{SECRET}" not in home.links
+
+    admin = " ".join((await page(client, "/", **ADMIN)).text)
+    assert SECRET in admin
+
+
+async def test_search_finds_projects_by_name_and_owner(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, "owners: [lib-team]\n")
+    await index(client, APP, upstream_of(LIB))
+    found = await page(client, "/?q=LIB-TEAM")
+    assert f"/projects/{LIB}" in found.links
+    assert f"/projects/{APP}" not in found.links
+    assert "1 match" in " ".join(found.text)
+    assert f"/projects/{APP}" in (await page(client, "/?q=acme/app")).links
+
+
+async def test_an_empty_instance_says_what_to_do(client: TestClient[Any, Any]) -> None:
+    text = " ".join((await page(client, "/")).text)
+    assert "No projects yet" in text
+    assert "python app.py gitlab add" in text
+    assert "upstreams:" in text, "an example .conjunction.yml"
+
+
+async def test_project_page_shows_matrix_config_badge_and_issues(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    runs = await ecosystem(client, forge)
+    lib = await page(client, f"/projects/{LIB}")
+    text = " ".join(lib.text)
+
+    assert f"/events/{runs[TOOL]}" in lib.links, "a matrix cell leads to its event"
+    assert f"/events/{runs[APP]}" in lib.links
+    assert f"/events/{runs[SECRET]}" not in lib.links
+    assert "a private project" in text
+    assert SECRET not in text
+    assert f"[![downstream](https://conjunction.test/badges/{LIB}.svg)]" in text
+    assert "Downstream pass rate of each upstream success" in text
+    assert "Time until all downstreams answered" in text
+    assert "All downstreams answered" in text, "the build-time table"
+
+    tool = " ".join((await page(client, f"/projects/{TOOL}")).text)
+    assert "Open breakage issues" in tool
+    assert "#1" in tool, "the issue opened for the new regression"
+    assert f"project: {LIB}" in tool, "the configuration in force"
+
+
+async def test_project_page_shows_a_config_error(client: TestClient[Any, Any]) -> None:
+    await index(client, APP, upstream_of(LIB))
+    error = await runtime(client).engine.index_project(
+        APP, private=False, default_branch="main", config_text="upstreams: 3\n"
+    )
+    assert error is not None
+    text = " ".join((await page(client, f"/projects/{APP}")).text)
+    assert "Invalid .conjunction.yml" in text
+    assert "line 1" in text
+    assert f"project: {LIB}" in text, "the last valid one stays in force"
+
+
+async def test_private_and_unknown_projects_are_html_404s(client: TestClient[Any, Any]) -> None:
+    await index(client, SECRET, None, private=True)
+    for path in (f"/projects/{SECRET}", "/projects/github.com/acme/none"):
+        response = await client.get(path, headers=BROWSER)
+        assert response.status == 404
+        assert "404 Not Found" in Page(await response.text()).text
+    assert (await client.get(f"/projects/{SECRET}", headers=ADMIN)).status == 200
+
+
+async def test_the_graph_draws_visible_projects_coloured_by_result(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    graph = await client.get("/graph", headers=BROWSER)
+    html = await graph.text()
+    assert f'data-project="{LIB}"' in html
+    assert f'class="node st-failed" data-project="{TOOL}"' in html
+    assert f'class="node st-passed" data-project="{APP}"' in html
+    assert SECRET not in html
+    assert f'data-project="{SECRET}"' in await (await client.get("/graph", headers=ADMIN)).text()
+
+    focused = await (await client.get(f"/graph?focus={TOOL}&depth=1")).text()
+    assert f'data-project="{APP}"' not in focused, "only TOOL's neighbours"
+    assert f'data-project="{LIB}"' in focused
+    assert (await client.get(f"/graph?focus={SECRET}")).status == 404
+
+
+def test_the_layout_goes_left_to_right_without_overlaps() -> None:
+    names = [f"h.test/o/p{n}" for n in range(40)]
+    edges = [(names[n // 3], names[n]) for n in range(1, 40)] + [(names[5], names[1])]
+    drawing = layout(names, edges)
+    assert {node.name for node in drawing.nodes} == set(names)
+    place = {node.name: node for node in drawing.nodes}
+    assert place[names[0]].x < place[names[1]].x < place[names[4]].x
+    boxes = sorted((node.x, node.y, node.width, node.height) for node in drawing.nodes)
+    for at, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, w2, h2 in boxes[at + 1 :]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, "overlap"
+
+    kept, kept_edges = neighbourhood(names[1], edges, 1)
+    assert kept == {names[0], names[1], names[3], names[4], names[5]}
+    assert all(up in kept and down in kept for up, down in kept_edges)
+
+
+async def test_event_page_is_an_audit_trail_from_the_origin(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, upstream_of(APP))
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    await run_jobs(client)
+    started = {project: request for project, request in forge.of("start_pipeline")}
+    await report_status(client, started[APP].event_id, "success", url="https://ci.test/app/1")
+    await run_jobs(client)
+
+    origin = started[APP].parent_id
+    trail = await page(client, f"/events/{started[APP].event_id}")
+    text = " ".join(trail.text)
+    assert "1 of 2 downstream projects passed, 1 running" not in text, "APP's own view"
+    assert "loop: github.com/acme/lib is already in this chain" in text, "why LIB was skipped"
+    assert f"/events/{origin}" in trail.links, "the origin"
+    assert "https://ci.test/app/1" in trail.links, "the run"
+
+    whole = " ".join((await page(client, f"/events/{origin}")).text)
+    assert whole.index("1 of 2 downstream projects passed, 1 running") < whole.index(TOOL)
+    assert "/static/live.js" in (await page(client, f"/events/{origin}")).scripts
+
+
+async def test_a_running_downstream_has_an_estimate_and_a_live_view(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "1" * 40, run_id=1))
+    await run_jobs(client)
+    first = forge.of("start_pipeline")[0][1]
+    await report_status(client, first.event_id, "success")
+    async with runtime(client).sessions.begin() as session:  # that run took 12 minutes
+        stored = await session.get(Event, first.event_id)
+        assert stored is not None and stored.finished_at is not None
+        await session.execute(
+            update(Event)
+            .where(Event.id == first.event_id)
+            .values(started_at=stored.finished_at - timedelta(minutes=12))
+        )
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "2" * 40, run_id=2))
+    await run_jobs(client)
+    second = forge.of("start_pipeline")[1][1]
+
+    text = " ".join((await page(client, f"/events/{second.parent_id}")).text)
+    assert "about 12 min left" in text
+    assert "usually 12m 00s" in text
+
+    live = await client.get(f"/events/{second.parent_id}/live")
+    assert (await live.json())["running"] == 1
+    await report_status(client, second.event_id, "failure")
+    done = await (await client.get(f"/events/{second.parent_id}/live")).json()
+    assert done["running"] == 0
+    assert "0 of 1 downstream projects passed" in done["html"]
+
+
+async def test_private_events_are_only_the_admins(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    runs = await ecosystem(client, forge)
+    for path in (f"/events/{runs[SECRET]}", f"/events/{runs[SECRET]}/live"):
+        assert (await client.get(path)).status == 404
+        assert (await client.get(path, headers=ADMIN)).status == 200
+
+
+async def test_the_admin_logs_in_with_the_token_and_out_again(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, SECRET, None, private=True)
+    wrong = await client.post("/login", data={"token": "guess"}, allow_redirects=False)
+    assert wrong.status == 401
+    assert "That is not the admin token." in await wrong.text()
+
+    session = {"Cookie": f"{COOKIE}={await login(client)}"}
+    assert (await client.get(f"/projects/{SECRET}", headers=session)).status == 200
+    assert (await client.get(f"/api/v1/projects/{SECRET}", headers=session)).status == 200
+    forged = {"Cookie": f"{COOKIE}=admin"}
+    assert (await client.get(f"/projects/{SECRET}", headers=forged)).status == 404
+
+    out = await client.post("/logout", allow_redirects=False)
+    assert out.status == 303
+    assert out.cookies[COOKIE].value == ""
+
+
+async def test_login_goes_back_only_to_this_server(client: TestClient[Any, Any]) -> None:
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        answer = await client.post(
+            "/login", data={"token": "admin-token", "next": target}, allow_redirects=False
+        )
+        assert answer.headers["Location"] == "/"

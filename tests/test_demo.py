@@ -1,0 +1,104 @@
+"""`python app.py demo`: the simulated ecosystem fills the dashboard, badges, check summaries and
+issues through the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from app import create_app
+from bot.adapters import Adapters
+from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
+from config.settings import Settings
+from handlers import demo
+from tests.server_process import ServerProcess
+
+WAIT = 60.0  # generous: the machine is shared; nothing here measures time
+ADMIN = {"Authorization": "Bearer admin-token"}
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not await check():
+        assert loop.time() < deadline, "the demo did not get there"
+        await asyncio.sleep(0.1)
+
+
+async def demo_client(
+    aiohttp_client: Any, settings: Settings
+) -> tuple[TestClient[Any, Any], Ecosystem]:
+    ecosystem = Ecosystem(settings.public_url, speed=20, seed=1)
+    app = create_app(settings, adapters=Adapters.of(ecosystem.forge))
+    demo.install(app, ecosystem)
+    return await aiohttp_client(app), ecosystem
+
+
+async def test_the_demo_fills_pages_badges_checks_and_issues(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client, ecosystem = await demo_client(aiohttp_client, settings)
+    forge = ecosystem.forge
+
+    async def plugins_issue_opened() -> bool:
+        return any(issue.project == PLUGINS for issue in forge.issues)
+
+    await until(plugins_issue_opened)
+
+    home = await (await client.get("/")).text()
+    assert CORE in home
+    assert INTERNAL not in home, "the private project is the admin's only"
+    badge = await (await client.get(f"/badges/{CORE}.json")).json()
+    assert " of " in badge["message"]
+
+    issue = next(issue for issue in forge.issues if issue.project == PLUGINS)
+    assert issue.title.startswith(f"{CORE} broke") or CORE in issue.title
+    issue_page = await (await client.get(f"/demo/issues/{issue.number}")).text()
+    assert "fails against" in issue_page
+
+    reported = [sha for sha, posted in forge.reports.items() if posted.check is not None]
+    assert reported
+    commit_page = await (await client.get(f"/demo/commits/{reported[0]}")).text()
+    assert "<table>" in commit_page, "the check summary is rendered"
+    assert "Conjunction: downstream" in commit_page
+
+    project = await (await client.get(f"/api/v1/projects/{CORE}")).json()
+    assert project["latest_downstream_results"]["total"] >= 4
+    status = forge.reports[reported[0]].status
+    assert status is not None
+    event_page = await client.get(status.target_url.removeprefix(settings.public_url))
+    assert event_page.status == 200
+    assert CORE in await event_page.text()
+
+
+async def test_private_runs_of_the_simulated_forge_are_the_admins(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client, ecosystem = await demo_client(aiohttp_client, settings)
+
+    async def internal_ran() -> bool:
+        return any(run.project == INTERNAL for run in ecosystem.forge.runs)
+
+    await until(internal_ran)
+    number = next(run.number for run in ecosystem.forge.runs if run.project == INTERNAL)
+    assert (await client.get(f"/demo/runs/{number}")).status == 404
+    assert (await client.get(f"/demo/runs/{number}", headers=ADMIN)).status == 200
+    assert INTERNAL not in await (await client.get("/demo")).text()
+
+
+def test_the_demo_command_prints_where_to_look(tmp_path: Path) -> None:
+    env = {"CONJUNCTION_ADMIN_TOKEN": "demo-admin-token"}
+    with ServerProcess(tmp_path, env, args=["demo", "--speed", "20"]) as server:
+        with urllib.request.urlopen(f"{server.url}/api/v1/projects/{CORE}") as answer:
+            assert json.load(answer)["project"] == CORE
+        server.terminate()
+    log = server.log()
+    assert f"open http://localhost:{server.port}/" in log
+    assert "demo-admin-token" in log
+    assert (tmp_path / "demo.db").exists()
