@@ -48,8 +48,9 @@ from bot.tokens import (
 from config.repo_config import MAX_CONFIG_BYTES, ConfigError, SecretCheck, parse_config
 from config.settings import Settings, SettingsError, load_settings, parse_duration, raw_setting
 from handlers import admin, api, badges, demo, health, pages, templating, webhooks
+from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
-from handlers.errors import json_errors
+from handlers.errors import JsonErrorRunner, json_errors
 from handlers.github import ClientFor, GitHubDeliveries
 from handlers.gitlab import GitLabDeliveries
 from handlers.setup import GitHubSetup, forge_configured
@@ -58,6 +59,14 @@ from handlers.setup_code import SetupCode
 log = logging.getLogger("conjunction")
 
 BODY_LIMIT = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+SERVER_LIMITS = {
+    "max_line_size": 8190,  # request line; the answer is 431 (JSON) past these
+    "max_field_size": 8190,  # one header
+    "max_headers": 128,
+    # Bodies are taken as sent (GitHub and GitLab do not compress them): nothing is inflated
+    # before its size is checked.
+    "auto_decompress": False,
+}
 SWEEP_INTERVAL = 60.0
 RETENTION_EVERY = 60  # every 60th sweep (hourly) deletes what the retention lets go
 # On SIGTERM the job in flight has this long to finish before it goes back to the queue; it
@@ -85,9 +94,12 @@ def create_app(
     With no forge configured (and none passed in), `/` and `/setup` offer the GitHub App setup
     instead of the dashboard, for the holder of the setup URL logged at start."""
     app = web.Application(
-        client_max_size=max_body, middlewares=[templating.html_error_pages, json_errors]
+        client_max_size=max_body,
+        middlewares=[templating.html_error_pages, json_errors],
+        handler_args=SERVER_LIMITS,
     )
     app[MAX_BODY] = max_body
+    app[LARGE_BODIES] = asyncio.Semaphore(LARGE_BODY_SLOTS)
     app.add_routes(webhooks.routes)
     app.add_routes(api.routes)
     app.add_routes(health.routes)
@@ -228,7 +240,19 @@ def serve(settings: Settings) -> None:
         "on" if settings.github_enabled else "not configured",
         settings.gitlab_url if settings.gitlab_enabled else "not configured",
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(run_server(create_app(settings), settings.host, settings.port))
+
+
+async def run_server(app: web.Application, host: str, port: int) -> None:
+    """What `web.run_app` does, with a runner whose HTTP parser errors are answered in JSON."""
+    runner = JsonErrorRunner(app, handle_signals=True, keepalive_timeout=75)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

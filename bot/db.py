@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +18,23 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# A write waits this long for SQLite's lock before the request is answered 503: well within the
+# 10 s GitHub waits for an answer, long enough for the queue's short transactions to finish.
+SQLITE_BUSY_SECONDS = 5.0
+CONNECT_SECONDS = 5.0  # a PostgreSQL that does not answer a connection attempt
+POOL_WAIT_SECONDS = 5.0  # every pooled connection busy
+
+# asyncpg's errors while connecting (refused, unreachable, timed out, starting up, too many
+# clients) reach the caller without SQLAlchemy's wrapping; OSError covers TimeoutError.
+_UNAVAILABLE = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 
 
 def async_url(url: str) -> str:
@@ -31,17 +49,29 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), pool_pre_ping=True)
+    full_url = async_url(url)
+    connect_args = {"timeout": CONNECT_SECONDS} if full_url.startswith("postgresql") else {}
+    engine = create_async_engine(
+        full_url, pool_pre_ping=True, pool_timeout=POOL_WAIT_SECONDS, connect_args=connect_args
+    )
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
             cursor.close()
 
     return engine
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether an error means the database cannot be reached or written for now (down,
+    restarting, locked, out of connections) rather than a fault of the request or the code."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _UNAVAILABLE)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

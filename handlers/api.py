@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from bot import gitprojects, views
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
+from bot.limits import REF, SHA, Text, Url, no_nul
 from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.tokens import use_project_token
 from handlers.admin import bearer, is_admin
+from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error
+from handlers.errors import RequestError
 
 routes = web.RouteTableDef()
-MAX_URL = 2000
 MAX_ARTIFACTS = 100
 MAX_ARTIFACT_NAME = 200
 # what a CI system may report: a final Result, or that it is running
@@ -35,8 +38,32 @@ class StatusBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: Reported
-    url: str | None = Field(default=None, max_length=MAX_URL)
+    url: Url | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        """`sha` and `ref` are kept on the event: they must fit its columns."""
+        for key, limit in (("sha", SHA), ("ref", REF)):
+            if metadata.get(key) and len(str(metadata[key])) > limit:
+                raise ValueError(f"{key} is longer than {limit} characters")
+        for text in _strings(metadata):
+            no_nul(text)
+        return metadata
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every key and string in a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _http_url(value: str) -> str:
@@ -49,18 +76,18 @@ def _http_url(value: str) -> str:
 class ArtifactBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_ARTIFACT_NAME)
-    url: Annotated[str, Field(max_length=MAX_URL), AfterValidator(_http_url)]
+    name: Text = Field(min_length=1, max_length=MAX_ARTIFACT_NAME)
+    url: Annotated[Url, AfterValidator(_http_url)]
 
 
 class BuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     project: ProjectName
-    sha: str = Field(min_length=4, max_length=64)
-    ref: str = Field(min_length=1, max_length=300)
+    sha: Text = Field(min_length=4, max_length=SHA)
+    ref: Text = Field(min_length=1, max_length=REF)
     result: Result
-    url: str | None = Field(default=None, max_length=MAX_URL)
+    url: Url | None = None
     artifacts: list[ArtifactBody] = Field(default_factory=list, max_length=MAX_ARTIFACTS)
 
 
@@ -71,18 +98,12 @@ def callback_token(request: web.Request) -> str | None:
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(reason="the body is not valid JSON") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise web.HTTPUnprocessableEntity(reason=problems) from None
+    async with large_body_slot(request):
+        body = await read_body(request)
+        try:
+            return parse_json(body, model)
+        except ValidationError as exc:
+            raise RequestError(422, problems(exc)) from None
 
 
 def split_ref(ref: str) -> tuple[str, str]:

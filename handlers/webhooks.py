@@ -1,53 +1,83 @@
-"""Webhook intake: verify, deduplicate, store, answer. The job queue does the work afterwards."""
+"""Webhook intake: verify, check, deduplicate, store, answer. The job queue does the work after.
+
+A GitHub delivery without a well-formed signature is refused before its body is read; a body
+is read in chunks under the size cap while its HMAC is computed, a large one only in one of a
+few slots (handlers/bodies.py). A delivery is stored and queued only when it can be processed:
+a payload that does not fit its event family's model is answered 200 "ignored", since no retry
+could make it succeed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
+import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from aiohttp import web
-from gidgethub import ValidationFailure
-from gidgethub.sansio import validate_event
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from bot import metrics
+from bot.forges.github import payloads as github_payloads
+from bot.forges.gitlab import payloads as gitlab_payloads
+from bot.limits import DELIVERY_ID
 from bot.models import Delivery
 from bot.queue import JobQueue
+from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error
+from handlers.errors import RequestError
 
 log = logging.getLogger(__name__)
 
-GITHUB_EVENTS = {
-    "check_suite",
-    "installation",
-    "installation_repositories",
-    "ping",
-    "push",
-    "status",
-    "workflow_run",
-}
-GITLAB_EVENTS = {"Pipeline Hook", "Push Hook", "System Hook"}
 KEPT_HEADERS = {"content-type", "user-agent", "x-github-hook-installation-target-id"}
+SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+DELIVERY = re.compile(rf"[!-~]{{1,{DELIVERY_ID}}}")  # visible ASCII: GitHub and GitLab send UUIDs
 
 routes = web.RouteTableDef()
 
 
-async def _accept(
-    request: web.Request, forge: str, delivery_id: str, event: str, body: bytes
+def _delivery_id(request: web.Request, forge: str, headers: tuple[str, ...], default: str) -> str:
+    """The delivery id from the first of `headers` given, else `default`."""
+    for header in headers:
+        delivery_id = request.headers.get(header)
+        if not delivery_id:
+            continue
+        if not DELIVERY.fullmatch(delivery_id):
+            metrics.DELIVERIES.labels(forge, "malformed").inc()
+            raise RequestError(
+                400, f"{header} must be at most {DELIVERY_ID} visible ASCII characters"
+            )
+        return delivery_id
+    return default
+
+
+async def _intake(
+    request: web.Request,
+    forge: str,
+    event: str,
+    delivery_id: str,
+    body: bytearray,
+    models: Mapping[str, type[BaseModel]],
 ) -> web.Response:
-    """Store the delivery and queue its processing in one transaction; a repeat does nothing."""
+    """Check an authenticated delivery, then store it and queue its processing in one
+    transaction; a repeated delivery id does nothing."""
+    model = models.get(event)
+    if model is None:
+        return _ignored(forge, delivery_id, event, "event type not handled")
+    try:
+        parse_json(body, model)
+    except RequestError:
+        metrics.DELIVERIES.labels(forge, "malformed").inc()
+        raise
+    except ValidationError as exc:
+        return _ignored(forge, delivery_id, event, f"payload not as expected: {problems(exc)}")
     runtime = request.app[RUNTIME]
     extra = {"forge": forge, "delivery_id": delivery_id, "event": event}
-    try:
-        json.loads(body)
-    except ValueError:
-        metrics.DELIVERIES.labels(forge, "malformed").inc()
-        return json_error(400, "the body is not valid JSON")
-    headers = {key.lower(): value for key, value in request.headers.items()}
+    headers = {key.lower(): _text(value) for key, value in request.headers.items()}
     try:
         async with runtime.sessions.begin() as session:
             delivery = Delivery(
@@ -55,7 +85,7 @@ async def _accept(
                 delivery_id=delivery_id,
                 event=event,
                 headers={key: value for key, value in headers.items() if key in KEPT_HEADERS},
-                body=body.decode("utf-8", errors="replace"),
+                body=body.decode(),
             )
             session.add(delivery)
             await session.flush()
@@ -72,10 +102,15 @@ async def _accept(
     return json_answer({"status": "accepted", "delivery": delivery_id}, status=202)
 
 
-def _ignored(forge: str, delivery_id: str, event: str) -> web.Response:
+def _text(header: str) -> str:
+    """A header value as text a database can store: bytes that are not UTF-8 replaced."""
+    return header.encode(errors="surrogateescape").decode(errors="replace")
+
+
+def _ignored(forge: str, delivery_id: str, event: str, reason: str) -> web.Response:
     metrics.DELIVERIES.labels(forge, "ignored").inc()
-    log.info("event type not handled, ignored", extra={"delivery_id": delivery_id, "event": event})
-    return json_answer({"status": "ignored", "event": event})
+    log.info("delivery ignored: %s", reason, extra={"delivery_id": delivery_id, "event": event})
+    return json_answer({"status": "ignored", "event": event, "reason": reason})
 
 
 @routes.post("/webhooks/github")
@@ -84,22 +119,24 @@ async def github_webhook(request: web.Request) -> web.Response:
     secret = request.app[RUNTIME].settings.github_webhook_secret
     if not secret:
         return json_error(404, "GitHub is not configured on this server")
-    body = await request.read()
-    signature = request.headers.get("X-Hub-Signature-256")
-    if not signature:
+    header = request.headers.get("X-Hub-Signature-256")
+    signature = SIGNATURE.fullmatch(header or "")
+    if signature is None:
         metrics.DELIVERIES.labels("github", "unauthorized").inc()
-        return json_error(401, "missing X-Hub-Signature-256 header")
+        problem = "missing" if header is None else "malformed (expected sha256=<64 hex digits>)"
+        return json_error(401, f"X-Hub-Signature-256 header {problem}")
     try:
-        validate_event(body, signature=signature, secret=secret)
-    except ValidationFailure:
-        metrics.DELIVERIES.labels("github", "unauthorized").inc()
-        return json_error(401, "X-Hub-Signature-256 does not match the webhook secret")
-    event = request.headers.get("X-GitHub-Event", "")
-    delivery_id = request.headers.get("X-GitHub-Delivery") or uuid.uuid4().hex
-    try:
-        if event not in GITHUB_EVENTS:
-            return _ignored("github", delivery_id, event)
-        return await _accept(request, "github", delivery_id, event, body)
+        async with large_body_slot(request):
+            digest = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+            body = await read_body(request, digest)
+            if not hmac.compare_digest(digest.hexdigest(), signature[1].lower()):
+                metrics.DELIVERIES.labels("github", "unauthorized").inc()
+                return json_error(401, "X-Hub-Signature-256 does not match the webhook secret")
+            event = request.headers.get("X-GitHub-Event", "")
+            delivery_id = _delivery_id(request, "github", ("X-GitHub-Delivery",), uuid.uuid4().hex)
+            return await _intake(
+                request, "github", event, delivery_id, body, github_payloads.PAYLOADS
+            )
     finally:
         metrics.WEBHOOK_SECONDS.labels("github").observe(time.perf_counter() - started)
 
@@ -111,20 +148,22 @@ async def gitlab_webhook(request: web.Request) -> web.Response:
     if not secret:
         return json_error(404, "GitLab webhooks are not configured on this server")
     token = request.headers.get("X-Gitlab-Token", "")
-    if not hmac.compare_digest(token.encode(), secret.encode()):
+    if not hmac.compare_digest(token.encode(errors="surrogateescape"), secret.encode()):
         metrics.DELIVERIES.labels("gitlab", "unauthorized").inc()
         return json_error(401, "X-Gitlab-Token does not match the webhook secret")
-    body = await request.read()
-    event = request.headers.get("X-Gitlab-Event", "")
-    # older GitLab sends no event UUID: the retry key, else the body, identifies a repeat
-    delivery_id = (
-        request.headers.get("X-Gitlab-Event-UUID")
-        or request.headers.get("Idempotency-Key")
-        or hashlib.sha256(body).hexdigest()
-    )
     try:
-        if event not in GITLAB_EVENTS:
-            return _ignored("gitlab", delivery_id, event)
-        return await _accept(request, "gitlab", delivery_id, event, body)
+        async with large_body_slot(request):
+            body = await read_body(request)
+            event = request.headers.get("X-Gitlab-Event", "")
+            # older GitLab sends no event UUID: the retry key, else the body, identifies a repeat
+            delivery_id = _delivery_id(
+                request,
+                "gitlab",
+                ("X-Gitlab-Event-UUID", "Idempotency-Key"),
+                hashlib.sha256(body).hexdigest(),
+            )
+            return await _intake(
+                request, "gitlab", event, delivery_id, body, gitlab_payloads.PAYLOADS
+            )
     finally:
         metrics.WEBHOOK_SECONDS.labels("gitlab").observe(time.perf_counter() - started)

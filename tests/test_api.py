@@ -11,7 +11,7 @@ from app import create_app
 from bot.adapters import Adapters
 from bot.tokens import create_project_token
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, SHA, index, report_status, start_one, upstream_of
 
@@ -162,7 +162,11 @@ async def test_health_is_503_when_the_database_is_gone(client: TestClient[Any, A
     await runtime(client).database.dispose()
     runtime(client).database.sync_engine.pool._creator = _refuse
     answer = await client.get("/healthz")
-    assert (answer.status, await answer.json()) == (503, {"error": "the database does not answer"})
+    assert (answer.status, await answer.json()) == (
+        503,
+        {"error": "the database does not take writes"},
+    )
+    assert answer.headers["Retry-After"] == "10"
 
 
 def _refuse(*args: Any) -> Any:
@@ -194,9 +198,8 @@ async def test_unknown_route_and_oversized_body(
 async def test_gitlab_webhook_token(
     client: TestClient[Any, Any], headers: dict[str, str], status: int
 ) -> None:
-    answer = await client.post(
-        "/webhooks/gitlab", json={"object_kind": "pipeline"}, headers=headers
-    )
+    pipeline = fixture("gitlab/pipeline_hook.json")
+    answer = await client.post("/webhooks/gitlab", json=pipeline, headers=headers)
     assert answer.status == status
 
 

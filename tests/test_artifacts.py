@@ -97,7 +97,7 @@ BAD_ARTIFACTS = [
     ([{"name": "w", "url": "https://x/" + "a" * 2000}], "artifacts.0.url: String should have"),
     ([{"name": "w"}], "artifacts.0.url: Field required"),
     ([WHEEL] * 101, "artifacts: List should have at most 100 items"),
-    ({"name": "w"}, "artifacts: Input should be a valid list"),
+    ({"name": "w"}, "artifacts: Input should be a valid array"),
 ]
 
 

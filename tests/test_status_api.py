@@ -158,9 +158,9 @@ BAD_BODIES = [
     ({}, "result: Field required"),
     ({"result": "passed"}, "result: Input should be 'success', 'failure', 'error', "),
     ({"result": "success", "url": "x" * 2001}, "url: String should have at most 2000"),
-    ({"result": "success", "metadata": ["sha"]}, "metadata: Input should be a valid dict"),
+    ({"result": "success", "metadata": ["sha"]}, "metadata: Input should be an object"),
     ({"result": "success", "colour": "green"}, "colour: Extra inputs are not permitted"),
-    (["success"], "body: Input should be a valid dictionary or instance of StatusBody"),
+    (["success"], "body: Input should be an object"),
 ]
 
 
