@@ -38,7 +38,9 @@ def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
         "pipeline": event.pipeline,
         "url": event.url,
         "result": event.result,
-        "change": event.change,
+        "verdict": event.change,
+        "change": event.change,  # the verdict's earlier name
+        "hint": event.details.get("hint"),
         "reason": event.reason,
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import views
-from bot.engine.reports import label
+from bot.engine.reports import label, words
 from handlers.api import event_trace
 from handlers.context import RUNTIME, json_error
 from handlers.templating import render
@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 
 def shown(item: dict[str, Any]) -> dict[str, Any]:
     """What the event page shows of one event of a trace; a private one has no name, link or id."""
-    result = label(item.get("result"))
+    result = words(item.get("result"), item.get("verdict"), item.get("hint"))
     if item.get("reason"):
         result += f": {item['reason']}"
     visible = bool(item.get("project"))

@@ -28,7 +28,32 @@ LABELS = {
     Result.SKIPPED: "⏭ skipped",
     None: "⏳ running",
 }
-VERDICT_NOTES = {Verdict.NEW_REGRESSION: " (newly broken)", Verdict.FIXED: " (fixed)"}
+MARKS = {
+    Verdict.PASSED: "✅",
+    Verdict.FIXED: "✅",
+    Verdict.NEW_REGRESSION: "❌",
+    Verdict.STILL_FAILING: "❌",
+    Verdict.FLAKY: "⚠️",
+    Verdict.ALREADY_BROKEN: "⛔",
+    Verdict.RUNNING: "⏳",
+    Verdict.TIMED_OUT: "⌛",
+    Verdict.SKIPPED: "⏭",
+}
+# what a row without a verdict counts as in the description
+UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
+# the order of the counts in the description, most alarming first
+TALLY_ORDER = [
+    str(Verdict.NEW_REGRESSION),
+    str(Verdict.STILL_FAILING),
+    str(Verdict.ALREADY_BROKEN),
+    str(Verdict.FLAKY),
+    "failed",
+    "error",
+    str(Verdict.TIMED_OUT),
+    "cancelled",
+    str(Verdict.SKIPPED),
+    str(Verdict.RUNNING),
+]
 
 
 @dataclass(frozen=True)
@@ -45,9 +70,37 @@ class Row:
     def result(self) -> Result | None:
         return Result(self.event.result) if self.event.result else None
 
+    @property
+    def verdict(self) -> Verdict | None:
+        return Verdict(self.event.change) if self.event.change else None
+
+    @property
+    def passed(self) -> bool:
+        return self.result is Result.SUCCESS
+
+    @property
+    def blamed(self) -> bool:
+        """Fails the upstream: a required downstream's new regression, and nothing else."""
+        return self.required and self.verdict is Verdict.NEW_REGRESSION
+
+    @property
+    def tally(self) -> str:
+        """What the row counts as in the description."""
+        if self.verdict is not None:
+            return str(self.verdict)
+        if self.result is None:
+            return str(Verdict.RUNNING)
+        return UNJUDGED.get(self.result, str(self.result))
+
 
 def label(result: str | None) -> str:
     return LABELS.get(Result(result) if result else None, str(result))
+
+
+def words(result: str | None, verdict: str | None, hint: str | None = None) -> str:
+    """A result in the words of CONTRACT §6: its verdict when it has one, with its hint."""
+    text = f"{MARKS[Verdict(verdict)]} {verdict}" if verdict else label(result)
+    return f"{text} ({hint})" if hint else text
 
 
 def display_name(name: str, private: bool, upstream_private: bool) -> str:
@@ -56,17 +109,14 @@ def display_name(name: str, private: bool, upstream_private: bool) -> str:
 
 
 def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
-    """What the upstream commit shows: pending while any runs, failing only for required ones."""
-    total = len(rows)
-    passed = sum(row.result is Result.SUCCESS for row in rows)
-    pending = sum(row.result is None for row in rows)
-    description = f"{passed} of {total} downstream projects passed"
-    if pending:
-        description += f", {pending} running"
+    """What the upstream commit shows: pending while any runs; failing only for a required
+    downstream's new regression; neutral when anything else did not pass."""
+    description = describe(rows)
+    if any(row.result is None for row in rows):
         state, conclusion = "pending", None
-    elif any(row.result and row.result.failed and row.required for row in rows):
+    elif any(row.blamed for row in rows):
         state, conclusion = "failure", "failure"
-    elif any(row.result and row.result.failed for row in rows):
+    elif not all(row.passed for row in rows):
         state, conclusion = "success", "neutral"
     else:
         state, conclusion = "success", "success"
@@ -80,13 +130,21 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
     )
 
 
+def describe(rows: Sequence[Row]) -> str:
+    """`2 of 4 downstream projects passed, 1 new regression, 1 running`."""
+    passed = sum(row.passed for row in rows)
+    tally = Counter(row.tally for row in rows if not row.passed)
+    counts = [f"{tally[word]} {word}" for word in TALLY_ORDER if tally[word]]
+    return ", ".join([f"{passed} of {len(rows)} downstream projects passed", *counts])
+
+
 def summary(rows: Sequence[Row]) -> str:
     """The Markdown table of downstream rows; private ones only counted."""
     shown = [_row_values(row) for row in rows if row.name]
     hidden = [row for row in rows if not row.name]
     private = None
     if hidden:
-        tally = Counter(label(row.event.result) for row in hidden)
+        tally = Counter(words(row.event.result, row.event.change) for row in hidden)
         private = {
             "count": len(hidden),
             "results": ", ".join(f"{count} {text}" for text, count in tally.items()),
@@ -99,8 +157,8 @@ def summary(rows: Sequence[Row]) -> str:
 
 def _row_values(row: Row) -> dict[str, Any]:
     event = row.event
-    result = label(event.result) + VERDICT_NOTES.get(event.change, "")  # type: ignore[call-overload]
-    if not row.required and row.result and row.result.failed:
+    result = words(event.result, event.change, event.details.get("hint"))
+    if not row.required and row.result and not row.passed:
         result += " (optional)"
     if event.reason:
         result += f": {texts.md(event.reason)}"

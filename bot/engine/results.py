@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.engine import followups
@@ -16,7 +17,7 @@ from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess, upstream_success
 from bot.models import Event, Subscription, utcnow
 from bot.names import project_key
-from bot.results import RUNNING, Result, classify
+from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
@@ -122,7 +123,11 @@ async def record_result(
         event.result = final
         event.reason = reason
         event.finished_at = utcnow()
-        event.change = classify(await previous_result(session, event), final)
+        parent = await session.get(Event, event.parent_id) if event.parent_id else None
+        current = Run(final, upstream_sha=parent.sha if parent else None, downstream_sha=event.sha)
+        judgement = judge(await pair_history(session, event), current)
+        event.change = judgement.verdict
+        event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
         metrics.RESULTS.labels(final).inc()
         if final.decisive:
             await followups.issues(session, event.id)
@@ -152,23 +157,36 @@ def _earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-async def previous_result(session: AsyncSession, event: Event) -> Result | None:
-    """The pair's last decisive result (passed or broken) before this event."""
-    decisive = [result for result in Result if result.decisive]
-    previous = await session.scalar(
-        select(Event.result)
-        .where(*_earlier_in_pair(event), Event.result.in_(decisive))
+async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
+    """The pair's finished runs before this event, oldest first, as many as its verdict and
+    the `flaky?` hint look at."""
+    upstream = aliased(Event)
+    rows = await session.execute(
+        select(Event, upstream.sha)
+        .outerjoin(upstream, upstream.id == Event.parent_id)
+        .where(*_earlier_in_pair(event), Event.result.is_not(None))
         .order_by(Event.created_at.desc())
-        .limit(1)
+        .limit(2 * FLAKY_WINDOW)
     )
-    return Result(previous) if previous is not None else None
+    return [
+        Run(
+            Result(str(earlier.result)),  # finished: never None
+            Verdict(earlier.change) if earlier.change else None,
+            upstream_sha=upstream_sha,
+            downstream_sha=earlier.sha,
+        )
+        for earlier, upstream_sha in reversed(rows.all())
+    ]
 
 
 async def last_pass(session: AsyncSession, event: Event) -> Event | None:
-    """The pair's last passing trigger event before this one."""
+    """The pair's last trigger event before this one that passed (a flake's re-run passed)."""
     passed: Event | None = await session.scalar(
         select(Event)
-        .where(*_earlier_in_pair(event), Event.result == Result.SUCCESS)
+        .where(
+            *_earlier_in_pair(event),
+            or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),
+        )
         .order_by(Event.created_at.desc())
         .limit(1)
     )
