@@ -156,3 +156,44 @@ def looks_flaky(history: Sequence[Run], current: Run) -> bool:
         for earlier, later in pairwise(runs)
     )
     return flips >= FLAKY_FLIPS
+
+
+class Step(StrEnum):
+    """A confirming re-run (`confirm: true`, CONTRACT §7), in the order they run."""
+
+    AGAIN = "again"  # against the same upstream commit
+    LAST_PASSED = "last passed"  # against the upstream commit the pair last passed with
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirming re-run's result settles: a verdict, or the next re-run. A verdict of
+    None with a reason: it could not be settled, and nobody is blamed."""
+
+    verdict: Verdict | None = None
+    next_step: Step | None = None
+    reason: str | None = None
+
+
+def after_rerun(
+    step: Step, result: Result, *, upstream_sha: str | None, last_passed_sha: str | None
+) -> Confirmation:
+    """The next move of a confirmation after one re-run ended with `result`.
+
+    Passing again on the same commits makes the failure a flake; failing again, the pair is
+    re-run against the upstream commit it last passed with: passing there confirms a new
+    regression, failing there too makes it already broken (the downstream's own problem).
+    """
+    if not result.decisive:
+        return Confirmation(reason=f"not confirmed: the re-run ended {result.value}")
+    if step is Step.AGAIN:
+        if result.passed:
+            return Confirmation(Verdict.FLAKY)
+        if last_passed_sha is not None and last_passed_sha == upstream_sha:
+            return Confirmation(Verdict.ALREADY_BROKEN)  # it passed with this very commit
+        if last_passed_sha is None:
+            return Confirmation(
+                reason="not confirmed: the upstream commit it passed with is unknown"
+            )
+        return Confirmation(next_step=Step.LAST_PASSED)
+    return Confirmation(Verdict.NEW_REGRESSION if result.passed else Verdict.ALREADY_BROKEN)

@@ -41,6 +41,13 @@ def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
         "verdict": event.change,
         "change": event.change,  # the verdict's earlier name
         "hint": event.details.get("hint"),
+        "confirmation": event.details.get("confirmation"),  # a failure being or once confirmed
+        "confirms": event.confirms_id
+        and {  # a confirming re-run: the failure it confirms, and against which upstream commit
+            "event": event.confirms_id,
+            "step": event.details.get("step"),
+            "upstream_sha": event.details.get("upstream_sha"),
+        },
         "reason": event.reason,
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
@@ -114,7 +121,11 @@ async def project_view(
         recent = list(
             await session.scalars(
                 select(Event)
-                .where(Event.project == project.name, Event.kind == "trigger")
+                .where(
+                    Event.project == project.name,
+                    Event.kind == "trigger",
+                    Event.confirms_id.is_(None),
+                )
                 .order_by(Event.created_at.desc())
                 .limit(20)
             )
@@ -242,7 +253,9 @@ async def latest_tallies(
         )
         rows = await session.execute(
             select(Event.parent_id, Event.result).where(
-                Event.parent_id.in_(builds), Event.result.is_distinct_from(Result.SKIPPED)
+                Event.parent_id.in_(builds),
+                Event.result.is_distinct_from(Result.SKIPPED),
+                Event.confirms_id.is_(None),
             )
         )
         results: dict[str | None, list[str | None]] = {}

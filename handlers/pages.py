@@ -21,6 +21,8 @@ def shown(item: dict[str, Any]) -> dict[str, Any]:
     result = words(item.get("result"), item.get("verdict"), item.get("hint"))
     if item.get("reason"):
         result += f": {item['reason']}"
+    if item.get("confirms"):
+        result += f" (confirming re-run, {item['confirms']['step']})"
     visible = bool(item.get("project"))
     return {
         "id": item["id"] if visible else None,

@@ -32,7 +32,8 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         event_id=event.id,
         project=downstream.name,
         upstream=parent.project,
-        upstream_sha=parent.sha or "",
+        # a confirming re-run may run against the upstream commit the pair last passed with
+        upstream_sha=event.details.get("upstream_sha") or parent.sha or "",
         upstream_ref=parent.ref or "",
         upstream_url=parent.url,
         callback_url=ctx.callback_url(event.id),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.models import Event, Subscription
+from bot.names import project_key
 from bot.queue import JobQueue
+from bot.results import Result
 
 
 async def report(session: AsyncSession, source_id: str) -> None:
@@ -12,6 +16,13 @@ async def report(session: AsyncSession, source_id: str) -> None:
     await JobQueue.enqueue(
         session, "report", {"event_id": source_id}, dedupe_key=f"report:{source_id}"
     )
+
+
+async def reports(session: AsyncSession, event: Event) -> None:
+    """The reports a downstream's row is on: its upstream's, and its origin's."""
+    for source_id in dict.fromkeys([event.parent_id, event.root_id]):
+        if source_id is not None:
+            await report(session, source_id)
 
 
 async def issues(session: AsyncSession, event_id: str) -> None:
@@ -24,3 +35,21 @@ async def issues(session: AsyncSession, event_id: str) -> None:
 async def chain(session: AsyncSession, event_id: str) -> None:
     """Start the downstreams of a downstream that passed."""
     await JobQueue.enqueue(session, "chain", {"event_id": event_id}, dedupe_key=f"chain:{event_id}")
+
+
+async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
+    """What a downstream's final verdict sets off: its issue, and — from `passed`, the run of it
+    that passed (the event itself, or a flake's re-run) — the next link of the chain."""
+    passed = passed or (event if event.result == Result.SUCCESS else None)
+    if passed is not None and await _has_downstreams(session, event.project):
+        await chain(session, passed.id)
+    if event.result is not None and Result(event.result).decisive:
+        await issues(session, event.id)
+    await reports(session, event)
+
+
+async def _has_downstreams(session: AsyncSession, project: str) -> bool:
+    subscriber = await session.scalar(
+        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
+    )
+    return subscriber is not None

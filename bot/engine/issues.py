@@ -25,10 +25,10 @@ class Action(Enum):
 
 def issue_action(result: Result, verdict: str | None, is_open: bool) -> Action | None:
     """What a result does to the pair's issue: a new regression opens it, later failures
-    comment on it, the first pass closes it."""
+    (not flakes) comment on it, the first pass closes it."""
     if result.broken:
         if is_open:
-            return Action.COMMENT
+            return Action.COMMENT if verdict != Verdict.FLAKY else None
         return Action.OPEN if verdict == Verdict.NEW_REGRESSION else None
     if result.passed and is_open:
         return Action.CLOSE

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.codehost import CommitReport
 from bot.engine.context import Context, config_of
-from bot.engine.results import last_pass
+from bot.engine.results import last_passed
 from bot.models import Event, Project
 from bot.names import project_key
-from bot.results import Result, Verdict
+from bot.results import Result, Step, Verdict
 
 SUMMARY_LIMIT = 65_000
 LABELS = {
@@ -39,6 +39,7 @@ MARKS = {
     Verdict.TIMED_OUT: "⌛",
     Verdict.SKIPPED: "⏭",
 }
+CONFIRMING = "confirming"
 # what a row without a verdict counts as in the description
 UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
 # the order of the counts in the description, most alarming first
@@ -79,6 +80,16 @@ class Row:
         return self.result is Result.SUCCESS
 
     @property
+    def confirming(self) -> Step | None:
+        """The re-run under way, while a failure is being confirmed."""
+        step = (self.event.details.get("confirmation") or {}).get("step")
+        return Step(step) if step else None
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None or self.confirming is not None
+
+    @property
     def blamed(self) -> bool:
         """Fails the upstream: a required downstream's new regression, and nothing else."""
         return self.required and self.verdict is Verdict.NEW_REGRESSION
@@ -86,6 +97,8 @@ class Row:
     @property
     def tally(self) -> str:
         """What the row counts as in the description."""
+        if self.confirming is not None:
+            return CONFIRMING
         if self.verdict is not None:
             return str(self.verdict)
         if self.result is None:
@@ -103,6 +116,15 @@ def words(result: str | None, verdict: str | None, hint: str | None = None) -> s
     return f"{text} ({hint})" if hint else text
 
 
+def confirming_words(step: Step, last_passed_sha: str | None) -> str:
+    if step is Step.AGAIN:
+        return "🔁 failed, confirming: running again against the same upstream commit"
+    return (
+        f"🔁 failed twice, confirming: running against `{texts.short(last_passed_sha)}`, "
+        "the upstream commit it last passed with"
+    )
+
+
 def display_name(name: str, private: bool, upstream_private: bool) -> str:
     """A private downstream is never named on a public upstream."""
     return "" if private and not upstream_private else name
@@ -112,7 +134,7 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
     """What the upstream commit shows: pending while any runs; failing only for a required
     downstream's new regression; neutral when anything else did not pass."""
     description = describe(rows)
-    if any(row.result is None for row in rows):
+    if any(row.pending for row in rows):
         state, conclusion = "pending", None
     elif any(row.blamed for row in rows):
         state, conclusion = "failure", "failure"
@@ -135,6 +157,10 @@ def describe(rows: Sequence[Row]) -> str:
     passed = sum(row.passed for row in rows)
     tally = Counter(row.tally for row in rows if not row.passed)
     counts = [f"{tally[word]} {word}" for word in TALLY_ORDER if tally[word]]
+    if tally[CONFIRMING]:
+        counts.append(
+            f"confirming {tally[CONFIRMING]} failure{'s' if tally[CONFIRMING] > 1 else ''}"
+        )
     return ", ".join([f"{passed} of {len(rows)} downstream projects passed", *counts])
 
 
@@ -157,7 +183,11 @@ def summary(rows: Sequence[Row]) -> str:
 
 def _row_values(row: Row) -> dict[str, Any]:
     event = row.event
-    result = words(event.result, event.change, event.details.get("hint"))
+    if row.confirming is not None:
+        last_passed_sha = event.details["confirmation"].get("last_passed_sha")
+        result = confirming_words(row.confirming, last_passed_sha)
+    else:
+        result = words(event.result, event.change, event.details.get("hint"))
     if not row.required and row.result and not row.passed:
         result += " (optional)"
     if event.reason:
@@ -192,7 +222,11 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
             return  # not installed here: results are shown downstream only
         children = await session.scalars(
             select(Event)
-            .where(Event.parent_id == source.id, Event.result.is_distinct_from(Result.SKIPPED))
+            .where(
+                Event.parent_id == source.id,
+                Event.confirms_id.is_(None),
+                Event.result.is_distinct_from(Result.SKIPPED),
+            )
             .order_by(Event.created_at)
         )
         rows = [await _row(ctx, session, source, upstream, child) for child in children]
@@ -238,7 +272,7 @@ async def compare_url(
     """Upstream changes since this downstream last passed."""
     if child.result == Result.SUCCESS or source.sha is None:
         return None
-    passed = await last_pass(session, child)
+    passed = await last_passed(session, child)
     if passed is None or passed.parent_id is None:
         return None
     passed_on = await session.get(Event, passed.parent_id)

@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import metrics
-from bot.engine import followups
+from bot.engine import confirm, followups
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess, upstream_success
-from bot.models import Event, Subscription, utcnow
-from bot.names import project_key
-from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge
+from bot.models import Event, utcnow
+from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge, last_pass
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
@@ -115,25 +114,41 @@ async def record_result(
         event.pipeline = pipeline or event.pipeline
         event.details = {**event.details, **(details or {})}
         event.started_at = event.started_at or utcnow()
-        if event.parent_id:
-            await followups.report(session, event.parent_id)
         if result == RUNNING:
+            await followups.reports(session, event)
             return event
         final = Result(result)
         event.result = final
         event.reason = reason
         event.finished_at = utcnow()
-        parent = await session.get(Event, event.parent_id) if event.parent_id else None
-        current = Run(final, upstream_sha=parent.sha if parent else None, downstream_sha=event.sha)
-        judgement = judge(await pair_history(session, event), current)
-        event.change = judgement.verdict
-        event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
         metrics.RESULTS.labels(final).inc()
-        if final.decisive:
-            await followups.issues(session, event.id)
-        if final.passed and await _has_downstreams(session, event.project):
-            await followups.chain(session, event.id)
+        if event.confirms_id is not None:
+            await followups.reports(session, event)
+            await confirm.rerun_finished(ctx, session, event)
+        else:
+            await _judge(ctx, session, event)
         return event
+
+
+async def _judge(ctx: Context, session: AsyncSession, event: Event) -> None:
+    """Give a finished run its verdict and set off what the verdict calls for — or, for a
+    would-be new regression that the downstream wants confirmed, the first re-run."""
+    parent = await session.get(Event, event.parent_id) if event.parent_id else None
+    history = await pair_history(session, event)
+    current = Run(
+        Result(str(event.result)),
+        upstream_sha=parent.sha if parent else None,
+        downstream_sha=event.sha,
+    )
+    judgement = judge(history, current, confirm=await confirm.wanted(session, event))
+    event.change = judgement.verdict
+    event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
+    if judgement.confirm:
+        passed = last_pass(history)
+        await confirm.start(ctx, session, event, passed.upstream_sha if passed else None)
+        await followups.reports(session, event)
+    else:
+        await followups.after_verdict(session, event)
 
 
 async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
@@ -152,6 +167,7 @@ def _earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
         Event.kind == "trigger",
         Event.project == event.project,
         Event.upstream == event.upstream,
+        Event.confirms_id.is_(None),  # re-runs settle their failure's verdict, nothing more
         Event.id != event.id,
         Event.created_at <= event.created_at,
     )
@@ -179,7 +195,7 @@ async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
     ]
 
 
-async def last_pass(session: AsyncSession, event: Event) -> Event | None:
+async def last_passed(session: AsyncSession, event: Event) -> Event | None:
     """The pair's last trigger event before this one that passed (a flake's re-run passed)."""
     passed: Event | None = await session.scalar(
         select(Event)
@@ -202,10 +218,3 @@ async def pending_triggers(ctx: Context, project: str) -> list[Event]:
             .order_by(Event.created_at)
         )
         return list(rows)
-
-
-async def _has_downstreams(session: AsyncSession, project: str) -> bool:
-    subscriber = await session.scalar(
-        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
-    )
-    return subscriber is not None

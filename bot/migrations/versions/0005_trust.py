@@ -1,0 +1,23 @@
+"""a confirming re-run names the failure it confirms
+
+Revision ID: 0005_trust
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_trust"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.add_column(sa.Column("confirms_id", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_column("confirms_id")
