@@ -1,9 +1,11 @@
 """The engine: what happens when an upstream succeeds and when a downstream's result comes back.
 
-One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts),
-`dispatch` (starting them), `results` (finished pipelines and their meaning), `reports` (the
-aggregate on the upstream commit), `issues` (breakage issues), `timeouts` — each deciding in pure
-functions and acting through the code host and runner interfaces (`bot.codehost`, `bot.runner`).
+One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
+and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
+them), `results` (finished pipelines and their meaning), `confirm` (re-running a would-be new
+regression), `reports` (the aggregate on the upstream commit), `issues` (breakage issues),
+`timeouts` — each deciding in pure functions and acting through the code host and runner
+interfaces (`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 

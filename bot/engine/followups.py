@@ -33,16 +33,15 @@ async def issues(session: AsyncSession, event_id: str) -> None:
 
 
 async def chain(session: AsyncSession, event_id: str) -> None:
-    """Start the downstreams of a downstream that passed."""
+    """Start the downstreams of a downstream that passed, or record them as its fallout."""
     await JobQueue.enqueue(session, "chain", {"event_id": event_id}, dedupe_key=f"chain:{event_id}")
 
 
 async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
-    """What a downstream's final verdict sets off: its issue, and — from `passed`, the run of it
-    that passed (the event itself, or a flake's re-run) — the next link of the chain."""
-    passed = passed or (event if event.result == Result.SUCCESS else None)
-    if passed is not None and await _has_downstreams(session, event.project):
-        await chain(session, passed.id)
+    """What a downstream's final verdict sets off: the next link of the chain — from `passed`,
+    the run of it that passed (a flake's re-run), else from the event itself — and its issue."""
+    if await _has_downstreams(session, event.project):
+        await chain(session, (passed or event).id)
     if event.result is not None and Result(event.result).decisive:
         await issues(session, event.id)
     await reports(session, event)

@@ -66,6 +66,7 @@ class Row:
     owners: Sequence[str]
     required: bool
     compare_url: str | None
+    via: str | None = None  # the upstream it ran after, deeper in the chain ("" when private)
 
     @property
     def result(self) -> Result | None:
@@ -88,6 +89,11 @@ class Row:
     @property
     def pending(self) -> bool:
         return self.result is None or self.confirming is not None
+
+    @property
+    def fallout(self) -> bool:
+        """Not run because an upstream in the chain did not pass."""
+        return bool(self.event.details.get("fallout"))
 
     @property
     def blamed(self) -> bool:
@@ -165,8 +171,10 @@ def describe(rows: Sequence[Row]) -> str:
 
 
 def summary(rows: Sequence[Row]) -> str:
-    """The Markdown table of downstream rows; private ones only counted."""
-    shown = [_row_values(row) for row in rows if row.name]
+    """The Markdown table of the downstreams that ran (root failures among them), then the
+    fallout: those not run because an upstream failed. Private ones are only counted."""
+    shown = [_row_values(row) for row in rows if row.name and not row.fallout]
+    fallout = [_row_values(row) for row in rows if row.name and row.fallout]
     hidden = [row for row in rows if not row.name]
     private = None
     if hidden:
@@ -175,7 +183,7 @@ def summary(rows: Sequence[Row]) -> str:
             "count": len(hidden),
             "results": ", ".join(f"{count} {text}" for text, count in tally.items()),
         }
-    text = texts.render("summary.md", rows=shown, private=private) + "\n"
+    text = texts.render("summary.md", rows=shown, fallout=fallout, private=private) + "\n"
     if len(text) > SUMMARY_LIMIT:
         text = text[: SUMMARY_LIMIT - 40].rsplit("\n", 1)[0] + "\n\n…(table cut short)\n"
     return text
@@ -194,6 +202,8 @@ def _row_values(row: Row) -> dict[str, Any]:
         result += f": {texts.md(event.reason)}"
     return {
         "name": row.name,
+        "via": row.via if row.via is None else row.via or "a private project",
+        "reason": event.reason,
         "result_text": result,
         "url": event.url,
         "duration": _duration(event),
@@ -211,8 +221,25 @@ def _duration(event: Event) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
 
 
+def descendants(source_id: str, events: Sequence[Event]) -> list[Event]:
+    """The events below `source_id` in its chain, in the order they were made; confirming
+    re-runs lead further down (a flake's downstreams run after its re-run) but are no rows."""
+    below: dict[str | None, list[Event]] = {}
+    for event in events:
+        below.setdefault(event.parent_id, []).append(event)
+    found, frontier = [], [source_id]
+    while frontier:
+        children = [child for parent in frontier for child in below.get(parent, [])]
+        found += children
+        frontier = [child.id for child in children]
+    return sorted(
+        (event for event in found if event.confirms_id is None), key=lambda e: e.created_at
+    )
+
+
 async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
-    """Job: post the aggregate of an event's downstream results on its commit."""
+    """Job: post the aggregate of every downstream below an event, its whole chain, on its
+    commit."""
     async with ctx.sessions() as session:
         source = await session.get(Event, payload["event_id"])
         if source is None or source.sha is None:
@@ -220,16 +247,13 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         upstream = await session.get(Project, project_key(source.project))
         if upstream is None or not upstream.active:
             return  # not installed here: results are shown downstream only
-        children = await session.scalars(
-            select(Event)
-            .where(
-                Event.parent_id == source.id,
-                Event.confirms_id.is_(None),
-                Event.result.is_distinct_from(Result.SKIPPED),
-            )
-            .order_by(Event.created_at)
+        chain = await session.scalars(
+            select(Event).where(Event.root_id == source.root_id, Event.kind == "trigger")
         )
-        rows = [await _row(ctx, session, source, upstream, child) for child in children]
+        rows = [
+            await _row(ctx, session, source, upstream, event)
+            for event in descendants(source.id, list(chain))
+        ]
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
         return
@@ -257,12 +281,17 @@ async def _row(
     ctx: Context, session: AsyncSession, source: Event, upstream: Project, child: Event
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
+    via = None
+    if child.parent_id != source.id and child.upstream:
+        above = await session.get(Project, project_key(child.upstream))
+        via = display_name(child.upstream, bool(above and above.private), upstream.private)
     return Row(
         event=child,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
         required=config_of(upstream).report.is_required(child.project),
         compare_url=await compare_url(ctx, session, source, child),
+        via=via,
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from bot import metrics
 from bot.engine import confirm, followups
 from bot.engine.context import Context, UnknownEvent
-from bot.engine.fanout import UpstreamSuccess, upstream_success
+from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.models import Event, utcnow
 from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge, last_pass
 
@@ -152,10 +152,14 @@ async def _judge(ctx: Context, session: AsyncSession, event: Event) -> None:
 
 
 async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
-    """Job: a downstream that passed is an upstream success for its own downstreams."""
+    """Job: a downstream that passed is an upstream success for its own downstreams; one that
+    did not pass leaves them skipped, as its fallout."""
     async with ctx.sessions() as session:
         event = await session.get(Event, payload["event_id"])
-    if event is None or event.result != Result.SUCCESS:
+    if event is None or event.result is None:
+        return
+    if event.result != Result.SUCCESS:
+        await fallout(ctx, event)
         return
     success = UpstreamSuccess(event.project, event.sha, event.ref, event.ref_type, event.pipeline)
     await upstream_success(ctx, success, parent_id=event.id)
