@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.names import ProjectName
+from bot.names import ProjectName, owner_of
 from config import bounded_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -46,8 +46,16 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _project_glob(value: str) -> str:
+    host, slash, path = value.partition("/")
+    if not slash or not host or not path or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a project glob: write it like github.com/acme/*")
+    return f"{host.lower()}/{path}"
+
+
 T = TypeVar("T")
 OwnerName = Annotated[str, AfterValidator(_owner_name)]
+ProjectGlob = Annotated[str, AfterValidator(_project_glob)]
 Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 
 
@@ -145,20 +153,25 @@ class Report(_Model):
     commit_status: bool = Field(
         default=True, description='Commit status context "conjunction/downstream".'
     )
-    required: Items[ProjectName] = Field(
+    required: Items[ProjectGlob] = Field(
         default=[],
-        description="Downstreams whose failure fails the check (others are neutral); "
-        "empty: all of them.",
+        description="Globs of the downstreams whose new regressions fail the check, like "
+        "github.com/acme/*; every other downstream is optional. Default (or empty): the "
+        "projects of this project's own owner.",
     )
     issues: bool = Field(default=False, description="Also open issues in this repository.")
     pull_request_comment: bool = Field(
         default=True, description="Comment on the pull request that brought the commit."
     )
 
-    def is_required(self, downstream: str) -> bool:
+    def is_required(self, downstream: str, upstream: str) -> bool:
+        """Whether the downstream's results may fail the upstream (and open issues there):
+        only those matching `required`, by default the upstream's own owner's projects.
+        A glob's `*` matches any characters, `/` included; names compare case-insensitively."""
         if not self.required:
-            return True
-        return downstream.casefold() in {name.casefold() for name in self.required}
+            return owner_of(downstream) == owner_of(upstream)
+        name = downstream.casefold()
+        return any(fnmatchcase(name, glob.casefold()) for glob in self.required)
 
 
 class Notify(_Model):

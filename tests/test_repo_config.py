@@ -218,9 +218,11 @@ def test_bad_project_name_is_refused(name):
     assert problem.startswith("line 2: upstreams.0.project: not a project name: ")
 
 
-def test_required_entries_are_project_names():
-    assert problems("report:\n  required:\n    - lib\n") == [
-        "line 3: report.required.0: not a project name: the host must be a domain like github.com"
+def test_required_entries_are_project_globs():
+    assert problems("report:\n  required:\n    - lib\n    - 'github.com/a b/*'\n") == [
+        "line 3: report.required.0: 'lib' is not a project glob: write it like github.com/acme/*",
+        "line 4: report.required.1: 'github.com/a b/*' is not a project glob: "
+        "write it like github.com/acme/*",
     ]
 
 
@@ -465,11 +467,22 @@ def test_watches_paths():
     assert not nested.watches_paths(["lib/xy.c", "lib/a/b.c", "a.hpp"])
 
 
-def test_is_required():
-    assert Report().is_required("github.com/acme/app")
-    report = Report(required=["github.com/acme/App"])
-    assert report.is_required("GitHub.com/acme/app")
-    assert not report.is_required("github.com/acme/other")
+def test_only_the_upstreams_own_owner_is_required_by_default():
+    lib = "github.com/acme/lib"
+    assert Report().is_required("github.com/Acme/app", lib)
+    assert not Report().is_required("github.com/stranger/app", lib)
+    assert not Report().is_required("gitlab.com/acme/app", lib)  # another host, another owner
+    assert Report().is_required("gitlab.com/group/sub/app", "gitlab.com/group/lib")
+
+
+def test_required_globs():
+    lib = "github.com/acme/lib"
+    report = Report(required=["github.com/acme/App", "GitHub.com/friends/*"])
+    assert report.is_required("GitHub.com/acme/app", lib)
+    assert not report.is_required("github.com/acme/other", lib)
+    assert report.is_required("github.com/friends/x", lib)
+    assert report.is_required("github.com/friends/sub/y", lib)  # `*` crosses '/'
+    assert not report.is_required("github.com/stranger/x", lib)
 
 
 def test_committed_schema_is_current():

@@ -81,3 +81,43 @@ async def test_every_verdict_is_stored_and_in_the_api(
     ]
     project = await (await client.get(f"/api/v1/projects/{APP}")).json()
     assert [event["verdict"] for event in project["recent"]] == verdicts[::-1]
+
+
+STRANGER = "github.com/stranger/app"
+
+
+async def test_a_strangers_downstream_is_listed_and_counted_but_never_fails_the_upstream(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, "owners: [libby]\nreport:\n  issues: true\n")
+    await index(client, APP, upstream_of(LIB))
+    await index(client, STRANGER, upstream_of(LIB))
+
+    async def both(sha: str, run_id: int, app: str, stranger: str) -> None:
+        await lib_success(client, sha, run_id)
+        started = {project: request for project, request in forge.of("start_pipeline")}
+        await report_status(client, started[APP].event_id, app)
+        await report_status(client, started[STRANGER].event_id, stranger)
+        await run_jobs(client)
+
+    await both("1" * 40, 1, "success", "success")
+    await both("2" * 40, 2, "success", "failure")
+    _, (_, check) = forge.of("check")[-1]
+    assert (check.state, check.conclusion, check.description) == (
+        "success",
+        "neutral",
+        "1 of 2 downstream projects passed, 1 new regression",
+    )
+    assert f"| {STRANGER} | ❌ new regression (optional) |" in check.summary
+    assert [issue["project"] for issue in forge.issues.values()] == [STRANGER]
+
+    await both("3" * 40, 3, "failure", "failure")
+    _, (_, check) = forge.of("check")[-1]
+    assert (check.state, check.description) == (
+        "failure",
+        "0 of 2 downstream projects passed, 1 new regression, 1 still failing",
+    )
+    assert f"| {APP} | ❌ new regression |" in check.summary
+    assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB, STRANGER]
+    [upstream_issue] = [issue for issue in forge.issues.values() if issue["project"] == LIB]
+    assert upstream_issue["title"] == f"{APP} fails against {LIB}"

@@ -37,11 +37,15 @@ def issue_action(result: Result, verdict: str | None, is_open: bool) -> Action |
 
 def issue_repositories(downstream: Project, upstream: Project | None) -> list[str]:
     """Where the pair's issue lives: the downstream (unless it opted out), and the upstream when
-    it opted in — never naming a private downstream in a public upstream."""
+    it opted in and the downstream is one it requires — never naming a private downstream in a
+    public upstream."""
     targets = [downstream.name] if config_of(downstream).issues else []
+    if upstream is None:
+        return targets
+    report = config_of(upstream).report
     if (
-        upstream is not None
-        and config_of(upstream).report.issues
+        report.issues
+        and report.is_required(downstream.name, upstream.name)
         and not (downstream.private and not upstream.private)
     ):
         targets.append(upstream.name)

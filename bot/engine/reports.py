@@ -42,6 +42,7 @@ MARKS = {
 CONFIRMING = "confirming"
 # what a row without a verdict counts as in the description
 UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
+PLURALS = {str(Verdict.NEW_REGRESSION): "new regressions", "error": "errors"}
 # the order of the counts in the description, most alarming first
 TALLY_ORDER = [
     str(Verdict.NEW_REGRESSION),
@@ -162,7 +163,11 @@ def describe(rows: Sequence[Row]) -> str:
     """`2 of 4 downstream projects passed, 1 new regression, 1 running`."""
     passed = sum(row.passed for row in rows)
     tally = Counter(row.tally for row in rows if not row.passed)
-    counts = [f"{tally[word]} {word}" for word in TALLY_ORDER if tally[word]]
+    counts = [
+        f"{tally[word]} {PLURALS.get(word, word) if tally[word] > 1 else word}"
+        for word in TALLY_ORDER
+        if tally[word]
+    ]
     if tally[CONFIRMING]:
         counts.append(
             f"confirming {tally[CONFIRMING]} failure{'s' if tally[CONFIRMING] > 1 else ''}"
@@ -289,7 +294,7 @@ async def _row(
         event=child,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
-        required=config_of(upstream).report.is_required(child.project),
+        required=config_of(upstream).report.is_required(child.project, upstream.name),
         compare_url=await compare_url(ctx, session, source, child),
         via=via,
     )
