@@ -22,9 +22,12 @@ RECENT_EVENTS = 500
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
 
 
-def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
+def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
     if not visible:
         return {"id": event.id, "project": None, "private": True, "result": event.result}
+    changes = dict(event.details.get("changes") or {})
+    if changes and not upstream_visible:  # a private upstream's commits stay with it
+        changes["upstream"] = None
     return {
         "id": event.id,
         "kind": event.kind,
@@ -48,6 +51,7 @@ def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
             "step": event.details.get("step"),
             "upstream_sha": event.details.get("upstream_sha"),
         },
+        "changes": changes or None,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
@@ -87,12 +91,17 @@ async def event_trace(
             )
         )
         every = [event, *chain, *children]
-        hidden = set() if admin else await private_projects(session, {e.project for e in every})
+        names = {e.project for e in every} | {e.upstream for e in every if e.upstream}
+        hidden = set() if admin else await private_projects(session, names)
     if project_key(event.project) in hidden:
         return None
 
     def show(item: Event) -> dict[str, Any]:
-        return event_json(item, project_key(item.project) not in hidden)
+        return event_json(
+            item,
+            project_key(item.project) not in hidden,
+            project_key(item.upstream or "") not in hidden,
+        )
 
     return {
         **show(event),

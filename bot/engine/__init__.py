@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from bot.engine import dispatch, fanout, indexing, issues, reports, results, timeouts
+from bot.engine import changes, dispatch, fanout, indexing, issues, reports, results, timeouts
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -75,4 +75,5 @@ class Engine(Context):
             "report": partial(reports.post_report, self),
             "issues": partial(issues.update_issues, self),
             "chain": partial(results.continue_chain, self),
+            "changes": partial(changes.record_changes, self),
         }

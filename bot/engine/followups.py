@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import Event, Subscription
 from bot.names import project_key
 from bot.queue import JobQueue
-from bot.results import Result
+from bot.results import Result, Verdict
 
 
 async def report(session: AsyncSession, source_id: str) -> None:
@@ -37,12 +37,23 @@ async def chain(session: AsyncSession, event_id: str) -> None:
     await JobQueue.enqueue(session, "chain", {"event_id": event_id}, dedupe_key=f"chain:{event_id}")
 
 
+async def changes(session: AsyncSession, event_id: str) -> None:
+    """Find what changed since a failing downstream last passed; its issue follows."""
+    await JobQueue.enqueue(
+        session, "changes", {"event_id": event_id}, dedupe_key=f"changes:{event_id}"
+    )
+
+
 async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
     """What a downstream's final verdict sets off: the next link of the chain — from `passed`,
-    the run of it that passed (a flake's re-run), else from the event itself — and its issue."""
+    the run of it that passed (a flake's re-run), else from the event itself — and its issue,
+    after what changed since it last passed when it is broken (not a flake)."""
     if await _has_downstreams(session, event.project):
         await chain(session, (passed or event).id)
-    if event.result is not None and Result(event.result).decisive:
+    result = Result(event.result) if event.result else None
+    if result is not None and result.broken and event.change != Verdict.FLAKY:
+        await changes(session, event.id)
+    elif result is not None and result.decisive:
         await issues(session, event.id)
     await reports(session, event)
 

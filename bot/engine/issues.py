@@ -52,6 +52,11 @@ def issue_repositories(downstream: Project, upstream: Project | None) -> list[st
     return targets
 
 
+def shown_in(repository: str, project: str, private: bool) -> bool:
+    """A project's commits are listed in an issue when it is public or the issue is its own."""
+    return not private or project_key(repository) == project_key(project)
+
+
 async def update_issues(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: open, comment on or close the breakage issue of one result, in each repository."""
     async with ctx.sessions() as session:
@@ -137,6 +142,7 @@ async def _find_or_open(
     found = await host.find_issue(repository, marker)
     if found is not None:
         return found
+    changes = event.details.get("changes") or {}
     body = texts.render(
         "issue_body.md",
         marker=marker,
@@ -146,6 +152,13 @@ async def _find_or_open(
         run_url=event.url,
         compare_url=compare,
         trace_url=trace_url,
+        culprit=changes.get("culprit"),
+        upstream_commits=changes.get("upstream")
+        if shown_in(repository, parent.project, bool(upstream and upstream.private))
+        else None,
+        downstream_commits=changes.get("downstream")
+        if shown_in(repository, downstream.name, downstream.private)
+        else None,
         downstream_owners=downstream.owners,
         upstream_owners=upstream.owners if upstream else [],
     )

@@ -188,10 +188,45 @@ def summary(rows: Sequence[Row]) -> str:
             "count": len(hidden),
             "results": ", ".join(f"{count} {text}" for text, count in tally.items()),
         }
-    text = texts.render("summary.md", rows=shown, fallout=fallout, private=private) + "\n"
+    upstream_ranges, changed = what_changed([row for row in rows if row.name and not row.fallout])
+    text = (
+        texts.render(
+            "summary.md",
+            rows=shown,
+            fallout=fallout,
+            private=private,
+            upstream_ranges=upstream_ranges,
+            changed=changed,
+        )
+        + "\n"
+    )
     if len(text) > SUMMARY_LIMIT:
         text = text[: SUMMARY_LIMIT - 40].rsplit("\n", 1)[0] + "\n\n…(table cut short)\n"
     return text
+
+
+def what_changed(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The upstream commits since failing rows last passed, each range once with the rows it
+    concerns; and each row's culprit and own commits."""
+    ranges: dict[tuple[str, str], dict[str, Any]] = {}
+    changed = []
+    for row in rows:
+        changes = row.event.details.get("changes") or {}
+        if row.passed or not changes:
+            continue
+        upstream = changes.get("upstream")
+        if upstream:
+            key = (upstream["base"], upstream["head"])
+            ranges.setdefault(key, {"range": upstream, "names": []})["names"].append(row.name)
+        if changes.get("culprit") or changes.get("downstream"):
+            changed.append(
+                {
+                    "name": row.name,
+                    "culprit": changes.get("culprit"),
+                    "downstream": changes.get("downstream"),
+                }
+            )
+    return list(ranges.values()), changed
 
 
 def _row_values(row: Row) -> dict[str, Any]:
