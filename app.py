@@ -144,6 +144,7 @@ def create_app(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await engine.notifier.close()
         await database.dispose()
 
     app.cleanup_ctx.append(client_session)

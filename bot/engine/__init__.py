@@ -3,7 +3,8 @@
 One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
 and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
 them), `results` (finished pipelines and their meaning), `confirm` (re-running a would-be new
-regression), `reports` (the aggregate on the upstream commit), `issues` (breakage issues),
+regression), `changes` (what changed since a pair last passed), `reports` (the aggregate on
+the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
 `timeouts` — each deciding in pure functions and acting through the code host and runner
 interfaces (`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
@@ -14,7 +15,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from bot.engine import changes, dispatch, fanout, indexing, issues, reports, results, timeouts
+from bot.engine import (
+    changes,
+    dispatch,
+    fanout,
+    indexing,
+    issues,
+    notify,
+    reports,
+    results,
+    timeouts,
+)
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -76,4 +87,6 @@ class Engine(Context):
             "issues": partial(issues.update_issues, self),
             "chain": partial(results.continue_chain, self),
             "changes": partial(changes.record_changes, self),
+            "notify": partial(notify.notify, self),
+            "notify_send": partial(notify.send, self),
         }

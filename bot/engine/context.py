@@ -1,14 +1,16 @@
-"""What every part of the engine works with: the database, the adapters, settings, the signer."""
+"""What every part of the engine works with: the database, the adapters, settings, the signer,
+the notifier."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.adapters import Adapters
 from bot.models import Project
+from bot.notify import Notifier
 from bot.tokens import CallbackSigner
 from config.repo_config import ConjunctionConfig
 from config.settings import Settings
@@ -24,6 +26,10 @@ class Context:
     adapters: Adapters
     settings: Settings
     signer: CallbackSigner
+    notifier: Notifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notifier = Notifier(self.settings)
 
     def event_url(self, event_id: str) -> str:
         return f"{self.settings.public_url}/events/{event_id}"

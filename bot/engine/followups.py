@@ -26,9 +26,13 @@ async def reports(session: AsyncSession, event: Event) -> None:
 
 
 async def issues(session: AsyncSession, event_id: str) -> None:
-    """Open, comment on or close the breakage issue this result concerns."""
+    """Open, comment on or close the breakage issue this result concerns, and tell the pair's
+    channels when its state changed."""
     await JobQueue.enqueue(
         session, "issues", {"event_id": event_id}, dedupe_key=f"issues:{event_id}"
+    )
+    await JobQueue.enqueue(
+        session, "notify", {"event_id": event_id}, dedupe_key=f"notify:{event_id}"
     )
 
 
@@ -53,7 +57,7 @@ async def after_verdict(session: AsyncSession, event: Event, passed: Event | Non
     result = Result(event.result) if event.result else None
     if result is not None and result.broken and event.change != Verdict.FLAKY:
         await changes(session, event.id)
-    elif result is not None and result.decisive:
+    elif result is not None and (result.decisive or event.change == Verdict.FLAKY):
         await issues(session, event.id)
     await reports(session, event)
 
