@@ -105,6 +105,7 @@ class Event(Base):
         Index("ix_events_parent", "parent_id"),
         Index("ix_events_root", "root_id"),
         Index("ix_events_project", "project", "created_at"),
+        Index("ix_events_upstream", "upstream", "created_at"),
         Index("ix_events_pending", "result", "deadline_at"),
     )
 

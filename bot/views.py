@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.badges import Tally, change
 from bot.models import Event, Project, Subscription
 from bot.names import project_key
-from bot.results import Result
+from bot.results import FLAKY_HINT, Result, Verdict
 
 RECENT_EVENTS = 500
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
+PAIR_RUNS = 20  # the verdicts shown per pair
+PAIR_SCAN = 2000  # the project's latest runs those are taken from
 
 
 def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
@@ -140,6 +142,21 @@ async def project_view(
             )
         )
         hidden = set() if admin else await private_projects(session, downstreams)
+        runs = await session.scalars(
+            select(Event)
+            .where(
+                (Event.project == project.name) | (Event.upstream == project.name),
+                Event.kind == "trigger",
+                Event.confirms_id.is_(None),
+                Event.result.is_not(None),
+            )
+            .order_by(Event.created_at.desc())
+            .limit(PAIR_SCAN)
+        )
+        pairs: dict[tuple[str, str], list[Event]] = {}
+        for run in runs:
+            if run.upstream and project_key(run.project) not in hidden:
+                pairs.setdefault((run.upstream, run.project), []).append(run)
     tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
         "project": project.name,
@@ -153,6 +170,35 @@ async def project_view(
         "recent": [event_json(event) for event in recent],
         "statistics": statistics_of(recent),
         "latest_downstream_results": tally_json(tallies),
+        "pairs": [
+            pair_json(upstream, downstream, runs[:PAIR_RUNS])
+            for (upstream, downstream), runs in sorted(pairs.items())
+        ],
+    }
+
+
+def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, Any]:
+    """A pair's last verdicts (newest first), how often it flaked and broke: flakes confirmed by
+    re-running and `flaky?` hints among its runs that passed or failed."""
+    decisive = [run for run in runs if Result(str(run.result)).decisive]
+    flakes = sum(
+        run.change == Verdict.FLAKY or run.details.get("hint") == FLAKY_HINT for run in decisive
+    )
+    return {
+        "upstream": upstream,
+        "downstream": downstream,
+        "verdicts": [
+            {
+                "event": run.id,
+                "verdict": run.change,
+                "result": run.result,
+                "hint": run.details.get("hint"),
+            }
+            for run in runs
+        ],
+        "flake_rate": flakes / len(decisive) if decisive else None,
+        "new_regressions": sum(run.change == Verdict.NEW_REGRESSION for run in runs),
+        "already_broken": sum(run.change == Verdict.ALREADY_BROKEN for run in runs),
     }
 
 

@@ -121,3 +121,37 @@ async def test_a_strangers_downstream_is_listed_and_counted_but_never_fails_the_
     assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB, STRANGER]
     [upstream_issue] = [issue for issue in forge.issues.values() if issue["project"] == LIB]
     assert upstream_issue["title"] == f"{APP} fails against {LIB}"
+
+
+async def test_each_pairs_verdicts_and_flake_rate_are_in_the_project_api(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    secret = "github.com/acme/secret"
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, secret, upstream_of(LIB), private=True)
+    for n, result in enumerate(["success", "failure", "success", "failure"], start=1):
+        await lib_success(client, str(n) * 40, n)
+        started = dict(forge.of("start_pipeline")[-2:])
+        await report_status(client, started[APP].event_id, result, metadata={"sha": APP_SHA})
+        await report_status(client, started[secret].event_id, "success")
+        await run_jobs(client)
+
+    for name in (LIB, APP):
+        view = await (await client.get(f"/api/v1/projects/{name}")).json()
+        [pair] = view["pairs"]
+        assert (pair["upstream"], pair["downstream"]) == (LIB, APP)
+        assert [(run["verdict"], run["hint"]) for run in pair["verdicts"]] == [
+            ("new regression", "flaky?"),
+            ("fixed", None),
+            ("new regression", None),
+            ("passed", None),
+        ]
+        assert (pair["flake_rate"], pair["new_regressions"], pair["already_broken"]) == (
+            0.25,
+            2,
+            0,
+        )
+    admin = {"Authorization": "Bearer admin-token"}
+    view = await (await client.get(f"/api/v1/projects/{LIB}", headers=admin)).json()
+    assert [pair["downstream"] for pair in view["pairs"]] == [APP, secret]
