@@ -58,10 +58,10 @@ def request_of(forge: MemoryHost, project: str) -> TriggerRequest:
 
 
 async def answer(
-    client: TestClient[Any, Any], forge: MemoryHost, project: str, result: str
+    client: TestClient[Any, Any], forge: MemoryHost, project: str, result: str, sha: str = ""
 ) -> None:
     request = request_of(forge, project)
-    sha = project[-1] * 40  # each downstream runs on its own commit
+    sha = sha or project[-1] * 40  # each downstream runs on its own commit
     reply = await report_status(client, request.event_id, result, metadata={"sha": sha})
     assert reply.status == 202
     await run_jobs(client)
@@ -123,6 +123,29 @@ async def test_a_chain_that_passes_is_reported_whole_on_its_origin(
     assert f"| {C} (via {B}) | ✅ passed |" in report.summary
     [c] = started(forge)[1:]
     assert (c.upstream, c.upstream_sha, c.depth) == (B, "b" * 40, 2)
+
+
+async def test_a_regression_deeper_in_the_chain_links_the_changes_of_its_own_upstream(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, A, None)
+    await index(client, B, upstream_of(A))
+    await index(client, C, upstream_of(B))
+    await a_succeeds(client, "1" * 40, 1)
+    await answer(client, forge, B, "success", "b1" * 20)
+    await answer(client, forge, C, "success")
+    await a_succeeds(client, "2" * 40, 2)
+    await answer(client, forge, B, "success", "b2" * 20)
+    await answer(client, forge, C, "failure")
+
+    report = a_report(forge)
+    assert (report.state, report.description) == (
+        "failure",
+        "1 of 2 downstream projects passed, 1 new regression",
+    )
+    compare = f"https://{B}/compare/{'b1' * 20}...{'b2' * 20}"
+    assert f"| {C} (via {B}) | ❌ new regression |" in report.summary
+    assert f"[compare]({compare})" in report.summary
 
 
 async def diamond(client: TestClient[Any, Any]) -> None:

@@ -142,7 +142,7 @@ async def test_a_failing_downstream_shows_what_changed_since_it_last_passed(
 
     _, (_, check) = forge.of("check")[-1]
     assert "**What changed since they last passed**" in check.summary
-    assert f"Upstream, since {APP} last passed (24 commits, `{lib[0].sha[:7]}`…" in check.summary
+    assert f"{LIB}, since {APP} last passed (24 commits, `{lib[0].sha[:7]}`…" in check.summary
     assert f"{APP}: {culprit_line} Its own commits:" in check.summary
     assert "- and 4 more" in check.summary
 

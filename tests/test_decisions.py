@@ -9,7 +9,7 @@ import pytest
 
 from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
 from bot.engine.issues import Action, issue_action
-from bot.engine.reports import Row, aggregate
+from bot.engine.reports import Row, aggregate, time_left
 from bot.engine.results import FinishedPipeline, match_trigger
 from bot.models import Event
 from bot.results import Result, Verdict, classify
@@ -170,3 +170,23 @@ def test_aggregate_blames_only_a_required_new_regression(
 ) -> None:
     report = aggregate(rows, "https://t/e/1")
     assert (report.state, report.conclusion, report.description) == (state, conclusion, description)
+
+
+def test_time_left_of_a_running_downstream() -> None:
+    assert time_left([], 10) is None
+    assert time_left([600, 300, 900], 60) == "about 9m 0s left"
+    assert time_left([7200, 7300], 60) == "about 1h 59m left"
+    assert time_left([60], 61) == "longer than usual"
+
+
+def test_a_running_row_says_how_long_it_has_left() -> None:
+    running = Row(
+        Event(id="e", kind="trigger", project="github.com/acme/x", result=None, details={}),
+        "github.com/acme/x",
+        owners=[],
+        required=True,
+        compare_url=None,
+        time_left="about 3m 0s left",
+    )
+    report = aggregate([running], "https://t/e/1")
+    assert "| github.com/acme/x | ⏳ running, about 3m 0s left |" in report.summary

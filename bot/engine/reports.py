@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.codehost import CommitReport
 from bot.engine.context import Context, config_of
-from bot.engine.results import last_passed
-from bot.models import Event, Project
+from bot.engine.results import earlier_in_pair, last_passed
+from bot.models import Event, Project, utcnow
 from bot.names import project_key
 from bot.results import Result, Step, Verdict
 
 SUMMARY_LIMIT = 65_000
+PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
 LABELS = {
     Result.SUCCESS: "✅ passed",
     Result.FAILURE: "❌ failed",
@@ -68,6 +70,7 @@ class Row:
     required: bool
     compare_url: str | None
     via: str | None = None  # the upstream it ran after, deeper in the chain ("" when private)
+    time_left: str | None = None  # while it runs: the estimate from its past durations
 
     @property
     def result(self) -> Result | None:
@@ -208,15 +211,15 @@ def summary(rows: Sequence[Row]) -> str:
 def what_changed(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The upstream commits since failing rows last passed, each range once with the rows it
     concerns; and each row's culprit and own commits."""
-    ranges: dict[tuple[str, str], dict[str, Any]] = {}
+    ranges: dict[tuple[str, str, str], dict[str, Any]] = {}
     changed = []
     for row in rows:
         changes = row.event.details.get("changes") or {}
         if row.passed or not changes:
             continue
         upstream = changes.get("upstream")
-        if upstream:
-            key = (upstream["base"], upstream["head"])
+        if upstream and row.via != "":  # a private upstream's commits stay with it
+            key = (upstream["project"], upstream["base"], upstream["head"])
             ranges.setdefault(key, {"range": upstream, "names": []})["names"].append(row.name)
         if changes.get("culprit") or changes.get("downstream"):
             changed.append(
@@ -236,6 +239,8 @@ def _row_values(row: Row) -> dict[str, Any]:
         result = confirming_words(row.confirming, last_passed_sha)
     else:
         result = words(event.result, event.change, event.details.get("hint"))
+    if row.result is None and row.time_left:
+        result += f", {row.time_left}"
     if not row.required and row.result and not row.passed:
         result += " (optional)"
     if event.reason:
@@ -255,10 +260,42 @@ def _row_values(row: Row) -> dict[str, Any]:
 def _duration(event: Event) -> str:
     if event.started_at is None or event.finished_at is None:
         return ""
-    seconds = int((event.finished_at - event.started_at).total_seconds())
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return _span((event.finished_at - event.started_at).total_seconds())
+
+
+def _span(seconds: float) -> str:
+    minutes, seconds = divmod(max(int(seconds), 0), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
+
+
+def time_left(durations: Sequence[float], elapsed: float) -> str | None:
+    """`about 4m 10s left` from the median of a downstream's past durations (seconds), or
+    `longer than usual` once it is past it; None without a past."""
+    if not durations:
+        return None
+    left = statistics.median(durations) - elapsed
+    return f"about {_span(left)} left" if left >= 1 else "longer than usual"
+
+
+async def _time_left(session: AsyncSession, event: Event) -> str | None:
+    if event.result is not None or event.started_at is None:
+        return None
+    past = await session.execute(
+        select(Event.started_at, Event.finished_at)
+        .where(
+            *earlier_in_pair(event),
+            Event.result.in_([result for result in Result if result.decisive]),
+            Event.started_at.is_not(None),
+            Event.finished_at.is_not(None),
+        )
+        .order_by(Event.created_at.desc())
+        .limit(PAST_DURATIONS)
+    )
+    durations = [
+        (finished - started).total_seconds() for started, finished in past if started and finished
+    ]
+    return time_left(durations, (utcnow() - event.started_at).total_seconds())
 
 
 def descendants(source_id: str, events: Sequence[Event]) -> list[Event]:
@@ -321,17 +358,20 @@ async def _row(
     ctx: Context, session: AsyncSession, source: Event, upstream: Project, child: Event
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
-    via = None
+    via, parent = None, source
     if child.parent_id != source.id and child.upstream:
         above = await session.get(Project, project_key(child.upstream))
         via = display_name(child.upstream, bool(above and above.private), upstream.private)
+        parent = await session.get(Event, child.parent_id or "") or source
     return Row(
         event=child,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
         required=config_of(upstream).report.is_required(child.project, upstream.name),
-        compare_url=await compare_url(ctx, session, source, child),
+        # deeper in the chain, the changes are those of the upstream it ran after
+        compare_url=await compare_url(ctx, session, parent, child) if via != "" else None,
         via=via,
+        time_left=await _time_left(session, child),
     )
 
 

@@ -165,7 +165,7 @@ async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
     await upstream_success(ctx, success, parent_id=event.id)
 
 
-def _earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
+def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
     """Conditions for the same pair's trigger events before this one."""
     return (
         Event.kind == "trigger",
@@ -184,7 +184,7 @@ async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
     rows = await session.execute(
         select(Event, upstream.sha)
         .outerjoin(upstream, upstream.id == Event.parent_id)
-        .where(*_earlier_in_pair(event), Event.result.is_not(None))
+        .where(*earlier_in_pair(event), Event.result.is_not(None))
         .order_by(Event.created_at.desc())
         .limit(2 * FLAKY_WINDOW)
     )
@@ -204,7 +204,7 @@ async def last_passed(session: AsyncSession, event: Event) -> Event | None:
     passed: Event | None = await session.scalar(
         select(Event)
         .where(
-            *_earlier_in_pair(event),
+            *earlier_in_pair(event),
             or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),
         )
         .order_by(Event.created_at.desc())
