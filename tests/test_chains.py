@@ -4,19 +4,22 @@ all their upstreams passed, and triggers superseded by a newer upstream success.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from bot import db
 from bot.adapters import Adapters
 from bot.engine import Engine, UpstreamSuccess
 from bot.engine.chains import State, fallout_reason, reachable, state_of, waiting_on
+from bot.models import Event
 from bot.runner import TriggerRequest
 from bot.tokens import CallbackSigner
 from config.settings import Settings
-from tests.conftest import post_github, postgres_or_skip, reset_postgres, run_jobs, workflow_run
+from tests.conftest import post_github, run_jobs, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import events_of, index, report_status, upstream_of
 
@@ -272,35 +275,56 @@ async def test_a_flake_in_the_middle_of_a_chain_lets_the_chain_go_on(
     assert f"| {C} (via {B}) | ✅ passed |" in report.summary
 
 
-@pytest.mark.postgres
-async def test_two_upstreams_passing_at_once_start_the_diamond_bottom_once(
-    forge: MemoryHost,
-) -> None:
-    """Two workers run the chain jobs of B and C at the same moment (PostgreSQL, several
-    processes): the lock on the origin lets only one of them start D."""
-    url = postgres_or_skip()
-    await reset_postgres(url)
-    database = db.create_engine(url)
+@pytest.fixture
+async def engine(database_url: str, forge: MemoryHost) -> AsyncIterator[Engine]:
+    """The engine alone, on SQLite and on PostgreSQL: B follows every branch of A, C its default
+    branch, D follows B and C."""
+    database = db.create_engine(database_url)
     await db.migrate(database)
-    settings = Settings(database_url=url, public_url="https://conjunction.test")
+    settings = Settings(database_url=database_url, public_url="https://conjunction.test")
     engine = Engine(
         db.sessionmaker(database), Adapters.of(forge), settings, CallbackSigner("k" * 20)
     )
-    try:
-        for name, config in [(A, None), (B, upstream_of(A)), (C, upstream_of(A))]:
-            await engine.index_project(
-                name, private=False, default_branch="main", config_text=config
+    every_branch = f"upstreams:\n  - project: {A}\n    branches: ['*']\n"
+    for name, config in [
+        (A, None),
+        (B, every_branch),
+        (C, upstream_of(A)),
+        (D, upstream_of(B, C)),
+    ]:
+        await engine.index_project(name, private=False, default_branch="main", config_text=config)
+    yield engine
+    await database.dispose()
+
+
+async def test_superseding_in_storage(engine: Engine) -> None:
+    await engine.upstream_success(UpstreamSuccess(A, "1" * 40, "main"))
+    await engine.upstream_success(UpstreamSuccess(A, "2" * 40, "release"))  # another branch
+    await engine.upstream_success(UpstreamSuccess(A, "3" * 40, "main"))
+    pending = await engine.pending_triggers(B)
+    assert len(pending) == 2  # the release branch's and the newest main's
+    async with engine.sessions() as session:
+        reasons = list(
+            await session.scalars(
+                select(Event.reason).where(Event.project == B, Event.result == "skipped")
             )
-        await engine.index_project(
-            D, private=False, default_branch="main", config_text=upstream_of(B, C)
         )
-        await engine.upstream_success(UpstreamSuccess(A, SHA, "main"))
-        [b] = await engine.pending_triggers(B)
-        [c] = await engine.pending_triggers(C)
-        await engine.record_result(b.id, "success", sha="b" * 40)
-        await engine.record_result(c.id, "success", sha="c" * 40)
-        chain = engine.job_handlers()["chain"]
-        await asyncio.gather(chain({"event_id": b.id}), chain({"event_id": c.id}))
-        assert len(await engine.pending_triggers(D)) == 1
-    finally:
-        await database.dispose()
+    assert reasons == ["superseded by 3333333"]
+
+
+@pytest.mark.postgres
+async def test_two_upstreams_passing_at_once_start_the_diamond_bottom_once(
+    engine: Engine, database_url: str
+) -> None:
+    """Two workers run the chain jobs of B and C at the same moment (PostgreSQL, several
+    processes): the lock on the origin lets only one of them start D."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite serves one process, whose worker runs one job at a time")
+    await engine.upstream_success(UpstreamSuccess(A, SHA, "main"))
+    [b] = await engine.pending_triggers(B)
+    [c] = await engine.pending_triggers(C)
+    await engine.record_result(b.id, "success", sha="b" * 40)
+    await engine.record_result(c.id, "success", sha="c" * 40)
+    chain = engine.job_handlers()["chain"]
+    await asyncio.gather(chain({"event_id": b.id}), chain({"event_id": c.id}))
+    assert len(await engine.pending_triggers(D)) == 1

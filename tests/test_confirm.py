@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from app import create_app
+from bot import db
 from bot.adapters import Adapters
+from bot.engine import Engine, UpstreamSuccess
+from bot.models import Event
 from bot.results import Confirmation, Result, Step, Verdict, after_rerun
 from bot.runner import PipelineStarted, TriggerRequest
+from bot.tokens import CallbackSigner
+from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, events_of, index, report_status
@@ -251,3 +257,42 @@ async def test_a_later_failure_of_a_broken_pair_is_not_confirmed_again(
     await answer(client, started()[-1], "failure")
     assert len(started()) == 5
     assert [event.change for event in await events_of(client, APP)][-1] == "still failing"
+
+
+async def test_confirming_in_storage(database_url: str, forge: MemoryHost) -> None:
+    """The confirmation's rows and locks on SQLite and on PostgreSQL."""
+    database = db.create_engine(database_url)
+    await db.migrate(database)
+    settings = Settings(database_url=database_url, public_url="https://conjunction.test")
+    engine = Engine(
+        db.sessionmaker(database), Adapters.of(forge), settings, CallbackSigner("k" * 20)
+    )
+    try:
+        await engine.index_project(LIB, private=False, default_branch="main", config_text=None)
+        await engine.index_project(APP, private=False, default_branch="main", config_text=CONFIRM)
+        for sha, results in [
+            (PASSED_SHA, ["success"]),
+            (NEW_SHA, ["failure", "failure", "success"]),
+        ]:
+            await engine.upstream_success(UpstreamSuccess(LIB, sha, "main"))
+            for result in results:
+                [pending] = await engine.pending_triggers(APP)
+                await engine.record_result(pending.id, result, sha="d" * 40)
+        async with engine.sessions() as session:
+            rows = await session.execute(
+                select(Event.result, Event.change, Event.confirms_id, Event.details)
+                .where(Event.project == APP)
+                .order_by(Event.created_at)
+            )
+            runs = [
+                (result, change, bool(confirms), details.get("step"))
+                for result, change, confirms, details in rows
+            ]
+        assert runs == [
+            ("success", "passed", False, None),
+            ("failure", "new regression", False, None),
+            ("failure", None, True, "again"),
+            ("success", None, True, "last passed"),
+        ]
+    finally:
+        await database.dispose()
