@@ -328,3 +328,22 @@ async def test_two_upstreams_passing_at_once_start_the_diamond_bottom_once(
     chain = engine.job_handlers()["chain"]
     await asyncio.gather(chain({"event_id": b.id}), chain({"event_id": c.id}))
     assert len(await engine.pending_triggers(D)) == 1
+
+
+async def test_a_burst_of_superseded_triggers_does_not_hide_the_last_pass(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, A, None)
+    await index(client, B, upstream_of(A))
+    await a_succeeds(client, "0" * 40, 100)
+    await answer(client, forge, B, "success")
+    for run_id in range(1, 24):
+        sha = f"{run_id:02x}" * 20
+        await post_github(client, "workflow_run", workflow_run("acme/a", sha, run_id=run_id))
+    await run_jobs(client)
+    await answer(client, forge, B, "failure")
+    events = await events_of(client, B)
+    superseded = [event.reason for event in events if event.result == "skipped"]
+    assert len(superseded) == 22
+    assert superseded[-1] == "superseded by 1717171"
+    assert [event.change for event in events][-1] == "new regression"

@@ -178,13 +178,14 @@ def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
 
 
 async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
-    """The pair's finished runs before this event, oldest first, as many as its verdict and
-    the `flaky?` hint look at."""
+    """The pair's runs before this event that passed or failed, oldest first, as many as its
+    verdict and the `flaky?` hint look at (time-outs, cancellations and skips say nothing)."""
     upstream = aliased(Event)
+    decisive = [result for result in Result if result.decisive]
     rows = await session.execute(
         select(Event, upstream.sha)
         .outerjoin(upstream, upstream.id == Event.parent_id)
-        .where(*earlier_in_pair(event), Event.result.is_not(None))
+        .where(*earlier_in_pair(event), Event.result.in_(decisive))
         .order_by(Event.created_at.desc())
         .limit(2 * FLAKY_WINDOW)
     )
