@@ -45,7 +45,7 @@ def fixture(name: str) -> dict[str, Any]:
     return data
 
 
-def postgres_or_skip() -> str:
+def _postgres_or_skip() -> str:
     if POSTGRES_URL:
         return POSTGRES_URL
     if os.environ.get("CONJUNCTION_REQUIRE_POSTGRES"):
@@ -66,7 +66,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every storage test runs on SQLite and, where one is given, on a real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'conjunction.db'}"
-    url = postgres_or_skip()
+    url = _postgres_or_skip()
     await reset_postgres(url)
     return url
 
