@@ -190,6 +190,7 @@ def create_app(
         if gitlab is not None:
             gitlab.client.close()
         await webhooks.close()
+        await engine.notifier.close()
         await database.dispose()
 
     app.cleanup_ctx.append(client_session)

@@ -14,6 +14,7 @@ from config.repo_config import ConfigError
 
 REPORT_NAME = "Conjunction: downstream"  # check run name
 STATUS_CONTEXT = "conjunction/downstream"  # commit status context
+COMMITS_LISTED = 20  # of a range, the rest is counted ("and N more")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,30 @@ class CommitReport:
     @property
     def completed(self) -> bool:
         return self.conclusion is not None
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    title: str  # the first line of its message
+    author: str  # the forge user when known, else the name in the commit
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CommitRange:
+    """The commits after `base` up to `head`, oldest first: at most COMMITS_LISTED of them,
+    and how many there are in all."""
+
+    base: str
+    head: str
+    commits: tuple[Commit, ...]
+    total: int
+    url: str | None = None  # the host's compare page
+
+    @property
+    def more(self) -> int:
+        return max(self.total - len(self.commits), 0)
 
 
 @dataclass(frozen=True)
@@ -94,3 +119,8 @@ class CodeHost(Protocol):
         ...
 
     def compare_url(self, project: str, base: str, head: str) -> str: ...
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        """The commits after base up to head (COMMITS_LISTED of them at most, with the total),
+        or None when the host cannot tell."""
+        ...

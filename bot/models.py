@@ -105,6 +105,7 @@ class Event(Base):
         Index("ix_events_parent", "parent_id"),
         Index("ix_events_root", "root_id"),
         Index("ix_events_project", "project", "created_at"),
+        Index("ix_events_upstream", "upstream", "created_at"),
         Index("ix_events_pending", "result", "deadline_at"),
     )
 
@@ -124,6 +125,8 @@ class Event(Base):
     change: Mapped[str | None] = mapped_column(String(16))  # a bot.results.Verdict
     reason: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(100))
+    # a confirming re-run (`confirm: true`): the failure it re-runs; not part of the pair's history
+    confirms_id: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sending_at: Mapped[datetime | None]  # a trigger's start was asked of its runner

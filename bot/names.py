@@ -72,3 +72,10 @@ def split_project(name: str) -> tuple[str, str]:
 
 def host_of(name: str) -> str:
     return split_project(name)[0]
+
+
+def owner_of(name: str) -> str:
+    """The host and owner — account, organization or top-level group — of a project, compared
+    case-insensitively: `github.com/acme/lib` -> `github.com/acme`."""
+    host, path = split_project(project_key(name))
+    return f"{host}/{path.split('/', 1)[0]}"

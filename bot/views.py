@@ -18,19 +18,24 @@ from sqlalchemy.orm import aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
-from bot.engine.results import last_pass
+from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
-from bot.results import Result
+from bot.results import FLAKY_HINT, Result, Verdict
 from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
+PAIR_RUNS = 20  # the verdicts shown per pair
+PAIR_SCAN = 2000  # the project's latest runs those are taken from
 
 
-def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
+def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
     if not visible:
         return {"id": event.id, "project": None, "private": True, "result": event.result}
+    changes = dict(event.details.get("changes") or {})
+    if changes and not upstream_visible:  # a private upstream's commits stay with it
+        changes["upstream"] = None
     return {
         "id": event.id,
         "kind": event.kind,
@@ -44,7 +49,17 @@ def event_json(event: Event, visible: bool = True) -> dict[str, Any]:
         "pipeline": event.pipeline,
         "url": event.url,
         "result": event.result,
-        "change": event.change,
+        "verdict": event.change,
+        "change": event.change,  # the verdict's earlier name
+        "hint": event.details.get("hint"),
+        "confirmation": event.details.get("confirmation"),  # a failure being or once confirmed
+        "confirms": event.confirms_id
+        and {  # a confirming re-run: the failure it confirms, and against which upstream commit
+            "event": event.confirms_id,
+            "step": event.details.get("step"),
+            "upstream_sha": event.details.get("upstream_sha"),
+        },
+        "changes": changes or None,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
         "artifacts": event.details.get("artifacts") or [],
         "created_at": event.created_at.isoformat(),
@@ -85,12 +100,17 @@ async def event_trace(
             )
         )
         every = [event, *chain, *children]
-        hidden = set() if admin else await private_projects(session, {e.project for e in every})
+        names = {e.project for e in every} | {e.upstream for e in every if e.upstream}
+        hidden = set() if admin else await private_projects(session, names)
     if project_key(event.project) in hidden:
         return None
 
     def show(item: Event) -> dict[str, Any]:
-        return event_json(item, project_key(item.project) not in hidden)
+        return event_json(
+            item,
+            project_key(item.project) not in hidden,
+            project_key(item.upstream or "") not in hidden,
+        )
 
     parent = chain[0] if chain and project_key(chain[0].project) not in hidden else None
     return {
@@ -122,13 +142,32 @@ async def project_view(
         recent = list(
             await session.scalars(
                 select(Event)
-                .where(Event.project == project.name, Event.kind == "trigger")
+                .where(
+                    Event.project == project.name,
+                    Event.kind == "trigger",
+                    Event.confirms_id.is_(None),
+                )
                 .order_by(Event.created_at.desc())
                 .limit(20)
             )
         )
         hidden = set() if admin else await private_projects(session, downstreams)
         build_times = await _build_times(session, key, downstreams, await _hidden(session, admin))
+        runs = await session.scalars(
+            select(Event)
+            .where(
+                (Event.project == project.name) | (Event.upstream == project.name),
+                Event.kind == "trigger",
+                Event.confirms_id.is_(None),
+                Event.result.is_not(None),
+            )
+            .order_by(Event.created_at.desc())
+            .limit(PAIR_SCAN)
+        )
+        pairs: dict[tuple[str, str], list[Event]] = {}
+        for run in runs:
+            if run.upstream and project_key(run.project) not in hidden:
+                pairs.setdefault((run.upstream, run.project), []).append(run)
     tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
         "project": project.name,
@@ -143,6 +182,35 @@ async def project_view(
         "statistics": statistics_of(recent),
         "build_times": build_times,
         "latest_downstream_results": tally_json(tallies),
+        "pairs": [
+            pair_json(upstream, downstream, runs[:PAIR_RUNS])
+            for (upstream, downstream), runs in sorted(pairs.items())
+        ],
+    }
+
+
+def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, Any]:
+    """A pair's last verdicts (newest first), how often it flaked and broke: flakes confirmed by
+    re-running and `flaky?` hints among its runs that passed or failed."""
+    decisive = [run for run in runs if Result(str(run.result)).decisive]
+    flakes = sum(
+        run.change == Verdict.FLAKY or run.details.get("hint") == FLAKY_HINT for run in decisive
+    )
+    return {
+        "upstream": upstream,
+        "downstream": downstream,
+        "verdicts": [
+            {
+                "event": run.id,
+                "verdict": run.change,
+                "result": run.result,
+                "hint": run.details.get("hint"),
+            }
+            for run in runs
+        ],
+        "flake_rate": flakes / len(decisive) if decisive else None,
+        "new_regressions": sum(run.change == Verdict.NEW_REGRESSION for run in runs),
+        "already_broken": sum(run.change == Verdict.ALREADY_BROKEN for run in runs),
     }
 
 
@@ -224,7 +292,9 @@ async def latest_tallies(
         )
         rows = await session.execute(
             select(Event.parent_id, Event.result).where(
-                Event.parent_id.in_(builds), Event.result.is_distinct_from(Result.SKIPPED)
+                Event.parent_id.in_(builds),
+                Event.result.is_distinct_from(Result.SKIPPED),
+                Event.confirms_id.is_(None),
             )
         )
         results: dict[str | None, list[str | None]] = {}
@@ -736,7 +806,7 @@ async def _compare_url(
     parent = nodes.get(event.parent_id or "")
     if compare is None or parent is None or parent.event.sha is None:
         return None
-    passed = await last_pass(session, event)
+    passed = await last_passed(session, event)
     if passed is None or passed.parent_id is None:
         return None
     base = await session.get(Event, passed.parent_id)

@@ -3,8 +3,9 @@
 PyYAML's safe loader with its composer checked as the document is built: nesting depth, number
 of values and characters of scalar text are counted with every alias expanded (so a small file of
 aliases cannot stand for a huge document), an alias may not sit inside the node it names, and a
-key may not appear twice in one mapping. Values that the safe constructor cannot build (a 13th
-month, an integer of more digits than Python converts) are YAML errors at their line, not crashes.
+key may not appear twice in one mapping. A plain key is text (`on:` is "on", not YAML 1.1's
+true). Values that the safe constructor cannot build (a 13th month, an integer of more digits
+than Python converts) are YAML errors at their line, not crashes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from yaml.constructor import ConstructorError
 MAX_DEPTH = 20
 MAX_NODES = 10_000
 MAX_TEXT = 64 * 1024  # characters of scalar text: as much as the largest accepted file holds
+BOOL_TAG, STR_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:str"
 
 
 class Refused(yaml.YAMLError):
@@ -106,6 +108,8 @@ class BoundedLoader(yaml.SafeLoader):
     def _check_key(self, key: yaml.Node | None, mark: Any) -> None:
         if not isinstance(key, yaml.ScalarNode):
             return
+        if key.tag == BOOL_TAG and key.style is None:
+            key.tag = STR_TAG  # a plain `on:` is the key "on", not True (YAML 1.1's booleans)
         first = self._keys[-1].setdefault((key.tag, key.value), mark)
         if first is not mark:
             message = f"duplicate key {key.value!r}, first on line {first.line + 1}"

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.names import ProjectName
+from bot.names import ProjectName, owner_of
 from config import body_template, bounded_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -55,8 +55,16 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _project_glob(value: str) -> str:
+    host, slash, path = value.partition("/")
+    if not slash or not host or not path or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a project glob: write it like github.com/acme/*")
+    return f"{host.lower()}/{path}"
+
+
 T = TypeVar("T")
 OwnerName = Annotated[str, AfterValidator(_owner_name)]
+ProjectGlob = Annotated[str, AfterValidator(_project_glob)]
 Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 
 
@@ -183,31 +191,94 @@ class Report(_Model):
     commit_status: bool = Field(
         default=True, description='Commit status context "conjunction/downstream".'
     )
-    required: Items[ProjectName] = Field(
+    required: Items[ProjectGlob] = Field(
         default=[],
-        description="Downstreams whose failure fails the check (others are neutral); "
-        "empty: all of them.",
+        description="Globs of the downstreams whose new regressions fail the check, like "
+        "github.com/acme/*; every other downstream is optional. Default (or empty): the "
+        "projects of this project's own owner.",
     )
     issues: bool = Field(default=False, description="Also open issues in this repository.")
     pull_request_comment: bool = Field(
         default=True, description="Comment on the pull request that brought the commit."
     )
 
-    def is_required(self, downstream: str) -> bool:
+    def is_required(self, downstream: str, upstream: str) -> bool:
+        """Whether the downstream's results may fail the upstream (and open issues there):
+        only those matching `required`, by default the upstream's own owner's projects.
+        A glob's `*` matches any characters, `/` included; names compare case-insensitively."""
         if not self.required:
-            return True
-        return downstream.casefold() in {name.casefold() for name in self.required}
+            return owner_of(downstream) == owner_of(upstream)
+        name = downstream.casefold()
+        return any(fnmatchcase(name, glob.casefold()) for glob in self.required)
+
+
+NotifyOn = Literal["new_regression", "fixed", "flaky", "already_broken"]
+_IRC_CHANNEL = re.compile(r"[#&][^\s,\x00-\x1f\x7f]{1,49}")
+
+
+def _irc_server(value: str) -> str:
+    host, colon, port = value.rpartition(":") if ":" in value else (value, "", "")
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        raise ValueError(f"{value!r} is not an IRC server: write it like irc.libera.chat:6697")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    return value
+
+
+def _irc_channel(value: str) -> str:
+    if not _IRC_CHANNEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an IRC channel: it starts with # or & and has no spaces or commas"
+        )
+    return value
+
+
+class NotifyWebhook(_Model):
+    url: Annotated[str, AfterValidator(_http_url)] = Field(description="http(s) URL to POST to.")
+    secret: str | None = Field(
+        default=None,
+        description="Name of a secret in CONJUNCTION_SECRETS_FILE that signs the body "
+        "(X-Conjunction-Signature-256), never the value.",
+    )
+
+
+class Irc(_Model):
+    server: Annotated[str, AfterValidator(_irc_server)] = Field(
+        description="host:port; the port defaults to 6697 with TLS, else 6667."
+    )
+    channel: Annotated[str, AfterValidator(_irc_channel)] = Field(
+        description="The channel to join and post in, like #acme."
+    )
+    tls: bool = Field(default=True, description="Connect with TLS.")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.server.rpartition(":") if ":" in self.server else (self.server, "", "")
+        return host, int(port) if port else (6697 if self.tls else 6667)
 
 
 class Notify(_Model):
-    slack: str | None = Field(default=None, description="Secret name of a Slack webhook.")
-    webhook: str | None = Field(default=None, description="Secret name of a webhook.")
+    slack: str | None = Field(
+        default=None,
+        description="Name of a secret in CONJUNCTION_SECRETS_FILE whose value is a Slack "
+        "incoming-webhook URL.",
+    )
+    webhook: NotifyWebhook | None = Field(default=None, description="A signed JSON POST.")
+    irc: Irc | None = Field(default=None, description="An IRC channel.")
+    on: Items[NotifyOn] = Field(
+        default=["new_regression", "fixed"],
+        description="The changes of a pair's state that are told; default: new_regression, fixed.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Notify:
-        if (self.slack is None) == (self.webhook is None):
-            raise ValueError("set exactly one of slack or webhook")
+        if sum(channel is not None for channel in (self.slack, self.webhook, self.irc)) != 1:
+            raise ValueError("set exactly one of slack, webhook or irc")
         return self
+
+    @property
+    def kind(self) -> Literal["slack", "webhook", "irc"]:
+        return "slack" if self.slack else "webhook" if self.webhook else "irc"
 
 
 class ConjunctionConfig(_Model):
@@ -225,7 +296,11 @@ class ConjunctionConfig(_Model):
     issues: bool = Field(
         default=True, description="Open one issue here per breaking upstream change."
     )
-    notify: Items[Notify] = Field(default=[], description="Extra channels, by secret name.")
+    notify: Items[Notify] = Field(
+        default=[],
+        description="Channels told when a pair this project is in changes state: Slack, a "
+        "signed webhook or IRC.",
+    )
 
 
 @dataclass(frozen=True)
@@ -335,11 +410,10 @@ def _reference_problems(
             elif name is not None:
                 named.append((loc, name))
     for index, channel in enumerate(config.notify):
-        named += [
-            (("notify", index, key), name)
-            for key, name in (("slack", channel.slack), ("webhook", channel.webhook))
-            if name is not None
-        ]
+        if channel.slack is not None:
+            named.append((("notify", index, "slack"), channel.slack))
+        if channel.webhook is not None and channel.webhook.secret is not None:
+            named.append((("notify", index, "webhook", "secret"), channel.webhook.secret))
     if secrets is not None:
         for loc, name in named:
             problem = secrets(name)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.codehost import CommitReport, IssueRef, ProjectInfo
+from bot.codehost import COMMITS_LISTED, Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
 from config.repo_config import ConfigError
 
@@ -22,6 +22,7 @@ class MemoryHost:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     changes: dict[str, list[str]] = field(default_factory=dict)  # head sha -> changed paths
+    history: dict[str, list[Commit]] = field(default_factory=dict)  # project -> commits, in order
     remembers_runs: bool = True  # find_started finds what start_pipeline started
 
     def of(self, op: str) -> list[tuple[str, Any]]:
@@ -101,3 +102,17 @@ class MemoryHost:
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"https://{project}/compare/{base}...{head}"
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        self.calls.append(("commits_between", project, (base, head)))
+        shas = [commit.sha for commit in self.history.get(project, [])]
+        if base not in shas or head not in shas:
+            return None
+        between = self.history[project][shas.index(base) + 1 : shas.index(head) + 1]
+        return CommitRange(
+            base,
+            head,
+            tuple(between[:COMMITS_LISTED]),
+            len(between),
+            self.compare_url(project, base, head),
+        )

@@ -24,9 +24,7 @@ from markdown_it import MarkdownIt
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.engine.reports import LABELS
 from bot.models import Event
-from bot.results import Result
 from bot.secrets import SecretStore, load_secrets
 from config.repo_config import parse_config
 from config.settings import Settings
@@ -124,12 +122,18 @@ class Downstream:
         assert event is not None
         return event
 
-    async def upstream_shows(self, sha: str, result: str, run_url: str) -> None:
-        """After the CI's report: the upstream commit's status and its row for the downstream."""
+    async def upstream_shows(
+        self, sha: str, result: str, run_url: str, *, passed_before: bool = True
+    ) -> None:
+        """After the CI's report: the upstream commit's status and its row for the downstream.
+        A failure after a pass is a new regression and fails the upstream; a first failure
+        blames nobody."""
         await run_jobs(self.client)
         _, (reported, report) = self.forge.of("status")[-1]
-        assert (reported, report.state) == (sha, result)
-        row = f"| {self.project} | {LABELS[Result(result)]}"
+        blamed = result == "failure" and passed_before
+        assert (reported, report.state) == (sha, "failure" if blamed else "success")
+        shown = {"success": "✅ passed", "failure": "❌ new regression" if blamed else "❌ failed"}
+        row = f"| {self.project} | {shown[result]}"
         assert row in report.summary
         assert f"[run]({run_url})" in report.summary
 
@@ -156,7 +160,8 @@ async def downstream_of(
     parse_config(config, secrets=lambda name: store.problem(name, project))
     assert ci_url in config
     client = await live_client(aiohttp_client, settings, forge, secrets_file)
-    await index(client, LIB, None)
+    # the upstream requires this downstream, whoever owns it: its new regression fails the commit
+    await index(client, LIB, f"report:\n  required: [{project}]\n")
     await index(client, project, config.replace(ci_url, ci_stand_in.rstrip("/")))
     values = {name: secret.value for name, secret in load_secrets(secrets_file).items()}
     return Downstream(client, forge, project, blocks, values)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.adapters import Adapters
-from bot.codehost import CommitReport, IssueRef, ProjectInfo
+from bot.codehost import CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.runner import PipelineStarted, TriggerRequest
 from config.repo_config import ConfigError
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
@@ -66,6 +66,9 @@ class PlainGitHost:
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"https://{self.host}/{project}/compare/{base}..{head}"
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        return None
 
 
 class RecordingRunner:

@@ -257,4 +257,4 @@ async def test_buildbot_builds_on_the_change_hook_and_reports_back(
     assert json.dumps({"event_id": event.id, "result": outcome}) in log
     assert properties["callback_token"][0] not in log
 
-    await ci.upstream_shows(sha, outcome, event.url)
+    await ci.upstream_shows(sha, outcome, event.url, passed_before=False)

@@ -28,7 +28,7 @@ from tests.recipes import LIB, Downstream, Ran, downstream_of, need, run
 from tests.webhook_receiver import Received, Receiver
 
 # (upstream commit, the downstream's result): a failing build first, then a passing one
-OUTCOMES = [("f" * 40, "failure"), ("a" * 40, "success")]
+OUTCOMES = [("a" * 40, "success"), ("f" * 40, "failure")]  # a pass, then a new regression
 
 
 @pytest.fixture(autouse=True)

@@ -114,27 +114,73 @@ def test_issue_actions() -> None:
     assert issue_action(T, Verdict.TIMED_OUT, is_open=True) is None
 
 
-def row(result: Result | None, required: bool = True) -> Row:
-    event = Event(id="e", kind="trigger", project="github.com/acme/x", result=result, details={})
+def row(result: Result | None, verdict: Verdict | None = None, required: bool = True) -> Row:
+    event = Event(
+        id="e",
+        kind="trigger",
+        project="github.com/acme/x",
+        result=result,
+        change=verdict,
+        details={},
+    )
     return Row(event, "github.com/acme/x", owners=[], required=required, compare_url=None)
 
 
+P, NR, SF = Verdict.PASSED, Verdict.NEW_REGRESSION, Verdict.STILL_FAILING
+
+
 @pytest.mark.parametrize(
-    ("results", "state", "conclusion", "description"),
+    ("rows", "state", "conclusion", "description"),
     [
+        ([row(S, P), row(None)], "pending", None, "1 of 2 downstream projects passed, 1 running"),
         (
-            [(S, True), (None, True)],
-            "pending",
-            None,
-            "1 of 2 downstream projects passed, 1 running",
+            [row(S, P), row(F, NR)],
+            "failure",
+            "failure",
+            "1 of 2 downstream projects passed, 1 new regression",
         ),
-        ([(S, True), (F, True)], "failure", "failure", "1 of 2 downstream projects passed"),
-        ([(S, True), (T, False)], "success", "neutral", "1 of 2 downstream projects passed"),
-        ([(S, True), (S, False)], "success", "success", "2 of 2 downstream projects passed"),
+        (
+            [row(S, P), row(F, NR, required=False)],
+            "success",
+            "neutral",
+            "1 of 2 downstream projects passed, 1 new regression",
+        ),
+        (
+            [row(F, SF), row(F), row(E), row(T, Verdict.TIMED_OUT)],
+            "success",
+            "neutral",
+            "0 of 4 downstream projects passed, 1 still failing, 1 failed, 1 error, 1 timed out",
+        ),
+        (
+            [row(F, Verdict.FLAKY), row(F, Verdict.ALREADY_BROKEN), row(S, Verdict.FIXED)],
+            "success",
+            "neutral",
+            "1 of 3 downstream projects passed, 1 already broken, 1 flaky",
+        ),
+        (
+            [row(S, P), row(S, P, required=False)],
+            "success",
+            "success",
+            "2 of 2 downstream projects passed",
+        ),
     ],
 )
-def test_aggregate(
-    results: list[Any], state: str, conclusion: str | None, description: str
+def test_aggregate_blames_only_a_required_new_regression(
+    rows: list[Row], state: str, conclusion: str | None, description: str
 ) -> None:
-    report = aggregate([row(result, required) for result, required in results], "https://t/e/1")
+    report = aggregate(rows, "https://t/e/1")
     assert (report.state, report.conclusion, report.description) == (state, conclusion, description)
+
+
+def test_a_running_row_says_how_long_it_has_left() -> None:
+    running = Row(
+        Event(id="e", kind="trigger", project="github.com/acme/x", result=None, details={}),
+        "github.com/acme/x",
+        owners=[],
+        required=True,
+        compare_url=None,
+        left=180,
+    )
+    report = aggregate([running], "https://t/e/1")
+    assert "| github.com/acme/x | ⏳ running, about 3 min left |" in report.summary
+    assert report.description == "0 of 1 downstream projects passed, 1 running, about 3 min left"

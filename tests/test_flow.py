@@ -102,10 +102,14 @@ async def test_upstream_success_fans_out_and_results_come_back(
 
     project, (sha, final) = forge.of("status")[-1]
     assert project == LIB
-    assert (final.state, final.description) == ("failure", "1 of 2 downstream projects passed")
+    # a first failure has nothing to compare with: shown, counted, blamed on nobody
+    assert (final.state, final.description) == (
+        "success",
+        "1 of 2 downstream projects passed, 1 failed",
+    )
     assert final.target_url.startswith("https://conjunction.test/events/")
     _, (_, check) = forge.of("check")[-1]
-    assert check.conclusion == "failure"
+    assert check.conclusion == "neutral"
     assert "| github.com/acme/app | ✅ passed |" in check.summary
     assert "| github.com/acme/tool | ❌ failed |" in check.summary
     assert "`bob`" in check.summary
@@ -281,7 +285,10 @@ async def test_trigger_error_is_shown_on_the_row(
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
     await run_jobs(client)
     _, (_, check) = forge.of("check")[-1]
-    assert check.conclusion == "failure"
+    assert (check.conclusion, check.description) == (
+        "neutral",
+        "0 of 1 downstream projects passed, 1 error",
+    )
     assert "❌ error: workflow conjunction.yml not found in acme/app" in check.summary
 
 
@@ -301,7 +308,14 @@ async def test_timed_out_when_no_result_comes(
     await run_jobs(client)
     [event] = await events_of(client, APP)
     assert event.result == "timed_out"
-    assert forge.of("status")[-1][1][1].state == "failure"
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 timed out",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert check.conclusion == "neutral"
+    assert "| ⌛ timed out: no result within CONJUNCTION_RESULT_TIMEOUT |" in check.summary
 
 
 async def run_lib(client: TestClient[Any, Any], forge: MemoryHost, sha: str, result: str) -> None:
@@ -332,10 +346,19 @@ async def test_breakage_issue_opened_commented_and_closed(
     assert "Upstream owners: @lib-team" in issue["body"]
     assert f"https://{LIB}/compare/{'2' * 40}...{'3' * 40}" in issue["body"]
     _, (_, check) = forge.of("check")[-1]
-    assert "❌ failed (newly broken)" in check.summary
+    assert (check.state, check.description) == (
+        "failure",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )
+    assert "| ❌ new regression |" in check.summary
     assert f"[compare](https://{LIB}/compare/{'2' * 40}...{'3' * 40})" in check.summary
 
     await run_lib(client, forge, "4" * 40, "failure")
+    _, (_, check) = forge.of("check")[-1]
+    assert (check.state, check.description) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 still failing",
+    )
     assert len(forge.issues) == 2
     assert issue["comments"] == [
         next(
@@ -377,7 +400,8 @@ async def test_only_required_downstreams_fail_the_check(
     assert "❌ failed (optional)" in check.summary
     _, (_, comment) = forge.of("comment_on_change")[-1]
     assert comment.startswith(
-        f"{PR_COMMENT_MARKER}\n**Conjunction: downstream**: 1 of 2 downstream projects passed"
+        f"{PR_COMMENT_MARKER}\n**Conjunction: downstream**: "
+        "1 of 2 downstream projects passed, 1 failed"
     )
 
 
@@ -426,7 +450,7 @@ async def test_changes_against_the_previous_upstream_success(
     changes = [event.change for event in await events_of(client, APP)]
     assert changes == ["passed", "passed", "new regression", "still failing", "fixed"]
     _, (_, check) = forge.of("check")[-1]
-    assert "✅ passed (fixed)" in check.summary
+    assert "| ✅ fixed |" in check.summary
 
 
 async def test_time_outs_are_never_compared_in_either_direction(

@@ -18,7 +18,7 @@ import pytest
 from app import create_app, main
 from bot.adapters import Adapters
 from bot.codehost import CommitReport, IssueRef
-from bot.forges.git import Commit, GitError, GitHost, GitRemote, parse_git_url
+from bot.forges.git import GitError, GitHost, GitRemote, parse_git_url
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.gitservers import (
@@ -304,16 +304,19 @@ async def test_changed_files_and_commits_between_two_commits(
         "docs/CODEOWNERS",
         "src/main.c",
     ]
-    assert await git_host.commits(CLI, first, docs) == [
-        Commit(docs, "Document it"),
-        Commit(fix, "Fix main"),
+    listed = await git_host.commits_between(CLI, first, docs)
+    assert listed is not None
+    assert [(commit.sha, commit.title) for commit in listed.commits] == [
+        (fix, "Fix main"),
+        (docs, "Document it"),
     ]
+    assert listed.total == 2
     assert await git_host.read_file(CLI, "src/main.c", first) == "int main(void) { return 0; }\n"
     assert await git_host.read_file(CLI, "docs/CODEOWNERS", docs) is None
     assert await git_host.read_file(CLI, "src", docs) is None  # a directory
     # a commit the server does not have; a base that is not an ancestor of head
     assert await git_host.changed_files(CLI, first, "f" * 40) is None
-    assert await git_host.commits(CLI, docs, first) is None
+    assert await git_host.commits_between(CLI, docs, first) is None
 
 
 async def test_nothing_is_posted_to_a_git_server(tmp_path: Path) -> None:

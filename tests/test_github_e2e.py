@@ -217,6 +217,30 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     )
     gh.expect("POST", "/repos/acme/app/issues/5/comments", body={})
     gh.expect("PATCH", "/repos/acme/app/issues/5", body={})
+    gh.expect(
+        "GET",
+        f"/repos/acme/lib/compare/{LIB_SHA[0]}...{LIB_SHA[1]}",
+        body={
+            "total_commits": 2,
+            "commits": [
+                {
+                    "sha": "c1" * 20,
+                    "html_url": f"https://github.com/acme/lib/commit/{'c1' * 20}",
+                    "commit": {
+                        "message": "Parse dates strictly\n\nLonger text.",
+                        "author": {"name": "Libby"},
+                    },
+                    "author": {"login": "libby"},
+                },
+                {
+                    "sha": LIB_SHA[1],
+                    "html_url": f"https://github.com/acme/lib/commit/{LIB_SHA[1]}",
+                    "commit": {"message": "Drop | support", "author": {"name": "A. Person"}},
+                    "author": None,
+                },
+            ],
+        },
+    )
 
     for run_id, (sha, conclusion) in enumerate(
         zip(LIB_SHA, ["success", "failure", "success"], strict=True), start=100
@@ -237,6 +261,16 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     assert "Downstream owners: @alice" in issue.body["body"]
     assert "Upstream owners: @libby" in issue.body["body"]
     assert f"https://github.com/acme/lib/compare/{LIB_SHA[0]}...{LIB_SHA[1]}" in issue.body["body"]
+    assert (
+        "github.com/acme/app did not change since it last passed: the culprit is most likely "
+        "among the 2 upstream commits `1111111`…`2222222`." in issue.body["body"]
+    )
+    assert (
+        f"- [`c1c1c1c`](https://github.com/acme/lib/commit/{'c1' * 20}) Parse dates strictly"
+        " — libby\n"
+        f"- [`2222222`](https://github.com/acme/lib/commit/{LIB_SHA[1]}) Drop \\| support"
+        " — A. Person\n" in issue.body["body"]
+    )
     [comment] = gh.calls_to("POST", "/repos/acme/app/issues/5/comments")
     assert comment.body["body"].startswith(
         "github.com/acme/app passes again against upstream `3333333`"
@@ -257,11 +291,11 @@ async def test_missing_workflow_is_a_reason_on_the_row(
     await run_jobs(client)
     status = gh.calls_to("POST", "/repos/acme/lib/statuses/")[-1].body
     assert (status["state"], status["description"]) == (
-        "failure",
-        "0 of 1 downstream projects passed",
+        "success",
+        "0 of 1 downstream projects passed, 1 error",
     )
     [check] = gh.calls_to("POST", "/repos/acme/lib/check-runs")
-    assert (check.body["status"], check.body["conclusion"]) == ("completed", "failure")
+    assert (check.body["status"], check.body["conclusion"]) == ("completed", "neutral")
     summary = check.body["output"]["summary"]
     assert "❌ error: workflow conjunction.yml not found in acme/app on main" in summary
 

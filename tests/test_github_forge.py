@@ -445,6 +445,49 @@ async def test_changed_files_come_from_the_compare_api(github_forge, fake_github
     assert await forge.changed_files("github.com/acme/lib", "ccc", "ddd") is None
 
 
+async def test_commits_between_come_from_the_compare_api(github_forge, fake_github) -> None:
+    def commit(n: int, login: str | None) -> dict:
+        return {
+            "sha": f"{n:040x}",
+            "html_url": f"https://github.com/acme/lib/commit/{n:040x}",
+            "commit": {"message": f"Change {n}\n\nwhy", "author": {"name": f"Person {n}"}},
+            "author": {"login": login} if login else None,
+        }
+
+    fake_github.expect(
+        "GET",
+        "/repos/acme/lib/compare/aaa...bbb",
+        body={
+            "total_commits": 31,
+            "commits": [commit(n, "libby" if n % 2 else None) for n in range(25)],
+        },
+    )
+    fake_github.expect(
+        "GET", "/repos/acme/lib/compare/bbb...ccc", status=404, body={"message": "Not Found"}
+    )
+
+    found = await github_forge.commits_between("github.com/acme/lib", "aaa", "bbb")
+    assert found is not None
+    assert (found.base, found.head, found.total, found.more, len(found.commits)) == (
+        "aaa",
+        "bbb",
+        31,
+        11,
+        20,
+    )
+    assert found.url == "https://github.com/acme/lib/compare/aaa...bbb"
+    first, second = found.commits[:2]
+    assert (first.sha, first.title, first.author, first.url) == (
+        f"{0:040x}",
+        "Change 0",
+        "Person 0",
+        f"https://github.com/acme/lib/commit/{0:040x}",
+    )
+    assert second.author == "libby"
+    assert await github_forge.commits_between("github.com/acme/lib", "bbb", "ccc") is None
+    fake_github.assert_all_called()
+
+
 async def test_changed_files_unknown_where_the_app_is_not_installed() -> None:
     async def not_installed(project: str) -> FakeGitHub:
         raise LookupError(f"the Conjunction app is not installed on {project}")

@@ -324,10 +324,16 @@ async def lib_and_app(engine: Engine) -> None:
 
 
 async def pending_trigger(engine: Engine) -> Event:
-    """A new upstream success of LIB (a new commit each time), and the trigger it made for APP."""
+    """A new upstream success of LIB (a new commit each time), and the trigger it made for APP,
+    sent (a newer success does not supersede it)."""
     sha = uuid.uuid4().hex + "0" * 8
     await engine.upstream_success(UpstreamSuccess(LIB, sha, "main"))
-    return (await engine.pending_triggers(APP))[-1]
+    trigger = (await engine.pending_triggers(APP))[-1]
+    async with engine.sessions.begin() as session:
+        sent = await session.get(Event, trigger.id)
+        assert sent is not None
+        sent.sending_at = sent.created_at
+    return trigger
 
 
 @pytest.mark.usefixtures("lib_and_app")

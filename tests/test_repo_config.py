@@ -11,6 +11,8 @@ from config.repo_config import (
     ConfigError,
     ConfigProblem,
     ConjunctionConfig,
+    Irc,
+    NotifyWebhook,
     Report,
     Trigger,
     Upstream,
@@ -39,7 +41,9 @@ report:
 issues: true
 notify:
   - slack: acme-slack
-  - webhook: acme-hook
+  - webhook: {url: "https://hooks.acme.dev/ci", secret: acme-hook}
+  - irc: {server: "irc.libera.chat:6697", channel: "#acme", tls: true}
+    on: [new_regression, fixed, flaky]
 """
 
 
@@ -66,10 +70,15 @@ def test_full_example_parses_every_value():
         check_run=True, commit_status=True, required=[], issues=False, pull_request_comment=True
     )
     assert config.issues is True
-    assert [(n.slack, n.webhook) for n in config.notify] == [
-        ("acme-slack", None),
-        (None, "acme-hook"),
-    ]
+    slack, webhook, irc = config.notify
+    assert (slack.kind, slack.slack, slack.on) == (
+        "slack",
+        "acme-slack",
+        ["new_regression", "fixed"],
+    )
+    assert webhook.webhook == NotifyWebhook(url="https://hooks.acme.dev/ci", secret="acme-hook")
+    assert irc.irc == Irc(server="irc.libera.chat:6697", channel="#acme", tls=True)
+    assert (irc.kind, irc.on) == ("irc", ["new_regression", "fixed", "flaky"])
 
 
 def test_webhook_trigger():
@@ -218,9 +227,11 @@ def test_bad_project_name_is_refused(name):
     assert problem.startswith("line 2: upstreams.0.project: not a project name: ")
 
 
-def test_required_entries_are_project_names():
-    assert problems("report:\n  required:\n    - lib\n") == [
-        "line 3: report.required.0: not a project name: the host must be a domain like github.com"
+def test_required_entries_are_project_globs():
+    assert problems("report:\n  required:\n    - lib\n    - 'github.com/a b/*'\n") == [
+        "line 3: report.required.0: 'lib' is not a project glob: write it like github.com/acme/*",
+        "line 4: report.required.1: 'github.com/a b/*' is not a project glob: "
+        "write it like github.com/acme/*",
     ]
 
 
@@ -230,10 +241,25 @@ def test_at_owner_is_refused():
     ]
 
 
-@pytest.mark.parametrize("entry", ["{slack: a, webhook: b}", "{}"])
+@pytest.mark.parametrize("entry", ["{slack: a, irc: {server: s, channel: '#c'}}", "{}"])
 def test_notify_needs_exactly_one_channel(entry):
     assert problems(f"notify:\n  - slack: ok\n  - {entry}\n") == [
-        "line 3: notify.1: set exactly one of slack or webhook"
+        "line 3: notify.1: set exactly one of slack, webhook or irc"
+    ]
+
+
+def test_irc_addresses_and_channels():
+    assert Irc(server="irc.libera.chat", channel="#a").address == ("irc.libera.chat", 6697)
+    assert Irc(server="irc.x", channel="#a", tls=False).address == ("irc.x", 6667)
+    assert Irc(server="[::1]:7000", channel="&a").address == ("[::1]", 7000)
+    assert problems(
+        "notify:\n  - irc: {server: 'irc.x:99999', channel: 'acme'}\n    on: [everything]\n"
+    ) == [
+        "line 2: notify.0.irc.server: 'irc.x:99999': the port must be a number from 1 to 65535",
+        "line 2: notify.0.irc.channel: 'acme' is not an IRC channel: it starts with # or & and "
+        "has no spaces or commas",
+        "line 3: notify.0.on.0: Input should be 'new_regression', 'fixed', 'flaky' or "
+        "'already_broken'",
     ]
 
 
@@ -465,11 +491,22 @@ def test_watches_paths():
     assert not nested.watches_paths(["lib/xy.c", "lib/a/b.c", "a.hpp"])
 
 
-def test_is_required():
-    assert Report().is_required("github.com/acme/app")
-    report = Report(required=["github.com/acme/App"])
-    assert report.is_required("GitHub.com/acme/app")
-    assert not report.is_required("github.com/acme/other")
+def test_only_the_upstreams_own_owner_is_required_by_default():
+    lib = "github.com/acme/lib"
+    assert Report().is_required("github.com/Acme/app", lib)
+    assert not Report().is_required("github.com/stranger/app", lib)
+    assert not Report().is_required("gitlab.com/acme/app", lib)  # another host, another owner
+    assert Report().is_required("gitlab.com/group/sub/app", "gitlab.com/group/lib")
+
+
+def test_required_globs():
+    lib = "github.com/acme/lib"
+    report = Report(required=["github.com/acme/App", "GitHub.com/friends/*"])
+    assert report.is_required("GitHub.com/acme/app", lib)
+    assert not report.is_required("github.com/acme/other", lib)
+    assert report.is_required("github.com/friends/x", lib)
+    assert report.is_required("github.com/friends/sub/y", lib)  # `*` crosses '/'
+    assert not report.is_required("github.com/stranger/x", lib)
 
 
 def test_committed_schema_is_current():
@@ -493,3 +530,10 @@ def test_schema_describes_the_file():
         "issues",
         "notify",
     }
+
+
+def test_a_plain_on_key_is_text_and_on_as_a_value_stays_a_boolean():
+    config = parse_config("notify:\n  - slack: s\n    on: [fixed]\nissues: on\n")
+    assert config.notify[0].on == ["fixed"]
+    assert config.issues is True
+    assert problems("on: 1\n") == ["line 1: on: unknown key 'on'"]

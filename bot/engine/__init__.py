@@ -1,9 +1,12 @@
 """The engine: what happens when an upstream succeeds and when a downstream's result comes back.
 
-One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts),
-`dispatch` (starting them), `results` (finished pipelines and their meaning), `reports` (the
-aggregate on the upstream commit), `issues` (breakage issues), `timeouts` — each deciding in pure
-functions and acting through the code host and runner interfaces (`bot.codehost`, `bot.runner`).
+One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
+and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
+them), `results` (finished pipelines and their meaning), `confirm` (re-running a would-be new
+regression), `changes` (what changed since a pair last passed), `reports` (the aggregate on
+the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
+`timeouts` — each deciding in pure functions and acting through the code host and runner
+interfaces (`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
@@ -12,7 +15,18 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from bot.engine import dispatch, fanout, indexing, issues, reports, results, timeouts
+from bot.engine import (
+    changes,
+    dispatch,
+    fanout,
+    followups,
+    indexing,
+    issues,
+    notify,
+    reports,
+    results,
+    timeouts,
+)
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -59,7 +73,7 @@ class Engine(Context):
 
     async def has_downstreams(self, project: str) -> bool:
         async with self.sessions() as session:
-            return await results.has_downstreams(session, project)
+            return await followups.has_downstreams(session, project)
 
     async def pending_triggers(self, project: str) -> list[Event]:
         return await results.pending_triggers(self, project)
@@ -77,4 +91,7 @@ class Engine(Context):
             "report": partial(reports.post_report, self),
             "issues": partial(issues.update_issues, self),
             "chain": partial(results.continue_chain, self),
+            "changes": partial(changes.record_changes, self),
+            "notify": partial(notify.notify, self),
+            "notify_send": partial(notify.send, self),
         }

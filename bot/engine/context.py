@@ -1,5 +1,5 @@
 """What every part of the engine works with: the database, the adapters, settings, the signer,
-the named secrets."""
+the named secrets, the notifier."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.adapters import Adapters
 from bot.models import Project
+from bot.notify import Notifier
 from bot.secrets import SecretStore
 from bot.tokens import CallbackSigner
 from config.repo_config import ConjunctionConfig
@@ -27,6 +28,10 @@ class Context:
     settings: Settings
     signer: CallbackSigner
     secrets: SecretStore = field(default_factory=SecretStore)
+    notifier: Notifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.notifier = Notifier(self.settings, self.secrets)
 
     def event_url(self, event_id: str) -> str:
         return f"{self.settings.public_url}/events/{event_id}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import update
+
 from bot import metrics
 from bot.engine import followups
 from bot.engine.context import Context, config_of
@@ -15,6 +17,10 @@ from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
 
 log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """The trigger finished (as skipped) before it was sent."""
 
 
 async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
@@ -32,7 +38,8 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         event_id=event.id,
         project=downstream.name,
         upstream=parent.project,
-        upstream_sha=parent.sha or "",
+        # a confirming re-run may run against the upstream commit the pair last passed with
+        upstream_sha=event.details.get("upstream_sha") or parent.sha or "",
         upstream_ref=parent.ref or "",
         upstream_url=parent.url,
         callback_url=ctx.callback_url(event.id),
@@ -50,6 +57,8 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         if runner is None:
             raise TriggerError(_no_runner_reason(request))
         started = await _start_once(ctx, runner, request, event.sending_at is not None)
+    except Superseded:
+        return
     except TriggerError as exc:
         if not exc.permanent:
             await _retrying(ctx, event.id, exc.reason)
@@ -80,9 +89,14 @@ async def _start_once(
             log.info("trigger %s was started before", request.event_id)
             return found
     async with ctx.sessions.begin() as session:
-        event = await session.get(Event, request.event_id)
-        if event is not None:
-            event.sending_at = utcnow()
+        sending = await session.execute(
+            update(Event)
+            .where(Event.id == request.event_id, Event.result.is_(None))
+            .values(sending_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    if sending.rowcount != 1:  # type: ignore[attr-defined]
+        raise Superseded(request.event_id)  # finished meanwhile: superseded by a newer success
     return await runner.start_pipeline(request)
 
 

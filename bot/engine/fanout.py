@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
-from bot.engine import followups
+from bot.engine import chains, followups
+from bot.engine.chains import Root, State
 from bot.engine.context import Context, UnknownEvent, new_event_id
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import project_key
 from bot.queue import JobQueue
-from bot.results import Result
+from bot.results import Result, Verdict
 from bot.runner import Artifact
 from config.repo_config import Upstream
 
@@ -88,7 +89,8 @@ def select_downstreams(
 async def upstream_success(
     ctx: Context, success: UpstreamSuccess, *, parent_id: str | None = None
 ) -> Event:
-    """Record an upstream success and create one trigger event per selected downstream.
+    """Record an upstream success and create one trigger event per selected downstream; the
+    older successes of the same upstream and branch lose their triggers not sent yet.
 
     With parent_id, the success is a downstream's own result continuing a chain.
     """
@@ -101,9 +103,12 @@ async def upstream_success(
                 raise UnknownEvent(parent_id)
         else:
             source = build_event(session, success, Result.SUCCESS)
+            await session.flush()
+        for stale in await chains.supersede(session, source):
+            await followups.report(session, stale)
         children = await _fan_out(ctx, session, source, success)
-        if children:
-            await followups.report(session, source.id)
+        for child in children:
+            await followups.reports(session, child)
     log.info(
         "upstream success of %s at %s: %d downstream(s)",
         success.project,
@@ -112,6 +117,29 @@ async def upstream_success(
         extra={"event_id": source.id},
     )
     return source
+
+
+async def fallout(ctx: Context, failed: Event) -> None:
+    """A downstream ended without passing: its own downstreams, and theirs, will not run for
+    this origin; each is recorded as skipped, naming the upstream that failed."""
+    reason = chains.fallout_reason(failed.project, failed.result)
+    async with ctx.sessions.begin() as session:
+        root = await chains.load_root(session, failed.root_id)
+        frontier = [failed]
+        while frontier:
+            source = frontier.pop(0)
+            success = UpstreamSuccess(
+                source.project, source.sha, source.ref, source.ref_type, source.pipeline
+            )
+            for choice in await _select(ctx, session, source, success, root.triggered):
+                if choice.skip_reason is None:  # a loop or the depth limit stops it anyway
+                    skipped = _child(ctx, source, success, choice, reason, fallout=failed.project)
+                    session.add(skipped)
+                    root.add(choice.key, State.FAILED)
+                    frontier.append(skipped)
+                    await followups.reports(session, skipped)
+        for started in await _start_waiting(ctx, session, root):
+            await followups.reports(session, started)
 
 
 async def record_build(ctx: Context, build: UpstreamSuccess, result: Result) -> Event:
@@ -149,44 +177,112 @@ def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result)
 async def _fan_out(
     ctx: Context, session: AsyncSession, source: Event, success: UpstreamSuccess
 ) -> list[Event]:
+    """Trigger the selected downstreams; one reached by several paths from the origin (a
+    diamond) waits until every upstream it has on those paths passed, and starts once."""
+    root = await chains.load_root(session, source.root_id)
+    # in a chain, "already triggered" is per origin; for an origin, per upstream commit
+    already = root.triggered if source.kind == "trigger" else await _triggered_for(session, success)
+    selected = await _select(ctx, session, source, success, already)
+    starting = {choice.key for choice in selected if choice.skip_reason is None}
+    children = []
+    for choice in selected:
+        if choice.skip_reason is None and await chains.waits(
+            session, root, choice.key, starting - {choice.key}, ctx.settings.max_depth
+        ):
+            root.wait(choice.key, source.id)
+            continue
+        children.append(await _start(ctx, session, root, source, success, choice))
+    return [*children, *await _start_waiting(ctx, session, root)]
+
+
+async def _select(
+    ctx: Context,
+    session: AsyncSession,
+    source: Event,
+    success: UpstreamSuccess,
+    already: set[str],
+) -> list[Selected]:
     key = project_key(success.project)
     upstream = await session.get(Project, key)
     default_branch = upstream.default_branch if upstream else success.default_branch or "main"
-    chain: list[str] = list(source.details.get("chain", [key]))
-    selected = select_downstreams(
+    return select_downstreams(
         success,
         await _candidates(session, key),
         default_branch=default_branch,
-        chain=chain,
-        already=await _triggered_for(session, success, source),
+        chain=list(source.details.get("chain", [key])),
+        already=already,
         depth=source.depth + 1,
         max_depth=ctx.settings.max_depth,
     )
-    children = []
-    for choice in selected:
-        child = Event(
-            id=new_event_id(),
-            kind="trigger",
-            project=choice.name,
-            upstream=success.project,
-            parent_id=source.id,
-            root_id=source.root_id,
-            depth=source.depth + 1,
-            details={"chain": [*chain, choice.key]},
+
+
+async def _start(
+    ctx: Context,
+    session: AsyncSession,
+    root: Root,
+    source: Event,
+    success: UpstreamSuccess,
+    choice: Selected,
+) -> Event:
+    """The trigger event of one selected downstream, and its trigger job."""
+    child = _child(ctx, source, success, choice, choice.skip_reason)
+    if choice.skip_reason is None:
+        await JobQueue.enqueue(session, "trigger", {"event_id": child.id})
+    metrics.TRIGGERS.labels(child.result or "queued").inc()
+    session.add(child)
+    root.add(choice.key, State.PENDING if child.result is None else State.FAILED)
+    root.done_waiting(choice.key)
+    return child
+
+
+async def _start_waiting(ctx: Context, session: AsyncSession, root: Root) -> list[Event]:
+    """Start the diamond bottoms of this chain that wait for nothing any more."""
+    started = []
+    for key, source_id in root.waiting.items():
+        if key in root.triggered:
+            root.done_waiting(key)  # started, or skipped by an upstream's fallout
+            continue
+        if await chains.waits(session, root, key, (), ctx.settings.max_depth):
+            continue
+        source = await session.get(Event, source_id)
+        project = await session.get(Project, key)
+        if source is None or project is None:
+            root.done_waiting(key)
+            continue
+        success = UpstreamSuccess(
+            source.project, source.sha, source.ref, source.ref_type, source.pipeline
         )
-        if choice.skip_reason is not None:
-            child.result, child.reason, child.finished_at = (
-                Result.SKIPPED,
-                choice.skip_reason,
-                utcnow(),
-            )
-        else:
-            child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
-            await JobQueue.enqueue(session, "trigger", {"event_id": child.id})
-        metrics.TRIGGERS.labels(child.result or "queued").inc()
-        session.add(child)
-        children.append(child)
-    return children
+        started.append(
+            await _start(ctx, session, root, source, success, Selected(project.name, key))
+        )
+    return started
+
+
+def _child(
+    ctx: Context,
+    source: Event,
+    success: UpstreamSuccess,
+    choice: Selected,
+    skip_reason: str | None,
+    **details: str,
+) -> Event:
+    """A trigger event under `source`: to be started, or recorded as skipped with the reason."""
+    child = Event(
+        id=new_event_id(),
+        kind="trigger",
+        project=choice.name,
+        upstream=success.project,
+        parent_id=source.id,
+        root_id=source.root_id,
+        depth=source.depth + 1,
+        details={"chain": [*source.details.get("chain", []), choice.key], **details},
+    )
+    if skip_reason is not None:
+        child.result, child.change = Result.SKIPPED, Verdict.SKIPPED
+        child.reason, child.finished_at = skip_reason, utcnow()
+    else:
+        child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
+    return child
 
 
 async def _candidates(session: AsyncSession, upstream_key: str) -> list[Candidate]:
@@ -200,17 +296,8 @@ async def _candidates(session: AsyncSession, upstream_key: str) -> list[Candidat
     return [Candidate(key, name, Upstream.model_validate(spec)) for key, name, spec in rows]
 
 
-async def _triggered_for(
-    session: AsyncSession, success: UpstreamSuccess, source: Event
-) -> set[str]:
-    """Downstreams already triggered for this upstream commit (by another of its pipelines);
-    continuing a chain, those already triggered from the same origin (a diamond's meeting
-    point runs once per origin, whatever commit the link in between was at)."""
-    if source.kind == "trigger":
-        rows = await session.scalars(
-            select(Event.project).where(Event.kind == "trigger", Event.root_id == source.root_id)
-        )
-        return {project_key(name) for name in rows}
+async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:
+    """Downstreams already triggered for this upstream commit (by another of its pipelines)."""
     if success.sha is None:
         return set()
     sources = select(Event.id).where(Event.project == success.project, Event.sha == success.sha)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.models import Event, Subscription
+from bot.names import project_key
 from bot.queue import JobQueue
+from bot.results import Result, Verdict
 
 
 async def report(session: AsyncSession, source_id: str) -> None:
@@ -14,13 +18,52 @@ async def report(session: AsyncSession, source_id: str) -> None:
     )
 
 
+async def reports(session: AsyncSession, event: Event) -> None:
+    """The reports a downstream's row is on: its upstream's, and its origin's."""
+    for source_id in dict.fromkeys([event.parent_id, event.root_id]):
+        if source_id is not None:
+            await report(session, source_id)
+
+
 async def issues(session: AsyncSession, event_id: str) -> None:
-    """Open, comment on or close the breakage issue this result concerns."""
+    """Open, comment on or close the breakage issue this result concerns, and tell the pair's
+    channels when its state changed."""
     await JobQueue.enqueue(
         session, "issues", {"event_id": event_id}, dedupe_key=f"issues:{event_id}"
+    )
+    await JobQueue.enqueue(
+        session, "notify", {"event_id": event_id}, dedupe_key=f"notify:{event_id}"
     )
 
 
 async def chain(session: AsyncSession, event_id: str) -> None:
-    """Start the downstreams of a downstream that passed."""
+    """Start the downstreams of a downstream that passed, or record them as its fallout."""
     await JobQueue.enqueue(session, "chain", {"event_id": event_id}, dedupe_key=f"chain:{event_id}")
+
+
+async def changes(session: AsyncSession, event_id: str) -> None:
+    """Find what changed since a failing downstream last passed; its issue follows."""
+    await JobQueue.enqueue(
+        session, "changes", {"event_id": event_id}, dedupe_key=f"changes:{event_id}"
+    )
+
+
+async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
+    """What a downstream's final verdict sets off: the next link of the chain — from `passed`,
+    the run of it that passed (a flake's re-run), else from the event itself — and its issue,
+    after what changed since it last passed when it is broken (not a flake)."""
+    if await has_downstreams(session, event.project):
+        await chain(session, (passed or event).id)
+    result = Result(event.result) if event.result else None
+    if result is not None and result.broken and event.change != Verdict.FLAKY:
+        await changes(session, event.id)
+    elif result is not None and (result.decisive or event.change == Verdict.FLAKY):
+        await issues(session, event.id)
+    await reports(session, event)
+
+
+async def has_downstreams(session: AsyncSession, project: str) -> bool:
+    subscriber = await session.scalar(
+        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
+    )
+    return subscriber is not None

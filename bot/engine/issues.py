@@ -25,10 +25,10 @@ class Action(Enum):
 
 def issue_action(result: Result, verdict: str | None, is_open: bool) -> Action | None:
     """What a result does to the pair's issue: a new regression opens it, later failures
-    comment on it, the first pass closes it."""
+    (not flakes) comment on it, the first pass closes it."""
     if result.broken:
         if is_open:
-            return Action.COMMENT
+            return Action.COMMENT if verdict != Verdict.FLAKY else None
         return Action.OPEN if verdict == Verdict.NEW_REGRESSION else None
     if result.passed and is_open:
         return Action.CLOSE
@@ -37,15 +37,24 @@ def issue_action(result: Result, verdict: str | None, is_open: bool) -> Action |
 
 def issue_repositories(downstream: Project, upstream: Project | None) -> list[str]:
     """Where the pair's issue lives: the downstream (unless it opted out), and the upstream when
-    it opted in — never naming a private downstream in a public upstream."""
+    it opted in and the downstream is one it requires — never naming a private downstream in a
+    public upstream."""
     targets = [downstream.name] if config_of(downstream).issues else []
+    if upstream is None:
+        return targets
+    report = config_of(upstream).report
     if (
-        upstream is not None
-        and config_of(upstream).report.issues
+        report.issues
+        and report.is_required(downstream.name, upstream.name)
         and not (downstream.private and not upstream.private)
     ):
         targets.append(upstream.name)
     return targets
+
+
+def shown_in(repository: str, project: str, private: bool) -> bool:
+    """A project's commits are listed in an issue when it is public or the issue is its own."""
+    return not private or project_key(repository) == project_key(project)
 
 
 async def update_issues(ctx: Context, payload: dict[str, Any]) -> None:
@@ -133,6 +142,7 @@ async def _find_or_open(
     found = await host.find_issue(repository, marker)
     if found is not None:
         return found
+    changes = event.details.get("changes") or {}
     body = texts.render(
         "issue_body.md",
         marker=marker,
@@ -142,6 +152,13 @@ async def _find_or_open(
         run_url=event.url,
         compare_url=compare,
         trace_url=trace_url,
+        culprit=changes.get("culprit"),
+        upstream_commits=changes.get("upstream")
+        if shown_in(repository, parent.project, bool(upstream and upstream.private))
+        else None,
+        downstream_commits=changes.get("downstream")
+        if shown_in(repository, downstream.name, downstream.private)
+        else None,
         downstream_owners=downstream.owners,
         upstream_owners=upstream.owners if upstream else [],
     )

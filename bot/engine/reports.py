@@ -12,14 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.codehost import CommitReport
-from bot.durations import Figures, Pair, pair_durations, remaining, time_left
+from bot.durations import figures, remaining, time_left
 from bot.engine.context import Context, config_of
-from bot.engine.results import last_pass
+from bot.engine.results import earlier_in_pair, last_passed
 from bot.models import Event, Project, utcnow
 from bot.names import project_key
-from bot.results import Result, Verdict
+from bot.results import Result, Step, Verdict
 
 SUMMARY_LIMIT = 65_000
+PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
 LABELS = {
     Result.SUCCESS: "✅ passed",
     Result.FAILURE: "❌ failed",
@@ -29,7 +30,34 @@ LABELS = {
     Result.SKIPPED: "⏭ skipped",
     None: "⏳ running",
 }
-VERDICT_NOTES = {Verdict.NEW_REGRESSION: " (newly broken)", Verdict.FIXED: " (fixed)"}
+MARKS = {
+    Verdict.PASSED: "✅",
+    Verdict.FIXED: "✅",
+    Verdict.NEW_REGRESSION: "❌",
+    Verdict.STILL_FAILING: "❌",
+    Verdict.FLAKY: "⚠️",
+    Verdict.ALREADY_BROKEN: "⛔",
+    Verdict.RUNNING: "⏳",
+    Verdict.TIMED_OUT: "⌛",
+    Verdict.SKIPPED: "⏭",
+}
+CONFIRMING = "confirming"
+# what a row without a verdict counts as in the description
+UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
+PLURALS = {str(Verdict.NEW_REGRESSION): "new regressions", "error": "errors"}
+# the order of the counts in the description, most alarming first
+TALLY_ORDER = [
+    str(Verdict.NEW_REGRESSION),
+    str(Verdict.STILL_FAILING),
+    str(Verdict.ALREADY_BROKEN),
+    str(Verdict.FLAKY),
+    "failed",
+    "error",
+    str(Verdict.TIMED_OUT),
+    "cancelled",
+    str(Verdict.SKIPPED),
+    str(Verdict.RUNNING),
+]
 
 
 @dataclass(frozen=True)
@@ -41,15 +69,70 @@ class Row:
     owners: Sequence[str]
     required: bool
     compare_url: str | None
-    left: float | None = None  # running: seconds it probably still needs, by past durations
+    via: str | None = None  # the upstream it ran after, deeper in the chain ("" when private)
+    left: float | None = None  # while it runs: seconds it probably still needs
 
     @property
     def result(self) -> Result | None:
         return Result(self.event.result) if self.event.result else None
 
+    @property
+    def verdict(self) -> Verdict | None:
+        return Verdict(self.event.change) if self.event.change else None
+
+    @property
+    def passed(self) -> bool:
+        return self.result is Result.SUCCESS
+
+    @property
+    def confirming(self) -> Step | None:
+        """The re-run under way, while a failure is being confirmed."""
+        step = (self.event.details.get("confirmation") or {}).get("step")
+        return Step(step) if step else None
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None or self.confirming is not None
+
+    @property
+    def fallout(self) -> bool:
+        """Not run because an upstream in the chain did not pass."""
+        return bool(self.event.details.get("fallout"))
+
+    @property
+    def blamed(self) -> bool:
+        """Fails the upstream: a required downstream's new regression, and nothing else."""
+        return self.required and self.verdict is Verdict.NEW_REGRESSION
+
+    @property
+    def tally(self) -> str:
+        """What the row counts as in the description."""
+        if self.confirming is not None:
+            return CONFIRMING
+        if self.verdict is not None:
+            return str(self.verdict)
+        if self.result is None:
+            return str(Verdict.RUNNING)
+        return UNJUDGED.get(self.result, str(self.result))
+
 
 def label(result: str | None) -> str:
     return LABELS.get(Result(result) if result else None, str(result))
+
+
+def words(result: str | None, verdict: str | None, hint: str | None = None) -> str:
+    """A result in the words of CONTRACT §6: its verdict when it has one, with its hint."""
+    text = f"{MARKS[Verdict(verdict)]} {verdict}" if verdict else label(result)
+    return f"{text} ({hint})" if hint else text
+
+
+def confirming_words(step: Step, last_passed_sha: str | None) -> str:
+    if step is Step.AGAIN:
+        return "🔁 failed, confirming: running again against the same upstream commit"
+    return (
+        f"🔁 failed twice, confirming: running against `{texts.short(last_passed_sha)}`, "
+        "the upstream commit it last passed with"
+    )
 
 
 def display_name(name: str, private: bool, upstream_private: bool) -> str:
@@ -58,20 +141,14 @@ def display_name(name: str, private: bool, upstream_private: bool) -> str:
 
 
 def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
-    """What the upstream commit shows: pending while any runs, failing only for required ones."""
-    total = len(rows)
-    passed = sum(row.result is Result.SUCCESS for row in rows)
-    pending = sum(row.result is None for row in rows)
-    description = f"{passed} of {total} downstream projects passed"
-    if pending:
-        description += f", {pending} running"
-        estimates = [row.left for row in rows if row.result is None and row.left is not None]
-        if estimates:
-            description += f", {time_left(max(estimates))}"
+    """What the upstream commit shows: pending while any runs; failing only for a required
+    downstream's new regression; neutral when anything else did not pass."""
+    description = describe(rows)
+    if any(row.pending for row in rows):
         state, conclusion = "pending", None
-    elif any(row.result and row.result.failed and row.required for row in rows):
+    elif any(row.blamed for row in rows):
         state, conclusion = "failure", "failure"
-    elif any(row.result and row.result.failed for row in rows):
+    elif not all(row.passed for row in rows):
         state, conclusion = "success", "neutral"
     else:
         state, conclusion = "success", "success"
@@ -85,34 +162,96 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
     )
 
 
+def describe(rows: Sequence[Row]) -> str:
+    """`2 of 4 downstream projects passed, 1 new regression, 1 running`."""
+    passed = sum(row.passed for row in rows)
+    tally = Counter(row.tally for row in rows if not row.passed)
+    counts = [
+        f"{tally[word]} {PLURALS.get(word, word) if tally[word] > 1 else word}"
+        for word in TALLY_ORDER
+        if tally[word]
+    ]
+    if tally[CONFIRMING]:
+        counts.append(
+            f"confirming {tally[CONFIRMING]} failure{'s' if tally[CONFIRMING] > 1 else ''}"
+        )
+    estimates = [row.left for row in rows if row.pending and row.left is not None]
+    if estimates:
+        counts.append(time_left(max(estimates)))
+    return ", ".join([f"{passed} of {len(rows)} downstream projects passed", *counts])
+
+
 def summary(rows: Sequence[Row]) -> str:
-    """The Markdown table of downstream rows; private ones only counted."""
-    shown = [_row_values(row) for row in rows if row.name]
+    """The Markdown table of the downstreams that ran (root failures among them), then the
+    fallout: those not run because an upstream failed. Private ones are only counted."""
+    shown = [_row_values(row) for row in rows if row.name and not row.fallout]
+    fallout = [_row_values(row) for row in rows if row.name and row.fallout]
     hidden = [row for row in rows if not row.name]
     private = None
     if hidden:
-        tally = Counter(label(row.event.result) for row in hidden)
+        tally = Counter(words(row.event.result, row.event.change) for row in hidden)
         private = {
             "count": len(hidden),
             "results": ", ".join(f"{count} {text}" for text, count in tally.items()),
         }
-    text = texts.render("summary.md", rows=shown, private=private) + "\n"
+    upstream_ranges, changed = what_changed([row for row in rows if row.name and not row.fallout])
+    text = (
+        texts.render(
+            "summary.md",
+            rows=shown,
+            fallout=fallout,
+            private=private,
+            upstream_ranges=upstream_ranges,
+            changed=changed,
+        )
+        + "\n"
+    )
     if len(text) > SUMMARY_LIMIT:
         text = text[: SUMMARY_LIMIT - 40].rsplit("\n", 1)[0] + "\n\n…(table cut short)\n"
     return text
 
 
+def what_changed(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The upstream commits since failing rows last passed, each range once with the rows it
+    concerns; and each row's culprit and own commits."""
+    ranges: dict[tuple[str, str, str], dict[str, Any]] = {}
+    changed = []
+    for row in rows:
+        changes = row.event.details.get("changes") or {}
+        if row.passed or not changes:
+            continue
+        upstream = changes.get("upstream")
+        if upstream and row.via != "":  # a private upstream's commits stay with it
+            key = (upstream["project"], upstream["base"], upstream["head"])
+            ranges.setdefault(key, {"range": upstream, "names": []})["names"].append(row.name)
+        if changes.get("culprit") or changes.get("downstream"):
+            changed.append(
+                {
+                    "name": row.name,
+                    "culprit": changes.get("culprit"),
+                    "downstream": changes.get("downstream"),
+                }
+            )
+    return list(ranges.values()), changed
+
+
 def _row_values(row: Row) -> dict[str, Any]:
     event = row.event
-    result = label(event.result) + VERDICT_NOTES.get(event.change, "")  # type: ignore[call-overload]
-    if not row.required and row.result and row.result.failed:
+    if row.confirming is not None:
+        last_passed_sha = event.details["confirmation"].get("last_passed_sha")
+        result = confirming_words(row.confirming, last_passed_sha)
+    else:
+        result = words(event.result, event.change, event.details.get("hint"))
+    if row.result is None and row.left is not None:
+        result += f", {time_left(row.left)}"
+    if not row.required and row.result and not row.passed:
         result += " (optional)"
     if event.reason:
         result += f": {texts.md(event.reason)}"
-    if row.result is None and row.left is not None:
-        result += f", {time_left(row.left)}"
     return {
         "name": row.name,
+        "via": row.via if row.via is None else row.via or "a private project",
+        "reason": event.reason,
         "result_text": result,
         "url": event.url,
         "duration": _duration(event),
@@ -124,14 +263,55 @@ def _row_values(row: Row) -> dict[str, Any]:
 def _duration(event: Event) -> str:
     if event.started_at is None or event.finished_at is None:
         return ""
-    seconds = int((event.finished_at - event.started_at).total_seconds())
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return _span((event.finished_at - event.started_at).total_seconds())
+
+
+def _span(seconds: float) -> str:
+    minutes, seconds = divmod(max(int(seconds), 0), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
 
 
+async def _left(session: AsyncSession, event: Event) -> float | None:
+    """While a downstream runs: seconds it probably still needs, by its pair's past runs."""
+    if event.result is not None or event.started_at is None:
+        return None
+    past = await session.execute(
+        select(Event.started_at, Event.finished_at)
+        .where(
+            *earlier_in_pair(event),
+            Event.result.in_([result for result in Result if result.decisive]),
+            Event.started_at.is_not(None),
+            Event.finished_at.is_not(None),
+        )
+        .order_by(Event.created_at.desc())
+        .limit(PAST_DURATIONS)
+    )
+    typical = figures(
+        (finished - started).total_seconds() for started, finished in past if started and finished
+    )
+    return remaining(typical, event.started_at, utcnow())
+
+
+def descendants(source_id: str, events: Sequence[Event]) -> list[Event]:
+    """The events below `source_id` in its chain, in the order they were made; confirming
+    re-runs lead further down (a flake's downstreams run after its re-run) but are no rows."""
+    below: dict[str | None, list[Event]] = {}
+    for event in events:
+        below.setdefault(event.parent_id, []).append(event)
+    found, frontier = [], [source_id]
+    while frontier:
+        children = [child for parent in frontier for child in below.get(parent, [])]
+        found += children
+        frontier = [child.id for child in children]
+    return sorted(
+        (event for event in found if event.confirms_id is None), key=lambda e: e.created_at
+    )
+
+
 async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
-    """Job: post the aggregate of an event's downstream results on its commit."""
+    """Job: post the aggregate of every downstream below an event, its whole chain, on its
+    commit."""
     async with ctx.sessions() as session:
         source = await session.get(Event, payload["event_id"])
         if source is None or source.sha is None:
@@ -139,22 +319,13 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         upstream = await session.get(Project, project_key(source.project))
         if upstream is None or not upstream.active:
             return  # not installed here: results are shown downstream only
-        children = list(
-            await session.scalars(
-                select(Event)
-                .where(Event.parent_id == source.id, Event.result.is_distinct_from(Result.SKIPPED))
-                .order_by(Event.created_at)
-            )
+        chain = await session.scalars(
+            select(Event).where(Event.root_id == source.root_id, Event.kind == "trigger")
         )
-        typical = await pair_durations(
-            session,
-            {
-                (project_key(c.upstream or ""), project_key(c.project))
-                for c in children
-                if not c.result
-            },
-        )
-        rows = [await _row(ctx, session, source, upstream, child, typical) for child in children]
+        rows = [
+            await _row(ctx, session, source, upstream, event)
+            for event in descendants(source.id, list(chain))
+        ]
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
         return
@@ -179,22 +350,23 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
 
 
 async def _row(
-    ctx: Context,
-    session: AsyncSession,
-    source: Event,
-    upstream: Project,
-    child: Event,
-    typical: dict[Pair, Figures],
+    ctx: Context, session: AsyncSession, source: Event, upstream: Project, child: Event
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
-    pair = (project_key(child.upstream or ""), project_key(child.project))
+    via, parent = None, source
+    if child.parent_id != source.id and child.upstream:
+        above = await session.get(Project, project_key(child.upstream))
+        via = display_name(child.upstream, bool(above and above.private), upstream.private)
+        parent = await session.get(Event, child.parent_id or "") or source
     return Row(
         event=child,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
-        required=config_of(upstream).report.is_required(child.project),
-        compare_url=await compare_url(ctx, session, source, child),
-        left=remaining(typical.get(pair), child.started_at, utcnow()) if not child.result else None,
+        required=config_of(upstream).report.is_required(child.project, upstream.name),
+        # deeper in the chain, the changes are those of the upstream it ran after
+        compare_url=await compare_url(ctx, session, parent, child) if via != "" else None,
+        via=via,
+        left=await _left(session, child),
     )
 
 
@@ -204,7 +376,7 @@ async def compare_url(
     """Upstream changes since this downstream last passed."""
     if child.result == Result.SUCCESS or source.sha is None:
         return None
-    passed = await last_pass(session, child)
+    passed = await last_passed(session, child)
     if passed is None or passed.parent_id is None:
         return None
     passed_on = await session.get(Event, passed.parent_id)

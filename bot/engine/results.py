@@ -7,16 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot import metrics
-from bot.engine import followups
+from bot.engine import confirm, followups
 from bot.engine.context import Context, UnknownEvent
-from bot.engine.fanout import UpstreamSuccess, upstream_success
-from bot.models import Event, Subscription, utcnow
-from bot.names import project_key
-from bot.results import RUNNING, Result, classify
+from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
+from bot.models import Event, utcnow
+from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge, last_pass
 from bot.runner import Artifact
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -119,61 +119,100 @@ async def record_result(
         event.pipeline = pipeline or event.pipeline
         event.details = {**event.details, **(details or {})}
         event.started_at = event.started_at or utcnow()
-        if event.parent_id:
-            await followups.report(session, event.parent_id)
         if result == RUNNING:
+            await followups.reports(session, event)
             return event
         final = Result(result)
         event.result = final
         event.reason = reason
         event.finished_at = utcnow()
-        event.change = classify(await previous_result(session, event), final)
         metrics.RESULTS.labels(final).inc()
-        if final.decisive:
-            await followups.issues(session, event.id)
-        if final.passed and await has_downstreams(session, event.project):
-            await followups.chain(session, event.id)
+        if event.confirms_id is not None:
+            await followups.reports(session, event)
+            await confirm.rerun_finished(ctx, session, event)
+        else:
+            await _judge(ctx, session, event)
         return event
 
 
+async def _judge(ctx: Context, session: AsyncSession, event: Event) -> None:
+    """Give a finished run its verdict and set off what the verdict calls for — or, for a
+    would-be new regression that the downstream wants confirmed, the first re-run."""
+    parent = await session.get(Event, event.parent_id) if event.parent_id else None
+    history = await pair_history(session, event)
+    current = Run(
+        Result(str(event.result)),
+        upstream_sha=parent.sha if parent else None,
+        downstream_sha=event.sha,
+    )
+    judgement = judge(history, current, confirm=await confirm.wanted(session, event))
+    event.change = judgement.verdict
+    event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
+    if judgement.confirm:
+        passed = last_pass(history)
+        await confirm.start(ctx, session, event, passed.upstream_sha if passed else None)
+        await followups.reports(session, event)
+    else:
+        await followups.after_verdict(session, event)
+
+
 async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
-    """Job: a downstream that passed is an upstream success for its own downstreams."""
+    """Job: a downstream that passed is an upstream success for its own downstreams; one that
+    did not pass leaves them skipped, as its fallout."""
     async with ctx.sessions() as session:
         event = await session.get(Event, payload["event_id"])
-    if event is None or event.result != Result.SUCCESS:
+    if event is None or event.result is None:
+        return
+    if event.result != Result.SUCCESS:
+        await fallout(ctx, event)
         return
     success = UpstreamSuccess(event.project, event.sha, event.ref, event.ref_type, event.pipeline)
     await upstream_success(ctx, success, parent_id=event.id)
 
 
-def _earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
+def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
     """Conditions for the same pair's trigger events before this one."""
     return (
         Event.kind == "trigger",
         Event.project == event.project,
         Event.upstream == event.upstream,
+        Event.confirms_id.is_(None),  # re-runs settle their failure's verdict, nothing more
         Event.id != event.id,
         Event.created_at <= event.created_at,
     )
 
 
-async def previous_result(session: AsyncSession, event: Event) -> Result | None:
-    """The pair's last decisive result (passed or broken) before this event."""
+async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
+    """The pair's runs before this event that passed or failed, oldest first, as many as its
+    verdict and the `flaky?` hint look at (time-outs, cancellations and skips say nothing)."""
+    upstream = aliased(Event)
     decisive = [result for result in Result if result.decisive]
-    previous = await session.scalar(
-        select(Event.result)
-        .where(*_earlier_in_pair(event), Event.result.in_(decisive))
+    rows = await session.execute(
+        select(Event, upstream.sha)
+        .outerjoin(upstream, upstream.id == Event.parent_id)
+        .where(*earlier_in_pair(event), Event.result.in_(decisive))
         .order_by(Event.created_at.desc())
-        .limit(1)
+        .limit(2 * FLAKY_WINDOW)
     )
-    return Result(previous) if previous is not None else None
+    return [
+        Run(
+            Result(str(earlier.result)),  # finished: never None
+            Verdict(earlier.change) if earlier.change else None,
+            upstream_sha=upstream_sha,
+            downstream_sha=earlier.sha,
+        )
+        for earlier, upstream_sha in reversed(rows.all())
+    ]
 
 
-async def last_pass(session: AsyncSession, event: Event) -> Event | None:
-    """The pair's last passing trigger event before this one."""
+async def last_passed(session: AsyncSession, event: Event) -> Event | None:
+    """The pair's last trigger event before this one that passed (a flake's re-run passed)."""
     passed: Event | None = await session.scalar(
         select(Event)
-        .where(*_earlier_in_pair(event), Event.result == Result.SUCCESS)
+        .where(
+            *earlier_in_pair(event),
+            or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),
+        )
         .order_by(Event.created_at.desc())
         .limit(1)
     )
@@ -189,10 +228,3 @@ async def pending_triggers(ctx: Context, project: str) -> list[Event]:
             .order_by(Event.created_at)
         )
         return list(rows)
-
-
-async def has_downstreams(session: AsyncSession, project: str) -> bool:
-    subscriber = await session.scalar(
-        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
-    )
-    return subscriber is not None

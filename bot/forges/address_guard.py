@@ -11,6 +11,7 @@ refused unless CONJUNCTION_ALLOW_PRIVATE_WEBHOOKS allows them.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -88,3 +89,20 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._base.close()
+
+
+async def resolve_checked(host: str, port: int, allow_private: bool) -> str:
+    """One address of host to open a plain socket to (IRC), checked as `GuardedResolver`
+    checks: refused when any of its addresses is off limits (unless private ones are
+    allowed)."""
+    host = host.strip("[]")
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            kind = address_kind(address)
+            if kind is not None:
+                raise _refused(host, f": it resolves to {address}, {kind}")
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    return addresses[0]

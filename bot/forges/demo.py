@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.codehost import CommitReport, IssueRef, ProjectInfo
+from bot import codehost
+from bot.codehost import CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.engine.results import FinishedPipeline
 from bot.models import utcnow
 from bot.results import Result
@@ -207,6 +208,22 @@ class DemoForge:
 
     async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
         return None
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        shas = [commit.sha for commit in self.commits.get(project, [])]
+        if base not in shas or head not in shas:
+            return None
+        between = self.commits[project][shas.index(base) + 1 : shas.index(head) + 1]
+        return CommitRange(
+            base,
+            head,
+            tuple(
+                codehost.Commit(item.sha, item.message, "demo")
+                for item in between[: codehost.COMMITS_LISTED]
+            ),
+            total=len(between),
+            url=self.compare_url(project, base, head),
+        )
 
     async def publish_report(
         self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from bot.codehost import CommitReport, IssueRef, ProjectInfo
+from bot.codehost import (
+    COMMITS_LISTED,
+    Commit,
+    CommitRange,
+    CommitReport,
+    IssueRef,
+    ProjectInfo,
+)
 from bot.names import project_key, project_name
 from config.repo_config import ConfigError
 
@@ -158,12 +165,6 @@ class GitRemote:
             raise GitUrlError("ssh reads with this machine's own ssh keys, not with a secret")
         if self.url.scheme in ("git", "file"):
             raise GitUrlError(f"{self.url.scheme}:// URLs take no credentials")
-
-
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    title: str
 
 
 RemoteLookup = Callable[[str], Awaitable[GitRemote | None]]
@@ -334,12 +335,15 @@ class _Repository:
 
     async def log(self, base: str, head: str) -> list[Commit]:
         lines = await self.git(
-            "log", f"--max-count={HISTORY_DEPTHS[-1]}", "--format=%H %s", f"{base}..{head}"
+            "log",
+            f"--max-count={HISTORY_DEPTHS[-1]}",
+            "--format=%H%x00%an%x00%s",
+            f"{base}..{head}",
         )
         return [
-            Commit(sha, title)
-            for sha, _, title in (
-                line.partition(" ") for line in lines.decode("utf-8", "replace").splitlines()
+            Commit(sha, title, author)
+            for sha, author, title in (
+                line.split("\0", 2) for line in lines.decode("utf-8", "replace").splitlines()
             )
         ]
 
@@ -450,12 +454,16 @@ class GitHost:
             )
         return [name for name in names.decode("utf-8", "replace").split("\0") if name]
 
-    async def commits(self, project: str, base: str, head: str) -> list[Commit] | None:
-        """The commits after base up to head, newest first, deepening the cache's history step
-        by step (at most HISTORY_DEPTHS[-1] commits); None when base is not found within it."""
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        """The commits after base up to head, deepening the cache's history step by step (at
+        most HISTORY_DEPTHS[-1] commits); None when base is not found within it."""
         if not (_SHA.fullmatch(base) and _SHA.fullmatch(head)):
             return None
-        return await self._unless_failing(self._commits(project, base, head), project)
+        found = await self._unless_failing(self._commits(project, base, head), project)
+        if found is None:
+            return None
+        oldest_first = tuple(reversed(found))
+        return CommitRange(base, head, oldest_first[:COMMITS_LISTED], total=len(found))
 
     async def _commits(self, project: str, base: str, head: str) -> list[Commit] | None:
         async with self._open(project) as repository:

@@ -13,7 +13,16 @@ import cachetools
 import gidgethub
 import yaml
 
-from bot.codehost import REPORT_NAME, STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import (
+    COMMITS_LISTED,
+    REPORT_NAME,
+    STATUS_CONTEXT,
+    Commit,
+    CommitRange,
+    CommitReport,
+    IssueRef,
+    ProjectInfo,
+)
 from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
 from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
 from bot.names import project_key, split_project
@@ -54,6 +63,22 @@ def _dispatch_inputs(workflow_text: str) -> set[str]:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _commit(item: dict[str, Any]) -> Commit:
+    """One commit of a compare answer (its `author` is null for an unknown e-mail address)."""
+    written = item.get("commit") or {}
+    message = str(written.get("message") or "")
+    return Commit(
+        sha=str(item["sha"]),
+        title=_cut(message.split("\n", 1)[0], 120),
+        author=str(
+            (item.get("author") or {}).get("login")
+            or (written.get("author") or {}).get("name")
+            or "unknown"
+        ),
+        url=item.get("html_url"),
+    )
 
 
 class GitHubForge:
@@ -407,13 +432,7 @@ class GitHubForge:
 
     async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
         try:
-            compared = await self._call(
-                project,
-                "GET",
-                "/repos/{owner}/{repo}/compare/{base}...{head}",
-                base=base,
-                head=head,
-            )
+            compared = await self._call(project, "GET", COMPARE, base=base, head=head)
         except (gidgethub.BadRequest, LookupError) as exc:  # LookupError: app not installed
             log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
             return None
@@ -425,6 +444,23 @@ class GitHubForge:
     def compare_url(self, project: str, base: str, head: str) -> str:
         owner, repo = self._repo(project)
         return f"{self._web_url}/{owner}/{repo}/compare/{base}...{head}"
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        """From the compare API: titles, authors (login, else the commit's author name) and
+        links of the first COMMITS_LISTED commits, and `total_commits`."""
+        try:
+            compared = await self._call(project, "GET", COMPARE, base=base, head=head)
+        except (gidgethub.BadRequest, LookupError) as exc:  # LookupError: app not installed
+            log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
+            return None
+        commits = compared.get("commits") or []
+        return CommitRange(
+            base=base,
+            head=head,
+            commits=tuple(_commit(item) for item in commits[:COMMITS_LISTED]),
+            total=int(compared.get("total_commits", len(commits))),
+            url=self.compare_url(project, base, head),
+        )
 
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         """A completed check run on sha: failing with the problems as annotations, else passing.

@@ -16,7 +16,15 @@ import requests
 from gitlab import GitlabAuthenticationError, GitlabError
 from gitlab.v4.objects import Project
 
-from bot.codehost import STATUS_CONTEXT, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import (
+    COMMITS_LISTED,
+    STATUS_CONTEXT,
+    Commit,
+    CommitRange,
+    CommitReport,
+    IssueRef,
+    ProjectInfo,
+)
 from bot.engine.indexing import CONFIG_PATH
 from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
@@ -138,7 +146,7 @@ class GitLabHost:
             raise
         return bytes(raw).decode("utf-8", errors="replace")
 
-    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+    async def _compare(self, project: str, base: str, head: str) -> dict[str, Any] | None:
         try:
             compared: Any = await self.client.run(
                 self._project(project).repository_compare, base, head
@@ -146,10 +154,37 @@ class GitLabHost:
         except GitlabError as exc:
             log.info("cannot compare %s %s...%s: %s", project, base, head, exc)
             return None
+        return dict(compared)
+
+    async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
+        compared = await self._compare(project, base, head)
+        if compared is None:
+            return None
         diffs = compared.get("diffs") or []
         if compared.get("compare_timeout") or len(diffs) >= DIFF_FILE_LIMIT:
             return None  # GitLab stopped listing: the rest is unknown
         return sorted({path for diff in diffs for path in (diff["old_path"], diff["new_path"])})
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        compared = await self._compare(project, base, head)
+        if compared is None:
+            return None
+        commits = compared.get("commits") or []  # oldest first
+        return CommitRange(
+            base,
+            head,
+            tuple(
+                Commit(
+                    str(item["id"]),
+                    str(item.get("title") or ""),
+                    str(item.get("author_name") or ""),
+                    item.get("web_url"),
+                )
+                for item in commits[:COMMITS_LISTED]
+            ),
+            total=len(commits),
+            url=self.compare_url(project, base, head),
+        )
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"{self.web_url(project)}/-/compare/{base}...{head}"

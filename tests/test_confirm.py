@@ -1,0 +1,298 @@
+"""Confirming (`confirm: true`): a would-be new regression is re-run on the same commits, then
+against the upstream commit it last passed with, before anyone is blamed (CONTRACT §7) — end to
+end through HTTP, with the downstream started by the forge or by a webhook runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from app import create_app
+from bot import db
+from bot.adapters import Adapters
+from bot.engine import Engine, UpstreamSuccess
+from bot.models import Event
+from bot.results import Confirmation, Result, Step, Verdict, after_rerun
+from bot.runner import PipelineStarted, TriggerRequest
+from bot.tokens import CallbackSigner
+from config.settings import Settings
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.memoryhost import MemoryHost
+from tests.test_flow import APP, LIB, events_of, index, report_status
+
+PASSED_SHA, NEW_SHA = "1" * 40, "2" * 40
+CONFIRM = f"owners: [alice]\nupstreams:\n  - project: {LIB}\n    confirm: true\n"
+WEBHOOK = "trigger:\n  webhook:\n    url: https://ci.acme.dev/hooks/app\n"
+
+
+@pytest.mark.parametrize(
+    ("step", "result", "last_passed", "expected"),
+    [
+        (Step.AGAIN, Result.SUCCESS, "u1", Confirmation(Verdict.FLAKY)),
+        (Step.AGAIN, Result.FAILURE, "u1", Confirmation(next_step=Step.LAST_PASSED)),
+        (Step.AGAIN, Result.ERROR, "u1", Confirmation(next_step=Step.LAST_PASSED)),
+        # it passed with this very upstream commit before: its own change broke it
+        (Step.AGAIN, Result.FAILURE, "u2", Confirmation(Verdict.ALREADY_BROKEN)),
+        (
+            Step.AGAIN,
+            Result.FAILURE,
+            None,
+            Confirmation(reason="not confirmed: the upstream commit it passed with is unknown"),
+        ),
+        (
+            Step.AGAIN,
+            Result.TIMED_OUT,
+            "u1",
+            Confirmation(reason="not confirmed: the re-run ended timed_out"),
+        ),
+        (Step.LAST_PASSED, Result.SUCCESS, "u1", Confirmation(Verdict.NEW_REGRESSION)),
+        (Step.LAST_PASSED, Result.FAILURE, "u1", Confirmation(Verdict.ALREADY_BROKEN)),
+        (
+            Step.LAST_PASSED,
+            Result.CANCELLED,
+            "u1",
+            Confirmation(reason="not confirmed: the re-run ended cancelled"),
+        ),
+    ],
+)
+def test_what_a_re_run_settles(
+    step: Step, result: Result, last_passed: str | None, expected: Confirmation
+) -> None:
+    assert after_rerun(step, result, upstream_sha="u2", last_passed_sha=last_passed) == expected
+
+
+class WebhookRunner:
+    """A CI system reached by webhook: remembers what it was asked to start."""
+
+    def __init__(self) -> None:
+        self.started: list[TriggerRequest] = []
+
+    async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
+        self.started.append(request)
+        return PipelineStarted(url=f"https://ci.acme.dev/builds/{len(self.started)}")
+
+    async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
+        return None
+
+
+Started = Callable[[], list[TriggerRequest]]
+Setup = tuple[TestClient[Any, Any], MemoryHost, Started]
+
+
+@pytest.fixture(params=["forge", "webhook"])
+async def setup(request: pytest.FixtureRequest, aiohttp_client: Any, settings: Any) -> Setup:
+    """The app with APP confirming its failures against LIB; APP is started by the forge or by
+    a webhook runner. Returns the client, the forge, and what APP was asked to start so far."""
+    forge, runner = MemoryHost(), WebhookRunner()
+    adapters = Adapters.of(forge, runners={"webhook": runner})
+    client = await aiohttp_client(create_app(settings, adapters=adapters, run_workers=False))
+    await index(client, LIB, "owners: [libby]\nreport:\n  issues: true\n")
+    if request.param == "webhook":
+        await index(client, APP, CONFIRM + WEBHOOK)
+        return client, forge, lambda: list(runner.started)
+    await index(client, APP, CONFIRM)
+    return client, forge, lambda: [started for _, started in forge.of("start_pipeline")]
+
+
+async def lib_success(client: TestClient[Any, Any], sha: str, run_id: int) -> None:
+    await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id))
+    await run_jobs(client)
+
+
+async def answer(client: TestClient[Any, Any], request: TriggerRequest, result: str) -> None:
+    reply = await report_status(client, request.event_id, result, metadata={"sha": "d" * 40})
+    assert reply.status == 202
+    await run_jobs(client)
+
+
+async def a_new_failure(client: TestClient[Any, Any], started: Started) -> TriggerRequest:
+    """APP passed against PASSED_SHA and fails against NEW_SHA: the failure being confirmed."""
+    await lib_success(client, PASSED_SHA, 1)
+    await answer(client, started()[-1], "success")
+    await lib_success(client, NEW_SHA, 2)
+    failure = started()[-1]
+    await answer(client, failure, "failure")
+    return failure
+
+
+async def test_a_failure_is_run_again_and_the_upstream_waits(
+    setup: Setup,
+) -> None:
+    client, forge, started = setup
+    failure = await a_new_failure(client, started)
+
+    assert len(started()) == 3
+    again = started()[-1]
+    assert again.event_id != failure.event_id
+    assert (again.project, again.upstream_sha, again.parent_id) == (
+        APP,
+        NEW_SHA,
+        failure.parent_id,
+    )
+    _, (sha, status) = forge.of("status")[-1]
+    assert (sha, status.state, status.description) == (
+        NEW_SHA,
+        "pending",
+        "0 of 1 downstream projects passed, confirming 1 failure",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert (
+        f"| {APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        in check.summary
+    )
+    trace = await (await client.get(f"/api/v1/events/{again.event_id}")).json()
+    assert trace["confirms"] == {"event": failure.event_id, "step": "again", "upstream_sha": None}
+    failed = await (await client.get(f"/api/v1/events/{failure.event_id}")).json()
+    assert (failed["result"], failed["verdict"]) == ("failure", None)
+    assert failed["confirmation"]["step"] == "again"
+    assert forge.issues == {}
+
+
+async def test_passing_again_makes_it_flaky(
+    setup: Setup,
+) -> None:
+    client, forge, started = setup
+    failure = await a_new_failure(client, started)
+    await answer(client, started()[-1], "success")
+
+    assert len(started()) == 3
+    [_, original, _] = await events_of(client, APP)
+    assert (original.id, original.result, original.change) == (
+        failure.event_id,
+        "failure",
+        "flaky",
+    )
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 flaky",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert (check.conclusion, f"| {APP} | ⚠️ flaky |" in check.summary) == ("neutral", True)
+    assert forge.issues == {}
+
+
+async def test_failing_against_the_last_passed_commit_too_is_already_broken(
+    setup: Setup,
+) -> None:
+    client, forge, started = setup
+    await a_new_failure(client, started)
+    await answer(client, started()[-1], "failure")
+
+    assert len(started()) == 4
+    back = started()[-1]
+    assert (back.upstream_sha, back.upstream_ref) == (PASSED_SHA, "main")
+    trace = await (await client.get(f"/api/v1/events/{back.event_id}")).json()
+    assert trace["confirms"]["step"] == "last passed"
+    assert trace["confirms"]["upstream_sha"] == PASSED_SHA
+    _, (_, check) = forge.of("check")[-1]
+    assert check.state == "pending"
+    assert "🔁 failed twice, confirming: running against `1111111`" in check.summary
+
+    await answer(client, back, "failure")
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 already broken",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert f"| {APP} | ⛔ already broken |" in check.summary
+    assert forge.issues == {}
+
+
+async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
+    setup: Setup,
+) -> None:
+    client, forge, started = setup
+    failure = await a_new_failure(client, started)
+    await answer(client, started()[-1], "failure")
+    await answer(client, started()[-1], "success")
+
+    assert len(started()) == 4
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "failure",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert f"| {APP} | ❌ new regression |" in check.summary
+    assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB]
+    original = next(event for event in await events_of(client, APP) if event.id == failure.event_id)
+    assert original.change == "new regression"
+    assert len(original.details["confirmation"]["reruns"]) == 2
+
+
+async def test_a_re_run_that_never_reports_blames_nobody(
+    setup: Setup,
+) -> None:
+    client, forge, started = setup
+    failure = await a_new_failure(client, started)
+    await runtime(client).engine.record_result(started()[-1].event_id, "timed_out")
+    await run_jobs(client)
+
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 failed",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert f"| {APP} | ❌ failed: not confirmed: the re-run ended timed_out |" in check.summary
+    assert forge.issues == {}
+    original = next(event for event in await events_of(client, APP) if event.id == failure.event_id)
+    assert (original.change, original.details["confirmation"]["step"]) == (None, None)
+
+
+async def test_a_later_failure_of_a_broken_pair_is_not_confirmed_again(
+    setup: Setup,
+) -> None:
+    client, _, started = setup
+    await a_new_failure(client, started)
+    await answer(client, started()[-1], "failure")
+    await answer(client, started()[-1], "success")  # a confirmed new regression
+    await lib_success(client, "3" * 40, 3)
+    await answer(client, started()[-1], "failure")
+    assert len(started()) == 5
+    assert [event.change for event in await events_of(client, APP)][-1] == "still failing"
+
+
+async def test_confirming_in_storage(database_url: str, forge: MemoryHost) -> None:
+    """The confirmation's rows and locks on SQLite and on PostgreSQL."""
+    database = db.create_engine(database_url)
+    await db.migrate(database)
+    settings = Settings(database_url=database_url, public_url="https://conjunction.test")
+    engine = Engine(
+        db.sessionmaker(database), Adapters.of(forge), settings, CallbackSigner("k" * 20)
+    )
+    try:
+        await engine.index_project(LIB, private=False, default_branch="main", config_text=None)
+        await engine.index_project(APP, private=False, default_branch="main", config_text=CONFIRM)
+        for sha, results in [
+            (PASSED_SHA, ["success"]),
+            (NEW_SHA, ["failure", "failure", "success"]),
+        ]:
+            await engine.upstream_success(UpstreamSuccess(LIB, sha, "main"))
+            for result in results:
+                [pending] = await engine.pending_triggers(APP)
+                await engine.record_result(pending.id, result, sha="d" * 40)
+        async with engine.sessions() as session:
+            rows = await session.execute(
+                select(Event.result, Event.change, Event.confirms_id, Event.details)
+                .where(Event.project == APP)
+                .order_by(Event.created_at)
+            )
+            runs = [
+                (result, change, bool(confirms), details.get("step"))
+                for result, change, confirms, details in rows
+            ]
+        assert runs == [
+            ("success", "passed", False, None),
+            ("failure", "new regression", False, None),
+            ("failure", None, True, "again"),
+            ("success", None, True, "last passed"),
+        ]
+    finally:
+        await database.dispose()
