@@ -72,3 +72,10 @@ def split_project(name: str) -> tuple[str, str]:
 
 def host_of(name: str) -> str:
     return split_project(name)[0]
+
+
+def owner_of(name: str) -> str:
+    """The host and owner of a project name (`github.com/acme`): one installation's or one
+    group's share of a forge's limits."""
+    host, owner, *_ = name.split("/", 2)
+    return f"{host}/{owner}".lower()

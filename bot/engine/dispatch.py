@@ -64,7 +64,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
             stored.url = stored.url or started.url
             stored.run_id = stored.run_id or started.run_id
             stored.reason = None
-        await followups.report(session, parent.id)
+        await followups.report(session, parent.id, parent.project)
     metrics.TRIGGERS.labels("started").inc()
 
 

@@ -14,7 +14,7 @@ from bot import metrics
 from bot.engine import followups
 from bot.engine.context import Context, UnknownEvent, new_event_id
 from bot.models import Event, Project, Subscription, utcnow
-from bot.names import project_key
+from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result
 from bot.runner import Artifact
@@ -103,7 +103,7 @@ async def upstream_success(
             source = build_event(session, success, Result.SUCCESS)
         children = await _fan_out(ctx, session, source, success)
         if children:
-            await followups.report(session, source.id)
+            await followups.report(session, source.id, source.project)
     log.info(
         "upstream success of %s at %s: %d downstream(s)",
         success.project,
@@ -182,7 +182,9 @@ async def _fan_out(
             )
         else:
             child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
-            await JobQueue.enqueue(session, "trigger", {"event_id": child.id})
+            await JobQueue.enqueue(
+                session, "trigger", {"event_id": child.id}, concurrency_key=owner_of(choice.name)
+            )
         metrics.TRIGGERS.labels(child.result or "queued").inc()
         session.add(child)
         children.append(child)

@@ -120,7 +120,7 @@ async def record_result(
         event.details = {**event.details, **(details or {})}
         event.started_at = event.started_at or utcnow()
         if event.parent_id:
-            await followups.report(session, event.parent_id)
+            await followups.report(session, event.parent_id, event.upstream or event.project)
         if result == RUNNING:
             return event
         final = Result(result)
@@ -130,9 +130,9 @@ async def record_result(
         event.change = classify(await previous_result(session, event), final)
         metrics.RESULTS.labels(final).inc()
         if final.decisive:
-            await followups.issues(session, event.id)
+            await followups.issues(session, event.id, event.project)
         if final.passed and await has_downstreams(session, event.project):
-            await followups.chain(session, event.id)
+            await followups.chain(session, event.id, event.project)
         return event
 
 
