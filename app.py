@@ -158,7 +158,11 @@ def create_app(
         handlers["gitlab_delivery"] = GitLabDeliveries(engine, settings.gitlab_host)
         handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
         worker = Worker(
-            queue, handlers, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            queue,
+            handlers,
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            concurrency=settings.worker_concurrency,
+            per_key=settings.worker_concurrency_per_key,
         )
         app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
         worker_task = None

@@ -60,6 +60,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     run_at: Mapped[datetime] = mapped_column(default=utcnow)
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    # Whose forge budget the job spends (`github.com/acme`): a worker runs only so many at once.
+    concurrency_key: Mapped[str | None] = mapped_column(String(300))
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,10 +1,15 @@
 """A durable job queue in the application's own database.
 
-Jobs are rows. A worker claims one by moving it to `running` with a lease and extends the lease
-while the job runs (a heartbeat); a worker that dies leaves a lease that runs out within a minute,
-and the job is claimed again. A worker that is stopped returns its job at once. On PostgreSQL the
-claim uses `FOR UPDATE SKIP LOCKED`, so several processes share the queue without taking a job
-twice.
+Jobs are rows. A worker claims them in batches by moving them to `running` with a lease and
+extends each job's lease while it runs (a heartbeat); a worker that dies leaves leases that run
+out within a minute, and the jobs are claimed again. A worker that is stopped returns its jobs at
+once. On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several processes share the
+queue without taking a job twice.
+
+A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
+concurrency key (the owner whose forge budget they spend): one busy installation or slow CI
+leaves the other slots to everyone else. A job postponed by pacing (`RetryLater`) goes back to
+the queue and holds no slot while it waits.
 
 Done jobs, and the webhook deliveries no job needs any more, are deleted after a retention
 period; dead jobs wait for an operator to retry or purge them.
@@ -18,6 +23,7 @@ import logging
 import random
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,11 +95,13 @@ class JobQueue:
         *,
         dedupe_key: str | None = None,
         delay: float = 0.0,
+        concurrency_key: str | None = None,
     ) -> None:
         """Add a job inside the caller's transaction.
 
         With a dedupe_key, a job with the same key still waiting to run absorbs this one:
-        a burst of requests for the same work becomes one run.
+        a burst of requests for the same work becomes one run. A concurrency_key names whose
+        budget the job spends (`github.com/acme`); a worker runs only so many of one key at once.
         """
         if dedupe_key is not None:
             waiting = await session.scalar(
@@ -106,6 +114,7 @@ class JobQueue:
                 kind=kind,
                 payload=payload,
                 dedupe_key=dedupe_key,
+                concurrency_key=concurrency_key,
                 run_at=utcnow() + timedelta(seconds=delay),
             )
         )
@@ -113,39 +122,77 @@ class JobQueue:
 
     async def claim(self, worker_id: str) -> Job | None:
         """Take the next due job, or one whose worker's lease ran out."""
+        jobs = await self.claim_batch(worker_id, 1)
+        return jobs[0] if jobs else None
+
+    async def claim_batch(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        per_key: int | None = None,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[Job]:
+        """Take up to `limit` due jobs (or jobs whose worker's lease ran out), oldest first, in
+        one transaction; with `per_key`, at most that many of one concurrency key counting the
+        `busy` ones the worker already runs."""
         now = utcnow()
+        busy = busy or {}
+        claimable = or_(
+            (Job.state == "queued") & (Job.run_at <= now),
+            (Job.state == "running") & (Job.locked_until < now),
+        )
+        query = select(Job.id, Job.concurrency_key).where(claimable)
+        full = sorted(key for key, count in busy.items() if per_key and count >= per_key)
+        if full:
+            query = query.where(
+                or_(Job.concurrency_key.is_(None), Job.concurrency_key.not_in(full))
+            )
+        # Read past the first `limit`: some of them may belong to a key that fills up.
+        query = (
+            query.order_by(Job.run_at, Job.id).limit(limit * 4).with_for_update(skip_locked=True)
+        )
         async with self.sessions.begin() as session:
+            # Another worker may take every chosen job between the read and the update (SQLite,
+            # which has no row locks): then look again.
             for _ in range(5):
-                job = await session.scalar(
-                    select(Job)
-                    .where(
-                        or_(
-                            (Job.state == "queued") & (Job.run_at <= now),
-                            (Job.state == "running") & (Job.locked_until < now),
-                        )
-                    )
-                    .order_by(Job.run_at, Job.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-                if job is None:
-                    return None
-                # The state check makes the claim safe where row locks don't exist (SQLite).
-                claimed = await session.execute(
+                chosen = self._choose(await session.execute(query), limit, per_key, dict(busy))
+                if not chosen:
+                    return []
+                # Checking the state again in the update makes the claim safe where row locks
+                # don't exist (SQLite): a job another worker took meanwhile is left out.
+                claimed = await session.scalars(
                     update(Job)
-                    .where(Job.id == job.id, Job.state == job.state, Job.attempts == job.attempts)
+                    .where(Job.id.in_(chosen), claimable)
                     .values(
                         state="running",
                         attempts=Job.attempts + 1,
                         locked_by=worker_id,
                         locked_until=now + timedelta(seconds=self.lease),
                     )
-                    .execution_options(synchronize_session=False)
+                    .returning(Job)
+                    .execution_options(synchronize_session=False, populate_existing=True)
                 )
-                if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                    await session.refresh(job)
-                    return job
-            return None
+                jobs = sorted(claimed, key=lambda job: (job.run_at, job.id))
+                if jobs:
+                    return jobs
+            return []
+
+    @staticmethod
+    def _choose(
+        rows: Iterable[Any], limit: int, per_key: int | None, busy: dict[str, int]
+    ) -> list[int]:
+        """The ids of the first `limit` rows (id, key) whose key has room for one more job."""
+        chosen = []
+        for job_id, key in rows:
+            if key is not None and per_key is not None:
+                if busy.get(key, 0) >= per_key:
+                    continue
+                busy[key] = busy.get(key, 0) + 1
+            chosen.append(job_id)
+            if len(chosen) == limit:
+                break
+        return chosen
 
     async def _settle(self, job: Job, **values: Any) -> bool:
         """Update a job this worker still holds; False when its lease was lost meanwhile.
@@ -293,7 +340,8 @@ class JobQueue:
 
 
 class Worker:
-    """Runs jobs from the queue with the handler registered for their kind."""
+    """Runs jobs from the queue with the handler registered for their kind: one at a time with
+    `run_once` and `run_until_idle`, up to `concurrency` at once with `run_forever`."""
 
     def __init__(
         self,
@@ -302,13 +350,18 @@ class Worker:
         worker_id: str,
         *,
         poll_interval: float = 0.5,
+        concurrency: int = 16,
+        per_key: int = 4,
     ) -> None:
         self.queue = queue
         self.handlers = handlers
         self.worker_id = worker_id
         self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self.per_key = per_key
         self.wakeup = asyncio.Event()
         self.stopping = False
+        self.in_flight: dict[asyncio.Task[None], Job] = {}
 
     async def run_once(self) -> bool:
         """Run one due job; False when there was none.
@@ -318,6 +371,11 @@ class Worker:
         job = await self.queue.claim(self.worker_id)
         if job is None:
             return False
+        await self.run(job)
+        return True
+
+    async def run(self, job: Job) -> None:
+        """Run a claimed job and settle it: done, retried later, postponed or dead."""
         started = time.perf_counter()
         extra = {"job_id": job.id, "job_kind": job.kind, "attempt": job.attempts}
         handler = self.handlers.get(job.kind)
@@ -346,7 +404,6 @@ class Worker:
             await self.queue.complete(job)
             metrics.JOBS_DONE.labels(job.kind).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
-        return True
 
     async def _run_holding_lease(self, job: Job, handler: JobHandler) -> None:
         """Run the handler, extending the job's lease every third of it (a heartbeat), so that
@@ -368,28 +425,63 @@ class Worker:
                 await asyncio.wait({work})
 
     async def run_until_idle(self, limit: int = 10_000) -> int:
-        """Run due jobs until none is left (tests and one-shot commands); returns how many ran."""
+        """Run due jobs one at a time until none is left (tests and one-shot commands); returns
+        how many ran."""
         count = 0
         while count < limit and await self.run_once():
             count += 1
         return count
 
     async def run_forever(self) -> None:
-        """Run jobs as they come due, until stop()."""
-        while not self.stopping:
-            try:
-                busy = await self.run_once()
-            except Exception:
-                log.exception("job queue unavailable, retrying")
-                busy = False
-            if not busy and not self.stopping:
+        """Run jobs as they come due, up to `concurrency` at once, until stop(); then wait for
+        the jobs in flight. Cancelled, it cancels them, which returns each to the queue."""
+        try:
+            while not self.stopping:
                 self.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+                try:
+                    claimed = await self._start_due_jobs()
+                except Exception:
+                    log.exception("job queue unavailable, retrying")
+                    claimed = 0
+                if not claimed and not self.stopping:
+                    # A job that ends frees a slot and sets wakeup, as does a new delivery.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+            if self.in_flight:
+                await asyncio.wait(set(self.in_flight))
+        finally:
+            for task in self.in_flight:
+                # A second cancel would interrupt a job already returning itself to the queue
+                # (at exit asyncio cancels every task, these too).
+                if not task.cancelling():
+                    task.cancel()
+            if self.in_flight:
+                await asyncio.wait(set(self.in_flight))
+
+    async def _start_due_jobs(self) -> int:
+        """Claim as many due jobs as there are free slots and start them; how many started."""
+        free = self.concurrency - len(self.in_flight)
+        if free <= 0:
+            return 0
+        busy = Counter(
+            job.concurrency_key for job in self.in_flight.values() if job.concurrency_key
+        )
+        jobs = await self.queue.claim_batch(self.worker_id, free, per_key=self.per_key, busy=busy)
+        for job in jobs:
+            task = asyncio.create_task(self.run(job), name=f"job-{job.id}")
+            self.in_flight[task] = job
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job runner failed", exc_info=task.exception())
+        self.wakeup.set()
 
     async def shutdown(self, running: asyncio.Task[None], grace: float) -> None:
-        """Stop claiming jobs; give the job in flight `grace` seconds to finish, then cancel it,
-        which returns it to the queue for another worker at once."""
+        """Stop claiming jobs; give the jobs in flight `grace` seconds to finish, then cancel
+        them, which returns each to the queue for another worker at once."""
         self.stopping = True
         self.wakeup.set()
         await asyncio.wait({running}, timeout=grace)

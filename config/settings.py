@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     )
     poll_interval: Duration = Field(default=300, validation_alias="CONJUNCTION_POLL_INTERVAL")
     retention: Duration = Field(default=14 * 86400, validation_alias="CONJUNCTION_RETENTION")
+    worker_concurrency: int = Field(
+        default=16, ge=1, le=256, validation_alias="CONJUNCTION_WORKER_CONCURRENCY"
+    )
+    worker_concurrency_per_key: int = Field(
+        default=4, ge=1, le=256, validation_alias="CONJUNCTION_WORKER_CONCURRENCY_PER_KEY"
+    )
     secrets_file: Annotated[Path | None, BeforeValidator(_secrets_file)] = Field(
         default=None, validation_alias=SECRETS_SETTING
     )

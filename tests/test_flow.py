@@ -544,3 +544,26 @@ async def test_a_trigger_job_that_runs_again_asks_before_starting_again(
     await forget_the_outcome()
     await trigger({"event_id": request.event_id})
     assert len(forge.of("start_pipeline")) == 2
+
+
+async def test_jobs_name_the_owner_whose_forge_they_act_on(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """A worker bounds how many jobs of one owner run at once by this key."""
+    other = "github.com/Globex/app"
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, other, upstream_of(LIB))
+
+    await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
+    assert await runtime(client).worker.run_once()  # the delivery: the fan-out
+
+    async with runtime(client).sessions() as session:
+        rows = await session.execute(
+            select(Job.kind, Job.concurrency_key).where(Job.state == "queued").order_by(Job.id)
+        )
+        assert sorted(rows) == [
+            ("report", "github.com/acme"),
+            ("trigger", "github.com/acme"),
+            ("trigger", "github.com/globex"),
+        ]

@@ -595,3 +595,162 @@ async def test_shutdown_returns_a_job_that_outlasts_the_grace_period(
         assert await Worker(JobQueue(other), {"long": handler}, "other").run_until_idle() == 1
         assert handler.calls == [{"n": 1}]
         assert (await only_job(other)).attempts == 1
+
+
+# -- concurrent execution -----------------------------------------------------------------
+
+
+async def eventually(condition: Any) -> None:
+    """Wait until `await condition()` holds; fail if it never does."""
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition was never met")
+
+
+class Gate:
+    """A handler whose jobs wait until the gate opens; it counts the jobs in flight."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.finished: list[Any] = []
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.open.wait()
+        finally:
+            self.in_flight -= 1
+        self.finished.append(payload["n"])
+
+
+async def states(sessions: Sessions) -> dict[str, list[int]]:
+    """The payload numbers of the jobs in each state."""
+    found: dict[str, list[int]] = {}
+    for job in await all_jobs(sessions):
+        found.setdefault(job.state, []).append(job.payload["n"])
+    return found
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(worker.run_forever())
+    try:
+        yield task
+    finally:
+        await worker.shutdown(task, grace=0)
+
+
+async def test_run_forever_runs_up_to_its_concurrency_at_once(sessions: Sessions) -> None:
+    gate = Gate()
+    for n in range(7):
+        await enqueue(sessions, "work", {"n": n})
+    worker = Worker(JobQueue(sessions), {"work": gate}, "w1", poll_interval=0.02, concurrency=3)
+    async with running(worker):
+        await eventually(lambda: _is(sessions, running=[0, 1, 2]))
+        assert (await states(sessions))["queued"] == [3, 4, 5, 6]
+        gate.open.set()
+        await eventually(lambda: _is(sessions, done=list(range(7))))
+    assert gate.most_in_flight == 3
+
+
+async def _is(sessions: Sessions, **expected: list[int]) -> bool:
+    found = await states(sessions)
+    return all(sorted(found.get(state, [])) == numbers for state, numbers in expected.items())
+
+
+async def test_one_key_runs_at_most_its_share_and_never_delays_another(
+    sessions: Sessions,
+) -> None:
+    """A slow installation fills its share of the slots; the other's jobs, queued after all of
+    its jobs, still run and finish while the slow ones wait."""
+    slow, fast = Gate(), Flaky()
+    for n in range(6):
+        await enqueue(sessions, "slow", {"n": n}, concurrency_key="github.com/busy")
+    for n in range(6, 9):
+        await enqueue(sessions, "fast", {"n": n}, concurrency_key="github.com/other")
+    worker = Worker(
+        JobQueue(sessions),
+        {"slow": slow, "fast": fast},
+        "w1",
+        poll_interval=0.02,
+        concurrency=4,
+        per_key=2,
+    )
+    async with running(worker):
+        await eventually(lambda: _is(sessions, done=[6, 7, 8]))
+        assert await states(sessions) == {
+            "running": [0, 1],
+            "queued": [2, 3, 4, 5],
+            "done": [6, 7, 8],
+        }
+        assert [call["n"] for call in fast.calls] == [6, 7, 8]
+        slow.open.set()
+        await eventually(lambda: _is(sessions, done=list(range(9))))
+    assert slow.most_in_flight == 2
+
+
+async def test_a_postponed_job_holds_no_slot(sessions: Sessions) -> None:
+    async def paced(payload: dict[str, Any]) -> None:
+        raise RetryLater(3600, "secondary rate limit")
+
+    handler = Flaky()
+    await enqueue(sessions, "paced", {"n": 0})
+    await enqueue(sessions, "work", {"n": 1})
+    worker = Worker(
+        JobQueue(sessions),
+        {"paced": paced, "work": handler},
+        "w1",
+        poll_interval=0.02,
+        concurrency=1,
+    )
+    async with running(worker):
+        await eventually(lambda: _is(sessions, queued=[0], done=[1]))
+    assert handler.calls == [{"n": 1}]
+
+
+async def test_shutdown_returns_every_job_in_flight(database_url: str) -> None:
+    async with database(database_url) as stopping, database(database_url) as other:
+        gate = Gate()
+        for n in range(5):
+            await enqueue(stopping, "long", {"n": n})
+        worker = Worker(
+            JobQueue(stopping), {"long": gate}, "stopping", poll_interval=0.02, concurrency=3
+        )
+        task = asyncio.create_task(worker.run_forever())
+        await eventually(lambda: _is(other, running=[0, 1, 2]))
+
+        await worker.shutdown(task, grace=0.05)
+
+        assert task.done() and gate.in_flight == 0 and gate.finished == []
+        jobs = await all_jobs(other)
+        assert [(j.state, j.attempts, j.locked_by, j.locked_until) for j in jobs] == [
+            ("queued", 0, None, None)
+        ] * 5
+
+
+async def test_every_job_in_flight_keeps_its_lease(database_url: str) -> None:
+    lease = 0.6
+    async with database(database_url) as working, database(database_url) as other:
+        gate = Gate()
+        for n in range(3):
+            await enqueue(working, "long", {"n": n})
+        worker = Worker(
+            JobQueue(working, lease=lease), {"long": gate}, "w1", poll_interval=0.02, concurrency=3
+        )
+        async with running(worker):
+            await eventually(lambda: _is(other, running=[0, 1, 2]))
+            first = {job.id: job.locked_until or utcnow() for job in await all_jobs(other)}
+            last_end = max(first.values())
+            await asyncio.sleep((last_end - utcnow()).total_seconds() + lease / 2)
+
+            assert await JobQueue(other, lease=lease).claim("other") is None, "taken while alive"
+            for job in await all_jobs(other):
+                assert job.state == "running"
+                assert job.locked_until is not None and job.locked_until > first[job.id]
+            gate.open.set()
+            await eventually(lambda: _is(other, done=[0, 1, 2]))

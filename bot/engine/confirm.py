@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.engine import followups
 from bot.engine.context import Context, new_event_id
 from bot.models import Event, Subscription, utcnow
-from bot.names import project_key
+from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Step, Verdict, after_rerun
 from config.repo_config import Upstream
@@ -94,4 +94,6 @@ async def _rerun(
     confirmation = dict(failure.details["confirmation"])
     confirmation.update(step=step, reruns=[*confirmation.get("reruns", []), rerun.id])
     failure.details = {**failure.details, "confirmation": confirmation}
-    await JobQueue.enqueue(session, "trigger", {"event_id": rerun.id})
+    await JobQueue.enqueue(
+        session, "trigger", {"event_id": rerun.id}, concurrency_key=owner_of(rerun.project)
+    )

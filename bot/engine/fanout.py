@@ -15,7 +15,7 @@ from bot.engine import chains, followups
 from bot.engine.chains import Root, State
 from bot.engine.context import Context, UnknownEvent, new_event_id
 from bot.models import Event, Project, Subscription, utcnow
-from bot.names import project_key
+from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 from bot.runner import Artifact
@@ -227,7 +227,9 @@ async def _start(
     """The trigger event of one selected downstream, and its trigger job."""
     child = _child(ctx, source, success, choice, choice.skip_reason)
     if choice.skip_reason is None:
-        await JobQueue.enqueue(session, "trigger", {"event_id": child.id})
+        await JobQueue.enqueue(
+            session, "trigger", {"event_id": child.id}, concurrency_key=owner_of(choice.name)
+        )
     metrics.TRIGGERS.labels(child.result or "queued").inc()
     session.add(child)
     root.add(choice.key, State.PENDING if child.result is None else State.FAILED)

@@ -1,4 +1,8 @@
-"""The follow-ups of a result, each its own deduplicated job, safe to run twice."""
+"""The follow-ups of a result, each its own deduplicated job, safe to run twice.
+
+Each job names the owner whose forge it acts on (`bot.names.owner_of` of its event's project),
+so that a worker runs only so many jobs of one installation or group at once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Event, Subscription
-from bot.names import project_key
+from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 
@@ -14,7 +18,11 @@ from bot.results import Result, Verdict
 async def report(session: AsyncSession, source_id: str) -> None:
     """Post the aggregate of the source event's downstreams on its commit (bursts coalesce)."""
     await JobQueue.enqueue(
-        session, "report", {"event_id": source_id}, dedupe_key=f"report:{source_id}"
+        session,
+        "report",
+        {"event_id": source_id},
+        dedupe_key=f"report:{source_id}",
+        concurrency_key=await _owner(session, source_id),
     )
 
 
@@ -28,23 +36,42 @@ async def reports(session: AsyncSession, event: Event) -> None:
 async def issues(session: AsyncSession, event_id: str) -> None:
     """Open, comment on or close the breakage issue this result concerns, and tell the pair's
     channels when its state changed."""
+    owner = await _owner(session, event_id)
     await JobQueue.enqueue(
-        session, "issues", {"event_id": event_id}, dedupe_key=f"issues:{event_id}"
+        session,
+        "issues",
+        {"event_id": event_id},
+        dedupe_key=f"issues:{event_id}",
+        concurrency_key=owner,
     )
     await JobQueue.enqueue(
-        session, "notify", {"event_id": event_id}, dedupe_key=f"notify:{event_id}"
+        session,
+        "notify",
+        {"event_id": event_id},
+        dedupe_key=f"notify:{event_id}",
+        concurrency_key=owner,
     )
 
 
 async def chain(session: AsyncSession, event_id: str) -> None:
     """Start the downstreams of a downstream that passed, or record them as its fallout."""
-    await JobQueue.enqueue(session, "chain", {"event_id": event_id}, dedupe_key=f"chain:{event_id}")
+    await JobQueue.enqueue(
+        session,
+        "chain",
+        {"event_id": event_id},
+        dedupe_key=f"chain:{event_id}",
+        concurrency_key=await _owner(session, event_id),
+    )
 
 
 async def changes(session: AsyncSession, event_id: str) -> None:
     """Find what changed since a failing downstream last passed; its issue follows."""
     await JobQueue.enqueue(
-        session, "changes", {"event_id": event_id}, dedupe_key=f"changes:{event_id}"
+        session,
+        "changes",
+        {"event_id": event_id},
+        dedupe_key=f"changes:{event_id}",
+        concurrency_key=await _owner(session, event_id),
     )
 
 
@@ -67,3 +94,8 @@ async def has_downstreams(session: AsyncSession, project: str) -> bool:
         select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
     )
     return subscriber is not None
+
+
+async def _owner(session: AsyncSession, event_id: str) -> str | None:
+    event = await session.get(Event, event_id)
+    return owner_of(event.project) if event is not None else None
