@@ -17,13 +17,7 @@ from bot.results import Result, Verdict
 
 async def report(session: AsyncSession, source_id: str) -> None:
     """Post the aggregate of the source event's downstreams on its commit (bursts coalesce)."""
-    await JobQueue.enqueue(
-        session,
-        "report",
-        {"event_id": source_id},
-        dedupe_key=f"report:{source_id}",
-        concurrency_key=await _owner(session, source_id),
-    )
+    await _follow(session, "report", source_id)
 
 
 async def reports(session: AsyncSession, event: Event) -> None:
@@ -36,43 +30,18 @@ async def reports(session: AsyncSession, event: Event) -> None:
 async def issues(session: AsyncSession, event_id: str) -> None:
     """Open, comment on or close the breakage issue this result concerns, and tell the pair's
     channels when its state changed."""
-    owner = await _owner(session, event_id)
-    await JobQueue.enqueue(
-        session,
-        "issues",
-        {"event_id": event_id},
-        dedupe_key=f"issues:{event_id}",
-        concurrency_key=owner,
-    )
-    await JobQueue.enqueue(
-        session,
-        "notify",
-        {"event_id": event_id},
-        dedupe_key=f"notify:{event_id}",
-        concurrency_key=owner,
-    )
+    await _follow(session, "issues", event_id)
+    await _follow(session, "notify", event_id)
 
 
 async def chain(session: AsyncSession, event_id: str) -> None:
     """Start the downstreams of a downstream that passed, or record them as its fallout."""
-    await JobQueue.enqueue(
-        session,
-        "chain",
-        {"event_id": event_id},
-        dedupe_key=f"chain:{event_id}",
-        concurrency_key=await _owner(session, event_id),
-    )
+    await _follow(session, "chain", event_id)
 
 
 async def changes(session: AsyncSession, event_id: str) -> None:
     """Find what changed since a failing downstream last passed; its issue follows."""
-    await JobQueue.enqueue(
-        session,
-        "changes",
-        {"event_id": event_id},
-        dedupe_key=f"changes:{event_id}",
-        concurrency_key=await _owner(session, event_id),
-    )
+    await _follow(session, "changes", event_id)
 
 
 async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
@@ -96,6 +65,14 @@ async def has_downstreams(session: AsyncSession, project: str) -> bool:
     return subscriber is not None
 
 
-async def _owner(session: AsyncSession, event_id: str) -> str | None:
+async def _follow(session: AsyncSession, kind: str, event_id: str) -> None:
+    """One job of `kind` for the event, absorbed by one already waiting, keyed by the owner of
+    the event's project."""
     event = await session.get(Event, event_id)
-    return owner_of(event.project) if event is not None else None
+    await JobQueue.enqueue(
+        session,
+        kind,
+        {"event_id": event_id},
+        dedupe_key=f"{kind}:{event_id}",
+        concurrency_key=owner_of(event.project) if event is not None else None,
+    )
