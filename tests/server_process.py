@@ -6,13 +6,17 @@
     server.log()                    # everything it wrote, to explain a failure
 
 The server runs in `tmp_path` on SQLite (`server.database`) unless the environment given names
-another database, on a free port, with no setting inherited from the test's own environment.
+another database (`CONJUNCTION_DATABASE_URL`, e.g. PostgreSQL), on a free port, with no setting
+inherited from the test's own environment. `kill()` then `start()` restarts it on the same
+database; `query` and `execute` reach that database from the test, on either backend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -22,9 +26,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import asyncpg
 
 ROOT = Path(__file__).parent.parent
 START_TIMEOUT = 30.0
@@ -52,6 +59,7 @@ class ServerProcess:
             **(env or {}),
         }
         self.args = list(args)
+        self.database_url = self.env["CONJUNCTION_DATABASE_URL"]
         self._output = directory / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -112,7 +120,50 @@ class ServerProcess:
     def log(self) -> str:
         return self._output.read_text(errors="replace") if self._output.exists() else ""
 
+    def rss(self) -> int:
+        """The server's resident memory in bytes (Linux: VmRSS of /proc/PID/status)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match, "no VmRSS in /proc: resident memory is read on Linux only"
+        return int(match[1]) * 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far, user and system (Linux: /proc/PID/stat)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the server's SQLite database (it may be running: WAL lets readers in)."""
-        with contextlib.closing(sqlite3.connect(self.database, timeout=10)) as connection:
-            return connection.execute(sql, params).fetchall()
+        """Read the server's database while it runs (SQLite's WAL lets readers in);
+        `?` marks a parameter on both backends."""
+        return self._run(sql, params, commit=False)
+
+    def execute(self, sql: str, *params: Any) -> None:
+        """Change the server's database, e.g. as time passing would."""
+        self._run(sql, params, commit=True)
+
+    def expire_leases(self) -> None:
+        """Make every job lease run out now, as it would a minute after its worker died."""
+        self.execute(
+            "UPDATE jobs SET locked_until = '2000-01-01 00:00:00.000000' WHERE state = 'running'"
+        )
+
+    def _run(self, sql: str, params: tuple[Any, ...], *, commit: bool) -> list[tuple[Any, ...]]:
+        if self.database_url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(self.database, timeout=10)) as connection:
+                rows = connection.execute(sql, params).fetchall()
+                if commit:
+                    connection.commit()
+                return rows
+        numbered = iter(range(1, len(params) + 1))
+        sql = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
+        # in a thread of its own, so that it works from async tests as from plain ones
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, _postgres(self.database_url, sql, params)).result()
+
+
+async def _postgres(url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return [tuple(row) for row in await connection.fetch(sql, *params)]
+    finally:
+        await connection.close()

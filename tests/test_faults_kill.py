@@ -1,0 +1,205 @@
+"""kill -9 of a real `python app.py` in the middle of a fan-out and of a burst of results.
+
+The server calls a recording fake GitHub on loopback (`tests/fakegithub_http.py`), so every
+workflow started is counted outside the process that is killed. A killed server's job keeps its
+lease for a minute; by default the tests let that minute pass by running the lease out in the
+database, with CONJUNCTION_FAULTS=full they wait for it (and use the full sizes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakegithub_http import HOLD, Dispatch
+from tests.fleet import (
+    BACKENDS,
+    FULL,
+    UPSTREAM,
+    Fleet,
+    database_url,
+    dead_jobs,
+    fake_github_and_server,
+    post,
+    size,
+    status_post,
+    unfinished_jobs,
+    wait_for,
+)
+from tests.server_process import ServerProcess
+
+pytestmark = pytest.mark.faults
+
+SHA = "c0ffee" + "0" * 34
+LEASE_WAIT = 120.0 if FULL else 30.0  # the full profile waits out the real 60 s lease
+
+
+def restart_after_kill(server: ServerProcess) -> None:
+    """Start the server again once the killed one's lease ran out (or is made to)."""
+    if not FULL:
+        server.expire_leases()
+    server.start()
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What a fan-out cut by kill -9 and finished by a restarted server came to."""
+
+    fleet: Fleet
+    triggers: dict[str, str]  # downstream -> its trigger event
+    run_ids: dict[str, str | None]  # trigger event -> the run recorded for it
+    dispatches: list[Dispatch]  # every workflow GitHub started
+    held: tuple[str, str]  # the (downstream, event) whose dispatch was in flight at the kill
+    dead: list[tuple[str, str]]
+    log: str
+
+    @property
+    def dispatched(self) -> Counter[tuple[str, str]]:
+        """(downstream, event) -> how many workflows GitHub started for it."""
+        return Counter((f"github.com/{d.repo}", d.event_id) for d in self.dispatches)
+
+    def twice(self) -> list[tuple[str, str]]:
+        return [key for key, count in self.dispatched.items() if count > 1]
+
+
+WORKER_CONCURRENCY = 16  # the default: as many calls can be in flight at a kill
+
+
+def kill_mid_fan_out(folder: Path, backend: str, *, lists_runs: bool) -> FanOut:
+    fleet = Fleet(size(50, 500))
+    database = database_url(backend, folder)
+    fleet.seed(database)
+    half = fleet.size // 2
+    with fake_github_and_server(folder, database, lists_runs=lists_runs) as (github, server):
+        # GitHub acts on the dispatch half-way through and holds its answer: the server is
+        # killed while that call is in flight, its run already made.
+        github.inject("POST", "/dispatches$", [None] * (half - 1) + [HOLD])
+        assert post(f"{server.url}/webhooks/github", *fleet.upstream_success(SHA)) == 202
+        wait_for(github.holding.is_set, 30, "the dispatch half-way through")
+
+        server.kill()
+        github.release()
+        # the worker runs jobs concurrently: others may have been sent meanwhile
+        assert len(github.dispatches) >= half
+        held = github.dispatches[-1]
+        restart_after_kill(server)
+        wait_for(lambda: unfinished_jobs(server) == 0, LEASE_WAIT, "every job done")
+
+        rows = server.query("SELECT project, id, run_id FROM events WHERE kind = 'trigger'")
+        dead = dead_jobs(server)
+    assert github.unexpected == []
+    return FanOut(
+        fleet,
+        triggers={project: event for project, event, _ in rows},
+        run_ids={event: run for _, event, run in rows},
+        dispatches=github.dispatches,
+        held=(f"github.com/{held.repo}", held.event_id),
+        dead=dead,
+        log=server.log(),
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_mid_fan_out_loses_no_downstream_and_sends_none_twice(
+    tmp_path: Path, backend: str
+) -> None:
+    fan_out = kill_mid_fan_out(tmp_path, backend, lists_runs=True)
+
+    assert sorted(fan_out.triggers) == sorted(fan_out.fleet.downstreams)
+    # 0 lost: every downstream's workflow was started, for its own trigger event
+    assert set(fan_out.dispatched) == set(fan_out.triggers.items()), fan_out.log
+    # none twice: the held dispatch was found by the event id in its run's title
+    assert fan_out.twice() == []
+    assert "was started before" in fan_out.log
+    assert fan_out.run_ids == {d.event_id: str(d.run_id) for d in fan_out.dispatches}
+    assert fan_out.dead == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_mid_fan_out_starts_again_at_most_the_call_in_flight(
+    tmp_path: Path, backend: str
+) -> None:
+    # GitHub does not list the held dispatch's run yet: the restarted server cannot know it
+    # was made, and starts that downstream once more. The worker runs jobs concurrently, so
+    # each call in flight at the kill (at most one per job) may be sent twice; no other.
+    fan_out = kill_mid_fan_out(tmp_path, backend, lists_runs=False)
+
+    assert set(fan_out.dispatched) == set(fan_out.triggers.items()), fan_out.log
+    twice = fan_out.twice()
+    assert fan_out.held in twice
+    assert len(twice) <= WORKER_CONCURRENCY
+    assert all(fan_out.dispatched[pair] == 2 for pair in twice)
+    assert fan_out.dead == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_mid_burst_of_results_loses_none(tmp_path: Path, backend: str) -> None:
+    fleet = Fleet(size(50, 500))
+    database = database_url(backend, tmp_path)
+    fleet.seed(database)
+    with fake_github_and_server(tmp_path, database) as (github, server):
+        assert post(f"{server.url}/webhooks/github", *fleet.upstream_success(SHA)) == 202
+        wait_for(lambda: len(github.dispatches) == fleet.size, 60, "every downstream dispatched")
+        wait_for(lambda: unfinished_jobs(server) == 0, 30, "the fan-out done")
+
+        # Half the downstreams report through a workflow_run delivery, half through the API.
+        results = []
+        for index, dispatch in enumerate(github.dispatches):
+            if index % 2:
+                url = f"{server.url}/api/v1/events/{dispatch.event_id}/status"
+                results.append((dispatch.event_id, url, *status_post(dispatch.event_id)))
+            else:
+                delivery = f"result-{dispatch.event_id}"
+                body, headers = fleet.downstream_run(dispatch, delivery=delivery)
+                results.append((dispatch.event_id, f"{server.url}/webhooks/github", body, headers))
+
+        def send(index: int) -> int | None:
+            time.sleep(index / 100)  # 100 a second, so that the kill lands in the middle
+            _, url, body, headers = results[index]
+            return post(url, body, headers, timeout=5)
+
+        with ThreadPoolExecutor(16) as senders:
+            answers = [senders.submit(send, index) for index in range(len(results))]
+            wait_for(
+                lambda: sum(a.done() and a.result() == 202 for a in answers) >= len(results) // 2,
+                30,
+                "half the results taken",
+            )
+            server.kill()
+        statuses = [answer.result() for answer in answers]
+        taken = [result for result, status in zip(results, statuses, strict=True) if status == 202]
+        missed = [result for result, status in zip(results, statuses, strict=True) if status != 202]
+        assert missed, "the burst ended before the kill"
+
+        # Everything answered 202 was kept: a result through the API is recorded, a delivery
+        # is stored with its job.
+        events = server.query("SELECT id, result FROM events")
+        recorded = {event for event, result in events if result is not None}
+        stored = {body for (body,) in server.query("SELECT delivery_id FROM deliveries")}
+        for event_id, url, _, headers in taken:
+            if url.endswith("/status"):
+                assert event_id in recorded
+            else:
+                assert headers["X-GitHub-Delivery"] in stored
+
+        restart_after_kill(server)
+        # What got no answer is sent again, as GitHub redelivers and a CI system retries.
+        for _, url, body, headers in missed:
+            assert post(url, body, headers) in (200, 202)
+        wait_for(lambda: unfinished_jobs(server) == 0, LEASE_WAIT, "every job done")
+
+        results_by_event = dict(
+            server.query("SELECT id, result FROM events WHERE kind = 'trigger'")
+        )
+        dead = dead_jobs(server)
+    assert results_by_event == {d.event_id: "success" for d in github.dispatches}
+    assert dead == []
+    reports = [body for repo, _, body in github.statuses if f"github.com/{repo}" == UPSTREAM]
+    assert reports[-1]["state"] == "success"
+    assert reports[-1]["description"] == f"{fleet.size} of {fleet.size} downstream projects passed"
+    assert github.unexpected == []
