@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from sqlalchemy import event as orm_event
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import ORMExecuteState, aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
@@ -82,7 +83,7 @@ async def event_trace(
 ) -> dict[str, Any] | None:
     """An event with its chain back to the origin and its children; None when it does not
     exist or the caller may not see it."""
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         event = await session.get(Event, event_id)
         if event is None:
             return None
@@ -127,7 +128,7 @@ async def project_view(
 ) -> dict[str, Any] | None:
     """A project's upstreams, downstreams, recent results and build-time statistics."""
     key = project_key(name)
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         project = await session.get(Project, key)
         if project is None or (project.private and not admin):
             return None
@@ -275,7 +276,7 @@ async def latest_tallies(
     """Downstream tallies of the project's latest upstream successes that have downstreams —
     its own builds, or its runs that continued a chain — newest first (at most two); None when
     the project does not exist for this caller."""
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         project = await session.get(Project, project_key(name))
         if project is None or (project.private and not admin):
             return None
@@ -319,6 +320,20 @@ RECENT_ORIGINS = 12
 PROJECT_SOURCES = 20  # upstream successes in a project's matrix and charts
 OWN_RUNS = 30
 TREE_LIMIT = 2000  # events of one origin shown on an event page
+
+
+def _reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session for one answer. Each query sees what was committed by then, so a row loaded
+    again by a later query must show its current values, not those of its first load (a run
+    that was still going then and has a result now)."""
+    session = sessions()
+    orm_event.listen(session.sync_session, "do_orm_execute", _current_rows)
+    return session
+
+
+def _current_rows(state: ORMExecuteState) -> None:
+    if state.is_select:
+        state.update_execution_options(populate_existing=True)
 
 
 @dataclass(frozen=True)
@@ -421,7 +436,7 @@ class Home:
 
 async def home(sessions: async_sessionmaker[AsyncSession], *, admin: bool, query: str = "") -> Home:
     """The projects this caller may see (current breakages first), matching the search."""
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         projects = await _visible_projects(session, admin)
         hidden = await _hidden(session, admin)
         counts = (
@@ -532,7 +547,7 @@ async def project_page(
     sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
 ) -> ProjectPage | None:
     key = project_key(name)
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         project = await session.get(Project, key)
         if project is None or (project.private and not admin):
             return None
@@ -634,7 +649,7 @@ class Graph:
 
 
 async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> Graph:
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         projects = await _visible_projects(session, admin)
         subscriptions = (
             await session.execute(select(Subscription.upstream, Subscription.downstream))
@@ -696,7 +711,7 @@ async def event_tree(
     """The tree of every event from the origin of this one; None when the caller may not see
     it. `compare(upstream, base, head)` links what changed upstream since a failing pair last
     passed."""
-    async with sessions() as session:
+    async with _reading(sessions) as session:
         event = await session.get(Event, event_id)
         if event is None:
             return None

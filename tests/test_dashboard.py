@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
+from bot import views
 from bot.models import Event
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
@@ -270,3 +271,25 @@ async def test_login_goes_back_only_to_this_server(client: TestClient[Any, Any])
             "/login", data={"token": "admin-token", "next": target}, allow_redirects=False
         )
         assert answer.headers["Location"] == "/"
+
+
+async def test_a_run_that_ends_while_the_home_page_is_read_shows_its_result(
+    client: TestClient[Any, Any], forge: MemoryHost, monkeypatch: Any
+) -> None:
+    await index(client, LIB, None)
+    await index(client, TOOL, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "1" * 40, run_id=1))
+    await run_jobs(client)
+    running = forge.of("start_pipeline")[0][1].event_id
+    sources = views._sources
+
+    async def sources_then_the_run_fails(session: Any) -> Any:
+        found = await sources(session)  # has loaded the run while it was running
+        async with runtime(client).sessions.begin() as other:
+            await other.execute(update(Event).where(Event.id == running).values(result="failure"))
+        return found
+
+    monkeypatch.setattr(views, "_sources", sources_then_the_run_fails)
+    text = " ".join((await page(client, "/")).text)
+    assert "Current breakages" in text
+    assert TOOL in text
