@@ -21,10 +21,12 @@ from tests.fakegitlab import (
     FakeGitLab,
     encoded,
     gitlab_host,
+    job,
     pipeline_hook,
     post_gitlab,
 )
 from tests.memoryhost import MemoryHost
+from tests.test_pages import Page
 
 APP = "group/sub/app"  # a nested group
 SHAS = ["1" * 40, "2" * 40, "3" * 40]
@@ -170,7 +172,8 @@ async def test_gitlab_upstream_github_downstream(
     )
     fake_gitlab.expect("PUT", f"{project}/merge_requests/3/notes/5", body={"id": 5}, repeat=True)
 
-    # a GitLab push pipeline's success starts the GitHub downstream
+    # a GitLab push pipeline's success starts the GitHub downstream, with its job artifacts
+    fake_gitlab.expect_jobs(lib, 900, [job(31, "wheel"), job(32, "test", None)])
     hook = pipeline_hook(lib, sha, pipeline_id=900, source="push")
     assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
     await run_jobs(client)
@@ -181,6 +184,14 @@ async def test_gitlab_upstream_github_downstream(
         sha,
         "main",
     )
+    [wheel] = request.artifacts
+    assert (wheel["name"], wheel["url"], wheel["job_id"]) == (
+        "wheel",
+        "https://gitlab.com/acme/lib/-/jobs/31/artifacts/download",
+        31,
+    )
+    page = Page(await (await client.get(f"/events/{request.event_id}")).text())
+    assert "Upstream artifacts" in page.text and wheel["url"] in page.links
     running = fake_gitlab.statuses(lib, sha)[-1]
     assert running["state"] == "running"
     assert running["name"] == "conjunction/downstream"
