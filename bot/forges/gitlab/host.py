@@ -202,6 +202,10 @@ class GitLabHost:
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"{self.web_url(project)}/-/compare/{base}...{head}"
 
+    def profile_url(self, owner: str) -> str:
+        """A user's or a group's page (`group/subgroup` for a subgroup)."""
+        return f"{self._web_url}/{quote(owner, safe='/')}"
+
     # reports
 
     async def publish_report(
