@@ -26,8 +26,9 @@ from bot.adapters import WEBHOOK, Adapters
 from bot.codehost import CodeHost
 from bot.demo import Ecosystem
 from bot.engine import Engine
+from bot.forges.github.client import PolicyAPI, aiohttp_connect
 from bot.forges.github.poller import UpstreamPoller
-from bot.forges.github.service import build_github_app
+from bot.forges.github.service import GitHubApp, build_github_app
 from bot.forges.gitlab.host import GitLabHost
 from bot.forges.gitlab.joining import Joiner, add_projects
 from bot.forges.webhook import WebhookRunner
@@ -173,10 +174,8 @@ def create_app(
                 worker_task,
                 asyncio.create_task(_sweep(engine, queue, settings.retention), name="sweeper"),
             ]
-            if github is not None:
-                poller = UpstreamPoller(
-                    engine, sessions, github.client_for_upstream, host=settings.github_host
-                )
+            if adapters is None:
+                poller = _upstream_poller(settings, engine, github, app[CLIENT_SESSION])
                 tasks.append(
                     asyncio.create_task(poller.run_forever(settings.poll_interval), name="poller")
                 )
@@ -200,6 +199,30 @@ def create_app(
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(runtime)
     return app
+
+
+def _upstream_poller(
+    settings: Settings, engine: Engine, github: GitHubApp | None, http: aiohttp.ClientSession
+) -> UpstreamPoller:
+    """Polls the GitHub upstreams no installation covers: with the app, through a downstream's
+    installation where there is one; without it (a GitLab project downstream of a public GitHub
+    repository), anonymously. It asks nothing of GitHub while no project declares one."""
+    if github is not None:
+        return UpstreamPoller(
+            engine,
+            engine.sessions,
+            github.client_for_upstream,
+            host=settings.github_host,
+            anonymous=github.clients.anonymous(),
+        )
+    anonymous = aiohttp_connect(http, api_url=settings.github_api_url)()
+
+    async def client_for(_upstream: str) -> PolicyAPI:
+        return anonymous
+
+    return UpstreamPoller(
+        engine, engine.sessions, client_for, host=settings.github_host, anonymous=anonymous
+    )
 
 
 def _on_sighup(callback: Callable[[], None]) -> bool:

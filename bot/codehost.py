@@ -120,6 +120,11 @@ class CodeHost(Protocol):
 
     def compare_url(self, project: str, base: str, head: str) -> str: ...
 
+    def profile_url(self, owner: str) -> str | None:
+        """The page of a user, team or group (an owner of a project here), where the host has
+        one: how an owner is named on another forge, where `@` would ping someone else."""
+        ...
+
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         """The commits after base up to head (COMMITS_LISTED of them at most, with the total),
         or None when the host cannot tell."""

@@ -35,10 +35,6 @@ def short(sha: str | None) -> str:
     return (sha or "unknown")[:7]
 
 
-def mentions(owners: list[str]) -> str:
-    return " ".join(f"@{owner}" for owner in owners) or "(no owners declared)"
-
-
 def breakage_marker(upstream: str, downstream: str) -> str:
     return f"<!-- conjunction:breakage {upstream.lower()} -> {downstream.lower()} -->"
 
@@ -52,7 +48,6 @@ _templates = jinja2.Environment(
 )
 _templates.filters["md"] = md
 _templates.filters["short"] = short
-_templates.filters["mentions"] = mentions
 
 
 def render(template: str, **values: Any) -> str:

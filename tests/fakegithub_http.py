@@ -15,7 +15,10 @@ asks of GitHub to start downstream workflows and report on commits:
   README's `run-name` makes it, listed by `GET /repos/{owner}/{repo}/actions/runs` (unless
   `lists_runs` is off);
 - commit statuses, check runs (created, found by name, updated) and the pull requests of a
-  commit (none).
+  commit (none);
+- for polling an upstream: a repository (`add_repository`), runs finished on it
+  (`publish_run`, filtered by `branch` and `status` when listed) and their artifacts, answered
+  304 to a request whose `If-None-Match` names the answer's ETag.
 
 Any other route answers 404 and is kept in `unexpected`. Faults are injected per route: the
 next requests matching it take the given faults in turn (`None` answers normally).
@@ -24,7 +27,9 @@ next requests matching it take the given faults in turn (`None` answers normally
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import json
 import re
 import socket
 import struct
@@ -118,12 +123,15 @@ class Call:
     method: str
     path: str
     fault: str = ""  # the fault injected, if any
+    authorization: str = ""  # the Authorization header, "" for an anonymous request
 
 
 @dataclass
 class _State:
     dispatches: list[Dispatch] = field(default_factory=list)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -176,6 +184,46 @@ class GitHubServer:
         with self._lock:
             return list(self._state.unexpected)
 
+    # -- what happens on it -----------------------------------------------------------------
+
+    def add_repository(self, repo: str, *, default_branch: str = "main") -> None:
+        """A public repository, `owner/name`, answered by `GET /repos/{owner}/{repo}`."""
+        with self._lock:
+            self._state.repositories[repo] = {
+                "full_name": repo,
+                "default_branch": default_branch,
+                "private": False,
+            }
+
+    def publish_run(
+        self,
+        repo: str,
+        sha: str,
+        *,
+        conclusion: str = "success",
+        branch: str = "main",
+        artifacts: Sequence[str] = (),
+    ) -> int:
+        """A push run that finished on repo, with artifacts of these names; returns its id."""
+        run_id = next(self._ids)
+        run = {
+            "id": run_id,
+            "name": "CI",
+            "display_title": f"commit {sha[:7]}",
+            "event": "push",
+            "status": "completed",
+            "conclusion": conclusion,
+            "head_sha": sha,
+            "head_branch": branch,
+            "html_url": f"https://github.com/{repo}/actions/runs/{run_id}",
+        }
+        with self._lock:
+            self._state.runs.setdefault(repo, []).insert(0, run)
+            self._state.artifacts[run_id] = [
+                {"id": next(self._ids), "name": name, "expired": False} for name in artifacts
+            ]
+        return run_id
+
     # -- how it misbehaves ---------------------------------------------------------------
 
     def inject(self, method: str, path: str, faults: Sequence[Fault | None]) -> None:
@@ -226,6 +274,7 @@ class GitHubServer:
                     "/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches",
                     self._dispatch,
                 ),
+                web.get("/repos/{owner}/{repo}", self._repository),
                 web.get("/repos/{owner}/{repo}/actions/runs", self._runs),
                 web.post("/repos/{owner}/{repo}/statuses/{sha}", self._status),
                 web.get("/repos/{owner}/{repo}/commits/{sha}/check-runs", self._find_check_runs),
@@ -258,7 +307,12 @@ class GitHubServer:
     @web.middleware
     async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = self._next_fault(request.method, request.path)
-        call = Call(request.method, request.path_qs, str(fault) if fault else "")
+        call = Call(
+            request.method,
+            request.path_qs,
+            str(fault) if fault else "",
+            request.headers.get("Authorization", ""),
+        )
         with self._lock:
             self._state.calls.append(call)
         if fault is None:
@@ -321,16 +375,28 @@ class GitHubServer:
         }
         return web.json_response(details)
 
+    async def _repository(self, request: web.Request) -> web.Response:
+        with self._lock:
+            repository = self._state.repositories.get(_repo(request))
+        if repository is None:
+            return await self._not_found(request)
+        return _conditional(request, repository)
+
     async def _runs(self, request: web.Request) -> web.Response:
         event = request.query.get("event")
+        branch = request.query.get("branch")
+        status = request.query.get("status")
         per_page = int(request.query.get("per_page", "30"))
         with self._lock:
             runs = [
                 run
                 for run in self._state.runs.get(_repo(request), [])
-                if self.lists_runs and event in (None, run["event"])
+                if self.lists_runs
+                and event in (None, run["event"])
+                and branch in (None, run["head_branch"])
+                and status in (None, run["status"], run.get("conclusion"))
             ]
-        return web.json_response({"total_count": len(runs), "workflow_runs": runs[:per_page]})
+        return _conditional(request, {"total_count": len(runs), "workflow_runs": runs[:per_page]})
 
     async def _status(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -370,7 +436,9 @@ class GitHubServer:
         return web.json_response([])
 
     async def _artifacts(self, request: web.Request) -> web.Response:
-        return web.json_response({"total_count": 0, "artifacts": []})
+        with self._lock:
+            artifacts = list(self._state.artifacts.get(int(request.match_info["id"]), []))
+        return web.json_response({"total_count": len(artifacts), "artifacts": artifacts})
 
     async def _not_found(self, request: web.Request) -> web.Response:
         with self._lock:
@@ -380,6 +448,14 @@ class GitHubServer:
 
 def _repo(request: web.Request) -> str:
     return f"{request.match_info['owner']}/{request.match_info['repo']}"
+
+
+def _conditional(request: web.Request, body: Any) -> web.Response:
+    """The answer with its ETag, or 304 when the request already has it, as GitHub does."""
+    etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() + '"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.json_response(body, headers={"ETag": etag})
 
 
 def _reset(request: web.Request) -> web.StreamResponse:

@@ -228,6 +228,10 @@ class FakeGitLab:
             },
         )
 
+    def expect_jobs(self, path: str, pipeline_id: int, jobs: list[dict[str, Any]]) -> None:
+        """A pipeline's jobs, as listed for the artifacts they kept (`job` makes one)."""
+        self.expect("GET", f"/projects/{encoded(path)}/pipelines/{pipeline_id}/jobs", body=jobs)
+
     def expect_status(self, path: str, sha: str, *, repeat: bool = True) -> None:
         self.expect(
             "POST",
@@ -244,6 +248,19 @@ class FakeGitLab:
             for call in self.calls_to("POST", f"/projects/{encoded(path)}/statuses/{sha}")
             if call.status == 201
         ]
+
+
+def job(job_id: int, name: str, archive: str | None = "artifacts.zip") -> dict[str, Any]:
+    """A finished job as GitLab lists it: its log is always among its artifacts, an archive
+    only when the job kept one."""
+    artifacts = [{"file_type": "trace", "size": 1024, "filename": "job.log", "file_format": None}]
+    answer: dict[str, Any] = {"id": job_id, "name": name, "status": "success", "stage": "build"}
+    if archive is not None:
+        artifacts.insert(
+            0, {"file_type": "archive", "size": 4096, "filename": archive, "file_format": "zip"}
+        )
+        answer["artifacts_file"] = {"filename": archive, "size": 4096}
+    return {**answer, "artifacts": artifacts}
 
 
 def gitlab_host(fake: FakeGitLab, token: str = TOKEN, **client: Any) -> GitLabHost:

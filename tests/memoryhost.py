@@ -103,6 +103,9 @@ class MemoryHost:
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"https://{project}/compare/{base}...{head}"
 
+    def profile_url(self, owner: str) -> str:
+        return f"https://{self.host}/{owner}"
+
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         self.calls.append(("commits_between", project, (base, head)))
         shas = [commit.sha for commit in self.history.get(project, [])]

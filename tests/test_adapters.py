@@ -67,6 +67,9 @@ class PlainGitHost:
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"https://{self.host}/{project}/compare/{base}..{head}"
 
+    def profile_url(self, owner: str) -> None:
+        return None
+
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         return None
 

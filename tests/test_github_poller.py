@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from gidgethub.sansio import RateLimit
 from sqlalchemy import select
 
 from bot import db
 from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github import installations
-from bot.forges.github.poller import UpstreamPoller
+from bot.forges.github.poller import UpstreamPoller, next_round_in
 from bot.models import Event
 from bot.tokens import CallbackSigner
 from config.settings import Settings
@@ -51,6 +53,15 @@ def runs(*items: dict[str, Any]) -> dict[str, Any]:
 
 def answer_runs(gh: FakeGitHub, path: str, etag: str, *items: dict[str, Any]) -> None:
     gh.expect("GET", path, body=runs(*items), headers={"ETag": etag})
+
+
+def answer_artifacts(gh: FakeGitHub, run_id: int, *items: dict[str, Any]) -> None:
+    """The artifacts of a new successful run, asked for its downstreams' triggers."""
+    gh.expect(
+        "GET",
+        f"{REPO}/actions/runs/{run_id}/artifacts?per_page=100",
+        body={"total_count": len(items), "artifacts": list(items)},
+    )
 
 
 @pytest.fixture
@@ -114,10 +125,23 @@ async def test_first_poll_records_the_position_then_new_runs_trigger(
 
     pull_request = run(14, event="pull_request")  # a fork's `main`, not the upstream's
     answer_runs(fake_github, RUNS, '"e2"', pull_request, run(13), run(12), run(11))
+    wheel = {"id": 5, "name": "wheel", "expired": False}
+    answer_artifacts(fake_github, 13, wheel, {"id": 6, "name": "old", "expired": True})
     assert await polling.poll_once() == 1
 
-    assert fake_github.calls[-1].headers["if-none-match"] == '"e1"'
+    assert fake_github.calls[-2].headers["if-none-match"] == '"e1"'
     assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
+    async with engine.sessions() as session:
+        build = await session.scalar(select(Event).where(Event.kind == "build"))
+    assert build is not None and build.details["artifacts"] == [
+        {
+            "name": "wheel",
+            "id": 5,
+            "run_id": "13",
+            "repository": CPYTHON,
+            "url": "https://github.com/python/cpython/actions/runs/13/artifacts/5",
+        }
+    ]
 
 
 async def test_not_modified_triggers_nothing(engine: Engine, fake_github: FakeGitHub) -> None:
@@ -154,6 +178,7 @@ async def test_an_error_for_one_upstream_does_not_stop_the_others(
     fake_github.expect("GET", REPO, body={"default_branch": "main"})
     answer_runs(fake_github, RUNS, '"e1"', run(12))
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
+    answer_artifacts(fake_github, 13)
     polling = poller(engine, fake_github)
 
     with caplog.at_level(logging.WARNING, logger="bot.forges.github.poller"):
@@ -169,10 +194,11 @@ async def test_state_survives_a_restart(engine: Engine, fake_github: FakeGitHub)
 
     fake_github.expect("GET", REPO, body={"default_branch": "main"})
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12), run(11))
+    answer_artifacts(fake_github, 13)
     assert await poller(engine, fake_github.restarted()).poll_once() == 1
 
     # the cache is gone: one full answer, and only the run that is new is recorded
-    assert "if-none-match" not in fake_github.calls[-1].headers
+    assert "if-none-match" not in fake_github.calls[-2].headers
     assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "main")]
 
 
@@ -184,6 +210,7 @@ async def test_a_rate_limit_skips_the_upstream_until_the_next_poll(
         "GET", RUNS, status=403, body={"message": "API rate limit exceeded"}, headers=LIMITED
     )
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
+    answer_artifacts(fake_github, 13)
 
     with caplog.at_level(logging.INFO, logger="bot.forges.github.poller"):
         assert await polling.poll_once() == 0
@@ -203,6 +230,45 @@ async def test_branch_globs_are_polled_without_a_branch_filter(
 
     fake_github.expect("GET", RUNS, status=304)
     answer_runs(fake_github, every_branch, '"a2"', run(13, branch="3.13"), run(12))
+    answer_artifacts(fake_github, 13)
     assert await polling.poll_once() == 1
 
     assert await triggers(engine) == [(APP, CPYTHON, f"{13:040x}", "3.13")]
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def allowance(remaining: int, reset_in: float) -> RateLimit:
+    return RateLimit(limit=60, remaining=remaining, reset_epoch=NOW.timestamp() + reset_in)
+
+
+def test_rounds_are_spaced_to_fit_what_is_left_of_the_anonymous_limit() -> None:
+    # 25 left for the next hour, 5 kept for artifacts: 5 rounds of 4 requests, 720 s apart
+    assert next_round_in(300, 4, allowance(25, 3600), NOW) == 720
+    assert next_round_in(300, 4, allowance(60, 600), NOW) == 300  # plenty: the interval
+    assert next_round_in(300, 4, allowance(8, 1800), NOW) == 1800  # too few: until the reset
+    assert next_round_in(300, 0, allowance(0, 1800), NOW) == 300  # nothing asked anonymously
+    assert next_round_in(300, 4, None, NOW) == 300  # GitHub said nothing yet
+
+
+async def test_an_anonymous_rate_limit_pauses_polling_until_it_lets_up(
+    engine: Engine, fake_github: FakeGitHub
+) -> None:
+    await subscribe(engine, CPYTHON)
+    reset = datetime.now(UTC).timestamp() + 1800
+    fake_github.expect(
+        "GET",
+        REPO,
+        status=403,
+        body={"message": "API rate limit exceeded"},
+        headers={**LIMITED, "X-RateLimit-Reset": f"{reset:.0f}"},
+    )
+
+    async def anonymous(upstream: str) -> FakeGitHub:
+        return fake_github
+
+    polling = UpstreamPoller(engine, engine.sessions, anonymous, anonymous=fake_github)
+    assert await polling.poll_once() == 0
+    assert fake_github.requests_sent == 1
+    assert 1700 < polling.pause(300, 1) < 1801

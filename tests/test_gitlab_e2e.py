@@ -21,10 +21,12 @@ from tests.fakegitlab import (
     FakeGitLab,
     encoded,
     gitlab_host,
+    job,
     pipeline_hook,
     post_gitlab,
 )
 from tests.memoryhost import MemoryHost
+from tests.test_pages import Page
 
 APP = "group/sub/app"  # a nested group
 SHAS = ["1" * 40, "2" * 40, "3" * 40]
@@ -101,7 +103,8 @@ async def test_github_upstream_gitlab_downstream(
     assert "(https://gitlab.com/group/sub/app/-/pipelines/61)" in summary.summary
     assert "`alice`, `group/sub/team`" in summary.summary
 
-    # a breakage opens an issue in the GitLab project, mentioning both sides' owners
+    # a breakage opens an issue in the GitLab project, mentioning its owners and naming the
+    # GitHub upstream's owners with a link (on GitLab, @libby is someone else)
     fake_gitlab.expect(
         "GET", f"/projects/{encoded(APP)}/issues", query={"state": "opened"}, body=[]
     )
@@ -123,7 +126,10 @@ async def test_github_upstream_gitlab_downstream(
     [issue] = fake_gitlab.calls_to("POST", f"/projects/{encoded(APP)}/issues")
     assert issue.body["labels"] == "conjunction"
     assert "Downstream owners: @alice @group/sub/team" in issue.body["description"]
-    assert "Upstream owners: @libby" in issue.body["description"]
+    assert (
+        "Upstream owners: [libby on GitHub](https://github.com/libby)"
+        in (issue.body["description"])
+    )
     _, (_, broken) = github.of("status")[-1]
     assert broken.description == "0 of 1 downstream projects passed, 1 new regression"
 
@@ -170,7 +176,8 @@ async def test_gitlab_upstream_github_downstream(
     )
     fake_gitlab.expect("PUT", f"{project}/merge_requests/3/notes/5", body={"id": 5}, repeat=True)
 
-    # a GitLab push pipeline's success starts the GitHub downstream
+    # a GitLab push pipeline's success starts the GitHub downstream, with its job artifacts
+    fake_gitlab.expect_jobs(lib, 900, [job(31, "wheel"), job(32, "test", None)])
     hook = pipeline_hook(lib, sha, pipeline_id=900, source="push")
     assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
     await run_jobs(client)
@@ -181,6 +188,14 @@ async def test_gitlab_upstream_github_downstream(
         sha,
         "main",
     )
+    [wheel] = request.artifacts
+    assert (wheel["name"], wheel["url"], wheel["job_id"]) == (
+        "wheel",
+        "https://gitlab.com/acme/lib/-/jobs/31/artifacts/download",
+        31,
+    )
+    page = Page(await (await client.get(f"/events/{request.event_id}")).text())
+    assert "Upstream artifacts" in page.text and wheel["url"] in page.links
     running = fake_gitlab.statuses(lib, sha)[-1]
     assert running["state"] == "running"
     assert running["name"] == "conjunction/downstream"
@@ -308,3 +323,57 @@ async def test_a_result_after_the_time_out_replaces_it_and_starts_nothing_new(
     assert builds == 1  # the upstream's; the late pipeline is no success of its own
     _, (_, final) = github.of("status")[-1]
     assert final.description == "1 of 1 downstream projects passed"
+
+
+async def test_owners_are_mentioned_on_their_own_forge_and_linked_on_the_other(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    """A GitLab upstream that opted in to issues and a GitHub downstream: the issue in each
+    repository mentions its own side's owners and links to the other side's."""
+    client, github = both
+    lib, project = "acme/lib", f"/projects/{encoded('acme/lib')}"
+    fake_gitlab.expect_index(
+        lib,
+        "owners: [libby, acme/core]\n"
+        "report:\n  issues: true\n  required: ['github.com/acme/*']\n"
+        "  commit_status: false\n  pull_request_comment: false\n",
+    )
+    github.files[("github.com/acme/app", ".conjunction.yml")] = (
+        "owners: [alice, acme/app-team]\nupstreams:\n  - project: gitlab.com/acme/lib\n"
+    )
+    await index(client, f"gitlab.com/{lib}", "github.com/acme/app")
+    fake_gitlab.expect_jobs(lib, 900, [])
+    fake_gitlab.expect_jobs(lib, 901, [])
+    fake_gitlab.expect("GET", f"{project}/repository/compare", repeat=True, body={})
+    fake_gitlab.expect("GET", f"{project}/issues", query={"state": "opened"}, body=[])
+    fake_gitlab.expect("POST", f"{project}/labels", status=201, body={"id": 1})
+    fake_gitlab.expect(
+        "POST",
+        f"{project}/issues",
+        status=201,
+        body={"iid": 4, "web_url": f"https://gitlab.com/{lib}/-/issues/4"},
+    )
+
+    for run, (pipeline, sha, conclusion) in enumerate(
+        ((900, SHAS[0], "success"), (901, SHAS[1], "failure")), start=1
+    ):
+        await post_gitlab(client, "Pipeline Hook", pipeline_hook(lib, sha, pipeline_id=pipeline))
+        await run_jobs(client)
+        done = workflow_run(
+            "acme/app", "d" * 40, conclusion=conclusion, run_id=run, event="workflow_dispatch"
+        )
+        await post_github(client, "workflow_run", done)
+        await run_jobs(client)
+
+    [on_github] = github.issues.values()
+    assert "Downstream owners: @alice @acme/app-team" in on_github["body"]
+    assert (
+        "Upstream owners: [libby on GitLab](https://gitlab.com/libby) "
+        "[acme/core on GitLab](https://gitlab.com/acme/core)"
+    ) in on_github["body"]
+    [on_gitlab] = fake_gitlab.calls_to("POST", f"{project}/issues")
+    assert (
+        "Downstream owners: [alice on GitHub](https://github.com/alice) "
+        "[acme/app-team on GitHub](https://github.com/acme/app-team)"
+    ) in on_gitlab.body["description"]
+    assert "Upstream owners: @libby @acme/core" in on_gitlab.body["description"]

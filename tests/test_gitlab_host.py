@@ -12,7 +12,7 @@ from bot.codehost import CommitReport
 from bot.forges.gitlab.host import DESCRIPTION_LIMIT, cut
 from bot.runner import TriggerError, TriggerRequest
 from config.repo_config import ConfigError, ConfigProblem, Trigger
-from tests.fakegitlab import FakeGitLab, encoded, gitlab_host
+from tests.fakegitlab import FakeGitLab, encoded, gitlab_host, job
 
 APP = "group/sub/app"
 NAME = f"gitlab.com/{APP}"
@@ -107,6 +107,33 @@ async def test_upstream_artifacts_travel_as_a_json_variable(fake_gitlab: FakeGit
         "value": json.dumps([wheel]),
         "variable_type": "env_var",
     }
+
+
+async def test_a_pipelines_job_artifacts_are_listed_with_their_download_links(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    fake_gitlab.expect_jobs(APP, 70, [job(901, "wheel", "dist.zip"), job(902, "lint", None)])
+    artifacts = await gitlab_host(fake_gitlab).pipeline_artifacts(NAME, "70")
+    [call] = fake_gitlab.calls_to("GET", f"{PROJECT}/pipelines/70/jobs")
+    assert call.query["per_page"] == "100"
+    assert artifacts == [
+        {
+            "name": "wheel",
+            "url": f"https://gitlab.com/{APP}/-/jobs/901/artifacts/download",
+            "api_url": f"{fake_gitlab.url}/api/v4{PROJECT}/jobs/901/artifacts",
+            "job_id": 901,
+            "pipeline_id": "70",
+            "repository": NAME,
+            "file": "dist.zip",
+        }
+    ]
+
+
+async def test_jobs_gitlab_will_not_list_mean_no_artifacts(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.expect(
+        "GET", f"{PROJECT}/pipelines/70/jobs", status=403, body={"message": "403 Forbidden"}
+    )
+    assert await gitlab_host(fake_gitlab).pipeline_artifacts(NAME, "70") == []
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from bot import texts
+from bot.adapters import Adapters
 from bot.codehost import CodeHost, IssueRef
 from bot.engine.context import Context, config_of
 from bot.engine.reports import compare_url
 from bot.models import Event, IssueLink, Project
-from bot.names import project_key
+from bot.names import host_of, project_key
 from bot.results import Result, Verdict
 
 log = logging.getLogger(__name__)
+
+FORGE_NAMES = {"github.com": "GitHub", "gitlab.com": "GitLab"}  # any other: its host name
 
 
 class Action(Enum):
@@ -50,6 +55,33 @@ def issue_repositories(downstream: Project, upstream: Project | None) -> list[st
     ):
         targets.append(upstream.name)
     return targets
+
+
+@dataclass(frozen=True)
+class Owner:
+    """An owner of a project as an issue in some repository names them."""
+
+    name: str
+    mention: bool  # the issue is on the owner's own forge: `@name` notifies them
+    forge: str  # where the owner is
+    url: str | None = None  # their page there, when the host has one
+
+
+def owners_seen_from(
+    adapters: Adapters, repository: str, project: str, names: Sequence[str]
+) -> list[Owner]:
+    """A project's owners as named in an issue of repository: mentioned on the same host;
+    on another forge (another GitLab instance too), `@name` would notify whoever has that
+    name there, so they are linked to their page on their own forge instead."""
+    host = host_of(project)
+    if host == host_of(repository):
+        return [Owner(name, True, host) for name in names]
+    code_host = adapters.host(project)
+    forge = FORGE_NAMES.get(host, host)
+    return [
+        Owner(name, False, forge, code_host.profile_url(name) if code_host else None)
+        for name in names
+    ]
 
 
 def shown_in(repository: str, project: str, private: bool) -> bool:
@@ -97,7 +129,7 @@ async def _update_issue(
     trace = ctx.event_url(event.id)
     if action is Action.OPEN:
         issue = await _find_or_open(
-            host, repository, event, parent, downstream, upstream, compare, trace
+            ctx, host, repository, event, parent, downstream, upstream, compare, trace
         )
         number, url = issue.number, issue.url
     else:
@@ -128,6 +160,7 @@ async def _update_issue(
 
 
 async def _find_or_open(
+    ctx: Context,
     host: CodeHost,
     repository: str,
     event: Event,
@@ -159,8 +192,12 @@ async def _find_or_open(
         downstream_commits=changes.get("downstream")
         if shown_in(repository, downstream.name, downstream.private)
         else None,
-        downstream_owners=downstream.owners,
-        upstream_owners=upstream.owners if upstream else [],
+        downstream_owners=owners_seen_from(
+            ctx.adapters, repository, downstream.name, downstream.owners
+        ),
+        upstream_owners=owners_seen_from(
+            ctx.adapters, repository, parent.project, upstream.owners if upstream else []
+        ),
     )
     title = texts.render("issue_title.txt", upstream=parent.project, downstream=downstream.name)
     return await host.open_issue(repository, title, body, [texts.ISSUE_LABEL])

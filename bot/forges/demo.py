@@ -263,6 +263,9 @@ class DemoForge:
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"{self.base_url}/demo/compare/{base}...{head}"
 
+    def profile_url(self, owner: str) -> None:
+        return None  # the simulated forge has no pages of people
+
     def issue_url(self, number: int) -> str:
         return f"{self.base_url}/demo/issues/{number}"
 

@@ -516,3 +516,6 @@ class GitHost:
     def compare_url(self, project: str, base: str, head: str) -> str:
         """None to link to: a git server has no web pages (an empty link is left out)."""
         return ""
+
+    def profile_url(self, owner: str) -> None:
+        return None  # a git server has no pages of people either

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from typing import Any
 
-import gidgethub
 from gidgethub import routing, sansio
-from gidgethub.abc import GitHubAPI
 
 from bot.engine import Engine, FinishedPipeline
 from bot.engine.results import StartedBy
-from bot.names import split_project
+from bot.forges.github.artifacts import run_artifacts
 from bot.results import Result
-from bot.runner import Artifact
 
-log = logging.getLogger(__name__)
 router = routing.Router()
 
 CONCLUSIONS = {
@@ -64,33 +59,5 @@ async def on_workflow_run_completed(
         and finished.run_id is not None
         and await engine.has_downstreams(finished.project)
     ):
-        finished = replace(finished, artifacts=await run_artifacts(gh, finished, run))
+        finished = replace(finished, artifacts=await run_artifacts(gh, finished.project, run))
     await engine.pipeline_finished(finished)
-
-
-async def run_artifacts(
-    gh: GitHubAPI, finished: FinishedPipeline, run: dict[str, Any]
-) -> list[Artifact]:
-    """The artifacts a successful run kept, for its downstreams (none when GitHub will not
-    list them; a transient error retries the delivery)."""
-    owner, _, repo = split_project(finished.project)[1].partition("/")
-    try:
-        listed = await gh.getitem(
-            "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts{?per_page}",
-            {"owner": owner, "repo": repo, "run_id": finished.run_id, "per_page": 100},
-        )
-    except gidgethub.BadRequest as exc:
-        log.info("no artifacts of %s run %s: %s", finished.project, finished.run_id, exc)
-        return []
-    page = run.get("html_url") or ""
-    return [
-        {
-            "name": str(artifact["name"]),
-            "id": artifact["id"],
-            "run_id": finished.run_id,
-            "repository": finished.project,
-            **({"url": f"{page}/artifacts/{artifact['id']}"} if page else {}),
-        }
-        for artifact in listed.get("artifacts") or []
-        if not artifact.get("expired")
-    ]

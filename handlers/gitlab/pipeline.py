@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot.engine import Engine, FinishedPipeline, ResultConflict
 from bot.engine.results import StartedBy
+from bot.forges.gitlab.host import GitLabHost
 from bot.names import project_key
 from bot.results import Result
 
@@ -69,6 +71,15 @@ async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str) -> Non
         return
     if await _late_result(engine, run, variables(data["object_attributes"]).get(EVENT_VARIABLE)):
         return
+    gitlab = engine.adapters.host(run.project)
+    if (
+        isinstance(gitlab, GitLabHost)
+        and run.result is Result.SUCCESS
+        and run.run_id is not None
+        and run.started_by != "pull_request"
+        and await engine.has_downstreams(run.project)
+    ):
+        run = replace(run, artifacts=await gitlab.pipeline_artifacts(run.project, run.run_id))
     await engine.pipeline_finished(run)
 
 

@@ -76,6 +76,7 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
         self.policy = policy
         self.pace_key = pace_key
         self._on_unauthorized = on_unauthorized
+        self.requests_sent = 0  # what this client cost of its rate limit, 304s included
 
     async def _make_request(
         self,
@@ -93,6 +94,7 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
         while True:
             if self.pace_key is not None and method in CONTENT_METHODS:
                 await self.policy.pacer.wait(self.pace_key)
+            self.requests_sent += 1
             try:
                 answer = await super()._make_request(
                     method,
@@ -176,10 +178,14 @@ class GitHubClients:
         self._auth = auth
         self._connect = connect
         self._installation_lookup = installation_lookup
+        self._anonymous: PolicyAPI | None = None
 
     def anonymous(self) -> PolicyAPI:
-        """For public repositories the app is not installed on (60 calls an hour)."""
-        return self._connect()
+        """For public repositories the app is not installed on (60 calls an hour): one client,
+        so that its `rate_limit` is what GitHub last said of this address's allowance."""
+        if self._anonymous is None:
+            self._anonymous = self._connect()
+        return self._anonymous
 
     def app(self) -> PolicyAPI:
         """Authenticated as the app itself, by a JWT that gidgethub signs and renews."""

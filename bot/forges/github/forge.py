@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
+from urllib.parse import quote
 
 import cachetools
 import gidgethub
@@ -444,6 +445,13 @@ class GitHubForge:
     def compare_url(self, project: str, base: str, head: str) -> str:
         owner, repo = self._repo(project)
         return f"{self._web_url}/{owner}/{repo}/compare/{base}...{head}"
+
+    def profile_url(self, owner: str) -> str:
+        """A user's or organization's page, or a team's (`org/team`)."""
+        organization, slash, team = owner.partition("/")
+        if slash:
+            return f"{self._web_url}/orgs/{quote(organization)}/teams/{quote(team)}"
+        return f"{self._web_url}/{quote(owner)}"
 
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         """From the compare API: titles, authors (login, else the commit's author name) and

@@ -1,10 +1,17 @@
-"""Polls upstreams the app is not installed on for new successful workflow runs.
+"""Polls GitHub upstreams no installation of the app covers for new successful workflow runs.
+
+It runs with or without the GitHub App: a GitLab (or any) project may declare a public GitHub
+repository as its upstream. An upstream is asked through a downstream's installation where there
+is one (5,000 requests an hour), else anonymously: GitHub allows 60 requests an hour per address
+without a token, and counts every one of them, 304s included. Rounds of polls are spaced so
+that rounds like the last one fit in what GitHub says is left until its limit resets.
 
 Each watched branch is asked through the policy client, whose response cache makes the
-request conditional: an unchanged answer is a 304, served from the cache and not counted
-against the rate limit. Where each upstream was left (the newest run id seen) is kept in
-`key_values`, so a restart neither replays old runs nor misses new ones; it only costs one
-full answer per watched branch, as the cache starts empty.
+request conditional: an unchanged answer is a 304, served from the cache (and, made as an
+installation, not counted against its rate limit). Where each upstream was left (the newest
+run id seen) is kept in `key_values`, so a restart neither replays old runs nor misses new
+ones; the first poll of an upstream only records where it is. A new successful run's
+artifacts are listed and travel with its triggers.
 """
 
 from __future__ import annotations
@@ -13,15 +20,19 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from gidgethub import HTTPException
+from gidgethub.sansio import RateLimit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.engine import Engine, UpstreamSuccess
+from bot.forges.github.artifacts import run_artifacts
 from bot.forges.github.client import PolicyAPI
 from bot.models import KeyValue, Project, Subscription
 from bot.queue import RetryLater
@@ -31,6 +42,21 @@ log = logging.getLogger(__name__)
 GLOB = re.compile(r"[*?\[]")
 PULL_REQUEST_EVENTS = {"pull_request", "pull_request_target"}
 MAX_KEY = 100  # KeyValue.key is a VARCHAR(100)
+# anonymous requests kept back from the pacing, for the artifacts of runs a round finds new
+ANONYMOUS_RESERVE = 5
+
+
+def next_round_in(interval: float, spent: int, rate: RateLimit | None, now: datetime) -> float:
+    """Seconds until the next round of polls: the interval, stretched so that rounds costing
+    `spent` anonymous requests, as the last one did, fit in what is left of the anonymous
+    rate limit until it resets."""
+    if rate is None or spent <= 0:
+        return interval
+    until_reset = max((rate.reset_datetime - now).total_seconds(), 0.0)
+    usable = rate.remaining - ANONYMOUS_RESERVE
+    if usable < spent:
+        return max(interval, until_reset)
+    return max(interval, until_reset * spent / usable)
 
 
 def state_key(upstream: str, *parts: str) -> str:
@@ -48,25 +74,49 @@ class UpstreamPoller:
         gh_factory: Callable[[str], Awaitable[PolicyAPI]],
         *,
         host: str = "github.com",
+        anonymous: PolicyAPI | None = None,
     ) -> None:
+        """`anonymous`: the client gh_factory hands out for upstreams polled without a token,
+        whose spending paces the rounds."""
         self.engine = engine
         self.sessions = sessions
         self.gh_factory = gh_factory
         self.host = host
+        self.anonymous = anonymous
         self._default_branches: dict[str, str] = {}
+        self._limited_until = 0.0  # monotonic time the anonymous rate limit lets up
 
     async def run_forever(self, interval: float) -> None:
         while True:
+            spent = self._anonymous_requests()
             try:
                 await self.poll_once()
             except Exception:
                 log.exception("polling upstreams failed")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.pause(interval, self._anonymous_requests() - spent))
+
+    def pause(self, interval: float, spent: int) -> float:
+        """Seconds until the next round, after one that made `spent` anonymous requests."""
+        rate = self.anonymous.rate_limit if self.anonymous is not None else None
+        wait = next_round_in(interval, spent, rate, datetime.now(UTC))
+        wait = max(wait, self._limited_until - time.monotonic())
+        if wait > interval and rate is not None:
+            log.info(
+                "anonymous GitHub rate limit: %d of %d requests left, next poll in %.0fs",
+                rate.remaining,
+                rate.limit,
+                wait,
+            )
+        return wait
+
+    def _anonymous_requests(self) -> int:
+        return self.anonymous.requests_sent if self.anonymous is not None else 0
 
     async def poll_once(self) -> int:
         """Record every new successful run of the polled upstreams; returns how many."""
         recorded = 0
         for upstream, branch_lists in (await self._upstreams()).items():
+            gh = None
             try:
                 gh = await self.gh_factory(upstream)
                 recorded += await self._poll(gh, upstream, branch_lists)
@@ -74,6 +124,8 @@ class UpstreamPoller:
                 log.warning("cannot poll %s: %s %s", upstream, int(exc.status_code), exc)
             except RetryLater as exc:
                 log.info("not polling %s this time: %s", upstream, exc)
+                if gh is not None and gh is self.anonymous:
+                    self._limited_until = max(self._limited_until, time.monotonic() + exc.delay)
             except Exception:
                 log.exception("polling %s failed", upstream)
         return recorded
@@ -134,6 +186,7 @@ class UpstreamPoller:
                     pipeline=run.get("name"),
                     url=run.get("html_url"),
                     default_branch=self._default_branches.get(repo),
+                    artifacts=await run_artifacts(gh, upstream, run),
                 )
             )
             await self._save({last_key: str(run_id)})

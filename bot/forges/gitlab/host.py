@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import cachetools
 import requests
@@ -28,7 +29,7 @@ from bot.codehost import (
 from bot.engine.indexing import CONFIG_PATH
 from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
-from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.runner import Artifact, PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
 from config.settings import Settings
@@ -91,6 +92,18 @@ def pipeline_variables(request: TriggerRequest) -> list[dict[str, str]]:
     return [
         {"key": key, "value": value, "variable_type": "env_var"} for key, value in values.items()
     ]
+
+
+def _archive_of(job: dict[str, Any]) -> str | None:
+    """The file name of a job's artifacts archive, if it kept one (a job's log is listed among
+    its artifacts too, as file type `trace`)."""
+    archive = (job.get("artifacts_file") or {}).get("filename")
+    if archive:
+        return str(archive)
+    for artifact in job.get("artifacts") or []:
+        if artifact.get("file_type") == "archive" and artifact.get("filename"):
+            return str(artifact["filename"])
+    return None
 
 
 class GitLabHost:
@@ -188,6 +201,10 @@ class GitLabHost:
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"{self.web_url(project)}/-/compare/{base}...{head}"
+
+    def profile_url(self, owner: str) -> str:
+        """A user's or a group's page (`group/subgroup` for a subgroup)."""
+        return f"{self._web_url}/{quote(owner, safe='/')}"
 
     # reports
 
@@ -342,6 +359,35 @@ class GitLabHost:
         else:
             reason = f"GitLab refused a pipeline on {ref} of {path}: {message}"
         return TriggerError(reason)
+
+    async def pipeline_artifacts(self, project: str, pipeline_id: str) -> list[Artifact]:
+        """The job artifacts a pipeline kept, for its downstreams: per job with an artifacts
+        archive, its name, the archive's download link (`/-/jobs/ID/artifacts/download`, for
+        people and for anyone the project lets download it) and its API URL (for a CI job's
+        token or an access token). None when GitLab will not list the jobs; a transient error
+        is raised, so the delivery is processed again."""
+        jobs = self._project(project).pipelines.get(int(pipeline_id), lazy=True).jobs
+        try:
+            listed = await self.client.run(jobs.list, get_all=True)
+        except (GitlabError, *TRANSIENT) as exc:
+            if is_transient(exc):
+                raise
+            log.info("no artifacts of %s pipeline %s: %s", project, pipeline_id, exc)
+            return []
+        api = f"{self.client.gl.api_url}/projects/{quote(self.path_of(project), safe='')}/jobs"
+        return [
+            {
+                "name": str(job.name),
+                "url": f"{self.web_url(project)}/-/jobs/{job.id}/artifacts/download",
+                "api_url": f"{api}/{job.id}/artifacts",
+                "job_id": job.id,
+                "pipeline_id": str(pipeline_id),
+                "repository": project,
+                "file": archive,
+            }
+            for job in listed
+            if (archive := _archive_of(job.attributes))
+        ]
 
     async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
         """A recent API pipeline whose CONJUNCTION_EVENT variable is this event."""

@@ -1,0 +1,81 @@
+"""How a breakage issue names owners: `@` on their own forge, a link to their page on another
+(where `@name` would notify whoever has that name there)."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.adapters import Adapters
+from bot.engine.issues import Owner, owners_seen_from
+from bot.forges.github.forge import GitHubForge
+from bot.forges.gitlab.client import GitLabClient
+from bot.forges.gitlab.host import GitLabHost
+
+
+async def _no_client(project: str) -> object:
+    raise AssertionError("naming owners calls no forge")
+
+
+def adapters() -> Adapters:
+    github = GitHubForge(_no_client, host="github.com", web_url="https://github.com")  # type: ignore[arg-type]
+    gitlab = GitLabHost(
+        GitLabClient("https://gitlab.example.com", "token"),
+        host="gitlab.example.com",
+        web_url="https://gitlab.example.com",
+    )
+    return Adapters.of(github, gitlab)
+
+
+def test_owners_on_the_issues_own_forge_are_mentioned() -> None:
+    seen = owners_seen_from(
+        adapters(), "github.com/acme/app", "github.com/acme/lib", ["alice", "acme/core"]
+    )
+    assert seen == [Owner("alice", True, "github.com"), Owner("acme/core", True, "github.com")]
+
+
+def test_owners_on_another_forge_are_linked_to_their_pages() -> None:
+    on_gitlab = owners_seen_from(
+        adapters(), "gitlab.example.com/group/app", "github.com/acme/lib", ["alice", "acme/core"]
+    )
+    assert on_gitlab == [
+        Owner("alice", False, "GitHub", "https://github.com/alice"),
+        Owner("acme/core", False, "GitHub", "https://github.com/orgs/acme/teams/core"),
+    ]
+    on_github = owners_seen_from(
+        adapters(), "github.com/acme/lib", "gitlab.example.com/group/app", ["bob", "group/sub"]
+    )
+    assert on_github == [
+        Owner("bob", False, "gitlab.example.com", "https://gitlab.example.com/bob"),
+        Owner("group/sub", False, "gitlab.example.com", "https://gitlab.example.com/group/sub"),
+    ]
+
+
+def test_owners_on_a_host_without_pages_are_named_without_a_link() -> None:
+    seen = owners_seen_from(adapters(), "github.com/acme/lib", "git.acme.dev/tools/cli", ["carol"])
+    assert seen == [Owner("carol", False, "git.acme.dev")]
+
+
+def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
+    body = texts.render(
+        "issue_body.md",
+        marker="<!-- m -->",
+        upstream="github.com/acme/lib",
+        downstream="gitlab.example.com/group/app",
+        sha="a" * 40,
+        run_url=None,
+        compare_url=None,
+        trace_url="https://conjunction.test/events/1",
+        culprit=None,
+        upstream_commits=None,
+        downstream_commits=None,
+        downstream_owners=[Owner("bob", True, "gitlab.example.com")],
+        upstream_owners=[
+            Owner("alice", False, "GitHub", "https://github.com/alice"),
+            Owner("x@y", False, "git.acme.dev"),
+        ],
+    )
+    assert "Downstream owners: @bob\n" in body
+    assert (
+        "Upstream owners: [alice on GitHub](https://github.com/alice) x@\u200by on git.acme.dev\n"
+    ) in body
+    empty = body.replace("@bob", "")
+    assert empty.count("@") == 1  # the zero-width joined one, which pings nobody
