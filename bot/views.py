@@ -21,7 +21,7 @@ from bot.durations import Figures, figures, pair_durations, remaining
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
-from bot.results import FLAKY_HINT, Result, Verdict
+from bot.results import FLAKY_HINT, Result, Step, Verdict
 from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
@@ -33,9 +33,7 @@ PAIR_SCAN = 2000  # the project's latest runs those are taken from
 def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
     if not visible:
         return {"id": event.id, "project": None, "private": True, "result": event.result}
-    changes = dict(event.details.get("changes") or {})
-    if changes and not upstream_visible:  # a private upstream's commits stay with it
-        changes["upstream"] = None
+    changes = shown_changes(event, upstream_visible=upstream_visible)
     return {
         "id": event.id,
         "kind": event.kind,
@@ -59,13 +57,22 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
             "step": event.details.get("step"),
             "upstream_sha": event.details.get("upstream_sha"),
         },
-        "changes": changes or None,  # since the pair last passed, and the likely culprit
+        "changes": changes,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
         "artifacts": event.details.get("artifacts") or [],
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
     }
+
+
+def shown_changes(event: Event, *, upstream_visible: bool) -> dict[str, Any] | None:
+    """What changed since a failing pair last passed, as `bot.engine.changes` stored it: a
+    private upstream's commits stay with it."""
+    changes = event.details.get("changes")
+    if not changes:
+        return None
+    return changes if upstream_visible else {**changes, "upstream": None}
 
 
 async def private_projects(session: AsyncSession, names: set[str]) -> set[str]:
@@ -670,6 +677,23 @@ class TreeNode:
     running_for: float | None = None
     compare_url: str | None = None
     issue_url: str | None = None
+    changes: dict[str, Any] | None = None  # what changed since the pair last passed
+    steps: list[RerunStep] = field(default_factory=list)  # re-runs confirming this failure
+
+    @property
+    def confirming(self) -> bool:
+        """A failure whose confirming re-runs are still under way."""
+        return bool((self.event.details.get("confirmation") or {}).get("step"))
+
+
+@dataclass(frozen=True)
+class RerunStep:
+    """One confirming re-run of a failure (CONTRACT §7), and the upstream commit it ran
+    against (None when that upstream is hidden from this caller)."""
+
+    node: TreeNode
+    step: Step
+    upstream_sha: str | None
 
 
 @dataclass(frozen=True)
@@ -677,6 +701,7 @@ class EventTree:
     event: Event  # the event asked for
     root: TreeNode
     tally: Tally  # its own downstream runs
+    confirming: int  # of them, failures being confirmed by re-running
     skipped: int
     everything: Tally  # every downstream run from the origin
     running: int
@@ -719,20 +744,21 @@ async def event_tree(
         typical = await pair_durations(session, {_pair(node.event) for node in running})
         links = await _issue_links(session, [node.event for node in nodes.values()])
         for node in nodes.values():
-            await _annotate(session, node, nodes, typical, links, compare)
+            await _annotate(session, node, nodes, typical, links, compare, hidden)
+    _link_up(nodes)
     root = nodes.get(event.root_id) or nodes[event.id]
-    for node in nodes.values():
-        parent = nodes.get(node.event.parent_id or "")
-        if parent is not None:
-            parent.children.append(node)
-    own = [child.event for child in nodes[event.id].children]
-    estimates = [node.left for node in _below(nodes[event.id]) if node.left is not None]
+    shown = _failure_of(nodes, nodes[event.id]) or nodes[event.id]
+    own = [child for child in shown.children if child.event.confirms_id is None]
+    estimates = [node.left for node in _below(shown) if node.left is not None]
     return EventTree(
         event=event,
         root=root,
-        tally=tally_of(own),
-        skipped=sum(child.result == Result.SKIPPED for child in own),
-        everything=tally_of([item for item in events if item.kind == "trigger"]),
+        tally=tally_of([child.event for child in own]),
+        confirming=sum(child.confirming for child in own),
+        skipped=sum(child.event.result == Result.SKIPPED for child in own),
+        everything=tally_of(
+            [item for item in events if item.kind == "trigger" and item.confirms_id is None]
+        ),
         running=len(running),
         elapsed=(utcnow() - event.created_at).total_seconds(),
         left=max(estimates) if estimates else None,
@@ -741,12 +767,42 @@ async def event_tree(
     )
 
 
+def _link_up(nodes: dict[str, TreeNode]) -> None:
+    """Hang each node under its parent; a confirming re-run is a step of the failure it
+    confirms, and what ran after it (a flake's downstreams) hangs under that failure."""
+    for node in nodes.values():
+        failure = _failure_of(nodes, node)
+        if failure is not None:
+            failure.steps.append(_step(node, failure, nodes.get(failure.event.parent_id or "")))
+            continue
+        parent = nodes.get(node.event.parent_id or "")
+        if parent is not None:
+            (_failure_of(nodes, parent) or parent).children.append(node)
+
+
+def _step(rerun: TreeNode, failure: TreeNode, source: TreeNode | None) -> RerunStep:
+    step = Step(rerun.event.details.get("step") or Step.AGAIN)
+    if source is None or source.name is None:
+        return RerunStep(rerun, step, None)
+    confirmation = failure.event.details.get("confirmation") or {}
+    if step is Step.AGAIN:
+        return RerunStep(rerun, step, source.event.sha)
+    sha = rerun.event.details.get("upstream_sha") or confirmation.get("last_passed_sha")
+    return RerunStep(rerun, step, sha)
+
+
+def _failure_of(nodes: dict[str, TreeNode], node: TreeNode) -> TreeNode | None:
+    """The failure a confirming re-run confirms, when it is in the tree."""
+    return nodes.get(node.event.confirms_id or "")
+
+
 def _artifacts_of(node: TreeNode | None) -> list[dict[str, Any]]:
     return (node.event.details.get("artifacts") or []) if node is not None else []
 
 
 def _below(node: TreeNode) -> list[TreeNode]:
-    return [node, *(below for child in node.children for below in _below(child))]
+    under = [*(step.node for step in node.steps), *node.children]
+    return [node, *(below for child in under for below in _below(child))]
 
 
 def _pair(event: Event) -> tuple[str, str]:
@@ -779,10 +835,12 @@ async def _annotate(
     typical: dict[tuple[str, str], Figures],
     links: dict[str, IssueLink],
     compare: Callable[[str, str, str], str | None] | None,
+    hidden: set[str],
 ) -> None:
     event = node.event
     if node.name is None or event.kind != "trigger":
         return
+    node.changes = shown_changes(event, upstream_visible=_pair(event)[0] not in hidden)
     node.typical = typical.get(_pair(event))
     result = event.result
     if result is None:

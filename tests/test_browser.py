@@ -19,7 +19,7 @@ import pytest
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import CLI, CORE, CORE_COMMITS, INTERNAL, PLUGINS, Ecosystem
 from bot.models import utcnow
 from bot.results import Result
 from bot.runtime import Runtime
@@ -185,6 +185,46 @@ async def test_a_running_event_updates_without_a_reload(
     await playwright.expect(aggregate).not_to_contain_text("running", timeout=WAIT_MS)
     await playwright.expect(aggregate).to_contain_text("of 5 downstream projects passed")
     assert await page.evaluate("window.stayed === true"), "the page was not reloaded"
+    await context.close()
+
+
+async def test_an_event_page_says_what_changed_and_how_a_failure_is_confirmed(
+    demo_server: Demo, browser: Any
+) -> None:
+    await demo_server.push()  # core's second commit breaks plugins
+    await demo_server.push_and_start()  # its third: cli fails (one run in three) and is re-run
+    forge, engine = demo_server.ecosystem.forge, demo_server.runtime.engine
+    [cli] = [run for run in forge.running() if run.project == CLI]
+    assert cli.request is not None and cli.planned is Result.FAILURE
+    await forge.finish(cli, engine.pipeline_finished, cli.planned)
+    await demo_server.runtime.worker.run_until_idle()
+
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{demo_server.url}/events/{cli.request.parent_id}")
+    expect = playwright.expect
+    await expect(page.locator(".aggregate")).to_contain_text("confirming 1 failure")
+    cli_node = page.locator(".node", has=page.locator(f'.head a[href="/projects/{CLI}"]'))
+    steps = cli_node.locator("ol.steps li")
+    await expect(steps).to_have_count(1)
+    await expect(steps.first).to_contain_text("Re-run against the same upstream commit")
+    await expect(steps.first).to_contain_text("running")
+
+    await demo_server.settle()
+
+    await expect(cli_node.locator(".meaning")).to_contain_text("flaky", timeout=WAIT_MS)
+    await expect(steps.first).to_contain_text("passed")
+    await expect(page.locator(".aggregate")).not_to_contain_text("confirming")
+    plugins = page.locator(".node", has=page.locator(f'.head a[href="/projects/{PLUGINS}"]'))
+    changed = plugins.locator("details.changes")
+    await expect(changed).to_contain_text("What changed since it last passed")
+    await expect(changed.locator(".culprit")).to_contain_text(
+        f"{PLUGINS} did not change since it last passed"
+    )
+    await expect(changed).to_contain_text(CORE_COMMITS[1][0])  # the rename that broke it
+    await expect(changed).to_contain_text(CORE_COMMITS[2][0])
+    await changed.locator("summary").click()  # folds away
+    await expect(changed.locator(".culprit")).to_be_hidden()
     await context.close()
 
 
