@@ -21,6 +21,7 @@ from bot.durations import Figures, figures, pair_durations, remaining
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
+from bot.progress import Progress, progress
 from bot.results import FLAKY_HINT, Result, Step, Verdict
 from config.repo_config import ConjunctionConfig
 
@@ -701,6 +702,7 @@ class EventTree:
     event: Event  # the event asked for
     root: TreeNode
     tally: Tally  # its own downstream runs
+    progress: Progress | None  # while pacing holds some of them back
     confirming: int  # of them, failures being confirmed by re-running
     skipped: int
     everything: Tally  # every downstream run from the origin
@@ -745,6 +747,9 @@ async def event_tree(
         links = await _issue_links(session, [node.event for node in nodes.values()])
         for node in nodes.values():
             await _annotate(session, node, nodes, typical, links, compare, hidden)
+        started = await progress(
+            session, [e for e in events if e.parent_id == event.id and e.confirms_id is None]
+        )
     _link_up(nodes)
     root = nodes.get(event.root_id) or nodes[event.id]
     shown = _failure_of(nodes, nodes[event.id]) or nodes[event.id]
@@ -754,6 +759,7 @@ async def event_tree(
         event=event,
         root=root,
         tally=tally_of([child.event for child in own]),
+        progress=started,
         confirming=sum(child.confirming for child in own),
         skipped=sum(child.event.result == Result.SKIPPED for child in own),
         everything=tally_of(
