@@ -26,6 +26,7 @@ from bot.results import FLAKY_HINT, Result, Step, Verdict
 from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
+PRIVATE = "a private project"  # what a caller who may not see a project sees of it
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
 PAIR_RUNS = 20  # the verdicts shown per pair
 PAIR_SCAN = 2000  # the project's latest runs those are taken from
@@ -39,7 +40,7 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "id": event.id,
         "kind": event.kind,
         "project": event.project,
-        "upstream": event.upstream,
+        "upstream": event.upstream if upstream_visible else None,  # None: a private project
         "parent": event.parent_id,
         "root": event.root_id,
         "depth": event.depth,
@@ -139,8 +140,8 @@ async def project_view(
         project = await session.get(Project, key)
         if project is None or (project.private and not admin):
             return None
-        upstreams = await session.scalars(
-            select(Subscription.spec).where(Subscription.downstream == key)
+        upstreams = list(
+            await session.scalars(select(Subscription.spec).where(Subscription.downstream == key))
         )
         downstreams = set(
             await session.scalars(
@@ -159,8 +160,8 @@ async def project_view(
                 .limit(20)
             )
         )
-        hidden = set() if admin else await private_projects(session, downstreams)
-        build_times = await _build_times(session, key, downstreams, await _hidden(session, admin))
+        hidden = await _hidden(session, admin)
+        build_times = await _build_times(session, key, downstreams, hidden)
         runs = await session.scalars(
             select(Event)
             .where(
@@ -174,7 +175,7 @@ async def project_view(
         )
         pairs: dict[tuple[str, str], list[Event]] = {}
         for run in runs:
-            if run.upstream and project_key(run.project) not in hidden:
+            if run.upstream and not {project_key(run.project), project_key(run.upstream)} & hidden:
                 pairs.setdefault((run.upstream, run.project), []).append(run)
     tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
@@ -183,10 +184,14 @@ async def project_view(
         "default_branch": project.default_branch,
         "owners": project.owners,
         "config_error": project.config_error,
-        "upstreams": list(upstreams),
+        "upstreams": [spec for spec in upstreams if project_key(spec["project"]) not in hidden],
+        "private_upstreams": sum(project_key(spec["project"]) in hidden for spec in upstreams),
         "downstreams": sorted(downstreams - hidden),
         "private_downstreams": len(downstreams & hidden),
-        "recent": [event_json(event) for event in recent],
+        "recent": [
+            event_json(event, upstream_visible=project_key(event.upstream or "") not in hidden)
+            for event in recent
+        ],
         "statistics": statistics_of(recent),
         "build_times": build_times,
         "latest_downstream_results": tally_json(tallies),
@@ -530,7 +535,8 @@ class ProjectPage:
     sources: list[Source]  # newest first
     columns: list[Column]
     matrix: list[tuple[Source, list[Event | None]]]
-    own_runs: list[Event]  # newest first: this project's runs as a downstream
+    own_runs: list[tuple[Event, str | None]]  # newest first: this project's runs as a
+    # downstream, each with its upstream's name (None: a private project)
     build_times: dict[str, Figures]  # by downstream key
     all_answered: Figures | None
     issues: list[IssueLink]
@@ -606,7 +612,7 @@ async def project_page(
         matrix.append((source, [by_key.get(column.key) for column in columns]))
     return ProjectPage(
         project=project,
-        config_yaml=_config_yaml(project),
+        config_yaml=_config_yaml(project, hidden),
         upstreams=[
             (None if project_key(spec["project"]) in hidden else spec["project"], spec)
             for spec in specs
@@ -615,22 +621,27 @@ async def project_page(
         sources=sources,
         columns=columns,
         matrix=matrix,
-        own_runs=own_runs,
+        own_runs=[
+            (run, None if project_key(run.upstream or "") in hidden else run.upstream)
+            for run in own_runs
+        ],
         build_times=build_times,
         all_answered=figures(seconds for s in sources if (seconds := s.all_answered) is not None),
         issues=issues,
     )
 
 
-def _config_yaml(project: Project) -> str | None:
-    """The config in force, as its YAML without the defaults."""
+def _config_yaml(project: Project, hidden: set[str]) -> str | None:
+    """The config in force, as its YAML without the defaults; an upstream this caller may not
+    see is not named."""
     if project.config is None:
         return None
     config = ConjunctionConfig.model_validate(project.config)
-    return (
-        yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
-        or None
-    )
+    shown = config.model_dump(mode="json", exclude_defaults=True)
+    for upstream in shown.get("upstreams", []):
+        if project_key(upstream["project"]) in hidden:
+            upstream["project"] = PRIVATE
+    return yaml.safe_dump(shown, sort_keys=False) or None
 
 
 @dataclass(frozen=True)
@@ -744,7 +755,7 @@ async def event_tree(
         }
         running = [node for node in nodes.values() if node.event.result is None]
         typical = await pair_durations(session, {_pair(node.event) for node in running})
-        links = await _issue_links(session, [node.event for node in nodes.values()])
+        links = await _issue_links(session, [node.event for node in nodes.values()], hidden)
         for node in nodes.values():
             await _annotate(session, node, nodes, typical, links, compare, hidden)
         started = await progress(
@@ -815,8 +826,11 @@ def _pair(event: Event) -> tuple[str, str]:
     return project_key(event.upstream or ""), project_key(event.project)
 
 
-async def _issue_links(session: AsyncSession, events: list[Event]) -> dict[str, IssueLink]:
-    """The issue each event acted on, by event id; and each pair's open issue, by pair."""
+async def _issue_links(
+    session: AsyncSession, events: list[Event], hidden: set[str]
+) -> dict[str, IssueLink]:
+    """The issue each event acted on, by event id; and each pair's open issue, by pair — in
+    the repositories this caller may see."""
     ids = [event.id for event in events]
     downstreams = {project_key(event.project) for event in events}
     links = await session.scalars(
@@ -827,6 +841,8 @@ async def _issue_links(session: AsyncSession, events: list[Event]) -> dict[str, 
     )
     found: dict[str, IssueLink] = {}
     for link in links:
+        if project_key(link.repository) in hidden:
+            continue
         if link.last_event_id:
             found.setdefault(link.last_event_id, link)
         if link.state == "open":
@@ -846,7 +862,8 @@ async def _annotate(
     event = node.event
     if node.name is None or event.kind != "trigger":
         return
-    node.changes = shown_changes(event, upstream_visible=_pair(event)[0] not in hidden)
+    upstream_visible = _pair(event)[0] not in hidden
+    node.changes = shown_changes(event, upstream_visible=upstream_visible)
     node.typical = typical.get(_pair(event))
     result = event.result
     if result is None:
@@ -857,7 +874,8 @@ async def _annotate(
     link = links.get(event.id)
     if Result(result).broken:
         link = link or links.get("|".join(_pair(event)))
-        node.compare_url = await _compare_url(session, event, nodes, compare)
+        if upstream_visible:
+            node.compare_url = await _compare_url(session, event, nodes, compare)
     node.issue_url = link.url if link is not None else None
 
 

@@ -270,3 +270,34 @@ async def test_login_goes_back_only_to_this_server(client: TestClient[Any, Any])
             "/login", data={"token": "admin-token", "next": target}, allow_redirects=False
         )
         assert answer.headers["Location"] == "/"
+
+
+async def test_a_private_upstream_leaves_no_trace_on_its_public_downstreams_pages(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, SECRET, "report:\n  issues: true\n", private=True)
+    await index(client, APP, upstream_of(SECRET))
+    for run_id, (sha, result) in enumerate([("1" * 40, "success"), ("2" * 40, "failure")], 1):
+        await post_github(client, "workflow_run", workflow_run("acme/secret", sha, run_id=run_id))
+        await run_jobs(client)
+        _, request = forge.of("start_pipeline")[-1]
+        await report_status(client, request.event_id, result)
+        await run_jobs(client)
+    assert {issue["project"] for issue in forge.issues.values()} == {SECRET, APP}
+
+    for path in (
+        f"/projects/{APP}",
+        f"/events/{request.event_id}",
+        f"/events/{request.event_id}/live",
+        f"/api/v1/events/{request.event_id}",
+        f"/api/v1/projects/{APP}",
+        "/",
+        "/graph",
+        f"/graph?focus={APP}",
+        f"/badges/{APP}.svg",
+    ):
+        response = await client.get(path, headers=BROWSER)
+        assert response.status == 200, path
+        assert "secret" not in (await response.text()).lower(), path
+    admin = await client.get(f"/events/{request.event_id}", headers=ADMIN)
+    assert SECRET in await admin.text()
