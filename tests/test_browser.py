@@ -26,6 +26,7 @@ from bot.runtime import Runtime
 from config.settings import Settings
 from handlers import demo
 from handlers.context import RUNTIME
+from tests.memoryhost import MemoryHost
 from tests.server_process import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,6 +39,7 @@ FLAGS = [
     "--no-first-run",
 ]
 WAIT_MS = 20_000  # for a page to change: generous, the machine is shared
+BIG = 300  # projects in the graph that must stay usable
 
 pytestmark = [
     pytest.mark.browser,
@@ -246,4 +248,95 @@ async def test_the_private_project_is_the_admins_only(
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_url(demo_server.url + "/")
     await playwright.expect(page.locator("main")).not_to_contain_text(INTERNAL)
+    await context.close()
+
+
+async def test_keyboard_and_dark_mode(demo_server: Demo, browser: Any) -> None:
+    context = await browser.new_context(
+        color_scheme="dark", viewport={"width": 1200, "height": 800}
+    )
+    page = await context.new_page()
+    await page.goto(demo_server.url + "/")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)", "the dark palette"
+    await page.keyboard.press("Tab")
+    await playwright.expect(page.locator(":focus")).to_have_text("Skip to the content")
+
+    await page.goto(demo_server.url + "/graph")
+    for _ in range(60):  # Tab through the page until a project of the graph has the focus
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.matches('svg a.node')"):
+            break
+    else:
+        raise AssertionError("no project of the graph takes the keyboard's focus")
+    name = await page.evaluate("document.activeElement.getAttribute('data-project')")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/projects/{name}")
+
+    await page.goto(demo_server.url + "/graph")
+    svg = page.locator("svg#graph")
+    width = float(await svg.get_attribute("width") or 0)
+    await page.locator("#graph-box").focus()
+    await page.keyboard.press("+")
+    assert float(await svg.get_attribute("width") or 0) > width, "+ zooms in"
+    await context.close()
+
+
+@pytest.fixture
+async def big_server(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[tuple[str, list[str]]]:
+    """An instance with a few hundred projects: 30 libraries, each application building
+    against two of them."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'big.db'}", public_url=url)
+    app = create_app(settings, adapters=Adapters.of(MemoryHost()), run_workers=False)
+    await aiohttp_server(app, port=port)
+    engine = app[RUNTIME].engine
+    names = [f"github.com/org{n % 9}/project-{n}" for n in range(BIG)]
+    for n, name in enumerate(names):
+        libraries = {names[(n * 7) % 30], names[(n * 11 + 3) % 30]} - {name} if n >= 30 else set()
+        config = "".join(f"  - project: {library}\n" for library in sorted(libraries))
+        await engine.index_project(
+            name,
+            private=False,
+            default_branch="main",
+            config_text=f"upstreams:\n{config}" if config else None,
+        )
+    yield url, names
+
+
+async def test_the_graph_of_a_few_hundred_projects_is_usable(
+    big_server: tuple[str, list[str]], browser: Any, tmp_path: Path
+) -> None:
+    url, names = big_server
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(url + "/graph")
+    nodes = page.locator("svg#graph a.node")
+    await playwright.expect(nodes).to_have_count(BIG)
+    box = page.locator("#graph-box")
+    assert (await box.bounding_box() or {"height": 0})["height"] <= 800, "it scrolls in its box"
+
+    await page.get_by_role("button", name="Fit").click()
+    svg = page.locator("svg#graph")
+    fitted = await svg.bounding_box()
+    inside = await box.bounding_box()
+    assert fitted is not None and inside is not None
+    await page.screenshot(path=screenshots(tmp_path) / "graph-300.png")
+    assert (
+        fitted["width"] <= inside["width"] + 1
+        and fitted["height"] <= max(inside["height"], 300) + 1
+    )
+
+    await page.get_by_label("Around project").fill(names[3])
+    await page.get_by_label("links away").select_option("1")
+    await page.get_by_role("button", name="Show").click()
+    await page.wait_for_url("**/graph?focus=*")
+    around = await nodes.count()
+    assert 2 < around < BIG / 4, around
+    await playwright.expect(
+        page.locator(f'svg#graph a.node.focus[data-project="{names[3]}"]')
+    ).to_have_count(1)
+    await page.locator(f'svg#graph a.node[data-project="{names[3]}"]').click()
+    await page.wait_for_url(f"**/projects/{names[3]}")
     await context.close()

@@ -178,6 +178,24 @@ def test_the_layout_goes_left_to_right_without_overlaps() -> None:
     assert all(up in kept and down in kept for up, down in kept_edges)
 
 
+def test_a_layer_of_hundreds_is_set_in_columns() -> None:
+    libraries = [f"h.test/lib/l{n}" for n in range(10)]
+    apps = [f"h.test/app/a{n}" for n in range(290)]
+    edges = [(libraries[n % 10], app) for n, app in enumerate(apps)]
+    edges += [(libraries[0], library) for library in libraries[1:]]
+    drawing = layout(libraries + apps, edges)
+    assert len(drawing.nodes) == 300 and len(drawing.edges) == 299
+    assert drawing.height < 1200 and drawing.width < 3 * drawing.height, "not one tall column"
+    place = {node.name: node for node in drawing.nodes}
+    assert place[libraries[0]].x < min(place[name].x for name in [*libraries[1:], *apps])
+    boxes = sorted((node.x, node.y, node.width, node.height) for node in drawing.nodes)
+    for at, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, _, h2 in boxes[at + 1 :]:
+            if x2 >= x + w:
+                break
+            assert y + h <= y2 or y2 + h2 <= y, "overlap"
+
+
 async def test_event_page_is_an_audit_trail_from_the_origin(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
