@@ -19,7 +19,7 @@ import pytest
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import CLI, CORE, CORE_COMMITS, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, PLUGINS, Ecosystem
 from bot.models import utcnow
 from bot.results import Result
 from bot.runtime import Runtime
@@ -139,6 +139,16 @@ async def test_click_through_every_page_kind(
     await expect(page.get_by_role("heading", name=CORE, exact=True)).to_be_visible()
     await expect(page.locator("svg.graph a.node")).to_have_count(5)  # core, 4 public downstreams
     await expect(page.locator("table.matrix")).to_contain_text("a private project")
+    charts = page.locator("figure svg.chart")
+    await expect(charts.first).to_have_attribute(
+        "aria-label", "Downstream pass rate of each upstream success, oldest first"
+    )
+    await expect(charts.nth(1)).to_have_attribute(
+        "aria-label",
+        "Time until all downstreams answered, for each upstream success, oldest first",
+    )
+    await expect(charts.first.locator("rect.bar")).to_have_count(3)  # core's three commits
+    await expect(page.locator("#badge-md")).to_contain_text(f"/badges/{CORE}.svg")
     await page.screenshot(path=shots / "project.png", full_page=True)
 
     await page.locator("table.matrix tbody tr").first.locator("th a").click()
@@ -156,6 +166,10 @@ async def test_click_through_every_page_kind(
     await expect(nodes).to_have_count(len(demo_server.ecosystem.projects) - 1)
     assert await page.locator(f'[data-project="{INTERNAL}"]').count() == 0
     await page.screenshot(path=shots / "graph.png", full_page=True)
+
+    await page.goto(f"{demo_server.url}/projects/{DOCS}")
+    await expect(page.locator("#config-error")).to_have_text("Invalid .conjunction.yml")
+    await expect(page.locator("main")).to_contain_text("brnaches")
 
     missing = await page.goto(demo_server.url + "/projects/demo.test/acme/nothing")
     assert missing is not None and missing.status == 404
@@ -244,6 +258,13 @@ async def test_the_private_project_is_the_admins_only(
     await page.goto(demo_server.url + "/")
     await playwright.expect(page.locator("main")).to_contain_text(INTERNAL)
     await page.screenshot(path=screenshots(tmp_path) / "home-phone-admin.png", full_page=True)
+    origin = await page.locator("main a[href^='/events/']").first.get_attribute("href")
+    for path in ("/", f"/projects/{CORE}", "/graph", str(origin)):
+        await page.goto(demo_server.url + path)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is wider than the phone by {overflow}px"
 
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_url(demo_server.url + "/")

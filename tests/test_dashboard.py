@@ -79,6 +79,11 @@ async def test_home_puts_breakages_first_and_hides_private_projects(
     admin = " ".join((await page(client, "/", **ADMIN)).text)
     assert SECRET in admin
 
+    searched = await page(client, "/?q=secret")
+    assert f"/projects/{SECRET}" not in searched.links, "search finds no private project"
+    assert "0 match" in " ".join(searched.text)
+    assert f"/projects/{SECRET}" in (await page(client, "/?q=secret", **ADMIN)).links
+
 
 async def test_search_finds_projects_by_name_and_owner(
     client: TestClient[Any, Any], forge: MemoryHost
