@@ -18,10 +18,11 @@ from sqlalchemy.orm import aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
+from bot.engine.reports import Row, describe
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
-from bot.progress import Progress, progress
+from bot.progress import progress
 from bot.results import FLAKY_HINT, Result, Step, Verdict
 from config.repo_config import ConjunctionConfig
 
@@ -381,12 +382,13 @@ async def _hidden(session: AsyncSession, admin: bool) -> set[str]:
 async def _sources(
     session: AsyncSession, *, project: str | None = None, limit: int = RECENT_CHILDREN
 ) -> list[Source]:
-    """Recent upstream successes with downstream runs, newest first (of one project, or all)."""
+    """Recent upstream successes with downstream runs (confirming re-runs aside), newest first
+    (of one project, or all)."""
     parent = aliased(Event)
     query = (
         select(parent, Event)
         .join(parent, Event.parent_id == parent.id)
-        .where(Event.result.is_distinct_from(Result.SKIPPED))
+        .where(Event.result.is_distinct_from(Result.SKIPPED), Event.confirms_id.is_(None))
         .order_by(parent.created_at.desc(), Event.created_at)
         .limit(limit)
     )
@@ -509,7 +511,9 @@ async def _origins(session: AsyncSession, hidden: set[str]) -> list[Origin]:
     ][:RECENT_ORIGINS]
     runs = await session.scalars(
         select(Event).where(
-            Event.root_id.in_([build.id for build in builds]), Event.kind == "trigger"
+            Event.root_id.in_([build.id for build in builds]),
+            Event.kind == "trigger",
+            Event.confirms_id.is_(None),  # a confirming re-run is a step, not another run
         )
     )
     trees: dict[str, list[Event]] = {}
@@ -713,7 +717,7 @@ class EventTree:
     event: Event  # the event asked for
     root: TreeNode
     tally: Tally  # its own downstream runs
-    progress: Progress | None  # while pacing holds some of them back
+    description: str  # of them, in the words of the upstream's commit status
     confirming: int  # of them, failures being confirmed by re-running
     skipped: int
     everything: Tally  # every downstream run from the origin
@@ -770,7 +774,7 @@ async def event_tree(
         event=event,
         root=root,
         tally=tally_of([child.event for child in own]),
-        progress=started,
+        description=describe([Row(child.event, "", (), False, None) for child in own], started),
         confirming=sum(child.confirming for child in own),
         skipped=sum(child.event.result == Result.SKIPPED for child in own),
         everything=tally_of(

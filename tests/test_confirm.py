@@ -190,6 +190,11 @@ async def test_passing_again_makes_it_flaky(
 
     shown = await page_text(client, failure.event_id)
     assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → passed" in shown
+    lib = await client.get(f"/projects/{LIB}", headers=BROWSER)
+    matrix = " ".join("".join(Page(await lib.text()).text).split())
+    assert "0/1" in matrix and "1/2" not in matrix, "a re-run is a step, not another run"
+    home = await client.get("/", headers=BROWSER)
+    assert "0 of 1 passed" in " ".join("".join(Page(await home.text()).text).split())
     assert "Meaning: flaky — it passed when run again on the same commits" in shown
     assert "confirming" not in shown
 
@@ -227,7 +232,8 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
         f"Re-run against the upstream commit it last passed with {PASSED_SHA[:7]} → failed" in shown
     )
     assert "Meaning: already broken — it fails against the upstream commit it last" in shown
-    assert "0 of 1 downstream projects passed" in shown, "re-runs are steps, not more rows"
+    assert status.description in shown, "the page says what the status says"
+    assert "0 of 1 downstream projects passed, 1 already broken" in shown, "re-runs are no rows"
 
 
 async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
