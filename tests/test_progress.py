@@ -20,8 +20,17 @@ from bot.queue import RetryLater
 from bot.runner import PipelineStarted, TriggerRequest
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.fakegithub import FakeGitHub
 from tests.memoryhost import MemoryHost
 from tests.test_flow import LIB, SHA, index, report_status, upstream_of
+from tests.test_github_e2e import (
+    APP_CONFIG,
+    INSTALLATION,
+    LIB_SHA,
+    expect_artifacts,
+    expect_reports,
+    started,
+)
 from tests.test_pages import BROWSER, Page
 
 DOWNSTREAMS = [f"github.com/acme/app{n}" for n in range(5)]
@@ -128,3 +137,53 @@ async def test_a_paced_fan_out_says_how_far_it_came(
     _, (_, check) = forge.of("check")[-1]
     assert "Started" not in check.summary
     assert "next batch" not in await event_page(client, origin)
+
+
+async def test_githubs_secondary_limit_holds_a_fan_out_back_and_the_commit_says_so(
+    aiohttp_client: Any, settings: Settings, app_private_pem: str, fake_github: FakeGitHub
+) -> None:
+    """Through the GitHub App as it runs: GitHub refuses the dispatches for 40 s (its secondary
+    limit), and the pending status and check run on the upstream commit say when they go."""
+    gh = fake_github
+    async with started(aiohttp_client, settings, app_private_pem, gh) as client:
+        await runtime(client).engine.index_project(
+            "github.com/acme/tool", private=False, default_branch="main", config_text=APP_CONFIG
+        )
+        gh.expect("GET", "/repos/acme/tool/installation", body={"id": INSTALLATION})
+        expect_artifacts(gh)
+        expect_reports(gh)
+        gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
+        limited = {"message": "You have exceeded a secondary rate limit."}
+        for repo in ("app", "tool"):
+            gh.expect(
+                "POST",
+                f"/repos/acme/{repo}/actions/workflows/conjunction.yml/dispatches",
+                status=403,
+                headers={"Retry-After": "40"},
+                body=limited,
+            )
+        await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
+        await settle(client)
+
+        [pending, *_] = reversed(gh.calls_to("POST", f"/repos/acme/lib/statuses/{LIB_SHA[0]}"))
+        assert pending.body["state"] == "pending"
+        assert re.fullmatch(
+            r"0 of 2 downstream projects passed, started 0 of 2, next batch in ~(39|40) s",
+            pending.body["description"],
+        ), pending.body["description"]
+        check = gh.calls_to("PATCH", "/repos/acme/lib/check-runs/7")[-1].body["output"]
+        assert re.search(r"the next batch goes out in ~(39|40) s", check["summary"])
+        assert check["title"] == pending.body["description"]
+
+        for number, repo in enumerate(("app", "tool"), start=1):  # 40 s later
+            gh.expect("GET", f"/repos/acme/{repo}/actions/runs", body={"workflow_runs": []})
+            gh.expect(
+                "POST",
+                f"/repos/acme/{repo}/actions/workflows/conjunction.yml/dispatches",
+                body={"workflow_run_id": number, "html_url": f"https://github.com/r/{number}"},
+            )
+        async with runtime(client).sessions.begin() as session:
+            await session.execute(update(Job).where(Job.state == "queued").values(run_at=utcnow()))
+        await settle(client)
+        last = gh.calls_to("POST", f"/repos/acme/lib/statuses/{LIB_SHA[0]}")[-1]
+        assert last.body["description"] == "0 of 2 downstream projects passed, 2 running"
