@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
-from bot.engine.reports import Row, describe
+from bot.engine.reports import Row, descendants, describe
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
@@ -716,8 +716,8 @@ class RerunStep:
 class EventTree:
     event: Event  # the event asked for
     root: TreeNode
-    tally: Tally  # its own downstream runs
-    description: str  # of them, in the words of the upstream's commit status
+    tally: Tally  # every downstream run below it, as the report on its commit has them
+    description: str  # of them, in the words of that report's commit status
     confirming: int  # of them, failures being confirmed by re-running
     skipped: int
     everything: Tally  # every downstream run from the origin
@@ -762,21 +762,19 @@ async def event_tree(
         links = await _issue_links(session, [node.event for node in nodes.values()], hidden)
         for node in nodes.values():
             await _annotate(session, node, nodes, typical, links, compare, hidden)
-        started = await progress(
-            session, [e for e in events if e.parent_id == event.id and e.confirms_id is None]
-        )
+        below = descendants(event.id, events)  # the rows of the report on its commit
+        started = await progress(session, below)
     _link_up(nodes)
     root = nodes.get(event.root_id) or nodes[event.id]
     shown = _failure_of(nodes, nodes[event.id]) or nodes[event.id]
-    own = [child for child in shown.children if child.event.confirms_id is None]
     estimates = [node.left for node in _below(shown) if node.left is not None]
     return EventTree(
         event=event,
         root=root,
-        tally=tally_of([child.event for child in own]),
-        description=describe([Row(child.event, "", (), False, None) for child in own], started),
-        confirming=sum(child.confirming for child in own),
-        skipped=sum(child.event.result == Result.SKIPPED for child in own),
+        tally=tally_of(below),
+        description=describe([Row(item, "", (), False, None) for item in below], started),
+        confirming=sum(nodes[item.id].confirming for item in below),
+        skipped=sum(item.result == Result.SKIPPED for item in below),
         everything=tally_of(
             [item for item in events if item.kind == "trigger" and item.confirms_id is None]
         ),
