@@ -120,6 +120,21 @@ class JobQueue:
         )
         metrics.JOBS_ENQUEUED.labels(kind).inc()
 
+    @staticmethod
+    async def next_run_at(
+        session: AsyncSession, kind: str, concurrency_keys: Iterable[str]
+    ) -> datetime | None:
+        """When the first queued job of `kind` for those keys that waits for a later time (a
+        postponed or retried one) is due; None when none waits."""
+        return await session.scalar(
+            select(func.min(Job.run_at)).where(
+                Job.state == "queued",
+                Job.run_at > utcnow(),
+                Job.kind == kind,
+                Job.concurrency_key.in_(set(concurrency_keys)),
+            )
+        )
+
     async def claim(self, worker_id: str) -> Job | None:
         """Take the next due job, or one whose worker's lease ran out."""
         jobs = await self.claim_batch(worker_id, 1)

@@ -11,6 +11,8 @@ from typing import Any
 
 import jinja2
 
+from bot import progress
+
 ISSUE_LABEL = "conjunction"
 ISSUE_LABEL_COLOR = "d93f0b"
 ISSUE_LABEL_DESCRIPTION = "A downstream project broke against an upstream change"
@@ -48,6 +50,7 @@ _templates = jinja2.Environment(
 )
 _templates.filters["md"] = md
 _templates.filters["short"] = short
+_templates.filters["wait"] = progress.wait
 
 
 def render(template: str, **values: Any) -> str:

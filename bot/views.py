@@ -19,13 +19,16 @@ from sqlalchemy.orm import ORMExecuteState, aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
+from bot.engine.reports import Row, descendants, describe
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
-from bot.results import FLAKY_HINT, Result, Verdict
+from bot.progress import progress
+from bot.results import FLAKY_HINT, Result, Step, Verdict
 from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
+PRIVATE = "a private project"  # what a caller who may not see a project sees of it
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
 PAIR_RUNS = 20  # the verdicts shown per pair
 PAIR_SCAN = 2000  # the project's latest runs those are taken from
@@ -34,14 +37,12 @@ PAIR_SCAN = 2000  # the project's latest runs those are taken from
 def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
     if not visible:
         return {"id": event.id, "project": None, "private": True, "result": event.result}
-    changes = dict(event.details.get("changes") or {})
-    if changes and not upstream_visible:  # a private upstream's commits stay with it
-        changes["upstream"] = None
+    changes = shown_changes(event, upstream_visible=upstream_visible)
     return {
         "id": event.id,
         "kind": event.kind,
         "project": event.project,
-        "upstream": event.upstream,
+        "upstream": event.upstream if upstream_visible else None,  # None: a private project
         "parent": event.parent_id,
         "root": event.root_id,
         "depth": event.depth,
@@ -60,13 +61,22 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
             "step": event.details.get("step"),
             "upstream_sha": event.details.get("upstream_sha"),
         },
-        "changes": changes or None,  # since the pair last passed, and the likely culprit
+        "changes": changes,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
         "artifacts": event.details.get("artifacts") or [],
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
     }
+
+
+def shown_changes(event: Event, *, upstream_visible: bool) -> dict[str, Any] | None:
+    """What changed since a failing pair last passed, as `bot.engine.changes` stored it: a
+    private upstream's commits stay with it."""
+    changes = event.details.get("changes")
+    if not changes:
+        return None
+    return changes if upstream_visible else {**changes, "upstream": None}
 
 
 async def private_projects(session: AsyncSession, names: set[str]) -> set[str]:
@@ -132,8 +142,8 @@ async def project_view(
         project = await session.get(Project, key)
         if project is None or (project.private and not admin):
             return None
-        upstreams = await session.scalars(
-            select(Subscription.spec).where(Subscription.downstream == key)
+        upstreams = list(
+            await session.scalars(select(Subscription.spec).where(Subscription.downstream == key))
         )
         downstreams = set(
             await session.scalars(
@@ -152,8 +162,8 @@ async def project_view(
                 .limit(20)
             )
         )
-        hidden = set() if admin else await private_projects(session, downstreams)
-        build_times = await _build_times(session, key, downstreams, await _hidden(session, admin))
+        hidden = await _hidden(session, admin)
+        build_times = await _build_times(session, key, downstreams, hidden)
         runs = await session.scalars(
             select(Event)
             .where(
@@ -167,7 +177,7 @@ async def project_view(
         )
         pairs: dict[tuple[str, str], list[Event]] = {}
         for run in runs:
-            if run.upstream and project_key(run.project) not in hidden:
+            if run.upstream and not {project_key(run.project), project_key(run.upstream)} & hidden:
                 pairs.setdefault((run.upstream, run.project), []).append(run)
     tallies = await latest_tallies(sessions, name, admin=admin) or []
     return {
@@ -176,10 +186,14 @@ async def project_view(
         "default_branch": project.default_branch,
         "owners": project.owners,
         "config_error": project.config_error,
-        "upstreams": list(upstreams),
+        "upstreams": [spec for spec in upstreams if project_key(spec["project"]) not in hidden],
+        "private_upstreams": sum(project_key(spec["project"]) in hidden for spec in upstreams),
         "downstreams": sorted(downstreams - hidden),
         "private_downstreams": len(downstreams & hidden),
-        "recent": [event_json(event) for event in recent],
+        "recent": [
+            event_json(event, upstream_visible=project_key(event.upstream or "") not in hidden)
+            for event in recent
+        ],
         "statistics": statistics_of(recent),
         "build_times": build_times,
         "latest_downstream_results": tally_json(tallies),
@@ -383,12 +397,13 @@ async def _hidden(session: AsyncSession, admin: bool) -> set[str]:
 async def _sources(
     session: AsyncSession, *, project: str | None = None, limit: int = RECENT_CHILDREN
 ) -> list[Source]:
-    """Recent upstream successes with downstream runs, newest first (of one project, or all)."""
+    """Recent upstream successes with downstream runs (confirming re-runs aside), newest first
+    (of one project, or all)."""
     parent = aliased(Event)
     query = (
         select(parent, Event)
         .join(parent, Event.parent_id == parent.id)
-        .where(Event.result.is_distinct_from(Result.SKIPPED))
+        .where(Event.result.is_distinct_from(Result.SKIPPED), Event.confirms_id.is_(None))
         .order_by(parent.created_at.desc(), Event.created_at)
         .limit(limit)
     )
@@ -511,7 +526,9 @@ async def _origins(session: AsyncSession, hidden: set[str]) -> list[Origin]:
     ][:RECENT_ORIGINS]
     runs = await session.scalars(
         select(Event).where(
-            Event.root_id.in_([build.id for build in builds]), Event.kind == "trigger"
+            Event.root_id.in_([build.id for build in builds]),
+            Event.kind == "trigger",
+            Event.confirms_id.is_(None),  # a confirming re-run is a step, not another run
         )
     )
     trees: dict[str, list[Event]] = {}
@@ -537,7 +554,8 @@ class ProjectPage:
     sources: list[Source]  # newest first
     columns: list[Column]
     matrix: list[tuple[Source, list[Event | None]]]
-    own_runs: list[Event]  # newest first: this project's runs as a downstream
+    own_runs: list[tuple[Event, str | None]]  # newest first: this project's runs as a
+    # downstream, each with its upstream's name (None: a private project)
     build_times: dict[str, Figures]  # by downstream key
     all_answered: Figures | None
     issues: list[IssueLink]
@@ -613,7 +631,7 @@ async def project_page(
         matrix.append((source, [by_key.get(column.key) for column in columns]))
     return ProjectPage(
         project=project,
-        config_yaml=_config_yaml(project),
+        config_yaml=_config_yaml(project, hidden),
         upstreams=[
             (None if project_key(spec["project"]) in hidden else spec["project"], spec)
             for spec in specs
@@ -622,22 +640,27 @@ async def project_page(
         sources=sources,
         columns=columns,
         matrix=matrix,
-        own_runs=own_runs,
+        own_runs=[
+            (run, None if project_key(run.upstream or "") in hidden else run.upstream)
+            for run in own_runs
+        ],
         build_times=build_times,
         all_answered=figures(seconds for s in sources if (seconds := s.all_answered) is not None),
         issues=issues,
     )
 
 
-def _config_yaml(project: Project) -> str | None:
-    """The config in force, as its YAML without the defaults."""
+def _config_yaml(project: Project, hidden: set[str]) -> str | None:
+    """The config in force, as its YAML without the defaults; an upstream this caller may not
+    see is not named."""
     if project.config is None:
         return None
     config = ConjunctionConfig.model_validate(project.config)
-    return (
-        yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
-        or None
-    )
+    shown = config.model_dump(mode="json", exclude_defaults=True)
+    for upstream in shown.get("upstreams", []):
+        if project_key(upstream["project"]) in hidden:
+            upstream["project"] = PRIVATE
+    return yaml.safe_dump(shown, sort_keys=False) or None
 
 
 @dataclass(frozen=True)
@@ -685,13 +708,32 @@ class TreeNode:
     running_for: float | None = None
     compare_url: str | None = None
     issue_url: str | None = None
+    changes: dict[str, Any] | None = None  # what changed since the pair last passed
+    steps: list[RerunStep] = field(default_factory=list)  # re-runs confirming this failure
+
+    @property
+    def confirming(self) -> bool:
+        """A failure whose confirming re-runs are still under way."""
+        return bool((self.event.details.get("confirmation") or {}).get("step"))
+
+
+@dataclass(frozen=True)
+class RerunStep:
+    """One confirming re-run of a failure (CONTRACT §7), and the upstream commit it ran
+    against (None when that upstream is hidden from this caller)."""
+
+    node: TreeNode
+    step: Step
+    upstream_sha: str | None
 
 
 @dataclass(frozen=True)
 class EventTree:
     event: Event  # the event asked for
     root: TreeNode
-    tally: Tally  # its own downstream runs
+    tally: Tally  # every downstream run below it, as the report on its commit has them
+    description: str  # of them, in the words of that report's commit status
+    confirming: int  # of them, failures being confirmed by re-running
     skipped: int
     everything: Tally  # every downstream run from the origin
     running: int
@@ -732,22 +774,25 @@ async def event_tree(
         }
         running = [node for node in nodes.values() if node.event.result is None]
         typical = await pair_durations(session, {_pair(node.event) for node in running})
-        links = await _issue_links(session, [node.event for node in nodes.values()])
+        links = await _issue_links(session, [node.event for node in nodes.values()], hidden)
         for node in nodes.values():
-            await _annotate(session, node, nodes, typical, links, compare)
+            await _annotate(session, node, nodes, typical, links, compare, hidden)
+        below = descendants(event.id, events)  # the rows of the report on its commit
+        started = await progress(session, below)
+    _link_up(nodes)
     root = nodes.get(event.root_id) or nodes[event.id]
-    for node in nodes.values():
-        parent = nodes.get(node.event.parent_id or "")
-        if parent is not None:
-            parent.children.append(node)
-    own = [child.event for child in nodes[event.id].children]
-    estimates = [node.left for node in _below(nodes[event.id]) if node.left is not None]
+    shown = _failure_of(nodes, nodes[event.id]) or nodes[event.id]
+    estimates = [node.left for node in _below(shown) if node.left is not None]
     return EventTree(
         event=event,
         root=root,
-        tally=tally_of(own),
-        skipped=sum(child.result == Result.SKIPPED for child in own),
-        everything=tally_of([item for item in events if item.kind == "trigger"]),
+        tally=tally_of(below),
+        description=describe([Row(item, "", (), False, None) for item in below], started),
+        confirming=sum(nodes[item.id].confirming for item in below),
+        skipped=sum(item.result == Result.SKIPPED for item in below),
+        everything=tally_of(
+            [item for item in events if item.kind == "trigger" and item.confirms_id is None]
+        ),
         running=len(running),
         elapsed=(utcnow() - event.created_at).total_seconds(),
         left=max(estimates) if estimates else None,
@@ -756,20 +801,53 @@ async def event_tree(
     )
 
 
+def _link_up(nodes: dict[str, TreeNode]) -> None:
+    """Hang each node under its parent; a confirming re-run is a step of the failure it
+    confirms, and what ran after it (a flake's downstreams) hangs under that failure."""
+    for node in nodes.values():
+        failure = _failure_of(nodes, node)
+        if failure is not None:
+            failure.steps.append(_step(node, failure, nodes.get(failure.event.parent_id or "")))
+            continue
+        parent = nodes.get(node.event.parent_id or "")
+        if parent is not None:
+            (_failure_of(nodes, parent) or parent).children.append(node)
+
+
+def _step(rerun: TreeNode, failure: TreeNode, source: TreeNode | None) -> RerunStep:
+    step = Step(rerun.event.details.get("step") or Step.AGAIN)
+    if source is None or source.name is None:
+        return RerunStep(rerun, step, None)
+    confirmation = failure.event.details.get("confirmation") or {}
+    if step is Step.AGAIN:
+        return RerunStep(rerun, step, source.event.sha)
+    sha = rerun.event.details.get("upstream_sha") or confirmation.get("last_passed_sha")
+    return RerunStep(rerun, step, sha)
+
+
+def _failure_of(nodes: dict[str, TreeNode], node: TreeNode) -> TreeNode | None:
+    """The failure a confirming re-run confirms, when it is in the tree."""
+    return nodes.get(node.event.confirms_id or "")
+
+
 def _artifacts_of(node: TreeNode | None) -> list[dict[str, Any]]:
     return (node.event.details.get("artifacts") or []) if node is not None else []
 
 
 def _below(node: TreeNode) -> list[TreeNode]:
-    return [node, *(below for child in node.children for below in _below(child))]
+    under = [*(step.node for step in node.steps), *node.children]
+    return [node, *(below for child in under for below in _below(child))]
 
 
 def _pair(event: Event) -> tuple[str, str]:
     return project_key(event.upstream or ""), project_key(event.project)
 
 
-async def _issue_links(session: AsyncSession, events: list[Event]) -> dict[str, IssueLink]:
-    """The issue each event acted on, by event id; and each pair's open issue, by pair."""
+async def _issue_links(
+    session: AsyncSession, events: list[Event], hidden: set[str]
+) -> dict[str, IssueLink]:
+    """The issue each event acted on, by event id; and each pair's open issue, by pair — in
+    the repositories this caller may see."""
     ids = [event.id for event in events]
     downstreams = {project_key(event.project) for event in events}
     links = await session.scalars(
@@ -780,6 +858,8 @@ async def _issue_links(session: AsyncSession, events: list[Event]) -> dict[str, 
     )
     found: dict[str, IssueLink] = {}
     for link in links:
+        if project_key(link.repository) in hidden:
+            continue
         if link.last_event_id:
             found.setdefault(link.last_event_id, link)
         if link.state == "open":
@@ -794,10 +874,13 @@ async def _annotate(
     typical: dict[tuple[str, str], Figures],
     links: dict[str, IssueLink],
     compare: Callable[[str, str, str], str | None] | None,
+    hidden: set[str],
 ) -> None:
     event = node.event
     if node.name is None or event.kind != "trigger":
         return
+    upstream_visible = _pair(event)[0] not in hidden
+    node.changes = shown_changes(event, upstream_visible=upstream_visible)
     node.typical = typical.get(_pair(event))
     result = event.result
     if result is None:
@@ -808,7 +891,8 @@ async def _annotate(
     link = links.get(event.id)
     if Result(result).broken:
         link = link or links.get("|".join(_pair(event)))
-        node.compare_url = await _compare_url(session, event, nodes, compare)
+        if upstream_visible:
+            node.compare_url = await _compare_url(session, event, nodes, compare)
     node.issue_url = link.url if link is not None else None
 
 

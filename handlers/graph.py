@@ -2,12 +2,14 @@
 right, laid out by grandalf's Sugiyama layout (few edge crossings, cycles allowed).
 
 `neighbourhood` keeps the projects within a few links of one project, so that one project's
-corner of a few hundred stays readable; `layout` places what is left.
+corner of a few hundred stays readable; `layout` places what is left, setting a layer of
+hundreds in several columns.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +25,7 @@ LAYER_GAP = 70  # between layers
 MARGIN = 16
 LABEL_PADDING = 20
 ISOLATED_COLUMNS = 4  # projects with no link are set in a grid below the rest
+LAYER_ROWS = 24  # a longer layer is set in several columns
 
 
 @dataclass(frozen=True)
@@ -110,32 +113,21 @@ def _layout(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Drawi
             edge.view = _Route()
             links.append(edge)
     graph = Graph(list(vertices.values()), links)
+    components = [
+        _place_component(component, widths) for component in graph.C if len(component.sV) > 1
+    ]
+    isolated = sorted(component.sV[0].data for component in graph.C if len(component.sV) == 1)
     placed: dict[str, tuple[float, float]] = {}  # centre, on the page
     paths: list[PlacedEdge] = []
-    top = float(MARGIN)
-    isolated = []
-    for component in graph.C:
-        if len(component.sV) == 1:
-            isolated.append(component.sV[0].data)
-            continue
-        sugiyama = SugiyamaLayout(component)
-        sugiyama.xspace, sugiyama.yspace = NODE_GAP, LAYER_GAP
-        sugiyama.init_all()
-        sugiyama.draw()
-        # turned a quarter: grandalf's y (layers) is the page's x
-        left = min(v.view.xy[1] - v.view.h / 2 for v in component.sV)
-        upper = min(v.view.xy[0] - v.view.w / 2 for v in component.sV)
-        for vertex in component.sV:
-            across, along = vertex.view.xy
-            placed[vertex.data] = (MARGIN + along - left, top + across - upper)
-        for edge in component.sE:
-            points = [
-                (MARGIN + along - left, top + across - upper) for across, along in edge.view.points
-            ]
-            paths.append(_edge(edge.v[0].data, edge.v[1].data, points, widths))
-        top = max(y for x, y in placed.values()) + NODE_HEIGHT / 2 + LAYER_GAP / 2
+    bottom = float(MARGIN)
+    for (dx, dy), (centres, routes) in _shelves(components, widths):
+        placed.update({name: (x + dx, y + dy) for name, (x, y) in centres.items()})
+        for up, down, points in routes:
+            paths.append(_edge(up, down, [(x + dx, y + dy) for x, y in points], widths))
+        bottom = max(bottom, max(y + dy for _, y in centres.values()) + NODE_HEIGHT / 2)
+    top = bottom + (LAYER_GAP / 2 if components else 0.0)
     column_width = max((widths[name] for name in isolated), default=0) + NODE_GAP
-    for index, name in enumerate(sorted(isolated)):
+    for index, name in enumerate(isolated):
         row, column = divmod(index, ISOLATED_COLUMNS)
         placed[name] = (
             MARGIN + column * column_width + widths[name] / 2,
@@ -148,6 +140,91 @@ def _layout(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Drawi
     width = max((node.x + node.width for node in nodes), default=0) + MARGIN
     height = max((node.y + node.height for node in nodes), default=0) + MARGIN
     return Drawing(nodes, tuple(paths), width, height)
+
+
+Route = tuple[str, str, list[tuple[float, float]]]
+Component = tuple[dict[str, tuple[float, float]], list[Route]]  # centres and edges from (0, 0)
+
+
+def _place_component(component: Graph, widths: dict[str, float]) -> Component:
+    """One connected part of the graph by grandalf's Sugiyama layout, turned a quarter:
+    grandalf's y (its layers) is the page's x."""
+    sugiyama = SugiyamaLayout(component)
+    sugiyama.xspace, sugiyama.yspace = NODE_GAP, LAYER_GAP
+    sugiyama.init_all()
+    sugiyama.draw()
+    left = min(v.view.xy[1] - v.view.h / 2 for v in component.sV)
+    upper = min(v.view.xy[0] - v.view.w / 2 for v in component.sV)
+    centres = {
+        vertex.data: (vertex.view.xy[1] - left, vertex.view.xy[0] - upper)
+        for vertex in component.sV
+    }
+    wrapped = _wrap_long_layers(centres, widths)
+    routes = [
+        (
+            edge.v[0].data,
+            edge.v[1].data,
+            [wrapped[edge.v[0].data], wrapped[edge.v[1].data]]
+            if wrapped
+            else [(along - left, across - upper) for across, along in edge.view.points],
+        )
+        for edge in component.sE
+    ]
+    return wrapped or centres, routes
+
+
+def _shelves(
+    components: list[Component], widths: dict[str, float]
+) -> list[tuple[tuple[float, float], Component]]:
+    """Many separate parts are set side by side in rows (tallest first), so that together they
+    are about as wide as tall rather than one long column; each with its offset."""
+    sized = []
+    for component in components:
+        centres = component[0]
+        right = max(x + widths[name] / 2 for name, (x, _) in centres.items())
+        below = max(y for _, y in centres.values()) + NODE_HEIGHT / 2
+        sized.append((right, below, component))
+    sized.sort(key=lambda item: -item[1])
+    area = sum((right + LAYER_GAP) * (below + LAYER_GAP) for right, below, _ in sized)
+    row_width = max([math.sqrt(area) * 1.5, *(right for right, _, _ in sized)])
+    placed = []
+    x, y, row_height = float(MARGIN), float(MARGIN), 0.0
+    for right, below, component in sized:
+        if x > MARGIN and x + right > MARGIN + row_width:
+            x, y, row_height = float(MARGIN), y + row_height + LAYER_GAP / 2, 0.0
+        placed.append(((x, y), component))
+        x += right + LAYER_GAP
+        row_height = max(row_height, below)
+    return placed
+
+
+def _wrap_long_layers(
+    centres: dict[str, tuple[float, float]], widths: dict[str, float]
+) -> dict[str, tuple[float, float]] | None:
+    """With a few hundred projects one layer can hold hundreds: such a layer is set in several
+    columns of at most LAYER_ROWS, in the layout's order, and every layer is stacked from the
+    top, so the picture stays about as wide as tall. None when no layer is that long (the
+    layout stands as it is)."""
+    layers: dict[int, list[str]] = {}
+    for name, (x, _) in centres.items():
+        layers.setdefault(round(x), []).append(name)
+    if max(len(names) for names in layers.values()) <= LAYER_ROWS:
+        return None
+    wrapped: dict[str, tuple[float, float]] = {}
+    left = 0.0
+    for x in sorted(layers):
+        names = sorted(layers[x], key=lambda name: centres[name][1])
+        columns = math.ceil(len(names) / LAYER_ROWS)
+        rows = math.ceil(len(names) / columns)
+        column_width = max(widths[name] for name in names) + NODE_GAP * 2
+        for index, name in enumerate(names):
+            column, row = divmod(index, rows)
+            wrapped[name] = (
+                left + column * column_width + column_width / 2,
+                row * (NODE_HEIGHT + NODE_GAP) + NODE_HEIGHT / 2,
+            )
+        left += columns * column_width + LAYER_GAP
+    return wrapped
 
 
 def _edge(

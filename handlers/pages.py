@@ -19,7 +19,7 @@ from handlers import charts
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_answer, json_error
 from handlers.graph import layout, neighbourhood
-from handlers.templating import STATES, duration, render
+from handlers.templating import STATES, duration, render, state_text
 
 routes = web.RouteTableDef()
 EXAMPLE_CONFIG = """\
@@ -105,7 +105,7 @@ def _project_charts(page: views.ProjectPage) -> list[charts.Chart]:
                 median=True,
             )
         )
-    runs = [run for run in reversed(page.own_runs) if run.result != "skipped"]
+    runs = [(run, up) for run, up in reversed(page.own_runs) if run.result != "skipped"]
     if runs:
         found.append(
             charts.bar_chart(
@@ -114,11 +114,11 @@ def _project_charts(page: views.ProjectPage) -> list[charts.Chart]:
                     charts.Point(
                         seconds,
                         STATES.get(run.result, ("unknown", ""))[0],
-                        f"against {run.upstream}: {STATES.get(run.result, ('', run.result))[1]}"
+                        f"against {upstream or 'a private project'}: {state_text(run.result)}"
                         + (f", {duration(seconds)}" if seconds is not None else ""),
                         f"/events/{run.id}",
                     )
-                    for run in runs
+                    for run, upstream in runs
                     for seconds in [run_seconds(run)]
                 ],
                 text=duration,

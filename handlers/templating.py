@@ -10,6 +10,7 @@ the JSON `{"error": ...}` of `handlers.errors`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -21,6 +22,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from markupsafe import Markup, escape
 
 from bot.durations import time_left
 
@@ -87,6 +89,13 @@ def clock(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def inline_code(text: str) -> Markup:
+    """A sentence written for Markdown (the culprit's), with its `code` spans as <code>."""
+    return Markup(
+        re.sub(r"`([^`]*)`", lambda found: f"<code>{found.group(1)}</code>", str(escape(text)))
+    )
+
+
 def content_security_policy(form_targets: Iterable[str] = ()) -> str:
     """Scripts and styles only from our own files, data only from us, forms only to us (and the
     setup's GitHub), never framed."""
@@ -122,6 +131,7 @@ def install(
     env.filters["duration"] = duration
     env.filters["clock"] = clock
     env.filters["time_left"] = time_left
+    env.filters["inline_code"] = inline_code
     app.router.add_static("/static", STATIC)
     headers = {
         "Content-Security-Policy": content_security_policy(form_targets),

@@ -19,13 +19,14 @@ import pytest
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, PLUGINS, Ecosystem
 from bot.models import utcnow
 from bot.results import Result
 from bot.runtime import Runtime
 from config.settings import Settings
 from handlers import demo
 from handlers.context import RUNTIME
+from tests.memoryhost import MemoryHost
 from tests.server_process import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,6 +39,7 @@ FLAGS = [
     "--no-first-run",
 ]
 WAIT_MS = 20_000  # for a page to change: generous, the machine is shared
+BIG = 300  # projects in the graph that must stay usable
 
 pytestmark = [
     pytest.mark.browser,
@@ -137,6 +139,16 @@ async def test_click_through_every_page_kind(
     await expect(page.get_by_role("heading", name=CORE, exact=True)).to_be_visible()
     await expect(page.locator("svg.graph a.node")).to_have_count(5)  # core, 4 public downstreams
     await expect(page.locator("table.matrix")).to_contain_text("a private project")
+    charts = page.locator("figure svg.chart")
+    await expect(charts.first).to_have_attribute(
+        "aria-label", "Downstream pass rate of each upstream success, oldest first"
+    )
+    await expect(charts.nth(1)).to_have_attribute(
+        "aria-label",
+        "Time until all downstreams answered, for each upstream success, oldest first",
+    )
+    await expect(charts.first.locator("rect.bar")).to_have_count(3)  # core's three commits
+    await expect(page.locator("#badge-md")).to_contain_text(f"/badges/{CORE}.svg")
     await page.screenshot(path=shots / "project.png", full_page=True)
 
     await page.locator("table.matrix tbody tr").first.locator("th a").click()
@@ -154,6 +166,10 @@ async def test_click_through_every_page_kind(
     await expect(nodes).to_have_count(len(demo_server.ecosystem.projects) - 1)
     assert await page.locator(f'[data-project="{INTERNAL}"]').count() == 0
     await page.screenshot(path=shots / "graph.png", full_page=True)
+
+    await page.goto(f"{demo_server.url}/projects/{DOCS}")
+    await expect(page.locator("#config-error")).to_have_text("Invalid .conjunction.yml")
+    await expect(page.locator("main")).to_contain_text("brnaches")
 
     missing = await page.goto(demo_server.url + "/projects/demo.test/acme/nothing")
     assert missing is not None and missing.status == 404
@@ -183,8 +199,51 @@ async def test_a_running_event_updates_without_a_reload(
     await demo_server.settle()
 
     await playwright.expect(aggregate).not_to_contain_text("running", timeout=WAIT_MS)
-    await playwright.expect(aggregate).to_contain_text("of 5 downstream projects passed")
+    posted = demo_server.ecosystem.forge.reports[demo_server.ecosystem.forge.head(CORE).sha]
+    assert posted.status is not None
+    assert posted.status.description.startswith("6 of 7 downstream projects passed")
+    await playwright.expect(aggregate).to_have_text(posted.status.description)
     assert await page.evaluate("window.stayed === true"), "the page was not reloaded"
+    await context.close()
+
+
+async def test_an_event_page_says_what_changed_and_how_a_failure_is_confirmed(
+    demo_server: Demo, browser: Any
+) -> None:
+    await demo_server.push()  # core's second commit breaks plugins
+    await demo_server.push_and_start()  # its third: cli fails (one run in three) and is re-run
+    forge, engine = demo_server.ecosystem.forge, demo_server.runtime.engine
+    [cli] = [run for run in forge.running() if run.project == CLI]
+    assert cli.request is not None and cli.planned is Result.FAILURE
+    await forge.finish(cli, engine.pipeline_finished, cli.planned)
+    await demo_server.runtime.worker.run_until_idle()
+
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{demo_server.url}/events/{cli.request.parent_id}")
+    expect = playwright.expect
+    await expect(page.locator(".aggregate")).to_contain_text("confirming 1 failure")
+    cli_node = page.locator(".node", has=page.locator(f'.head a[href="/projects/{CLI}"]'))
+    steps = cli_node.locator("ol.steps li")
+    await expect(steps).to_have_count(1)
+    await expect(steps.first).to_contain_text("Re-run against the same upstream commit")
+    await expect(steps.first).to_contain_text("running")
+
+    await demo_server.settle()
+
+    await expect(cli_node.locator(".meaning")).to_contain_text("flaky", timeout=WAIT_MS)
+    await expect(steps.first).to_contain_text("passed")
+    await expect(page.locator(".aggregate")).not_to_contain_text("confirming")
+    plugins = page.locator(".node", has=page.locator(f'.head a[href="/projects/{PLUGINS}"]'))
+    changed = plugins.locator("details.changes")
+    await expect(changed).to_contain_text("What changed since it last passed")
+    await expect(changed.locator(".culprit")).to_contain_text(
+        f"{PLUGINS} did not change since it last passed"
+    )
+    await expect(changed).to_contain_text(CORE_COMMITS[1][0])  # the rename that broke it
+    await expect(changed).to_contain_text(CORE_COMMITS[2][0])
+    await changed.locator("summary").click()  # folds away
+    await expect(changed.locator(".culprit")).to_be_hidden()
     await context.close()
 
 
@@ -202,8 +261,106 @@ async def test_the_private_project_is_the_admins_only(
     await page.goto(demo_server.url + "/")
     await playwright.expect(page.locator("main")).to_contain_text(INTERNAL)
     await page.screenshot(path=screenshots(tmp_path) / "home-phone-admin.png", full_page=True)
+    origin = await page.locator("main a[href^='/events/']").first.get_attribute("href")
+    for path in ("/", f"/projects/{CORE}", "/graph", str(origin)):
+        await page.goto(demo_server.url + path)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is wider than the phone by {overflow}px"
 
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_url(demo_server.url + "/")
     await playwright.expect(page.locator("main")).not_to_contain_text(INTERNAL)
+    await context.close()
+
+
+async def test_keyboard_and_dark_mode(demo_server: Demo, browser: Any) -> None:
+    context = await browser.new_context(
+        color_scheme="dark", viewport={"width": 1200, "height": 800}
+    )
+    page = await context.new_page()
+    await page.goto(demo_server.url + "/")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)", "the dark palette"
+    await page.keyboard.press("Tab")
+    await playwright.expect(page.locator(":focus")).to_have_text("Skip to the content")
+
+    await page.goto(demo_server.url + "/graph")
+    for _ in range(60):  # Tab through the page until a project of the graph has the focus
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.matches('svg a.node')"):
+            break
+    else:
+        raise AssertionError("no project of the graph takes the keyboard's focus")
+    name = await page.evaluate("document.activeElement.getAttribute('data-project')")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/projects/{name}")
+
+    await page.goto(demo_server.url + "/graph")
+    svg = page.locator("svg#graph")
+    width = float(await svg.get_attribute("width") or 0)
+    await page.locator("#graph-box").focus()
+    await page.keyboard.press("+")
+    assert float(await svg.get_attribute("width") or 0) > width, "+ zooms in"
+    await context.close()
+
+
+@pytest.fixture
+async def big_server(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[tuple[str, list[str]]]:
+    """An instance with a few hundred projects: 30 libraries, each application building
+    against two of them."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'big.db'}", public_url=url)
+    app = create_app(settings, adapters=Adapters.of(MemoryHost()), run_workers=False)
+    await aiohttp_server(app, port=port)
+    engine = app[RUNTIME].engine
+    names = [f"github.com/org{n % 9}/project-{n}" for n in range(BIG)]
+    for n, name in enumerate(names):
+        libraries = {names[(n * 7) % 30], names[(n * 11 + 3) % 30]} - {name} if n >= 30 else set()
+        config = "".join(f"  - project: {library}\n" for library in sorted(libraries))
+        await engine.index_project(
+            name,
+            private=False,
+            default_branch="main",
+            config_text=f"upstreams:\n{config}" if config else None,
+        )
+    yield url, names
+
+
+async def test_the_graph_of_a_few_hundred_projects_is_usable(
+    big_server: tuple[str, list[str]], browser: Any, tmp_path: Path
+) -> None:
+    url, names = big_server
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    await page.goto(url + "/graph")
+    nodes = page.locator("svg#graph a.node")
+    await playwright.expect(nodes).to_have_count(BIG)
+    box = page.locator("#graph-box")
+    assert (await box.bounding_box() or {"height": 0})["height"] <= 800, "it scrolls in its box"
+
+    await page.get_by_role("button", name="Fit").click()
+    svg = page.locator("svg#graph")
+    fitted = await svg.bounding_box()
+    inside = await box.bounding_box()
+    assert fitted is not None and inside is not None
+    await page.screenshot(path=screenshots(tmp_path) / "graph-300.png")
+    assert (
+        fitted["width"] <= inside["width"] + 1
+        and fitted["height"] <= max(inside["height"], 300) + 1
+    )
+
+    await page.get_by_label("Around project").fill(names[3])
+    await page.get_by_label("links away").select_option("1")
+    await page.get_by_role("button", name="Show").click()
+    await page.wait_for_url("**/graph?focus=*")
+    around = await nodes.count()
+    assert 2 < around < BIG / 4, around
+    await playwright.expect(
+        page.locator(f'svg#graph a.node.focus[data-project="{names[3]}"]')
+    ).to_have_count(1)
+    await page.locator(f'svg#graph a.node[data-project="{names[3]}"]').click()
+    await page.wait_for_url(f"**/projects/{names[3]}")
     await context.close()

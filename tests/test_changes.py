@@ -14,6 +14,7 @@ from bot.results import Verdict
 from tests.conftest import post_github, run_jobs, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
+from tests.test_pages import BROWSER, Page
 
 NR, AB = Verdict.NEW_REGRESSION, Verdict.ALREADY_BROKEN
 
@@ -159,6 +160,21 @@ async def test_a_failing_downstream_shows_what_changed_since_it_last_passed(
     }
     assert [c["sha"] for c in changes["downstream"]["commits"]] == [app[1].sha, app[2].sha]
 
+    for shown in (request.event_id, request.parent_id):  # the run's page and its origin's
+        response = await client.get(f"/events/{shown}", headers=BROWSER)
+        html = Page(await response.text())
+        text = " ".join("".join(html.text).split())
+        assert culprit_line.replace("`", "") in text
+        span = f"(24 commits, {lib[0].sha[:7]}…{lib[24].sha[:7]})"
+        assert f"Upstream {LIB}, since it last passed {span}:" in text
+        assert f"{lib[1].sha[:7]} Change 1 | of {LIB} — dev1" in text
+        assert "Change 20" in text and "Change 21" not in text
+        assert "and 4 more (compare)" in text
+        assert f"https://{LIB}/compare/{lib[0].sha}...{lib[24].sha}" in html.links
+        assert "https://c/1" in html.links
+        assert f"Its own commits (2 commits, {app[0].sha[:7]}…{app[2].sha[:7]}):" in text
+        assert f"{app[2].sha[:7]} Change 2 | of {APP} — dev2" in text
+
 
 async def test_a_private_upstreams_commits_stay_out_of_a_public_downstreams_issue(
     client: TestClient[Any, Any], forge: MemoryHost
@@ -180,3 +196,6 @@ async def test_a_private_upstreams_commits_stay_out_of_a_public_downstreams_issu
     assert "Change 1" not in issues[APP]
     trace = await (await client.get(f"/api/v1/events/{request.event_id}")).json()
     assert trace["changes"]["upstream"] is None
+    shown = await (await client.get(f"/events/{request.event_id}", headers=BROWSER)).text()
+    assert "Change 1" not in shown
+    assert "https://c/1" not in shown

@@ -23,6 +23,7 @@ from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, events_of, index, report_status
+from tests.test_pages import BROWSER, Page
 
 PASSED_SHA, NEW_SHA = "1" * 40, "2" * 40
 CONFIRM = f"owners: [alice]\nupstreams:\n  - project: {LIB}\n    confirm: true\n"
@@ -109,6 +110,13 @@ async def answer(client: TestClient[Any, Any], request: TriggerRequest, result: 
     await run_jobs(client)
 
 
+async def page_text(client: TestClient[Any, Any], event_id: str) -> str:
+    """The event page's words, as a reader sees them (blanks collapsed)."""
+    response = await client.get(f"/events/{event_id}", headers=BROWSER)
+    assert response.status == 200
+    return " ".join("".join(Page(await response.text()).text).split())
+
+
 async def a_new_failure(client: TestClient[Any, Any], started: Started) -> TriggerRequest:
     """APP passed against PASSED_SHA and fails against NEW_SHA: the failure being confirmed."""
     await lib_success(client, PASSED_SHA, 1)
@@ -151,6 +159,11 @@ async def test_a_failure_is_run_again_and_the_upstream_waits(
     assert failed["confirmation"]["step"] == "again"
     assert forge.issues == {}
 
+    shown = await page_text(client, failure.parent_id or "")
+    assert "0 of 1 downstream projects passed, confirming 1 failure" in shown
+    assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → running" in shown
+    assert "Meaning:" not in shown, "nothing settled yet"
+
 
 async def test_passing_again_makes_it_flaky(
     setup: Setup,
@@ -174,6 +187,16 @@ async def test_passing_again_makes_it_flaky(
     _, (_, check) = forge.of("check")[-1]
     assert (check.conclusion, f"| {APP} | ⚠️ flaky |" in check.summary) == ("neutral", True)
     assert forge.issues == {}
+
+    shown = await page_text(client, failure.event_id)
+    assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → passed" in shown
+    lib = await client.get(f"/projects/{LIB}", headers=BROWSER)
+    matrix = " ".join("".join(Page(await lib.text()).text).split())
+    assert "0/1" in matrix and "1/2" not in matrix, "a re-run is a step, not another run"
+    home = await client.get("/", headers=BROWSER)
+    assert "0 of 1 passed" in " ".join("".join(Page(await home.text()).text).split())
+    assert "Meaning: flaky — it passed when run again on the same commits" in shown
+    assert "confirming" not in shown
 
 
 async def test_failing_against_the_last_passed_commit_too_is_already_broken(
@@ -203,6 +226,15 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     assert f"| {APP} | ⛔ already broken |" in check.summary
     assert forge.issues == {}
 
+    shown = await page_text(client, back.parent_id or "")
+    assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → failed" in shown
+    assert (
+        f"Re-run against the upstream commit it last passed with {PASSED_SHA[:7]} → failed" in shown
+    )
+    assert "Meaning: already broken — it fails against the upstream commit it last" in shown
+    assert status.description in shown, "the page says what the status says"
+    assert "0 of 1 downstream projects passed, 1 already broken" in shown, "re-runs are no rows"
+
 
 async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
     setup: Setup,
@@ -224,6 +256,12 @@ async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
     original = next(event for event in await events_of(client, APP) if event.id == failure.event_id)
     assert original.change == "new regression"
     assert len(original.details["confirmation"]["reruns"]) == 2
+
+    shown = await page_text(client, failure.event_id)
+    assert (
+        f"Re-run against the upstream commit it last passed with {PASSED_SHA[:7]} → passed" in shown
+    )
+    assert "Meaning: confirmed new regression — it passes against the upstream commit" in shown
 
 
 async def test_a_re_run_that_never_reports_blames_nobody(

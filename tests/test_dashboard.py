@@ -80,6 +80,11 @@ async def test_home_puts_breakages_first_and_hides_private_projects(
     admin = " ".join((await page(client, "/", **ADMIN)).text)
     assert SECRET in admin
 
+    searched = await page(client, "/?q=secret")
+    assert f"/projects/{SECRET}" not in searched.links, "search finds no private project"
+    assert "0 match" in " ".join(searched.text)
+    assert f"/projects/{SECRET}" in (await page(client, "/?q=secret", **ADMIN)).links
+
 
 async def test_search_finds_projects_by_name_and_owner(
     client: TestClient[Any, Any], forge: MemoryHost
@@ -179,6 +184,24 @@ def test_the_layout_goes_left_to_right_without_overlaps() -> None:
     assert all(up in kept and down in kept for up, down in kept_edges)
 
 
+def test_a_layer_of_hundreds_is_set_in_columns() -> None:
+    libraries = [f"h.test/lib/l{n}" for n in range(10)]
+    apps = [f"h.test/app/a{n}" for n in range(290)]
+    edges = [(libraries[n % 10], app) for n, app in enumerate(apps)]
+    edges += [(libraries[0], library) for library in libraries[1:]]
+    drawing = layout(libraries + apps, edges)
+    assert len(drawing.nodes) == 300 and len(drawing.edges) == 299
+    assert drawing.height < 1200 and drawing.width < 3 * drawing.height, "not one tall column"
+    place = {node.name: node for node in drawing.nodes}
+    assert place[libraries[0]].x < min(place[name].x for name in [*libraries[1:], *apps])
+    boxes = sorted((node.x, node.y, node.width, node.height) for node in drawing.nodes)
+    for at, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, _, h2 in boxes[at + 1 :]:
+            if x2 >= x + w:
+                break
+            assert y + h <= y2 or y2 + h2 <= y, "overlap"
+
+
 async def test_event_page_is_an_audit_trail_from_the_origin(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
@@ -200,7 +223,9 @@ async def test_event_page_is_an_audit_trail_from_the_origin(
     assert "https://ci.test/app/1" in trail.links, "the run"
 
     whole = " ".join((await page(client, f"/events/{origin}")).text)
-    assert whole.index("1 of 2 downstream projects passed, 1 running") < whole.index(TOOL)
+    _, (_, status) = forge.of("status")[-1]  # on LIB's commit, for the whole chain
+    assert status.description == "1 of 3 downstream projects passed, 1 skipped, 1 running"
+    assert whole.index(status.description) < whole.index(TOOL), "the page says it first"
     assert "/static/live.js" in (await page(client, f"/events/{origin}")).scripts
 
 
@@ -293,3 +318,34 @@ async def test_a_run_that_ends_while_the_home_page_is_read_shows_its_result(
     text = " ".join((await page(client, "/")).text)
     assert "Current breakages" in text
     assert TOOL in text
+
+
+async def test_a_private_upstream_leaves_no_trace_on_its_public_downstreams_pages(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, SECRET, "report:\n  issues: true\n", private=True)
+    await index(client, APP, upstream_of(SECRET))
+    for run_id, (sha, result) in enumerate([("1" * 40, "success"), ("2" * 40, "failure")], 1):
+        await post_github(client, "workflow_run", workflow_run("acme/secret", sha, run_id=run_id))
+        await run_jobs(client)
+        _, request = forge.of("start_pipeline")[-1]
+        await report_status(client, request.event_id, result)
+        await run_jobs(client)
+    assert {issue["project"] for issue in forge.issues.values()} == {SECRET, APP}
+
+    for path in (
+        f"/projects/{APP}",
+        f"/events/{request.event_id}",
+        f"/events/{request.event_id}/live",
+        f"/api/v1/events/{request.event_id}",
+        f"/api/v1/projects/{APP}",
+        "/",
+        "/graph",
+        f"/graph?focus={APP}",
+        f"/badges/{APP}.svg",
+    ):
+        response = await client.get(path, headers=BROWSER)
+        assert response.status == 200, path
+        assert "secret" not in (await response.text()).lower(), path
+    admin = await client.get(f"/events/{request.event_id}", headers=ADMIN)
+    assert SECRET in await admin.text()

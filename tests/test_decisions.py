@@ -11,7 +11,7 @@ from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
 from bot.engine.issues import Action, issue_action
 from bot.engine.reports import Row, aggregate
 from bot.engine.results import FinishedPipeline, match_trigger
-from bot.models import Event
+from bot.models import Event, utcnow
 from bot.results import Result, Verdict, classify
 from config.repo_config import Upstream
 
@@ -174,7 +174,14 @@ def test_aggregate_blames_only_a_required_new_regression(
 
 def test_a_running_row_says_how_long_it_has_left() -> None:
     running = Row(
-        Event(id="e", kind="trigger", project="github.com/acme/x", result=None, details={}),
+        Event(
+            id="e",
+            kind="trigger",
+            project="github.com/acme/x",
+            result=None,
+            started_at=utcnow(),
+            details={},
+        ),
         "github.com/acme/x",
         owners=[],
         required=True,

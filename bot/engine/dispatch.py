@@ -13,6 +13,7 @@ from bot.engine.context import Context, config_of
 from bot.engine.results import record_result
 from bot.models import Event, Project, utcnow
 from bot.names import host_of, project_key
+from bot.queue import RetryLater
 from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
 
@@ -59,6 +60,10 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         started = await _start_once(ctx, runner, request, event.sending_at is not None)
     except Superseded:
         return
+    except RetryLater:  # paced: the job runs again later, and the reports say when
+        async with ctx.sessions.begin() as session:
+            await followups.progress_reports(session, event)
+        raise
     except TriggerError as exc:
         if not exc.permanent:
             await _retrying(ctx, event.id, exc.reason)

@@ -14,10 +14,21 @@ from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 
+PROGRESS_DELAY = 1.0  # seconds: time for a postponed job's new run-at time to be stored
+
 
 async def report(session: AsyncSession, source_id: str) -> None:
     """Post the aggregate of the source event's downstreams on its commit (bursts coalesce)."""
     await _follow(session, "report", source_id)
+
+
+async def progress_reports(session: AsyncSession, event: Event) -> None:
+    """The reports a trigger held back by pacing is on, a moment later: once its job is
+    postponed, they say when the next batch goes out. One waiting job absorbs those of the
+    rest of the batch held back with it."""
+    for source_id in dict.fromkeys([event.parent_id, event.root_id]):
+        if source_id is not None:
+            await _follow(session, "report", source_id, variant="progress", delay=PROGRESS_DELAY)
 
 
 async def reports(session: AsyncSession, event: Event) -> None:
@@ -65,14 +76,17 @@ async def has_downstreams(session: AsyncSession, project: str) -> bool:
     return subscriber is not None
 
 
-async def _follow(session: AsyncSession, kind: str, event_id: str) -> None:
-    """One job of `kind` for the event, absorbed by one already waiting, keyed by the owner of
-    the event's project."""
+async def _follow(
+    session: AsyncSession, kind: str, event_id: str, *, variant: str = "", delay: float = 0.0
+) -> None:
+    """One job of `kind` for the event, absorbed by one already waiting (of the same
+    `variant`), keyed by the owner of the event's project."""
     event = await session.get(Event, event_id)
     await JobQueue.enqueue(
         session,
         kind,
         {"event_id": event_id},
-        dedupe_key=f"{kind}:{event_id}",
+        dedupe_key=f"{kind}:{event_id}" + (f":{variant}" if variant else ""),
+        delay=delay,
         concurrency_key=owner_of(event.project) if event is not None else None,
     )

@@ -17,6 +17,7 @@ from bot.engine.context import Context, config_of
 from bot.engine.results import earlier_in_pair, last_passed
 from bot.models import Event, Project, utcnow
 from bot.names import project_key
+from bot.progress import Progress, progress, waiting
 from bot.results import Result, Step, Verdict
 
 SUMMARY_LIMIT = 65_000
@@ -42,6 +43,7 @@ MARKS = {
     Verdict.SKIPPED: "⏭",
 }
 CONFIRMING = "confirming"
+WAITING = "⏳ waiting to start"
 # what a row without a verdict counts as in the description
 UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
 PLURALS = {str(Verdict.NEW_REGRESSION): "new regressions", "error": "errors"}
@@ -140,10 +142,13 @@ def display_name(name: str, private: bool, upstream_private: bool) -> str:
     return "" if private and not upstream_private else name
 
 
-def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
+def aggregate(
+    rows: Sequence[Row], target_url: str, progress: Progress | None = None
+) -> CommitReport:
     """What the upstream commit shows: pending while any runs; failing only for a required
-    downstream's new regression; neutral when anything else did not pass."""
-    description = describe(rows)
+    downstream's new regression; neutral when anything else did not pass. While pacing holds
+    some of the downstreams back, how many were started and when the next batch goes."""
+    description = describe(rows, progress)
     if any(row.pending for row in rows):
         state, conclusion = "pending", None
     elif any(row.blamed for row in rows):
@@ -158,14 +163,20 @@ def aggregate(rows: Sequence[Row], target_url: str) -> CommitReport:
         description=description,
         target_url=target_url,
         title=description,
-        summary=summary(rows),
+        summary=summary(rows, progress),
     )
 
 
-def describe(rows: Sequence[Row]) -> str:
-    """`2 of 4 downstream projects passed, 1 new regression, 1 running`."""
+def describe(rows: Sequence[Row], progress: Progress | None = None) -> str:
+    """`2 of 4 downstream projects passed, 1 new regression, 1 running`; while a paced fan-out
+    holds some back, `started 120 of 400, next batch in ~40 s` comes first after the lead, so
+    that the forges' length limits never cut it (those not started are not counted running)."""
     passed = sum(row.passed for row in rows)
-    tally = Counter(row.tally for row in rows if not row.passed)
+    tally = Counter(
+        row.tally
+        for row in rows
+        if not row.passed and not (progress is not None and waiting(row.event))
+    )
     counts = [
         f"{tally[word]} {PLURALS.get(word, word) if tally[word] > 1 else word}"
         for word in TALLY_ORDER
@@ -178,10 +189,13 @@ def describe(rows: Sequence[Row]) -> str:
     estimates = [row.left for row in rows if row.pending and row.left is not None]
     if estimates:
         counts.append(time_left(max(estimates)))
-    return ", ".join([f"{passed} of {len(rows)} downstream projects passed", *counts])
+    lead = [f"{passed} of {len(rows)} downstream projects passed"]
+    if progress is not None:
+        lead.append(progress.words())
+    return ", ".join([*lead, *counts])
 
 
-def summary(rows: Sequence[Row]) -> str:
+def summary(rows: Sequence[Row], progress: Progress | None = None) -> str:
     """The Markdown table of the downstreams that ran (root failures among them), then the
     fallout: those not run because an upstream failed. Private ones are only counted."""
     shown = [_row_values(row) for row in rows if row.name and not row.fallout]
@@ -203,6 +217,7 @@ def summary(rows: Sequence[Row]) -> str:
             private=private,
             upstream_ranges=upstream_ranges,
             changed=changed,
+            progress=progress,
         )
         + "\n"
     )
@@ -240,6 +255,8 @@ def _row_values(row: Row) -> dict[str, Any]:
     if row.confirming is not None:
         last_passed_sha = event.details["confirmation"].get("last_passed_sha")
         result = confirming_words(row.confirming, last_passed_sha)
+    elif waiting(event):
+        result = WAITING
     else:
         result = words(event.result, event.change, event.details.get("hint"))
     if row.result is None and row.left is not None:
@@ -326,11 +343,12 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
             await _row(ctx, session, source, upstream, event)
             for event in descendants(source.id, list(chain))
         ]
+        started = await progress(session, [row.event for row in rows])
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
         return
     report_config = config_of(upstream).report
-    report = aggregate(rows, ctx.event_url(source.id))
+    report = aggregate(rows, ctx.event_url(source.id), started)
     if report_config.commit_status or report_config.check_run:
         await host.publish_report(
             source.project,

@@ -11,7 +11,7 @@
   var scale = 1;
 
   function zoom(factor) {
-    scale = Math.min(4, Math.max(0.1, scale * factor));
+    scale = Math.min(4, Math.max(0.02, scale * factor));
     svg.setAttribute("width", String(width * scale));
     svg.setAttribute("height", String(height * scale));
   }
