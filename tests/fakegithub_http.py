@@ -151,6 +151,7 @@ class GitHubServer:
         self._lock = threading.Lock()
         self._released = threading.Event()
         self.holding = threading.Event()  # set while a held request waits for release()
+        self.held: list[bytes] = []  # the answers held back, in the order they were held
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-github")
@@ -329,6 +330,8 @@ class GitHubServer:
         if fault.reset:
             return _reset(request)
         if fault.hold:
+            assert isinstance(answer, web.Response) and isinstance(answer.body, bytes)
+            self.held.append(answer.body)
             self.holding.set()
             await asyncio.to_thread(self._released.wait)
         return answer

@@ -8,6 +8,7 @@ database, with CONJUNCTION_FAULTS=full they wait for it (and use the full sizes)
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,8 @@ def kill_mid_fan_out(folder: Path, backend: str, *, lists_runs: bool) -> FanOut:
         github.release()
         # the worker runs jobs concurrently: others may have been sent meanwhile
         assert len(github.dispatches) >= half
-        held = github.dispatches[-1]
+        held_run = json.loads(github.held[0])["workflow_run_id"]
+        (held,) = [dispatch for dispatch in github.dispatches if dispatch.run_id == held_run]
         restart_after_kill(server)
         wait_for(lambda: unfinished_jobs(server) == 0, LEASE_WAIT, "every job done")
 
