@@ -9,7 +9,9 @@ queue without taking a job twice.
 A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
 concurrency key (the owner whose forge budget they spend): one busy installation or slow CI
 leaves the other slots to everyone else. A job postponed by pacing (`RetryLater`) goes back to
-the queue and holds no slot while it waits.
+the queue and holds no slot while it waits. While webhooks are arriving (`yield_to`), a worker
+starts new jobs only up to a quarter of its slots: answering them comes first, as they share
+the event loop and the database, and the jobs keep moving meanwhile.
 
 Done jobs, and the webhook deliveries no job needs any more, are deleted after a retention
 period; dead jobs wait for an operator to retry or purge them.
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 FINISHED = ("done", "dead")
+BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
 
 # Raised by a handler, these come from the job's own data (a payload of the wrong shape, a
@@ -352,6 +355,7 @@ class Worker:
         poll_interval: float = 0.5,
         concurrency: int = 16,
         per_key: int = 4,
+        yield_to: Callable[[], bool] = lambda: False,
     ) -> None:
         self.queue = queue
         self.handlers = handlers
@@ -359,6 +363,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.per_key = per_key
+        self.yield_to = yield_to
         self.wakeup = asyncio.Event()
         self.stopping = False
         self.in_flight: dict[asyncio.Task[None], Job] = {}
@@ -460,7 +465,10 @@ class Worker:
 
     async def _start_due_jobs(self) -> int:
         """Claim as many due jobs as there are free slots and start them; how many started."""
-        free = self.concurrency - len(self.in_flight)
+        slots = self.concurrency
+        if self.yield_to():
+            slots = max(1, self.concurrency // BUSY_SHARE)
+        free = slots - len(self.in_flight)
         if free <= 0:
             return 0
         busy = Counter(

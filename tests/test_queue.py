@@ -694,6 +694,34 @@ async def test_one_key_runs_at_most_its_share_and_never_delays_another(
     assert slow.most_in_flight == 2
 
 
+async def test_while_intake_is_busy_a_worker_starts_only_its_reduced_share(
+    sessions: Sessions,
+) -> None:
+    """Webhooks arriving: a worker of 8 slots starts only 2 new jobs; once intake is quiet it
+    fills every slot."""
+    gate = Gate()
+    for n in range(10):
+        await enqueue(sessions, "work", {"n": n})
+    intake_busy = True
+    worker = Worker(
+        JobQueue(sessions),
+        {"work": gate},
+        "w1",
+        poll_interval=0.02,
+        concurrency=8,
+        yield_to=lambda: intake_busy,
+    )
+    async with running(worker):
+        await eventually(lambda: _is(sessions, running=[0, 1]))
+        await asyncio.sleep(0.1)  # several polls: still no more than the share
+        assert (await states(sessions))["running"] == [0, 1]
+        intake_busy = False
+        await eventually(lambda: _is(sessions, running=list(range(8))))
+        gate.open.set()
+        await eventually(lambda: _is(sessions, done=list(range(10))))
+    assert gate.most_in_flight == 8
+
+
 async def test_a_postponed_job_holds_no_slot(sessions: Sessions) -> None:
     async def paced(payload: dict[str, Any]) -> None:
         raise RetryLater(3600, "secondary rate limit")
