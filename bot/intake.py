@@ -3,8 +3,7 @@
 A request hands its checked delivery to the process's one `Intake` and waits. The deliveries
 that arrive while a commit is under way gather, and the next commit stores all of them and
 queues their jobs in one transaction (one fsync); each request is answered only once that
-commit is durable. Under a burst the batches grow by themselves, with no timer: a request never
-waits for company.
+commit is durable (`bot.batching`).
 
 A delivery id already stored, or given twice in one batch, is left out by the insert itself
 (ON CONFLICT DO NOTHING) without failing the others, and answered "duplicate". When the
@@ -15,17 +14,17 @@ at a time, so a delivery the database refuses fails only itself.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import db, metrics
+from bot.batching import GroupCommit
 from bot.models import Delivery, utcnow
 from bot.queue import JobQueue
 
@@ -54,14 +53,6 @@ class Incoming:
         return self.forge, self.delivery_id
 
 
-@dataclass
-class _Waiting:
-    delivery: Incoming
-    answer: asyncio.Future[bool] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
 class Intake:
     """The one committer of a process's webhook deliveries.
 
@@ -76,78 +67,59 @@ class Intake:
         job_kinds: Container[str],
         on_stored: Callable[[], object] = lambda: None,
         *,
-        max_batch: int = MAX_BATCH,
         quiet: float = QUIET_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.job_kinds = job_kinds
         self.on_stored = on_stored
-        self.max_batch = max_batch
         self.quiet = quiet
         self.clock = clock
-        self._pending: list[_Waiting] = []
-        self._committing = 0
-        self._committer: asyncio.Task[None] | None = None
+        self._batches = GroupCommit(self._store_batch, max_batch=MAX_BATCH, name="intake")
         self._last_arrival = -math.inf
 
     async def store(self, delivery: Incoming) -> bool:
         """Store the delivery and queue its job; True once both are committed, False when its
         id was stored before. Raises the database's error when its batch could not be stored."""
-        waiting = _Waiting(delivery)
-        self._pending.append(waiting)
         self._last_arrival = self.clock()
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_pending(), name="intake")
-        return await waiting.answer
+        return await self._batches.submit(delivery)
 
     @property
     def waiting(self) -> int:
         """Deliveries handed over and not answered yet."""
-        return len(self._pending) + self._committing
+        return self._batches.waiting
 
     def busy(self) -> bool:
         """Whether deliveries are arriving: some wait for a commit, or the last one came less
         than `quiet` seconds ago. The worker leaves the database and the loop to intake then."""
-        if self._pending or self._committer is not None:
-            return True
-        return self.clock() - self._last_arrival < self.quiet
+        return self.waiting > 0 or self.clock() - self._last_arrival < self.quiet
 
     async def close(self) -> None:
         """Wait until every delivery handed over is committed (or answered with its error)."""
-        if self._committer is not None:
-            await asyncio.shield(self._committer)
+        await self._batches.close()
 
-    async def _commit_pending(self) -> None:
+    async def _store_batch(self, batch: list[Incoming]) -> Sequence[bool | BaseException]:
         try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                self._committing = len(batch)
-                await self._commit(batch)
-        finally:
-            self._committer = None
-            self._committing = 0
-
-    async def _commit(self, batch: list[_Waiting]) -> None:
-        try:
-            stored = await self._insert([waiting.delivery for waiting in batch])
+            stored = await self._insert(batch)
         except Exception as exc:
-            if len(batch) > 1 and not db.unavailable(exc):
-                for waiting in batch:
-                    await self._commit([waiting])
-                return
-            for waiting in batch:
-                if not waiting.answer.done():
-                    waiting.answer.set_exception(exc)
-            return
+            if len(batch) == 1 or db.unavailable(exc):
+                raise
+            return [await self._store_alone(delivery) for delivery in batch]
         if stored:
             self.on_stored()
-        for waiting in batch:
-            if not waiting.answer.done():
-                # the first of the batch with an id answers for it; a repeat is a duplicate
-                waiting.answer.set_result(waiting.delivery.key in stored)
-                stored.discard(waiting.delivery.key)
+        answers = []
+        for delivery in batch:
+            # the first of the batch with an id answers for it; a repeat is a duplicate
+            answers.append(delivery.key in stored)
+            stored.discard(delivery.key)
+        return answers
+
+    async def _store_alone(self, delivery: Incoming) -> bool | BaseException:
+        try:
+            [stored] = await self._store_batch([delivery])
+        except Exception as exc:
+            return exc
+        return stored
 
     async def _insert(self, deliveries: list[Incoming]) -> set[tuple[str, str]]:
         """Store the deliveries whose ids are new and queue a job for each, in one transaction;
