@@ -140,10 +140,13 @@ class Intake:
             )
         async with self.sessions.begin() as session:
             insert = _INSERTS[session.get_bind().dialect.name](Delivery)
+            # one statement given many rows: SQLAlchemy sends them as multi-row VALUES, and its
+            # compiled form is cached (explicit .values() rows would be compiled every time)
             new = await session.execute(
-                insert.values(list(rows.values()))
-                .on_conflict_do_nothing(index_elements=["forge", "delivery_id"])
-                .returning(Delivery.id, Delivery.forge, Delivery.delivery_id)
+                insert.on_conflict_do_nothing(index_elements=["forge", "delivery_id"]).returning(
+                    Delivery.id, Delivery.forge, Delivery.delivery_id
+                ),
+                list(rows.values()),
             )
             stored = set()
             for row_id, forge, delivery_id in new:
