@@ -32,6 +32,7 @@ from bot.forges.github.service import GitHubApp, build_github_app
 from bot.forges.gitlab.host import GitLabHost
 from bot.forges.gitlab.joining import Joiner, add_projects
 from bot.forges.webhook import WebhookRunner
+from bot.intake import Intake
 from bot.models import ProjectToken, utcnow
 from bot.names import project_key, project_name
 from bot.queue import JobQueue, Worker
@@ -165,7 +166,9 @@ def create_app(
             concurrency=settings.worker_concurrency,
             per_key=settings.worker_concurrency_per_key,
         )
-        app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker)
+        intake = Intake(sessions, handlers, on_stored=worker.wakeup.set)
+        worker.yield_to = intake.busy
+        app[RUNTIME] = Runtime(settings, database, sessions, queue, engine, worker, intake)
         worker_task = None
         tasks = []
         if run_workers:
@@ -183,6 +186,7 @@ def create_app(
         yield
         if rereads_secrets:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await intake.close()
         if worker_task is not None:
             await worker.shutdown(worker_task, SHUTDOWN_GRACE)
         for task in tasks:

@@ -10,6 +10,11 @@ DELIVERIES = Counter(
 WEBHOOK_SECONDS = Histogram(
     "conjunction_webhook_answer_seconds", "Time to answer a webhook delivery", ["forge"]
 )
+INTAKE_BATCH = Histogram(
+    "conjunction_intake_batch_deliveries",
+    "Webhook deliveries stored in one transaction",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 JOBS_ENQUEUED = Counter("conjunction_jobs_enqueued_total", "Jobs added to the queue", ["kind"])
 JOBS_DONE = Counter("conjunction_jobs_done_total", "Jobs that ran to completion", ["kind"])
 JOBS_FAILED = Counter(

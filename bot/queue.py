@@ -9,7 +9,12 @@ queue without taking a job twice.
 A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
 concurrency key (the owner whose forge budget they spend): one busy installation or slow CI
 leaves the other slots to everyone else. A job postponed by pacing (`RetryLater`) goes back to
-the queue and holds no slot while it waits.
+the queue and holds no slot while it waits. While webhooks are arriving (`yield_to`), a worker
+starts new jobs only up to a quarter of its slots: answering them comes first, as they share
+the event loop and the database, and the jobs keep moving meanwhile.
+
+The jobs that finish together are marked done in one transaction (`bot.batching`): under load
+a job costs its own commits and a share of one claim and one completion.
 
 Done jobs, and the webhook deliveries no job needs any more, are deleted after a retention
 period; dead jobs wait for an operator to retry or purge them.
@@ -28,10 +33,11 @@ from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
+from bot.batching import GroupCommit
 from bot.models import Delivery, Job, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,7 +45,9 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 FINISHED = ("done", "dead")
+BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
+COMPLETE_BATCH = 500  # jobs marked done in one statement at most (3 parameters each)
 
 # Raised by a handler, these come from the job's own data (a payload of the wrong shape, a
 # missing key, text that does not parse) or from a bug, never from the moment: a retry fails
@@ -86,6 +94,9 @@ class JobQueue:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.lease = lease
+        self._completions = GroupCommit(
+            self._complete_batch, max_batch=COMPLETE_BATCH, name="job completions"
+        )
 
     @staticmethod
     async def enqueue(
@@ -229,7 +240,7 @@ class JobQueue:
             )
         held = bool(result.rowcount == 1)  # type: ignore[attr-defined]
         if not held:
-            log.warning("job %s: lease lost to another worker", job.id, extra={"job_id": job.id})
+            _lease_lost(job)
         return held
 
     async def extend(self, job: Job) -> bool:
@@ -237,9 +248,28 @@ class JobQueue:
         return await self._settle(job, locked_until=utcnow() + timedelta(seconds=self.lease))
 
     async def complete(self, job: Job) -> None:
-        await self._settle(
-            job, state="done", finished_at=utcnow(), locked_until=None, last_error=None
+        """Mark a job this worker holds done, with the others finishing meanwhile."""
+        await self._completions.submit(job)
+
+    async def _complete_batch(self, jobs: list[Job]) -> list[None]:
+        """Mark the jobs done in one statement, each fenced as `_settle` fences one."""
+        held = tuple_(Job.id, Job.locked_by, Job.attempts).in_(
+            [(job.id, job.locked_by, job.attempts) for job in jobs]
         )
+        async with self.sessions.begin() as session:
+            done = set(
+                await session.scalars(
+                    update(Job)
+                    .where(Job.state == "running", held)
+                    .values(state="done", finished_at=utcnow(), locked_until=None, last_error=None)
+                    .returning(Job.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        for job in jobs:
+            if job.id not in done:
+                _lease_lost(job)
+        return [None] * len(jobs)
 
     async def fail(self, job: Job, error: str, *, permanent: bool = False) -> str:
         """Schedule a retry with backoff, or move the job to the dead letters; returns the state."""
@@ -367,6 +397,7 @@ class Worker:
         poll_interval: float = 0.5,
         concurrency: int = 16,
         per_key: int = 4,
+        yield_to: Callable[[], bool] = lambda: False,
     ) -> None:
         self.queue = queue
         self.handlers = handlers
@@ -374,6 +405,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.per_key = per_key
+        self.yield_to = yield_to
         self.wakeup = asyncio.Event()
         self.stopping = False
         self.in_flight: dict[asyncio.Task[None], Job] = {}
@@ -475,7 +507,10 @@ class Worker:
 
     async def _start_due_jobs(self) -> int:
         """Claim as many due jobs as there are free slots and start them; how many started."""
-        free = self.concurrency - len(self.in_flight)
+        slots = self.concurrency
+        if self.yield_to():
+            slots = max(1, self.concurrency // BUSY_SHARE)
+        free = slots - len(self.in_flight)
         if free <= 0:
             return 0
         busy = Counter(
@@ -502,6 +537,10 @@ class Worker:
         await asyncio.wait({running}, timeout=grace)
         running.cancel()
         await asyncio.wait({running})
+
+
+def _lease_lost(job: Job) -> None:
+    log.warning("job %s: lease lost to another worker", job.id, extra={"job_id": job.id})
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.engine import Engine
+from bot.intake import Intake
 from bot.queue import JobQueue, Worker
 from config.settings import Settings
 
@@ -19,3 +20,4 @@ class Runtime:
     queue: JobQueue
     engine: Engine
     worker: Worker
+    intake: Intake

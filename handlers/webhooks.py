@@ -19,14 +19,12 @@ from collections.abc import Mapping
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from bot import metrics
 from bot.forges.github import payloads as github_payloads
 from bot.forges.gitlab import payloads as gitlab_payloads
+from bot.intake import Incoming
 from bot.limits import DELIVERY_ID
-from bot.models import Delivery
-from bot.queue import JobQueue
 from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error
 from handlers.errors import RequestError
@@ -63,8 +61,8 @@ async def _intake(
     body: bytearray,
     models: Mapping[str, type[BaseModel]],
 ) -> web.Response:
-    """Check an authenticated delivery, then store it and queue its processing in one
-    transaction; a repeated delivery id does nothing."""
+    """Check an authenticated delivery, then store it and queue its processing (with others
+    arriving meanwhile, `bot.intake`); a repeated delivery id does nothing."""
     model = models.get(event)
     if model is None:
         return _ignored(forge, delivery_id, event, "event type not handled")
@@ -75,28 +73,19 @@ async def _intake(
         raise
     except ValidationError as exc:
         return _ignored(forge, delivery_id, event, f"payload not as expected: {problems(exc)}")
-    runtime = request.app[RUNTIME]
     extra = {"forge": forge, "delivery_id": delivery_id, "event": event}
     headers = {key.lower(): _text(value) for key, value in request.headers.items()}
-    try:
-        async with runtime.sessions.begin() as session:
-            delivery = Delivery(
-                forge=forge,
-                delivery_id=delivery_id,
-                event=event,
-                headers={key: value for key, value in headers.items() if key in KEPT_HEADERS},
-                body=body.decode(),
-            )
-            session.add(delivery)
-            await session.flush()
-            kind = f"{forge}_delivery"
-            if kind in runtime.worker.handlers:  # else kept until this forge's adapter is on
-                await JobQueue.enqueue(session, kind, {"delivery": delivery.id})
-    except IntegrityError:
+    incoming = Incoming(
+        forge=forge,
+        delivery_id=delivery_id,
+        event=event,
+        headers={key: value for key, value in headers.items() if key in KEPT_HEADERS},
+        body=body.decode(),
+    )
+    if not await request.app[RUNTIME].intake.store(incoming):
         metrics.DELIVERIES.labels(forge, "duplicate").inc()
         log.info("duplicate delivery ignored", extra=extra)
         return json_answer({"status": "duplicate", "delivery": delivery_id})
-    runtime.worker.wakeup.set()
     metrics.DELIVERIES.labels(forge, "accepted").inc()
     log.info("delivery accepted", extra=extra)
     return json_answer({"status": "accepted", "delivery": delivery_id}, status=202)

@@ -13,10 +13,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from gidgethub import sansio
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import create_app
 from bot import db
@@ -25,7 +26,7 @@ from bot.forges.github.auth import GitHubAppAuth
 from bot.forges.github.client import GitHubClients
 from bot.forges.github.forge import GitHubForge
 from bot.forges.github.service import GitHubApp
-from bot.models import Job
+from bot.models import Event, Job, utcnow
 from config.settings import Settings
 from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
@@ -298,6 +299,52 @@ async def test_missing_workflow_is_a_reason_on_the_row(
     assert (check.body["status"], check.body["conclusion"]) == ("completed", "neutral")
     summary = check.body["output"]["summary"]
     assert "❌ error: workflow conjunction.yml not found in acme/app on main" in summary
+
+
+async def test_a_dispatch_whose_answer_was_lost_is_found_not_sent_again(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    """GitHub started the run but its answer was lost: the client does not repeat the POST;
+    the job's retry asks GitHub for the run with the event id in its title, finds it and keeps
+    its id, and the downstream's result is matched to it."""
+    client, gh = github
+    expect_artifacts(gh)
+    expect_dispatch(gh, error=aiohttp.ServerDisconnectedError())
+    expect_reports(gh)
+    gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA[0]))
+    await run_jobs(client)
+    [dispatch] = gh.calls_to("POST", "/repos/acme/app/actions/workflows/")
+    event_id = dispatch.body["inputs"]["conjunction_event"]
+
+    run = {
+        "id": 99,
+        "display_title": f"Conjunction {event_id}",
+        "html_url": "https://github.com/acme/app/actions/runs/99",
+    }
+    gh.expect(
+        "GET",
+        "/repos/acme/app/actions/runs?event=workflow_dispatch&per_page=50",
+        body={"workflow_runs": [run]},
+    )
+    async with runtime(client).sessions.begin() as session:  # its retry is due now
+        await session.execute(update(Job).where(Job.state == "queued").values(run_at=utcnow()))
+    await run_jobs(client)
+    assert len(gh.calls_to("POST", "/repos/acme/app/actions/workflows/")) == 1
+    async with runtime(client).sessions() as session:
+        event = await session.get(Event, event_id)
+    assert event is not None
+    assert (event.run_id, event.url) == ("99", run["html_url"])
+
+    done = workflow_run("acme/app", "a" * 40, run_id=99, event="workflow_dispatch")
+    await post_github(client, "workflow_run", done)
+    await run_jobs(client)
+    final = gh.calls_to("POST", "/repos/acme/lib/statuses/")[-1].body
+    assert (final["state"], final["description"]) == (
+        "success",
+        "1 of 1 downstream projects passed",
+    )
+    gh.assert_all_called()
 
 
 async def test_rate_limit_answer_postpones_the_job(

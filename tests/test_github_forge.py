@@ -2,6 +2,7 @@
 
 import base64
 
+import aiohttp
 import pytest
 
 from bot.codehost import REPORT_NAME as CHECK_NAME
@@ -188,20 +189,35 @@ async def test_app_not_installed_is_a_trigger_error():
 # the client's policy, seen through the forge
 
 
-async def test_server_error_is_retried(github_forge, fake_github):
-    fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"})
-    fake_github.expect("POST", WORKFLOW_PATH, status=204)
-    await github_forge.start_pipeline(request(workflow="conjunction.yml"))
-    assert len(fake_github.calls) == 2
-    assert fake_github.calls[0].body == fake_github.calls[1].body
-
-
-async def test_server_error_that_persists_is_a_transient_trigger_error(github_forge, fake_github):
-    fake_github.expect("POST", WORKFLOW_PATH, status=502, body={"message": "Bad gateway"}, times=4)
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 502, "body": {"message": "Bad gateway"}},
+        {"error": aiohttp.ServerDisconnectedError()},
+        {"error": TimeoutError()},
+    ],
+    ids=["502", "answer lost", "timed out"],
+)
+@pytest.mark.parametrize(
+    ("trigger", "path"),
+    [
+        ({"workflow": "conjunction.yml"}, WORKFLOW_PATH),
+        ({}, "/repos/acme/app/dispatches"),
+    ],
+    ids=["workflow_dispatch", "repository_dispatch"],
+)
+async def test_a_dispatch_is_sent_once_whatever_its_failure(
+    github_forge, fake_github, failure, trigger, path
+):
+    """The client never repeats a dispatch itself: it may have started a run. The job's retry
+    asks GitHub first (`find_started`)."""
+    fake_github.expect("POST", path, **failure)
     with pytest.raises(TriggerError) as excinfo:
-        await github_forge.start_pipeline(request(workflow="conjunction.yml"))
+        await github_forge.start_pipeline(request(**trigger))
     assert not excinfo.value.permanent
     assert "GitHub is unavailable" in excinfo.value.reason
+    assert len(fake_github.calls) == 1
+    assert fake_github.time.sleeps == []
 
 
 async def test_rate_limit_postpones_the_job(github_forge, fake_github):

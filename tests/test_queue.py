@@ -17,6 +17,7 @@ import aiohttp
 import gidgethub
 import pydantic
 import pytest
+import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -692,6 +693,59 @@ async def test_one_key_runs_at_most_its_share_and_never_delays_another(
         slow.open.set()
         await eventually(lambda: _is(sessions, done=list(range(9))))
     assert slow.most_in_flight == 2
+
+
+async def test_jobs_finishing_together_are_marked_done_in_one_statement(
+    sessions: Sessions,
+) -> None:
+    gate = Gate()
+    for n in range(4):
+        await enqueue(sessions, "work", {"n": n})
+    marked_done: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+        if sql.startswith("UPDATE jobs") and "'done'" in repr(parameters):
+            marked_done.append(sql)
+
+    engine = sessions.kw["bind"].sync_engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", executed)
+    worker = Worker(JobQueue(sessions), {"work": gate}, "w1", poll_interval=0.02, concurrency=4)
+    try:
+        async with running(worker):
+            await eventually(lambda: _is(sessions, running=[0, 1, 2, 3]))
+            gate.open.set()
+            await eventually(lambda: _is(sessions, done=[0, 1, 2, 3]))
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", executed)
+    assert len(marked_done) == 1, marked_done
+
+
+async def test_while_intake_is_busy_a_worker_starts_only_its_reduced_share(
+    sessions: Sessions,
+) -> None:
+    """Webhooks arriving: a worker of 8 slots starts only 2 new jobs; once intake is quiet it
+    fills every slot."""
+    gate = Gate()
+    for n in range(10):
+        await enqueue(sessions, "work", {"n": n})
+    intake_busy = True
+    worker = Worker(
+        JobQueue(sessions),
+        {"work": gate},
+        "w1",
+        poll_interval=0.02,
+        concurrency=8,
+        yield_to=lambda: intake_busy,
+    )
+    async with running(worker):
+        await eventually(lambda: _is(sessions, running=[0, 1]))
+        await asyncio.sleep(0.1)  # several polls: still no more than the share
+        assert (await states(sessions))["running"] == [0, 1]
+        intake_busy = False
+        await eventually(lambda: _is(sessions, running=list(range(8))))
+        gate.open.set()
+        await eventually(lambda: _is(sessions, done=list(range(10))))
+    assert gate.most_in_flight == 8
 
 
 async def test_a_postponed_job_holds_no_slot(sessions: Sessions) -> None:

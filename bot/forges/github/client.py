@@ -5,7 +5,11 @@ Every request of a `PolicyAPI` (the adapter's, the handlers', the poller's, setu
 - content-creating calls (POST, PATCH, PUT, DELETE) made as an installation are paced under
   GitHub's secondary limits (`ContentPacer`: 80 a minute, 500 an hour per installation);
 - 5xx answers, time-outs and lost connections are retried a few times, with exponential
-  backoff and jitter; then the error is raised;
+  backoff and jitter; then the error is raised. Never for a dispatch (workflow_dispatch,
+  repository_dispatch): one whose answer was lost may have started a run, so the job that
+  made it retries instead and asks GitHub first what it started (`find_started`). A 5xx is
+  not retried there either: GitHub does not document it as "nothing started" (a 502 or 504
+  from its front end can come after the work was done);
 - a rate-limit answer (403 or 429 with Retry-After, an exhausted X-RateLimit-Remaining, or a
   secondary-limit message) raises `RetryLater`, so the job runs again when GitHub allows it;
 - GETs are conditional through gidgethub's own `cache`: an unchanged answer (304, which GitHub
@@ -117,7 +121,7 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
                 raise
             except TRANSIENT_ERRORS as exc:
                 attempt += 1
-                if attempt > self.policy.retries:
+                if attempt > self.policy.retries or _starts_a_run(method, url):
                     raise
                 delay = backoff(attempt, self.policy.backoff, self.policy.max_backoff)
                 log.info("GitHub %s %s failed (%r), retry in %.1fs", method, url, exc, delay)
@@ -131,6 +135,11 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
                     self.rate_limit.limit,
                 )
             return answer
+
+
+def _starts_a_run(method: str, url: str) -> bool:
+    """A workflow_dispatch or repository_dispatch: a call that must not be repeated blindly."""
+    return method == "POST" and url.partition("?")[0].rstrip("/").endswith("/dispatches")
 
 
 class GitHubClient(PolicyAPI, gidgethub.aiohttp.GitHubAPI):

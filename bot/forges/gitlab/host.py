@@ -330,13 +330,19 @@ class GitLabHost:
     # the runner
 
     async def start_pipeline(self, request: TriggerRequest) -> PipelineStarted:
-        """A pipeline on trigger.ref (default branch) with the CONJUNCTION_* variables."""
+        """A pipeline on trigger.ref (default branch) with the CONJUNCTION_* variables.
+
+        Sent once: python-gitlab does not repeat it after a 5xx, a time-out or a lost
+        connection, any of which may come after GitLab created the pipeline; the job's retry
+        looks for it first (`find_started`). A 429 (nothing created) is still waited out."""
         path = self.path_of(request.project)
         ref = request.trigger.ref or request.default_branch
         pipelines = self._project(request.project).pipelines
         try:
             pipeline = await self.client.run(
-                pipelines.create, {"ref": ref, "variables": pipeline_variables(request)}
+                pipelines.create,
+                {"ref": ref, "variables": pipeline_variables(request)},
+                retry_transient_errors=False,
             )
         except (GitlabError, *TRANSIENT) as exc:
             raise self._trigger_error(exc, path, ref) from exc
