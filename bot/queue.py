@@ -107,26 +107,36 @@ class JobQueue:
         dedupe_key: str | None = None,
         delay: float = 0.0,
         concurrency_key: str | None = None,
+        interval: float = 0.0,
     ) -> None:
         """Add a job inside the caller's transaction.
 
         With a dedupe_key, a job with the same key still waiting to run absorbs this one:
-        a burst of requests for the same work becomes one run. A concurrency_key names whose
-        budget the job spends (`github.com/acme`); a worker runs only so many of one key at once.
+        a burst of requests for the same work becomes one run; with an `interval` too, runs of
+        that key are at least that many seconds apart (the first of a burst runs at once).
+        A concurrency_key names whose budget the job spends (`github.com/acme`); a worker runs
+        only so many of one key at once.
         """
+        run_at = utcnow() + timedelta(seconds=delay)
         if dedupe_key is not None:
             waiting = await session.scalar(
                 select(Job.id).where(Job.dedupe_key == dedupe_key, Job.state == "queued").limit(1)
             )
             if waiting is not None:
                 return
+            if interval:
+                last = await session.scalar(
+                    select(func.max(Job.run_at)).where(Job.dedupe_key == dedupe_key)
+                )
+                if last is not None:
+                    run_at = max(run_at, last + timedelta(seconds=interval))
         session.add(
             Job(
                 kind=kind,
                 payload=payload,
                 dedupe_key=dedupe_key,
                 concurrency_key=concurrency_key,
-                run_at=utcnow() + timedelta(seconds=delay),
+                run_at=run_at,
             )
         )
         metrics.JOBS_ENQUEUED.labels(kind).inc()

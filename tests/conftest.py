@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app import create_app
 from bot.adapters import Adapters
 from bot.db import async_url
+from bot.engine import followups
 from bot.runtime import Runtime
 from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
@@ -159,6 +160,13 @@ def workflow_run(
     payload["repository"]["full_name"] = full_name
     payload["repository"]["name"] = full_name.split("/")[1]
     return payload
+
+
+@pytest.fixture(autouse=True)
+def reports_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit's reports are spaced a second apart; the tests run the jobs due now, so they
+    report at once (tests/test_queue.py checks the spacing itself)."""
+    monkeypatch.setattr(followups, "REPORT_INTERVAL", 0.0)
 
 
 @pytest.fixture

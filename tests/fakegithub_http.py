@@ -22,11 +22,17 @@ asks of GitHub to start downstream workflows and report on commits:
 
 Any other route answers 404 and is kept in `unexpected`. Faults are injected per route: the
 next requests matching it take the given faults in turn (`None` answers normally).
+
+For benchmarks it can answer every call after `latency` seconds and enforce GitHub's documented
+limits per installation token (`limits=GitHubLimits()`): 5,000 requests an hour, and 80
+content-creating requests (POST, PATCH, PUT, DELETE) a minute and 500 an hour; a request over
+a limit is answered 403 as GitHub does, and counted in `limit_errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import itertools
 import json
@@ -34,6 +40,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -124,6 +131,33 @@ class Call:
     path: str
     fault: str = ""  # the fault injected, if any
     authorization: str = ""  # the Authorization header, "" for an anonymous request
+    at: float = 0.0  # time.monotonic() when it arrived
+
+
+CONTENT_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class GitHubLimits:
+    """GitHub's documented limits for one installation token: (window in seconds, calls)."""
+
+    primary: tuple[tuple[float, int], ...] = ((3600.0, 5000),)
+    content: tuple[tuple[float, int], ...] = ((60.0, 80), (3600.0, 500))
+
+    def refusal(
+        self, history: list[float], content: list[float], now: float
+    ) -> dict[str, str] | None:
+        """The headers of GitHub's refusal of one more call now, or None when it is allowed."""
+        for calls, windows in ((history, self.primary), (content, self.content)):
+            for window, limit in windows:
+                in_window = len(calls) - bisect.bisect_right(calls, now - window)
+                if in_window >= limit:
+                    wait = calls[-limit] + window - now
+                    if windows is self.primary:
+                        reset = time.time() + wait
+                        return {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{reset:.0f}"}
+                    return {"Retry-After": str(max(1, round(wait)))}
+        return None
 
 
 @dataclass
@@ -141,10 +175,20 @@ class _State:
 class GitHubServer:
     """A recording fake GitHub API on 127.0.0.1, in a thread of its own."""
 
-    def __init__(self, *, lists_runs: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        lists_runs: bool = True,
+        latency: float = 0.0,
+        limits: GitHubLimits | None = None,
+    ) -> None:
         """lists_runs=False: dispatched runs are not listed yet, as GitHub's list of runs can
         lag a dispatch by a few seconds."""
         self.lists_runs = lists_runs
+        self.latency = latency
+        self.limits = limits
+        self.limit_errors = 0
+        self._spent: dict[str, tuple[list[float], list[float]]] = {}  # token: (all, content)
         self._state = _State()
         self._injections: list[_Injection] = []
         self._ids = itertools.count(1000)
@@ -267,7 +311,7 @@ class GitHubServer:
         self._loop.close()
 
     async def _start(self) -> None:
-        app = web.Application(middlewares=[self._faults])
+        app = web.Application(middlewares=[self._limited, self._faults])
         app.add_routes(
             [
                 web.post("/app/installations/{id}/access_tokens", self._token),
@@ -306,6 +350,28 @@ class GitHubServer:
             return None
 
     @web.middleware
+    async def _limited(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer after the latency; refuse what goes over an installation's limits."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        token = request.headers.get("Authorization", "")
+        if self.limits is None or not token.startswith("token "):
+            return await handler(request)
+        now = time.monotonic()
+        with self._lock:
+            history, content = self._spent.setdefault(token, ([], []))
+            refusal = self.limits.refusal(history, content, now)
+            if refusal is None:
+                history.append(now)
+                if request.method in CONTENT_METHODS:
+                    content.append(now)
+            else:
+                self.limit_errors += 1
+        if refusal is None:
+            return await handler(request)
+        return web.json_response({"message": MESSAGES[403]}, status=403, headers=refusal)
+
+    @web.middleware
     async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = self._next_fault(request.method, request.path)
         call = Call(
@@ -313,6 +379,7 @@ class GitHubServer:
             request.path_qs,
             str(fault) if fault else "",
             request.headers.get("Authorization", ""),
+            time.monotonic(),
         )
         with self._lock:
             self._state.calls.append(call)

@@ -2,7 +2,7 @@
 PostgreSQL: none lost, and memory flat after a second identical burst.
 
 The answer times are a measurement, not a promise of the tests: `python -m
-benchmarks.intake_load` prints them. By default bursts of 100; CONJUNCTION_FAULTS=full sends
+bench.intake_load` prints them. By default bursts of 100; CONJUNCTION_FAULTS=full sends
 bursts of 2,000.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.intake_load import MB, run
+from bench.intake_load import MB, run
 from tests.fleet import BOTH_BACKENDS, size
 
 pytestmark = pytest.mark.faults

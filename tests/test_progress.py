@@ -151,7 +151,7 @@ async def test_githubs_secondary_limit_holds_a_fan_out_back_and_the_commit_says_
         )
         gh.expect("GET", "/repos/acme/tool/installation", body={"id": INSTALLATION})
         expect_artifacts(gh)
-        expect_reports(gh)
+        expect_reports(gh, completed=False)
         gh.expect("PATCH", "/repos/acme/lib/check-runs/7", body={}, repeat=True)
         limited = {"message": "You have exceeded a secondary rate limit."}
         for repo in ("app", "tool"):

@@ -243,6 +243,26 @@ async def test_dedupe_key_merges_waiting_jobs_only(sessions: Sessions) -> None:
     assert states == ["done", "running", "queued"]
 
 
+async def test_runs_of_a_key_with_an_interval_are_spaced_the_first_at_once(
+    sessions: Sessions,
+) -> None:
+    worker = Worker(JobQueue(sessions), {"report": Flaky()}, "w1")
+    spaced = {"dedupe_key": "report:e1", "interval": 60.0}
+    await enqueue(sessions, "report", {"event_id": "e1"}, **spaced)
+    assert await worker.run_until_idle() == 1  # the first of a burst runs at once
+
+    await enqueue(sessions, "report", {"event_id": "e1"}, **spaced)
+    await enqueue(sessions, "report", {"event_id": "e1"}, **spaced)  # absorbed by the waiting one
+    assert await worker.run_until_idle() == 0  # not due: a minute after the first run
+    first, second = await all_jobs(sessions)
+    assert second.state == "queued"
+    assert (second.run_at - first.run_at).total_seconds() == pytest.approx(60.0, abs=1)
+
+    # another key runs at once
+    await enqueue(sessions, "report", {"event_id": "e2"}, dedupe_key="report:e2", interval=60.0)
+    assert await worker.run_until_idle() == 1
+
+
 # -- restarts and crashed workers -----------------------------------------------------------
 
 

@@ -15,11 +15,14 @@ from bot.queue import JobQueue
 from bot.results import Result, Verdict
 
 PROGRESS_DELAY = 1.0  # seconds: time for a postponed job's new run-at time to be stored
+# A commit's report is written at most once a second: a fan-out or a burst of results costs
+# about one status and one check run update a second, however many downstreams it has.
+REPORT_INTERVAL = 1.0
 
 
 async def report(session: AsyncSession, source_id: str) -> None:
     """Post the aggregate of the source event's downstreams on its commit (bursts coalesce)."""
-    await _follow(session, "report", source_id)
+    await _follow(session, "report", source_id, interval=REPORT_INTERVAL)
 
 
 async def progress_reports(session: AsyncSession, event: Event) -> None:
@@ -77,7 +80,13 @@ async def has_downstreams(session: AsyncSession, project: str) -> bool:
 
 
 async def _follow(
-    session: AsyncSession, kind: str, event_id: str, *, variant: str = "", delay: float = 0.0
+    session: AsyncSession,
+    kind: str,
+    event_id: str,
+    *,
+    variant: str = "",
+    delay: float = 0.0,
+    interval: float = 0.0,
 ) -> None:
     """One job of `kind` for the event, absorbed by one already waiting (of the same
     `variant`), keyed by the owner of the event's project."""
@@ -89,4 +98,5 @@ async def _follow(
         dedupe_key=f"{kind}:{event_id}" + (f":{variant}" if variant else ""),
         delay=delay,
         concurrency_key=owner_of(event.project) if event is not None else None,
+        interval=interval,
     )

@@ -357,7 +357,8 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
             status=report_config.commit_status,
             check=report_config.check_run,
         )
-    if report_config.pull_request_comment:
+    # the pull request hears of the result once it is complete, not of every step before
+    if report_config.pull_request_comment and report.completed:
         body = texts.render(
             "pr_comment.md",
             marker=texts.PR_COMMENT_MARKER,

@@ -3,7 +3,7 @@
 Runs the real app on loopback (SQLite in a temporary folder, or CONJUNCTION_DATABASE_URL) and
 posts N deliveries one after another; prints the answer-time percentiles.
 
-    .venv/bin/python -m benchmarks.webhook_answer [N]
+    .venv/bin/python -m bench.webhook_answer [N]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ posts N deliveries of SIZE MB concurrently to /webhooks/github and reads the ser
 memory from /proc: before, at its peak (VmHWM) and a moment after the last answer. Each scenario
 gets a fresh server, so every peak is its own.
 
-    .venv/bin/python -m benchmarks.intake_memory [--posts 20] [--size 24] [--code DIR]
+    .venv/bin/python -m bench.intake_memory [--posts 20] [--size 24] [--code DIR]
 
 Scenarios: `no signature` (no X-Hub-Signature-256 header), `wrong signature` (a well-formed
 signature that does not match) and `signed` (valid push deliveries, stored and queued).

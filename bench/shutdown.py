@@ -7,7 +7,7 @@ posts one installation event so that a job hangs on its first GitHub call, then 
   lease afterwards (the promise is 0);
 - kill -9, then a new server: how long after the kill the new server takes the job again.
 
-    .venv/bin/python -m benchmarks.shutdown
+    .venv/bin/python -m bench.shutdown
 """
 
 from __future__ import annotations

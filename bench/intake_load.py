@@ -9,7 +9,7 @@ After each burst it waits until every job is done, checks that nothing was lost 
 answered 202 and stored, its job done, its build recorded) and reads the server's resident
 memory (VmRSS). A second identical burst shows whether memory stays flat.
 
-    .venv/bin/python -m benchmarks.intake_load --db sqlite|postgres [--count 2000] [--rate 200]
+    .venv/bin/python -m bench.intake_load --db sqlite|postgres [--count 2000] [--rate 200]
         [--bursts 2] [--postgres-url URL] [--folder DIR]
 """
 
