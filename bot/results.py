@@ -122,10 +122,6 @@ def previous_outcome(history: Sequence[Run]) -> Result | None:
     return next((run.outcome for run in reversed(history) if run.outcome), None)
 
 
-def last_pass(history: Sequence[Run]) -> Run | None:
-    return next((run for run in reversed(history) if run.outcome is Result.SUCCESS), None)
-
-
 def judge(history: Sequence[Run], current: Run, *, confirm: bool = False) -> Judgement:
     """The meaning of `current` against the pair's history (oldest first).
 

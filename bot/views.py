@@ -19,6 +19,7 @@ from sqlalchemy.orm import ORMExecuteState, aliased
 
 from bot.badges import Tally, change
 from bot.durations import Figures, figures, pair_durations, remaining
+from bot.engine.dispatch import upstream_build
 from bot.engine.reports import Row, descendants, describe
 from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
@@ -113,6 +114,7 @@ async def event_trace(
         every = [event, *chain, *children]
         names = {e.project for e in every} | {e.upstream for e in every if e.upstream}
         hidden = set() if admin else await private_projects(session, names)
+        build = await upstream_build(session, event, chain[0]) if chain else None
     if project_key(event.project) in hidden:
         return None
 
@@ -123,11 +125,13 @@ async def event_trace(
             project_key(item.upstream or "") not in hidden,
         )
 
-    parent = chain[0] if chain and project_key(chain[0].project) not in hidden else None
+    if build is not None and project_key(build.project) in hidden:
+        build = None
     return {
         **show(event),
-        # what a triggered pipeline was started with: its upstream build's artifacts
-        "upstream_artifacts": (parent.details.get("artifacts") or []) if parent else [],
+        # what a triggered pipeline was started with: its upstream build's artifacts (for a
+        # re-run against the commit the pair last passed with, that build's)
+        "upstream_artifacts": (build.details.get("artifacts") or []) if build else [],
         "chain": [show(item) for item in reversed(chain)],
         "children": [show(item) for item in children],
     }
@@ -779,6 +783,8 @@ async def event_tree(
             await _annotate(session, node, nodes, typical, links, compare, hidden)
         below = descendants(event.id, events)  # the rows of the report on its commit
         started = await progress(session, below)
+        parent = nodes.get(event.parent_id or "")
+        build = await upstream_build(session, event, parent.event) if parent else None
     _link_up(nodes)
     root = nodes.get(event.root_id) or nodes[event.id]
     shown = _failure_of(nodes, nodes[event.id]) or nodes[event.id]
@@ -797,7 +803,7 @@ async def event_tree(
         elapsed=(utcnow() - event.created_at).total_seconds(),
         left=max(estimates) if estimates else None,
         artifacts=event.details.get("artifacts") or [],
-        upstream_artifacts=_artifacts_of(nodes.get(event.parent_id or "")),
+        upstream_artifacts=(build.details.get("artifacts") or []) if build else [],
     )
 
 
@@ -828,10 +834,6 @@ def _step(rerun: TreeNode, failure: TreeNode, source: TreeNode | None) -> RerunS
 def _failure_of(nodes: dict[str, TreeNode], node: TreeNode) -> TreeNode | None:
     """The failure a confirming re-run confirms, when it is in the tree."""
     return nodes.get(node.event.confirms_id or "")
-
-
-def _artifacts_of(node: TreeNode | None) -> list[dict[str, Any]]:
-    return (node.event.details.get("artifacts") or []) if node is not None else []
 
 
 def _below(node: TreeNode) -> list[TreeNode]:

@@ -18,7 +18,7 @@ from bot.engine import Engine, UpstreamSuccess
 from bot.models import Event
 from bot.results import Confirmation, Result, Step, Verdict, after_rerun
 from bot.runner import PipelineStarted, TriggerRequest
-from bot.tokens import CallbackSigner
+from bot.tokens import CallbackSigner, create_project_token
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
@@ -262,6 +262,75 @@ async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
         f"Re-run against the upstream commit it last passed with {PASSED_SHA[:7]} → passed" in shown
     )
     assert "Meaning: confirmed new regression — it passes against the upstream commit" in shown
+
+
+def lib_build_url(number: int) -> str:
+    return f"https://ci.acme.dev/lib/{number}"
+
+
+def wheel_of(number: int) -> dict[str, str]:
+    return {"name": f"lib-1.{number}-py3-none-any.whl", "url": f"{lib_build_url(number)}/lib.whl"}
+
+
+async def lib_build(client: TestClient[Any, Any], sha: str, number: int) -> None:
+    """A success of LIB reported through the builds API, with the wheel it built."""
+    async with runtime(client).sessions.begin() as session:
+        token = await create_project_token(session, LIB)
+    reply = await client.post(
+        "/api/v1/builds",
+        json={
+            "project": LIB,
+            "sha": sha,
+            "ref": "main",
+            "result": "success",
+            "url": lib_build_url(number),
+            "artifacts": [wheel_of(number)],
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert reply.status == 202
+    await run_jobs(client)
+
+
+async def test_the_re_run_against_the_last_passed_commit_gets_that_builds_artifacts(
+    setup: Setup,
+) -> None:
+    """A downstream that installs the upstream's wheel tests the one built from the commit it
+    last passed with, not the new one again (which would call a real regression already
+    broken)."""
+    client, forge, started = setup
+    await lib_build(client, PASSED_SHA, 1)
+    await answer(client, started()[-1], "success")
+    await lib_build(client, NEW_SHA, 2)
+    await answer(client, started()[-1], "failure")
+    again = started()[-1]
+    assert (again.upstream_sha, again.upstream_url, list(again.artifacts)) == (
+        NEW_SHA,
+        lib_build_url(2),
+        [wheel_of(2)],
+    )
+    await answer(client, again, "failure")
+
+    assert len(started()) == 4
+    back = started()[-1]
+    assert (back.upstream_sha, back.upstream_ref, back.upstream_url, list(back.artifacts)) == (
+        PASSED_SHA,
+        "main",
+        lib_build_url(1),
+        [wheel_of(1)],
+    )
+    trace = await (await client.get(f"/api/v1/events/{back.event_id}")).json()
+    assert trace["upstream_artifacts"] == [wheel_of(1)], "the page lists what was sent"
+    page = Page(await (await client.get(f"/events/{back.event_id}", headers=BROWSER)).text())
+    assert "Upstream artifacts" in page.text
+    assert wheel_of(1)["url"] in page.links and wheel_of(2)["url"] not in page.links
+
+    await answer(client, back, "success")  # the old wheel passes: the new one broke it
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "failure",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )
 
 
 async def test_a_re_run_that_never_reports_blames_nobody(

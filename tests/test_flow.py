@@ -546,6 +546,28 @@ async def test_a_trigger_job_that_runs_again_asks_before_starting_again(
     assert len(forge.of("start_pipeline")) == 2
 
 
+async def test_a_trigger_job_that_runs_again_after_the_start_was_recorded_sends_nothing(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """A crash after the start was stored and before the job was marked done: it was started,
+    even where the runner cannot find the run (a webhook CI, GitHub's lagging run list)."""
+    forge.remembers_runs = False
+    request = await start_one(client, forge)
+    trigger = runtime(client).engine.job_handlers()["trigger"]
+
+    await trigger({"event_id": request.event_id})
+    async with runtime(client).sessions.begin() as session:
+        event = await session.get(Event, request.event_id)
+        assert event is not None and event.started_at is not None
+        event.run_id = None  # a webhook CI names no run: started_at alone says it started
+    await trigger({"event_id": request.event_id})
+
+    assert [started.event_id for _, started in forge.of("start_pipeline")] == [request.event_id]
+    [event] = await events_of(client, APP)
+    assert (event.result, event.reason) == (None, None)
+    assert event.started_at is not None
+
+
 async def test_jobs_name_the_owner_whose_forge_they_act_on(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:

@@ -32,15 +32,20 @@ async def wanted(session: AsyncSession, event: Event) -> bool:
     return spec is not None and Upstream.model_validate(spec).confirm
 
 
-async def start(
-    ctx: Context, session: AsyncSession, failure: Event, last_passed_sha: str | None
-) -> None:
-    """Begin confirming a failure: re-run it against the same upstream commit."""
+async def start(ctx: Context, session: AsyncSession, failure: Event, passed: Event | None) -> None:
+    """Begin confirming a failure: re-run it against the same upstream commit. `passed` is the
+    upstream build the pair last passed with, which a later re-run is sent (its commit, URL, ref
+    and artifacts)."""
     failure.details = {
         **failure.details,
-        "confirmation": {"step": Step.AGAIN, "last_passed_sha": last_passed_sha, "reruns": []},
+        "confirmation": {
+            "step": Step.AGAIN,
+            "last_passed_sha": passed.sha if passed else None,
+            "last_passed_upstream": passed.id if passed else None,
+            "reruns": [],
+        },
     }
-    await _rerun(ctx, session, failure, Step.AGAIN, upstream_sha=None)
+    await _rerun(ctx, session, failure, Step.AGAIN)
 
 
 async def rerun_finished(ctx: Context, session: AsyncSession, rerun: Event) -> None:
@@ -59,7 +64,14 @@ async def rerun_finished(ctx: Context, session: AsyncSession, rerun: Event) -> N
         last_passed_sha=confirmation.get("last_passed_sha"),
     )
     if settled.next_step is not None:
-        await _rerun(ctx, session, failure, settled.next_step, confirmation.get("last_passed_sha"))
+        await _rerun(
+            ctx,
+            session,
+            failure,
+            settled.next_step,
+            upstream_sha=confirmation.get("last_passed_sha"),
+            upstream_event=confirmation.get("last_passed_upstream"),
+        )
         return
     failure.change = settled.verdict
     failure.reason = settled.reason or failure.reason
@@ -70,10 +82,17 @@ async def rerun_finished(ctx: Context, session: AsyncSession, rerun: Event) -> N
 
 
 async def _rerun(
-    ctx: Context, session: AsyncSession, failure: Event, step: Step, upstream_sha: str | None
+    ctx: Context,
+    session: AsyncSession,
+    failure: Event,
+    step: Step,
+    *,
+    upstream_sha: str | None = None,
+    upstream_event: str | None = None,
 ) -> None:
     """A new trigger event of the same downstream under the same upstream success; with
-    `upstream_sha`, against that upstream commit instead of the success's own."""
+    `upstream_sha`, against that upstream commit instead of the success's own, as the upstream
+    event `upstream_event` built it (`bot.engine.dispatch.upstream_build`)."""
     rerun = Event(
         id=new_event_id(),
         kind="trigger",
@@ -87,6 +106,7 @@ async def _rerun(
             "chain": failure.details.get("chain", []),
             "step": step,
             "upstream_sha": upstream_sha,
+            "upstream_event": upstream_event,
         },
         deadline_at=utcnow() + timedelta(seconds=ctx.settings.result_timeout),
     )

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
 from bot.engine import followups
@@ -30,9 +31,12 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         event = await session.get(Event, payload["event_id"])
         if event is None or event.result is not None or event.parent_id is None:
             return
+        if event.started_at is not None or event.run_id is not None:
+            return  # started: an earlier attempt recorded it, then died before being done
         parent = await session.get(Event, event.parent_id)
         downstream = await session.get(Project, project_key(event.project))
         upstream = await session.get(Project, project_key(event.upstream or ""))
+        build = await upstream_build(session, event, parent) if parent is not None else None
     if parent is None or downstream is None:
         return
     request = TriggerRequest(
@@ -41,8 +45,8 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         upstream=parent.project,
         # a confirming re-run may run against the upstream commit the pair last passed with
         upstream_sha=event.details.get("upstream_sha") or parent.sha or "",
-        upstream_ref=parent.ref or "",
-        upstream_url=parent.url,
+        upstream_ref=(build.ref if build else None) or "",
+        upstream_url=build.url if build else None,
         callback_url=ctx.callback_url(event.id),
         callback_token=ctx.signer.token(event.id),
         trigger=config_of(downstream).trigger,
@@ -51,7 +55,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         parent_id=parent.id,
         root_id=event.root_id,
         depth=event.depth,
-        artifacts=parent.details.get("artifacts") or (),
+        artifacts=(build.details.get("artifacts") if build else None) or (),
     )
     runner = ctx.adapters.runner(request.project, request.trigger)
     try:
@@ -80,6 +84,18 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
             stored.reason = None
         await followups.report(session, parent.id)
     metrics.TRIGGERS.labels("started").inc()
+
+
+async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> Event | None:
+    """The upstream build a trigger event runs against, whose URL, ref and artifacts it is sent:
+    its parent, or for a confirming re-run against the upstream commit the pair last passed
+    with, the build that commit passed with (None when it is unknown or gone)."""
+    sha = event.details.get("upstream_sha")
+    if not sha or sha == parent.sha:
+        return parent
+    build_id = event.details.get("upstream_event")
+    build = await session.get(Event, build_id) if build_id else None
+    return build if build is not None and build.sha == sha else None
 
 
 async def _start_once(

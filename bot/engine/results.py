@@ -16,7 +16,7 @@ from bot.engine import confirm, followups
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.models import Event, utcnow
-from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge, last_pass
+from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge
 from bot.runner import Artifact
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -149,8 +149,10 @@ async def _judge(ctx: Context, session: AsyncSession, event: Event) -> None:
     event.change = judgement.verdict
     event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
     if judgement.confirm:
-        passed = last_pass(history)
-        await confirm.start(ctx, session, event, passed.upstream_sha if passed else None)
+        # the upstream build the pair last passed with: a re-run there is sent what it built
+        passed = await last_passed(session, event)
+        build = await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
+        await confirm.start(ctx, session, event, build)
         await followups.reports(session, event)
     else:
         await followups.after_verdict(session, event)
