@@ -39,7 +39,8 @@ class CallbackSigner:
         return hmac.new(self._key, f"callback:{event_id}".encode(), hashlib.sha256).hexdigest()
 
     def verify(self, event_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(event_id), token)
+        # compare_digest takes only ASCII text; a token that is not ASCII is simply wrong.
+        return token.isascii() and hmac.compare_digest(self.token(event_id), token)
 
     def key_for(self, purpose: str) -> bytes:
         """A key of its own for another use of the secret key (callback tokens never match it)."""
@@ -55,7 +56,8 @@ class TokenError(ValueError):
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogatepass: text from a header's undecodable bytes hashes (to no token) rather than raise
+    return hashlib.sha256(token.encode(errors="surrogatepass")).hexdigest()
 
 
 def _active(project: str) -> tuple[ColumnElement[bool], ...]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from config.repo_config import MAX_ITEMS
+
 CATCH_ALL_PATTERNS = ("*", "**")
 # GitLab: `[Section]`, `^[Optional section]`, `[Section][2]`, then the section's default owners
 SECTION = re.compile(r"^\^?\[[^\]]*\](?:\[\d+\])?(?P<owners>.*)$")
@@ -13,7 +15,8 @@ def catch_all_owners(text: str) -> list[str]:
     """Owners of the last `*` (or `**`) rule, '@' stripped from users and teams; [] if none.
 
     A later catch-all with no owners wins too (it un-assigns), so it also yields [] — except in
-    a GitLab section, where a rule without owners has the section's default owners.
+    a GitLab section, where a rule without owners has the section's default owners. At most
+    MAX_ITEMS owners are taken (the first ones), as for `owners:` in `.conjunction.yml`.
     """
     owners: list[str] = []
     defaults: list[str] = []
@@ -27,5 +30,5 @@ def catch_all_owners(text: str) -> list[str]:
             continue
         pattern, *names = line.split()
         if pattern in CATCH_ALL_PATTERNS:
-            owners = [name.removeprefix("@") for name in names or defaults]
+            owners = [name.removeprefix("@") for name in (names or defaults)[:MAX_ITEMS]]
     return owners

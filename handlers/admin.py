@@ -22,10 +22,19 @@ SESSION_SECONDS = 12 * 3600
 routes = web.RouteTableDef()
 
 
+def usable_token(token: str | None) -> str | None:
+    """`token` if it is printable ASCII, else None: every token Conjunction hands out is, and a
+    header's undecodable bytes (lone surrogates) or non-ASCII text could not be compared or
+    hashed. Such a token is no token: a 401 for the API, anonymous for pages."""
+    if token and token.isascii() and token.isprintable():
+        return token
+    return None
+
+
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return usable_token(token.strip()) if scheme.lower() == "bearer" else None
 
 
 def _serializer(request: web.Request) -> URLSafeTimedSerializer | None:
@@ -91,7 +100,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     serializer = _serializer(request)
     if not admin or serializer is None:
         return _form(request, next_path=next_path, status=404)
-    if not hmac.compare_digest(token.encode(), admin.encode()):
+    if not hmac.compare_digest(token.encode(errors="surrogatepass"), admin.encode()):
         return _form(request, next_path=next_path, error="That is not the admin token.", status=401)
     response = web.Response(status=303, headers={"Location": next_path})
     response.set_cookie(

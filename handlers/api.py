@@ -19,7 +19,7 @@ from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.tokens import use_project_token
-from handlers.admin import bearer, is_admin
+from handlers.admin import bearer, is_admin, usable_token
 from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error
 from handlers.errors import RequestError
@@ -94,7 +94,7 @@ class BuildBody(BaseModel):
 def callback_token(request: web.Request) -> str | None:
     """The bearer token, else `?token=` for CI systems that cannot set headers (the URL, token
     and all, may then end up in their logs and in proxies' logs)."""
-    return bearer(request) or request.query.get("token") or None
+    return bearer(request) or usable_token(request.query.get("token"))
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -134,6 +136,85 @@ async def test_private_projects_need_the_admin_token(
     _, (_, check) = forge.of("check")[-1]
     assert "acme/app" not in check.summary
     assert "| 1 private project | 1 ⏳ running |" in check.summary
+
+
+async def raw_request(
+    client: TestClient[Any, Any], method: str, path: str, authorization: bytes, body: bytes = b""
+) -> tuple[int, bytes]:
+    """Send a request whose Authorization header is the given bytes, as they are (an HTTP
+    client would refuse to send bytes that are not UTF-8); the answer's status and body."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: conjunction.test\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    ).encode()
+    writer.write(head + b"Authorization: " + authorization + b"\r\n\r\n" + body)
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    _, _, content = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), content
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [b"Bearer \xff\xfe", b"Bearer caf\xc3\xa9", b"Bearer to\tken", b"bearer tok\xe9n"],
+)
+async def test_a_token_that_is_not_printable_ascii_is_no_token(
+    client: TestClient[Any, Any], forge: MemoryHost, authorization: bytes
+) -> None:
+    """Undecodable bytes, UTF-8 text or control characters after `Bearer`: the API answers its
+    usual 401, and pages and the project API answer as for a visitor without a token."""
+    event_id = (await start_one(client, forge)).event_id
+    await index(client, "github.com/acme/secret", None, private=True)
+    async with runtime(client).sessions.begin() as session:
+        await create_project_token(session, LIB)
+    result = json.dumps({"result": "success"}).encode()
+
+    status = await raw_request(
+        client, "POST", f"/api/v1/events/{event_id}/status", authorization, result
+    )
+    assert (status[0], json.loads(status[1])) == (
+        401,
+        {"error": "the callback token is missing or wrong for this event"},
+    )
+    build = json.dumps(
+        {"project": LIB, "sha": SHA, "ref": "main", "result": "success", "url": None}
+    ).encode()
+    builds = await raw_request(client, "POST", "/api/v1/builds", authorization, build)
+    assert (builds[0], json.loads(builds[1])) == (
+        401,
+        {"error": "a valid project token is required (python app.py token create)"},
+    )
+    project = await raw_request(client, "GET", f"/api/v1/projects/{LIB}", authorization)
+    assert project[0] == 200
+    assert json.loads(project[1])["downstreams"] == [APP]
+    hidden = await raw_request(
+        client, "GET", "/api/v1/projects/github.com/acme/secret", authorization
+    )
+    assert (hidden[0], json.loads(hidden[1])) == (
+        404,
+        {"error": "no project github.com/acme/secret"},
+    )
+    dashboard = await raw_request(client, "GET", "/", authorization)
+    assert dashboard[0] == 200
+    assert b"acme/lib" in dashboard[1]
+    assert b"acme/secret" not in dashboard[1]
+
+    assert (await runtime(client).engine.get_event(event_id)).result is None  # type: ignore[union-attr]
+    # The same through an HTTP client, which sends the text as UTF-8.
+    cafe = await client.post(
+        f"/api/v1/events/{event_id}/status",
+        json={"result": "success"},
+        headers={"Authorization": "Bearer café"},
+    )
+    assert cafe.status == 401
+    query = await client.post(
+        f"/api/v1/events/{event_id}/status?token=caf%C3%A9", json={"result": "success"}
+    )
+    assert query.status == 401
 
 
 async def test_project_statistics(client: TestClient[Any, Any], forge: MemoryHost) -> None:

@@ -186,7 +186,14 @@ async def test_workflow_dispatch_sends_them_where_the_workflow_declares_the_inpu
         "on:\n  workflow_dispatch:\n",
         "on: [workflow_dispatch]\n",
         "on: [",
+        # Files the bounded YAML loader refuses count as declaring nothing: deeper than its
+        # depth budget (plain PyYAML raised RecursionError, retried 8 times, never dispatched),
+        # over its budget of values, or over 64 KB (plain PyYAML took seconds on the loop).
+        "[" * 30_000,
+        WORKFLOW + "x: [" + "1, " * 12_000 + "]\n",
+        WORKFLOW + "jobs:\n  build:\n    steps:\n" + "      - run: make\n" * 4_000,
     ],
+    ids=["no-input", "no-inputs", "list", "broken", "deep", "many-values", "over-64kb"],
 )
 async def test_workflow_dispatch_leaves_them_out_where_the_input_is_not_declared(
     fake_github: FakeGitHub, workflow: str

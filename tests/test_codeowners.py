@@ -1,4 +1,9 @@
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
 from config.codeowners import catch_all_owners
+from tests.test_flow import LIB, index
 
 
 def test_last_catch_all_rule_wins_and_at_is_stripped():
@@ -35,3 +40,20 @@ def test_a_gitlab_section_gives_its_default_owners_to_rules_without_any():
     text = "* @everyone\n[Platform][2] @acme/platform @lead\n*\n"
     assert catch_all_owners(text) == ["acme/platform", "lead"]
     assert catch_all_owners("[Docs] @docs\n*.md\n") == []
+
+
+NAMES = [f"user{number}" for number in range(5_000)]
+MANY = "* " + " ".join(f"@{name}" for name in NAMES) + "\n"
+
+
+def test_at_most_as_many_owners_as_a_config_list_holds():
+    """A catch-all rule naming thousands of owners gives the first MAX_ITEMS (200), as many as
+    `owners:` in `.conjunction.yml` may list; a GitLab section's defaults too."""
+    assert catch_all_owners(MANY) == NAMES[:200]
+    assert catch_all_owners("[All] " + MANY.removeprefix("* ") + "*\n") == NAMES[:200]
+
+
+async def test_the_project_api_shows_at_most_200_codeowners(client: TestClient[Any, Any]) -> None:
+    await index(client, LIB, None, codeowners=MANY)
+    project = await (await client.get(f"/api/v1/projects/{LIB}")).json()
+    assert project["owners"] == NAMES[:200]

@@ -69,6 +69,10 @@ header_text = st.text(
     st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
     max_size=120,
 )
+# `Bearer ` and any text an HTTP client sends (as UTF-8): non-ASCII, emoji, format characters.
+bearer_text = st.text(st.characters(exclude_categories=["Cs", "Cc"]), max_size=80).map(
+    lambda token: f"Bearer {token}"
+)
 # Strings around the lengths the database columns take, with and without NUL.
 edge_strings = st.builds(
     lambda char, length: char * length,
@@ -271,7 +275,7 @@ async def test_fuzz_status_api(
     valid = {"result": data.draw(st.sampled_from(RESULTS)), "url": "https://ci.acme.dev/1"}
     body = data.draw(bodies({**valid, "metadata": {"sha": "c" * 40, "ref": "refs/heads/main"}}))
     token = runtime(fuzz_client).engine.signer.token(trigger)
-    authorization = data.draw(usually(f"Bearer {token}", header_text))
+    authorization = data.draw(usually(f"Bearer {token}", header_text | bearer_text))
     await post(
         fuzz_client,
         f"/api/v1/events/{quote(event_id, safe='')}/status",
@@ -298,7 +302,7 @@ async def test_fuzz_builds_api(
         "result": data.draw(st.sampled_from(RESULTS)),
         "url": "https://ci.acme.dev/2",
     }
-    authorization = data.draw(usually(f"Bearer {project_token}", header_text))
+    authorization = data.draw(usually(f"Bearer {project_token}", header_text | bearer_text))
     await post(
         fuzz_client,
         "/api/v1/builds",

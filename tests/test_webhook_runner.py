@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
@@ -574,3 +575,40 @@ async def test_secret_values_reach_no_log_page_answer_error_or_row(
     seen += stored(tmp_path)
     for value in (TOKEN_VALUE, HOOK_SECRET):
         assert not [text for text in seen if value in text]
+
+
+async def test_the_callback_token_is_kept_out_of_an_echoed_error_answer(
+    aiohttp_client: Any,
+    settings: Settings,
+    forge: MemoryHost,
+    secrets_file: Path,
+    aiohttp_server: Any,
+) -> None:
+    """A CI whose 5xx answer repeats the request: the reason on the public event page and API
+    shows the answer with the callback token redacted, and the token still reports a result."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=503, text=f"cannot queue {await request.text()}")
+
+    app = web.Application()
+    app.router.add_post("/hook", echo)
+    server = await aiohttp_server(app)
+    client = await webhook_client(aiohttp_client, settings, forge, secrets_file)
+    hook = {"body": {"token": "${callback_token}", "event": "${event}"}}
+    event = await trigger(client, app_config(str(server.make_url("/hook")), **hook))
+    token = runtime(client).engine.signer.token(event.id)
+    assert event.reason == (
+        'the webhook answered 503: cannot queue {"token": "[secret]", '
+        f'"event": "{event.id}"}}; trying again'
+    )
+    for path in (f"/events/{event.parent_id}", f"/events/{event.id}", f"/api/v1/events/{event.id}"):
+        page = await client.get(path)
+        assert page.status == 200
+        assert "[secret]" in await page.text()
+        assert token not in await page.text()
+    answer = await client.post(
+        f"/api/v1/events/{event.id}/status",
+        json={"result": "success"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status == 202

@@ -124,7 +124,9 @@ class WebhookRunner:
         hook = request.trigger.webhook
         if hook is None:
             raise TriggerError(f"{request.project} has no trigger.webhook")
-        used: list[str] = []  # secret values in this request, kept out of any reason
+        # secret values in this request, kept out of any reason: the named secrets it uses and
+        # the callback token (a CI echoing the request must not publish it on the event page)
+        used: list[str] = [request.callback_token]
 
         def secret(name: str) -> str:
             try:

@@ -29,6 +29,7 @@ from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
 from bot.names import project_key, split_project
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
+from config import bounded_yaml
 from config.repo_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,18 @@ PERMISSION_REASON = (
 
 ARTIFACTS_INPUT = "upstream_artifacts"
 WORKFLOW_CACHE_SECONDS = 600
+MAX_WORKFLOW_BYTES = 64 * 1024  # a workflow file read for its inputs; a larger one declares none
 
 
 def _dispatch_inputs(workflow_text: str) -> set[str]:
-    """The workflow_dispatch inputs a workflow file declares (none when it does not parse)."""
+    """The workflow_dispatch inputs a workflow file declares: none when it does not parse, is
+    over MAX_WORKFLOW_BYTES, or over the bounded loader's depth, value or text budgets (the
+    downstream's file is anyone's text, and this runs on the event loop)."""
+    if len(workflow_text.encode(errors="surrogatepass")) > MAX_WORKFLOW_BYTES:
+        return set()
     try:
-        workflow = yaml.safe_load(workflow_text)
-    except yaml.YAMLError:
+        workflow, _ = bounded_yaml.load(workflow_text)
+    except (yaml.YAMLError, RecursionError, ValueError):
         return set()
     if not isinstance(workflow, dict):
         return set()
