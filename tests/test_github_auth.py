@@ -1,5 +1,6 @@
 """The app's credentials: JWTs as GitHub sees them, installation tokens and their cache."""
 
+import asyncio
 import time
 
 import jwt
@@ -59,6 +60,24 @@ async def test_installation_token_is_asked_with_the_app_jwt_and_cached(
     [call] = fake_github.calls
     assert call.url == "https://api.github.com/app/installations/42/access_tokens"
     assert_app_jwt(call, app_private_key, before, after)
+
+
+async def test_jobs_asking_for_one_token_at_once_share_one_request(
+    auth, as_app, fake_github, monkeypatch
+):
+    fake_github.expect(
+        "POST", "/app/installations/42/access_tokens", status=201, body=token_answer("t1")
+    )
+    post = as_app.post
+
+    async def slow_post(*args, **kwargs):  # GitHub takes a moment: the others ask meanwhile
+        await asyncio.sleep(0.01)
+        return await post(*args, **kwargs)
+
+    monkeypatch.setattr(as_app, "post", slow_post)
+    tokens = await asyncio.gather(*(auth.installation_token(as_app, 42) for _ in range(5)))
+    assert tokens == ["t1"] * 5
+    assert len(fake_github.calls) == 1
 
 
 async def test_calls_as_the_app_carry_a_valid_jwt(auth, as_app, fake_github, app_private_key):

@@ -3,6 +3,7 @@ installed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -11,14 +12,17 @@ from typing import NamedTuple
 
 import cachetools
 import gidgethub
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gidgethub.abc import GitHubAPI
-from gidgethub.apps import get_installation_access_token
+from gidgethub.apps import get_jwt
 
 log = logging.getLogger(__name__)
 
 # A cached installation token is replaced once fewer than this many seconds remain.
 TOKEN_REFRESH_MARGIN = 5 * 60
 REPO_INSTALLATION_TTL = 10 * 60
+# The app's own JWT (valid 10 minutes) is signed again after this many seconds.
+APP_JWT_TTL = 5 * 60
 
 
 def parse_timestamp(value: str) -> float:
@@ -48,6 +52,13 @@ class GitHubAppAuth:
     ) -> None:
         self.app_id = str(app_id)
         self.private_key = private_key
+        # parsed once: reading a PEM key checks it, which takes long enough (~0.2 s on a
+        # small machine) to hold the event loop back at every token
+        self._signing_key = load_pem_private_key(private_key.encode(), password=None)
+        self._app_jwt: cachetools.TTLCache[str, str] = cachetools.TTLCache(
+            maxsize=1, ttl=APP_JWT_TTL, timer=clock
+        )
+        self._fetching: dict[int, asyncio.Lock] = {}
         self._tokens: cachetools.TLRUCache[int, Token] = cachetools.TLRUCache(
             maxsize=1024, ttu=_usable_until, timer=clock
         )
@@ -59,19 +70,31 @@ class GitHubAppAuth:
     def __repr__(self) -> str:
         return f"GitHubAppAuth(app_id={self.app_id!r})"
 
+    def app_jwt(self) -> str:
+        """The app's JWT, signed again every 5 minutes."""
+        token = self._app_jwt.get(self.app_id)
+        if token is None:
+            # gidgethub types the key as PEM text; PyJWT takes the parsed key as well
+            key: str = self._signing_key  # type: ignore[assignment]
+            token = self._app_jwt[self.app_id] = get_jwt(app_id=self.app_id, private_key=key)
+        return token
+
     async def installation_token(self, gh: GitHubAPI, installation_id: int) -> str:
-        """A token for the installation, from cache unless it expires within 5 minutes."""
-        cached = self._tokens.get(installation_id)
-        if cached is not None:
-            return cached.value
-        data = await get_installation_access_token(
-            gh,
-            installation_id=str(installation_id),
-            app_id=self.app_id,
-            private_key=self.private_key,
-        )
-        token = Token(data["token"], parse_timestamp(data["expires_at"]))
-        self._tokens[installation_id] = token
+        """A token for the installation, from cache unless it expires within 5 minutes;
+        jobs asking for the same one at once share one request."""
+        lock = self._fetching.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached is not None:
+                return cached.value
+            data = await gh.post(
+                "/app/installations/{installation_id}/access_tokens",
+                {"installation_id": installation_id},
+                data=b"",
+                jwt=self.app_jwt(),
+            )
+            token = Token(data["token"], parse_timestamp(data["expires_at"]))
+            self._tokens[installation_id] = token
         log.debug("new token for installation %s, expires %s", installation_id, data["expires_at"])
         return token.value
 
