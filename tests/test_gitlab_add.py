@@ -120,13 +120,48 @@ async def test_missing_roles_are_named(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "gitlab.com/acme/lib: indexed (1 upstream)"
     assert out[1] == (
-        "  ! the bot account lacks the Developer role: Conjunction cannot create this "
-        "project's pipelines (as a downstream) or post commit statuses on it (as an upstream)"
+        "  ! the bot account lacks the Developer role: Conjunction cannot post commit statuses "
+        "on this project (as an upstream) or create its pipelines (as a downstream; on a "
+        "protected branch that takes a role allowed to merge into it, Maintainer by default)"
     )
     assert out[2].startswith(
         "  ! no webhook: the bot account lacks the Maintainer role, which managing webhooks "
         f"needs. Add one by hand (Settings > Webhooks): URL {HOOK_URL}"
     )
+
+
+async def test_a_developer_is_told_that_a_protected_branch_takes_more(
+    gitlab_settings: Settings, fake_gitlab: FakeGitLab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pipelines on a protected branch (the default branch is, by default) take a role allowed
+    to merge into it, Maintainer by default: for a downstream, the Developer role may not do."""
+    for path, config in (("acme/app", CONFIG), ("acme/lib", None)):
+        fake_gitlab.expect_project(path)
+        expect_user(fake_gitlab)
+        expect_join(fake_gitlab, path, level=30, hooks=[{"id": 3, "url": HOOK_URL}])
+        fake_gitlab.expect(
+            "PUT",
+            f"/projects/{encoded(path)}/hooks/3",
+            status=403,
+            body={"message": "403 Forbidden"},
+        )
+        fake_gitlab.expect_index(path, config, project_info=False)
+
+    assert await gitlab_add(gitlab_settings, "acme/app", host=gitlab_host(fake_gitlab)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "gitlab.com/acme/app: indexed (1 upstream)",
+        "  ! the bot account has the Developer role: if main is a protected branch (a default "
+        "branch is, by default), creating pipelines on it needs a role allowed to merge into "
+        "main: Maintainer, unless Developers are allowed to merge",
+    ]
+    assert out[2].startswith("  ! no webhook: the bot account lacks the Maintainer role")
+
+    # an upstream only: commit statuses take the Developer role, nothing more is said
+    assert await gitlab_add(gitlab_settings, "acme/lib", host=gitlab_host(fake_gitlab)) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "gitlab.com/acme/lib: indexed (no .conjunction.yml on main: an upstream)"
+    assert [line for line in out if "Developer" in line] == []
 
 
 async def test_a_group_adds_each_of_its_projects_with_a_progress_line(
@@ -137,7 +172,8 @@ async def test_a_group_adds_each_of_its_projects_with_a_progress_line(
     fake_gitlab.expect(
         "GET",
         "/groups/5/projects",
-        query={"include_subgroups": "True", "archived": "False"},
+        # projects shared into the group from elsewhere are not the group's to join
+        query={"include_subgroups": "True", "archived": "False", "with_shared": "False"},
         body=[{"id": 1, "path_with_namespace": p} for p in ("acme/sub/app", "acme/lib")],
     )
     expect_user(fake_gitlab)
@@ -173,3 +209,35 @@ def test_without_a_token_the_command_says_what_to_set(
     monkeypatch.chdir(tmp_path)
     assert main(["gitlab", "add", "acme/lib"]) == 2
     assert capsys.readouterr().err == "conjunction: GitLab is not configured: set GITLAB_TOKEN\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, {"message": "401 Unauthorized"}),  # revoked or expired
+        (403, {"error": "insufficient_scope", "scope": "api"}),  # a read_api token
+    ],
+)
+async def test_a_token_gitlab_refuses_is_one_line_not_a_traceback(
+    gitlab_settings: Settings,
+    fake_gitlab: FakeGitLab,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    body: dict[str, Any],
+) -> None:
+    if status == 401:  # the fake refuses any other token with a 401
+        host = gitlab_host(fake_gitlab, token="glpat-revoked")
+    else:  # reading works; creating the webhook is refused
+        path = "acme/lib"
+        fake_gitlab.expect_project(path)
+        expect_user(fake_gitlab)
+        expect_join(fake_gitlab, path)
+        fake_gitlab.expect("POST", f"/projects/{encoded(path)}/hooks", status=403, body=body)
+        host = gitlab_host(fake_gitlab)
+
+    assert await gitlab_add(gitlab_settings, "acme/lib", host=host) == 1
+
+    assert capsys.readouterr().out == (
+        "conjunction: GitLab refused GITLAB_TOKEN (revoked, expired, or without the api scope)\n"
+    )
+    assert fake_gitlab.calls[-1].status == status

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.forges.gitlab.client import Pacer
 from tests.fakegithub import FakeTime
 from tests.fakegitlab import FakeGitLab, gitlab_host
@@ -39,3 +41,25 @@ async def test_every_request_python_gitlab_sends_is_counted(fake_gitlab: FakeGit
     for _ in range(2):
         await host.project_info("gitlab.com/acme/lib")
     assert len(host.client.pacer._sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (429, {"Retry-After": "0"}),  # over GitLab's rate limit: waited out, then asked again
+        (502, {}),  # a transient server error: asked again after a short backoff
+    ],
+)
+async def test_python_gitlab_retries_a_get_through_our_client(
+    fake_gitlab: FakeGitLab, status: int, headers: dict[str, str]
+) -> None:
+    path = "/projects/group%2Fsub%2Fapp"
+    fake_gitlab.expect("GET", path, status=status, body={"message": "slow down"}, headers=headers)
+    fake_gitlab.expect_project("group/sub/app", default_branch="trunk")
+    host = gitlab_host(fake_gitlab)
+
+    info = await host.project_info("gitlab.com/group/sub/app")
+
+    assert (info.default_branch, info.private) == ("trunk", False)
+    assert [call.status for call in fake_gitlab.calls_to("GET", path)] == [status, 200]
+    assert len(host.client.pacer._sent) == 2  # the retry is paced too

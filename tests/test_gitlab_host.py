@@ -147,6 +147,34 @@ async def test_jobs_gitlab_will_not_list_mean_no_artifacts(fake_gitlab: FakeGitL
         ),
         (404, {"message": "404 Project Not Found"}, "group/sub/app not found on gitlab.com"),
         (
+            # the project's "Minimum role to use pipeline variables" is above the bot's role
+            400,
+            {"message": {"base": ["Insufficient permissions to set pipeline variables"]}},
+            "GitLab refuses pipeline variables on group/sub/app: set Settings > CI/CD > "
+            "Variables > Minimum role to use pipeline variables to Developer",
+        ),
+        (
+            400,
+            {
+                "message": {
+                    "base": [
+                        "You do not have sufficient permission to run a pipeline on 'main'. "
+                        "Please select a different branch or contact your administrator for "
+                        "assistance."
+                    ]
+                }
+            },
+            "the GitLab bot account may not run pipelines on main of group/sub/app, a "
+            "protected branch: give it a role allowed to merge into main (Maintainer by "
+            "default), or set trigger.ref to a branch that is not protected",
+        ),
+        (
+            403,
+            {"error": "insufficient_scope", "scope": "api"},
+            "GitLab refused the bot account's token (GITLAB_TOKEN): revoked, expired, or "
+            "without the api scope",
+        ),
+        (
             400,
             {"message": {"base": ["Reference not found"]}},
             "GitLab refused a pipeline on main of group/sub/app: Reference not found",
@@ -359,6 +387,9 @@ async def test_a_wrong_token_is_refused_by_gitlab(fake_gitlab: FakeGitLab) -> No
     host = gitlab_host(fake_gitlab, token="revoked")
     with pytest.raises(TriggerError) as raised:
         await host.start_pipeline(request())
-    assert raised.value.reason == "GitLab refused the bot account's token (GITLAB_TOKEN)"
+    assert raised.value.reason == (
+        "GitLab refused the bot account's token (GITLAB_TOKEN): revoked, expired, or without "
+        "the api scope"
+    )
     [refused] = fake_gitlab.calls
     assert refused.status == 401

@@ -59,6 +59,8 @@ def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
         "issue_body.md",
         marker="<!-- m -->",
         upstream="github.com/acme/lib",
+        upstream_private=False,
+        hint=None,
         downstream="gitlab.example.com/group/app",
         sha="a" * 40,
         run_url=None,

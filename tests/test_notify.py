@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,34 @@ def test_what_each_channel_says() -> None:
     assert message.irc(MESSAGE) == (
         f"[conjunction] new regression: {APP} broke against {LIB} at 2222222 {MESSAGE.event_url}"
     )
+
+
+def test_the_flaky_hint_is_in_every_channel() -> None:
+    hinted = replace(MESSAGE, hint="flaky?", culprit=None)
+    slack = message.slack(hinted)
+    assert slack["text"] == (
+        f"Conjunction: new regression (flaky?): {APP} broke against {LIB} at 2222222"
+    )
+    assert slack["blocks"][0]["text"]["text"] == (
+        f":x: *new regression (flaky?)*: {APP} broke against {LIB} at 2222222"
+    )
+    assert slack["blocks"][2] == {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": "flaky? This pair has been alternating between passing and failing on "
+                "unchanged commits lately: this may be a flake rather than a change of state.",
+            }
+        ],
+    }
+    hook = message.webhook(hinted)
+    assert (hook["verdict"], hook["hint"]) == ("new regression", "flaky?")
+    assert message.irc(hinted).startswith(
+        f"[conjunction] new regression (flaky?): {APP} broke against {LIB} at 2222222 "
+    )
+    assert message.webhook(MESSAGE)["hint"] is None
+    assert "(flaky?)" not in message.slack(MESSAGE)["text"]
 
 
 def test_irc_lines() -> None:
@@ -249,3 +280,91 @@ async def test_private_addresses_and_foreign_secrets_are_refused_for_good(
             "(set CONJUNCTION_ALLOW_PRIVATE_WEBHOOKS=true for CI inside your network)",
         ),
     ]
+
+
+async def test_a_verdict_hinted_flaky_says_so_in_its_notifications(
+    aiohttp_client: Any, settings: Settings, forge: MemoryHost, receiver: tuple[Receiver, str]
+) -> None:
+    received, base = receiver
+    client = await app_with(aiohttp_client, with_secrets(settings, base), forge)
+    await index(client, LIB, notifying(base))
+    await index(client, APP, upstream_of(LIB))
+    for n, result in enumerate(["success", "failure", "success", "failure"], start=1):
+        await post_github(client, "workflow_run", workflow_run("acme/lib", str(n) * 40, run_id=n))
+        await run_jobs(client)
+        _, request = forge.of("start_pipeline")[-1]
+        # the same downstream commit every time: its results alternate on unchanged inputs
+        await report_status(client, request.event_id, result, metadata={"sha": "d" * 40})
+        await run_jobs(client)
+
+    assert [body["text"] for body in received.bodies("/slack")] == [
+        f"Conjunction: new regression: {APP} broke against {LIB} at 2222222",
+        f"Conjunction: fixed: {APP} passes again against {LIB} at 3333333",
+        f"Conjunction: new regression (flaky?): {APP} broke against {LIB} at 4444444",
+    ]
+    assert [(body["verdict"], body["hint"]) for body in received.bodies("/hook")] == [
+        ("new regression", None),
+        ("fixed", None),
+        ("new regression", "flaky?"),
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SLACK_PATH = "/services/T0ACME/B0ACME/xoxSlackWebhookSecret"
+
+
+@pytest.mark.parametrize(
+    ("url", "state", "error"),
+    [
+        (
+            "hooks.slack.test" + SLACK_PATH,  # no scheme
+            "dead",
+            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+        ),
+        (
+            "https://hooks.slack.test:99999" + SLACK_PATH,  # a port out of range
+            "dead",
+            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+        ),
+        (
+            "https://[::1" + SLACK_PATH,  # an unclosed bracket
+            "dead",
+            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+        ),
+        (
+            "http://127.0.0.1:{port}" + SLACK_PATH,  # nothing listening: retried
+            "queued",
+            "OSError: the Slack URL in secret acme-slack could not be reached "
+            "(ClientConnectorError)",
+        ),
+    ],
+    ids=["no-scheme", "bad-port", "bad-host", "refused"],
+)
+async def test_a_bad_slack_url_is_named_by_its_secret_never_shown(
+    aiohttp_client: Any,
+    settings: Settings,
+    forge: MemoryHost,
+    caplog: pytest.LogCaptureFixture,
+    url: str,
+    state: str,
+    error: str,
+) -> None:
+    """The Slack URL is the secret: aiohttp's errors quote it whole, so the job's last error
+    and the log name the secret instead."""
+    caplog.set_level(logging.DEBUG)
+    base = url.format(port=closed_port())  # the secret is this and "/slack"
+    client = await app_with(aiohttp_client, with_secrets(settings, base), forge)
+    await index(client, LIB, "notify:\n  - slack: acme-slack\n")
+    await index(client, APP, upstream_of(LIB))
+    await run_lib(client, forge, "1" * 40, {APP: "success"})
+    await run_lib(client, forge, "2" * 40, {APP: "failure"})
+    async with runtime(client).sessions() as session:
+        [job] = await session.scalars(select(Job).where(Job.kind == "notify_send"))
+    assert (job.state, job.last_error) == (state, error)
+    assert "xoxSlackWebhookSecret" not in caplog.text
+    assert "job failed" in caplog.text  # the failure was logged, without the URL

@@ -155,3 +155,61 @@ async def test_each_pairs_verdicts_and_flake_rate_are_in_the_project_api(
     admin = {"Authorization": "Bearer admin-token"}
     view = await (await client.get(f"/api/v1/projects/{LIB}", headers=admin)).json()
     assert [pair["downstream"] for pair in view["pairs"]] == [APP, secret]
+
+
+async def test_the_flaky_hint_is_in_the_breakage_issue_too(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    for n, result in enumerate(["success", "failure", "success", "failure"], start=1):
+        await lib_success(client, str(n) * 40, n)
+        await app_result(client, forge, result)
+
+    first, second = forge.issues.values()  # opened by the 2nd run, closed by the 3rd
+    assert "flaky?" not in first["body"]
+    assert first["comments"] == [
+        f"{APP} passes again against upstream `3333333` ([run](https://ci.test/{APP}/runs/3)). "
+        "Closing."
+    ]
+    assert second["state"] == "open"
+    assert (
+        "**flaky?** This pair has been alternating between passing and failing on unchanged "
+        "commits lately: this failure may be a flake rather than a breakage."
+    ) in second["body"]
+
+
+async def test_a_private_upstream_is_never_named_in_a_public_downstreams_issue(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, "owners: [libby]\n", private=True)
+    await index(client, APP, upstream_of(LIB, owners="[alice]"))
+    for n, result in enumerate(["success", "failure", "failure", "success"], start=1):
+        await lib_success(client, str(n) * 40, n)
+        await app_result(client, forge, result, sha="abcd"[n - 1] * 40)  # APP's own commits
+
+    [issue] = forge.issues.values()
+    assert issue["project"] == APP
+    assert issue["title"] == f"{APP} fails against a private project"
+    marker, sentence = issue["body"].splitlines()[:2]
+    assert marker.startswith("<!-- conjunction:breakage private-")
+    assert marker.endswith(f" -> {APP} -->")
+    assert sentence == (
+        f"**{APP}** passed against the previous successful build of a private project, and "
+        "fails against its latest one."
+    )
+    assert "Downstream owners: @alice" in issue["body"]
+    still_failing, fixed = issue["comments"]
+    assert still_failing.startswith(
+        f"Still failing against the private project's latest build ([run](https://ci.test/{APP}"
+        "/runs/3)). Trace: https://conjunction.test/events/"
+    )
+    assert fixed == (
+        f"{APP} passes again against the private project's latest build "
+        f"([run](https://ci.test/{APP}/runs/4)). Closing."
+    )
+    shown = "\n".join([issue["title"], issue["body"], *issue["comments"]])
+    for secret in ("acme/lib", "libby", "2222222", "3333333", "4444444", "/compare/"):
+        assert secret not in shown
+    marker_again = [m for op, project, m in forge.calls if op == "find_issue"]
+    assert marker_again == [marker]  # the one it looked for before opening

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +91,25 @@ def shown_in(repository: str, project: str, private: bool) -> bool:
     return not private or project_key(repository) == project_key(project)
 
 
+def upstream_hidden(repository: str, downstream: Project, upstream: Project | None) -> bool:
+    """A private (or internal) upstream is never named in a public downstream's issue: not in
+    its title, body, marker, compare link or commit ids."""
+    return (
+        upstream is not None
+        and upstream.private
+        and not downstream.private
+        and project_key(repository) != upstream.key
+    )
+
+
+def hidden_marker(ctx: Context, upstream: str, downstream: str) -> str:
+    """The pair's marker with the upstream as a keyed hash of its name: stable, so the issue is
+    found again, and no one without the server's secret key can test a guessed name against it."""
+    key = ctx.signer.key_for("issue-marker")
+    digest = hmac.new(key, project_key(upstream).encode(), hashlib.sha256).hexdigest()[:20]
+    return texts.breakage_marker(f"private-{digest}", downstream)
+
+
 async def update_issues(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: open, comment on or close the breakage issue of one result, in each repository."""
     async with ctx.sessions() as session:
@@ -127,6 +148,7 @@ async def _update_issue(
     if action is None:
         return
     trace = ctx.event_url(event.id)
+    hidden = upstream_hidden(repository, downstream, upstream)
     if action is Action.OPEN:
         issue = await _find_or_open(
             ctx, host, repository, event, parent, downstream, upstream, compare, trace
@@ -137,12 +159,21 @@ async def _update_issue(
         number, url = link.number, link.url
         if action is Action.COMMENT:
             body = texts.render(
-                "issue_still_failing.md", sha=parent.sha, run_url=event.url, trace_url=trace
+                "issue_still_failing.md",
+                sha=parent.sha,
+                upstream_private=hidden,
+                run_url=event.url,
+                trace_url=trace,
             )
             await host.comment_issue(repository, number, body)
         else:
             body = texts.render(
-                "issue_fixed.md", downstream=downstream.name, sha=parent.sha, run_url=event.url
+                "issue_fixed.md",
+                downstream=downstream.name,
+                sha=parent.sha,
+                upstream_private=hidden,
+                run_url=event.url,
+                hint=event.details.get("hint"),
             )
             await host.close_issue(repository, number, body)
     async with ctx.sessions.begin() as session:
@@ -170,8 +201,13 @@ async def _find_or_open(
     compare: str | None,
     trace_url: str,
 ) -> IssueRef:
-    """The pair's open issue, found by its hidden marker (opened before a crash), or a new one."""
-    marker = texts.breakage_marker(parent.project, downstream.name)
+    """The pair's open issue, found by its hidden marker (opened before a crash), or a new one.
+    A private upstream named nowhere in a public downstream's issue is "a private project"."""
+    hidden = upstream_hidden(repository, downstream, upstream)
+    if hidden:
+        marker = hidden_marker(ctx, parent.project, downstream.name)
+    else:
+        marker = texts.breakage_marker(parent.project, downstream.name)
     found = await host.find_issue(repository, marker)
     if found is not None:
         return found
@@ -180,12 +216,15 @@ async def _find_or_open(
         "issue_body.md",
         marker=marker,
         upstream=parent.project,
+        upstream_private=hidden,
         downstream=downstream.name,
         sha=parent.sha,
         run_url=event.url,
-        compare_url=compare,
+        compare_url=None if hidden else compare,
         trace_url=trace_url,
-        culprit=changes.get("culprit"),
+        hint=event.details.get("hint"),
+        # the likely culprit names upstream commits
+        culprit=None if hidden else changes.get("culprit"),
         upstream_commits=changes.get("upstream")
         if shown_in(repository, parent.project, bool(upstream and upstream.private))
         else None,
@@ -199,5 +238,10 @@ async def _find_or_open(
             ctx.adapters, repository, parent.project, upstream.owners if upstream else []
         ),
     )
-    title = texts.render("issue_title.txt", upstream=parent.project, downstream=downstream.name)
+    title = texts.render(
+        "issue_title.txt",
+        upstream=parent.project,
+        upstream_private=hidden,
+        downstream=downstream.name,
+    )
     return await host.open_issue(repository, title, body, [texts.ISSUE_LABEL])

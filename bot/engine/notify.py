@@ -68,6 +68,7 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
             run_url=event.url,
             compare_url=await compare_url(ctx, session, parent, event),
             culprit=changes.get("culprit"),
+            hint=event.details.get("hint"),
         )
         for index, (project, channel) in enumerate(channels):
             await JobQueue.enqueue(

@@ -45,14 +45,16 @@ class Notifier:
         """Deliver one message on one of `project`'s channels."""
         if channel.slack is not None:
             url = self._secret(channel.slack, project)
-            await self._post(url, json.dumps(message.slack(text)).encode(), {})
+            where = f"the Slack URL in secret {channel.slack}"  # the URL itself is the secret
+            body = json.dumps(message.slack(text)).encode()
+            await self._post(url, body, {}, where, scheme="https")
         elif channel.webhook is not None:
             body = json.dumps(message.webhook(text)).encode()
             headers = {}
             if channel.webhook.secret is not None:
                 secret = self._secret(channel.webhook.secret, project)
                 headers[SIGNATURE_HEADER] = signature(secret, body)
-            await self._post(channel.webhook.url, body, headers)
+            await self._post(channel.webhook.url, body, headers, "the notify webhook URL")
         elif channel.irc is not None:
             host, port = channel.irc.address
             try:
@@ -69,10 +71,19 @@ class Notifier:
         except SecretRefused as exc:
             raise PermanentError(str(exc)) from None
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], where: str, scheme: str = "http(s)"
+    ) -> None:
+        """POST to `url`, named `where` in every error: aiohttp's errors quote the whole URL,
+        and a Slack URL is a secret that must reach neither a job's last error nor the log."""
+        invalid = f"{where} is not a valid {scheme} URL"
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise PermanentError(invalid) from None
         try:
             if not self.settings.allow_private_webhooks:
-                check_literal((urlsplit(url).hostname or "").strip("[]"))
+                check_literal(host.strip("[]"))
             async with (await self._http()).post(
                 url,
                 data=body,
@@ -85,6 +96,12 @@ class Notifier:
                     raise PermanentError(f"the notification receiver answered {answer.status}")
         except AddressRefused as exc:
             raise PermanentError(str(exc)) from None
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
+            raise PermanentError(invalid) from None
+        except aiohttp.ClientError as exc:  # connection, TLS, protocol: the queue retries it
+            raise OSError(f"{where} could not be reached ({type(exc).__name__})") from None
+        except ValueError as exc:  # a request aiohttp will not make; its text may hold the URL
+            raise PermanentError(f"the request to {where} failed ({type(exc).__name__})") from None
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.results import Verdict
+from bot.results import FLAKY_HINT, Verdict
 from bot.texts import short
 
 STATES = {
@@ -20,6 +20,11 @@ EMOJI = {
     "fixed": ":white_check_mark:",
     "flaky": ":warning:",
     "already_broken": ":no_entry:",
+}
+
+HINTS = {
+    FLAKY_HINT: f"{FLAKY_HINT} This pair has been alternating between passing and failing on "
+    "unchanged commits lately: this may be a flake rather than a change of state.",
 }
 
 
@@ -36,6 +41,12 @@ class Message:
     run_url: str | None = None
     compare_url: str | None = None
     culprit: str | None = None
+    hint: str | None = None  # `flaky?`: the pair's history says the verdict may be a flake's
+
+    @property
+    def verdict_words(self) -> str:
+        """The verdict as the check summary shows it: `new regression (flaky?)`."""
+        return f"{self.verdict} ({self.hint})" if self.hint else self.verdict
 
     @property
     def headline(self) -> str:
@@ -63,7 +74,7 @@ def slack(message: Message) -> dict[str, Any]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"{EMOJI[message.state]} *{message.verdict}*: "
+                "text": f"{EMOJI[message.state]} *{_slack_text(message.verdict_words)}*: "
                 f"{_slack_text(message.headline)}",
             },
         },
@@ -75,12 +86,10 @@ def slack(message: Message) -> dict[str, Any]:
             ],
         },
     ]
-    if message.culprit:
+    notes = [HINTS.get(message.hint, message.hint) if message.hint else None, message.culprit]
+    for note in filter(None, notes):
         blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": _slack_text(message.culprit)}],
-            }
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_text(note)}]}
         )
     links = [
         ("Trace", message.event_url),
@@ -97,7 +106,10 @@ def slack(message: Message) -> dict[str, Any]:
             ],
         }
     )
-    return {"text": f"Conjunction: {message.verdict}: {message.headline}", "blocks": blocks}
+    return {
+        "text": f"Conjunction: {message.verdict_words}: {message.headline}",
+        "blocks": blocks,
+    }
 
 
 def webhook(message: Message) -> dict[str, Any]:
@@ -105,6 +117,7 @@ def webhook(message: Message) -> dict[str, Any]:
     return {
         "state": message.state,
         "verdict": message.verdict,
+        "hint": message.hint,
         "upstream": {"project": message.upstream, "sha": message.upstream_sha},
         "downstream": {"project": message.downstream, "sha": message.downstream_sha},
         "event": message.event_id,
@@ -116,4 +129,4 @@ def webhook(message: Message) -> dict[str, Any]:
 
 
 def irc(message: Message) -> str:
-    return f"[conjunction] {message.verdict}: {message.headline} {message.event_url}"
+    return f"[conjunction] {message.verdict_words}: {message.headline} {message.event_url}"

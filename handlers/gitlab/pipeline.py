@@ -10,6 +10,7 @@ from typing import Any
 from bot.engine import Engine, FinishedPipeline, ResultConflict
 from bot.engine.results import StartedBy
 from bot.forges.gitlab.host import GitLabHost
+from bot.models import Event
 from bot.names import project_key
 from bot.results import Result
 
@@ -22,16 +23,17 @@ FINISHED = {
     "canceled": Result.CANCELLED,
     "skipped": Result.SKIPPED,
 }
-# Pipelines created through the API (Conjunction's own), a trigger token or another pipeline
-# answer a request; merge-request pipelines never count as a success of a branch.
+# Pipelines created through the API, a trigger token or another project's pipeline may answer a
+# Conjunction request: they do when they carry its event variable or are the run a trigger event
+# waits for (see `started_by`). Merge-request pipelines never count as a success of a branch.
+REQUESTED = {"api", "trigger", "pipeline"}
 STARTED_BY: dict[str, StartedBy] = {
-    "api": "dispatch",
-    "trigger": "dispatch",
-    "pipeline": "dispatch",
-    "parent_pipeline": "dispatch",
     "merge_request_event": "pull_request",
     "external_pull_request_event": "pull_request",
 }
+# A child pipeline (`trigger: include:`) is part of its parent pipeline, whose own hook brings the
+# result: it is neither a result nor an upstream success of its own.
+CHILD = "parent_pipeline"
 EVENT_VARIABLE = "CONJUNCTION_EVENT"
 
 
@@ -41,6 +43,20 @@ def variables(pipeline: dict[str, Any]) -> dict[str, str]:
         for item in pipeline.get("variables") or []
         if isinstance(item, dict) and "key" in item
     }
+
+
+def started_by(pipeline: dict[str, Any]) -> StartedBy:
+    """How a pipeline started, as the engine matches it to a trigger event. An API, trigger-token
+    or multi-project pipeline is a dispatch only when it carries CONJUNCTION_EVENT (and
+    `on_pipeline` checks that it names a trigger event of this project); Conjunction's pipeline
+    without it is the run a trigger event waits for, which the engine matches by id. Anyone
+    else's such pipeline never answers the oldest trigger event still waiting for its pipeline
+    (one whose creation failed and will be retried, say): it counts as a push, an upstream
+    success when it passed."""
+    source = pipeline.get("source") or ""
+    if source in REQUESTED:
+        return "dispatch" if EVENT_VARIABLE in variables(pipeline) else "push"
+    return STARTED_BY.get(source, "push")
 
 
 def finished_pipeline(data: dict[str, Any], host: str) -> FinishedPipeline | None:
@@ -61,15 +77,20 @@ def finished_pipeline(data: dict[str, Any], host: str) -> FinishedPipeline | Non
         # the event id a Conjunction pipeline carries, for matching its trigger event
         title=f"{pipeline.get('name') or ''} {variables(pipeline).get(EVENT_VARIABLE, '')}",
         url=pipeline.get("url"),
-        started_by=STARTED_BY.get(pipeline.get("source") or "", "push"),
+        started_by=started_by(pipeline),
     )
 
 
 async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+    if data["object_attributes"].get("source") == CHILD:
+        return
     run = finished_pipeline(data, host)
     if run is None:
         return
-    if await _late_result(engine, run, variables(data["object_attributes"]).get(EVENT_VARIABLE)):
+    event = await _own_trigger(engine, run, variables(data["object_attributes"]))
+    if event is None and run.started_by == "dispatch":
+        run = replace(run, started_by="push")  # another project's event id, forwarded to it
+    if event is not None and await _late_result(engine, run, event):
         return
     gitlab = engine.adapters.host(run.project)
     if (
@@ -83,16 +104,25 @@ async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str) -> Non
     await engine.pipeline_finished(run)
 
 
-async def _late_result(engine: Engine, run: FinishedPipeline, event_id: str | None) -> bool:
-    """A pipeline Conjunction started whose trigger event already has a result (it timed out,
-    or this result came before) is that event's result, never an upstream success."""
+async def _own_trigger(
+    engine: Engine, run: FinishedPipeline, pipeline_variables: dict[str, str]
+) -> Event | None:
+    """The trigger event of this project that the pipeline's CONJUNCTION_EVENT names, if any."""
+    event_id = pipeline_variables.get(EVENT_VARIABLE)
     event = await engine.get_event(event_id) if event_id else None
     if (
         event is None
         or event.kind != "trigger"
-        or event.result is None
         or project_key(event.project) != project_key(run.project)
     ):
+        return None
+    return event
+
+
+async def _late_result(engine: Engine, run: FinishedPipeline, event: Event) -> bool:
+    """A pipeline Conjunction started whose trigger event already has a result (it timed out,
+    or this result came before) is that event's result, never an upstream success."""
+    if event.result is None:
         return False
     with contextlib.suppress(ResultConflict):
         await engine.record_result(

@@ -87,20 +87,24 @@ class Pacer:
 
 
 class PacedGitlab(gitlab.Gitlab):
-    """python-gitlab's client whose every HTTP request is counted by the pacer and retried at
-    most `max_retries` times."""
+    """python-gitlab's client whose every HTTP request — each of python-gitlab's own retries
+    too, as GitLab counts them all — is counted by the pacer, whose RateLimit headers it
+    follows, and which is retried at most `max_retries` times."""
 
     def __init__(self, *args: Any, pacer: Pacer, max_retries: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pacer = pacer
         self.max_retries = max_retries
+        # requests calls response hooks once per response, retries included
+        self.session.hooks["response"].append(self._answered)
+
+    def _answered(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.pacer.sent()
+        self.pacer.observe(response.headers)
 
     def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("max_retries", self.max_retries)
-        self.pacer.sent()
-        response = super().http_request(*args, **kwargs)
-        self.pacer.observe(response.headers)
-        return response
+        return super().http_request(*args, **kwargs)
 
 
 class GitLabClient:

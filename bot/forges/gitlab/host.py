@@ -43,6 +43,11 @@ FIND_STARTED_LOOKBACK = 10  # recent API pipelines searched for an event's varia
 EVENT_VARIABLE = "CONJUNCTION_EVENT"
 STATES = {"pending": "running", "success": "success", "failure": "failed"}
 TRANSIENT = (requests.ConnectionError, requests.Timeout)
+# GitLab's refusals of a pipeline: its variables (the project's "Minimum role to use pipeline
+# variables" is above the bot's role, "No one allowed" on gitlab.com projects since GitLab 17.7),
+# and a protected branch the bot may not merge into
+VARIABLES_REFUSED = "Insufficient permissions to set pipeline variables"
+PROTECTED_REF = "sufficient permission to run a pipeline on"
 
 
 def cut(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
@@ -68,6 +73,14 @@ def message_of(exc: GitlabError) -> str:
             for key, value in message.items()
         )
     return " ".join(str(message).split())
+
+
+def refuses_token(exc: GitlabError) -> bool:
+    """GitLab refused the token itself: revoked or expired (401), or without the `api` scope
+    that every write needs (403 `insufficient_scope`)."""
+    return isinstance(exc, GitlabAuthenticationError) or (
+        exc.response_code == 403 and message_of(exc) == "insufficient_scope"
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -353,8 +366,22 @@ class GitLabHost:
             return TriggerError(f"GitLab is unavailable ({exc})", permanent=False)
         assert isinstance(exc, GitlabError)
         code, message = exc.response_code, message_of(exc)
-        if isinstance(exc, GitlabAuthenticationError):
-            reason = "GitLab refused the bot account's token (GITLAB_TOKEN)"
+        if refuses_token(exc):
+            reason = (
+                "GitLab refused the bot account's token (GITLAB_TOKEN): revoked, expired, or "
+                "without the api scope"
+            )
+        elif VARIABLES_REFUSED in message:
+            reason = (
+                f"GitLab refuses pipeline variables on {path}: set Settings > CI/CD > Variables "
+                "> Minimum role to use pipeline variables to Developer"
+            )
+        elif PROTECTED_REF in message:
+            reason = (
+                f"the GitLab bot account may not run pipelines on {ref} of {path}, a protected "
+                f"branch: give it a role allowed to merge into {ref} (Maintainer by default), "
+                "or set trigger.ref to a branch that is not protected"
+            )
         elif code == 403:
             reason = (
                 f"the GitLab bot account may not create pipelines in {path}: it needs the "

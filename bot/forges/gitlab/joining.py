@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from gitlab import GitlabError
 
 from bot.engine import Engine
-from bot.forges.gitlab.host import GitLabHost, message_of
+from bot.engine.context import config_of
+from bot.forges.gitlab.host import TRANSIENT, GitLabHost, message_of, refuses_token
 from bot.models import Project
 from bot.names import project_key
+from config.repo_config import ConjunctionConfig
 
 REPORTER, DEVELOPER, MAINTAINER = 20, 30, 40  # GitLab's access levels
 # Tag pipelines arrive as Pipeline Hooks and the note on a merge request is found through the
@@ -32,6 +34,9 @@ HOOK_EVENTS = {
     "wiki_page_events": False,
     "enable_ssl_verification": True,
 }
+
+
+TOKEN_REFUSED = "GitLab refused GITLAB_TOKEN (revoked, expired, or without the api scope)"
 
 
 class JoinError(Exception):
@@ -75,8 +80,13 @@ class Joiner:
                 f"{path} is neither a project nor a group the bot account can see "
                 f"on {self.host.host}"
             ) from None
+        # only the group's own projects: one shared into it from elsewhere is not the group's
         projects = await self.client.run(
-            group.projects.list, include_subgroups=True, archived=False, get_all=True
+            group.projects.list,
+            include_subgroups=True,
+            archived=False,
+            with_shared=False,
+            get_all=True,
         )
         return sorted(str(project.path_with_namespace) for project in projects)
 
@@ -85,18 +95,9 @@ class Joiner:
         joined = Joined(name)
         info = await self.host.project_info(name)
         level = await self._access_level(path)
-        if level < DEVELOPER:
-            joined.missing.append(
-                "the bot account lacks the Developer role: Conjunction cannot create this "
-                "project's pipelines (as a downstream) or post commit statuses on it "
-                "(as an upstream)"
-            )
-        if level < REPORTER and info.private:
-            joined.missing.append(
-                "the bot account lacks the Reporter role: it cannot read this project's files"
-            )
         await self._hook(path, joined)
-        await self._index(name, info.private, info.default_branch, joined)
+        config = await self._index(name, info.private, info.default_branch, joined)
+        joined.missing[:0] = roles_missing(level, info.private, info.default_branch, config)
         return joined
 
     async def _access_level(self, path: str) -> int:
@@ -129,7 +130,7 @@ class Joiner:
                 await self.client.run(hooks.create, data)
                 joined.done.append("webhook created")
         except GitlabError as exc:
-            if exc.response_code not in (401, 403, 422):
+            if exc.response_code not in (401, 403, 422) or refuses_token(exc):
                 raise
             reason = (
                 "the bot account lacks the Maintainer role, which managing webhooks needs"
@@ -142,31 +143,77 @@ class Joiner:
                 "pipeline events"
             )
 
-    async def _index(self, name: str, private: bool, default_branch: str, joined: Joined) -> None:
+    async def _index(
+        self, name: str, private: bool, default_branch: str, joined: Joined
+    ) -> ConjunctionConfig | None:
+        """Index the project; its valid config (None when it has no valid one)."""
         error = await self.engine.refresh_project(
             name, private=private, default_branch=default_branch
         )
         if error is not None:
             joined.missing.append(f"invalid .conjunction.yml on {default_branch}:")
             joined.missing.extend(f"    {problem}" for problem in error.problems)
-            return
+            return None
         async with self.engine.sessions() as session:
             project = await session.get(Project, project_key(name))
-        config = project.config if project is not None else None
-        if config is None:
+        if project is None or project.config is None:
             joined.done.append(f"indexed (no .conjunction.yml on {default_branch}: an upstream)")
-        else:
-            count = len(config.get("upstreams") or [])
-            joined.done.append(f"indexed ({count} upstream{'s' if count != 1 else ''})")
+            return None
+        config = config_of(project)
+        count = len(config.upstreams)
+        joined.done.append(f"indexed ({count} upstream{'s' if count != 1 else ''})")
+        return config
+
+
+def roles_missing(
+    level: int, private: bool, default_branch: str, config: ConjunctionConfig | None
+) -> list[str]:
+    """What the bot's role in a project keeps Conjunction from doing there.
+
+    Commit statuses (as an upstream) take the Developer role. Creating pipelines (as a
+    downstream) takes Developer too, and on a protected branch — a default branch is protected
+    unless someone changed it — a role allowed to merge into it: Maintainer by default."""
+    missing = []
+    if level < DEVELOPER:
+        missing.append(
+            "the bot account lacks the Developer role: Conjunction cannot post commit statuses "
+            "on this project (as an upstream) or create its pipelines (as a downstream; on a "
+            "protected branch that takes a role allowed to merge into it, Maintainer by default)"
+        )
+    elif (
+        level < MAINTAINER
+        and config is not None
+        and config.upstreams
+        and config.trigger.webhook is None  # else a trigger token creates its pipelines
+    ):
+        ref = config.trigger.ref or default_branch
+        missing.append(
+            f"the bot account has the Developer role: if {ref} is a protected branch (a "
+            "default branch is, by default), creating pipelines on it needs a role allowed "
+            f"to merge into {ref}: Maintainer, unless Developers are allowed to merge"
+        )
+    if level < REPORTER and private:
+        missing.append(
+            "the bot account lacks the Reporter role: it cannot read this project's files"
+        )
+    return missing
 
 
 async def add_projects(joiner: Joiner, path: str, out: Callable[[str], None] = print) -> int:
     """`gitlab add`: join the project at path, or each project of the group at path, printing
-    one progress line per project; 0 when each joined with nothing missing."""
+    one progress line per project; 0 when each joined with nothing missing. A token GitLab
+    refuses stops it with one line saying so."""
     try:
         paths = await joiner.paths(path.strip("/"))
     except JoinError as exc:
         out(f"conjunction: {exc}")
+        return 1
+    except GitlabError as exc:
+        refused = TOKEN_REFUSED if refuses_token(exc) else f"GitLab refused: {message_of(exc)}"
+        out(f"conjunction: {refused}")
+        return 1
+    except TRANSIENT as exc:
+        out(f"conjunction: cannot reach GitLab at {joiner.client.gl.url} ({exc})")
         return 1
     if not paths:
         out(f"conjunction: the group {path} has no projects the bot account can see")
@@ -177,7 +224,14 @@ async def add_projects(joiner: Joiner, path: str, out: Callable[[str], None] = p
         try:
             joined = await joiner.add(project)
         except GitlabError as exc:
+            if refuses_token(exc):
+                out(f"conjunction: {TOKEN_REFUSED}")
+                return 1
             out(f"{prefix}{joiner.host.host}/{project}: failed: {message_of(exc)}")
+            complete = False
+            continue
+        except TRANSIENT as exc:
+            out(f"{prefix}{joiner.host.host}/{project}: failed: GitLab out of reach ({exc})")
             complete = False
             continue
         first, *rest = joined.lines()
