@@ -5,6 +5,7 @@ end through HTTP, with the downstream started by the forge or by a webhook runne
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, events_of, index, report_status
 from tests.test_pages import BROWSER, Page
+from tests.webhook_receiver import HOOK_SECRET, Received, Receiver
 
 PASSED_SHA, NEW_SHA = "1" * 40, "2" * 40
 CONFIRM = f"owners: [alice]\nupstreams:\n  - project: {LIB}\n    confirm: true\n"
@@ -403,3 +405,112 @@ async def test_confirming_in_storage(database_url: str, forge: MemoryHost) -> No
         ]
     finally:
         await database.dispose()
+
+
+# confirming over the wire: the real webhook runner calls a CI system on loopback
+
+
+async def reply(client: TestClient[Any, Any], sent: Received, result: str) -> None:
+    """The CI system reports the run it was asked for, as the body it got tells it to."""
+    body = sent.json()
+    answer = await client.post(
+        body["callback_url"].removeprefix("https://conjunction.test"),
+        json={"result": result, "metadata": {"sha": "d" * 40}},
+        headers={"Authorization": f"Bearer {body['callback_token']}"},
+    )
+    assert answer.status == 202, await answer.text()
+    await run_jobs(client)
+
+
+async def test_a_regression_is_confirmed_through_a_real_webhook(
+    aiohttp_client: Any,
+    settings: Settings,
+    forge: MemoryHost,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """APP's CI is reached by `trigger.webhook` (the real WebhookRunner, signed, to a receiver on
+    loopback); LIB's builds come through the builds API with their wheels. Both re-runs arrive
+    there as new trigger events of the same parent, the second with build 1's commit, URL and
+    wheel; each is reported back with the token its body carried."""
+    secrets_file = tmp_path / "secrets.yml"
+    secrets_file.write_text(f'acme-ci: {{value: "{HOOK_SECRET}", projects: ["{APP}"]}}\n')
+    settings = settings.model_copy(
+        update={"secrets_file": secrets_file, "allow_private_webhooks": True}
+    )
+    client = await aiohttp_client(
+        create_app(settings, adapters=Adapters.of(forge), run_workers=False)
+    )
+    hook = f"trigger:\n  webhook:\n    url: {receiver.url('/hooks/app')}\n    secret: acme-ci\n"
+    await index(client, LIB, "owners: [libby]\nreport:\n  issues: true\n")
+    await index(client, APP, CONFIRM + hook)
+
+    await lib_build(client, PASSED_SHA, 1)
+    await reply(client, receiver.received[-1], "success")
+    await lib_build(client, NEW_SHA, 2)
+    await reply(client, receiver.received[-1], "failure")
+    _, (_, status) = forge.of("status")[-1]
+    assert (status.state, status.description) == (
+        "pending",
+        "0 of 1 downstream projects passed, confirming 1 failure",
+    )
+    await reply(client, receiver.received[-1], "failure")  # re-run 1: it fails again
+    await reply(client, receiver.received[-1], "success")  # re-run 2: passes with build 1
+
+    assert len(receiver.received) == 4
+    assert [(sent.method, sent.path, sent.signature_ok) for sent in receiver.received] == [
+        ("POST", "/hooks/app", True)
+    ] * 4
+    bodies = [sent.json() for sent in receiver.received]
+    assert [sent.headers["X-Conjunction-Event"] for sent in receiver.received] == [
+        body["event"] for body in bodies
+    ]
+    assert len({body["event"] for body in bodies}) == 4, "each re-run is a new trigger event"
+    assert len({body["callback_token"] for body in bodies}) == 4
+    _, failure, again, back = bodies
+    for rerun in (again, back):
+        assert (rerun["project"], rerun["upstream"], rerun["upstream_ref"]) == (APP, LIB, "main")
+        assert (rerun["parent"], rerun["root"], rerun["depth"]) == (
+            failure["parent"],
+            failure["root"],
+            failure["depth"],
+        )
+        assert rerun["callback_url"] == (
+            f"https://conjunction.test/api/v1/events/{rerun['event']}/status"
+        )
+    assert [
+        (body["upstream_sha"], body["upstream_url"], body["artifacts"])
+        for body in (failure, again, back)
+    ] == [
+        (NEW_SHA, lib_build_url(2), [wheel_of(2)]),
+        (NEW_SHA, lib_build_url(2), [wheel_of(2)]),  # the same commits again
+        (PASSED_SHA, lib_build_url(1), [wheel_of(1)]),  # what it last passed with
+    ]
+    # a token answers for its own event only
+    wrong = await client.post(
+        back["callback_url"].removeprefix("https://conjunction.test"),
+        json={"result": "failure"},
+        headers={"Authorization": f"Bearer {again['callback_token']}"},
+    )
+    assert wrong.status == 401
+
+    _, (sha, status) = forge.of("status")[-1]
+    assert (sha, status.state, status.description) == (
+        NEW_SHA,
+        "failure",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )
+    _, (_, check) = forge.of("check")[-1]
+    assert f"| {APP} | ❌ new regression |" in check.summary
+    assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB]
+    original = await (await client.get(f"/api/v1/events/{failure['event']}")).json()
+    assert (original["result"], original["verdict"]) == ("failure", "new regression")
+    assert [
+        (await (await client.get(f"/api/v1/events/{rerun['event']}")).json())["confirms"]
+        for rerun in (again, back)
+    ] == [
+        {"event": failure["event"], "step": "again", "upstream_sha": None},
+        {"event": failure["event"], "step": "last passed", "upstream_sha": PASSED_SHA},
+    ]
+    shown = await page_text(client, failure["event"])
+    assert "Meaning: confirmed new regression — it passes against the upstream commit" in shown

@@ -1,5 +1,6 @@
 """IRC notifications against a real IRC server (Debian's `ngircd`, started here on a free
-loopback port), read by a test client sitting in the channel."""
+loopback port), read by a test client sitting in the channel; and the flood-safe pacing of every
+line, on a controlled clock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -23,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.notify.irc import IrcError, IrcPool
+from bot.notify.irc import Connection, IrcError, IrcPool, TokenBucket
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
@@ -31,9 +32,6 @@ from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 NGIRCD = shutil.which("ngircd") or (
     "/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None
-)
-pytestmark = pytest.mark.skipif(
-    NGIRCD is None, reason="ngircd is not installed (apt-get install ngircd; .ci/run installs it)"
 )
 
 
@@ -84,6 +82,8 @@ class Server:
 @pytest.fixture(scope="module")
 def ngircd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the module's tests."""
+    if NGIRCD is None:
+        pytest.skip("ngircd is not installed (apt-get install ngircd; .ci/run installs it)")
     directory = tmp_path_factory.mktemp("irc")
     cert, key = self_signed(directory)
     port, tls_port = free_port(), free_port()
@@ -238,3 +238,186 @@ async def test_what_cannot_be_reached_or_joined_is_an_error(
     with pytest.raises(IrcError, match="refused to call"):
         await refusing.send("127.0.0.1", ngircd.port, False, "#acme", "hello")
     await refusing.close()
+
+
+# flood-safe pacing: a burst of 4 lines, then one every 2 seconds (the defaults, BURST and
+# LINE_INTERVAL), on a clock the tests move themselves
+
+
+class Clock:
+    """Time that passes only when the bot sleeps (or the test says so): each pause it asks for
+    is noted and passes at once, so what is sent when is exact and no test waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class FakeServer:
+    """Stands in for the socket to an IRC server: notes each line the bot writes with the time
+    on the clock when it was written, and answers registration, JOIN and QUIT as a server
+    would."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.reader = asyncio.StreamReader()
+        self.lines: list[tuple[float, str]] = []
+
+    def write(self, data: bytes) -> None:
+        for line in data.decode().split("\r\n"):
+            if line:
+                self.lines.append((self.clock.now, line))
+                self.answer(line)
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def answer(self, line: str) -> None:
+        command, _, rest = line.partition(" ")
+        if command == "USER":
+            self.say(":irc.test 001 conjunction :Welcome")
+        elif command == "JOIN":
+            self.say(f":conjunction!cj@test JOIN {rest}")
+        elif command == "QUIT":
+            self.say("ERROR :Closing Link")
+            self.reader.feed_eof()
+
+    def say(self, line: str) -> None:
+        self.reader.feed_data(line.encode() + b"\r\n")
+
+
+class Network:
+    """Where IRC connections opened in a test go: a FakeServer per host, on one clock."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.servers: dict[str, FakeServer] = {}
+
+    async def connect(self, connection: Connection) -> asyncio.StreamReader:
+        server = self.servers[connection.host] = FakeServer(self.clock)
+        connection.writer = cast(asyncio.StreamWriter, server)
+        return server.reader
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> Network:
+    network = Network()
+
+    async def connect(connection: Connection) -> asyncio.StreamReader:
+        return await network.connect(connection)
+
+    monkeypatch.setattr(Connection, "_connect", connect)
+    return network
+
+
+async def test_every_line_counts_four_go_at_once_then_one_every_two_seconds(
+    network: Network,
+) -> None:
+    clock = network.clock
+    pool = IrcPool(clock=clock, sleep=clock.sleep)  # the default pace
+    to = ("irc.acme.dev", 6667, False)
+    await asyncio.gather(*(pool.send(*to, "#acme", f"line {n}") for n in range(1, 7)))
+    await pool.send(*to, "#other", "a JOIN is a line too")
+    server = network.servers["irc.acme.dev"]
+    assert server.lines == [
+        (0.0, "NICK conjunction"),
+        (0.0, "USER conjunction 0 * :Conjunction"),
+        (0.0, "JOIN #acme"),
+        (0.0, "PRIVMSG #acme :line 1"),  # the burst of 4 is spent
+        (2.0, "PRIVMSG #acme :line 2"),
+        (4.0, "PRIVMSG #acme :line 3"),
+        (6.0, "PRIVMSG #acme :line 4"),
+        (8.0, "PRIVMSG #acme :line 5"),
+        (10.0, "PRIVMSG #acme :line 6"),
+        (12.0, "JOIN #other"),
+        (14.0, "PRIVMSG #other :a JOIN is a line too"),
+    ]
+
+    # a minute with nothing to say fills the bucket again, up to the burst and no further
+    clock.now += 60
+    del server.lines[:]
+    await asyncio.gather(*(pool.send(*to, "#acme", f"later {n}") for n in range(1, 6)))
+    await pool.close()
+    assert server.lines == [
+        (74.0, "PRIVMSG #acme :later 1"),
+        (74.0, "PRIVMSG #acme :later 2"),
+        (74.0, "PRIVMSG #acme :later 3"),
+        (74.0, "PRIVMSG #acme :later 4"),
+        (76.0, "PRIVMSG #acme :later 5"),
+        (78.0, "QUIT :Conjunction is done for now"),
+    ]
+
+
+async def test_each_connection_has_its_own_bucket(network: Network) -> None:
+    clock = network.clock
+    pool = IrcPool(clock=clock, sleep=clock.sleep)
+    await pool.send("irc.one.test", 6667, False, "#acme", "one")
+    await pool.send("irc.one.test", 6667, False, "#acme", "one again")  # the burst is spent
+    await pool.send("irc.two.test", 6667, False, "#acme", "two")  # another server: its own burst
+    said = {
+        host: [(time, line) for time, line in server.lines if "PRIVMSG" in line]
+        for host, server in network.servers.items()
+    }
+    assert said == {
+        "irc.one.test": [(0.0, "PRIVMSG #acme :one"), (2.0, "PRIVMSG #acme :one again")],
+        "irc.two.test": [(2.0, "PRIVMSG #acme :two")],  # at once: its 4th line
+    }
+    assert clock.slept == [2.0], "only the second message to irc.one.test waited"
+    await pool.close()
+
+
+async def test_the_bucket_refills_one_token_per_interval() -> None:
+    clock = Clock()
+    bucket = TokenBucket(burst=4, interval=2.0, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(6):
+        await bucket.take()
+        sent.append(clock.now)
+    assert sent == [0.0, 0.0, 0.0, 0.0, 2.0, 4.0]
+    clock.now += 3.0  # a token and a half came back
+    for _ in range(3):
+        await bucket.take()
+        sent.append(clock.now)
+    assert sent[6:] == [7.0, 8.0, 10.0]
+    assert clock.slept == [2.0, 2.0, 1.0, 2.0]
+
+
+async def test_an_interval_of_zero_does_not_pace() -> None:
+    clock = Clock()
+    bucket = TokenBucket(burst=4, interval=0, clock=clock, sleep=clock.sleep)
+    for _ in range(20):
+        await bucket.take()
+    assert clock.slept == []
+
+
+async def test_a_burst_of_notifications_reaches_the_channel_whole_and_in_order(
+    ngircd: Server, watcher: Watcher
+) -> None:
+    """Against the real server: what the person in the channel sees, while the bot waited its
+    2 s before each line after the burst (NICK, USER, JOIN and the first message)."""
+    clock = Clock()
+    pool = IrcPool(nick="pacer", allow_private=True, clock=clock, sleep=clock.sleep)
+    try:
+        texts = [f"regression {n}" for n in range(1, 7)]
+        await asyncio.gather(
+            *(pool.send("127.0.0.1", ngircd.port, False, "#acme", t) for t in texts)
+        )
+        assert clock.slept == [2.0] * 5
+        seen = await watcher.until(lambda line: line.endswith("PRIVMSG #acme :regression 6"))
+        said = [line.split(" PRIVMSG #acme :", 1)[1] for line in seen if " PRIVMSG " in line]
+        assert said == texts
+        joins = [line for line in seen if " JOIN " in line]
+        assert [line.split("!")[0] for line in joins] == [":pacer"]
+    finally:
+        await pool.close()

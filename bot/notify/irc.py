@@ -1,6 +1,6 @@
 """IRC notifications over asyncio streams: one connection per server, opened when a message
-comes (TLS or not; NICK and USER), reused while messages queue (each channel JOINed once), each
-PRIVMSG paced so that no server's flood control drops it, and QUIT once idle."""
+comes (TLS or not; NICK and USER), reused while messages queue (each channel JOINed once), every
+line paced by a token bucket so that no server's flood control drops it, and QUIT once idle."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import contextlib
 import logging
 import secrets
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.forges.address_guard import AddressRefused, resolve_checked
@@ -19,6 +20,17 @@ log = logging.getLogger(__name__)
 TEXT_LIMIT = 400  # bytes of text in one PRIVMSG: a line is at most 512 with prefix and command
 INBOX_LIMIT = 1000  # lines kept for whoever waits for an answer
 JOIN_ERRORS = {"403", "405", "471", "473", "474", "475", "477"}  # no such channel, full, banned, …
+
+# Flood-safe pacing, per connection, for every line we send (NICK, USER, JOIN, PRIVMSG, PONG,
+# QUIT): servers such as Libera (solanum) let a client send a few lines at once, then about one
+# line every 2 seconds; a client that sends faster has lines queued, then is disconnected with
+# "Excess Flood". So a fresh (or long idle) connection may send BURST lines at once, and after
+# that one line every LINE_INTERVAL seconds, a token coming back every LINE_INTERVAL seconds.
+BURST = 4  # lines sent at once: NICK, USER, JOIN and the first PRIVMSG of a new connection
+LINE_INTERVAL = 2.0  # seconds per line once the burst is spent (Libera's sustained rate)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class IrcError(Exception):
@@ -53,6 +65,42 @@ def parse(raw: str) -> Line:
     return Line(prefix, command.upper(), (*params, trailing) if " :" in raw else tuple(params))
 
 
+class TokenBucket:
+    """Up to `burst` lines at once, then one every `interval` seconds; a token comes back every
+    `interval` seconds, up to `burst`. Whoever waits for a token waits in turn (FIFO)."""
+
+    def __init__(
+        self,
+        burst: int = BURST,
+        interval: float = LINE_INTERVAL,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.burst, self.interval = max(burst, 1), interval
+        self.clock, self.sleep = clock, sleep
+        self.tokens = float(self.burst)
+        self.updated = clock()
+        self._turn = asyncio.Lock()
+
+    async def take(self) -> None:
+        """Return once one more line may be sent, and count it."""
+        async with self._turn:
+            self._refill()
+            if self.tokens < 1:
+                await self.sleep((1 - self.tokens) * self.interval)
+                self._refill()
+            self.tokens = max(self.tokens - 1, 0.0)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        if self.interval <= 0:
+            self.tokens = float(self.burst)
+        else:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) / self.interval)
+        self.updated = now
+
+
 def clean(text: str) -> str:
     """Text that cannot end the line early or run over its length."""
     flat = " ".join(text.replace("\0", " ").splitlines())
@@ -66,14 +114,19 @@ class IrcPool:
         self,
         *,
         nick: str = "conjunction",
-        interval: float = 1.0,
+        burst: int = BURST,
+        interval: float = LINE_INTERVAL,
         idle: float = 60.0,
         timeout: float = 30.0,
         allow_private: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.nick = nick
-        self.interval = interval  # between two messages on one connection
+        self.burst = burst  # lines one connection may send at once
+        self.interval = interval  # then seconds per line on one connection (0: no pacing)
+        self.clock, self.sleep = clock, sleep  # the pacing's, so that tests can control time
         self.idle = idle  # a connection with nothing to send for this long quits
         self.timeout = timeout
         self.allow_private = allow_private
@@ -104,6 +157,7 @@ class Connection:
         self.joined: set[str] = set()
         self.closing = False
         self.writer: asyncio.StreamWriter | None = None
+        self.pace = TokenBucket(pool.burst, pool.interval, clock=pool.clock, sleep=pool.sleep)
         self.task = asyncio.create_task(self._run(), name=f"irc {host}:{port}")
 
     async def send(self, channel: str, text: str) -> None:
@@ -174,7 +228,7 @@ class Connection:
             await self._write(f"NICK {nick}")
 
     async def _deliver(self) -> None:
-        """Send what queues, paced, until nothing came for `idle` seconds."""
+        """Send what queues (each line paced by `_write`) until nothing came for `idle` s."""
         while True:
             try:
                 item = await asyncio.wait_for(self.outbox.get(), self.pool.idle)
@@ -192,7 +246,6 @@ class Connection:
                 item.done.set_exception(IrcError(f"{self.host}: {exc or 'no answer in time'}"))
                 raise
             item.done.set_result(None)
-            await asyncio.sleep(self.pool.interval)
 
     async def _join(self, channel: str) -> None:
         if channel.lower() in self.joined:
@@ -239,6 +292,8 @@ class Connection:
         self.inbox.put_nowait(line)
 
     async def _write(self, line: str) -> None:
+        """Send one line once the bucket allows it: every line counts, whoever sends it."""
+        await self.pace.take()
         assert self.writer is not None
         self.writer.write(line.encode() + b"\r\n")
         await self.writer.drain()
