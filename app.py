@@ -131,7 +131,8 @@ def create_app(
             yield
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
-        database = db.create_engine(settings.database_url)
+        # the worker's jobs, and a few more for intake, pages and the health check
+        database = db.create_engine(settings.database_url, settings.worker_concurrency + 4)
         await db.migrate(database)
         sessions = db.sessionmaker(database)
         signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))

@@ -48,11 +48,17 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+    """An engine keeping `pool_size` connections open: as many as the process uses at once, or
+    every connection past them is closed after use and opened again for the next."""
     full_url = async_url(url)
     connect_args = {"timeout": CONNECT_SECONDS} if full_url.startswith("postgresql") else {}
     engine = create_async_engine(
-        full_url, pool_pre_ping=True, pool_timeout=POOL_WAIT_SECONDS, connect_args=connect_args
+        full_url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        pool_timeout=POOL_WAIT_SECONDS,
+        connect_args=connect_args,
     )
     if engine.dialect.name == "sqlite":
 
