@@ -139,7 +139,8 @@ def wait_until_attached(buildbot: Buildbot, processes: list[subprocess.Popen[byt
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if any(process.poll() is not None for process in processes):
-            unavailable(f"Buildbot stopped while starting:\n{buildbot.log()}")
+            # installed but not running: the recipe's configuration is wrong, never a skip
+            pytest.fail(f"Buildbot stopped while starting:\n{buildbot.log()}")
         try:
             workers = buildbot.api("workers")["workers"]
         except OSError:
@@ -147,7 +148,7 @@ def wait_until_attached(buildbot: Buildbot, processes: list[subprocess.Popen[byt
         if workers and workers[0]["connected_to"]:
             return
         time.sleep(0.1)
-    unavailable(f"the Buildbot worker did not attach within {START_TIMEOUT:g} s:\n{buildbot.log()}")
+    pytest.fail(f"the Buildbot worker did not attach within {START_TIMEOUT:g} s:\n{buildbot.log()}")
 
 
 @pytest.fixture(scope="module")

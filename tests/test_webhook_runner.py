@@ -243,6 +243,12 @@ async def test_form_template_sends_fields_and_json_text(
         "properties": {"event": "${event}", "callback_token": "${callback_token}"},
         "artifacts": "${artifacts}",
         "depth": 1,
+        "project": "${project}",
+        "branch": "${upstream_ref}",
+        "upstream_url": "${upstream_url}",
+        "callback_url": "${callback_url}",
+        "chain": "${parent}/${root}/${depth}",
+        "token": "${secret:bk-token}",
     }
     await index(client, LIB, None)
     await index(
@@ -250,7 +256,7 @@ async def test_form_template_sends_fields_and_json_text(
         APP,
         app_config(receiver.url("/change_hook/base"), secret="acme-ci", format="form", body=body),
     )
-    await report_lib_build(client, artifacts=[WHEEL])
+    build = await report_lib_build(client, url="https://ci.acme.dev/lib/1", artifacts=[WHEEL])
 
     [sent] = receiver.received
     [event] = await events_of(client, APP)
@@ -267,6 +273,12 @@ async def test_form_template_sends_fields_and_json_text(
         "properties": json.dumps(properties),
         "artifacts": json.dumps([WHEEL]),
         "depth": "1",
+        "project": APP,
+        "branch": "main",
+        "upstream_url": "https://ci.acme.dev/lib/1",
+        "callback_url": f"https://conjunction.test/api/v1/events/{event.id}/status",
+        "chain": f"{build}/{build}/1",
+        "token": TOKEN_VALUE,
     }
 
 
