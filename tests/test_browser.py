@@ -19,7 +19,7 @@ import pytest
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import BROKEN_NOTE, CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, PLUGINS, Ecosystem
 from bot.models import utcnow
 from bot.results import Result
 from bot.runtime import Runtime
@@ -244,6 +244,55 @@ async def test_an_event_page_says_what_changed_and_how_a_failure_is_confirmed(
     await expect(changed).to_contain_text(CORE_COMMITS[2][0])
     await changed.locator("summary").click()  # folds away
     await expect(changed.locator(".culprit")).to_be_hidden()
+    await context.close()
+
+
+async def test_the_simulated_forge_shows_the_check_summary_and_the_breakage_issue(
+    demo_server: Demo, browser: Any
+) -> None:
+    await demo_server.push()  # core's second commit breaks plugins
+    forge = demo_server.ecosystem.forge
+    sha = forge.head(CORE).sha
+    [issue] = [issue for issue in forge.issues if issue.project == PLUGINS]
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    expect = playwright.expect
+
+    await page.goto(f"{demo_server.url}/demo/commits/{sha}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"{CORE} at {sha[:7]}")
+    await expect(page.locator("main")).to_contain_text(CORE_COMMITS[1][0])
+    check = page.get_by_role("heading", name="Check run “Conjunction: downstream”")
+    await expect(check).to_be_visible()
+    summary = check.locator("xpath=following-sibling::div[contains(@class, 'markdown')][1]//table")
+    await expect(summary.locator("thead th")).to_have_text(
+        ["Downstream", "Result", "Run", "Duration", "Owners", "Changes since last pass"]
+    )
+    row = summary.locator("tbody tr", has_text=PLUGINS)
+    await expect(row).to_have_count(1)
+    cells = row.locator("td")
+    await expect(cells.nth(0)).to_have_text(PLUGINS)
+    await expect(cells.nth(1)).to_contain_text("new regression")
+    await expect(cells.nth(4)).to_have_text("barbara")
+    await expect(cells.nth(5).get_by_role("link", name="compare")).to_have_attribute(
+        "href", re.compile(r"/demo/compare/[0-9a-f]{40}\.\.\." + sha + "$")
+    )
+    await expect(summary).to_contain_text("1 private project")
+    await expect(summary).not_to_contain_text(INTERNAL)
+    await cells.nth(2).get_by_role("link", name="run").click()
+    await expect(page.locator("pre")).to_contain_text(f"FAILED {BROKEN_NOTE}")
+
+    await page.goto(demo_server.url + "/demo")
+    await page.get_by_role("link", name=f"#{issue.number} {issue.title}").click()
+    await page.wait_for_url(f"**/demo/issues/{issue.number}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        f"#{issue.number} {PLUGINS} fails against {CORE}"
+    )
+    main = page.locator("main")
+    await expect(main).to_contain_text("open · " + PLUGINS + " · labels: conjunction")
+    await expect(main).to_contain_text("Downstream owners: @barbara")
+    await expect(main).to_contain_text("Upstream owners: @ada")
+    await expect(main).to_contain_text(CORE_COMMITS[1][0])  # the commit that broke it
+    await expect(main).not_to_contain_text("conjunction:breakage")  # the hidden marker
     await context.close()
 
 

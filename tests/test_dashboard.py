@@ -16,7 +16,7 @@ from handlers.graph import layout, neighbourhood
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, SHA, TOOL, index, report_status, upstream_of
-from tests.test_pages import BROWSER, Page, assert_secure_page
+from tests.test_pages import BROWSER, Element, Page, Tree, assert_secure_page, icons
 
 SECRET = "github.com/acme/secret"
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -165,6 +165,46 @@ async def test_the_graph_draws_visible_projects_coloured_by_result(
     assert f'data-project="{APP}"' not in focused, "only TOOL's neighbours"
     assert f'data-project="{LIB}"' in focused
     assert (await client.get(f"/graph?focus={SECRET}")).status == 404
+
+
+def icon_drawing(icon: Element) -> tuple[str, ...]:
+    """What an icon looks like: its state class and the strokes of its mark."""
+    return (icon.attrs["class"], *(path.attrs["d"] for path in icon.find("path")))
+
+
+async def test_a_graph_node_says_its_result_by_icon_and_word_not_only_colour(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    home = Tree(await (await client.get("/", headers=BROWSER)).text()).root
+    [breakage] = home.find("section", "bad")
+    [failure_icon] = [icon for span in breakage.find("span", "result") for icon in icons(span)]
+    assert "st-failed" in failure_icon.classes, "the icon the other pages give a failure"
+
+    for path in ("/graph", f"/projects/{LIB}", f"/graph?focus={TOOL}&depth=1"):
+        graph = Tree(await (await client.get(path, headers=BROWSER)).text()).root
+        nodes = {node.attrs["data-project"]: node for node in graph.find("a", "node")}
+        assert {LIB, TOOL} <= set(nodes), path
+        tool = nodes[TOOL]
+        assert "st-failed" in tool.classes
+        assert tool.attrs["aria-label"] == f"{TOOL}: failed", "the word in its accessible name"
+        assert [title.text() for title in tool.find("title")] == [f"{TOOL}: failed"]
+        assert [text.text() for text in tool.find("text")] == ["acme/tool"], "its label"
+        [tool_icon] = tool.find("svg", "icon")
+        assert icon_drawing(tool_icon) == icon_drawing(failure_icon), path
+        assert tool_icon.attrs["aria-hidden"] == "true", "the accessible name says it"
+        for name, node in nodes.items():
+            state = next(cls for cls in node.classes if cls.startswith("st-"))
+            [node_icon] = node.find("svg", "icon")
+            assert state in node_icon.classes, f"{name}: the icon of its own result"
+            assert node.attrs["aria-label"] == node.find("title")[0].text()
+
+    graph = Tree(await (await client.get("/graph", headers=BROWSER)).text()).root
+    [app] = [node for node in graph.find("a", "node") if node.attrs["data-project"] == APP]
+    assert app.attrs["aria-label"] == f"{APP}: passed"
+    [app_icon] = app.find("svg", "icon")
+    assert "st-passed" in app_icon.classes
+    assert icon_drawing(app_icon) != icon_drawing(failure_icon), "a passing one looks otherwise"
 
 
 def test_the_layout_goes_left_to_right_without_overlaps() -> None:

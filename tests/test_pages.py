@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,13 +20,30 @@ from handlers import templating
 from handlers.context import json_error
 from handlers.errors import json_errors
 from handlers.templating import is_http_url
-from tests.conftest import runtime
+from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.memoryhost import MemoryHost
-from tests.test_flow import APP, LIB, SHA, index, report_status, start_one, upstream_of
+from tests.test_flow import APP, LIB, SHA, TOOL, index, report_status, start_one, upstream_of
 from tests.test_setup import local, logged_setup_link
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 HOSTILE_URL = "javascript:alert(document.cookie)"
+# A result as the pages say it, and the icon that goes with that word (macros.html, `icon`).
+RESULT_WORDS = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "running": "running",
+    "timed out": "timed_out",
+    "cancelled": "cancelled",
+    "skipped": "skipped",
+    "no runs yet": "unknown",
+}
+# Emoji, which vanish without an emoji font: the symbols and dingbats (✅ ❌ ⚠ ✓), the emoji of
+# the technical symbols (⏳ ⌛ ⏰), arrows and stars (⬆ ⭐ ⭕), the pictographs, and VS16.
+EMOJI = re.compile(
+    "[\u231a\u231b\u23e9-\u23fa\u2600-\u27bf\u2b00-\u2bff\ufe0f\U0001f000-\U0001faff]"
+)
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
 class Page(HTMLParser):
@@ -55,6 +75,110 @@ class Page(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+
+
+@dataclass
+class Element:
+    """An element of a page, with its children, to ask what stands next to what."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Element | str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def own_text(self) -> str:
+        """The text directly in this element, not in its children, whitespace collapsed."""
+        return " ".join(
+            " ".join(child for child in self.children if isinstance(child, str)).split()
+        )
+
+    def text(self) -> str:
+        parts = [child if isinstance(child, str) else child.text() for child in self.children]
+        return " ".join(" ".join(parts).split())
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for child in self.children:
+            if isinstance(child, Element):
+                yield from child.iter()
+
+    def find(self, tag: str, cls: str | None = None) -> list[Element]:
+        return [
+            element
+            for element in self.iter()
+            if element.tag == tag and (cls is None or cls in element.classes)
+        ]
+
+
+class Tree(HTMLParser):
+    """A page as a tree of elements (the templates close what they open)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.root = Element("#document", {})
+        self.stack = [self.root]
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = Element(tag, {name: value or "" for name, value in attrs})
+        self.stack[-1].children.append(element)
+        if tag not in VOID:
+            self.stack.append(element)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Element(tag, {name: value or "" for name, value in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        if any(element.tag == tag for element in self.stack[1:]):
+            while self.stack.pop().tag != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def icons(element: Element) -> list[Element]:
+    """The result icons (inline SVG) directly in an element."""
+    return [
+        child
+        for child in element.children
+        if isinstance(child, Element) and child.tag == "svg" and "icon" in child.classes
+    ]
+
+
+def result_words(root: Element) -> list[tuple[str, Element]]:
+    """Every result said as a word on the page (`failed`, `timed out`, …), with its element:
+    the text of that element is the word and nothing else."""
+    return [
+        (element.own_text(), element)
+        for element in root.iter()
+        if element.tag not in {"title", "option", "script", "style"}
+        and element.own_text() in RESULT_WORDS
+    ]
+
+
+def assert_accessible(html: str) -> list[str]:
+    """The viewport meta tag, an icon of the same result beside every result word, and no emoji;
+    returns the result words found."""
+    root = Tree(html).root
+    [head] = root.find("head")
+    viewport = [meta for meta in head.find("meta") if meta.attrs.get("name") == "viewport"]
+    assert len(viewport) == 1, "one viewport meta tag"
+    assert viewport[0].attrs["content"] == "width=device-width, initial-scale=1"
+    found = result_words(root)
+    for word, element in found:
+        beside = [icon.classes for icon in icons(element)]
+        assert {"icon", f"st-{RESULT_WORDS[word]}"} in [
+            classes & {"icon", f"st-{RESULT_WORDS[word]}"} for classes in beside
+        ], f"{word!r} without its icon: {element.text()!r} has {beside}"
+        for icon in icons(element):
+            assert icon.attrs.get("aria-hidden") == "true", "the word says it; the icon is not read"
+    assert not EMOJI.findall(html), f"emoji in the page: {sorted(set(EMOJI.findall(html)))}"
+    return [word for word, _ in found]
 
 
 def assert_secure_page(response: Any, html: str) -> Page:
@@ -224,3 +348,75 @@ async def test_error_pages_keep_retry_after(aiohttp_client: Any) -> None:
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
     assert "the database is not answering" in Page(await response.text()).text
+
+
+async def test_every_page_kind_says_results_by_word_and_icon_without_emoji(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """LIB with downstreams APP and TOOL: both pass, then TOOL fails, then both run."""
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(LIB))
+    origins = []
+    for run_id, tool_result in enumerate(["success", "failure", None], 1):
+        sha = str(run_id) * 40
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id))
+        await run_jobs(client)
+        started = {
+            project: request
+            for project, request in forge.of("start_pipeline")
+            if request.upstream_sha == sha
+        }
+        origins.append(started[APP].parent_id)
+        if tool_result:
+            await report_status(client, started[APP].event_id, "success")
+            await report_status(client, started[TOOL].event_id, tool_result)
+            await run_jobs(client)
+
+    words = {}
+    for kind, path, status in [
+        ("home", "/", 200),
+        ("project", f"/projects/{LIB}", 200),
+        ("graph", "/graph", 200),
+        ("failed event", f"/events/{origins[1]}", 200),
+        ("running event", f"/events/{origins[2]}", 200),
+        ("404", "/projects/github.com/acme/none", 404),
+    ]:
+        response = await client.get(path, headers=BROWSER)
+        assert response.status == status, kind
+        html = await response.text()
+        assert_secure_page(response, html)
+        try:
+            words[kind] = assert_accessible(html)
+        except AssertionError as error:
+            raise AssertionError(f"the {kind} page, {path}: {error}") from error
+
+    assert "failed" in words["home"], "the current breakage"
+    assert {"passed", "failed", "running"} <= set(words["project"]), "the results matrix"
+    assert {"failed", "running", "no runs yet"} <= set(words["graph"]), "the legend"
+    assert {"passed", "failed"} <= set(words["failed event"]), "the tree"
+    assert "running" in words["running event"]
+    assert words["404"] == []
+
+
+@pytest.mark.parametrize(
+    ("html", "problem"),
+    [
+        ('<span class="result">failed</span>', "without its icon"),
+        (
+            '<span class="result"><svg class="icon st-passed" aria-hidden="true"></svg> failed'
+            "</span>",
+            "without its icon",
+        ),
+        ("<p>\u2705 passed</p>", "emoji"),
+        ("<p>\u23f3 waiting</p>", "emoji"),
+        ("<p>\u26a0\ufe0f warning</p>", "emoji"),
+        ("<p>\U0001f534 red</p>", "emoji"),
+    ],
+)
+def test_the_accessibility_check_finds_what_it_looks_for(html: str, problem: str) -> None:
+    head = '<html><head><meta name="viewport" content="width=device-width, initial-scale=1">'
+    with pytest.raises(AssertionError, match=problem):
+        assert_accessible(f"{head}</head><body>{html}</body></html>")
+    with pytest.raises(AssertionError, match="viewport"):
+        assert_accessible("<html><head></head><body></body></html>")
