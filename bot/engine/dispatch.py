@@ -66,6 +66,9 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         return
     except RetryLater:  # paced: the job runs again later, and the reports say when
         async with ctx.sessions.begin() as session:
+            # held back by pacing or refused by a rate limit, nothing started: the next
+            # attempt need not ask the runner first
+            await session.execute(update(Event).where(Event.id == event.id).values(sending_at=None))
             await followups.progress_reports(session, event)
         raise
     except TriggerError as exc:
