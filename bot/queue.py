@@ -31,23 +31,27 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
-from bot import metrics
+from bot import db, metrics
 from bot.batching import GroupCommit
 from bot.models import Delivery, Job, utcnow
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 FINISHED = ("done", "dead")
 BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
 COMPLETE_BATCH = 500  # jobs marked done in one statement at most (3 parameters each)
+# Waits between tries to record a job's outcome while the database is unavailable.
+RECORD_FIRST_WAIT, RECORD_LONGEST_WAIT = 0.5, 5.0
 
 # Raised by a handler, these come from the job's own data (a payload of the wrong shape, a
 # missing key, text that does not parse) or from a bug, never from the moment: a retry fails
@@ -174,8 +178,20 @@ class JobQueue:
         `busy` ones the worker already runs."""
         now = utcnow()
         busy = busy or {}
+        running = aliased(Job)
+        # one run at a time of the same work: a burst of reports on one commit is never two
+        # report jobs racing to create its check run
+        same_work_running = (
+            select(running.id)
+            .where(
+                running.dedupe_key == Job.dedupe_key,
+                running.state == "running",
+                running.locked_until >= now,
+            )
+            .exists()
+        )
         claimable = or_(
-            (Job.state == "queued") & (Job.run_at <= now),
+            (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
             (Job.state == "running") & (Job.locked_until < now),
         )
         query = select(Job.id, Job.concurrency_key).where(claimable)
@@ -451,16 +467,42 @@ class Worker:
             log.warning("job stopped: its lease ran out and it may run elsewhere", extra=extra)
         except RetryLater as exc:
             log.info("job postponed: %s", exc, extra=extra)
-            await self.queue.postpone(job, exc.delay, str(exc))
+            delay, reason = exc.delay, str(exc)
+            await self._record(job, lambda: self.queue.postpone(job, delay, reason))
         except Exception as exc:
             permanent = isinstance(exc, (PermanentError, *DETERMINISTIC_ERRORS))
-            state = await self.queue.fail(job, _describe(exc), permanent=permanent)
+            error = _describe(exc)
+            state = await self._record(
+                job, lambda: self.queue.fail(job, error, permanent=permanent)
+            )
             metrics.JOBS_FAILED.labels(job.kind, state).inc()
             log.warning("job failed (%s): %s", state, exc, extra=extra, exc_info=state == "dead")
         else:
-            await self.queue.complete(job)
+            await self._record(job, lambda: self.queue.complete(job))
             metrics.JOBS_DONE.labels(job.kind).inc()
         metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
+
+    async def _record(self, job: Job, outcome: Callable[[], Awaitable[T]]) -> T:
+        """Record a job's outcome (done, retry, postponed), trying again while the database is
+        unavailable, for up to one lease: a job whose outcome is not recorded keeps its lease
+        and runs again only once the lease runs out. Every update is fenced by the job's worker
+        and attempt count, so recording it late is safe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue.lease
+        wait = RECORD_FIRST_WAIT
+        while True:
+            try:
+                return await outcome()
+            except Exception as exc:
+                if not db.unavailable(exc) or loop.time() + wait > deadline:
+                    raise
+                log.warning(
+                    "job outcome not recorded, the database is unavailable; trying again: %r",
+                    exc,
+                    extra={"job_id": job.id, "job_kind": job.kind},
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RECORD_LONGEST_WAIT)
 
     async def _run_holding_lease(self, job: Job, handler: JobHandler) -> None:
         """Run the handler, extending the job's lease every third of it (a heartbeat), so that

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class TcpProxy:
@@ -54,3 +60,58 @@ class TcpProxy:
                 await writer.drain()
         self._open.discard(writer)
         writer.transport.abort()
+
+
+class ProxyThread:
+    """A `TcpProxy` on an event loop of its own thread, for tests whose own code blocks (a
+    `ServerProcess` started and polled synchronously) while the proxy must keep relaying.
+
+        with ProxyThread("127.0.0.1", 5432) as proxy:
+            ... 127.0.0.1:proxy.port ...
+            proxy.cut()
+            proxy.restore()
+    """
+
+    TIMEOUT = 30.0
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.proxy = TcpProxy(target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def __enter__(self) -> ProxyThread:
+        self._thread.start()
+        self._call(self.proxy.start())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(self.TIMEOUT)
+        self._loop.close()
+
+    def cut(self) -> None:
+        """Reset every open connection and refuse new ones (see `TcpProxy.cut`)."""
+        self._call(self.proxy.cut())
+
+    def restore(self) -> None:
+        self._call(self.proxy.restore())
+
+    async def _stop(self) -> None:
+        await self.proxy.close()
+        relays = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+    def _call(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(self.TIMEOUT)

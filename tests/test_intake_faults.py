@@ -1,26 +1,38 @@
 """The database unavailable: intake and health answer 503 with Retry-After, then recover.
 
 SQLite: another connection holds the write lock. PostgreSQL: a TCP proxy in front of the real
-server is cut (open connections reset, new ones refused) and restored.
+server is cut (open connections reset, new ones refused) and restored, under an app in the test's
+process and under a real `python app.py` taking a burst of webhooks with its worker running.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 
 from app import create_app
+from bench.intake_load import Delivery, deliveries
 from bot import db
 from bot.adapters import Adapters
 from bot.tokens import create_project_token
 from config.settings import Settings
 from tests.conftest import _postgres_or_skip, fixture, post_github, reset_postgres, runtime
-from tests.tcpproxy import TcpProxy
+from tests.fakegithub_http import HOLD, GitHubServer
+from tests.fleet import Fleet, dead_jobs, post, server_env, size, unfinished_jobs, wait_for
+from tests.server_process import ServerProcess
+from tests.tcpproxy import ProxyThread, TcpProxy
 
 UNAVAILABLE = (503, "10", {"error": "the database is unavailable; retry later"})
 NO_WRITES = (503, "10", {"error": "the database does not take writes"})
@@ -97,3 +109,187 @@ async def test_postgres_down_and_back(
     await proxy.restore()
     recovered = await intake_answers(client, token)
     assert [status for status, _, _ in recovered] == [202, 202, 200]
+
+
+# PostgreSQL restarted under load: a real server, its worker running, takes a burst of signed
+# deliveries in three parts: the first while the database is up (the link is cut halfway
+# through it), the second while it is down, the last once it is back. Meanwhile the job of an
+# upstream success waits for GitHub (its artifacts) when the link is cut, and gets its answer
+# while the database is down: it fails, and its failure must be recorded once the database is
+# back rather than leaving the job holding its lease.
+BURST = size(99, 600)
+DOWNSTREAMS = size(3, 20)
+UPSTREAM_SHA = "c" * 40
+RATE = 20.0  # deliveries a second: a third of the default burst arrives in 1.6 s
+CUT_SECONDS = 3.0  # the database is down at least this long
+# Every job is done well before a lease (60 s) could run out: a job whose outcome could not be
+# recorded while the database was down, left holding its lease, fails the test.
+DRAIN_SECONDS = 45.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int | str  # or the client's error when no answer came
+    retry_after: str | None
+    body: Any  # the JSON answered, or its text when it was not JSON
+
+
+async def reply_to(http: aiohttp.ClientSession, method: str, url: str, **request: Any) -> Reply:
+    try:
+        async with http.request(method, url, **request) as answer:
+            text = await answer.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text
+            return Reply(answer.status, answer.headers.get("Retry-After"), body)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return Reply(type(error).__name__, None, None)
+
+
+@dataclass
+class CutBurst:
+    replies: dict[str, Reply]  # by delivery id
+    health_cut: list[Reply]  # /healthz as the cut began and as it ended
+    health_after: Reply  # /healthz once the link was restored
+    during_cut: list[str]  # ids of the deliveries posted while the link was cut
+
+
+async def burst_through_a_cut(
+    server: ServerProcess, proxy: ProxyThread, batch: list[Delivery], on_cut: Callable[[], None]
+) -> CutBurst:
+    loop = asyncio.get_running_loop()
+    url = f"{server.url}/webhooks/github"
+    first, second, third = (
+        batch[i * len(batch) // 3 : (i + 1) * len(batch) // 3] for i in range(3)
+    )
+    replies: dict[str, Reply] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
+
+        async def post_at_rate(part: list[Delivery]) -> None:
+            start = loop.time()
+
+            async def post(index: int, delivery: Delivery) -> None:
+                await asyncio.sleep(max(0.0, start + index / RATE - loop.time()))
+                replies[delivery.id] = await reply_to(
+                    http, "POST", url, data=delivery.body, headers=delivery.headers
+                )
+
+            await asyncio.gather(*(post(i, d) for i, d in enumerate(part)))
+
+        async def health() -> Reply:
+            return await reply_to(http, "GET", f"{server.url}/healthz")
+
+        posting = asyncio.create_task(post_at_rate(first))
+        await asyncio.sleep(len(first) / RATE / 2)
+        await asyncio.to_thread(proxy.cut)
+        cut_at = loop.time()
+        on_cut()
+        health_cut = [await health()]
+        await posting
+        await post_at_rate(second)
+        await asyncio.sleep(max(0.0, cut_at + CUT_SECONDS - loop.time()))
+        health_cut.append(await health())
+        await asyncio.to_thread(proxy.restore)
+        health_after = await health()
+        await post_at_rate(third)
+    return CutBurst(replies, health_cut, health_after, [d.id for d in second])
+
+
+def redeliver(server: ServerProcess, batch: list[Delivery]) -> dict[str, Reply]:
+    """Send again, as from GitHub's list of recent deliveries."""
+
+    async def send() -> dict[str, Reply]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            url = f"{server.url}/webhooks/github"
+            return {
+                d.id: await reply_to(http, "POST", url, data=d.body, headers=d.headers)
+                for d in batch
+            }
+
+    return asyncio.run(send())
+
+
+def processed(server: ServerProcess, batch: list[Delivery]) -> tuple[set[str], set[str]]:
+    """Ids of the deliveries of batch stored, and of those whose job recorded their build."""
+    stored = {row for (row,) in server.query("SELECT delivery_id FROM deliveries")}
+    builds = {sha for (sha,) in server.query("SELECT sha FROM events WHERE kind = 'build'")}
+    ids = {d.id for d in batch}
+    built = {d.id for d in batch if hashlib.sha1(d.id.encode()).hexdigest() in builds}
+    return ids & stored, built
+
+
+def is_unavailable(reply: Reply, message: str) -> bool:
+    return (reply.status, reply.retry_after, reply.body) == (503, "10", {"error": message})
+
+
+@pytest.mark.faults
+@pytest.mark.postgres
+def test_postgres_restarted_under_a_burst_of_webhooks(tmp_path: Path) -> None:
+    """Answered 202 means stored and processed; anything else is a 503 with Retry-After, never
+    a 500 or a dropped connection; redelivered, every delivery is processed once."""
+    direct = _postgres_or_skip()
+    asyncio.run(reset_postgres(direct))
+    fleet = Fleet(DOWNSTREAMS)
+    fleet.seed(direct)
+    target = make_url(direct)
+    batch = deliveries(BURST, 0)
+    with (
+        ProxyThread(target.host or "127.0.0.1", target.port or 5432) as proxy,
+        GitHubServer() as github,
+    ):
+        github.inject("GET", "/artifacts$", [HOLD])
+        proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
+        with ServerProcess(tmp_path, server_env(github.url, proxied)) as server:
+            server.database_url = direct  # the test reads the database past the proxy
+            upstream = fleet.upstream_success(UPSTREAM_SHA)
+            assert post(f"{server.url}/webhooks/github", *upstream) == 202
+            assert github.holding.wait(30), "the upstream's job did not ask GitHub"
+            burst = asyncio.run(burst_through_a_cut(server, proxy, batch, github.release))
+            accepted = {key for key, reply in burst.replies.items() if reply.status == 202}
+            refused = {key: reply for key, reply in burst.replies.items() if key not in accepted}
+            drained = "every job done before a lease (60 s) could run out"
+            wait_for(lambda: unfinished_jobs(server) == 0, DRAIN_SECONDS, drained)
+            stored, built = processed(server, batch)
+            dead = dead_jobs(server)
+            again = redeliver(server, [d for d in batch if d.id in refused])
+            wait_for(lambda: unfinished_jobs(server) == 0, DRAIN_SECONDS, drained)
+            stored_at_last, built_at_last = processed(server, batch)
+            dead_at_last = dead_jobs(server)
+            builds = server.query(
+                "SELECT count(*) FROM events WHERE kind = 'build' AND sha <> ?", UPSTREAM_SHA
+            )[0][0]
+            retried = server.query("SELECT count(*) FROM jobs WHERE attempts > 1")[0][0]
+            log = server.log()[-20_000:]
+
+    unavailable = "the database is unavailable; retry later"
+    answers = Counter(reply.status for reply in burst.replies.values())
+    assert [r for r in refused.values() if not is_unavailable(r, unavailable)] == [], (
+        f"{answers}\n{log}"
+    )
+    # posted while the database was down: every one refused
+    assert set(burst.during_cut) <= set(refused), answers
+    assert accepted, "nothing was accepted while the database was up"
+    assert accepted <= stored and accepted <= built
+    assert dead == []
+    assert all(is_unavailable(r, "the database does not take writes") for r in burst.health_cut)
+    assert (burst.health_after.status, burst.health_after.body) == (200, {"status": "ok"})
+
+    # GitHub does not redeliver on its own; redelivered, each is taken (or known already, if
+    # its commit went through while its answer was lost) and processed once
+    assert {r.status for r in again.values()} <= {200, 202}
+    assert [r.body for r in again.values() if r.status == 200] == [
+        {"status": "duplicate", "delivery": key} for key, r in again.items() if r.status == 200
+    ]
+    every = {d.id for d in batch}
+    assert (stored_at_last, built_at_last, dead_at_last) == (every, every, [])
+    assert builds == len(batch)
+
+    # the upstream's job, cut off while it waited for GitHub, ran again and fanned out: every
+    # downstream started once
+    assert retried >= 1
+    started = sorted(dispatch.repo for dispatch in github.dispatches)
+    assert started == sorted(name.removeprefix("github.com/") for name in fleet.downstreams)

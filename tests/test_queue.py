@@ -263,6 +263,23 @@ async def test_runs_of_a_key_with_an_interval_are_spaced_the_first_at_once(
     assert await worker.run_until_idle() == 1
 
 
+async def test_work_of_one_key_runs_once_at_a_time(sessions: Sessions) -> None:
+    queue = JobQueue(sessions)
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    first = await queue.claim("w1")
+    assert first is not None
+    await enqueue(sessions, "report", {"event_id": "e1"}, dedupe_key="report:e1")
+    await enqueue(sessions, "report", {"event_id": "e2"}, dedupe_key="report:e2")
+
+    # the second report on e1 waits for the first to finish; another commit's does not
+    second = await queue.claim("w2")
+    assert second is not None and second.payload == {"event_id": "e2"}
+    assert await queue.claim("w2") is None
+    await queue.complete(first)
+    third = await queue.claim("w2")
+    assert third is not None and third.payload == {"event_id": "e1"}
+
+
 # -- restarts and crashed workers -----------------------------------------------------------
 
 
