@@ -100,6 +100,10 @@ class Root:
     states: dict[str, State] = field(default_factory=dict)
     triggered: set[str] = field(default_factory=set)  # every project with an event in it
     graph: dict[str, list[str]] = field(default_factory=dict)  # downstreams, loaded as needed
+    upstreams: dict[str, set[str]] = field(default_factory=dict)  # loaded as needed
+    # what `reached` found last, for the graph as loaded then
+    _reach: tuple[tuple[frozenset[str], int, int], set[str]] | None = None
+    _cyclic: tuple[int, bool] | None = None
 
     @property
     def waiting(self) -> dict[str, str]:
@@ -117,6 +121,49 @@ class Root:
     def add(self, key: str, state: State) -> None:
         self.triggered.add(key)
         self.states[key] = merged([state, *([self.states[key]] if key in self.states else [])])
+
+    def will_run(self, start: set[str], key: str, limit: int) -> set[str]:
+        """`reachable(graph, start, avoid=key, limit)`, as far as `key`'s upstreams go.
+
+        Without a loop in the graph no path from `start` to an upstream of `key` passes through
+        `key`, so one search from `start` with `key` in it answers for every downstream of a
+        fan-out; a graph with a loop is searched for each.
+        """
+        if self.cyclic():
+            return reachable(self.graph, start, avoid=key, limit=limit)
+        whole = start | {key}
+        version = (frozenset(whole), limit, len(self.graph))
+        if self._reach is None or self._reach[0] != version:
+            self._reach = (version, reachable(self.graph, whole, avoid="", limit=limit))
+        return self._reach[1] - {key}
+
+    def cyclic(self) -> bool:
+        """Whether the graph as loaded has a loop (checked again when it grows)."""
+        if self._cyclic is None or self._cyclic[0] != len(self.graph):
+            self._cyclic = (len(self.graph), has_cycle(self.graph))
+        return self._cyclic[1]
+
+
+def has_cycle(downstreams: Mapping[str, Sequence[str]]) -> bool:
+    """Whether following downstreams ever leads back to where it started."""
+    done: set[str] = set()
+    for first in downstreams:
+        if first in done:
+            continue
+        path, stack = {first}, [(first, iter(downstreams.get(first, ())))]
+        while stack:
+            node, below = stack[-1]
+            step = next(below, None)
+            if step is None:
+                stack.pop()
+                path.discard(node)
+                done.add(node)
+            elif step in path:
+                return True
+            elif step not in done:
+                path.add(step)
+                stack.append((step, iter(downstreams.get(step, ()))))
+    return False
 
 
 async def load_root(session: AsyncSession, root_id: str) -> Root:
@@ -145,13 +192,28 @@ async def waits(
     session: AsyncSession, root: Root, key: str, starting: Iterable[str], max_depth: int
 ) -> list[str]:
     """What the downstream `key` waits for in this chain before it may start."""
-    upstreams = set(
-        await session.scalars(select(Subscription.upstream).where(Subscription.downstream == key))
-    )
+    await load_upstreams(session, root, [key])
     pending = {name for name, state in root.states.items() if state is State.PENDING}
-    await _load_graph(session, root, [*pending, *starting], max_depth)
-    will_run = reachable(root.graph, [*pending, *starting], avoid=key, limit=max_depth)
-    return waiting_on(upstreams, root.states, will_run)
+    start = pending | set(starting)
+    await _load_graph(session, root, [*start, key], max_depth)
+    will_run = root.will_run(start - {key}, key, max_depth)
+    return waiting_on(root.upstreams[key], root.states, will_run)
+
+
+async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str]) -> None:
+    """The declared upstreams of these projects, in one query for those not loaded yet."""
+    wanted = {key for key in keys if key not in root.upstreams}
+    if not wanted:
+        return
+    for key in wanted:
+        root.upstreams[key] = set()
+    rows = await session.execute(
+        select(Subscription.downstream, Subscription.upstream).where(
+            Subscription.downstream.in_(wanted)
+        )
+    )
+    for downstream, upstream in rows:
+        root.upstreams[downstream].add(upstream)
 
 
 async def _load_graph(

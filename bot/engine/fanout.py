@@ -184,6 +184,7 @@ async def _fan_out(
     already = root.triggered if source.kind == "trigger" else await _triggered_for(session, success)
     selected = await _select(ctx, session, source, success, already)
     starting = {choice.key for choice in selected if choice.skip_reason is None}
+    await chains.load_upstreams(session, root, starting)
     children = []
     for choice in selected:
         if choice.skip_reason is None and await chains.waits(
