@@ -19,6 +19,7 @@ class Options:
     latency: float = DEFAULT_LATENCY
     postgres_url: str | None = None  # its `public` schema is dropped and recreated
     quick: bool = False  # the smallest sizes: a check that every section runs, not figures
+    full: bool = False  # the sizes of the goals even where they take longer than 10 minutes
 
     @property
     def databases(self) -> list[str]:
@@ -56,8 +57,8 @@ def table(rows: list[Row]) -> str:
             row.section,
             row.case,
             _value(row),
-            "" if row.floor is None else f"{row.floor:,.3g}",
-            "" if row.ratio is None else f"{row.ratio:.2f}x",
+            "" if row.floor is None else _number(row.floor),
+            "" if row.ratio is None or "not_run" in row.details else f"{row.ratio:.2f}x",
             row.goal,
             {True: "yes", False: "MISSED", None: ""}[row.met],
         )
@@ -71,11 +72,11 @@ def table(rows: list[Row]) -> str:
 
 
 def _value(row: Row) -> str:
-    if "not_run" in row.details:
-        return "not run"
-    if row.value >= 1000:
-        return f"{row.value:,.0f} {row.unit}"
-    return f"{row.value:.3g} {row.unit}"
+    return "not run" if "not_run" in row.details else f"{_number(row.value)} {row.unit}"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:

@@ -351,20 +351,22 @@ class GitHubServer:
 
     @web.middleware
     async def _limited(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Answer after the latency; refuse what goes over an installation's limits."""
+        """Refuse what goes over an installation's limits, counted as it arrives; answer
+        after the latency."""
+        arrived = time.monotonic()
         if self.latency:
             await asyncio.sleep(self.latency)
         token = request.headers.get("Authorization", "")
         if self.limits is None or not token.startswith("token "):
             return await handler(request)
-        now = time.monotonic()
         with self._lock:
             history, content = self._spent.setdefault(token, ([], []))
-            refusal = self.limits.refusal(history, content, now)
+            refusal = self.limits.refusal(history, content, arrived)
             if refusal is None:
-                history.append(now)
+                # calls overlapping in flight may arrive out of order: keep the windows sorted
+                bisect.insort(history, arrived)
                 if request.method in CONTENT_METHODS:
-                    content.append(now)
+                    bisect.insort(content, arrived)
             else:
                 self.limit_errors += 1
         if refusal is None:

@@ -142,7 +142,7 @@ async def _follow(server: ServerProcess, github: GitHubServer, fake_gitlab: Fake
     status, html = await get(server, f"/events/{event}")
     page = Page(html)
     assert status == 200
-    assert "passed" in page.text and "gitlab.com/group/app" in page.text
+    assert "passed" in [text.strip() for text in page.text] and "gitlab.com/group/app" in page.text
     assert "Upstream artifacts" in page.text and wheel["url"] in page.links
 
     # a breakage opens the GitLab issue
