@@ -14,7 +14,15 @@ from sqlalchemy import select
 from bot import db
 from bot.adapters import Adapters
 from bot.engine import Engine, UpstreamSuccess
-from bot.engine.chains import State, fallout_reason, reachable, state_of, waiting_on
+from bot.engine.chains import (
+    Root,
+    State,
+    fallout_reason,
+    has_cycle,
+    reachable,
+    state_of,
+    waiting_on,
+)
 from bot.models import Event
 from bot.runner import TriggerRequest
 from bot.tokens import CallbackSigner
@@ -32,6 +40,33 @@ def test_reachable_never_goes_through_the_project_that_waits() -> None:
     assert reachable(graph, ["a"], avoid="d", limit=5) == {"a", "b", "c", "x"}
     assert reachable(graph, ["a"], avoid="zz", limit=1) == {"a", "b", "c"}
     assert reachable(graph, ["d"], avoid="d", limit=5) == set()
+
+
+def test_a_loop_is_found_wherever_it_is() -> None:
+    assert not has_cycle({"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []})
+    assert has_cycle({"a": ["b"], "b": ["c"], "c": ["a"]})
+    assert has_cycle({"a": ["b"], "x": ["y"], "y": ["x"]})
+    assert has_cycle({"a": ["a"]})
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        {"a": ["b", "c", "d"], "b": ["d", "e"], "c": ["e"], "d": ["f"], "e": ["f"], "f": []},
+        {"a": ["b", "c"], "b": ["d"], "c": ["x"], "x": ["d", "c"], "d": ["y"], "y": ["b"]},
+    ],
+    ids=["without a loop", "with loops"],
+)
+def test_one_search_answers_for_every_downstream_as_each_own_would(
+    graph: dict[str, list[str]],
+) -> None:
+    root = Root(Event(), graph=graph)
+    upstreams = {key: {up for up, below in graph.items() if key in below} for key in graph}
+    for start in ({"a"}, {"b", "c"}, {"a", "d"}):
+        for key in graph:
+            each_own = reachable(graph, start - {key}, avoid=key, limit=5)
+            once = root.will_run(start - {key}, key, 5)
+            assert once & upstreams[key] == each_own & upstreams[key], (start, key)
 
 
 def test_what_a_diamond_bottom_waits_for() -> None:
