@@ -4,7 +4,7 @@ end through HTTP, with the downstream started by the forge or by a webhook runne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,25 @@ from app import create_app
 from bot import db
 from bot.adapters import Adapters
 from bot.engine import Engine, UpstreamSuccess
+from bot.forges.github.forge import GitHubForge
+from bot.forges.github.service import GitHubApp
 from bot.models import Event
 from bot.results import Confirmation, Result, Step, Verdict, after_rerun
 from bot.runner import PipelineStarted, TriggerRequest
 from bot.tokens import CallbackSigner, create_project_token
 from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from tests.fakegithub import FakeGitHub
 from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, events_of, index, report_status
+from tests.test_github_e2e import (
+    INSTALLATION,
+    TOKEN,
+    contents,
+    expect_artifacts,
+    expect_dispatch,
+    install,
+)
 from tests.test_pages import BROWSER, Page
 from tests.webhook_receiver import HOOK_SECRET, Received, Receiver
 
@@ -514,3 +525,241 @@ async def test_a_regression_is_confirmed_through_a_real_webhook(
     ]
     shown = await page_text(client, failure["event"])
     assert "Meaning: confirmed new regression — it passes against the upstream commit" in shown
+
+
+# confirming through the GitHub App: gidgethub and the app's own policy client, on a fake GitHub
+
+GH_LIB, GH_APP = "github.com/acme/lib", "github.com/acme/app"
+GH_CONFIRM = (
+    f"owners: [alice]\nupstreams:\n  - project: {GH_LIB}\n    confirm: true\n"
+    "trigger:\n  workflow: conjunction.yml\n"
+)
+DISPATCHES = "/repos/acme/app/actions/workflows/conjunction.yml/dispatches"
+GitHubSetup = tuple[TestClient[Any, Any], FakeGitHub]
+
+
+@pytest.fixture
+async def confirming_github(
+    aiohttp_client: Any, settings: Settings, app_private_pem: str, fake_github: FakeGitHub
+) -> AsyncIterator[GitHubSetup]:
+    """The service as it runs with GitHub App credentials (only the transport is the fake
+    GitHub), installed on acme/lib and on acme/app, which confirms its failures against lib."""
+    gh = fake_github
+    settings = settings.model_copy(update={"github_private_key": app_private_pem})
+    database = db.create_engine(settings.database_url)
+    github = GitHubApp.build(settings, gh.connect, db.sessionmaker(database))
+    client = await aiohttp_client(
+        create_app(
+            settings,
+            adapters=Adapters.of(github.forge),
+            github_client_for=github.client_for_event,
+            run_workers=False,
+        )
+    )
+    gh.expect_installation_tokens(INSTALLATION)
+    for name, config in (("lib", "owners: [libby]\n"), ("app", GH_CONFIRM)):
+        gh.expect("GET", f"/repos/acme/{name}", body={"default_branch": "main", "private": False})
+        gh.expect("GET", f"/repos/acme/{name}/contents/.conjunction.yml", body=contents(config))
+        for path in GitHubForge.codeowners_paths:
+            gh.expect(
+                "GET",
+                f"/repos/acme/{name}/contents/{path}",
+                status=404,
+                body={"message": "Not Found"},
+            )
+    await install(client, gh)
+    gh.assert_all_called()
+    yield client, gh
+    await database.dispose()
+
+
+def expect_lib_reports(gh: FakeGitHub, sha: str, check_run: int) -> None:
+    """The commit status and the check run on one lib commit, and the pull request looked up
+    when its report is complete."""
+    gh.expect("POST", f"/repos/acme/lib/statuses/{sha}", body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{sha}/check-runs", body={"check_runs": []})
+    gh.expect("POST", "/repos/acme/lib/check-runs", status=201, body={"id": check_run})
+    gh.expect("PATCH", f"/repos/acme/lib/check-runs/{check_run}", body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{sha}/pulls", body=[], repeat=True)
+
+
+async def lib_run_succeeds(
+    client: TestClient[Any, Any], gh: FakeGitHub, sha: str, run: int
+) -> None:
+    """lib's push run at sha passes (no artifacts); app is dispatched as run `run + 50`."""
+    expect_artifacts(gh, run)
+    expect_dispatch(gh, run + 50)
+    reply = await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run))
+    assert reply.status == 202
+    await run_jobs(client)
+
+
+async def app_run_ends(
+    client: TestClient[Any, Any], run: int, conclusion: str, *, title: str = ""
+) -> None:
+    """The dispatched app run's own workflow_run: matched by its run id, or by the event id in
+    its run-name."""
+    done = workflow_run(
+        "acme/app", "a" * 40, run_id=run, conclusion=conclusion, event="workflow_dispatch"
+    )
+    if title:
+        done["workflow_run"]["display_title"] = title
+    assert (await post_github(client, "workflow_run", done)).status == 202
+    await run_jobs(client)
+
+
+def dispatched(gh: FakeGitHub) -> list[dict[str, Any]]:
+    """The inputs of every workflow_dispatch of app GitHub received, in order."""
+    calls = gh.calls_to("POST", DISPATCHES)
+    assert all(call.body["ref"] == "main" and call.body["return_run_details"] for call in calls)
+    assert all(call.headers["authorization"] == f"token {TOKEN}" for call in calls)
+    return [call.body["inputs"] for call in calls]
+
+
+def statuses(gh: FakeGitHub, sha: str) -> list[tuple[str, str]]:
+    return [
+        (call.body["state"], call.body["description"])
+        for call in gh.calls_to("POST", f"/repos/acme/lib/statuses/{sha}")
+    ]
+
+
+def check_run(gh: FakeGitHub, number: int) -> dict[str, Any]:
+    """The check run as its last update left it."""
+    body: dict[str, Any] = gh.calls_to("PATCH", f"/repos/acme/lib/check-runs/{number}")[-1].body
+    return body
+
+
+async def a_new_failure_on_github(client: TestClient[Any, Any], gh: FakeGitHub) -> dict[str, Any]:
+    """app passed against lib at PASSED_SHA (run 101) and fails against NEW_SHA (run 102); the
+    re-run against NEW_SHA is dispatched as run 103. Returns the failure's inputs."""
+    expect_lib_reports(gh, PASSED_SHA, 7)
+    await lib_run_succeeds(client, gh, PASSED_SHA, 51)
+    await app_run_ends(client, 101, "success")
+    assert statuses(gh, PASSED_SHA)[-1] == ("success", "1 of 1 downstream projects passed")
+
+    expect_lib_reports(gh, NEW_SHA, 8)
+    await lib_run_succeeds(client, gh, NEW_SHA, 52)
+    expect_dispatch(gh, 103)  # the re-run against the same upstream commit
+    await app_run_ends(client, 102, "failure")
+    passed, failure, again = dispatched(gh)
+    for inputs, sha in ((passed, PASSED_SHA), (failure, NEW_SHA), (again, NEW_SHA)):
+        assert inputs == {
+            "conjunction_event": inputs["conjunction_event"],
+            "upstream": GH_LIB,
+            "upstream_sha": sha,
+            "upstream_ref": "main",
+        }
+    assert len({inputs["conjunction_event"] for inputs in (passed, failure, again)}) == 3
+    assert statuses(gh, NEW_SHA)[-1] == (
+        "pending",
+        "0 of 1 downstream projects passed, confirming 1 failure",
+    )
+    check = check_run(gh, 8)
+    assert check["status"] == "in_progress"
+    assert (
+        f"| {GH_APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        in check["output"]["summary"]
+    )
+    return failure
+
+
+async def test_a_regression_is_confirmed_through_the_github_app(
+    confirming_github: GitHubSetup,
+) -> None:
+    """Failing against lib's new commit, app is dispatched again against it (a new event),
+    fails again, is dispatched against the commit it last passed with and passes there: a
+    confirmed new regression, which fails lib's status and opens an issue in acme/app."""
+    client, gh = confirming_github
+    failure = await a_new_failure_on_github(client, gh)
+
+    expect_dispatch(gh, status=204, body=None)  # an older GitHub: no run details
+    await app_run_ends(client, 103, "failure")
+    back = dispatched(gh)[-1]
+    assert back == {
+        "conjunction_event": back["conjunction_event"],
+        "upstream": GH_LIB,
+        "upstream_sha": PASSED_SHA,  # the commit it last passed with
+        "upstream_ref": "main",
+    }
+    assert len({inputs["conjunction_event"] for inputs in dispatched(gh)}) == 4
+    assert statuses(gh, NEW_SHA)[-1] == (
+        "pending",
+        "0 of 1 downstream projects passed, confirming 1 failure",
+    )
+    assert (
+        "🔁 failed twice, confirming: running against `1111111`"
+        in (check_run(gh, 8)["output"]["summary"])
+    )
+    assert gh.calls_to("POST", "/repos/acme/app/issues") == [], "nobody blamed yet"
+
+    gh.expect(
+        "GET", "/repos/acme/app/labels/conjunction", status=404, body={"message": "Not Found"}
+    )
+    gh.expect("POST", "/repos/acme/app/labels", status=201, body={"name": "conjunction"})
+    gh.expect("GET", "/repos/acme/app/issues?labels=conjunction&state=open", body=[])
+    gh.expect(
+        "GET",
+        f"/repos/acme/lib/compare/{PASSED_SHA}...{NEW_SHA}",
+        body={
+            "total_commits": 1,
+            "commits": [
+                {
+                    "sha": NEW_SHA,
+                    "html_url": f"https://github.com/acme/lib/commit/{NEW_SHA}",
+                    "commit": {"message": "Parse dates strictly", "author": {"name": "Libby"}},
+                    "author": {"login": "libby"},
+                }
+            ],
+        },
+    )
+    gh.expect(
+        "POST",
+        "/repos/acme/app/issues",
+        status=201,
+        body={"number": 5, "html_url": "https://github.com/acme/app/issues/5"},
+    )
+    # the run it started names the event in its run-name (as the README's workflow does)
+    await app_run_ends(client, 104, "success", title=f"Conjunction {back['conjunction_event']}")
+
+    assert len(dispatched(gh)) == 4
+    assert statuses(gh, NEW_SHA)[-1] == (
+        "failure",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )
+    check = check_run(gh, 8)
+    assert (check["status"], check["conclusion"]) == ("completed", "failure")
+    assert f"| {GH_APP} | ❌ new regression |" in check["output"]["summary"]
+    [issue] = gh.calls_to("POST", "/repos/acme/app/issues")
+    assert issue.path == "/repos/acme/app/issues"
+    assert issue.body["title"] == f"{GH_APP} fails against {GH_LIB}"
+    assert issue.body["labels"] == ["conjunction"]
+    assert "Downstream owners: @alice" in issue.body["body"]
+    assert "Upstream owners: @libby" in issue.body["body"]
+    assert (
+        f"Confirmed by re-running: {GH_APP} passes against upstream `1111111` and fails "
+        "against `2222222`, so the culprit is among" in issue.body["body"]
+    )
+    assert "- Failing run: https://github.com/acme/app/actions/runs/102" in issue.body["body"]
+    assert f"`2222222`](https://github.com/acme/lib/commit/{NEW_SHA})" in issue.body["body"]
+    assert gh.calls_to("POST", "/repos/acme/lib/issues") == [], "lib did not opt in"
+    original = await (await client.get(f"/api/v1/events/{failure['conjunction_event']}")).json()
+    assert (original["result"], original["verdict"]) == ("failure", "new regression")
+    gh.assert_all_called()
+
+
+async def test_passing_again_through_the_github_app_is_flaky(
+    confirming_github: GitHubSetup,
+) -> None:
+    client, gh = confirming_github
+    failure = await a_new_failure_on_github(client, gh)
+    await app_run_ends(client, 103, "success")
+
+    assert len(dispatched(gh)) == 3, "no re-run against the last passed commit"
+    assert statuses(gh, NEW_SHA)[-1] == ("success", "0 of 1 downstream projects passed, 1 flaky")
+    check = check_run(gh, 8)
+    assert (check["status"], check["conclusion"]) == ("completed", "neutral")
+    assert f"| {GH_APP} | ⚠️ flaky |" in check["output"]["summary"]
+    assert [call for call in gh.calls if "/issues" in call.path or "/labels" in call.path] == []
+    original = await (await client.get(f"/api/v1/events/{failure['conjunction_event']}")).json()
+    assert (original["result"], original["verdict"]) == ("failure", "flaky")
+    gh.assert_all_called()
