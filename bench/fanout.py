@@ -49,6 +49,7 @@ GITHUB_CONCURRENCY = 100  # GitHub's secondary limit on concurrent requests
 CONTENT_PER_MINUTE = 80
 CONTENT_PER_HOUR = 500
 POST_CONCURRENCY = 16
+GOAL_SECONDS = 1.0  # issue 10 asks this of N = 200 over 20 installations at 50 ms
 SETTLE_TIMEOUT = 300.0
 
 
@@ -98,12 +99,16 @@ class Case:
         return latency * (1 + rounds) + waits
 
 
+GOAL_CASE = Case(200, 20)
+
+
 def cases(options: Options, database: str) -> list[Case]:
     """Every case on SQLite; on PostgreSQL those GitHub's minute does not set (a case paced by
     GitHub measures GitHub's limit, not the database), unless --full."""
     if options.quick:
         return [Case(n, spread) for n, spread in QUICK_CASES]
     every = [Case(n, spread) for n in SIZES for spread in SPREADS if spread <= n]
+    every.insert(every.index(Case(1000, 1)), GOAL_CASE)
     if options.full or database == "sqlite":
         return every
     return [case for case in every if case.per_installation <= CONTENT_PER_MINUTE]
@@ -217,8 +222,10 @@ async def _one_case(
         f"{database} {case.name}",
         fanned_out,
         "s",
-        goal="≤ 1.2x floor",
-        met=fanned_out <= 1.2 * floor and not limit_errors,
+        goal="≤ 1.2x floor" + (", < 1 s" if case == GOAL_CASE else ""),
+        met=fanned_out <= 1.2 * floor
+        and not limit_errors
+        and (case != GOAL_CASE or fanned_out < GOAL_SECONDS),
         floor=floor,
         details={"limit_errors": limit_errors},
     )
