@@ -41,9 +41,15 @@ async def test_content_calls_of_an_installation_are_paced() -> None:
         await gh.getitem(REPO)
     assert gh.time.sleeps == []  # reading is not paced
 
-    for _ in range(3):
+    for _ in range(2):
         await gh.post(STATUSES, data={"state": "success"})
-    assert gh.time.sleeps == [60.0]  # the third waited for the first to leave the minute
+    # the third would wait for the first to leave the minute: its job is postponed instead
+    with pytest.raises(RetryLater) as excinfo:
+        await gh.post(STATUSES, data={"state": "success"})
+    assert excinfo.value.delay == 61.0
+    gh.time.now += 61
+    await gh.post(STATUSES, data={"state": "success"})
+    assert gh.time.sleeps == []
     gh.assert_all_called()
 
 

@@ -6,6 +6,9 @@ from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
 from bot.queue import RetryLater
 from tests.fakegithub import FakeTime
 
+# the windows' own arithmetic: no margin, and every wait slept
+EXACT = {"margin": 0.0, "max_sleep": float("inf")}
+
 
 @pytest.fixture
 def t():
@@ -13,14 +16,14 @@ def t():
 
 
 async def test_calls_under_the_limit_do_not_sleep(t):
-    pacer = ContentPacer(per_minute=3, per_hour=10, clock=t.clock, sleep=t.sleep)
+    pacer = ContentPacer(per_minute=3, per_hour=10, **EXACT, clock=t.clock, sleep=t.sleep)
     for _ in range(3):
         await pacer.wait("inst-1")
     assert t.sleeps == []
 
 
 async def test_minute_window_slides(t):
-    pacer = ContentPacer(per_minute=3, per_hour=100, clock=t.clock, sleep=t.sleep)
+    pacer = ContentPacer(per_minute=3, per_hour=100, **EXACT, clock=t.clock, sleep=t.sleep)
     for _ in range(2):
         await pacer.wait("k")
     t.now += 10
@@ -35,7 +38,9 @@ async def test_minute_window_slides(t):
 
 
 async def test_a_turn_far_away_postpones_instead_of_sleeping(t):
-    pacer = ContentPacer(per_minute=2, per_hour=4, clock=t.clock, sleep=t.sleep)
+    pacer = ContentPacer(
+        per_minute=2, per_hour=4, margin=0, max_sleep=60, clock=t.clock, sleep=t.sleep
+    )
     for _ in range(4):
         await pacer.wait("k")
     # 2 at 1000, 2 at 1060 (after a minute's wait), then the hour window is full
@@ -47,7 +52,7 @@ async def test_a_turn_far_away_postpones_instead_of_sleeping(t):
 
 
 async def test_keys_are_independent(t):
-    pacer = ContentPacer(per_minute=1, per_hour=10, clock=t.clock, sleep=t.sleep)
+    pacer = ContentPacer(per_minute=1, per_hour=10, **EXACT, clock=t.clock, sleep=t.sleep)
     await pacer.wait("a")
     await pacer.wait("b")
     assert t.sleeps == []
@@ -60,12 +65,23 @@ async def test_default_limits_are_githubs(t):
     for _ in range(80):
         await pacer.wait("k")
     assert t.sleeps == []
-    await pacer.wait("k")
-    assert t.sleeps == [60.0]
-    for _ in range(500 - 81):
+    # the 81st waits a minute and a second's margin: postponed, holding no worker meanwhile
+    with pytest.raises(RetryLater) as excinfo:
         await pacer.wait("k")
-    with pytest.raises(RetryLater):
+    assert excinfo.value.delay == 61.0
+    t.now += 60.5
+    await pacer.wait("k")  # half a second left: slept
+    assert t.sleeps == [0.5]
+
+
+async def test_githubs_hourly_limit_with_its_margin(t):
+    pacer = ContentPacer(clock=t.clock, sleep=t.sleep)
+    for _ in range(500):
         await pacer.wait("k")
+        t.now += 7  # 8 or 9 a minute
+    with pytest.raises(RetryLater) as excinfo:
+        await pacer.wait("k")
+    assert excinfo.value.delay == 3601 - 500 * 7  # until the first leaves the hour, and a second
 
 
 @pytest.mark.parametrize(

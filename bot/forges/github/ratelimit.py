@@ -14,9 +14,12 @@ from bot.queue import RetryLater
 
 # GitHub's advice for a secondary rate limit that names no wait: at least a minute.
 DEFAULT_RATE_LIMIT_WAIT = 60.0
-# A job sleeps this long at most for its turn; a longer wait postpones it instead, so a
-# worker is not held (and its lease not outlived) for the rest of an hour.
-MAX_PACING_SLEEP = 60.0
+# A job sleeps this long at most for its turn; a longer wait postpones it instead, so that a
+# paced installation's jobs hold no worker slot while they wait.
+MAX_PACING_SLEEP = 1.0
+# GitHub counts a call when it arrives, a little after the pacer let it go (a token to fetch, a
+# connection to open): a call goes this long after the oldest one of its window has left it.
+PACING_MARGIN = 1.0
 SECONDARY_LIMIT_WORDS = ("rate limit", "abuse detection")
 
 
@@ -24,8 +27,8 @@ class ContentPacer:
     """Spaces content-creating calls (statuses, check runs, comments) per key.
 
     GitHub allows about 80 such calls a minute and 500 an hour per installation;
-    both are tracked as sliding windows. A turn more than `max_sleep` away raises
-    `RetryLater` instead of sleeping.
+    both are tracked as sliding windows, with a `margin` past each. A turn more than
+    `max_sleep` away raises `RetryLater` instead of sleeping.
     """
 
     def __init__(
@@ -34,10 +37,11 @@ class ContentPacer:
         per_hour: int = 500,
         *,
         max_sleep: float = MAX_PACING_SLEEP,
+        margin: float = PACING_MARGIN,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        self._windows = ((60.0, per_minute), (3600.0, per_hour))
+        self._windows = ((60.0 + margin, per_minute), (3600.0 + margin, per_hour))
         self._longest = max(window for window, _ in self._windows)
         self._max_sleep = max_sleep
         self._clock = clock
