@@ -1,0 +1,36 @@
+"""The benchmark suite still runs: each section at its smallest size, on SQLite.
+
+Figures are never asserted (the machines are shared and noisy); what is checked is that every
+section measures what it says, loses nothing and reports each figure beside its goal.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import run
+from bench.common import Options, table
+
+pytestmark = pytest.mark.faults  # real servers, as the fault suites run them
+
+
+async def test_each_section_measures_at_its_smallest_size() -> None:
+    rows = await run(["intake", "fanout", "scale"], Options(quick=True))
+
+    by_case = {(row.section, row.case): row for row in rows}
+    intake = by_case["intake", "sqlite"]
+    assert intake.details["lost"] == 0 and intake.details["accepted"] == intake.details["sent"]
+    assert intake.value > 0 and intake.goal
+    fanout = by_case["fanout", "sqlite N=10 over 1"]
+    assert fanout.floor is not None and fanout.value > fanout.floor > 0  # nothing beats it
+    assert fanout.details["limit_errors"] == 0
+    calls = by_case["fanout", "sqlite N=10 over 1: API calls"]
+    assert calls.value >= 10 + 4  # every dispatch, and the upstream commit's report
+    assert by_case["verdict", "sqlite N=10 over 1"].details["reports"] >= 1
+    lookup = by_case["scale", "lookup p99, sqlite"]
+    assert lookup.value > 0 and lookup.unit == "ms" and lookup.goal == "< 2 ms"
+    assert {row.section for row in rows} == {"intake", "fanout", "verdict", "scale"}
+
+    printed = table(rows)
+    assert "section" in printed.splitlines()[0]
+    assert all(row.case in printed for row in rows)
