@@ -25,7 +25,7 @@ from bot.runtime import Runtime
 from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
 from tests.fakegithub import app_private_key, app_private_pem, fake_github  # noqa: F401  (fixtures)
-from tests.fakegitlab import fake_gitlab  # noqa: F401  (fixture)
+from tests.fakegitlab import both, fake_gitlab  # noqa: F401  (fixtures)
 from tests.keys import PRIVATE_KEY_PEM
 from tests.memoryhost import MemoryHost
 from tests.webhook_receiver import receiver  # noqa: F401  (fixture)

@@ -19,8 +19,12 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
+from app import create_app
+from bot.adapters import Adapters
 from bot.forges.gitlab.client import GitLabClient, Pacer
 from bot.forges.gitlab.host import GitLabHost
+from config.settings import Settings
+from tests.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitlab"
 TOKEN = "glpat-bot-token-for-tests"
@@ -355,3 +359,15 @@ async def post_gitlab(
             **(headers or {}),
         },
     )
+
+
+@pytest.fixture
+async def both(
+    aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
+) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryHost]]:
+    """The service with GitHub (in memory) and GitLab (the fake) side by side."""
+    github = MemoryHost()
+    app = create_app(
+        settings, adapters=Adapters.of(github, gitlab_host(fake_gitlab)), run_workers=False
+    )
+    yield await aiohttp_client(app), github

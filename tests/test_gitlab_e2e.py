@@ -4,23 +4,17 @@ in-memory code host) out."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from app import create_app
-from bot.adapters import Adapters
 from bot.models import Event, utcnow
-from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.fakegitlab import (
     FakeGitLab,
     encoded,
-    gitlab_host,
     job,
     pipeline_hook,
     post_gitlab,
@@ -31,18 +25,6 @@ from tests.test_pages import Page
 APP = "group/sub/app"  # a nested group
 SHAS = ["1" * 40, "2" * 40, "3" * 40]
 MARKER = "<!-- conjunction:downstream-summary -->"
-
-
-@pytest.fixture
-async def both(
-    aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
-) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryHost]]:
-    """The service with GitHub (in memory) and GitLab (the fake) side by side."""
-    github = MemoryHost()
-    app = create_app(
-        settings, adapters=Adapters.of(github, gitlab_host(fake_gitlab)), run_workers=False
-    )
-    yield await aiohttp_client(app), github
 
 
 async def index(client: TestClient[Any, Any], *names: str) -> None:

@@ -5,45 +5,20 @@ success of its own — and a pipeline GitLab refuses, with what to do about it o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from app import create_app
-from bot.adapters import Adapters
 from bot.models import Event
-from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.fakegitlab import FakeGitLab, encoded, gitlab_host, pipeline_hook, post_gitlab
+from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
 from tests.memoryhost import MemoryHost
+from tests.test_gitlab_e2e import index, trigger_event
 
 APP = "group/sub/app"
 LIB_SHA = "1" * 40
-
-
-@pytest.fixture
-async def both(
-    aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
-) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryHost]]:
-    """The service with GitHub (in memory) and GitLab (the fake) side by side."""
-    github = MemoryHost()
-    app = create_app(
-        settings, adapters=Adapters.of(github, gitlab_host(fake_gitlab)), run_workers=False
-    )
-    yield await aiohttp_client(app), github
-
-
-async def index(client: TestClient[Any, Any], *names: str) -> None:
-    for name in names:
-        assert await runtime(client).engine.refresh_project(name) is None
-
-
-async def waiting_trigger(client: TestClient[Any, Any], project: str) -> Event:
-    [event] = await runtime(client).engine.pending_triggers(project)
-    return event
 
 
 async def a_gitlab_downstream_triggered(
@@ -59,7 +34,7 @@ async def a_gitlab_downstream_triggered(
     await post_github(client, "workflow_run", workflow_run("acme/lib", LIB_SHA))
     await run_jobs(client)
     assert len(fake_gitlab.calls_to("POST", f"/projects/{encoded(APP)}/pipeline")) == 1
-    return await waiting_trigger(client, f"gitlab.com/{APP}")
+    return await trigger_event(client, f"gitlab.com/{APP}")
 
 
 @pytest.mark.parametrize("source", ["api", "trigger", "pipeline"])
@@ -76,7 +51,7 @@ async def test_someone_elses_pipeline_never_answers_a_trigger_waiting_for_its_pi
     assert (await post_gitlab(client, "Pipeline Hook", unrelated)).status == 202
     await run_jobs(client)
 
-    event = await waiting_trigger(client, f"gitlab.com/{APP}")
+    event = await trigger_event(client, f"gitlab.com/{APP}")
     assert (event.result, event.run_id, event.url) == (None, None, None)
     assert len(github.calls) == shown  # nothing passed as far as github.com/acme/lib is told
     _, (_, status) = github.of("status")[-1]
@@ -96,7 +71,7 @@ async def test_a_pipeline_forwarding_another_projects_event_id_answers_nothing(
     await post_gitlab(client, "Pipeline Hook", forwarded)
     await run_jobs(client)
 
-    assert (await waiting_trigger(client, f"gitlab.com/{APP}")).id == event.id
+    assert (await trigger_event(client, f"gitlab.com/{APP}")).id == event.id
     _, (_, status) = github.of("status")[-1]
     assert status.state == "pending"
 
@@ -132,7 +107,7 @@ async def test_a_child_pipeline_is_no_result_of_the_trigger(
     child = pipeline_hook(APP, "a" * 40, pipeline_id=62, source="parent_pipeline", event=event.id)
     await post_gitlab(client, "Pipeline Hook", child)
     await run_jobs(client)
-    assert (await waiting_trigger(client, f"gitlab.com/{APP}")).result is None
+    assert (await trigger_event(client, f"gitlab.com/{APP}")).result is None
 
     parent = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", status="failed")
     await post_gitlab(client, "Pipeline Hook", parent)
