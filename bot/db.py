@@ -49,16 +49,18 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
-    """An engine keeping `pool_size` connections open: as many as the process uses at once, or
-    every connection past them is closed after use and opened again for the next."""
+    """An engine; on PostgreSQL it keeps `pool_size` connections open, as many as the process
+    uses at once, or every connection past them is closed after use and opened again for the
+    next (a new server process each). SQLite keeps the default 5: one writer at a time, and a
+    connection to a file costs little to open but a page cache to keep."""
     full_url = async_url(url)
-    connect_args = {"timeout": CONNECT_SECONDS} if full_url.startswith("postgresql") else {}
+    postgres = full_url.startswith("postgresql")
     engine = create_async_engine(
         full_url,
         pool_pre_ping=True,
-        pool_size=pool_size,
+        pool_size=pool_size if postgres else 5,
         pool_timeout=POOL_WAIT_SECONDS,
-        connect_args=connect_args,
+        connect_args={"timeout": CONNECT_SECONDS} if postgres else {},
     )
     if engine.dialect.name == "sqlite":
 

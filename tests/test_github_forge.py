@@ -1,5 +1,6 @@
 """The GitHub adapter: the REST calls each forge operation makes, through the fake GitHub."""
 
+import asyncio
 import base64
 
 import aiohttp
@@ -320,6 +321,30 @@ async def test_check_run_created_then_patched(github_forge, fake_github):
         "details_url": "https://conjunction.test/events/ev1",
         "output": {"title": "1 of 2 passed", "summary": "| downstream | result |"},
     }
+
+
+async def test_two_reports_at_once_make_one_check_run(fake_github, monkeypatch):
+    """A progress report beside another report of the same commit: one check run, updated."""
+    query = "check_name=Conjunction%3A%20downstream"
+    fake_github.expect(
+        "GET",
+        f"/repos/acme/app/commits/{SHA}/check-runs?{query}",
+        body={"total_count": 0, "check_runs": []},
+    )
+    fake_github.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 99})
+    fake_github.expect("PATCH", "/repos/acme/app/check-runs/99", body={"id": 99})
+    forge = forge_on(fake_github)
+    call = forge._call
+
+    async def slow_call(*args, **kwargs):  # GitHub takes a moment: the other report runs
+        await asyncio.sleep(0.01)
+        return await call(*args, **kwargs)
+
+    monkeypatch.setattr(forge, "_call", slow_call)
+    await asyncio.gather(
+        *(forge.publish_report(PROJECT, SHA, report(), status=False, check=True) for _ in "ab")
+    )
+    assert len(fake_github.calls_to("POST", "/repos/acme/app/check-runs")) == 1
 
 
 async def test_check_run_found_again_when_cache_is_cold(github_forge, fake_github):

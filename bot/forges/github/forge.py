@@ -3,6 +3,7 @@ results back through the REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -111,6 +112,9 @@ class GitHubForge:
         # (project, sha) -> id of our check run on that commit
         self._check_runs: cachetools.TTLCache[tuple[str, str], int] = cachetools.TTLCache(
             maxsize=4096, ttl=24 * 3600
+        )
+        self._check_run_locks: cachetools.LRUCache[tuple[str, str], asyncio.Lock] = (
+            cachetools.LRUCache(maxsize=4096)
         )
         # (project, label name) known to exist
         self._labels: cachetools.TTLCache[tuple[str, str], bool] = cachetools.TTLCache(
@@ -313,30 +317,33 @@ class GitHubForge:
         else:
             body["status"] = "in_progress"
         key = (project_key(project), sha)
-        run_id = self._check_runs.get(key)
-        if run_id is None:
-            found = await self._call(
-                project,
-                "GET",
-                "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name}",
-                sha=sha,
-                check_name=REPORT_NAME,
-            )
-            runs = found.get("check_runs") or []
-            if runs:
-                run_id = self._check_runs[key] = int(runs[0]["id"])
-        if run_id is None:
-            created = await self._call(
-                project,
-                "POST",
-                "/repos/{owner}/{repo}/check-runs",
-                data={"name": REPORT_NAME, "head_sha": sha, **body},
-            )
-            self._check_runs[key] = int(created["id"])
-        else:
-            await self._call(
-                project, "PATCH", "/repos/{owner}/{repo}/check-runs/{id}", data=body, id=run_id
-            )
+        # two reports of one commit at once (a progress report beside another) find or make
+        # one check run between them, never two
+        async with self._check_run_locks.setdefault(key, asyncio.Lock()):
+            run_id = self._check_runs.get(key)
+            if run_id is None:
+                found = await self._call(
+                    project,
+                    "GET",
+                    "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name}",
+                    sha=sha,
+                    check_name=REPORT_NAME,
+                )
+                runs = found.get("check_runs") or []
+                if runs:
+                    run_id = self._check_runs[key] = int(runs[0]["id"])
+            if run_id is None:
+                created = await self._call(
+                    project,
+                    "POST",
+                    "/repos/{owner}/{repo}/check-runs",
+                    data={"name": REPORT_NAME, "head_sha": sha, **body},
+                )
+                self._check_runs[key] = int(created["id"])
+                return
+        await self._call(
+            project, "PATCH", "/repos/{owner}/{repo}/check-runs/{id}", data=body, id=run_id
+        )
 
     async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
         pulls = await self._call(
