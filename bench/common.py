@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from tests.conftest import reset_postgres
 
 DEFAULT_LATENCY = 0.05  # seconds the fake forge takes to answer every call
 
@@ -88,6 +91,15 @@ def percentile(values: list[float], fraction: float) -> float:
     """The value below which `fraction` of values lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+async def fresh_database(database: str, options: Options, folder: Path) -> str:
+    """The URL of an empty database: SQLite in folder, or the options' PostgreSQL with its
+    `public` schema dropped and recreated."""
+    if database == "postgres" and options.postgres_url:
+        await reset_postgres(options.postgres_url)
+        return options.postgres_url
+    return f"sqlite:///{folder / 'conjunction.db'}"
 
 
 def postgres_url_from_env() -> str | None:

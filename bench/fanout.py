@@ -29,16 +29,15 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Options, Row
+from bench.common import Options, Row, fresh_database
 from bot import db
 from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github import installations
 from config.settings import Settings
-from tests.conftest import reset_postgres
 from tests.conftest import workflow_run as workflow_run_payload
 from tests.fakegithub_http import Call, Dispatch, GitHubLimits, GitHubServer
-from tests.fleet import SIGNER, server_env, signed
+from tests.fleet import SIGNER, server_env, signed, unfinished_jobs
 from tests.server_process import ServerProcess
 
 SIZES = (10, 100, 1000)
@@ -128,11 +127,7 @@ async def run(options: Options) -> list[Row]:
 
 
 async def _run_on(database: str, folder: Path, options: Options) -> list[Row]:
-    url = f"sqlite:///{folder / 'conjunction.db'}"
-    if database == "postgres":
-        assert options.postgres_url
-        url = options.postgres_url
-        await reset_postgres(url)
+    url = await fresh_database(database, options, folder)
     chosen = cases(options, database)
     await _seed(url, [case for case in chosen if case.runnable])
     rows = []
@@ -266,15 +261,10 @@ async def _wait_for_calls(
 async def _settle(server: ServerProcess) -> None:
     """Wait until the server has no job left to do."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    while await asyncio.to_thread(_unfinished, server):
+    while await asyncio.to_thread(unfinished_jobs, server):
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still unfinished after {SETTLE_TIMEOUT:.0f} s")
         await asyncio.sleep(0.05)
-
-
-def _unfinished(server: ServerProcess) -> int:
-    rows = server.query("SELECT count(*) FROM jobs WHERE state NOT IN ('done', 'dead')")
-    return int(rows[0][0])
 
 
 async def _verdict(

@@ -36,9 +36,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from bench.common import Options, Row, percentile
+from bench.common import Options, Row, fresh_database, percentile
 from bench.intake_load import Answer, Delivery, deliveries
-from tests.conftest import WEBHOOK_SECRET, reset_postgres
+from tests.conftest import WEBHOOK_SECRET
 from tests.fleet import fake_github_and_server, unfinished_jobs
 from tests.server_process import ROOT, START_TIMEOUT, ServerProcess, free_port
 
@@ -108,7 +108,7 @@ async def measure(
     real: list[Round] = []
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        url = await database_url(database, options, folder)
+        url = await fresh_database(database, options, folder)
         with fake_github_and_server(folder, url) as (_, server):
             for batch in batches:
                 bare.append(await bare_round(http, bare_url, batch))
@@ -116,13 +116,6 @@ async def measure(
                 await asyncio.to_thread(wait_until_done, server)
             fate = fate_of(server, real)
     return rows_of(database, bare, real, fate)
-
-
-async def database_url(database: str, options: Options, folder: Path) -> str:
-    if database == "postgres" and options.postgres_url:
-        await reset_postgres(options.postgres_url)
-        return options.postgres_url
-    return f"sqlite:///{folder / 'conjunction.db'}"
 
 
 async def bare_round(http: aiohttp.ClientSession, url: str, batch: list[Delivery]) -> Round:

@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.common import Options, Row, percentile
+from bench.common import Options, Row, fresh_database, percentile
 from bot.adapters import Adapters
 from bot.db import create_engine, migrate, sessionmaker
 from bot.engine import Engine, UpstreamSuccess
@@ -53,7 +53,6 @@ from bot.names import project_key
 from bot.tokens import CallbackSigner, create_project_token
 from config.repo_config import ConjunctionConfig
 from config.settings import Settings
-from tests.conftest import reset_postgres
 from tests.memoryhost import MemoryHost
 from tests.server_process import ServerProcess
 
@@ -89,11 +88,7 @@ async def run(options: Options) -> list[Row]:
     rows: list[Row] = []
     for database in options.databases:
         with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/conjunction.db"
-            if database == "postgres":
-                assert options.postgres_url is not None
-                url = options.postgres_url
-                await reset_postgres(url)
+            url = await fresh_database(database, options, Path(folder))
             rows += await measure(database, url, Path(folder), size)
     return rows
 

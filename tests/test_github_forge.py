@@ -288,7 +288,8 @@ async def test_commit_status(github_forge, fake_github):
     }
 
 
-async def test_check_run_created_then_patched(github_forge, fake_github):
+def expect_a_new_check_run(fake_github: FakeGitHub) -> None:
+    """None found on the commit: run 99 is created, then updated once."""
     query = "check_name=Conjunction%3A%20downstream"
     fake_github.expect(
         "GET",
@@ -297,6 +298,10 @@ async def test_check_run_created_then_patched(github_forge, fake_github):
     )
     fake_github.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 99})
     fake_github.expect("PATCH", "/repos/acme/app/check-runs/99", body={"id": 99})
+
+
+async def test_check_run_created_then_patched(github_forge, fake_github):
+    expect_a_new_check_run(fake_github)
 
     await github_forge.publish_report(PROJECT, SHA, report(), status=False, check=True)
     await github_forge.publish_report(
@@ -325,14 +330,7 @@ async def test_check_run_created_then_patched(github_forge, fake_github):
 
 async def test_two_reports_at_once_make_one_check_run(fake_github, monkeypatch):
     """A progress report beside another report of the same commit: one check run, updated."""
-    query = "check_name=Conjunction%3A%20downstream"
-    fake_github.expect(
-        "GET",
-        f"/repos/acme/app/commits/{SHA}/check-runs?{query}",
-        body={"total_count": 0, "check_runs": []},
-    )
-    fake_github.expect("POST", "/repos/acme/app/check-runs", status=201, body={"id": 99})
-    fake_github.expect("PATCH", "/repos/acme/app/check-runs/99", body={"id": 99})
+    expect_a_new_check_run(fake_github)
     forge = forge_on(fake_github)
     call = forge._call
 
