@@ -232,7 +232,7 @@ async def plan_fan_out(sessions: async_sessionmaker[AsyncSession], url: str) -> 
         triggers = await session.scalar(
             select(func.count()).select_from(Job).where(Job.kind == "trigger")
         )
-    waiting = len(event.details.get("waiting") or {})
+    waiting = len(event.waiting or {})
     return Planning(seconds, cpu, triggers or 0, waiting)
 
 

@@ -69,6 +69,15 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
 
+class WorkerBeat(Base):
+    """A running worker's last sign of life: the jobs of one silent too long are taken again."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime]
+
+
 class Project(Base):
     """A repository Conjunction knows, with its last valid `.conjunction.yml`."""
 
@@ -109,6 +118,7 @@ class Event(Base):
         Index("ix_events_project", "project", "created_at"),
         Index("ix_events_upstream", "upstream", "created_at"),
         Index("ix_events_pending", "result", "deadline_at"),
+        Index("ix_events_run", "project", "run_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -129,12 +139,51 @@ class Event(Base):
     run_id: Mapped[str | None] = mapped_column(String(100))
     # a confirming re-run (`confirm: true`): the failure it re-runs; not part of the pair's history
     confirms_id: Mapped[str | None] = mapped_column(String(32))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # -- the run model (bot/runs.py) --
+    via: Mapped[str | None] = mapped_column(String(8))  # a build: a bot.runs.Via
+    step: Mapped[str | None] = mapped_column(String(16))  # a trigger: a bot.runs.Step
+    state: Mapped[str | None] = mapped_column(String(16))  # a trigger: a bot.runs.TriggerState
+    attempt: Mapped[int] = mapped_column(default=1)  # the CI's attempt the result came from
+    # a change (ref_type "change"): the pull/merge request, its URL and the commit it is on
+    change_number: Mapped[int | None]
+    change_url: Mapped[str | None] = mapped_column(Text)
+    base_sha: Mapped[str | None] = mapped_column(String(64))
+    # a trigger run against another upstream commit than its build's (a confirm, a bisect step)
+    upstream_sha: Mapped[str | None] = mapped_column(String(64))
+    upstream_build_id: Mapped[str | None] = mapped_column(String(32))  # the build that made it
+    chain: Mapped[list[Any]] = mapped_column(default=list)  # project keys from the origin
+    waiting: Mapped[dict[str, Any]] = mapped_column(default=dict)  # an origin's diamond bottoms
+    # a failure being confirmed: the step it waits for, and what the pair last passed with
+    confirming: Mapped[str | None] = mapped_column(String(16))
+    last_passed_sha: Mapped[str | None] = mapped_column(String(64))
+    last_passed_build_id: Mapped[str | None] = mapped_column(String(32))
+    hint: Mapped[str | None] = mapped_column(String(16))  # `flaky?`
+    notified: Mapped[bool] = mapped_column(default=False)  # the pair's channels were told
+    fallout: Mapped[str | None] = mapped_column(String(300))  # skipped: the upstream that failed
+    changes: Mapped[dict[str, Any] | None]  # what changed upstream since the pair last passed
+    artifacts: Mapped[list[Any]] = mapped_column(default=list)
+    ci_metadata: Mapped[dict[str, Any] | None]  # what a CI reported beside its result
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sending_at: Mapped[datetime | None]  # a trigger's start was asked of its runner
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]
+
+
+class TriggerResult(Base):
+    """Every final result reported for a trigger event, in order: the event holds the one taken
+    (the newest attempt's); a late report of an older attempt is kept here only."""
+
+    __tablename__ = "trigger_results"
+    __table_args__ = (Index("ix_trigger_results_event", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int]
+    result: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    taken: Mapped[bool]  # it became the event's result
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IssueLink(Base):
@@ -149,6 +198,7 @@ class IssueLink(Base):
     url: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(8), default="open")
     last_event_id: Mapped[str | None] = mapped_column(String(32))  # the result last acted on
+    last_attempt: Mapped[int | None]  # and its attempt: a re-run in the CI is acted on again
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -165,6 +215,18 @@ class ProjectToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class Tag(Base):
+    """A tag of a GitHub repository as its `push` delivery announced it: a `workflow_run` names
+    a tag only as its `head_branch`, and this tells the two apart."""
+
+    __tablename__ = "tags"
+
+    project: Mapped[str] = mapped_column(String(300), primary_key=True)  # a project key
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    sha: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class KeyValue(Base):

@@ -1,9 +1,11 @@
 """A durable job queue in the application's own database.
 
 Jobs are rows. A worker claims them in batches by moving them to `running` with a lease and
-extends each job's lease while it runs (a heartbeat); a worker that dies leaves leases that run
-out within a minute, and the jobs are claimed again. A worker that is stopped returns its jobs at
-once. On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several processes share the
+extends each job's lease while it runs. A running worker also says every few seconds that it is
+alive (a row in `workers`): the jobs of a worker that has not said so for WORKER_TIMEOUT — a
+process killed or crashed — are claimed again at once, well before their leases run out, so a
+server that starts again resumes them within half a minute. A worker that is stopped returns its
+jobs at once. On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several processes share the
 queue without taking a job twice.
 
 A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
@@ -39,7 +41,7 @@ from sqlalchemy.orm import aliased
 
 from bot import db, metrics
 from bot.batching import GroupCommit
-from bot.models import Delivery, Job, utcnow
+from bot.models import Delivery, Job, WorkerBeat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ FINISHED = ("done", "dead")
 BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
 COMPLETE_BATCH = 500  # jobs marked done in one statement at most (3 parameters each)
+# A running worker says it is alive every HEARTBEAT seconds; one silent for WORKER_TIMEOUT is
+# dead and its jobs are taken again. Its event loop would have to be blocked that long for a
+# living worker to lose its jobs (the same holds for the leases, whose heartbeat is a third).
+HEARTBEAT, WORKER_TIMEOUT = 5.0, 20.0
+GONE_WORKERS = timedelta(hours=1)  # rows of workers silent this long are deleted
 # Waits between tries to record a job's outcome while the database is unavailable.
 RECORD_FIRST_WAIT, RECORD_LONGEST_WAIT = 0.5, 5.0
 
@@ -187,12 +194,13 @@ class JobQueue:
                 running.dedupe_key == Job.dedupe_key,
                 running.state == "running",
                 running.locked_until >= now,
+                ~_silent(running, now),
             )
             .exists()
         )
         claimable = or_(
             (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
-            (Job.state == "running") & (Job.locked_until < now),
+            (Job.state == "running") & ((Job.locked_until < now) | _silent(Job, now)),
         )
         query = select(Job.id, Job.concurrency_key).where(claimable)
         full = sorted(key for key, count in busy.items() if per_key and count >= per_key)
@@ -329,6 +337,18 @@ class JobQueue:
             locked_by=None,
             locked_until=None,
         )
+
+    async def beat(self, worker_id: str) -> None:
+        """Say that this worker is alive; forget workers silent for a long time."""
+        now = utcnow()
+        async with self.sessions.begin() as session:
+            await session.merge(WorkerBeat(id=worker_id, seen_at=now))
+            await session.execute(delete(WorkerBeat).where(WorkerBeat.seen_at < now - GONE_WORKERS))
+
+    async def gone(self, worker_id: str) -> None:
+        """A worker that stopped: it holds nothing any more."""
+        async with self.sessions.begin() as session:
+            await session.execute(delete(WorkerBeat).where(WorkerBeat.id == worker_id))
 
     async def counts(self) -> list[tuple[str, str, int]]:
         """(state, kind, number of jobs) for every state and kind present."""
@@ -533,7 +553,9 @@ class Worker:
 
     async def run_forever(self) -> None:
         """Run jobs as they come due, up to `concurrency` at once, until stop(); then wait for
-        the jobs in flight. Cancelled, it cancels them, which returns each to the queue."""
+        the jobs in flight. Cancelled, it cancels them, which returns each to the queue.
+        Meanwhile it says every HEARTBEAT seconds that it is alive."""
+        beating = asyncio.create_task(self._beat(), name="heartbeat")
         try:
             while not self.stopping:
                 self.wakeup.clear()
@@ -556,6 +578,19 @@ class Worker:
                     task.cancel()
             if self.in_flight:
                 await asyncio.wait(set(self.in_flight))
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            with contextlib.suppress(Exception):  # the database may be gone: the row ages
+                await self.queue.gone(self.worker_id)
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await self.queue.beat(self.worker_id)
+            except Exception:
+                log.warning("heartbeat not recorded, trying again", exc_info=True)
+            await asyncio.sleep(HEARTBEAT)
 
     async def _start_due_jobs(self) -> int:
         """Claim as many due jobs as there are free slots and start them; how many started."""
@@ -589,6 +624,18 @@ class Worker:
         await asyncio.wait({running}, timeout=grace)
         running.cancel()
         await asyncio.wait({running})
+
+
+def _silent(job: Any, now: datetime) -> Any:
+    """The job's worker has not said it is alive for WORKER_TIMEOUT: it is dead."""
+    return (
+        select(WorkerBeat.id)
+        .where(
+            WorkerBeat.id == job.locked_by,
+            WorkerBeat.seen_at < now - timedelta(seconds=WORKER_TIMEOUT),
+        )
+        .exists()
+    )
 
 
 def _lease_lost(job: Job) -> None:

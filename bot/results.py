@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
 
+from bot.runs import Step
+
 
 class Result(StrEnum):
     """A downstream's (or an upstream build's) final result, as CI systems report it."""
@@ -122,14 +124,28 @@ def previous_outcome(history: Sequence[Run]) -> Result | None:
     return next((run.outcome for run in reversed(history) if run.outcome), None)
 
 
-def judge(history: Sequence[Run], current: Run, *, confirm: bool = False) -> Judgement:
+def judge(
+    history: Sequence[Run], current: Run, *, confirm: bool = False, replaced: Run | None = None
+) -> Judgement:
     """The meaning of `current` against the pair's history (oldest first).
 
     With `confirm`, a would-be new regression gets no verdict yet: it is re-run first. Without
     it, a verdict that flips the pair's state gets the `flaky?` hint when its history says the
     downstream flips between pass and fail on unchanged inputs.
+
+    `replaced`: the result of the same run that a re-run in the CI replaces (CONTRACT §7). A new
+    regression that passes when re-run was a flake; a pass that fails when re-run is judged as
+    any failure, with the hint, since the same commits passed.
     """
     verdict = classify(previous_outcome(history), current.result)
+    if replaced is not None:
+        if replaced.verdict is Verdict.NEW_REGRESSION and current.result.passed:
+            return Judgement(Verdict.FLAKY)
+        flipped = None not in (replaced.outcome, current.outcome) and (
+            replaced.outcome != current.outcome
+        )
+        flips_state = verdict in (Verdict.NEW_REGRESSION, Verdict.FIXED)
+        return Judgement(verdict, FLAKY_HINT if flipped and flips_state else None)
     if verdict is Verdict.NEW_REGRESSION and confirm:
         return Judgement(None, confirm=True)
     if verdict in (Verdict.NEW_REGRESSION, Verdict.FIXED) and looks_flaky(history, current):
@@ -152,13 +168,6 @@ def looks_flaky(history: Sequence[Run], current: Run) -> bool:
         for earlier, later in pairwise(runs)
     )
     return flips >= FLAKY_FLIPS
-
-
-class Step(StrEnum):
-    """A confirming re-run (`confirm: true`, CONTRACT §7), in the order they run."""
-
-    AGAIN = "again"  # against the same upstream commit
-    LAST_PASSED = "last passed"  # against the upstream commit the pair last passed with
 
 
 @dataclass(frozen=True)

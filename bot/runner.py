@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from config.repo_config import Trigger
@@ -36,6 +37,14 @@ class TriggerRequest:
     root_id: str | None = None
     depth: int = 1
     artifacts: Sequence[Artifact] = ()  # of the upstream build
+    # when an earlier attempt asked the runner to start it (a retry after a crash asks
+    # `find_started` first): runs created before then are not its own
+    sent_at: datetime | None = None
+
+
+# A run that names no trigger event is taken as a dispatch's only when it was created after the
+# dispatch was sent: this much earlier still counts, for the two clocks' difference.
+CLOCK_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)

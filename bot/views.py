@@ -25,7 +25,8 @@ from bot.engine.results import last_passed
 from bot.models import Event, IssueLink, Project, Subscription, utcnow
 from bot.names import project_key
 from bot.progress import progress
-from bot.results import FLAKY_HINT, Result, Step, Verdict
+from bot.results import FLAKY_HINT, Result, Verdict
+from bot.runs import Step
 from config.repo_config import ConjunctionConfig
 
 RECENT_EVENTS = 500
@@ -37,7 +38,7 @@ PAIR_SCAN = 2000  # the project's latest runs those are taken from
 
 def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
     if not visible:
-        return {"id": event.id, "project": None, "private": True, "result": event.result}
+        return {"project": None, "private": True, "result": event.result}
     changes = shown_changes(event, upstream_visible=upstream_visible)
     return {
         "id": event.id,
@@ -54,27 +55,42 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "result": event.result,
         "verdict": event.change,
         "change": event.change,  # the verdict's earlier name
-        "hint": event.details.get("hint"),
-        "confirmation": event.details.get("confirmation"),  # a failure being or once confirmed
+        "hint": event.hint,
+        "origin": event.ref_type if event.kind == "build" else None,  # a bot.runs.Origin
+        "via": event.via,
+        "step": event.step,  # a trigger's: a bot.runs.Step
+        "state": event.state,  # a trigger's: a bot.runs.TriggerState
+        "attempt": event.attempt,
+        "confirmation": _confirmation(event),  # a failure being or once confirmed
         "confirms": event.confirms_id
         and {  # a confirming re-run: the failure it confirms, and against which upstream commit
             "event": event.confirms_id,
-            "step": event.details.get("step"),
-            "upstream_sha": event.details.get("upstream_sha"),
+            "step": event.step,
+            "upstream_sha": event.upstream_sha,
         },
         "changes": changes,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
-        "artifacts": event.details.get("artifacts") or [],
+        "artifacts": event.artifacts or [],
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
     }
 
 
+def _confirmation(event: Event) -> dict[str, Any] | None:
+    if event.confirming is None and event.last_passed_sha is None:
+        return None
+    return {
+        "step": event.confirming,  # the re-run under way; None once settled
+        "last_passed_sha": event.last_passed_sha,
+        "last_passed_upstream": event.last_passed_build_id,
+    }
+
+
 def shown_changes(event: Event, *, upstream_visible: bool) -> dict[str, Any] | None:
     """What changed since a failing pair last passed, as `bot.engine.changes` stored it: a
     private upstream's commits stay with it."""
-    changes = event.details.get("changes")
+    changes = event.changes
     if not changes:
         return None
     return changes if upstream_visible else {**changes, "upstream": None}
@@ -131,7 +147,7 @@ async def event_trace(
         **show(event),
         # what a triggered pipeline was started with: its upstream build's artifacts (for a
         # re-run against the commit the pair last passed with, that build's)
-        "upstream_artifacts": (build.details.get("artifacts") or []) if build else [],
+        "upstream_artifacts": (build.artifacts or []) if build else [],
         "chain": [show(item) for item in reversed(chain)],
         "children": [show(item) for item in children],
     }
@@ -212,9 +228,7 @@ def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, An
     """A pair's last verdicts (newest first), how often it flaked and broke: flakes confirmed by
     re-running and `flaky?` hints among its runs that passed or failed."""
     decisive = [run for run in runs if Result(str(run.result)).decisive]
-    flakes = sum(
-        run.change == Verdict.FLAKY or run.details.get("hint") == FLAKY_HINT for run in decisive
-    )
+    flakes = sum(run.change == Verdict.FLAKY or run.hint == FLAKY_HINT for run in decisive)
     return {
         "upstream": upstream,
         "downstream": downstream,
@@ -223,7 +237,7 @@ def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, An
                 "event": run.id,
                 "verdict": run.change,
                 "result": run.result,
-                "hint": run.details.get("hint"),
+                "hint": run.hint,
             }
             for run in runs
         ],
@@ -718,7 +732,7 @@ class TreeNode:
     @property
     def confirming(self) -> bool:
         """A failure whose confirming re-runs are still under way."""
-        return bool((self.event.details.get("confirmation") or {}).get("step"))
+        return bool(self.event.confirming)
 
 
 @dataclass(frozen=True)
@@ -802,8 +816,8 @@ async def event_tree(
         running=len(running),
         elapsed=(utcnow() - event.created_at).total_seconds(),
         left=max(estimates) if estimates else None,
-        artifacts=event.details.get("artifacts") or [],
-        upstream_artifacts=(build.details.get("artifacts") or []) if build else [],
+        artifacts=event.artifacts or [],
+        upstream_artifacts=(build.artifacts or []) if build else [],
     )
 
 
@@ -821,13 +835,12 @@ def _link_up(nodes: dict[str, TreeNode]) -> None:
 
 
 def _step(rerun: TreeNode, failure: TreeNode, source: TreeNode | None) -> RerunStep:
-    step = Step(rerun.event.details.get("step") or Step.AGAIN)
+    step = Step(rerun.event.step or Step.AGAIN)
     if source is None or source.name is None:
         return RerunStep(rerun, step, None)
-    confirmation = failure.event.details.get("confirmation") or {}
     if step is Step.AGAIN:
         return RerunStep(rerun, step, source.event.sha)
-    sha = rerun.event.details.get("upstream_sha") or confirmation.get("last_passed_sha")
+    sha = rerun.event.upstream_sha or failure.event.last_passed_sha
     return RerunStep(rerun, step, sha)
 
 

@@ -18,6 +18,7 @@ from bot.limits import REF, SHA, Text, Url, no_nul
 from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
+from bot.runs import Via
 from bot.tokens import use_project_token
 from handlers.admin import bearer, is_admin, usable_token
 from handlers.bodies import large_body_slot, parse_json, problems, read_body
@@ -119,6 +120,15 @@ async def config_schema(request: web.Request) -> web.Response:
     return web.json_response(SCHEMA)
 
 
+def attempt(metadata: dict[str, Any]) -> int:
+    """The CI's attempt a status is of (`metadata.attempt`, default 1): a higher one replaces
+    the result, a lower one is kept in the history only (CONTRACT §7)."""
+    value = metadata.get("attempt", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(422, "metadata.attempt: an integer of at least 1")
+    return value
+
+
 @routes.post("/api/v1/events/{event_id}/status")
 async def post_status(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
@@ -147,7 +157,8 @@ async def post_status(request: web.Request) -> web.Response:
             sha=str(metadata["sha"]) if metadata.get("sha") else None,
             ref=ref,
             ref_type=ref_type,
-            details={"metadata": metadata} if metadata else None,
+            attempt=attempt(metadata),
+            ci_metadata=metadata or None,
         )
     except ResultConflict as exc:
         return json_error(409, str(exc))
@@ -173,7 +184,7 @@ async def post_build(request: web.Request) -> web.Response:
         await gitprojects.queue_refresh(session, owner)  # its config may have changed too
     artifacts = [artifact.model_dump() for artifact in body.artifacts]
     success = UpstreamSuccess(
-        owner, body.sha, ref, ref_type=ref_type, url=body.url, artifacts=artifacts
+        owner, body.sha, ref, ref_type=ref_type, url=body.url, artifacts=artifacts, via=Via.API
     )
     event = await runtime.engine.record_build(success, body.result)
     runtime.worker.wakeup.set()

@@ -125,9 +125,9 @@ async def test_private_projects_need_the_admin_token(
     assert (await seen.json())["project"] == APP
 
     origin = await (await client.get(f"/api/v1/events/{request.parent_id}")).json()
-    assert origin["children"] == [
-        {"id": request.event_id, "project": None, "private": True, "result": None}
-    ]
+    # a private downstream's event is "a private project": no name, link or id (CONTRACT §3)
+    assert origin["children"] == [{"project": None, "private": True, "result": None}]
+    assert request.event_id not in await (await client.get(f"/events/{request.parent_id}")).text()
     lib = await (await client.get(f"/api/v1/projects/{LIB}")).json()
     assert (lib["downstreams"], lib["private_downstreams"]) == ([], 1)
     assert (await client.get(f"/api/v1/projects/{APP}")).status == 404

@@ -80,10 +80,7 @@ async def test_an_artifact_url_that_is_not_http_is_shown_as_text(
     async with runtime(client).sessions.begin() as session:
         event = await session.get(Event, build)
         assert event is not None
-        event.details = {
-            **event.details,
-            "artifacts": [{"name": "x", "url": "javascript:alert(1)"}],
-        }
+        event.artifacts = [{"name": "x", "url": "javascript:alert(1)"}]
     page = Page(await (await client.get(f"/events/{build}")).text())
     assert "x" in page.text
     assert not [link for link in page.links if "javascript" in link]

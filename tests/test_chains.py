@@ -78,11 +78,12 @@ def test_what_a_diamond_bottom_waits_for() -> None:
 
 
 def test_where_an_event_leaves_its_project() -> None:
-    assert state_of(None, {}) is State.PENDING
-    assert state_of("success", {}) is State.PASSED
-    assert state_of("failure", {"confirmation": {"step": "again"}}) is State.PENDING
-    assert state_of("failure", {"confirmation": {"step": None}}) is State.FAILED
-    assert state_of("success", {"step": "last passed"}) is None  # an older upstream commit
+    assert state_of(None, "first", None) is State.PENDING
+    assert state_of("success", "first", None) is State.PASSED
+    assert state_of("failure", "first", "again") is State.PENDING  # being confirmed
+    assert state_of("failure", "first", None) is State.FAILED
+    assert state_of("success", "last passed", None) is None  # an older upstream commit
+    assert state_of("failure", "bisect", None) is None  # a commit of a culprit search
     assert fallout_reason(B, "error") == f"upstream {B} failed"
     assert fallout_reason(B, "timed_out") == f"upstream {B} timed out"
 

@@ -268,7 +268,8 @@ async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
     assert sorted(issue["project"] for issue in forge.issues.values()) == [APP, LIB]
     original = next(event for event in await events_of(client, APP) if event.id == failure.event_id)
     assert original.change == "new regression"
-    assert len(original.details["confirmation"]["reruns"]) == 2
+    reruns = [event for event in await events_of(client, APP) if event.confirms_id == original.id]
+    assert [rerun.step for rerun in reruns] == ["again", "last passed"]
 
     shown = await page_text(client, failure.event_id)
     assert (
@@ -363,7 +364,7 @@ async def test_a_re_run_that_never_reports_blames_nobody(
     assert f"| {APP} | ❌ failed: not confirmed: the re-run ended timed_out |" in check.summary
     assert forge.issues == {}
     original = next(event for event in await events_of(client, APP) if event.id == failure.event_id)
-    assert (original.change, original.details["confirmation"]["step"]) == (None, None)
+    assert (original.change, original.confirming) == (None, None)
 
 
 async def test_a_later_failure_of_a_broken_pair_is_not_confirmed_again(
@@ -400,13 +401,13 @@ async def test_confirming_in_storage(database_url: str, forge: MemoryHost) -> No
                 await engine.record_result(pending.id, result, sha="d" * 40)
         async with engine.sessions() as session:
             rows = await session.execute(
-                select(Event.result, Event.change, Event.confirms_id, Event.details)
+                select(Event.result, Event.change, Event.confirms_id, Event.step)
                 .where(Event.project == APP)
                 .order_by(Event.created_at)
             )
             runs = [
-                (result, change, bool(confirms), details.get("step"))
-                for result, change, confirms, details in rows
+                (result, change, bool(confirms), None if step == "first" else step)
+                for result, change, confirms, step in rows
             ]
         assert runs == [
             ("success", "passed", False, None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
 from bot.engine.issues import Action, issue_action
 from bot.engine.reports import Row, aggregate
-from bot.engine.results import FinishedPipeline, match_trigger
+from bot.engine.results import FinishedPipeline, Waiting, match_trigger
 from bot.models import Event, utcnow
 from bot.results import Result, Verdict, classify
 from config.repo_config import Upstream
@@ -83,25 +84,60 @@ def test_selection_records_loops_and_depth_and_skips_what_already_ran() -> None:
     ]
 
 
-def pending(event_id: str, run_id: str | None = None) -> Any:
-    return SimpleNamespace(id=event_id, run_id=run_id)
+SENT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def run(**values: Any) -> FinishedPipeline:
-    return FinishedPipeline("github.com/acme/app", "b" * 40, "main", Result.SUCCESS, **values)
+def pending(
+    event_id: str,
+    run_id: str | None = None,
+    *,
+    workflow: str | None = "conjunction.yml",
+    sent: datetime | None = SENT,
+) -> Waiting:
+    event: Any = SimpleNamespace(id=event_id, run_id=run_id, result=None, sending_at=sent)
+    return Waiting(event, workflow, "main")
 
 
-def test_a_finished_run_answers_the_right_trigger() -> None:
+def run(ref: str = "main", **values: Any) -> FinishedPipeline:
+    return FinishedPipeline("github.com/acme/app", "b" * 40, ref, Result.SUCCESS, **values)
+
+
+def dispatched(**values: Any) -> FinishedPipeline:
+    """A run of a workflow_dispatch that named no event, created a minute after SENT."""
+    fields = {
+        "started_by": "workflow_dispatch",
+        "workflow": "conjunction.yml",
+        "created_at": SENT + timedelta(minutes=1),
+        **values,
+    }
+    return run(**fields)
+
+
+def test_a_finished_run_answers_only_the_trigger_it_is_tied_to() -> None:
     first, second, started = pending("1" * 32), pending("2" * 32), pending("3" * 32, "77")
     triggers = [first, second, started]
-    assert match_trigger(triggers, run(run_id="77")) is started
-    assert (
-        match_trigger(triggers, run(title=f"Conjunction {'2' * 32}", started_by="push")) is second
-    )
-    assert match_trigger(triggers, run(started_by="dispatch")) is first
-    assert match_trigger(triggers, run(started_by="unknown")) is first
-    assert match_trigger(triggers, run(started_by="push")) is None
-    assert match_trigger(triggers, run(started_by="pull_request")) is None
+    assert match_trigger(triggers, run(run_id="77")) is started.event
+    named = run(title=f"Conjunction {'2' * 32}", started_by="push")
+    assert match_trigger(triggers, named) is second.event
+    # another app's status, a coverage check suite, a push build: never a trigger's result
+    for started_by in ("unknown", "push", "pull_request", "dispatch"):
+        assert match_trigger(triggers, run(started_by=started_by)) is None
+
+
+def test_a_dispatch_that_returned_no_run_id_is_answered_by_the_run_that_fits_it_alone() -> None:
+    only = pending("1" * 32)
+    assert match_trigger([only], dispatched()) is only.event
+    # created before the dispatch was sent, another workflow, another ref, another kind
+    assert match_trigger([only], dispatched(created_at=SENT - timedelta(minutes=1))) is None
+    assert match_trigger([only], dispatched(workflow="ci.yml")) is None
+    assert match_trigger([only], dispatched(ref="dependabot/pip/x")) is None
+    assert match_trigger([only], dispatched(started_by="repository_dispatch")) is None
+    # two triggers it could answer: which one is unknowable, so neither
+    assert match_trigger([only, pending("2" * 32)], dispatched()) is None
+    # a repository_dispatch names no workflow
+    plain = pending("4" * 32, workflow=None)
+    assert match_trigger([plain], dispatched(started_by="repository_dispatch")) is plain.event
+    assert match_trigger([plain], dispatched()) is None
 
 
 def test_issue_actions() -> None:
@@ -121,7 +157,6 @@ def row(result: Result | None, verdict: Verdict | None = None, required: bool = 
         project="github.com/acme/x",
         result=result,
         change=verdict,
-        details={},
     )
     return Row(event, "github.com/acme/x", owners=[], required=required, compare_url=None)
 
@@ -180,7 +215,6 @@ def test_a_running_row_says_how_long_it_has_left() -> None:
             project="github.com/acme/x",
             result=None,
             started_at=utcnow(),
-            details={},
         ),
         "github.com/acme/x",
         owners=[],

@@ -2,6 +2,9 @@
 
 import asyncio
 import base64
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -673,3 +676,42 @@ async def test_find_started_looks_for_the_event_in_dispatched_runs(github_forge,
     found = await github_forge.find_started(request(workflow="conjunction.yml"))
     assert found is not None
     assert (found.run_id, found.url) == ("2", "https://r/2")
+
+
+def dispatched_run(run_id: int, created: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "display_title": "Downstream tests",  # a run-name without the event id
+        "path": ".github/workflows/conjunction.yml",
+        "head_branch": "trunk",
+        "created_at": created,
+        "html_url": f"https://r/{run_id}",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("runs", "found"),
+    [
+        ([dispatched_run(3, "2026-05-01T12:00:01Z")], "3"),
+        ([dispatched_run(3, "2026-05-01T11:59:00Z")], None),  # before the dispatch was sent
+        ([dispatched_run(3, "2026-05-01T12:00:01Z", head_branch="main")], None),  # another ref
+        ([dispatched_run(3, "2026-05-01T12:00:01Z", path=".github/workflows/ci.yml")], None),
+        (  # two could be it: a guess, so neither
+            [dispatched_run(3, "2026-05-01T12:00:01Z"), dispatched_run(4, "2026-05-01T12:00:02Z")],
+            None,
+        ),
+    ],
+)
+async def test_find_started_ties_a_run_that_names_no_event_only_when_it_alone_fits(
+    github_forge, fake_github, runs, found
+):
+    fake_github.expect(
+        "GET",
+        "/repos/acme/app/actions/runs?event=workflow_dispatch&per_page=50",
+        body={"workflow_runs": runs},
+    )
+    sent = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    asked = replace(request(workflow="conjunction.yml"), sent_at=sent)
+    started = await github_forge.find_started(asked)
+    assert (started.run_id if started else None) == found

@@ -313,7 +313,7 @@ def status(full_name: str, *, state: str = "success", **changes: Any) -> dict[st
     data = fixture("github/status.json")
     data["repository"]["full_name"] = full_name
     data["branches"][0]["name"] = "main"
-    data.update(sha=SHA, state=state, context="ci/jenkins", **changes)
+    data.update({"sha": SHA, "state": state, "context": "ci/jenkins", **changes})
     return data
 
 
@@ -332,7 +332,7 @@ async def pending_trigger(engine: Engine) -> Event:
     async with engine.sessions.begin() as session:
         sent = await session.get(Event, trigger.id)
         assert sent is not None
-        sent.sending_at = sent.created_at
+        sent.sending_at, sent.state = sent.created_at, "sending"
     return trigger
 
 
@@ -357,16 +357,23 @@ async def test_check_suite_of_another_app_starts_downstreams(
 
 
 @pytest.mark.usefixtures("lib_and_app")
-async def test_check_suite_reports_the_result_of_a_pending_trigger(engine: Engine) -> None:
+async def test_statuses_and_check_suites_that_name_no_event_are_never_a_result(
+    engine: Engine, forge: MemoryHost
+) -> None:
+    """A CLA bot's failing status, a coverage app's passing check suite on a dependabot branch:
+    they arrive while APP's trigger waits for its run, and are not its result (CONTRACT §7)."""
     trigger = await pending_trigger(engine)
+    cla = status("acme/app", state="failure", context="license/cla", description="Sign the CLA")
+    await dispatch(engine, None, "status", cla)
+    coverage = check_suite("acme/app", conclusion="success", name="Codecov", slug="codecov")
+    coverage["check_suite"]["head_branch"] = "dependabot/pip/requests-2.32.0"
+    await dispatch(engine, None, "check_suite", coverage)
     await dispatch(engine, None, "check_suite", check_suite("acme/app", conclusion="failure"))
+
+    assert [event.id for event in await engine.pending_triggers(APP)] == [trigger.id]
     recorded = await engine.get_event(trigger.id)
-    assert recorded is not None
-    assert (recorded.result, recorded.sha, recorded.pipeline) == (
-        "failure",
-        SHA,
-        "octocoders-linter",
-    )
+    assert recorded is not None and (recorded.result, recorded.change) == (None, None)
+    assert forge.of("open_issue") == []
 
 
 @pytest.mark.usefixtures("lib_and_app")
@@ -418,16 +425,12 @@ async def test_status_naming_an_event_reports_that_event(engine: Engine) -> None
 
 
 @pytest.mark.usefixtures("lib_and_app")
-async def test_status_without_an_event_id_answers_the_oldest_pending_trigger(
-    engine: Engine,
-) -> None:
+async def test_a_status_whose_target_url_names_the_event_reports_it(engine: Engine) -> None:
     first = await pending_trigger(engine)
-    second = await pending_trigger(engine)
-    await dispatch(engine, None, "status", status("acme/app", state="failure"))
-    assert [e.id for e in await engine.pending_triggers(APP)] == [second.id]
+    url = f"https://ci.acme.dev/job/app/7/?conjunction_event={first.id}"
+    await dispatch(engine, None, "status", status("acme/app", state="failure", target_url=url))
     recorded = await engine.get_event(first.id)
-    assert recorded is not None
-    assert recorded.result == "failure"
+    assert recorded is not None and (recorded.result, recorded.url) == ("failure", url)
 
 
 @pytest.mark.usefixtures("lib_and_app")

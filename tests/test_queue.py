@@ -11,6 +11,7 @@ import http
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import bot.queue
 from bot.db import create_engine, migrate, sessionmaker
-from bot.models import Job, utcnow
+from bot.models import Job, WorkerBeat, utcnow
 from bot.queue import JobQueue, PermanentError, RetryLater, Worker, backoff
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -315,6 +316,48 @@ async def test_job_of_a_dead_worker_is_taken_again_once_its_lease_runs_out(
         assert handler.calls == [{"n": 1}]
         job = await only_job(survivor)
         assert (job.state, job.attempts, job.locked_by) == ("done", 2, "survivor")
+
+
+async def test_jobs_of_a_worker_silent_past_its_timeout_are_taken_before_the_lease_ends(
+    database_url: str,
+) -> None:
+    """A killed process stops saying it is alive: a restarted one takes its jobs within
+    WORKER_TIMEOUT, long before their leases end; a living worker's jobs stay its own."""
+    async with database(database_url) as crashed, database(database_url) as restarted:
+        await enqueue(crashed, "work", {"n": 1})
+        await enqueue(crashed, "work", {"n": 2})
+        dead, living = JobQueue(crashed, lease=600), JobQueue(restarted, lease=600)
+        assert await dead.claim("killed") is not None
+        assert await living.claim("alive") is not None
+        await dead.beat("killed")
+        await living.beat("alive")
+
+        handler = Flaky()
+        worker = Worker(JobQueue(restarted, lease=600), {"work": handler}, "restarted")
+        assert await worker.run_until_idle() == 0, "taken while its worker was alive"
+        silent = utcnow() - timedelta(seconds=bot.queue.WORKER_TIMEOUT + 1)
+        async with crashed.begin() as session:
+            await session.execute(
+                update(WorkerBeat).where(WorkerBeat.id == "killed").values(seen_at=silent)
+            )
+        assert await worker.run_until_idle() == 1
+        assert handler.calls == [{"n": 1}]
+        jobs = {job.payload["n"]: job for job in await all_jobs(restarted)}
+        assert (jobs[1].state, jobs[1].locked_by) == ("done", "restarted")
+        assert (jobs[2].state, jobs[2].locked_by) == ("running", "alive")
+
+
+async def test_a_stopped_worker_forgets_its_heartbeat(sessions: Sessions) -> None:
+    worker = Worker(JobQueue(sessions), {}, "short-lived", poll_interval=0.01)
+    running = asyncio.create_task(worker.run_forever())
+    for _ in range(100):
+        async with sessions() as session:
+            if await session.get(WorkerBeat, "short-lived") is not None:
+                break
+        await asyncio.sleep(0.01)
+    await worker.shutdown(running, grace=1)
+    async with sessions() as session:
+        assert await session.get(WorkerBeat, "short-lived") is None
 
 
 async def test_late_answer_from_a_worker_that_lost_its_lease_is_ignored(

@@ -145,7 +145,7 @@ async def test_running_then_the_same_result_twice_then_another(
     conflict = await client.post(path, json={"result": "success"}, headers=headers)
     assert conflict.status == 409
     assert await conflict.json() == {
-        "error": f"event {app.event_id} already finished with 'failure', not 'success'"
+        "error": f"event {app.event_id} already finished with 'failure' in attempt 1, not 'success'"
     }
     late_running = await client.post(path, json={"result": "running"}, headers=headers)
     assert (late_running.status, await late_running.json()) == (

@@ -5,6 +5,7 @@ Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on Pos
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -241,3 +242,87 @@ async def test_event_timestamps_come_back_as_aware_utc(sessions: Sessions) -> No
     assert first.finished_at is None
     assert second.created_at.tzinfo is UTC
     assert abs(datetime.now(UTC) - second.created_at) < timedelta(minutes=1)
+
+
+# -- the run model's migration ------------------------------------------------------------
+
+OLD_EVENTS = [
+    # id, kind, result, reason, started, sending, details
+    ("b1", "build", "success", None, None, None, {"chain": [LIB], "waiting": {APP: "b1"}}),
+    ("t1", "trigger", None, None, None, None, {"chain": [LIB, APP]}),
+    ("t2", "trigger", None, None, None, "2026-01-01 00:00:00", {}),
+    ("t3", "trigger", "skipped", "superseded by 1234567", None, None, {}),
+    ("t4", "trigger", "skipped", "upstream x failed", None, None, {"fallout": "x"}),
+    (
+        "t5",
+        "trigger",
+        "failure",
+        None,
+        "2026-01-01 00:00:00",
+        "2026-01-01 00:00:00",
+        {
+            "hint": "flaky?",
+            "notified": True,
+            "changes": {"culprit": None},
+            "metadata": {"sha": "abc1234"},
+            "confirmation": {
+                "step": "again",
+                "last_passed_sha": "c" * 40,
+                "last_passed_upstream": "b0",
+                "reruns": ["t6"],
+            },
+        },
+    ),
+    ("t6", "trigger", "timed_out", None, None, None, {"step": "again", "upstream_sha": "d"}),
+]
+
+
+async def test_the_run_model_migration_carries_details_into_columns(database: AsyncEngine) -> None:
+    """A database at the previous head, with events as it wrote them, upgraded: every key that
+    `details` held is in its column, each trigger has its state and step."""
+    await migrate(database, "0006_perf")
+    insert = text(
+        "INSERT INTO events (id, kind, project, root_id, depth, ref_type, result, reason,"
+        " started_at, sending_at, details, created_at)"
+        " VALUES (:id, :kind, :project, 'b1', 0, 'branch', :result, :reason, :started,"
+        " :sending, :details, '2026-01-01 00:00:00')"
+    )
+    async with database.begin() as connection:
+        for event_id, kind, result, reason, started, sending, details in OLD_EVENTS:
+            await connection.execute(
+                insert,
+                {
+                    "id": event_id,
+                    "kind": kind,
+                    "project": APP,
+                    "result": result,
+                    "reason": reason,
+                    "started": started and datetime.fromisoformat(started),
+                    "sending": sending and datetime.fromisoformat(sending),
+                    "details": json.dumps(details),
+                },
+            )
+    await migrate(database)
+
+    async with sessionmaker(database)() as session:
+        events = {event.id: event for event in await session.scalars(select(Event))}
+    assert {event_id: (e.state, e.step) for event_id, e in events.items()} == {
+        "b1": (None, None),
+        "t1": ("planned", "first"),
+        "t2": ("sending", "first"),
+        "t3": ("superseded", "first"),
+        "t4": ("skipped", "first"),
+        "t5": ("finished", "first"),
+        "t6": ("timed_out", "again"),
+    }
+    build, failure, rerun = events["b1"], events["t5"], events["t6"]
+    assert (build.chain, build.waiting) == ([LIB], {APP: "b1"})
+    assert (events["t1"].chain, events["t4"].fallout) == ([LIB, APP], "x")
+    assert (failure.hint, failure.notified, failure.changes) == ("flaky?", True, {"culprit": None})
+    assert (failure.confirming, failure.last_passed_sha, failure.last_passed_build_id) == (
+        "again",
+        "c" * 40,
+        "b0",
+    )
+    assert (failure.ci_metadata, failure.attempt) == ({"sha": "abc1234"}, 1)
+    assert (rerun.upstream_sha, events["t1"].artifacts) == ("d", [])

@@ -2,8 +2,10 @@
 
 One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
 and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
-them), `results` (finished pipelines and their meaning), `confirm` (re-running a would-be new
-regression), `changes` (what changed since a pair last passed), `reports` (the aggregate on
+them), `results` (which trigger a finished pipeline answers; its result recorded, its snapshot
+loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the verdict, a
+confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), `changes` (what
+changed since a pair last passed), `reports` (the aggregate on
 the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
 `timeouts` — each deciding in pure functions and acting through the code host and runner
 interfaces (`bot.codehost`, `bot.runner`).

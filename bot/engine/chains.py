@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.models import Event, Subscription, utcnow
 from bot.names import project_key
-from bot.results import Result, Step, Verdict
+from bot.results import Result, Verdict
+from bot.runs import Step, TriggerState
 
 
 class State(StrEnum):
@@ -29,12 +29,13 @@ class State(StrEnum):
     FAILED = "failed"  # ended without passing, or not run
 
 
-def state_of(result: str | None, details: Mapping[str, Any]) -> State | None:
-    """Where one trigger event leaves its project in the chain; None for a re-run against an
-    older upstream commit, which says nothing about this origin."""
-    if details.get("step") == Step.LAST_PASSED:
+def state_of(result: str | None, step: str | None, confirming: str | None) -> State | None:
+    """Where one trigger event leaves its project in the chain; None for a run against another
+    upstream commit than the origin's (a confirming re-run against the one the pair last passed
+    with, a bisect step, a baseline), which says nothing about this origin."""
+    if step in (Step.LAST_PASSED, Step.BISECT, Step.BASELINE):
         return None
-    if result is None or (details.get("confirmation") or {}).get("step"):
+    if result is None or confirming:
         return State.PENDING
     return State.PASSED if result == Result.SUCCESS else State.FAILED
 
@@ -108,15 +109,15 @@ class Root:
     @property
     def waiting(self) -> dict[str, str]:
         """Diamond bottoms not started yet: project key -> the event to start it under."""
-        return dict(self.event.details.get("waiting") or {})
+        return dict(self.event.waiting or {})
 
     def wait(self, key: str, source_id: str) -> None:
-        self.event.details = {**self.event.details, "waiting": {**self.waiting, key: source_id}}
+        self.event.waiting = {**self.waiting, key: source_id}
 
     def done_waiting(self, key: str) -> None:
         waiting = self.waiting
         if waiting.pop(key, None) is not None:
-            self.event.details = {**self.event.details, "waiting": waiting}
+            self.event.waiting = waiting
 
     def add(self, key: str, state: State) -> None:
         self.triggered.add(key)
@@ -174,14 +175,14 @@ async def load_root(session: AsyncSession, root_id: str) -> Root:
     root = Root(origin)
     root.states[project_key(origin.project)] = State.PASSED
     rows = await session.execute(
-        select(Event.project, Event.result, Event.details).where(
+        select(Event.project, Event.result, Event.step, Event.confirming).where(
             Event.root_id == root_id, Event.kind == "trigger"
         )
     )
     found: dict[str, list[State]] = {}
-    for project, result, details in rows:
+    for project, result, step, confirming in rows:
         root.triggered.add(project_key(project))
-        state = state_of(result, details)
+        state = state_of(result, step, confirming)
         if state is not None:
             found.setdefault(project_key(project), []).append(state)
     root.states.update({key: merged(states) for key, states in found.items()})
@@ -253,11 +254,11 @@ async def supersede(session: AsyncSession, source: Event) -> set[str]:
         .where(
             Event.kind == "trigger",
             Event.parent_id.in_(older),
-            Event.result.is_(None),
-            Event.sending_at.is_(None),
-            Event.confirms_id.is_(None),
+            Event.state == TriggerState.PLANNED,
+            Event.step == Step.FIRST,
         )
         .values(
+            state=TriggerState.SUPERSEDED,
             result=Result.SKIPPED,
             change=Verdict.SKIPPED,
             reason=f"superseded by {texts.short(source.sha)}",

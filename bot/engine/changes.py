@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.codehost import CommitRange
 from bot.engine import followups
 from bot.engine.context import Context
@@ -108,6 +110,7 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         passed_on = (
             await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
         )
+        rerun = await session.scalar(select(Event.id).where(Event.confirms_id == event.id).limit(1))
     upstream = Span(
         event.upstream, passed_on.sha if passed_on else None, parent.sha if parent else None
     )
@@ -119,7 +122,7 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         downstream.project, downstream.base, downstream.head, _total(downstream_commits)
     )
     verdict = Verdict(event.change) if event.change else None
-    confirmed = bool((event.details.get("confirmation") or {}).get("reruns"))
+    confirmed = rerun is not None
     changes = {
         "upstream": range_json(upstream.project, upstream_commits, upstream),
         "downstream": range_json(downstream.project, downstream_commits, downstream),
@@ -129,7 +132,7 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         stored = await session.get(Event, event.id)
         if stored is None:
             return
-        stored.details = {**stored.details, "changes": changes}
+        stored.changes = changes
         await followups.issues(session, stored.id)
         await followups.reports(session, stored)
 

@@ -17,6 +17,7 @@ from bot.names import host_of, project_key
 from bot.queue import RetryLater
 from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
+from bot.runs import TriggerState, move
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,10 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: start one downstream pipeline; a reason a person can act on when it cannot be."""
     async with ctx.sessions() as session:
         event = await session.get(Event, payload["event_id"])
-        if event is None or event.result is not None or event.parent_id is None:
+        if event is None or event.parent_id is None:
             return
-        if event.started_at is not None or event.run_id is not None:
-            return  # started: an earlier attempt recorded it, then died before being done
+        if event.state not in (TriggerState.PLANNED, TriggerState.SENDING):
+            return  # started (an earlier attempt recorded it, then died), finished or skipped
         parent = await session.get(Event, event.parent_id)
         downstream = await session.get(Project, project_key(event.project))
         upstream = await session.get(Project, project_key(event.upstream or ""))
@@ -44,7 +45,7 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         project=downstream.name,
         upstream=parent.project,
         # a confirming re-run may run against the upstream commit the pair last passed with
-        upstream_sha=event.details.get("upstream_sha") or parent.sha or "",
+        upstream_sha=event.upstream_sha or parent.sha or "",
         upstream_ref=(build.ref if build else None) or "",
         upstream_url=build.url if build else None,
         callback_url=ctx.callback_url(event.id),
@@ -55,20 +56,25 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         parent_id=parent.id,
         root_id=event.root_id,
         depth=event.depth,
-        artifacts=(build.details.get("artifacts") if build else None) or (),
+        artifacts=(build.artifacts if build else None) or (),
+        sent_at=event.sending_at,
     )
     runner = ctx.adapters.runner(request.project, request.trigger)
     try:
         if runner is None:
             raise TriggerError(_no_runner_reason(request))
-        started = await _start_once(ctx, runner, request, event.sending_at is not None)
+        started = await _start_once(ctx, runner, request, event.state == TriggerState.SENDING)
     except Superseded:
         return
     except RetryLater:  # paced: the job runs again later, and the reports say when
         async with ctx.sessions.begin() as session:
             # held back by pacing or refused by a rate limit, nothing started: the next
             # attempt need not ask the runner first
-            await session.execute(update(Event).where(Event.id == event.id).values(sending_at=None))
+            await session.execute(
+                update(Event)
+                .where(Event.id == event.id, Event.state == TriggerState.SENDING)
+                .values(sending_at=None, state=TriggerState.PLANNED)
+            )
             await followups.progress_reports(session, event)
         raise
     except TriggerError as exc:
@@ -80,7 +86,8 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         return
     async with ctx.sessions.begin() as session:
         stored = await session.get(Event, event.id)
-        if stored is not None and stored.result is None:
+        if stored is not None and stored.state in (TriggerState.PLANNED, TriggerState.SENDING):
+            stored.state = move(TriggerState(stored.state), TriggerState.STARTED)
             stored.started_at = stored.started_at or utcnow()
             stored.url = stored.url or started.url
             stored.run_id = stored.run_id or started.run_id
@@ -93,10 +100,10 @@ async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> 
     """The upstream build a trigger event runs against, whose URL, ref and artifacts it is sent:
     its parent, or for a confirming re-run against the upstream commit the pair last passed
     with, the build that commit passed with (None when it is unknown or gone)."""
-    sha = event.details.get("upstream_sha")
+    sha = event.upstream_sha
     if not sha or sha == parent.sha:
         return parent
-    build_id = event.details.get("upstream_event")
+    build_id = event.upstream_build_id
     build = await session.get(Event, build_id) if build_id else None
     return build if build is not None and build.sha == sha else None
 
@@ -115,8 +122,11 @@ async def _start_once(
     async with ctx.sessions.begin() as session:
         sending = await session.execute(
             update(Event)
-            .where(Event.id == request.event_id, Event.result.is_(None))
-            .values(sending_at=utcnow())
+            .where(
+                Event.id == request.event_id,
+                Event.state.in_([TriggerState.PLANNED, TriggerState.SENDING]),
+            )
+            .values(sending_at=utcnow(), state=TriggerState.SENDING)
             .execution_options(synchronize_session=False)
         )
     if sending.rowcount != 1:  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 from bot.runner import Artifact
+from bot.runs import Step, TriggerState, Via
 from config.repo_config import Upstream
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class UpstreamSuccess:
     changed_paths: Sequence[str] | None = None
     default_branch: str | None = None  # for upstreams Conjunction has not indexed
     artifacts: Sequence[Artifact] = ()  # what the build made, handed to every trigger
+    via: Via = Via.FORGE
 
 
 @dataclass(frozen=True)
@@ -164,10 +166,9 @@ def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result)
         url=success.url,
         result=result,
         depth=0,
-        details={
-            "chain": [project_key(success.project)],
-            **({"artifacts": [dict(a) for a in success.artifacts]} if success.artifacts else {}),
-        },
+        via=success.via,
+        chain=[project_key(success.project)],
+        artifacts=[dict(a) for a in success.artifacts],
         finished_at=utcnow(),
     )
     session.add(event)
@@ -210,7 +211,7 @@ async def _select(
         success,
         await _candidates(session, key),
         default_branch=default_branch,
-        chain=list(source.details.get("chain", [key])),
+        chain=list(source.chain or [key]),
         already=already,
         depth=source.depth + 1,
         max_depth=ctx.settings.max_depth,
@@ -267,7 +268,8 @@ def _child(
     success: UpstreamSuccess,
     choice: Selected,
     skip_reason: str | None,
-    **details: str,
+    *,
+    fallout: str | None = None,
 ) -> Event:
     """A trigger event under `source`: to be started, or recorded as skipped with the reason."""
     child = Event(
@@ -278,11 +280,15 @@ def _child(
         parent_id=source.id,
         root_id=source.root_id,
         depth=source.depth + 1,
-        details={"chain": [*source.details.get("chain", []), choice.key], **details},
+        step=Step.FIRST,
+        state=TriggerState.PLANNED,
+        chain=[*source.chain, choice.key],
+        fallout=fallout,
     )
     if skip_reason is not None:
         child.result, child.change = Result.SKIPPED, Verdict.SKIPPED
         child.reason, child.finished_at = skip_reason, utcnow()
+        child.state = TriggerState.SKIPPED
     else:
         child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
     return child

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import Event, Subscription
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
-from bot.results import Result, Verdict
 
 PROGRESS_DELAY = 1.0  # seconds: time for a postponed job's new run-at time to be stored
 # A commit's report is written at most once a second: a fan-out or a burst of results costs
@@ -56,20 +55,6 @@ async def chain(session: AsyncSession, event_id: str) -> None:
 async def changes(session: AsyncSession, event_id: str) -> None:
     """Find what changed since a failing downstream last passed; its issue follows."""
     await _follow(session, "changes", event_id)
-
-
-async def after_verdict(session: AsyncSession, event: Event, passed: Event | None = None) -> None:
-    """What a downstream's final verdict sets off: the next link of the chain — from `passed`,
-    the run of it that passed (a flake's re-run), else from the event itself — and its issue,
-    after what changed since it last passed when it is broken (not a flake)."""
-    if await has_downstreams(session, event.project):
-        await chain(session, (passed or event).id)
-    result = Result(event.result) if event.result else None
-    if result is not None and result.broken and event.change != Verdict.FLAKY:
-        await changes(session, event.id)
-    elif result is not None and (result.decisive or event.change == Verdict.FLAKY):
-        await issues(session, event.id)
-    await reports(session, event)
 
 
 async def has_downstreams(session: AsyncSession, project: str) -> bool:

@@ -141,7 +141,9 @@ async def _update_issue(
     key = (project_key(parent.project), downstream.key, project_key(repository))
     async with ctx.sessions() as session:
         link = await session.get(IssueLink, key)
-    if event.result is None or (link is not None and link.last_event_id == event.id):
+    if event.result is None or (
+        link is not None and (link.last_event_id, link.last_attempt) == (event.id, event.attempt)
+    ):
         return  # no result, or already acted on (the job ran before)
     is_open = link is not None and link.state == "open"
     action = issue_action(Result(event.result), event.change, is_open)
@@ -173,7 +175,7 @@ async def _update_issue(
                 sha=parent.sha,
                 upstream_private=hidden,
                 run_url=event.url,
-                hint=event.details.get("hint"),
+                hint=event.hint,
             )
             await host.close_issue(repository, number, body)
     async with ctx.sessions.begin() as session:
@@ -186,6 +188,7 @@ async def _update_issue(
                 url=url,
                 state="closed" if action is Action.CLOSE else "open",
                 last_event_id=event.id,
+                last_attempt=event.attempt,
             )
         )
 
@@ -211,7 +214,7 @@ async def _find_or_open(
     found = await host.find_issue(repository, marker)
     if found is not None:
         return found
-    changes = event.details.get("changes") or {}
+    changes = event.changes or {}
     body = texts.render(
         "issue_body.md",
         marker=marker,
@@ -222,7 +225,7 @@ async def _find_or_open(
         run_url=event.url,
         compare_url=None if hidden else compare,
         trace_url=trace_url,
-        hint=event.details.get("hint"),
+        hint=event.hint,
         # the likely culprit names upstream commits
         culprit=None if hidden else changes.get("culprit"),
         upstream_commits=changes.get("upstream")

@@ -37,7 +37,7 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: queue one `notify_send` job per channel told of this result's new state, once."""
     async with ctx.sessions.begin() as session:
         event = await session.get(Event, payload["event_id"], with_for_update=True)
-        if event is None or event.parent_id is None or event.details.get("notified"):
+        if event is None or event.parent_id is None or event.notified:
             return
         state = STATES.get(Verdict(event.change)) if event.change else None
         parent = await session.get(Event, event.parent_id)
@@ -55,7 +55,7 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
             (downstream.name, config_of(downstream).notify),
             (upstream.name, config_of(upstream).notify) if upstream is not None and hears else None,
         )
-        changes = event.details.get("changes") or {}
+        changes = event.changes or {}
         message = Message(
             state=state,
             verdict=str(event.change),
@@ -68,7 +68,7 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
             run_url=event.url,
             compare_url=await compare_url(ctx, session, parent, event),
             culprit=changes.get("culprit"),
-            hint=event.details.get("hint"),
+            hint=event.hint,
         )
         for index, (project, channel) in enumerate(channels):
             await JobQueue.enqueue(
@@ -81,7 +81,7 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
                 },
                 dedupe_key=f"notify:{event.id}:{project_key(project)}:{index}",
             )
-        event.details = {**event.details, "notified": True}
+        event.notified = True
     log.info("%s: %d notification(s)", state, len(channels), extra={"event_id": event.id})
 
 

@@ -18,7 +18,8 @@ from bot.engine.results import earlier_in_pair, last_passed
 from bot.models import Event, Project, utcnow
 from bot.names import project_key
 from bot.progress import Progress, progress, waiting
-from bot.results import Result, Step, Verdict
+from bot.results import Result, Verdict
+from bot.runs import Step
 
 SUMMARY_LIMIT = 65_000
 PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
@@ -89,7 +90,7 @@ class Row:
     @property
     def confirming(self) -> Step | None:
         """The re-run under way, while a failure is being confirmed."""
-        step = (self.event.details.get("confirmation") or {}).get("step")
+        step = self.event.confirming
         return Step(step) if step else None
 
     @property
@@ -99,7 +100,7 @@ class Row:
     @property
     def fallout(self) -> bool:
         """Not run because an upstream in the chain did not pass."""
-        return bool(self.event.details.get("fallout"))
+        return bool(self.event.fallout)
 
     @property
     def blamed(self) -> bool:
@@ -232,7 +233,7 @@ def what_changed(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[s
     ranges: dict[tuple[str, str, str], dict[str, Any]] = {}
     changed = []
     for row in rows:
-        changes = row.event.details.get("changes") or {}
+        changes = row.event.changes or {}
         if row.passed or not changes:
             continue
         upstream = changes.get("upstream")
@@ -253,12 +254,11 @@ def what_changed(rows: Sequence[Row]) -> tuple[list[dict[str, Any]], list[dict[s
 def _row_values(row: Row) -> dict[str, Any]:
     event = row.event
     if row.confirming is not None:
-        last_passed_sha = event.details["confirmation"].get("last_passed_sha")
-        result = confirming_words(row.confirming, last_passed_sha)
+        result = confirming_words(row.confirming, event.last_passed_sha)
     elif waiting(event):
         result = WAITING
     else:
-        result = words(event.result, event.change, event.details.get("hint"))
+        result = words(event.result, event.change, event.hint)
     if row.result is None and row.left is not None:
         result += f", {time_left(row.left)}"
     if not row.required and row.result and not row.passed:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, or_, select
@@ -12,20 +15,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import metrics
-from bot.engine import confirm, followups
-from bot.engine.context import Context, UnknownEvent
+from bot.engine import effects, followups
+from bot.engine.context import Context, UnknownEvent, config_of
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
-from bot.models import Event, utcnow
-from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict, judge
-from bot.runner import Artifact
+from bot.models import Event, Project, Subscription, TriggerResult, utcnow
+from bot.names import project_key
+from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict
+from bot.runner import CLOCK_SLACK, Artifact
+from bot.runs import Origin, Step, TriggerState, Via, move
+from bot.verdicts import Confirming, Finished, decide
+from config.repo_config import Upstream
 
 EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
-StartedBy = Literal["dispatch", "push", "pull_request", "unknown"]
+# How a run started: a dispatch of Conjunction's (GitHub's two kinds, or a CI's own API), a
+# push, a pull request, or a report that cannot say (a commit status, a check suite).
+StartedBy = Literal[
+    "workflow_dispatch", "repository_dispatch", "dispatch", "push", "pull_request", "unknown"
+]
 
 
 class ResultConflict(Exception):
-    """A different final result was already recorded for this event."""
+    """A different final result was already recorded for this event and attempt."""
 
 
 @dataclass(frozen=True)
@@ -36,54 +47,138 @@ class FinishedPipeline:
     sha: str | None
     ref: str | None
     result: Result
-    ref_type: str = "branch"
+    ref_type: str = Origin.BRANCH
     pipeline: str | None = None
     run_id: str | None = None
     title: str = ""  # text that may name the trigger event (run title, description, URL)
     url: str | None = None
-    started_by: StartedBy = "unknown"  # "unknown": a report that cannot say (statuses, suites)
+    started_by: StartedBy = "unknown"
     artifacts: Sequence[Artifact] = ()
+    # the CI's attempt of this run (GitHub `run_attempt`); None where the CI does not number
+    # them, and a later different result of the same run is a re-run
+    attempt: int | None = None
+    workflow: str | None = None  # the workflow file that ran (GitHub), e.g. "conjunction.yml"
+    created_at: datetime | None = None  # when the run was created, by the CI's clock
 
 
-def match_trigger(pending: Sequence[Event], run: FinishedPipeline) -> Event | None:
-    """The pending trigger event a run answers: by run id, by event id in its title, else —
-    for a run started by a dispatch, or one that cannot say how it started — the oldest trigger
-    not yet matched to a run."""
+@dataclass(frozen=True)
+class Waiting:
+    """A trigger event a run may answer, with how it was sent (`trigger:` of its downstream)."""
+
+    event: Event
+    workflow: str | None  # dispatched workflow file; None: a repository_dispatch
+    ref: str  # the ref it was dispatched on
+
+
+def match_trigger(candidates: Sequence[Waiting], run: FinishedPipeline) -> Event | None:
+    """The trigger event a run is the result of (CONTRACT §7, "which run is a result"): the one
+    whose run id it has; else the one it names (run title, description, target URL, a
+    CONJUNCTION_EVENT variable); else — for a GitHub run of a dispatch that came back without a
+    run id — the trigger still waiting whose dispatch it fits (the same kind of dispatch, the
+    dispatched workflow on the dispatched ref, created after it was sent) when it fits only one.
+    Nothing else: a status or check suite that names no event is never a result."""
     if run.run_id is not None:
-        for event in pending:
-            if event.run_id == run.run_id:
-                return event
+        for candidate in candidates:
+            if candidate.event.run_id == run.run_id:
+                return candidate.event
     named = set(EVENT_ID.findall(run.title))
-    for event in pending:
-        if event.id in named:
-            return event
-    if run.started_by in ("dispatch", "unknown"):
-        return next((event for event in pending if event.run_id is None), None)
-    return None
+    for candidate in candidates:
+        if candidate.event.id in named:
+            return candidate.event
+    if run.started_by not in ("workflow_dispatch", "repository_dispatch"):
+        return None
+    fitting = [candidate.event for candidate in candidates if _fits_dispatch(candidate, run)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _fits_dispatch(candidate: Waiting, run: FinishedPipeline) -> bool:
+    event = candidate.event
+    sent = event.sending_at
+    if event.run_id is not None or event.result is not None or sent is None:
+        return False
+    if run.created_at is None or run.created_at < sent - CLOCK_SLACK:
+        return False
+    if candidate.workflow is None:
+        return run.started_by == "repository_dispatch" and run.ref == candidate.ref
+    return (
+        run.started_by == "workflow_dispatch"
+        and run.workflow == candidate.workflow
+        and run.ref == candidate.ref
+    )
+
+
+class Outcome(Enum):
+    """What a finished run of a trigger event does to that event's recorded result."""
+
+    RECORD = "record"  # its first result (or one replacing a time-out)
+    REPLACE = "replace"  # a re-run in the CI: the newer attempt replaces the result
+    KEEP = "keep"  # the same result again, or an older attempt's: history only
+    CONFLICT = "conflict"  # another result for the same attempt
+
+
+def outcome(
+    recorded: str | None, recorded_attempt: int, result: Result, attempt: int | None
+) -> Outcome:
+    """How a final result reported for a trigger event meets the result it has. `attempt` None:
+    the CI does not number its attempts, and a different result of the same run is a re-run."""
+    if recorded == result:
+        return Outcome.KEEP
+    if recorded is None or recorded == Result.TIMED_OUT:
+        return Outcome.RECORD
+    if result is Result.TIMED_OUT:
+        return Outcome.KEEP  # a time-out never replaces a result
+    if attempt is None or attempt > recorded_attempt:
+        return Outcome.REPLACE
+    return Outcome.KEEP if attempt < recorded_attempt else Outcome.CONFLICT
 
 
 async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None:
     """The one entry for finished pipelines: a trigger's result, or an upstream success, or
     (through the chain) both."""
-    trigger = match_trigger(await pending_triggers(ctx, run.project), run)
+    async with ctx.sessions() as session:
+        trigger = match_trigger(await _candidates(session, run), run)
     if trigger is not None:
-        return await record_result(
-            ctx,
-            trigger.id,
-            run.result,
-            url=run.url,
-            sha=run.sha,
-            ref=run.ref,
-            ref_type=run.ref_type,
-            pipeline=run.pipeline,
-            details={"artifacts": [dict(a) for a in run.artifacts]} if run.artifacts else None,
-        )
+        with contextlib.suppress(ResultConflict):  # a forge's report of the same attempt
+            return await record_result(
+                ctx,
+                trigger.id,
+                run.result,
+                url=run.url,
+                sha=run.sha,
+                ref=run.ref,
+                ref_type=run.ref_type,
+                pipeline=run.pipeline,
+                attempt=run.attempt,
+                artifacts=[dict(a) for a in run.artifacts],
+            )
+        return None
     if run.result is not Result.SUCCESS or run.started_by == "pull_request":
         return None  # a pull request's run is not a success of the branch it targets
     success = UpstreamSuccess(
         run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url, artifacts=run.artifacts
     )
     return await upstream_success(ctx, success)
+
+
+async def _candidates(session: AsyncSession, run: FinishedPipeline) -> list[Waiting]:
+    """The trigger events of the run's project that it may answer, oldest first: the one with
+    its run id or the ones it names (finished too: a re-run in the CI), and those still waiting
+    for a run of theirs to be found."""
+    named = EVENT_ID.findall(run.title)
+    tied: list[ColumnElement[bool]] = [Event.id.in_(named)] if named else []
+    if run.run_id is not None:
+        tied.append(Event.run_id == run.run_id)
+    waiting = Event.state.in_([TriggerState.SENDING, TriggerState.STARTED]) & Event.run_id.is_(None)
+    rows = await session.scalars(
+        select(Event)
+        .where(Event.kind == "trigger", Event.project == run.project, or_(waiting, *tied))
+        .order_by(Event.created_at)
+    )
+    events = list(rows)
+    downstream = await session.get(Project, project_key(run.project))
+    trigger = config_of(downstream).trigger
+    default = downstream.default_branch if downstream else "main"
+    return [Waiting(event, trigger.workflow, trigger.ref or default) for event in events]
 
 
 async def record_result(
@@ -94,68 +189,141 @@ async def record_result(
     url: str | None = None,
     sha: str | None = None,
     ref: str | None = None,
-    ref_type: str = "branch",
+    ref_type: str = Origin.BRANCH,
     pipeline: str | None = None,
     reason: str | None = None,
-    details: Mapping[str, Any] | None = None,
+    attempt: int | None = None,
+    artifacts: Sequence[Mapping[str, Any]] = (),
+    ci_metadata: Mapping[str, Any] | None = None,
 ) -> Event:
     """Record a downstream's result (or that it is running) for one trigger event; its
-    follow-ups (report, issues, the next link of a chain) are queued in the same transaction."""
+    follow-ups (report, issues, the next link of a chain) are queued in the same transaction.
+    A newer attempt of the same run replaces the result and is judged again (CONTRACT §7)."""
     async with ctx.sessions.begin() as session:
         event = await session.get(Event, event_id, with_for_update=True)
         if event is None or event.kind != "trigger":
             raise UnknownEvent(event_id)
-        if event.result is not None:
-            if event.result == result or result == RUNNING:
-                return event
-            if event.result != Result.TIMED_OUT:  # a late real result replaces a time-out
-                raise ResultConflict(
-                    f"event {event_id} already finished with {event.result!r}, not {result!r}"
-                )
-        event.url = url or event.url
-        event.sha = sha or event.sha
-        event.ref = ref or event.ref
-        event.ref_type = ref_type
-        event.pipeline = pipeline or event.pipeline
-        event.details = {**event.details, **(details or {})}
-        event.started_at = event.started_at or utcnow()
         if result == RUNNING:
-            await followups.reports(session, event)
+            if event.result is None:
+                _take_run(event, url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+                if event.state in (TriggerState.PLANNED, TriggerState.SENDING):
+                    event.state = TriggerState.STARTED
+                await followups.reports(session, event)
             return event
         final = Result(result)
+        decided = outcome(event.result, event.attempt, final, attempt)
+        if decided is Outcome.CONFLICT:
+            raise ResultConflict(
+                f"event {event_id} already finished with {event.result!r} in attempt "
+                f"{event.attempt}, not {final.value!r}"
+            )
+        session.add(
+            TriggerResult(
+                event_id=event.id,
+                attempt=attempt or event.attempt,
+                result=final,
+                url=url,
+                taken=decided is not Outcome.KEEP,
+            )
+        )
+        if decided is Outcome.KEEP:
+            return event
+        replaced = (
+            Run(Result(event.result), Verdict(event.change) if event.change else None)
+            if decided is Outcome.REPLACE and event.result is not None
+            else None
+        )
+        _take_run(event, url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+        if decided is Outcome.REPLACE:
+            event.attempt = attempt if attempt is not None else event.attempt + 1
+            event.notified = False  # the new verdict is told as the old one was
+        elif attempt is not None:
+            event.attempt = attempt
+        event.state = move(TriggerState(event.state or TriggerState.STARTED), _final_state(final))
         event.result = final
         event.reason = reason
         event.finished_at = utcnow()
         metrics.RESULTS.labels(final).inc()
-        if event.confirms_id is not None:
-            await followups.reports(session, event)
-            await confirm.rerun_finished(ctx, session, event)
-        else:
-            await _judge(ctx, session, event)
+        finished = await _snapshot(session, event, replaced)
+        await effects.apply(ctx, session, event, decide(finished))
         return event
 
 
-async def _judge(ctx: Context, session: AsyncSession, event: Event) -> None:
-    """Give a finished run its verdict and set off what the verdict calls for — or, for a
-    would-be new regression that the downstream wants confirmed, the first re-run."""
+def _final_state(result: Result) -> TriggerState:
+    return TriggerState.TIMED_OUT if result is Result.TIMED_OUT else TriggerState.FINISHED
+
+
+def _take_run(
+    event: Event,
+    url: str | None,
+    sha: str | None,
+    ref: str | None,
+    ref_type: str,
+    pipeline: str | None,
+    artifacts: Sequence[Mapping[str, Any]],
+    ci_metadata: Mapping[str, Any] | None,
+) -> None:
+    """What a report says of the run beside its result."""
+    event.url = url or event.url
+    event.sha = sha or event.sha
+    event.ref = ref or event.ref
+    event.ref_type = ref_type
+    event.pipeline = pipeline or event.pipeline
+    event.artifacts = [dict(item) for item in artifacts] or event.artifacts
+    event.ci_metadata = dict(ci_metadata) if ci_metadata else event.ci_metadata
+    event.started_at = event.started_at or utcnow()
+
+
+async def _snapshot(session: AsyncSession, event: Event, replaced: Run | None) -> Finished:
+    """What deciding on a finished trigger event looks at, loaded in one place."""
     parent = await session.get(Event, event.parent_id) if event.parent_id else None
-    history = await pair_history(session, event)
     current = Run(
         Result(str(event.result)),
         upstream_sha=parent.sha if parent else None,
         downstream_sha=event.sha,
     )
-    judgement = judge(history, current, confirm=await confirm.wanted(session, event))
-    event.change = judgement.verdict
-    event.details = {**event.details, "hint": judgement.hint}  # a late result judges anew
-    if judgement.confirm:
-        # the upstream build the pair last passed with: a re-run there is sent what it built
-        passed = await last_passed(session, event)
-        build = await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
-        await confirm.start(ctx, session, event, build)
-        await followups.reports(session, event)
-    else:
-        await followups.after_verdict(session, event)
+    has_downstreams = await followups.has_downstreams(session, event.project)
+    if event.confirms_id is not None:
+        failure = await session.get(Event, event.confirms_id, with_for_update=True)
+        confirms = failure and Confirming(
+            failure.id,
+            Result(str(failure.result)),
+            Step(failure.confirming) if failure.confirming else None,
+            failure.last_passed_sha,
+            failure.last_passed_build_id,
+        )
+        return Finished(
+            event.id,
+            current,
+            has_downstreams=has_downstreams,
+            step=Step(event.step or Step.AGAIN),
+            confirms=confirms or None,
+        )
+    confirm = replaced is None and current.result.broken and await _confirms(session, event)
+    passed = await last_passed(session, event) if confirm else None
+    # the upstream build the pair last passed with: a re-run there is sent what it built
+    build = await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
+    return Finished(
+        event.id,
+        current,
+        history=await pair_history(session, event),
+        replaced=replaced,
+        confirm=confirm,
+        has_downstreams=has_downstreams,
+        last_passed_sha=build.sha if build else None,
+        last_passed_build_id=build.id if build else None,
+    )
+
+
+async def _confirms(session: AsyncSession, event: Event) -> bool:
+    """Whether the downstream asked to confirm failures against this upstream."""
+    spec = await session.scalar(
+        select(Subscription.spec).where(
+            Subscription.downstream == project_key(event.project),
+            Subscription.upstream == project_key(event.upstream or ""),
+        )
+    )
+    return spec is not None and Upstream.model_validate(spec).confirm
 
 
 async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
@@ -168,7 +336,9 @@ async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
     if event.result != Result.SUCCESS:
         await fallout(ctx, event)
         return
-    success = UpstreamSuccess(event.project, event.sha, event.ref, event.ref_type, event.pipeline)
+    success = UpstreamSuccess(
+        event.project, event.sha, event.ref, event.ref_type, event.pipeline, via=Via.CHAIN
+    )
     await upstream_success(ctx, success, parent_id=event.id)
 
 
@@ -178,7 +348,9 @@ def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
         Event.kind == "trigger",
         Event.project == event.project,
         Event.upstream == event.upstream,
-        Event.confirms_id.is_(None),  # re-runs settle their failure's verdict, nothing more
+        # confirming re-runs settle their failure's verdict, and baselines and bisect steps
+        # answer a question of their own: none is part of the pair's history
+        Event.step.in_([Step.FIRST, Step.RETRY]),
         Event.id != event.id,
         Event.created_at <= event.created_at,
     )
@@ -226,7 +398,11 @@ async def pending_triggers(ctx: Context, project: str) -> list[Event]:
     async with ctx.sessions() as session:
         rows = await session.scalars(
             select(Event)
-            .where(Event.kind == "trigger", Event.project == project, Event.result.is_(None))
+            .where(
+                Event.kind == "trigger",
+                Event.project == project,
+                Event.state.in_([state for state in TriggerState if state.waiting]),
+            )
             .order_by(Event.created_at)
         )
         return list(rows)

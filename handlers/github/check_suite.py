@@ -8,6 +8,7 @@ from gidgethub import routing, sansio
 
 from bot.codehost import STATUS_CONTEXT
 from bot.engine import Engine, FinishedPipeline
+from bot.forges.github import tags
 from bot.results import Result
 from handlers.github.workflow_run import conclusion
 
@@ -28,11 +29,16 @@ async def on_check_suite_completed(
         return
     repository = event.data["repository"]
     commit = suite.get("head_commit") or {}
+    project = f"{host}/{repository['full_name']}"
+    ref_type, ref = await tags.ref_of(
+        engine.sessions, gh, project, suite.get("head_branch"), suite.get("head_sha"), ask=False
+    )
     await engine.pipeline_finished(
         FinishedPipeline(
-            project=f"{host}/{repository['full_name']}",
+            project=project,
             sha=suite.get("head_sha"),
-            ref=suite.get("head_branch"),
+            ref=ref,
+            ref_type=ref_type,
             result=conclusion(suite.get("conclusion")),
             pipeline=app.get("name"),
             title=f"{suite.get('head_branch') or ''} {commit.get('message') or ''}",
@@ -50,11 +56,21 @@ async def on_status(
     if result is None or status.get("context") == STATUS_CONTEXT:
         return
     branches = status.get("branches") or []
+    project = f"{host}/{status['repository']['full_name']}"
+    ref_type, ref = await tags.ref_of(
+        engine.sessions,
+        gh,
+        project,
+        branches[0]["name"] if branches else None,
+        status.get("sha"),
+        ask=False,
+    )
     await engine.pipeline_finished(
         FinishedPipeline(
-            project=f"{host}/{status['repository']['full_name']}",
+            project=project,
             sha=status.get("sha"),
-            ref=branches[0]["name"] if branches else None,
+            ref=ref,
+            ref_type=ref_type,
             result=result,
             pipeline=status.get("context"),
             title=f"{status.get('description') or ''} {status.get('target_url') or ''}",

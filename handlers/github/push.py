@@ -1,4 +1,5 @@
-"""`push` to the default branch that changes `.conjunction.yml` or CODEOWNERS: re-index."""
+"""`push` to the default branch that changes `.conjunction.yml` or CODEOWNERS: re-index; `push`
+of a tag: remember it, so that runs of the tag are known as the tag's (`bot.forges.github.tags`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from gidgethub import routing, sansio
 
 from bot.engine import CONFIG_PATH, Engine
 from bot.engine.indexing import config_pushed
-from bot.forges.github import installations
+from bot.forges.github import installations, tags
 from bot.forges.github.forge import GitHubForge
 
 router = routing.Router()
@@ -32,6 +33,16 @@ async def on_push(
 ) -> None:
     push = event.data
     repository = push["repository"]
+    if str(push.get("ref") or "").startswith(tags.TAG_PREFIX):
+        name = f"{host}/{repository['full_name']}"
+        await tags.remember(
+            engine.sessions,
+            name,
+            push["ref"],
+            str(push.get("after") or ""),
+            bool(push.get("deleted")),
+        )
+        return
     on_default_branch = push["ref"] == f"refs/heads/{repository['default_branch']}"
     if not on_default_branch or push.get("deleted") or not changed_paths(push) & INDEXED_PATHS:
         return

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import Any
 
 from gidgethub import routing, sansio
 
 from bot.engine import Engine, FinishedPipeline
 from bot.engine.results import StartedBy
+from bot.forges.github import tags
 from bot.forges.github.artifacts import run_artifacts
+from bot.forges.github.payloads import timestamp
 from bot.results import Result
 
 router = routing.Router()
@@ -26,8 +29,8 @@ CONCLUSIONS = {
     "stale": Result.CANCELLED,
 }
 STARTED_BY: dict[str, StartedBy] = {
-    "workflow_dispatch": "dispatch",
-    "repository_dispatch": "dispatch",
+    "workflow_dispatch": "workflow_dispatch",
+    "repository_dispatch": "repository_dispatch",
     "pull_request": "pull_request",
     "pull_request_target": "pull_request",
 }
@@ -42,16 +45,31 @@ async def on_workflow_run_completed(
     event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kwargs: Any
 ) -> None:
     run = event.data["workflow_run"]
+    repository = event.data["repository"]
+    project = f"{host}/{repository['full_name']}"
+    ref_type, ref = await tags.ref_of(
+        engine.sessions,
+        gh,
+        project,
+        run.get("head_branch"),
+        run.get("head_sha"),
+        ask=await engine.has_downstreams(project),
+        default_branch=repository.get("default_branch"),
+    )
     finished = FinishedPipeline(
-        project=f"{host}/{event.data['repository']['full_name']}",
+        project=project,
         sha=run.get("head_sha"),
-        ref=run.get("head_branch"),
+        ref=ref,
+        ref_type=ref_type,
         result=conclusion(run.get("conclusion")),
         pipeline=run.get("name"),
         run_id=str(run["id"]) if run.get("id") is not None else None,
         title=f"{run.get('display_title') or ''} {run.get('name') or ''}",
         url=run.get("html_url"),
         started_by=STARTED_BY.get(run.get("event") or "", "push"),
+        attempt=int(run.get("run_attempt") or 1),
+        workflow=PurePosixPath(run.get("path") or "").name or None,
+        created_at=timestamp(run.get("created_at")),
     )
     if (
         gh is not None

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -27,8 +28,9 @@ from bot.codehost import (
 )
 from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
 from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
+from bot.forges.github.payloads import timestamp
 from bot.names import project_key, split_project
-from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config import bounded_yaml
 from config.repo_config import ConfigError
@@ -189,7 +191,9 @@ class GitHubForge:
 
     async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
         """A recent dispatched run whose title names the event (`run-name` with the event id,
-        as the README's workflow example does)."""
+        as the README's workflow example does); else, when the name does not say, the one run
+        of the dispatched workflow on the dispatched ref created since the dispatch was sent —
+        none when there are several, which would be a guess."""
         event = "workflow_dispatch" if request.trigger.workflow else "repository_dispatch"
         data = await self._call(
             request.project,
@@ -198,10 +202,12 @@ class GitHubForge:
             event=event,
             per_page=50,
         )
-        for run in data.get("workflow_runs") or []:
-            if request.event_id in (run.get("display_title") or ""):
-                return PipelineStarted(url=run.get("html_url"), run_id=str(run["id"]))
-        return None
+        runs = data.get("workflow_runs") or []
+        named = [run for run in runs if request.event_id in (run.get("display_title") or "")]
+        fitting = named or [run for run in runs if _fits(run, request)]
+        if len(fitting) != 1:
+            return None
+        return PipelineStarted(url=fitting[0].get("html_url"), run_id=str(fitting[0]["id"]))
 
     async def _dispatch_workflow(self, request: TriggerRequest, workflow: str) -> PipelineStarted:
         owner, repo = self._repo(request.project)
@@ -510,3 +516,15 @@ class GitHubForge:
                 data={"output": output},
                 id=created["id"],
             )
+
+
+def _fits(run: dict[str, Any], request: TriggerRequest) -> bool:
+    """A dispatched run that names no event may be this request's: its workflow on its ref,
+    created since it was sent (by GitHub's clock, which may differ by a second or two)."""
+    created = timestamp(run.get("created_at"))
+    if request.sent_at is None or created is None or created < request.sent_at - CLOCK_SLACK:
+        return False
+    ref = request.trigger.ref or request.default_branch
+    workflow = request.trigger.workflow
+    path = PurePosixPath(str(run.get("path") or "")).name
+    return run.get("head_branch") == ref and (workflow is None or path == workflow)

@@ -9,6 +9,7 @@ than those listed are ignored. Where a handler uses `.get()`, the field is optio
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,6 +90,9 @@ class WorkflowRun(Strict):
     head_sha: Sha | None = None
     head_branch: Ref | None = None
     html_url: Url | None = None
+    run_attempt: Annotated[int, Field(ge=1, le=INT32)] | None = None
+    path: Name | None = None
+    created_at: str | None = None  # read with `timestamp`: a time that does not parse is None
 
 
 class WorkflowRunEvent(Envelope):
@@ -146,3 +150,11 @@ PAYLOADS: dict[str, type[Envelope]] = {
     "status": Status,
     "workflow_run": WorkflowRunEvent,
 }
+
+
+def timestamp(value: str | None) -> datetime | None:
+    """GitHub's `2024-01-02T03:04:05Z`, or None when absent or not a time."""
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None

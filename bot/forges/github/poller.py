@@ -32,10 +32,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.engine import Engine, UpstreamSuccess
+from bot.forges.github import tags
 from bot.forges.github.artifacts import run_artifacts
 from bot.forges.github.client import PolicyAPI
 from bot.models import KeyValue, Project, Subscription
 from bot.queue import RetryLater
+from bot.runs import Via
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +180,26 @@ class UpstreamPoller:
                 or run.get("event") in PULL_REQUEST_EVENTS
             ):
                 continue
+            default_branch = self._default_branches.get(repo)
+            ref_type, ref = await tags.ref_of(
+                self.sessions,
+                gh,
+                upstream,
+                run.get("head_branch"),
+                run.get("head_sha"),
+                ask=True,
+                default_branch=default_branch,
+            )
             await self.engine.upstream_success(
                 UpstreamSuccess(
                     upstream,
                     sha=run.get("head_sha"),
-                    ref=run.get("head_branch"),
+                    ref=ref,
+                    ref_type=ref_type,
                     pipeline=run.get("name"),
                     url=run.get("html_url"),
-                    default_branch=self._default_branches.get(repo),
+                    default_branch=default_branch,
+                    via=Via.POLLER,
                     artifacts=await run_artifacts(gh, upstream, run),
                 )
             )

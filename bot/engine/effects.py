@@ -1,0 +1,73 @@
+"""Applying a decision (`bot.verdicts.Decision`): the verdict stored on its event, the
+confirming re-run created with its trigger job, the follow-ups queued — all in the transaction
+that recorded the result, so that a crash leaves either everything or nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine import followups
+from bot.engine.context import Context, new_event_id
+from bot.models import Event, utcnow
+from bot.names import owner_of
+from bot.queue import JobQueue
+from bot.runs import TriggerState
+from bot.verdicts import Decision, FollowUp, Rerun
+
+
+async def apply(ctx: Context, session: AsyncSession, finished: Event, decision: Decision) -> None:
+    """Carry out `decision`, taken on the final result of `finished`."""
+    target = finished
+    if decision.target != finished.id:
+        found = await session.get(Event, decision.target, with_for_update=True)
+        if found is None:
+            return
+        target = found
+    if decision.settles:
+        target.change = decision.verdict
+        target.hint = decision.hint  # a late result judges anew
+        target.reason = decision.reason or target.reason
+        target.confirming = None
+    if decision.last_passed is not None:
+        target.last_passed_sha, target.last_passed_build_id = decision.last_passed
+    if decision.rerun is not None:
+        await _start_rerun(ctx, session, target, decision.rerun)
+    if FollowUp.CHAIN in decision.follow:
+        await followups.chain(session, decision.chain_from or target.id)
+    if FollowUp.CHANGES in decision.follow:
+        await followups.changes(session, target.id)
+    if FollowUp.ISSUES in decision.follow:
+        await followups.issues(session, target.id)
+    if FollowUp.REPORTS in decision.follow:
+        await followups.reports(session, finished)
+        if target is not finished:
+            await followups.reports(session, target)
+
+
+async def _start_rerun(ctx: Context, session: AsyncSession, failure: Event, rerun: Rerun) -> None:
+    """A confirming re-run: a new trigger event of the same downstream under the same upstream
+    success, against `rerun.upstream_sha` when it names another upstream commit, as the upstream
+    build `rerun.upstream_build_id` built it (`bot.engine.dispatch.upstream_build`)."""
+    event = Event(
+        id=new_event_id(),
+        kind="trigger",
+        project=failure.project,
+        upstream=failure.upstream,
+        parent_id=failure.parent_id,
+        root_id=failure.root_id,
+        depth=failure.depth,
+        confirms_id=failure.id,
+        step=rerun.step,
+        state=TriggerState.PLANNED,
+        chain=failure.chain,
+        upstream_sha=rerun.upstream_sha,
+        upstream_build_id=rerun.upstream_build_id,
+        deadline_at=utcnow() + timedelta(seconds=ctx.settings.result_timeout),
+    )
+    session.add(event)
+    failure.confirming = rerun.step
+    await JobQueue.enqueue(
+        session, "trigger", {"event_id": event.id}, concurrency_key=owner_of(event.project)
+    )

@@ -1,0 +1,99 @@
+"""The run model: where a run comes from, which step of its pair a trigger is, and the life of a
+trigger event. Plain enums and one table of transitions; the engine stores them as columns.
+
+An upstream *build* (an `Event` of kind "build") has an `Origin` — the branch, tag or change
+(an unmerged pull or merge request) it ran on — and `Via`, how Conjunction learned of it. Every
+*trigger* (kind "trigger") under it has a `Step` (why it runs) and a `TriggerState`:
+
+    planned ──▶ sending ──▶ started ──▶ finished
+       │  ▲        │           │            ▲  │ (a re-run in the CI replaces the result)
+       │  └────────┘           └─▶ timed out ┘  ▼
+       ├─▶ skipped       (held back by pacing: back to planned)
+       └─▶ superseded    (a newer upstream success came before it was sent)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Origin(StrEnum):
+    """What an upstream build ran on (stored as `Event.ref_type`)."""
+
+    BRANCH = "branch"
+    TAG = "tag"
+    CHANGE = "change"  # the head of an unmerged pull request (GitHub) or merge request (GitLab)
+
+
+class Via(StrEnum):
+    """How Conjunction learned of an upstream build."""
+
+    FORGE = "forge"  # a webhook of the forge (workflow_run, check_suite, status, pipeline hook)
+    API = "api"  # `POST /api/v1/builds`
+    POLLER = "poller"  # the GitHub poller, for upstreams no installation covers
+    CHAIN = "chain"  # a downstream that passed, continuing a chain
+
+
+class Step(StrEnum):
+    """Why a trigger event runs its downstream."""
+
+    FIRST = "first"  # the upstream build's own run of it
+    AGAIN = "again"  # confirming a failure: against the same upstream commit
+    LAST_PASSED = "last passed"  # confirming: against the upstream commit the pair last passed
+    BASELINE = "baseline"  # a change's base commit, to compare a pre-merge run with
+    RETRY = "retry"  # `/conjunction retry`: again, replacing the failure's result
+    BISECT = "bisect"  # one commit of a culprit search
+
+    @property
+    def sent(self) -> str | None:
+        """The `step` a CI system is sent (CONTRACT §8): absent for an ordinary run."""
+        if self is Step.FIRST:
+            return None
+        return "confirm" if self in (Step.AGAIN, Step.LAST_PASSED) else self.value
+
+    @property
+    def confirming(self) -> bool:
+        return self in (Step.AGAIN, Step.LAST_PASSED)
+
+
+class TriggerState(StrEnum):
+    PLANNED = "planned"  # created, its start not asked of the runner yet
+    SENDING = "sending"  # the runner was asked; a crash now may leave it started or not
+    STARTED = "started"  # the runner said it started (a run id, or an accepted webhook)
+    FINISHED = "finished"  # a result came back
+    TIMED_OUT = "timed_out"  # no result within CONJUNCTION_RESULT_TIMEOUT
+    SKIPPED = "skipped"  # never run: a loop, the depth limit, an upstream that failed
+    SUPERSEDED = "superseded"  # never sent: a newer success of the same upstream and ref came
+
+    @property
+    def waiting(self) -> bool:
+        """Still waiting for a result."""
+        return self in (TriggerState.PLANNED, TriggerState.SENDING, TriggerState.STARTED)
+
+
+_S = TriggerState
+TRANSITIONS: dict[TriggerState, frozenset[TriggerState]] = {
+    # a result may come before the start was recorded (a quick CI, a callback racing the answer)
+    _S.PLANNED: frozenset({_S.SENDING, _S.FINISHED, _S.TIMED_OUT, _S.SKIPPED, _S.SUPERSEDED}),
+    _S.SENDING: frozenset({_S.STARTED, _S.PLANNED, _S.FINISHED, _S.TIMED_OUT}),
+    _S.STARTED: frozenset({_S.FINISHED, _S.TIMED_OUT}),
+    _S.FINISHED: frozenset({_S.FINISHED}),  # a re-run in the CI replaces the result
+    _S.TIMED_OUT: frozenset({_S.FINISHED}),  # a late real result replaces the time-out
+    _S.SKIPPED: frozenset(),
+    _S.SUPERSEDED: frozenset(),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+def can_move(current: TriggerState, new: TriggerState) -> bool:
+    return new in TRANSITIONS[current]
+
+
+def move(current: TriggerState, new: TriggerState) -> TriggerState:
+    """The state after `current` becomes `new`, or InvalidTransition."""
+    if not can_move(current, new):
+        raise InvalidTransition(f"a trigger cannot go from {current} to {new}")
+    return new
