@@ -14,7 +14,9 @@ An upstream *build* (an `Event` of kind "build") has an `Origin` — the branch,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Origin(StrEnum):
@@ -97,3 +99,27 @@ def move(current: TriggerState, new: TriggerState) -> TriggerState:
     if not can_move(current, new):
         raise InvalidTransition(f"a trigger cannot go from {current} to {new}")
     return new
+
+
+@dataclass(frozen=True)
+class Change:
+    """An unmerged pull request (GitHub) or merge request (GitLab) of an upstream: the origin of
+    pre-merge runs (CONTRACT §8)."""
+
+    project: str  # the upstream it would merge into, e.g. "github.com/acme/lib"
+    number: int
+    url: str  # its page on the forge
+    head_sha: str
+    base_sha: str  # the commit it is compared with (GitHub base.sha, GitLab diff_refs.base_sha)
+    author: str | None = None  # the author's login
+    fork: bool = False  # its head is in another repository
+    state: Literal["open", "closed", "merged"] = "open"
+    title: str = ""
+
+    @property
+    def ref(self) -> str:
+        """The ref a downstream fetches the change's head from: GitHub's pull request ref, or
+        GitLab's merge request ref (a GitHub Enterprise pull request's URL has `/pull/` too)."""
+        if "/pull/" in self.url:
+            return f"refs/pull/{self.number}/head"
+        return f"refs/merge-requests/{self.number}/head"
