@@ -175,3 +175,32 @@ async def test_refused_pipeline_variables_say_which_setting_to_change_on_the_row
         "Developer |"
     ) in report.summary
     assert await runtime(client).engine.pending_triggers(f"gitlab.com/{APP}") == []
+
+
+async def test_a_retried_pipeline_replaces_the_result_and_is_judged_again(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    """GitLab's "Retry" runs the same pipeline again: its new end is the trigger's result now
+    (CONTRACT §7), and the upstream's report follows it."""
+    client, github = both
+    event = await a_gitlab_downstream_triggered(client, fake_gitlab, pipeline_status=201)
+    failed = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", status="failed")
+    await post_gitlab(client, "Pipeline Hook", failed)
+    await run_jobs(client)
+    _, (_, status) = github.of("status")[-1]
+    assert status.description == "0 of 1 downstream projects passed, 1 failed"
+
+    retried = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", status="success")
+    await post_gitlab(client, "Pipeline Hook", retried)
+    await run_jobs(client)
+
+    recorded = await runtime(client).engine.get_event(event.id)
+    assert recorded is not None and (recorded.result, recorded.attempt) == ("success", 2)
+    _, (_, status) = github.of("status")[-1]
+    assert (status.state, status.description) == ("success", "1 of 1 downstream projects passed")
+    # the retried pipeline's pass is the trigger's result, not an upstream success of APP
+    async with runtime(client).sessions() as session:
+        builds = await session.scalars(
+            select(Event).where(Event.kind == "build", Event.project == f"gitlab.com/{APP}")
+        )
+        assert list(builds) == []
