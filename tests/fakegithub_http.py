@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -179,12 +180,15 @@ class GitHubServer:
         self,
         *,
         lists_runs: bool = True,
+        names_runs: bool = True,
         latency: float = 0.0,
         limits: GitHubLimits | None = None,
     ) -> None:
         """lists_runs=False: dispatched runs are not listed yet, as GitHub's list of runs can
-        lag a dispatch by a few seconds."""
+        lag a dispatch by a few seconds. names_runs=False: a run's title does not carry the
+        event id (a workflow without the recipe's `run-name`)."""
         self.lists_runs = lists_runs
+        self.names_runs = names_runs
         self.latency = latency
         self.limits = limits
         self.limit_errors = 0
@@ -422,10 +426,12 @@ class GitHubServer:
         run = {
             "id": run_id,
             "name": "Downstream of upstreams",
-            "display_title": f"conjunction {event_id}",
+            "display_title": f"conjunction {event_id}" if self.names_runs else "Downstream",
             "event": "workflow_dispatch",
             "status": "queued",
             "head_branch": body.get("ref"),
+            "path": f".github/workflows/{request.match_info['workflow']}",
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "html_url": html_url,
         }
         with self._lock:

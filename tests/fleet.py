@@ -90,11 +90,11 @@ def server_env(github_url: str, database: str) -> dict[str, str]:
 
 @contextmanager
 def fake_github_and_server(
-    folder: Path, database: str, *, lists_runs: bool = True
+    folder: Path, database: str, *, lists_runs: bool = True, names_runs: bool = True
 ) -> Iterator[tuple[GitHubServer, ServerProcess]]:
     """The fake GitHub, and a server on database calling it."""
     with (
-        GitHubServer(lists_runs=lists_runs) as github,
+        GitHubServer(lists_runs=lists_runs, names_runs=names_runs) as github,
         ServerProcess(folder, server_env(github.url, database)) as server,
     ):
         yield github, server

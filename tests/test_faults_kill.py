@@ -1,9 +1,10 @@
 """kill -9 of a real `python app.py` in the middle of a fan-out and of a burst of results.
 
 The server calls a recording fake GitHub on loopback (`tests/fakegithub_http.py`), so every
-workflow started is counted outside the process that is killed. A killed server's job keeps its
-lease for a minute; by default the tests let that minute pass by running the lease out in the
-database, with CONJUNCTION_FAULTS=full they wait for it (and use the full sizes).
+workflow started is counted outside the process that is killed. A killed server's jobs are taken
+again once its heartbeat is 20 s old (one test waits for that, within 30 s of the restart); the
+others make its leases run out in the database, and with CONJUNCTION_FAULTS=full they wait for
+the heartbeat (and use the full sizes).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ SHA = "c0ffee" + "0" * 34
 LEASE_WAIT = 120.0 if FULL else 30.0  # the full profile waits out the real 60 s lease
 
 
-def restart_after_kill(server: ServerProcess) -> None:
-    """Start the server again once the killed one's lease ran out (or is made to)."""
-    if not FULL:
+def restart_after_kill(server: ServerProcess, *, expire: bool = not FULL) -> None:
+    """Start the server again, the killed one's leases made to run out (by default) or left
+    to its heartbeat's timeout."""
+    if expire:
         server.expire_leases()
     server.start()
 
@@ -71,12 +73,23 @@ class FanOut:
 WORKER_CONCURRENCY = 16  # the default: as many calls can be in flight at a kill
 
 
-def kill_mid_fan_out(folder: Path, backend: str, *, lists_runs: bool) -> FanOut:
+def kill_mid_fan_out(
+    folder: Path,
+    backend: str,
+    *,
+    lists_runs: bool,
+    names_runs: bool = True,
+    expire: bool = not FULL,
+    resumed_within: float = LEASE_WAIT,
+) -> FanOut:
     fleet = Fleet(size(50, 500))
     database = database_url(backend, folder)
     fleet.seed(database)
     half = fleet.size // 2
-    with fake_github_and_server(folder, database, lists_runs=lists_runs) as (github, server):
+    with fake_github_and_server(folder, database, lists_runs=lists_runs, names_runs=names_runs) as (
+        github,
+        server,
+    ):
         # GitHub acts on the dispatch half-way through and holds its answer: the server is
         # killed while that call is in flight, its run already made.
         github.inject("POST", "/dispatches$", [None] * (half - 1) + [HOLD])
@@ -89,8 +102,8 @@ def kill_mid_fan_out(folder: Path, backend: str, *, lists_runs: bool) -> FanOut:
         assert len(github.dispatches) >= half
         held_run = json.loads(github.held[0])["workflow_run_id"]
         (held,) = [dispatch for dispatch in github.dispatches if dispatch.run_id == held_run]
-        restart_after_kill(server)
-        wait_for(lambda: unfinished_jobs(server) == 0, LEASE_WAIT, "every job done")
+        restart_after_kill(server, expire=expire)
+        wait_for(lambda: unfinished_jobs(server) == 0, resumed_within, "every job done")
 
         rows = server.query("SELECT project, id, run_id FROM events WHERE kind = 'trigger'")
         dead = dead_jobs(server)
@@ -119,6 +132,32 @@ def test_kill_mid_fan_out_loses_no_downstream_and_sends_none_twice(
     assert fan_out.twice() == []
     assert "was started before" in fan_out.log
     assert fan_out.run_ids == {d.event_id: str(d.run_id) for d in fan_out.dispatches}
+    assert fan_out.dead == []
+
+
+def test_a_restarted_server_resumes_the_killed_ones_jobs_within_30_seconds(
+    tmp_path: Path,
+) -> None:
+    # No lease is made to run out: the killed worker stops saying it is alive, and its jobs
+    # are taken again WORKER_TIMEOUT (20 s) after its last heartbeat.
+    fan_out = kill_mid_fan_out(
+        tmp_path, "sqlite", lists_runs=True, expire=False, resumed_within=30.0
+    )
+    assert set(fan_out.dispatched) == set(fan_out.triggers.items()), fan_out.log
+    assert fan_out.twice() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_mid_fan_out_sends_none_twice_when_run_names_lack_the_event_id(
+    tmp_path: Path, backend: str
+) -> None:
+    # A workflow without the recipe's `run-name`: each held dispatch is still found, as the
+    # one run of its workflow on its ref created since it was sent (CONTRACT §7).
+    fan_out = kill_mid_fan_out(tmp_path, backend, lists_runs=True, names_runs=False)
+
+    assert set(fan_out.dispatched) == set(fan_out.triggers.items()), fan_out.log
+    assert fan_out.twice() == []
+    assert "was started before" in fan_out.log
     assert fan_out.dead == []
 
 
