@@ -26,6 +26,9 @@ from bot.adapters import WEBHOOK, Adapters
 from bot.codehost import CodeHost
 from bot.demo import Ecosystem
 from bot.engine import Engine
+from bot.forges.gitea.host import GiteaHost
+from bot.forges.gitea.joining import Joiner as GiteaJoiner
+from bot.forges.gitea.joining import add_repositories
 from bot.forges.github.client import PolicyAPI, aiohttp_connect
 from bot.forges.github.poller import UpstreamPoller
 from bot.forges.github.service import GitHubApp, build_github_app
@@ -53,6 +56,7 @@ from handlers import admin, api, badges, demo, health, pages, templating, webhoo
 from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import JsonErrorRunner, json_errors
+from handlers.gitea import GiteaDeliveries
 from handlers.github import ClientFor, GitHubDeliveries
 from handlers.gitlab import GitLabDeliveries
 from handlers.setup import GitHubSetup, forge_configured
@@ -139,7 +143,7 @@ def create_app(
         secrets = SecretStore(settings.secrets_file)
         active = adapters or Adapters()
         client_for = github_client_for or _no_client
-        github = gitlab = None
+        github = gitlab = gitea = None
         if adapters is None:
             forges: list[CodeHost] = []
             if settings.github_enabled:
@@ -149,6 +153,9 @@ def create_app(
             if settings.gitlab_enabled:
                 gitlab = GitLabHost.from_settings(settings)
                 forges.append(gitlab)
+            if settings.gitea_enabled:
+                gitea = GiteaHost.from_settings(settings)
+                forges.append(gitea)
             active = Adapters.of(*forges)
         webhooks = WebhookRunner(secrets, allow_private=settings.allow_private_webhooks)
         active.runners.setdefault(WEBHOOK, webhooks)
@@ -159,6 +166,8 @@ def create_app(
         handlers = engine.job_handlers()
         handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
         handlers["gitlab_delivery"] = GitLabDeliveries(engine, settings.gitlab_host)
+        if settings.gitea_host:
+            handlers["gitea_delivery"] = GiteaDeliveries(engine, settings.gitea_host)
         handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
         worker = Worker(
             queue,
@@ -197,6 +206,8 @@ def create_app(
                 await task
         if gitlab is not None:
             gitlab.client.close()
+        if gitea is not None:
+            await gitea.client.close()
         await webhooks.close()
         await engine.notifier.close()
         await database.dispose()
@@ -267,11 +278,12 @@ def _ago(seconds: float) -> datetime:
 
 def serve(settings: Settings) -> None:
     log.info(
-        "starting on port %d (database %s, GitHub %s, GitLab %s)",
+        "starting on port %d (database %s, GitHub %s, GitLab %s, Gitea %s)",
         settings.port,
         settings.database_url.split("://", 1)[0],
         "on" if settings.github_enabled else "not configured",
         settings.gitlab_url if settings.gitlab_enabled else "not configured",
+        settings.gitea_url if settings.gitea_enabled else "not configured",
     )
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
         asyncio.run(run_server(create_app(settings), settings.host, settings.port))
@@ -302,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         "webhook, index .conjunction.yml",
     )
     join.add_argument("path", help="GROUP/PROJECT or GROUP, e.g. acme/lib or acme")
+    gitea = commands.add_parser("gitea", help="Gitea and Forgejo repositories (Codeberg too)")
+    gitea_actions = gitea.add_subparsers(dest="action", required=True)
+    gitea_join = gitea_actions.add_parser(
+        "add",
+        help="join a repository, or every repository of an organization or user: set up the "
+        "webhook, index .conjunction.yml",
+    )
+    gitea_join.add_argument("path", help="OWNER/REPO or OWNER, e.g. acme/lib or acme")
     project_command.add_parser(commands)
     demo_command = commands.add_parser(
         "demo", help="a simulated forge, CI and ecosystem of projects, on this machine"
@@ -328,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(manage_jobs(settings, args))
     if args.command == "gitlab":
         return asyncio.run(gitlab_add(settings, args.path))
+    if args.command == "gitea":
+        return asyncio.run(gitea_add(settings, args.path))
     if args.command == "project":
         return asyncio.run(project_command.run(settings, args))
     if args.command == "demo":
@@ -472,6 +494,36 @@ async def gitlab_add(settings: Settings, path: str, *, host: GitLabHost | None =
         return await add_projects(joiner, path)
     finally:
         host.client.close()
+        await database.dispose()
+
+
+async def gitea_add(settings: Settings, path: str, *, host: GiteaHost | None = None) -> int:
+    """`gitea add`: join Gitea or Forgejo repositories through the bot account (GITEA_TOKEN)."""
+    if not settings.gitea_enabled:
+        print(
+            "conjunction: Gitea is not configured: set GITEA_URL, GITEA_TOKEN and "
+            "GITEA_WEBHOOK_SECRET",
+            file=sys.stderr,
+        )
+        return 2
+    assert settings.gitea_webhook_secret
+    host = host or GiteaHost.from_settings(settings)
+    path = path.strip("/").removeprefix(f"{host.host}/")
+    database = db.create_engine(settings.database_url)
+    try:
+        await db.migrate(database)
+        sessions = db.sessionmaker(database)
+        signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
+        engine = Engine(sessions, Adapters.of(host), settings, signer)
+        joiner = GiteaJoiner(
+            host,
+            engine,
+            hook_url=f"{settings.public_url}/webhooks/gitea",
+            secret=settings.gitea_webhook_secret,
+        )
+        return await add_repositories(joiner, path)
+    finally:
+        await host.client.close()
         await database.dispose()
 
 

@@ -64,6 +64,8 @@ def _forge_of(settings: Settings, host: str) -> str | None:
         return "the GitHub App (install it on the repository)"
     if settings.gitlab_enabled and host == settings.gitlab_host:
         return "GitLab (python app.py gitlab add)"
+    if settings.gitea_enabled and host == settings.gitea_host:
+        return "Gitea (python app.py gitea add)"
     return None
 
 

@@ -192,6 +192,17 @@ class Settings(BaseSettings):
         default_factory=lambda data: urlsplit(data["gitlab_url"]).hostname or "gitlab.com",
         validation_alias="GITLAB_HOST",
     )
+    gitea_url: URL | None = Field(default=None, validation_alias="GITEA_URL")
+    gitea_token: str | None = Field(default=None, repr=False, validation_alias="GITEA_TOKEN")
+    gitea_webhook_secret: str | None = Field(
+        default=None, repr=False, validation_alias="GITEA_WEBHOOK_SECRET"
+    )
+    gitea_host: str | None = Field(
+        default_factory=lambda data: (
+            urlsplit(data["gitea_url"]).hostname if data.get("gitea_url") else None
+        ),
+        validation_alias="GITEA_HOST",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -243,9 +254,11 @@ class Settings(BaseSettings):
             raise ValueError("not a PEM private key (-----BEGIN … PRIVATE KEY-----)")
         return value
 
-    @field_validator("github_host", "gitlab_host")
+    @field_validator("github_host", "gitlab_host", "gitea_host")
     @classmethod
-    def _host_name(cls, value: str) -> str:
+    def _host_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not _HOST_NAME.fullmatch(value.lower()):
             raise ValueError(f"expected a host name like github.com, got {value!r}")
         return value.lower()
@@ -278,6 +291,12 @@ class Settings(BaseSettings):
     def gitlab_enabled(self) -> bool:
         return bool(self.gitlab_token)
 
+    @property
+    def gitea_enabled(self) -> bool:
+        """A Gitea or Forgejo bot account: its URL, token and webhook secret (all three, or
+        start-up stops)."""
+        return bool(self.gitea_url and self.gitea_token and self.gitea_webhook_secret)
+
 
 VARIABLES = frozenset(str(info.validation_alias) for info in Settings.model_fields.values())
 """The environment variables settings are read from."""
@@ -294,7 +313,8 @@ class _Forge:
 
 
 # A GitLab token without the webhook secret would start pipelines but never hear how they ended,
-# so the two go together as the GitHub App's three do.
+# so the two go together as the GitHub App's three do. Gitea and Forgejo have no default
+# instance, so their URL is needed too.
 _FORGES = (
     _Forge(
         "GitHub App",
@@ -306,6 +326,11 @@ _FORGES = (
     ),
     _Forge(
         "GitLab", (("GITLAB_TOKEN",), ("GITLAB_WEBHOOK_SECRET",)), ("GITLAB_URL", "GITLAB_HOST")
+    ),
+    _Forge(
+        "Gitea",
+        (("GITEA_URL",), ("GITEA_TOKEN",), ("GITEA_WEBHOOK_SECRET",)),
+        ("GITEA_HOST",),
     ),
 )
 

@@ -76,7 +76,7 @@ class SetupFailed(Exception):
 
 
 def forge_configured(settings: Settings) -> bool:
-    return settings.github_enabled or settings.gitlab_enabled
+    return settings.github_enabled or settings.gitlab_enabled or settings.gitea_enabled
 
 
 def manifest(settings: Settings, path: Path = APP_YML) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot import metrics
+from bot.forges.gitea import payloads as gitea_payloads
 from bot.forges.github import payloads as github_payloads
 from bot.forges.gitlab import payloads as gitlab_payloads
 from bot.intake import Incoming
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 KEPT_HEADERS = {"content-type", "user-agent", "x-github-hook-installation-target-id"}
 SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")  # Gitea's and Forgejo's: the bare hex digest
+GITEA_SIGNATURES = ("X-Gitea-Signature", "X-Forgejo-Signature")
 DELIVERY = re.compile(rf"[!-~]{{1,{DELIVERY_ID}}}")  # visible ASCII: GitHub and GitLab send UUIDs
 
 routes = web.RouteTableDef()
@@ -156,3 +159,39 @@ async def gitlab_webhook(request: web.Request) -> web.Response:
             )
     finally:
         metrics.WEBHOOK_SECONDS.labels("gitlab").observe(time.perf_counter() - started)
+
+
+@routes.post("/webhooks/gitea")
+async def gitea_webhook(request: web.Request) -> web.Response:
+    """Gitea signs the body with HMAC-SHA256 in `X-Gitea-Signature`; Forgejo sends the same
+    digest in `X-Forgejo-Signature` too (and its `X-Forgejo-*` delivery and event headers beside
+    the `X-Gitea-*` ones). Either signature header will do; a given one must match."""
+    started = time.perf_counter()
+    secret = request.app[RUNTIME].settings.gitea_webhook_secret
+    if not secret:
+        return json_error(404, "Gitea webhooks are not configured on this server")
+    given = [request.headers[name] for name in GITEA_SIGNATURES if name in request.headers]
+    if not given or not all(HEX_SIGNATURE.fullmatch(value) for value in given):
+        metrics.DELIVERIES.labels("gitea", "unauthorized").inc()
+        problem = "missing" if not given else "malformed (expected 64 hex digits)"
+        return json_error(401, f"X-Gitea-Signature header {problem}")
+    try:
+        async with large_body_slot(request):
+            digest = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+            body = await read_body(request, digest)
+            expected = digest.hexdigest()
+            if not all(hmac.compare_digest(expected, value.lower()) for value in given):
+                metrics.DELIVERIES.labels("gitea", "unauthorized").inc()
+                return json_error(401, "X-Gitea-Signature does not match the webhook secret")
+            event = request.headers.get("X-Gitea-Event") or request.headers.get("X-Forgejo-Event")
+            delivery_id = _delivery_id(
+                request,
+                "gitea",
+                ("X-Gitea-Delivery", "X-Forgejo-Delivery"),
+                hashlib.sha256(body).hexdigest(),
+            )
+            return await _intake(
+                request, "gitea", event or "", delivery_id, body, gitea_payloads.PAYLOADS
+            )
+    finally:
+        metrics.WEBHOOK_SECONDS.labels("gitea").observe(time.perf_counter() - started)

@@ -1,0 +1,56 @@
+"""Gitea and Forgejo events, processed from the job queue: each module translates one event
+family (`push`: the config; `runs`: Actions runs and commit statuses).
+
+A new event family (pull requests for pre-merge runs, comments for commands) is a model in
+bot/forges/gitea/payloads.py and a handler here; until then the intake answers them "ignored".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.engine import Engine
+from bot.models import Delivery
+from handlers.gitea import push, runs
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {
+    "push": push.on_push,
+    "status": runs.on_status,
+    "workflow_run": runs.on_workflow_run,
+    "action_run": runs.on_action_run,
+    "action_run_success": runs.on_action_run,
+    "action_run_failure": runs.on_action_run,
+    "action_run_recover": runs.on_action_run,
+}
+
+
+class GiteaDeliveries:
+    """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
+    event."""
+
+    def __init__(self, engine: Engine, host: str) -> None:
+        self.engine = engine
+        self.host = host
+
+    async def __call__(self, payload: dict[str, Any]) -> None:
+        async with self.engine.sessions() as session:
+            delivery = await session.get(Delivery, payload["delivery"])
+        if delivery is None:
+            return
+        handler = HANDLERS.get(delivery.event)
+        data = json.loads(delivery.body)
+        if handler is None or not isinstance(data, dict):
+            return
+        log.info(
+            "processing %s",
+            delivery.event,
+            extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
+        )
+        await handler(data, engine=self.engine, host=self.host)
