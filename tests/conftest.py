@@ -24,6 +24,7 @@ from bot.engine import followups
 from bot.runtime import Runtime
 from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
+from tests.fakegitea import fake_gitea, gitea_both, gitea_settings  # noqa: F401  (fixtures)
 from tests.fakegithub import app_private_key, app_private_pem, fake_github  # noqa: F401  (fixtures)
 from tests.fakegitlab import both, fake_gitlab  # noqa: F401  (fixtures)
 from tests.keys import PRIVATE_KEY_PEM

@@ -19,11 +19,14 @@ NO_COMMIT = "0" * 40
 
 def listed_paths(push: dict[str, Any]) -> set[str] | None:
     """Paths the push's commits list, or None when that is not all of them: Gitea lists only
-    the last commits of a large push (`total_commits` counts them all)."""
+    the last commits of a large push (`total_commits` counts them all), and older versions
+    list no files."""
     commits = [commit for commit in push.get("commits") or [] if isinstance(commit, dict)]
     if len(commits) < (push.get("total_commits") or 0):
         return None
     changes = ("added", "modified", "removed")
+    if any(not any(change in commit for change in changes) for commit in commits):
+        return None
     return {path for commit in commits for change in changes for path in commit.get(change) or []}
 
 

@@ -1,0 +1,299 @@
+"""GiteaHost against the fake Gitea: the calls the client really makes, their bodies, and what
+the engine gets back — for Gitea and for Forgejo where their answers differ."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bot.codehost import CommitReport
+from bot.runner import TriggerError, TriggerRequest
+from config.repo_config import ConfigError, ConfigProblem, Trigger
+from tests.fakegitea import FakeGitea, gitea_host, repo_path
+
+LIB = "acme/lib"
+NAME = f"codeberg.org/{LIB}"
+REPO = repo_path(LIB)
+SHA = "a" * 40
+MARKER = "<!-- conjunction:downstream-summary -->"
+EVENT = "e" * 32
+
+
+def request(**values: Any) -> TriggerRequest:
+    fields: dict[str, Any] = {
+        "event_id": EVENT,
+        "project": NAME,
+        "upstream": "github.com/acme/core",
+        "upstream_sha": SHA,
+        "upstream_ref": "main",
+        "upstream_url": None,
+        "callback_url": f"https://conjunction.test/api/v1/events/{EVENT}/status",
+        "callback_token": "token",
+        "trigger": Trigger(workflow="downstream.yml"),
+        "default_branch": "main",
+    }
+    return TriggerRequest(**(fields | values))
+
+
+def report(state: str = "pending", description: str = "0 of 1 downstream projects passed") -> Any:
+    return CommitReport(
+        state=state,  # type: ignore[arg-type]
+        conclusion=None if state == "pending" else "success",
+        description=description,
+        target_url="https://conjunction.test/events/1",
+        title=description,
+        summary="table",
+    )
+
+
+def commit(sha: str, message: str, login: str | None, files: list[str]) -> dict[str, Any]:
+    """A commit as Gitea's compare lists it."""
+    return {
+        "sha": sha,
+        "html_url": f"https://codeberg.org/{LIB}/commit/{sha}",
+        "commit": {"message": message, "author": {"name": "Someone", "email": "s@example.com"}},
+        "author": {"login": login} if login else None,
+        "files": [{"filename": name, "status": "modified"} for name in files],
+    }
+
+
+async def test_repository_files_and_visibility(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect_repo(LIB, default_branch="trunk", private=True)
+    fake_gitea.expect_file(LIB, ".gitea/CODEOWNERS", "* @acme/core\n", ref="trunk")
+    fake_gitea.expect_file(LIB, "docs/CODEOWNERS", None, ref=None)
+    host = gitea_host(fake_gitea)
+
+    info = await host.project_info(NAME)
+    assert (info.default_branch, info.private) == ("trunk", True)
+    assert await host.read_file(NAME, ".gitea/CODEOWNERS", "trunk") == "* @acme/core\n"
+    assert await host.read_file(NAME, "docs/CODEOWNERS") is None
+    assert [call.path for call in fake_gitea.calls] == [
+        "/repos/acme/lib",
+        "/repos/acme/lib/raw/.gitea/CODEOWNERS",
+        "/repos/acme/lib/raw/docs/CODEOWNERS",
+    ]
+    assert fake_gitea.calls[0].headers["authorization"] == "token gitea-bot-token-for-tests"
+
+
+async def test_changed_files_and_commits_come_from_the_compare(fake_gitea: FakeGitea) -> None:
+    compared = {
+        "total_commits": 2,
+        "commits": [  # newest first, as Gitea lists them
+            commit("2" * 40, "Second\n\nbody", None, ["src/b.py"]),
+            commit("1" * 40, "First", "alice", ["src/a.py", "README.md"]),
+        ],
+    }
+    path = f"{REPO}/compare/{'0' * 40}...{'2' * 40}"
+    fake_gitea.expect("GET", path, query={"files": "true"}, body=compared)
+    fake_gitea.expect("GET", path, query={"files": "false"}, body=compared)
+    host = gitea_host(fake_gitea)
+
+    assert await host.changed_files(NAME, "0" * 40, "2" * 40) == [
+        "README.md",
+        "src/a.py",
+        "src/b.py",
+    ]
+    commits = await host.commits_between(NAME, "0" * 40, "2" * 40)
+    assert commits is not None and commits.total == 2
+    assert [(c.sha[0], c.title, c.author) for c in commits.commits] == [
+        ("1", "First", "alice"),
+        ("2", "Second", "Someone"),
+    ]
+    assert commits.url == f"https://codeberg.org/{LIB}/compare/{'0' * 40}...{'2' * 40}"
+    assert host.profile_url("alice") == "https://codeberg.org/alice"
+    assert host.profile_url("acme/core") == "https://codeberg.org/org/acme/teams/core"
+
+
+async def test_the_report_is_a_commit_status(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect_status(LIB, SHA)
+    host = gitea_host(fake_gitea)
+    await host.publish_report(NAME, SHA, report(), status=True, check=True)
+    await host.publish_report(NAME, SHA, report("success", "x " * 200), status=True, check=True)
+    await host.publish_report(NAME, SHA, report(), status=False, check=True)
+
+    first, second = fake_gitea.statuses(LIB, SHA)
+    assert first == {
+        "state": "pending",
+        "context": "conjunction/downstream",
+        "description": "0 of 1 downstream projects passed",
+        "target_url": "https://conjunction.test/events/1",
+    }
+    assert second["state"] == "success" and len(second["description"]) <= 255
+
+
+async def test_an_invalid_config_is_a_failed_status_linked_to_its_line(
+    fake_gitea: FakeGitea,
+) -> None:
+    fake_gitea.expect_status(LIB, SHA)
+    error = ConfigError([ConfigProblem(3, "upstream", "unknown key")])
+    await gitea_host(fake_gitea).report_config(NAME, SHA, error)
+    [status] = fake_gitea.statuses(LIB, SHA)
+    assert status["context"] == "conjunction/config" and status["state"] == "failure"
+    assert status["target_url"] == (
+        f"https://codeberg.org/{LIB}/src/commit/{SHA}/.conjunction.yml#L3"
+    )
+
+
+async def test_the_pull_request_comment_is_edited_in_place(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect("GET", f"{REPO}/commits/{SHA}/pull", body={"number": 5}, times=2)
+    fake_gitea.expect("GET", f"{REPO}/issues/5/comments", body=[{"id": 1, "body": "LGTM"}])
+    fake_gitea.expect("POST", f"{REPO}/issues/5/comments", status=201, body={"id": 9})
+    fake_gitea.expect(
+        "GET", f"{REPO}/issues/5/comments", body=[{"id": 9, "body": f"{MARKER}\nold"}]
+    )
+    fake_gitea.expect("PATCH", f"{REPO}/issues/comments/9", body={"id": 9})
+    host = gitea_host(fake_gitea)
+
+    await host.comment_on_change(NAME, SHA, MARKER, "first")
+    await host.comment_on_change(NAME, SHA, MARKER, "second")
+    [posted] = fake_gitea.calls_to("POST", f"{REPO}/issues/5/comments")
+    assert posted.body == {"body": f"{MARKER}\nfirst"}
+    [edited] = fake_gitea.calls_to("PATCH", f"{REPO}/issues/comments/9")
+    assert edited.body == {"body": f"{MARKER}\nsecond"}
+
+
+async def test_a_commit_without_a_pull_request_gets_no_comment(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect("GET", f"{REPO}/commits/{SHA}/pull", status=404, body={"message": "nope"})
+    await gitea_host(fake_gitea).comment_on_change(NAME, SHA, MARKER, "text")
+
+
+async def test_breakage_issue_life_cycle(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect(
+        "GET",
+        f"{REPO}/issues",
+        query={"state": "open", "type": "issues", "labels": "conjunction"},
+        body=[{"number": 2, "body": "someone else's", "html_url": "x"}],
+    )
+    fake_gitea.expect("GET", f"{REPO}/labels", body=[{"id": 4, "name": "bug"}])
+    fake_gitea.expect("POST", f"{REPO}/labels", status=201, body={"id": 8, "name": "conjunction"})
+    fake_gitea.expect(
+        "POST",
+        f"{REPO}/issues",
+        status=201,
+        body={"number": 3, "html_url": f"https://codeberg.org/{LIB}/issues/3"},
+        times=2,
+    )
+    fake_gitea.expect("POST", f"{REPO}/issues/3/comments", status=201, body={"id": 1}, times=2)
+    fake_gitea.expect("PATCH", f"{REPO}/issues/3", status=201, body={"number": 3})
+    host = gitea_host(fake_gitea)
+
+    assert await host.find_issue(NAME, "<!-- marker -->") is None
+    issue = await host.open_issue(NAME, "It broke", "<!-- marker -->\n@alice", ["conjunction"])
+    assert (issue.number, issue.url) == (3, f"https://codeberg.org/{LIB}/issues/3")
+    await host.open_issue(NAME, "Again", "body", ["conjunction"])  # the label id is kept
+    await host.comment_issue(NAME, 3, "still failing")
+    await host.close_issue(NAME, 3, "fixed")
+
+    [label] = fake_gitea.calls_to("POST", f"{REPO}/labels")
+    assert label.body == {
+        "name": "conjunction",
+        "color": "#d93f0b",
+        "description": "A downstream project broke against an upstream change",
+    }
+    opened = fake_gitea.calls_to("POST", f"{REPO}/issues")
+    assert opened[0].body == {
+        "title": "It broke",
+        "body": "<!-- marker -->\n@alice",
+        "labels": [8],
+    }
+    [closed] = fake_gitea.calls_to("PATCH", f"{REPO}/issues/3")
+    assert closed.body == {"state": "closed"}
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "run_id", "url"),
+    [
+        (204, None, None, f"https://codeberg.org/{LIB}/actions?workflow=downstream.yml"),
+        (  # Gitea with return_run_details
+            200,
+            {"workflow_run_id": 77, "html_url": f"https://codeberg.org/{LIB}/actions/runs/77"},
+            "77",
+            f"https://codeberg.org/{LIB}/actions/runs/77",
+        ),
+        (  # Forgejo with return_run_info
+            201,
+            {"id": 900, "run_number": 12, "jobs": ["test"]},
+            "900",
+            f"https://codeberg.org/{LIB}/actions/runs/12",
+        ),
+    ],
+)
+async def test_a_downstream_is_a_workflow_dispatch_with_the_contract_inputs(
+    fake_gitea: FakeGitea, status: int, answer: Any, run_id: str | None, url: str
+) -> None:
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=status, body=answer)
+    artifacts = [{"name": "lib.whl", "url": "https://ci.example.com/lib.whl"}]
+    started = await gitea_host(fake_gitea).start_pipeline(request(artifacts=artifacts))
+
+    assert (started.run_id, started.url) == (run_id, url)
+    [call] = fake_gitea.dispatches(LIB, "downstream.yml")
+    assert call.query == {"return_run_details": "true"}
+    assert call.body == {
+        "ref": "main",
+        "inputs": {
+            "conjunction_event": EVENT,
+            "upstream": "github.com/acme/core",
+            "upstream_sha": SHA,
+            "upstream_ref": "main",
+            "upstream_artifacts": json.dumps(artifacts),
+        },
+        "return_run_info": True,
+    }
+
+
+async def test_refusals_say_what_to_do_and_a_server_error_is_not_sent_twice(
+    fake_gitea: FakeGitea,
+) -> None:
+    host = gitea_host(fake_gitea)
+    with pytest.raises(TriggerError, match=r"set trigger.workflow"):
+        await host.start_pipeline(request(trigger=Trigger()))
+
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=404, body={"message": "not found"})
+    with pytest.raises(TriggerError, match=r"downstream.yml not found on main of acme/lib") as exc:
+        await host.start_pipeline(request())
+    assert exc.value.permanent
+
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=403, body={"message": "forbidden"})
+    with pytest.raises(TriggerError, match=r"needs write access"):
+        await host.start_pipeline(request())
+
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=502, body={"message": "bad gw"})
+    with pytest.raises(TriggerError, match=r"unavailable") as exc:
+        await host.start_pipeline(request())
+    assert not exc.value.permanent
+    assert len(fake_gitea.dispatches(LIB, "downstream.yml")) == 3
+
+
+async def test_reads_are_retried_after_server_errors(fake_gitea: FakeGitea) -> None:
+    fake_gitea.expect("GET", REPO, status=503, body={"message": "busy"})
+    fake_gitea.expect("GET", REPO, status=429, body={"message": "slow down"})
+    fake_gitea.expect_repo(LIB)
+    info = await gitea_host(fake_gitea).project_info(NAME)
+    assert info.default_branch == "main"
+    assert [call.status for call in fake_gitea.calls] == [503, 429, 200]
+
+
+async def test_find_started_finds_the_run_by_its_title(fake_gitea: FakeGitea) -> None:
+    runs = {
+        "workflow_runs": [
+            {"id": 3, "display_title": "downstream", "html_url": "u3"},
+            {"id": 4, "display_title": f"conjunction {EVENT}", "html_url": "u4"},  # Gitea
+        ]
+    }
+    fake_gitea.expect(
+        "GET", f"{REPO}/actions/runs", query={"event": "workflow_dispatch"}, body=runs
+    )
+    fake_gitea.expect(  # Forgejo: the run's title, here without the event id
+        "GET",
+        f"{REPO}/actions/runs",
+        body={"workflow_runs": [{"id": 5, "title": "Downstream", "html_url": "u5"}]},
+    )
+    fake_gitea.expect("GET", f"{REPO}/actions/runs", status=404, body={"message": "no"})
+    host = gitea_host(fake_gitea)
+
+    found = await host.find_started(request())
+    assert found is not None and (found.run_id, found.url) == ("4", "u4")
+    assert await host.find_started(request()) is None
+    assert await host.find_started(request()) is None  # a server without the API
