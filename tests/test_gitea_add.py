@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import gitea_add, main
+from app import create_app, gitea_add, main
 from bot import db
+from bot.forges.gitea.host import GiteaHost
 from bot.models import Project
 from config.settings import Settings, SettingsError, settings_from
+from handlers.context import RUNTIME
 from tests.fakegitea import WEBHOOK_SECRET, FakeGitea, gitea_host, repo_path
 
 HOOK_URL = "https://conjunction.test/webhooks/gitea"
@@ -216,3 +218,22 @@ def test_the_host_in_project_names_is_the_url_s_unless_set() -> None:
         "git.acme.dev",
     )
     assert not settings_from({}).gitea_enabled
+
+
+async def test_gitea_alone_is_wired_from_settings(aiohttp_client: Any, tmp_path: Any) -> None:
+    """With only a Gitea bot account configured: its code host serves codeberg.org, its
+    deliveries have a job, and the dashboard replaces the GitHub App setup."""
+    settings = settings_from(
+        GITEA
+        | {
+            "CONJUNCTION_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+            "CONJUNCTION_SECRET_KEY": "a-secret-key-for-the-tests",
+        }
+    )
+    client = await aiohttp_client(create_app(settings, env_path=tmp_path / ".env"))
+    runtime = client.app[RUNTIME]
+    assert isinstance(runtime.engine.adapters.host("codeberg.org/acme/lib"), GiteaHost)
+    assert runtime.engine.adapters.host("github.com/acme/lib") is None
+    assert "gitea_delivery" in runtime.intake.job_kinds
+    page = await client.get("/")
+    assert "/setup?code=" not in await page.text()

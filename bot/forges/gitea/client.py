@@ -12,6 +12,7 @@ GitLab's client: at most `REQUESTS_PER_MINUTE`, and none before a reset the serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -146,7 +147,8 @@ class GiteaClient:
             self.pacer.observe(response.headers)
             data: Any = None
             if text and response.content_type == "application/json":
-                data = await response.json(content_type=None)
+                with contextlib.suppress(ValueError):  # a raw file served as JSON, say
+                    data = json.loads(text)
             if response.status == 429 and (wait := _retry_after(response.headers)) is not None:
                 await self._sleep(wait)
             return Answer(response.status, data, text)
