@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -380,11 +381,14 @@ def workflow_run_event(
     branch: str = "main",
     title: str = "Webhooks Yay!",
     name: str = "CI",
+    workflow: str = "build.yml",
 ) -> dict[str, Any]:
-    """Gitea's `workflow_run` of one finished run."""
+    """Gitea's `workflow_run` of one run of `workflow` that finished now."""
     payload = fixture("workflow_run.json")
-    payload["workflow"]["name"] = name
+    payload["workflow"].update(name=name, id=workflow, path=f".gitea/workflows/{workflow}")
     payload["workflow_run"].update(
+        path=f"{workflow}@refs/heads/{branch}",
+        started_at=now(),
         id=run_id,
         head_sha=sha,
         head_branch=branch,
@@ -406,8 +410,9 @@ def action_run_event(
     event: str = "push",
     ref: str = "refs/heads/main",
     title: str = "Webhooks Yay!",
+    workflow: str = "build.yml",
 ) -> dict[str, Any]:
-    """Forgejo's `action_run` of one finished run."""
+    """Forgejo's `action_run` of one run of `workflow` created and finished now."""
     payload = fixture("action_run.json")
     payload["action"] = "success" if status == "success" else "failure"
     run = payload["run"]
@@ -417,6 +422,8 @@ def action_run_event(
         status=status,
         event=event,
         title=title,
+        workflow_id=workflow,
+        created=now(),
         prettyref=ref.rsplit("/", 1)[-1],
         event_payload=json.dumps({"ref": ref, "after": sha}),
         html_url=f"https://{HOST}/{path}/actions/runs/{run_id}",
@@ -444,6 +451,10 @@ def status_event(
         repository=_repository(path),
     )
     return payload
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def signature(body: bytes, secret: str = WEBHOOK_SECRET) -> str:

@@ -124,14 +124,16 @@ async def test_github_upstream_gitea_downstream(
     assert broken.description == "0 of 1 downstream projects passed, 1 new regression"
 
     # the next pass closes it; an older server answers the dispatch without an id, and the
-    # dispatched run is matched as the next one
+    # run is matched as the one run of the dispatched workflow on its ref created since
     fake_gitea.expect_dispatch(APP, "downstream.yml", status=204)
     fake_gitea.expect("POST", f"{repo}/issues/12/comments", status=201, body={"id": 3})
     fake_gitea.expect("PATCH", f"{repo}/issues/12", status=201, body={"number": 12})
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[2], run_id=3))
     await run_jobs(client)
     event = await trigger_event(client, f"codeberg.org/{APP}")
-    passed_again = action_run_event(APP, "c" * 40, run_id=902, event="workflow_dispatch")
+    passed_again = action_run_event(
+        APP, "c" * 40, run_id=902, event="workflow_dispatch", workflow="downstream.yml"
+    )
     await post_gitea(client, "action_run", passed_again, forgejo=True)
     await run_jobs(client)
     [closed] = fake_gitea.calls_to("PATCH", f"{repo}/issues/12")

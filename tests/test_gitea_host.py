@@ -4,6 +4,7 @@ the engine gets back — for Gitea and for Forgejo where their answers differ.""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -291,9 +292,43 @@ async def test_find_started_finds_the_run_by_its_title(fake_gitea: FakeGitea) ->
         body={"workflow_runs": [{"id": 5, "title": "Downstream", "html_url": "u5"}]},
     )
     fake_gitea.expect("GET", f"{REPO}/actions/runs", status=404, body={"message": "no"})
+    sent = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    forgejo_runs = [  # Forgejo's runs: the dispatched workflow on main since the dispatch
+        {
+            "id": 6,
+            "title": "Downstream",
+            "workflow_id": "downstream.yml",
+            "prettyref": "main",
+            "created": "2026-05-01T12:00:03Z",
+            "html_url": "u6",
+        },
+        {
+            "id": 7,
+            "title": "Downstream",
+            "workflow_id": "downstream.yml",
+            "prettyref": "main",
+            "created": "2026-05-01T11:50:00Z",
+            "html_url": "u7",
+        },  # before it was sent
+        {
+            "id": 8,
+            "title": "Other",
+            "workflow_id": "other.yml",
+            "prettyref": "main",
+            "created": "2026-05-01T12:00:04Z",
+            "html_url": "u8",
+        },
+    ]
+    fake_gitea.expect("GET", f"{REPO}/actions/runs", body={"workflow_runs": forgejo_runs})
+    fake_gitea.expect(  # two that fit: a guess, so none
+        "GET", f"{REPO}/actions/runs", body={"workflow_runs": forgejo_runs + forgejo_runs[:1]}
+    )
     host = gitea_host(fake_gitea)
 
     found = await host.find_started(request())
     assert found is not None and (found.run_id, found.url) == ("4", "u4")
     assert await host.find_started(request()) is None
     assert await host.find_started(request()) is None  # a server without the API
+    found = await host.find_started(request(sent_at=sent))
+    assert found is not None and (found.run_id, found.url) == ("6", "u6")
+    assert await host.find_started(request(sent_at=sent)) is None

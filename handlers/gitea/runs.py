@@ -2,8 +2,8 @@
 
 - `workflow_run` (Gitea) and `action_run` (Forgejo): an Actions run finished. A run Conjunction
   dispatched is its trigger event's result (by the run id the dispatch answered with, the event
-  id in the run's title, or as the next dispatch); any other successful run is an upstream
-  success of its branch.
+  id in the run's title, or as the one run of the dispatched workflow on the dispatched ref
+  created since the dispatch); any other successful run is an upstream success of its branch.
 - `status` (Gitea; Forgejo sends none): another CI's commit status (Woodpecker, Jenkins, …). It
   is a trigger's result only when it names the event (in its description or target URL); else
   a success is an upstream success only on the head of the default branch, the one branch a
@@ -19,9 +19,9 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bot.engine import Engine, FinishedPipeline, ResultConflict
+from bot.engine import Engine, FinishedPipeline
 from bot.engine.results import EVENT_ID, StartedBy
-from bot.forges.gitea.host import GiteaHost
+from bot.forges.gitea.host import GiteaHost, timestamp, workflow_file
 from bot.models import Event
 from bot.names import project_key
 from bot.results import Result
@@ -46,7 +46,7 @@ RUN_STATUSES = {
 # a commit status's states; pending (and Gitea's warning) are not a result
 STATES = {"success": Result.SUCCESS, "failure": Result.FAILURE, "error": Result.ERROR}
 STARTED_BY: dict[str, StartedBy] = {
-    "workflow_dispatch": "dispatch",
+    "workflow_dispatch": "workflow_dispatch",
     "pull_request": "pull_request",
     "pull_request_target": "pull_request",
     "pull_request_sync": "pull_request",
@@ -58,20 +58,23 @@ async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str) ->
     if data.get("action") != "completed":
         return
     run = data["workflow_run"]
-    workflow = (data.get("workflow") or {}).get("name")
-    await _finished(
-        engine,
+    workflow = data.get("workflow") or {}
+    await engine.pipeline_finished(
         FinishedPipeline(
             project=f"{host}/{data['repository']['full_name']}",
             sha=run.get("head_sha"),
             ref=run.get("head_branch"),
             result=CONCLUSIONS.get(run.get("conclusion") or "", Result.ERROR),
-            pipeline=workflow,
+            pipeline=workflow.get("name"),
             run_id=str(run["id"]),
-            title=f"{run.get('display_title') or ''} {workflow or ''}",
+            title=f"{run.get('display_title') or ''} {workflow.get('name') or ''}",
             url=run.get("html_url"),
             started_by=STARTED_BY.get(run.get("event") or "", "push"),
-        ),
+            attempt=int(run.get("run_attempt") or 1),
+            workflow=workflow_file(workflow.get("path")) or workflow_file(run.get("path")),
+            # Gitea's run says when it started, which is after it was created
+            created_at=timestamp(run.get("started_at")),
+        )
     )
 
 
@@ -81,8 +84,7 @@ async def on_action_run(data: dict[str, Any], *, engine: Engine, host: str) -> N
     if result is None:
         return
     ref, ref_type = forgejo_ref(run)
-    await _finished(
-        engine,
+    await engine.pipeline_finished(
         FinishedPipeline(
             project=f"{host}/{run['repository']['full_name']}",
             sha=run.get("commit_sha"),
@@ -94,7 +96,9 @@ async def on_action_run(data: dict[str, Any], *, engine: Engine, host: str) -> N
             title=run.get("title") or "",
             url=run.get("html_url"),
             started_by=STARTED_BY.get(run.get("event") or "", "push"),
-        ),
+            workflow=workflow_file(run.get("workflow_id")),
+            created_at=timestamp(run.get("created")),
+        )
     )
 
 
@@ -131,7 +135,7 @@ async def on_status(data: dict[str, Any], *, engine: Engine, host: str) -> None:
         started_by="push",  # never the next dispatch's result unless it names the event
     )
     if await _named_trigger(engine, run) is not None:
-        await _finished(engine, run)
+        await engine.pipeline_finished(run)
         return
     default_branch = repository.get("default_branch")
     if result is not Result.SUCCESS or not default_branch:
@@ -143,20 +147,6 @@ async def on_status(data: dict[str, Any], *, engine: Engine, host: str) -> None:
         and await gitea.branch_head(name, default_branch) == run.sha
     ):
         await engine.pipeline_finished(replace(run, ref=default_branch))
-
-
-async def _finished(engine: Engine, run: FinishedPipeline) -> None:
-    """To the engine; a run naming a trigger event that already has a result (it timed out) is
-    that event's late result, never an upstream success."""
-    event = await _named_trigger(engine, run)
-    if event is not None and event.result is not None:
-        with contextlib.suppress(ResultConflict):
-            await engine.record_result(
-                event.id, run.result, url=run.url, sha=run.sha, ref=run.ref, ref_type=run.ref_type
-            )
-        log.info("late result %s for trigger %s", run.result, event.id)
-        return
-    await engine.pipeline_finished(run)
 
 
 async def _named_trigger(engine: Engine, run: FinishedPipeline) -> Event | None:

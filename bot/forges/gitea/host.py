@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +37,7 @@ from bot.codehost import (
 from bot.engine.indexing import CONFIG_PATH
 from bot.forges.gitea.client import TRANSIENT, GiteaClient, GiteaError, is_transient
 from bot.names import project_key, split_project
-from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
 from config.settings import Settings
@@ -390,10 +392,12 @@ class GiteaHost:
         return TriggerError(reason)
 
     async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
-        """A recent dispatched run whose title carries this event's id, if the server lists
-        runs (Gitea and Forgejo both have `GET …/actions/runs`, with other fields). A run
-        whose title does not carry the id (the workflow has no `run-name` with it) cannot be
-        told apart: None, and the trigger is sent again."""
+        """A recent dispatched run whose title names the event (`run-name` with the event id);
+        else, when no title does, the one run of the dispatched workflow on the dispatched ref
+        created since the dispatch was sent — none when there are several, which would be a
+        guess. Gitea and Forgejo both list runs (`GET …/actions/runs`), with other fields:
+        Gitea's `display_title`, `path` and `head_branch`, Forgejo's `title`, `workflow_id`,
+        `prettyref` and `created`. A server without that API: None."""
         try:
             data = await self.client.get(
                 f"{self._repo(request.project)}/actions/runs",
@@ -403,13 +407,48 @@ class GiteaHost:
             )
         except GiteaError as exc:
             if exc.status in (404, 405):
-                return None  # no such API on this server
+                return None
             raise
-        for run in (data or {}).get("workflow_runs") or []:
-            title = f"{run.get('display_title') or ''} {run.get('title') or ''}"
-            if request.event_id in title:
-                return PipelineStarted(url=run.get("html_url"), run_id=str(run["id"]))
+        runs = [run for run in (data or {}).get("workflow_runs") or [] if isinstance(run, dict)]
+        named = [
+            run
+            for run in runs
+            if request.event_id in f"{run.get('display_title') or ''} {run.get('title') or ''}"
+        ]
+        fitting = named or [run for run in runs if _fits(run, request)]
+        if len(fitting) != 1:
+            return None
+        return PipelineStarted(url=fitting[0].get("html_url"), run_id=str(fitting[0]["id"]))
+
+
+def _fits(run: dict[str, Any], request: TriggerRequest) -> bool:
+    """A dispatched run that names no event may be this request's: its workflow on its ref,
+    created (Gitea: started) since it was sent, by the server's clock."""
+    created = timestamp(run.get("created") or run.get("started_at"))
+    if request.sent_at is None or created is None or created < request.sent_at - CLOCK_SLACK:
+        return False
+    ref = request.trigger.ref or request.default_branch
+    workflow = workflow_file(run.get("workflow_id") or run.get("path"))
+    branch = run.get("head_branch") or run.get("prettyref")
+    return branch == ref and workflow == request.trigger.workflow
+
+
+def timestamp(value: object) -> datetime | None:
+    """An RFC 3339 time as Gitea and Forgejo write it, or None."""
+    if not isinstance(value, str) or not value:
         return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def workflow_file(path: object) -> str | None:
+    """`build.yml` of `.gitea/workflows/build.yml` or of Gitea's `build.yml@refs/heads/main`."""
+    if not isinstance(path, str) or not path:
+        return None
+    return PurePosixPath(path.split("@", 1)[0]).name or None
 
 
 def _commit(item: dict[str, Any]) -> Commit:
