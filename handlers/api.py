@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from bot import gitprojects, views
+from bot import gitprojects
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
 from bot.limits import REF, SHA, Text, Url, no_nul
 from bot.models import utcnow
@@ -20,6 +20,7 @@ from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.runs import Via
 from bot.tokens import use_project_token
+from bot.views import pages as views
 from handlers.admin import bearer, is_admin, usable_token
 from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error

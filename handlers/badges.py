@@ -7,8 +7,8 @@ import json
 
 from aiohttp import web
 
-from bot import views
 from bot.badges import badge_of, svg
+from bot.views import pages as views
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_error
 

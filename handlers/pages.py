@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot import views
 from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
+from bot.views import pages as views
 from handlers import charts
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_answer, json_error

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from bot import views
 from bot.models import Event
+from bot.views import pages as views
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
