@@ -20,7 +20,7 @@ from bot.names import ProjectName, project_key
 from bot.results import Result
 from bot.runs import Via
 from bot.tokens import use_project_token
-from bot.views import pages as views
+from bot.views import api as api_views
 from handlers.admin import bearer, is_admin, usable_token
 from handlers.bodies import large_body_slot, parse_json, problems, read_body
 from handlers.context import RUNTIME, json_answer, json_error
@@ -193,9 +193,9 @@ async def post_build(request: web.Request) -> web.Response:
 
 
 async def event_trace(request: web.Request, event_id: str) -> dict[str, Any] | None:
-    """An event's trace as this caller may see it (`bot.views.event_trace`)."""
+    """An event's trace as this caller may see it (`bot.views.api.event_trace`)."""
     runtime = request.app[RUNTIME]
-    return await views.event_trace(
+    return await api_views.event_trace(
         runtime.sessions, event_id, admin=is_admin(request), max_depth=runtime.settings.max_depth
     )
 
@@ -212,7 +212,9 @@ async def get_event(request: web.Request) -> web.Response:
 @routes.get("/api/v1/projects/{project:.+}")
 async def get_project(request: web.Request) -> web.Response:
     name = request.match_info["project"]
-    view = await views.project_view(request.app[RUNTIME].sessions, name, admin=is_admin(request))
+    view = await api_views.project_view(
+        request.app[RUNTIME].sessions, name, admin=is_admin(request)
+    )
     if view is None:
         return json_error(404, f"no project {name}")
     return json_answer(view)

@@ -8,7 +8,7 @@ import json
 from aiohttp import web
 
 from bot.badges import badge_of, svg
-from bot.views import pages as views
+from bot.views.sources import latest_tallies
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_error
 
@@ -22,9 +22,7 @@ async def badge(request: web.Request) -> web.StreamResponse:
     name, _, kind = request.match_info["name"].rpartition(".")
     if kind not in KINDS:
         return json_error(404, "badges are /badges/{project}.svg or /badges/{project}.json")
-    tallies = await views.latest_tallies(
-        request.app[RUNTIME].sessions, name, admin=is_admin(request)
-    )
+    tallies = await latest_tallies(request.app[RUNTIME].sessions, name, admin=is_admin(request))
     if tallies is None:
         return json_error(404, f"no project {name}")
     shown = badge_of(tallies[0] if tallies else None)

@@ -1,7 +1,8 @@
 """Pages for people: home, a project, the dependency graph, and an event's audit trail — the
 page every status and check run links to (templates in `handlers/templates/`).
 
-What each page may show comes from `bot.views`, as this viewer (the admin or anyone) may see it.
+What each page may show comes from `bot.views.pages` and `bot.views.event_tree`, as this viewer
+(the admin or anyone) may see it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from aiohttp import web
 
 from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
-from bot.views import pages as views
+from bot.views import pages
+from bot.views.event_tree import EventTree, event_tree
 from handlers import charts
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_answer, json_error
@@ -42,7 +44,7 @@ def page_context(request: web.Request) -> dict[str, Any]:
 async def dashboard(request: web.Request) -> web.Response:
     """`/` once the app is set up: projects (current breakages first), a search, recent events."""
     query = request.query.get("q", "")[:200]
-    home = await views.home(request.app[RUNTIME].sessions, admin=is_admin(request), query=query)
+    home = await pages.home(request.app[RUNTIME].sessions, admin=is_admin(request), query=query)
     return render(
         request, "home.html", title="Conjunction", home=home, query=query, example=EXAMPLE_CONFIG
     )
@@ -53,10 +55,10 @@ async def project_page(request: web.Request) -> web.Response:
     name = request.match_info["project"]
     runtime = request.app[RUNTIME]
     admin = is_admin(request)
-    page = await views.project_page(runtime.sessions, name, admin=admin)
+    page = await pages.project_page(runtime.sessions, name, admin=admin)
     if page is None:
         return json_error(404, f"no project {name}")
-    graph = await views.graph(runtime.sessions, admin=admin)
+    graph = await pages.graph(runtime.sessions, admin=admin)
     kept, edges = neighbourhood(page.project.name, graph.edges, 1)
     drawing = await asyncio.to_thread(layout, sorted(kept), edges)
     return render(
@@ -72,7 +74,7 @@ async def project_page(request: web.Request) -> web.Response:
     )
 
 
-def _project_charts(page: views.ProjectPage) -> list[charts.Chart]:
+def _project_charts(page: pages.ProjectPage) -> list[charts.Chart]:
     sources = list(reversed(page.sources))
     found = []
     if sources:
@@ -128,7 +130,7 @@ def _project_charts(page: views.ProjectPage) -> list[charts.Chart]:
     return found
 
 
-def _rate_kind(source: views.Source) -> str:
+def _rate_kind(source: pages.Source) -> str:
     tally = source.tally
     if tally.running:
         return "running"
@@ -137,7 +139,7 @@ def _rate_kind(source: views.Source) -> str:
     return "failed" if tally.passed == 0 else "mixed"
 
 
-def _rate_point(source: views.Source) -> charts.Point:
+def _rate_point(source: pages.Source) -> charts.Point:
     tally = source.tally
     sha = (source.event.sha or "")[:7]
     return charts.Point(
@@ -149,7 +151,7 @@ def _rate_point(source: views.Source) -> charts.Point:
     )
 
 
-def _states(graph: views.Graph) -> dict[str, str]:
+def _states(graph: pages.Graph) -> dict[str, str]:
     """Each project's colour in the graph: the result of its latest run."""
     return {
         name: STATES.get(event.result, ("unknown", ""))[0] if event else "unknown"
@@ -159,7 +161,7 @@ def _states(graph: views.Graph) -> dict[str, str]:
 
 @routes.get("/graph")
 async def graph_page(request: web.Request) -> web.Response:
-    graph = await views.graph(request.app[RUNTIME].sessions, admin=is_admin(request))
+    graph = await pages.graph(request.app[RUNTIME].sessions, admin=is_admin(request))
     focus = request.query.get("focus", "").strip()
     try:
         depth = int(request.query.get("depth", "2"))
@@ -194,9 +196,9 @@ def _compare(adapters: Adapters) -> Any:
     return compare
 
 
-async def _tree(request: web.Request) -> views.EventTree | None:
+async def _tree(request: web.Request) -> EventTree | None:
     runtime = request.app[RUNTIME]
-    return await views.event_tree(
+    return await event_tree(
         runtime.sessions,
         request.match_info["event_id"],
         admin=is_admin(request),

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.models import Event
-from bot.views import pages as views
+from bot.views import pages
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
@@ -346,7 +346,7 @@ async def test_a_run_that_ends_while_the_home_page_is_read_shows_its_result(
     await post_github(client, "workflow_run", workflow_run("acme/lib", "1" * 40, run_id=1))
     await run_jobs(client)
     running = forge.of("start_pipeline")[0][1].event_id
-    sources = views._sources
+    sources = pages.recent_sources
 
     async def sources_then_the_run_fails(session: Any) -> Any:
         found = await sources(session)  # has loaded the run while it was running
@@ -354,7 +354,7 @@ async def test_a_run_that_ends_while_the_home_page_is_read_shows_its_result(
             await other.execute(update(Event).where(Event.id == running).values(result="failure"))
         return found
 
-    monkeypatch.setattr(views, "_sources", sources_then_the_run_fails)
+    monkeypatch.setattr(pages, "recent_sources", sources_then_the_run_fails)
     text = " ".join((await page(client, "/")).text)
     assert "Current breakages" in text
     assert TOOL in text

@@ -1,0 +1,273 @@
+"""The JSON of `/api/v1`: an event's trace, and a project's upstreams, downstreams, recent
+results and build-time statistics."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.badges import Tally, change
+from bot.durations import figures, pair_durations
+from bot.models import Event, Project, Subscription
+from bot.names import project_key
+from bot.results import FLAKY_HINT, Result, Verdict
+from bot.views.history import upstream_build
+from bot.views.session import reading
+from bot.views.sources import PROJECT_SOURCES, latest_tallies, recent_sources
+from bot.views.visibility import hidden_projects, private_projects, shown_changes
+
+PAIR_RUNS = 20  # the verdicts shown per pair
+PAIR_SCAN = 2000  # the project's latest runs those are taken from
+
+
+def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
+    if not visible:
+        return {"project": None, "private": True, "result": event.result}
+    changes = shown_changes(event, upstream_visible=upstream_visible)
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "project": event.project,
+        "upstream": event.upstream if upstream_visible else None,  # None: a private project
+        "parent": event.parent_id,
+        "root": event.root_id,
+        "depth": event.depth,
+        "sha": event.sha,
+        "ref": event.ref,
+        "pipeline": event.pipeline,
+        "url": event.url,
+        "result": event.result,
+        "verdict": event.change,
+        "change": event.change,  # the verdict's earlier name
+        "hint": event.hint,
+        "origin": event.ref_type if event.kind == "build" else None,  # a bot.runs.Origin
+        "via": event.via,
+        "step": event.step,  # a trigger's: a bot.runs.Step
+        "state": event.state,  # a trigger's: a bot.runs.TriggerState
+        "attempt": event.attempt,
+        "confirmation": _confirmation(event),  # a failure being or once confirmed
+        "confirms": event.confirms_id
+        and {  # a confirming re-run: the failure it confirms, and against which upstream commit
+            "event": event.confirms_id,
+            "step": event.step,
+            "upstream_sha": event.upstream_sha,
+        },
+        "changes": changes,  # since the pair last passed, and the likely culprit
+        "reason": event.reason,
+        "artifacts": event.artifacts or [],
+        "created_at": event.created_at.isoformat(),
+        "started_at": event.started_at.isoformat() if event.started_at else None,
+        "finished_at": event.finished_at.isoformat() if event.finished_at else None,
+    }
+
+
+def _confirmation(event: Event) -> dict[str, Any] | None:
+    if event.confirming is None and event.last_passed_sha is None:
+        return None
+    return {
+        "step": event.confirming,  # the re-run under way; None once settled
+        "last_passed_sha": event.last_passed_sha,
+        "last_passed_upstream": event.last_passed_build_id,
+    }
+
+
+async def event_trace(
+    sessions: async_sessionmaker[AsyncSession], event_id: str, *, admin: bool, max_depth: int
+) -> dict[str, Any] | None:
+    """An event with its chain back to the origin and its children; None when it does not
+    exist or the caller may not see it."""
+    async with reading(sessions) as session:
+        event = await session.get(Event, event_id)
+        if event is None:
+            return None
+        chain: list[Event] = []
+        parent_id = event.parent_id
+        while parent_id is not None and len(chain) <= max_depth + 1:
+            parent = await session.get(Event, parent_id)
+            if parent is None:
+                break
+            chain.append(parent)
+            parent_id = parent.parent_id
+        children = list(
+            await session.scalars(
+                select(Event).where(Event.parent_id == event.id).order_by(Event.created_at)
+            )
+        )
+        every = [event, *chain, *children]
+        names = {e.project for e in every} | {e.upstream for e in every if e.upstream}
+        hidden = set() if admin else await private_projects(session, names)
+        build = await upstream_build(session, event, chain[0]) if chain else None
+    if project_key(event.project) in hidden:
+        return None
+
+    def show(item: Event) -> dict[str, Any]:
+        return event_json(
+            item,
+            project_key(item.project) not in hidden,
+            project_key(item.upstream or "") not in hidden,
+        )
+
+    if build is not None and project_key(build.project) in hidden:
+        build = None
+    return {
+        **show(event),
+        # what a triggered pipeline was started with: its upstream build's artifacts (for a
+        # re-run against the commit the pair last passed with, that build's)
+        "upstream_artifacts": (build.artifacts or []) if build else [],
+        "chain": [show(item) for item in reversed(chain)],
+        "children": [show(item) for item in children],
+    }
+
+
+async def project_view(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
+) -> dict[str, Any] | None:
+    """A project's upstreams, downstreams, recent results and build-time statistics."""
+    key = project_key(name)
+    async with reading(sessions) as session:
+        project = await session.get(Project, key)
+        if project is None or (project.private and not admin):
+            return None
+        upstreams = list(
+            await session.scalars(select(Subscription.spec).where(Subscription.downstream == key))
+        )
+        downstreams = set(
+            await session.scalars(
+                select(Subscription.downstream).where(Subscription.upstream == key)
+            )
+        )
+        recent = list(
+            await session.scalars(
+                select(Event)
+                .where(
+                    Event.project == project.name,
+                    Event.kind == "trigger",
+                    Event.confirms_id.is_(None),
+                )
+                .order_by(Event.created_at.desc())
+                .limit(20)
+            )
+        )
+        hidden = await hidden_projects(session, admin)
+        build_times = await _build_times(session, key, downstreams, hidden)
+        runs = await session.scalars(
+            select(Event)
+            .where(
+                (Event.project == project.name) | (Event.upstream == project.name),
+                Event.kind == "trigger",
+                Event.confirms_id.is_(None),
+                Event.result.is_not(None),
+            )
+            .order_by(Event.created_at.desc())
+            .limit(PAIR_SCAN)
+        )
+        pairs: dict[tuple[str, str], list[Event]] = {}
+        for run in runs:
+            if run.upstream and not {project_key(run.project), project_key(run.upstream)} & hidden:
+                pairs.setdefault((run.upstream, run.project), []).append(run)
+    tallies = await latest_tallies(sessions, name, admin=admin) or []
+    return {
+        "project": project.name,
+        "private": project.private,
+        "default_branch": project.default_branch,
+        "owners": project.owners,
+        "config_error": project.config_error,
+        "upstreams": [spec for spec in upstreams if project_key(spec["project"]) not in hidden],
+        "private_upstreams": sum(project_key(spec["project"]) in hidden for spec in upstreams),
+        "downstreams": sorted(downstreams - hidden),
+        "private_downstreams": len(downstreams & hidden),
+        "recent": [
+            event_json(event, upstream_visible=project_key(event.upstream or "") not in hidden)
+            for event in recent
+        ],
+        "statistics": statistics_of(recent),
+        "build_times": build_times,
+        "latest_downstream_results": tally_json(tallies),
+        "pairs": [
+            pair_json(upstream, downstream, runs[:PAIR_RUNS])
+            for (upstream, downstream), runs in sorted(pairs.items())
+        ],
+    }
+
+
+def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, Any]:
+    """A pair's last verdicts (newest first), how often it flaked and broke: flakes confirmed by
+    re-running and `flaky?` hints among its runs that passed or failed."""
+    decisive = [run for run in runs if Result(str(run.result)).decisive]
+    flakes = sum(run.change == Verdict.FLAKY or run.hint == FLAKY_HINT for run in decisive)
+    return {
+        "upstream": upstream,
+        "downstream": downstream,
+        "verdicts": [
+            {
+                "event": run.id,
+                "verdict": run.change,
+                "result": run.result,
+                "hint": run.hint,
+            }
+            for run in runs
+        ],
+        "flake_rate": flakes / len(decisive) if decisive else None,
+        "new_regressions": sum(run.change == Verdict.NEW_REGRESSION for run in runs),
+        "already_broken": sum(run.change == Verdict.ALREADY_BROKEN for run in runs),
+    }
+
+
+async def _build_times(
+    session: AsyncSession, key: str, downstreams: set[str], hidden: set[str]
+) -> dict[str, Any]:
+    """Median and 90th percentile of each downstream's run time, and of the time until all
+    downstreams of an upstream success answered; private downstreams only counted."""
+    sources = (await recent_sources(session, project=key, limit=PROJECT_SOURCES * 50))[
+        :PROJECT_SOURCES
+    ]
+    names = {project_key(child.project): child.project for s in sources for child in s.children}
+    pairs = {(key, downstream) for downstream in downstreams | set(names)}
+    found = await pair_durations(session, pairs)
+    answered = figures(seconds for s in sources if (seconds := s.all_answered) is not None)
+    return {
+        "downstreams": {
+            names.get(downstream, downstream): figures_found.json()
+            for (_, downstream), figures_found in sorted(found.items())
+            if downstream not in hidden
+        },
+        "private_downstreams": sum(downstream in hidden for _, downstream in found),
+        "all_downstreams_answered": answered.json() if answered else None,
+    }
+
+
+def tally_json(tallies: list[Tally]) -> dict[str, Any] | None:
+    """The latest upstream success's downstream results, and how they changed since the one
+    before (`improved`, `broke`, `unchanged`)."""
+    if not tallies:
+        return None
+    latest = tallies[0]
+    return {
+        "passed": latest.passed,
+        "total": latest.total,
+        "running": latest.running,
+        "change": change(latest, tallies[1] if len(tallies) > 1 else None),
+    }
+
+
+def statistics_of(events: list[Event]) -> dict[str, Any]:
+    """Pass rate and durations of finished runs."""
+    durations = [
+        (event.finished_at - event.started_at).total_seconds()
+        for event in events
+        if event.started_at and event.finished_at and event.result is not None
+    ]
+    finished = [event for event in events if event.result not in (None, Result.SKIPPED)]
+    return {
+        "results": len(finished),
+        "pass_rate": (
+            sum(event.result == Result.SUCCESS for event in finished) / len(finished)
+            if finished
+            else None
+        ),
+        "median_seconds": statistics.median(durations) if durations else None,
+        "max_seconds": max(durations) if durations else None,
+    }
