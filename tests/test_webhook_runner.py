@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 
 from app import create_app
 from bot.adapters import Adapters
+from bot.address_guard import GuardedResolver
 from bot.engine.indexing import config_pushed
-from bot.forges.address_guard import GuardedResolver
 from bot.forges.webhook import WebhookRunner
 from bot.models import Event, Job, utcnow
 from bot.runner import TriggerError, TriggerRequest

@@ -3,7 +3,7 @@
 For a `trigger.webhook` (CONTRACT §4, §5) it sends the trigger event as JSON, or the body
 template filled in (`config.body_template`) as JSON or as a form, with the configured method
 and headers, signed with `X-Conjunction-Signature-256: sha256=<HMAC-SHA256 of the bytes sent>`
-keyed with the named secret. Addresses off limits are refused (`bot.forges.address_guard`) and
+keyed with the named secret. Addresses off limits are refused (`bot.address_guard`) and
 redirects are never followed. A 5xx, 408 or 429 answer, a time-out or a lost connection is
 worth retrying (the queue retries with backoff); any other answer outside 2xx is a permanent
 reason on the downstream's row, with the status and the start of the answer. A run id or URL in
@@ -24,7 +24,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from bot.forges.address_guard import AddressRefused, GuardedResolver, check_literal
+from bot.address_guard import AddressRefused, GuardedResolver, check_literal
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
 from bot.secrets import SecretRefused, SecretStore
 from config import body_template

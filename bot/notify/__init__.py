@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.forges.address_guard import AddressRefused, GuardedResolver, check_literal
+from bot.address_guard import AddressRefused, GuardedResolver, check_literal
 from bot.notify import message
 from bot.notify.irc import IrcError, IrcPool
 from bot.notify.message import Message

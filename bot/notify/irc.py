@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.forges.address_guard import AddressRefused, resolve_checked
+from bot.address_guard import AddressRefused, resolve_checked
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Where outgoing webhooks may go: never to this machine or the network it sits in (SSRF).
+"""Where outgoing webhooks may go — webhook triggers (`bot.forges.webhook`) and notifications
+(`bot.notify`) alike: never to this machine or the network it sits in (SSRF).
 
 A webhook URL comes from a repository's config, so anyone who can push a `.conjunction.yml`
 chooses it. Every address a request would connect to is checked — an IP literal in the URL
