@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import reset_postgres
+from testkit.databases import reset_postgres
 
 DEFAULT_LATENCY = 0.05  # seconds the fake forge takes to answer every call
 

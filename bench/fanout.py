@@ -35,10 +35,11 @@ from bot.adapters import Adapters
 from bot.engine import Engine
 from bot.forges.github import installations
 from config.settings import Settings
-from tests.conftest import workflow_run as workflow_run_payload
-from tests.fakegithub_http import Call, Dispatch, GitHubLimits, GitHubServer
-from tests.fleet import SIGNER, server_env, signed, unfinished_jobs
-from tests.server_process import ServerProcess
+from testkit.fleet import SIGNER, server_env, unfinished_jobs
+from testkit.github_server import Call, Dispatch, GitHubLimits, GitHubServer
+from testkit.payloads import workflow_run as workflow_run_payload
+from testkit.server_process import ServerProcess
+from testkit.signing import signed
 
 SIZES = (10, 100, 1000)
 SPREADS = (1, 20, 100)

@@ -38,9 +38,9 @@ from aiohttp import web
 
 from bench.common import Options, Row, fresh_database, percentile
 from bench.intake_load import Answer, Delivery, deliveries
-from tests.conftest import WEBHOOK_SECRET
-from tests.fleet import fake_github_and_server, unfinished_jobs
-from tests.server_process import ROOT, START_TIMEOUT, ServerProcess, free_port
+from testkit.fleet import fake_github_and_server, unfinished_jobs
+from testkit.server_process import ROOT, START_TIMEOUT, ServerProcess, free_port
+from testkit.signing import WEBHOOK_SECRET
 
 SECTION = "intake"
 PATH = "/webhooks/github"

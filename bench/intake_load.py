@@ -3,7 +3,7 @@ answered, and the server's memory before and after.
 
 Starts the server as production runs it (its own process; SQLite in a temporary folder, or the
 PostgreSQL of --postgres-url, whose `public` schema is DROPPED and recreated), with GitHub at a
-fake on loopback (`tests/fakegithub_http.py`), and posts bursts of `workflow_run` deliveries,
+fake on loopback (`testkit/github_server.py`), and posts bursts of `workflow_run` deliveries,
 each a successful build of one of 20 upstreams at a commit of its own, at `--rate` a second.
 After each burst it waits until every job is done, checks that nothing was lost (every delivery
 answered 202 and stored, its job done, its build recorded) and reads the server's resident
@@ -28,15 +28,10 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import workflow_run
-from tests.fleet import (
-    database_url,
-    fake_github_and_server,
-    signed,
-    unfinished_jobs,
-    wait_for,
-)
-from tests.server_process import ServerProcess
+from testkit.fleet import database_url, fake_github_and_server, unfinished_jobs, wait_for
+from testkit.payloads import workflow_run
+from testkit.server_process import ServerProcess
+from testkit.signing import signed
 
 UPSTREAMS = 20
 DRAIN_TIMEOUT = 600.0

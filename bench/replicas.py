@@ -36,10 +36,10 @@ import asyncpg
 
 from bench.common import Options, Row
 from bench.intake_load import Delivery, deliveries
-from tests.conftest import reset_postgres
-from tests.fakegithub_http import GitHubServer
-from tests.fleet import server_env
-from tests.server_process import ServerProcess
+from testkit.databases import reset_postgres
+from testkit.fleet import server_env
+from testkit.github_server import GitHubServer
+from testkit.server_process import ServerProcess
 
 SECTION = "replicas"
 SIZE = 2_000

@@ -53,8 +53,8 @@ from bot.names import project_key
 from bot.tokens import CallbackSigner, create_project_token
 from config.repo_config import ConjunctionConfig
 from config.settings import Settings
-from tests.memoryhost import MemoryHost
-from tests.server_process import ServerProcess
+from testkit.memoryhost import MemoryHost
+from testkit.server_process import ServerProcess
 
 SECTION = "scale"
 HOST = "bench.test"

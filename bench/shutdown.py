@@ -20,9 +20,9 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tests.conftest import WEBHOOK_SECRET, signed_headers
-from tests.keys import PRIVATE_KEY_PEM
-from tests.server_process import ServerProcess
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.server_process import ServerProcess
+from testkit.signing import WEBHOOK_SECRET, signed_headers
 
 
 def start_hanging_job(server: ServerProcess) -> None:

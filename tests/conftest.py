@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,26 +11,21 @@ from typing import Any
 import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.db import async_url
 from bot.engine import followups
 from bot.runtime import Runtime
 from config.settings import VARIABLES, Settings
 from handlers.context import RUNTIME
+from testkit.databases import postgres_or_skip, reset_postgres
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.memoryhost import MemoryHost
+from testkit.signing import WEBHOOK_SECRET, signed_headers
 from tests.fakegitea import fake_gitea, gitea_both, gitea_settings  # noqa: F401  (fixtures)
 from tests.fakegithub import app_private_key, app_private_pem, fake_github  # noqa: F401  (fixtures)
 from tests.fakegitlab import both, fake_gitlab  # noqa: F401  (fixtures)
-from tests.keys import PRIVATE_KEY_PEM
-from tests.memoryhost import MemoryHost
 from tests.webhook_receiver import receiver  # noqa: F401  (fixture)
-
-FIXTURES = Path(__file__).with_name("fixtures")
-WEBHOOK_SECRET = "webhook-secret-for-tests"
-POSTGRES_URL = os.environ.get("CONJUNCTION_TEST_POSTGRES_URL")
 
 # Fuzz tests: a quick pass by default; CONJUNCTION_FUZZ=long searches much further, and flags any
 # example slower than its deadline (a generous one: the machine is shared).
@@ -44,33 +36,12 @@ hypothesis.settings.register_profile(
 hypothesis.settings.load_profile(os.environ.get("CONJUNCTION_FUZZ") or "fast")
 
 
-def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return data
-
-
-def _postgres_or_skip() -> str:
-    if POSTGRES_URL:
-        return POSTGRES_URL
-    if os.environ.get("CONJUNCTION_REQUIRE_POSTGRES"):
-        pytest.fail("CONJUNCTION_REQUIRE_POSTGRES is set but CONJUNCTION_TEST_POSTGRES_URL is not")
-    pytest.skip("no PostgreSQL: set CONJUNCTION_TEST_POSTGRES_URL to run against one")
-
-
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every storage test runs on SQLite and, where one is given, on a real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'conjunction.db'}"
-    url = _postgres_or_skip()
+    url = postgres_or_skip()
     await reset_postgres(url)
     return url
 
@@ -115,16 +86,6 @@ async def run_jobs(client: TestClient[Any, Any]) -> int:
     return await runtime(client).worker.run_until_idle()
 
 
-def signed_headers(event: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
-    digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
-
-
 async def post_github(
     client: TestClient[Any, Any], event: str, payload: dict[str, Any], delivery: str | None = None
 ) -> Any:
@@ -132,35 +93,6 @@ async def post_github(
     return await client.post(
         "/webhooks/github", data=body, headers=signed_headers(event, body, delivery)
     )
-
-
-def workflow_run(
-    full_name: str,
-    sha: str,
-    *,
-    conclusion: str = "success",
-    branch: str = "main",
-    name: str = "CI",
-    run_id: int = 1,
-    event: str = "push",
-    title: str = "",
-) -> dict[str, Any]:
-    """GitHub's documented workflow_run.completed example, pointed at one repository and run."""
-    payload = fixture("github/workflow_run.completed.json")
-    run = payload["workflow_run"]
-    run.update(
-        id=run_id,
-        head_sha=sha,
-        head_branch=branch,
-        conclusion=conclusion,
-        name=name,
-        event=event,
-        display_title=title or name,
-        html_url=f"https://github.com/{full_name}/actions/runs/{run_id}",
-    )
-    payload["repository"]["full_name"] = full_name
-    payload["repository"]["name"] = full_name.split("/")[1]
-    return payload
 
 
 @pytest.fixture(autouse=True)

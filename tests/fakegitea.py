@@ -32,7 +32,7 @@ from bot.forges.gitea.client import GiteaClient
 from bot.forges.gitea.host import GiteaHost
 from bot.forges.gitlab.client import Pacer
 from config.settings import Settings
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitea"
 TOKEN = "gitea-bot-token-for-tests"

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.forges.github.client import Policy, PolicyAPI
 from bot.forges.github.ratelimit import ContentPacer
-from tests.keys import PRIVATE_KEY_PEM, RSA_KEY
+from testkit.keys import PRIVATE_KEY_PEM, RSA_KEY
 
 
 @dataclass

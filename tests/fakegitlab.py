@@ -24,7 +24,7 @@ from bot.adapters import Adapters
 from bot.forges.gitlab.client import GitLabClient, Pacer
 from bot.forges.gitlab.host import GitLabHost
 from config.settings import Settings
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitlab"
 TOKEN = "glpat-bot-token-for-tests"

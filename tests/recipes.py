@@ -28,8 +28,9 @@ from bot.models import Event
 from bot.secrets import SecretStore, load_secrets
 from config.repo_config import parse_config
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import index
 
 RECIPES = Path(__file__).parent.parent / "docs" / "ci"

@@ -10,8 +10,9 @@ from bot.adapters import Adapters
 from bot.codehost import CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.runner import PipelineStarted, TriggerRequest
 from config.repo_config import ConfigError
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 
 LIB = "github.com/acme/lib"
 CLI = "git.acme.dev/tools/cli"

@@ -13,8 +13,9 @@ from app import create_app
 from bot.adapters import Adapters
 from bot.tokens import create_project_token
 from config.settings import Settings
-from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import fixture, workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, SHA, index, report_status, start_one, upstream_of
 
 

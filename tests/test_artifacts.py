@@ -17,9 +17,10 @@ from bot.runner import TriggerRequest
 from bot.tokens import create_project_token
 from config.repo_config import Trigger
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, SHA, TOOL, index, upstream_of
 from tests.test_github_e2e import (
     expect_artifacts,

@@ -8,8 +8,9 @@ from xml.etree import ElementTree
 from aiohttp.test_utils import TestClient
 
 from bot.badges import Badge, Tally, badge_of, svg, text_width
-from tests.conftest import post_github, run_jobs, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 TOOL = "github.com/acme/tool"

@@ -6,12 +6,16 @@ section measures what it says, loses nothing and reports each figure beside its 
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from bench.__main__ import run
 from bench.common import Options, table
 
 pytestmark = pytest.mark.faults  # real servers, as the fault suites run them
+ROOT = Path(__file__).parent.parent
 
 
 async def test_each_section_measures_at_its_smallest_size() -> None:
@@ -34,3 +38,19 @@ async def test_each_section_measures_at_its_smallest_size() -> None:
     printed = table(rows)
     assert "section" in printed.splitlines()[0]
     assert all(row.case in printed for row in rows)
+
+
+def test_the_benchmarks_and_what_they_share_with_the_tests_import_nothing_from_the_tests() -> None:
+    """The fakes and server helpers both use live in `testkit/`, which imports neither."""
+    for path in sorted([*(ROOT / "bench").glob("*.py"), *(ROOT / "testkit").glob("*.py")]):
+        tree = ast.parse(path.read_text())
+        imported = {
+            name
+            for node in ast.walk(tree)
+            for name in (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            )
+            + ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        }
+        forbidden = {"tests"} | ({"bench"} if path.parent.name == "testkit" else set())
+        assert not {name for name in imported if name.split(".")[0] in forbidden}, path

@@ -26,8 +26,8 @@ from bot.runtime import Runtime
 from config.settings import Settings
 from handlers import demo
 from handlers.context import RUNTIME
-from tests.memoryhost import MemoryHost
-from tests.server_process import ROOT, free_port
+from testkit.memoryhost import MemoryHost
+from testkit.server_process import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [

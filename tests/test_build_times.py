@@ -12,8 +12,9 @@ from sqlalchemy import update
 
 from bot.durations import figures, time_left
 from bot.models import Event
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 SECRET = "github.com/acme/secret"

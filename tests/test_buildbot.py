@@ -29,7 +29,7 @@ import pytest
 
 from bot.models import Event
 from config.settings import Settings
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
 from tests.recipes import Downstream, code_blocks, downstream_of, free_port, need
 from tests.test_flow import events_of
 

@@ -27,8 +27,9 @@ from bot.models import Event
 from bot.runner import TriggerRequest
 from bot.tokens import CallbackSigner
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs
 from tests.test_flow import events_of, index, report_status, upstream_of
 
 A, B, C, D = (f"github.com/acme/{name}" for name in "abcd")

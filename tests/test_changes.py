@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 from bot.codehost import Commit
 from bot.engine.changes import Span, culprit
 from bot.results import Verdict
-from tests.conftest import post_github, run_jobs, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 from tests.test_pages import BROWSER, Page
 

@@ -22,8 +22,8 @@ import yaml
 
 from bot.tokens import create_project_token
 from config.settings import Settings
+from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
-from tests.memoryhost import MemoryHost
 from tests.recipes import LIB, Downstream, Ran, downstream_of, need, run
 from tests.webhook_receiver import Received, Receiver
 

@@ -23,9 +23,10 @@ from bot.results import Confirmation, Result, Step, Verdict, after_rerun
 from bot.runner import PipelineStarted, TriggerRequest
 from bot.tokens import CallbackSigner, create_project_token
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, events_of, index, report_status
 from tests.test_github_e2e import (
     INSTALLATION,

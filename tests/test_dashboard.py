@@ -13,8 +13,9 @@ from bot.models import Event
 from bot.views import pages
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, SHA, TOOL, index, report_status, upstream_of
 from tests.test_pages import BROWSER, Element, Page, Tree, assert_secure_page, icons
 

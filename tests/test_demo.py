@@ -17,7 +17,7 @@ from bot.adapters import Adapters
 from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
 from config.settings import Settings
 from handlers import demo
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 WAIT = 60.0  # generous: the machine is shared; nothing here measures time
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakegithub_http import Fault, GitHubServer
-from tests.fleet import (
+from testkit.fleet import (
     BACKENDS,
     FULL,
     UPSTREAM,
@@ -29,6 +28,7 @@ from tests.fleet import (
     unfinished_jobs,
     wait_for,
 )
+from testkit.github_server import Fault, GitHubServer
 
 pytestmark = pytest.mark.faults
 

@@ -1,6 +1,6 @@
 """kill -9 of a real `python app.py` in the middle of a fan-out and of a burst of results.
 
-The server calls a recording fake GitHub on loopback (`tests/fakegithub_http.py`), so every
+The server calls a recording fake GitHub on loopback (`testkit/github_server.py`), so every
 workflow started is counted outside the process that is killed. A killed server's jobs are taken
 again once its heartbeat is 20 s old (one test waits for that, within 30 s of the restart); the
 others make its leases run out in the database, and with CONJUNCTION_FAULTS=full they wait for
@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakegithub_http import HOLD, Dispatch
-from tests.fleet import (
+from testkit.fleet import (
     BACKENDS,
     FULL,
     UPSTREAM,
@@ -33,7 +32,8 @@ from tests.fleet import (
     unfinished_jobs,
     wait_for,
 )
-from tests.server_process import ServerProcess
+from testkit.github_server import HOLD, Dispatch
+from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.faults
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.intake_load import MB, run
-from tests.fleet import BOTH_BACKENDS, size
+from testkit.fleet import BOTH_BACKENDS, size
 
 pytestmark = pytest.mark.faults
 

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import workflow_run
-from tests.fleet import (
+from testkit.fleet import (
     BACKENDS,
     database_url,
     dead_jobs,
     fake_github_and_server,
     post,
-    signed,
     size,
     unfinished_jobs,
     wait_for,
 )
-from tests.server_process import ServerProcess
+from testkit.payloads import workflow_run
+from testkit.server_process import ServerProcess
+from testkit.signing import signed
 
 pytestmark = pytest.mark.faults
 

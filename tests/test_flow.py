@@ -11,8 +11,9 @@ from bot.adapters import Adapters
 from bot.models import Delivery, Event, IssueLink, Job
 from bot.runner import TriggerError, TriggerRequest
 from bot.texts import PR_COMMENT_MARKER
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 
 LIB = "github.com/acme/lib"
 APP = "github.com/acme/app"
@@ -263,7 +264,7 @@ async def test_unknown_event_and_malformed_body(client: TestClient[Any, Any]) ->
     unknown = await post_github(client, "star", {"action": "created"})
     assert unknown.status == 200
     assert (await unknown.json())["status"] == "ignored"
-    from tests.conftest import signed_headers
+    from testkit.signing import signed_headers
 
     body = b"{not json"
     malformed = await client.post(

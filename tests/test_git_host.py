@@ -20,7 +20,9 @@ from bot.adapters import Adapters
 from bot.codehost import CommitReport, IssueRef
 from bot.forges.git import GitError, GitHost, GitRemote, parse_git_url
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.gitservers import (
     SEEN,
     Repository,
@@ -30,7 +32,6 @@ from tests.gitservers import (
     has_git_daemon,
     smart_http,
 )
-from tests.memoryhost import MemoryHost
 from tests.test_adapters import RecordingRunner
 
 LIB = "github.com/acme/lib"
@@ -205,7 +206,7 @@ def test_project_add_refuses_a_bad_url_before_anything_is_stored(
 
 
 def test_a_forge_host_keeps_its_adapter(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.keys import PRIVATE_KEY_PEM
+    from testkit.keys import PRIVATE_KEY_PEM
 
     for name, value in [
         ("GITHUB_APP_ID", "1"),

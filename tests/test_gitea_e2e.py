@@ -9,7 +9,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.models import Event
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegitea import (
     FakeGitea,
     action_run_event,
@@ -18,7 +20,6 @@ from tests.fakegitea import (
     status_event,
     workflow_run_event,
 )
-from tests.memoryhost import MemoryHost
 
 APP = "acme/app"
 LIB = "acme/lib"

@@ -28,7 +28,8 @@ from bot.forges.github.forge import GitHubForge
 from bot.forges.github.service import GitHubApp
 from bot.models import Event, Job, utcnow
 from config.settings import Settings
-from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
+from testkit.payloads import fixture, workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
 LIB_SHA = ["1" * 40, "2" * 40, "3" * 40]

@@ -20,9 +20,9 @@ from bot.models import Event, Job, Project, Subscription
 from bot.tokens import CallbackSigner
 from config.settings import Settings
 from handlers.github import router
-from tests.conftest import fixture
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 
 HELLO = "github.com/Codertocat/Hello-World"
 LIB = "github.com/acme/lib"

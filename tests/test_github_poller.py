@@ -20,8 +20,8 @@ from bot.forges.github.poller import UpstreamPoller, next_round_in
 from bot.models import Event
 from bot.tokens import CallbackSigner
 from config.settings import Settings
+from testkit.memoryhost import MemoryHost
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 
 APP = "github.com/acme/app"
 CPYTHON = "github.com/python/cpython"

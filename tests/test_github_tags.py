@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import post_github, run_jobs, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, TOOL, events_of, index
 from tests.test_github_e2e import (
     LIB_SHA,

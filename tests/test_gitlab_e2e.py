@@ -11,7 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.models import Event, utcnow
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegitlab import (
     FakeGitLab,
     encoded,
@@ -19,7 +21,6 @@ from tests.fakegitlab import (
     pipeline_hook,
     post_gitlab,
 )
-from tests.memoryhost import MemoryHost
 from tests.test_pages import Page
 
 APP = "group/sub/app"  # a nested group

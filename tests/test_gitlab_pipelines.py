@@ -12,9 +12,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.models import Event
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
-from tests.memoryhost import MemoryHost
 from tests.test_gitlab_e2e import index, trigger_event
 
 APP = "group/sub/app"

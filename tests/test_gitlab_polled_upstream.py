@@ -12,7 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakegithub_http import GitHubServer
+from testkit.github_server import GitHubServer
+from testkit.server_process import ServerProcess
 from tests.fakegitlab import (
     TOKEN,
     WEBHOOK_TOKEN,
@@ -22,7 +23,6 @@ from tests.fakegitlab import (
     pipeline_hook,
     push_hook,
 )
-from tests.server_process import ServerProcess
 from tests.test_pages import Page
 
 APP = "group/app"

@@ -27,8 +27,10 @@ from config.settings import Settings
 from handlers import bodies
 from handlers.bodies import LARGE_BODIES
 from handlers.errors import JsonErrorRunner
-from tests.conftest import FIXTURES, fixture, post_github, runtime, signed_headers, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import FIXTURES, fixture, workflow_run
+from testkit.signing import signed_headers
+from tests.conftest import post_github, runtime
 from tests.test_flow import SHA, report_status, start_one
 
 GITLAB = {"X-Gitlab-Token": "gitlab-secret"}

@@ -24,8 +24,9 @@ from app import create_app
 from bot.adapters import Adapters
 from bot.models import Delivery, Job
 from config.settings import Settings
-from tests.conftest import fixture, post_github, runtime
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import fixture
+from tests.conftest import post_github, runtime
 
 PING = fixture("github/ping.json")
 

@@ -28,10 +28,12 @@ from bot import db
 from bot.adapters import Adapters
 from bot.tokens import create_project_token
 from config.settings import Settings
-from tests.conftest import _postgres_or_skip, fixture, post_github, reset_postgres, runtime
-from tests.fakegithub_http import HOLD, GitHubServer
-from tests.fleet import Fleet, dead_jobs, post, server_env, size, unfinished_jobs, wait_for
-from tests.server_process import ServerProcess
+from testkit.databases import postgres_or_skip, reset_postgres
+from testkit.fleet import Fleet, dead_jobs, post, server_env, size, unfinished_jobs, wait_for
+from testkit.github_server import HOLD, GitHubServer
+from testkit.payloads import fixture
+from testkit.server_process import ServerProcess
+from tests.conftest import post_github, runtime
 from tests.tcpproxy import ProxyThread, TcpProxy
 
 UNAVAILABLE = (503, "10", {"error": "the database is unavailable; retry later"})
@@ -88,7 +90,7 @@ async def test_sqlite_write_lock_held_elsewhere(
 @pytest.fixture
 async def postgres_proxy() -> AsyncIterator[tuple[TcpProxy, str]]:
     """A proxy to the test PostgreSQL, and the database URL through it."""
-    url = _postgres_or_skip()
+    url = postgres_or_skip()
     await reset_postgres(url)
     target = make_url(url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
@@ -231,7 +233,7 @@ def is_unavailable(reply: Reply, message: str) -> bool:
 def test_postgres_restarted_under_a_burst_of_webhooks(tmp_path: Path) -> None:
     """Answered 202 means stored and processed; anything else is a 503 with Retry-After, never
     a 500 or a dropped connection; redelivered, every delivery is processed once."""
-    direct = _postgres_or_skip()
+    direct = postgres_or_skip()
     asyncio.run(reset_postgres(direct))
     fleet = Fleet(DOWNSTREAMS)
     fleet.seed(direct)

@@ -37,8 +37,10 @@ from bot.models import Job
 from bot.tokens import create_project_token
 from config.settings import Settings
 from handlers.errors import JsonErrorRunner
-from tests.conftest import FIXTURES, WEBHOOK_SECRET, fixture, run_jobs, runtime
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import FIXTURES, fixture
+from testkit.signing import WEBHOOK_SECRET
+from tests.conftest import run_jobs, runtime
 from tests.test_flow import start_one
 from tests.test_intake import stored
 

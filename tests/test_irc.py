@@ -26,8 +26,9 @@ from app import create_app
 from bot.adapters import Adapters
 from bot.notify.irc import Connection, IrcError, IrcPool, TokenBucket
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 NGIRCD = shutil.which("ngircd") or (

@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.logs import JsonFormatter, configure
-from tests.conftest import WEBHOOK_SECRET
-from tests.fakegithub_http import GitHubServer
-from tests.fleet import (
+from testkit.fleet import (
     SECRET_KEY,
     SIGNER,
     UPSTREAM,
@@ -33,8 +31,10 @@ from tests.fleet import (
     unfinished_jobs,
     wait_for,
 )
-from tests.keys import PRIVATE_KEY_PEM
-from tests.server_process import ROOT, ServerProcess
+from testkit.github_server import GitHubServer
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.server_process import ROOT, ServerProcess
+from testkit.signing import WEBHOOK_SECRET
 
 
 def test_json_line_with_context() -> None:

@@ -27,8 +27,9 @@ from bot.notify.irc import clean, parse
 from bot.notify.message import Message
 from config.repo_config import Notify
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 STRANGER = "github.com/stranger/app"

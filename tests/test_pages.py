@@ -20,8 +20,9 @@ from handlers import templating
 from handlers.context import json_error
 from handlers.errors import json_errors
 from handlers.templating import is_http_url
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, SHA, TOOL, index, report_status, start_one, upstream_of
 from tests.test_setup import local, logged_setup_link
 

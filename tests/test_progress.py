@@ -19,9 +19,10 @@ from bot.progress import Progress, wait
 from bot.queue import RetryLater
 from bot.runner import PipelineStarted, TriggerRequest
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import LIB, SHA, index, report_status, upstream_of
 from tests.test_github_e2e import (
     APP_CONFIG,

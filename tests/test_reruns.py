@@ -10,8 +10,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.models import Event, TriggerResult
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, events_of, index, report_status, upstream_of
 
 

@@ -16,8 +16,8 @@ from app import create_app, main
 from bot.adapters import Adapters
 from bot.secrets import SecretRefused, SecretsFileError, SecretStore, load_secrets
 from config.settings import Settings
+from testkit.memoryhost import MemoryHost
 from tests.conftest import runtime
-from tests.memoryhost import MemoryHost
 
 VALUE = "s3cret-value-do-not-show"
 SECRETS = f"""\

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import Settings, SettingsError, load_settings, settings_from
-from tests.keys import PRIVATE_KEY_PEM
+from testkit.keys import PRIVATE_KEY_PEM
 
 GITHUB = {
     "GITHUB_APP_ID": "12345",

@@ -18,7 +18,7 @@ from app import create_app
 from config.settings import Settings, load_settings
 from handlers.setup import APP_YML
 from handlers.setup_code import STATE_TTL, SetupCode
-from tests.keys import PRIVATE_KEY_PEM as PEM
+from testkit.keys import PRIVATE_KEY_PEM as PEM
 
 PUBLIC = "http://conjunction.example.com"  # the test client sends no Secure cookie
 PERMISSIONS = {

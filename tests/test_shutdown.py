@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET, signed_headers
-from tests.keys import PRIVATE_KEY_PEM
-from tests.server_process import ServerProcess
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.server_process import ServerProcess
+from testkit.signing import WEBHOOK_SECRET, signed_headers
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from bot.models import Event, Job, utcnow
 from bot.runner import TriggerRequest
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import APP, LIB, SHA, TOOL, index, upstream_of
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import post_github, run_jobs, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs
 from tests.test_flow import APP, LIB, events_of, index, report_status, upstream_of
 
 APP_SHA = "d" * 40

@@ -31,8 +31,9 @@ from bot.secrets import SecretStore
 from bot.tokens import create_project_token
 from config.repo_config import ConfigError, Trigger, Webhook
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_flow import events_of, index
 from tests.webhook_receiver import HOOK_SECRET, Receiver
 

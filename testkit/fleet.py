@@ -1,5 +1,5 @@
 """One upstream with many subscribed downstreams, seeded into a real server's database, and what
-GitHub sends about them: the set-up the fault suites share.
+GitHub sends about them: the set-up the fault suites and the benchmarks share.
 
 Downstream i is `github.com/team{i // 50}/app{i}`, reached through installation `100 + i // 50`:
 GitHub paces content calls per installation (80 a minute), as Conjunction does, so teams of 50
@@ -33,11 +33,12 @@ from bot.engine import Engine
 from bot.forges.github import installations
 from bot.tokens import CallbackSigner
 from config.settings import Settings
-from tests.conftest import WEBHOOK_SECRET, _postgres_or_skip, reset_postgres, signed_headers
-from tests.conftest import workflow_run as workflow_run_payload
-from tests.fakegithub_http import Dispatch, GitHubServer
-from tests.keys import PRIVATE_KEY_PEM
-from tests.server_process import ServerProcess
+from testkit.databases import postgres_or_skip, reset_postgres
+from testkit.github_server import Dispatch, GitHubServer
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.payloads import workflow_run as workflow_run_payload
+from testkit.server_process import ServerProcess
+from testkit.signing import WEBHOOK_SECRET, signed
 
 FULL = os.environ.get("CONJUNCTION_FAULTS") == "full"
 SECRET_KEY = "a-secret-key-for-the-fault-suites"
@@ -69,7 +70,7 @@ def database_url(backend: str, folder: Path) -> str:
     """A fresh database: SQLite in folder, or the test PostgreSQL with an empty schema."""
     if backend == "sqlite":
         return f"sqlite:///{folder / 'conjunction.db'}"
-    url = _postgres_or_skip()
+    url = postgres_or_skip()
     run_async(reset_postgres(url))
     return url
 
@@ -163,13 +164,6 @@ class Fleet:
         )
         payload["installation"] = {"id": self.installations[dispatch.repo]}
         return signed("workflow_run", payload, delivery)
-
-
-def signed(
-    event: str, payload: dict[str, Any], delivery: str | None = None
-) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload).encode()
-    return body, signed_headers(event, body, delivery)
 
 
 def status_post(event_id: str, result: str = "success") -> tuple[bytes, dict[str, str]]:
