@@ -24,6 +24,8 @@ PAIR_SCAN = 2000  # the project's latest runs those are taken from
 
 
 def event_json(event: Event, visible: bool = True, upstream_visible: bool = True) -> dict[str, Any]:
+    """An event as the API shows it; one of a project this caller may not see is its result
+    only, and an upstream it may not see is not named."""
     if not visible:
         return {"project": None, "private": True, "result": event.result}
     changes = shown_changes(event, upstream_visible=upstream_visible)
