@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+import cli
 from bot import gitprojects
 from bot.adapters import WEBHOOK, Adapters
 from bot.bootstrap import opened
@@ -260,8 +261,6 @@ def _ago(seconds: float) -> datetime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python app.py ARGS`: the `conjunction` command under this file's name."""
-    import cli  # not above: its serve and demo commands build on create_app
-
     return cli.main(argv, prog="app.py")
 
 

@@ -19,12 +19,8 @@ from handlers import demo as demo_pages
 DEMO_DATABASE = "demo.db"  # in the working directory, new at every `demo`
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = commands.add_parser(
-        "demo", help="a simulated forge, CI and ecosystem of projects, on this machine"
-    )
-    demo.set_defaults(run=run)
-    demo.add_argument(
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--speed",
         type=float,
         default=1.0,

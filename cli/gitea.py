@@ -13,10 +13,8 @@ from bot.forges.gitea.joining import Joiner, add_repositories
 from config.settings import Settings
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    gitea = commands.add_parser("gitea", help="Gitea and Forgejo repositories (Codeberg too)")
-    gitea.set_defaults(run=run)
-    actions = gitea.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     join = actions.add_parser(
         "add",
         help="join a repository, or every repository of an organization or user: set up the "

@@ -13,10 +13,8 @@ from bot.forges.gitlab.joining import Joiner, add_projects
 from config.settings import Settings
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    gitlab = commands.add_parser("gitlab", help="GitLab projects")
-    gitlab.set_defaults(run=run)
-    actions = gitlab.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     join = actions.add_parser(
         "add",
         help="join a project, or every project of a group: check the bot's role, set up the "

@@ -14,10 +14,8 @@ from cli.output import print_table
 from config.settings import Settings, SettingsError, parse_duration
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    jobs = commands.add_parser("jobs", help="the job queue: list, retry or purge jobs")
-    jobs.set_defaults(run=run)
-    actions = jobs.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="jobs per state and kind, and the dead jobs with their error")
     retry = actions.add_parser("retry", help="queue dead jobs again with fresh attempts")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="a dead job's id")

@@ -18,10 +18,8 @@ from config.repo_config import ConfigError, ConjunctionConfig
 from config.settings import Settings
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    project = commands.add_parser("project", help="projects on any git host, read through git")
-    project.set_defaults(run=run)
-    actions = project.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     add = actions.add_parser(
         "add", help="register a repository by its git URL and read its .conjunction.yml"
     )

@@ -17,11 +17,8 @@ from handlers.errors import JsonErrorRunner
 log = logging.getLogger("conjunction")
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = commands.add_parser(
-        "serve", help="run the server (the default): settings from the environment or .env"
-    )
-    serve.set_defaults(run=run)
+def configure(_parser: argparse.ArgumentParser) -> None:
+    """No arguments: settings come from the environment and .env."""
 
 
 def run(settings: Settings, _args: argparse.Namespace) -> int:

@@ -20,10 +20,8 @@ from cli.output import print_table
 from config.settings import Settings
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    token = commands.add_parser("token", help="project tokens for POST /api/v1/builds")
-    token.set_defaults(run=run)
-    actions = token.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a token (shown once)")
     create.add_argument("project", help="e.g. github.com/acme/lib")
     create.add_argument("--name", help="what the token is for, e.g. jenkins (default: token-N)")

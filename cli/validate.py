@@ -13,17 +13,16 @@ from config.repo_config import MAX_CONFIG_BYTES, ConfigError, SecretCheck, parse
 from config.settings import raw_setting
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    validate = commands.add_parser("validate", help="check .conjunction.yml files")
-    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    validate.add_argument(
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument(
         "--secrets",
         type=Path,
         metavar="FILE",
         help="check the secrets the file names against this secrets file "
         "(default: CONJUNCTION_SECRETS_FILE)",
     )
-    validate.add_argument(
+    parser.add_argument(
         "--project",
         type=_project,
         metavar="PROJECT",
