@@ -116,7 +116,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     usage = capsys.readouterr().out
     assert usage.startswith("usage: app.py [-h] [--version] COMMAND ...")
-    for command in ("serve", "validate", "token", "jobs", "gitlab", "project", "demo"):
+    for command in ("serve", "validate", "token", "jobs", "gitlab", "gitea", "project", "demo"):
         assert f"\n    {command} " in usage
 
 
