@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +21,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # A write waits this long for SQLite's lock before the request is answered 503: well within the
 # 10 s GitHub waits for an answer, long enough for the queue's short transactions to finish.
 SQLITE_BUSY_SECONDS = 5.0
+MIGRATION_LOCK = 0x636F6E6A  # PostgreSQL advisory lock key ("conj") of `migrate`
 CONNECT_SECONDS = 5.0  # a PostgreSQL that does not answer a connection attempt
 POOL_WAIT_SECONDS = 5.0  # every pooled connection busy
 
@@ -94,6 +95,14 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply every Alembic migration not yet applied (up to `revision`)."""
+    """Apply every Alembic migration not yet applied (up to `revision`).
+
+    On PostgreSQL one process at a time does, under an advisory lock held until its transaction
+    ends, so replicas started together on one database do not race: the first applies the
+    migrations, the others wait and find nothing left to do."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         await connection.run_sync(_upgrade, revision)

@@ -542,6 +542,8 @@ def json_schema() -> dict[str, Any]:
     schema = ConjunctionConfig.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
+        # where every server serves it; the server's answer makes it absolute
+        "$id": "/schema/conjunction.json",
         **schema,
         "title": "Conjunction repository configuration",
         "description": "The .conjunction.yml file: upstreams this project is built against, "

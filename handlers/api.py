@@ -117,8 +117,10 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 @routes.get("/schema/conjunction.json")
 async def config_schema(request: web.Request) -> web.Response:
-    """The JSON Schema of `.conjunction.yml`, for editors and validators."""
-    return web.json_response(SCHEMA)
+    """The JSON Schema of `.conjunction.yml`, for editors and validators, its `$id` the address
+    it is served at."""
+    public_url = request.app[RUNTIME].settings.public_url.rstrip("/")
+    return web.json_response({**SCHEMA, "$id": public_url + SCHEMA["$id"]})
 
 
 def attempt(metadata: dict[str, Any]) -> int:

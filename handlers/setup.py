@@ -2,7 +2,7 @@
 
 The server prints a setup URL with a one-time code in its log at start (`handlers.setup_code`);
 only a browser that opened it may go on. `/setup` then shows a form that sends the manifest
-(`app.yml`, with this server's public URL filled in) to GitHub. GitHub creates the app and
+(`config/app.yml`, with this server's public URL filled in) to GitHub. GitHub creates the app and
 redirects to `/setup/github/callback` with a one-hour code, which is exchanged for the app's id,
 private key and webhook secret. Those are written to `.env` once; the server loads them when it is
 restarted, and until then the setup refuses to run again.
@@ -29,6 +29,7 @@ import yaml
 from aiohttp import web
 from dotenv.parser import parse_stream
 
+import config
 from bot.forges.github.client import TRANSIENT_ERRORS, aiohttp_connect, convert_manifest
 from bot.queue import RetryLater
 from config.settings import Settings
@@ -38,7 +39,7 @@ from handlers.templating import render
 
 log = logging.getLogger(__name__)
 
-APP_YML = Path(__file__).resolve().parent.parent / "app.yml"
+APP_YML = Path(config.__file__).with_name("app.yml")  # installed with the package
 COOKIE = "conjunction_setup"
 COOKIE_PATH = "/setup"
 GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")

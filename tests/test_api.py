@@ -232,6 +232,7 @@ async def test_project_statistics(client: TestClient[Any, Any], forge: MemoryHos
 async def test_schema_health_and_metrics(client: TestClient[Any, Any]) -> None:
     schema = await (await client.get("/schema/conjunction.json")).json()
     assert "upstreams" in schema["properties"]
+    assert schema["$id"] == "https://conjunction.test/schema/conjunction.json"
     health = await client.get("/healthz")
     assert (health.status, await health.json()) == (200, {"status": "ok"})
     await post_github(client, "star", {})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import main
+from bot import __version__
 from config.repo_config import MAX_CONFIG_BYTES
 
 ROOT = Path(__file__).parent.parent
@@ -101,3 +102,40 @@ def test_bad_setting_stops_start_up_with_one_line(
     )
     assert result.returncode == 2
     assert result.stderr == f"conjunction: {line}\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"conjunction {__version__}\n"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: app.py [-h] [--version] COMMAND ...")
+    for command in ("serve", "validate", "token", "jobs", "gitlab", "gitea", "project", "demo"):
+        assert f"\n    {command} " in usage
+
+
+def test_validate_loads_neither_the_server_nor_the_engine(tmp_path: Path) -> None:
+    """Only the command given is imported: `conjunction validate` in a pre-commit hook starts
+    without the aiohttp application and the engine."""
+    path = tmp_path / ".conjunction.yml"
+    path.write_text("upstreams:\n  - project: github.com/acme/lib\n")
+    program = (
+        "import sys, cli\n"
+        "code = cli.main(['validate', sys.argv[1]])\n"
+        "print(code, sorted({'app', 'aiohttp', 'bot.engine', 'sqlalchemy'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(path)],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "ok\n0 []\n", result.stderr

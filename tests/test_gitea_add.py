@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import create_app, gitea_add, main
+from app import create_app, main
 from bot import db
 from bot.forges.gitea.host import GiteaHost
 from bot.models import Project
+from cli.gitea import gitea_add
 from config.settings import Settings, SettingsError, settings_from
 from handlers.context import RUNTIME
 from tests.fakegitea import WEBHOOK_SECRET, FakeGitea, gitea_host, repo_path

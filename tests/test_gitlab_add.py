@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import gitlab_add, main
+from app import main
 from bot import db
 from bot.models import Project
+from cli.gitlab import gitlab_add
 from config.settings import Settings
 from tests.fakegitlab import WEBHOOK_TOKEN, FakeGitLab, encoded, gitlab_host
 

@@ -517,6 +517,7 @@ def test_committed_schema_is_current():
 def test_schema_describes_the_file():
     schema = json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == "/schema/conjunction.json"  # the path every server serves it at
     assert schema["title"] == "Conjunction repository configuration"
     assert schema["additionalProperties"] is False
     assert schema["properties"]["upstreams"]["maxItems"] == MAX_ITEMS

@@ -5,9 +5,12 @@ Every test runs on SQLite and, when CONJUNCTION_TEST_POSTGRES_URL is set, on Pos
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,7 @@ LIB = "github.com/acme/lib"
 TOOL = "github.com/acme/tool"
 APP = "github.com/acme/app"
 OTHER = "github.com/acme/other"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -117,6 +121,42 @@ async def test_migrate_creates_the_schema_once(database: AsyncEngine) -> None:
     async with sessionmaker(database)() as session:
         kept = await session.get(KeyValue, "kept")
     assert kept is not None and kept.value == "across migrate runs"
+
+
+async def test_replicas_started_together_migrate_one_at_a_time(database_url: str) -> None:
+    """Three processes starting on one new PostgreSQL database (replicas, or an upgrade rolled
+    out to several): one applies the migrations, the others wait and find them applied."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("replicas share a PostgreSQL database; an SQLite file has one server")
+    url = database_url
+    starts = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import asyncio, sys\n"
+            "from bot import db\n"
+            "async def start():\n"
+            "    engine = db.create_engine(sys.argv[1])\n"
+            "    await db.migrate(engine)\n"
+            "    await engine.dispose()\n"
+            "asyncio.run(start())",
+            url,
+            cwd=ROOT,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for start in starts:
+        _, errors = await asyncio.wait_for(start.communicate(), 120)
+        assert start.returncode == 0, errors.decode()
+    database = create_engine(url)
+    try:
+        async with database.connect() as connection:
+            tables = await connection.run_sync(_table_names)
+        assert tables == set(Base.metadata.tables) | {"alembic_version"}
+        assert len(await _versions(database)) == 1
+    finally:
+        await database.dispose()
 
 
 async def test_downstreams_of_an_upstream_are_found_through_an_index(

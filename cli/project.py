@@ -1,25 +1,25 @@
-"""`python app.py project add|refresh|list`: projects on any git host (`bot.gitprojects`)."""
+"""`conjunction project add|refresh|list`: projects on any git host (`bot.gitprojects`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
-from bot import db, gitprojects
+from bot import gitprojects
 from bot.adapters import Adapters
+from bot.bootstrap import opened
 from bot.engine import CONFIG_PATH, Engine
 from bot.forges.git import GitError, GitRemote, parse_git_url
 from bot.models import Project
 from bot.names import host_of, project_key, project_name
 from bot.secrets import SecretStore
-from bot.tokens import CallbackSigner, ensure_secret_key
 from config.repo_config import ConfigError, ConjunctionConfig
 from config.settings import Settings
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    project = commands.add_parser("project", help="projects on any git host, read through git")
-    actions = project.add_subparsers(dest="action", required=True)
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
     add = actions.add_parser(
         "add", help="register a repository by its git URL and read its .conjunction.yml"
     )
@@ -69,7 +69,11 @@ def _forge_of(settings: Settings, host: str) -> str | None:
     return None
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(manage_projects(settings, args))
+
+
+async def manage_projects(settings: Settings, args: argparse.Namespace) -> int:
     adding = None
     if args.action == "add":
         try:
@@ -77,23 +81,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         except (ValueError, LookupError) as exc:
             print(f"conjunction: {exc}", file=sys.stderr)
             return 2
-    database = db.create_engine(settings.database_url)
-    try:
-        await db.migrate(database)
-        sessions = db.sessionmaker(database)
+    async with opened(settings) as base:
         projects = gitprojects.GitProjects.of(
-            settings, sessions, SecretStore(settings.secrets_file)
+            settings, base.sessions, SecretStore(settings.secrets_file)
         )
         if args.action == "list":
             await list_git_projects(projects)
             return 0
-        signer = CallbackSigner(await ensure_secret_key(sessions, settings.secret_key))
-        engine = Engine(sessions, Adapters(), settings, signer)
+        engine = await base.engine(Adapters())
         if adding is not None:
             return await add_git_project(engine, projects, *adding)
         return await refresh_git_project(engine, projects, args.project)
-    finally:
-        await database.dispose()
 
 
 def git_remote(settings: Settings, args: argparse.Namespace) -> tuple[str, GitRemote]:
