@@ -741,7 +741,7 @@ async def test_a_regression_is_confirmed_through_the_github_app(
         f"Confirmed by re-running: {GH_APP} passes against upstream `1111111` and fails "
         "against `2222222`, so the culprit is among" in issue.body["body"]
     )
-    assert "- Failing run: https://github.com/acme/app/actions/runs/102" in issue.body["body"]
+    assert "- Failing run: <https://github.com/acme/app/actions/runs/102>" in issue.body["body"]
     assert f"`2222222`](https://github.com/acme/lib/commit/{NEW_SHA})" in issue.body["body"]
     assert gh.calls_to("POST", "/repos/acme/lib/issues") == [], "lib did not opt in"
     original = await (await client.get(f"/api/v1/events/{failure['conjunction_event']}")).json()

@@ -77,7 +77,7 @@ def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
     )
     assert "Downstream owners: @bob\n" in body
     assert (
-        "Upstream owners: [alice on GitHub](https://github.com/alice) x@\u200by on git.acme.dev\n"
+        "Upstream owners: [alice on GitHub](https://github.com/alice) x\\@\u200by on git.acme.dev\n"
     ) in body
     empty = body.replace("@bob", "")
     assert empty.count("@") == 1  # the zero-width joined one, which pings nobody

@@ -203,7 +203,7 @@ async def test_a_private_upstream_is_never_named_in_a_public_downstreams_issue(
     still_failing, fixed = issue["comments"]
     assert still_failing.startswith(
         f"Still failing against the private project's latest build ([run](https://ci.test/{APP}"
-        "/runs/3)). Trace: https://conjunction.test/events/"
+        "/runs/3)). Trace: <https://conjunction.test/events/"
     )
     assert fixed == (
         f"{APP} passes again against the private project's latest build "

@@ -12,6 +12,9 @@ Every request of a `PolicyAPI` (the adapter's, the handlers', the poller's, setu
   from its front end can come after the work was done);
 - a rate-limit answer (403 or 429 with Retry-After, an exhausted X-RateLimit-Remaining, or a
   secondary-limit message) raises `RetryLater`, so the job runs again when GitHub allows it;
+- a write GitHub refuses for what it holds (400, 404, 410, 422: a body over its limits, a
+  field it does not take, a thing that is gone) raises `RequestRefused`, which ends the job at
+  once with GitHub's reason: the same request would be refused the same way again;
 - GETs are conditional through gidgethub's own `cache`: an unchanged answer (304, which GitHub
   does not count against the rate limit) is served from it.
 """
@@ -19,6 +22,7 @@ Every request of a `PolicyAPI` (the adapter's, the handlers', the poller's, setu
 from __future__ import annotations
 
 import functools
+import http
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -35,13 +39,47 @@ from uritemplate import variable
 from bot.forges.github.auth import GitHubAppAuth
 from bot.forges.github.ratelimit import ContentPacer, rate_limit_delay
 from bot.names import split_project
-from bot.queue import RetryLater, backoff
+from bot.queue import PermanentError, RetryLater, backoff
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "conjunction"
 CONTENT_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 TRANSIENT_ERRORS = (gidgethub.GitHubBroken, TimeoutError, aiohttp.ClientError)
+REFUSED_WRITES = frozenset({400, 404, 410, 422})  # no retry of the same write can pass
+
+
+class RequestRefused(gidgethub.BadRequest, PermanentError):
+    """GitHub refused a write for what it holds; still a `gidgethub.BadRequest` with its
+    `status_code` for callers that expect one (a label made meanwhile, a dispatch refused)."""
+
+    def __init__(self, status_code: int, message: str, errors: Any = None) -> None:
+        super().__init__(http.HTTPStatus(status_code), message)
+        self.errors = errors
+
+    @classmethod
+    def of(cls, exc: gidgethub.BadRequest, method: str, url: str) -> RequestRefused:
+        path = url.partition("?")[0]
+        detail = str(exc)
+        errors = getattr(exc, "errors", None)
+        if errors:
+            detail += f" ({_errors(errors)})"
+        return cls(int(exc.status_code), f"GitHub refused {method} {path}: {detail}", errors)
+
+
+def _errors(errors: Any) -> str:
+    """GitHub's list of validation errors, short: `body: too long`."""
+    if not isinstance(errors, list):
+        return str(errors)[:300]
+    described = []
+    for error in errors[:5]:
+        if isinstance(error, dict):
+            where = error.get("field") or error.get("resource") or ""
+            what = error.get("message") or error.get("code") or ""
+            described.append(f"{where}: {what}" if where else str(what))
+        else:
+            described.append(str(error))
+    return "; ".join(described)[:300]
 
 
 def _response_cache() -> MutableMapping[str, Any]:
@@ -118,6 +156,12 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
                     raise RetryLater(delay, f"GitHub rate limit ({who})") from exc
                 if exc.status_code == 401 and self._on_unauthorized is not None:
                     self._on_unauthorized()
+                if (
+                    method in CONTENT_METHODS
+                    and int(exc.status_code) in REFUSED_WRITES
+                    and not _starts_a_run(method, url)  # the trigger says why, on its row
+                ):
+                    raise RequestRefused.of(exc, method, url) from exc
                 raise
             except TRANSIENT_ERRORS as exc:
                 attempt += 1

@@ -16,6 +16,7 @@ import cachetools
 import gidgethub
 import yaml
 
+from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
     REPORT_NAME,
@@ -41,7 +42,12 @@ COMPARE_FILE_LIMIT = 300
 COMPARE = "/repos/{owner}/{repo}/compare/{base}...{head}"
 
 STATUS_DESCRIPTION_LIMIT = 140
-CHECK_SUMMARY_LIMIT = 65_000  # GitHub refuses summaries of 65,535 characters or more
+# GitHub refuses a check run's summary of 65,535 characters or more, an issue's body or a
+# comment over 65,536, a title over 256: a longer text is cut, saying how much was left out
+CHECK_SUMMARY_LIMIT = 65_534
+BODY_LIMIT = 65_536
+TITLE_LIMIT = 256
+CHECK_TITLE_LIMIT = 255
 PERMISSION_REASON = (
     "the Conjunction app lacks permission (actions: write for workflow_dispatch, "
     "contents: write for repository_dispatch)"
@@ -314,8 +320,8 @@ class GitHubForge:
         body: dict[str, Any] = {
             "details_url": report.target_url,
             "output": {
-                "title": report.title,
-                "summary": _cut(report.summary, CHECK_SUMMARY_LIMIT),
+                "title": _cut(report.title, CHECK_TITLE_LIMIT),
+                "summary": markdown.fit(report.summary, CHECK_SUMMARY_LIMIT, report.target_url),
             },
         }
         if report.completed:
@@ -360,6 +366,7 @@ class GitHubForge:
         number = pulls[0]["number"]
         if marker not in body:
             body = f"{marker}\n{body}"
+        body = markdown.fit(body, BODY_LIMIT)
         comments = await self._call(
             project,
             "GET",
@@ -427,7 +434,11 @@ class GitHubForge:
             project,
             "POST",
             "/repos/{owner}/{repo}/issues",
-            data={"title": title, "body": body, "labels": list(labels)},
+            data={
+                "title": markdown.cut_line(title, TITLE_LIMIT),
+                "body": markdown.fit(body, BODY_LIMIT),
+                "labels": list(labels),
+            },
         )
         return IssueRef(number=int(data["number"]), url=data.get("html_url"))
 
@@ -436,7 +447,7 @@ class GitHubForge:
             project,
             "POST",
             "/repos/{owner}/{repo}/issues/{number}/comments",
-            data={"body": body},
+            data={"body": markdown.fit(body, BODY_LIMIT)},
             number=number,
         )
 

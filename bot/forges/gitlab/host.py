@@ -17,6 +17,7 @@ import requests
 from gitlab import GitlabAuthenticationError, GitlabError
 from gitlab.v4.objects import Project
 
+from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
     STATUS_CONTEXT,
@@ -29,6 +30,7 @@ from bot.codehost import (
 from bot.engine.indexing import CONFIG_PATH
 from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
+from bot.queue import PermanentError
 from bot.runner import Artifact, PipelineStarted, TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_STATUS = "conjunction/config"
 DESCRIPTION_LIMIT = 255  # GitLab refuses a longer commit status description
+BODY_LIMIT = 1_000_000  # a note's body or an issue's description
+TITLE_LIMIT = 255
+REFUSED_WRITES = frozenset({400, 404, 410, 422})  # no retry of the same write can pass
 DIFF_FILE_LIMIT = 1000  # GitLab's default diff limit: a compare lists at most this many files
 FIND_STARTED_LOOKBACK = 10  # recent API pipelines searched for an event's variable
 EVENT_VARIABLE = "CONJUNCTION_EVENT"
@@ -73,6 +78,19 @@ def message_of(exc: GitlabError) -> str:
             for key, value in message.items()
         )
     return " ".join(str(message).split())
+
+
+class RequestRefused(GitlabError, PermanentError):
+    """GitLab refused a write for what it holds (400, 404, 410, 422): the same write would be
+    refused again, so the job ends at once with GitLab's reason."""
+
+
+def refused(exc: GitlabError, what: str) -> GitlabError:
+    """`exc` as a `RequestRefused` naming what was written, when no retry could pass."""
+    if exc.response_code not in REFUSED_WRITES:
+        return exc
+    message = f"GitLab refused {what} ({exc.response_code}): {message_of(exc)}"
+    return RequestRefused(message, exc.response_code, exc.response_body)
 
 
 def refuses_token(exc: GitlabError) -> bool:
@@ -250,7 +268,7 @@ class GitLabHost:
             if exc.response_code == 400 and "Cannot transition status" in message_of(exc):
                 log.info("%s on %s in %s is already %s", name, sha, project, state)
                 return
-            raise
+            raise refused(exc, "a commit status") from exc
 
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         """A commit status `conjunction/config`: failed, naming the first problem's line and
@@ -281,13 +299,17 @@ class GitLabHost:
         iid = (merged or list(changes))[0]["iid"]
         if marker not in body:
             body = f"{marker}\n{body}"
+        body = markdown.fit(body, BODY_LIMIT)
         notes = gl_project.mergerequests.get(iid, lazy=True).notes
         existing = await self.client.run(notes.list, get_all=True)
         mine = next((note for note in existing if marker in (note.body or "")), None)
-        if mine is None:
-            await self.client.run(notes.create, {"body": body})
-        else:
-            await self.client.run(notes.update, mine.id, {"body": body})
+        try:
+            if mine is None:
+                await self.client.run(notes.create, {"body": body})
+            else:
+                await self.client.run(notes.update, mine.id, {"body": body})
+        except GitlabError as exc:
+            raise refused(exc, "a merge request note") from exc
 
     # issues
 
@@ -326,14 +348,23 @@ class GitLabHost:
         for label in labels:
             await self._ensure_label(project, label)
         issues = self._project(project).issues
-        issue = await self.client.run(
-            issues.create, {"title": title, "description": body, "labels": ",".join(labels)}
-        )
+        data = {
+            "title": markdown.cut_line(title, TITLE_LIMIT),
+            "description": markdown.fit(body, BODY_LIMIT),
+            "labels": ",".join(labels),
+        }
+        try:
+            issue = await self.client.run(issues.create, data)
+        except GitlabError as exc:
+            raise refused(exc, "an issue") from exc
         return IssueRef(number=int(issue.iid), url=issue.web_url)
 
     async def comment_issue(self, project: str, number: int, body: str) -> None:
         notes = self._project(project).issues.get(number, lazy=True).notes
-        await self.client.run(notes.create, {"body": body})
+        try:
+            await self.client.run(notes.create, {"body": markdown.fit(body, BODY_LIMIT)})
+        except GitlabError as exc:
+            raise refused(exc, "an issue note") from exc
 
     async def close_issue(self, project: str, number: int, body: str) -> None:
         await self.comment_issue(project, number, body)
