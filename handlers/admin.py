@@ -9,16 +9,20 @@ the admin token, so changing either logs every browser out.
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from handlers.bodies import read_body
 from handlers.context import RUNTIME
+from handlers.errors import RequestError
 from handlers.templating import render
 
 COOKIE = "conjunction_admin"
 SESSION_SECONDS = 12 * 3600
+LOGIN_BODY_LIMIT = 8 * 1024  # the form's token and the path to go back to
+FORM = "application/x-www-form-urlencoded"
 routes = web.RouteTableDef()
 
 
@@ -91,9 +95,22 @@ def _form(
     )
 
 
+async def _login_form(request: web.Request) -> dict[str, str]:
+    """The login form's fields, reading at most LOGIN_BODY_LIMIT bytes (413 past that): the
+    body is read before anyone is known, so it never costs more than a form holds."""
+    if request.content_type not in (FORM, "application/octet-stream"):
+        raise RequestError(415, f"send the login form as {FORM}")
+    body = await read_body(request, limit=LOGIN_BODY_LIMIT)
+    fields = parse_qsl(body.decode("utf-8", errors="replace"), max_num_fields=20)
+    return dict(fields)
+
+
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    try:
+        form = await _login_form(request)
+    except ValueError:  # more fields than a login form has
+        raise RequestError(400, "this is not the login form") from None
     next_path = _local(str(form.get("next") or "/"))
     token = str(form.get("token") or "")
     admin = request.app[RUNTIME].settings.admin_token

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError, to_json
 
 from bot import gitprojects
 from bot.engine import ResultConflict, UnknownEvent, UpstreamSuccess
-from bot.limits import REF, SHA, Text, Url, no_nul
+from bot.limits import REF, SHA, Ref, Text, Url, no_nul
 from bot.models import utcnow
 from bot.names import ProjectName, project_key
 from bot.results import Result
@@ -27,6 +36,13 @@ from handlers.context import RUNTIME, json_answer, json_error
 from handlers.errors import RequestError
 
 routes = web.RouteTableDef()
+# The most of a body each route reads (its token is checked first): a status with its
+# metadata, a build with its artifacts
+STATUS_BODY_LIMIT = 64 * 1024
+BUILD_BODY_LIMIT = 512 * 1024
+METADATA_LIMIT = 16 * 1024
+METADATA_SUMMARY = 2048
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,64}")
 MAX_ARTIFACTS = 100
 MAX_ARTIFACT_NAME = 200
 # what a CI system may report: a final Result, or that it is running
@@ -36,38 +52,6 @@ SCHEMA = json.loads(
 )
 
 
-class StatusBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    result: Reported
-    url: Url | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("metadata")
-    @classmethod
-    def _storable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
-        """`sha` and `ref` are kept on the event: they must fit its columns."""
-        for key, limit in (("sha", SHA), ("ref", REF)):
-            if metadata.get(key) and len(str(metadata[key])) > limit:
-                raise ValueError(f"{key} is longer than {limit} characters")
-        for text in _strings(metadata):
-            no_nul(text)
-        return metadata
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every key and string in a JSON value."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -75,11 +59,63 @@ def _http_url(value: str) -> str:
     return value
 
 
+HttpUrl = Annotated[Url, AfterValidator(_http_url)]
+Summary = Annotated[str, StringConstraints(max_length=METADATA_SUMMARY), AfterValidator(no_nul)]
+
+
+def _attempt(value: Any) -> int:
+    """The CI's attempt a status is of (default 1): a higher one replaces the result, a lower
+    one is kept in the history only (CONTRACT §7)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PydanticCustomError("attempt", "an integer of at least 1")
+    return value
+
+
+def _commit_id(value: str) -> str:
+    if not COMMIT_ID.fullmatch(value):
+        raise PydanticCustomError("commit_id", "not a commit id (7 to 64 hexadecimal digits)")
+    return value
+
+
+class StatusMetadata(BaseModel):
+    """What the status API keeps of a result's `metadata`: its known fields, typed. Any other
+    field is ignored, and not stored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    sha: Annotated[str, AfterValidator(_commit_id)] | None = None
+    ref: Ref | None = None
+    attempt: Annotated[int, PlainValidator(_attempt)] | None = None
+    summary: Summary | None = None
+    log_url: HttpUrl | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The fields given, as the event keeps them."""
+        return self.model_dump(exclude_none=True)
+
+
+class StatusBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: Reported
+    url: HttpUrl | None = None
+    metadata: StatusMetadata = Field(default_factory=StatusMetadata)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _bounded(cls, metadata: Any) -> Any:
+        if isinstance(metadata, dict) and len(to_json(metadata)) > METADATA_LIMIT:
+            raise PydanticCustomError(
+                "metadata_size", f"larger than {METADATA_LIMIT // 1024} KB as JSON"
+            )
+        return metadata
+
+
 class ArtifactBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=MAX_ARTIFACT_NAME)
-    url: Annotated[Url, AfterValidator(_http_url)]
+    url: HttpUrl
 
 
 class BuildBody(BaseModel):
@@ -99,9 +135,10 @@ def callback_token(request: web.Request) -> str | None:
     return bearer(request) or usable_token(request.query.get("token"))
 
 
-async def parse_body(request: web.Request, model: type[BaseModel]) -> Any:
-    async with large_body_slot(request):
-        body = await read_body(request)
+async def parse_body(request: web.Request, model: type[BaseModel], limit: int) -> Any:
+    """The body as `model`, reading at most `limit` bytes of it (413 past that)."""
+    async with large_body_slot(request, limit):
+        body = await read_body(request, limit=limit)
         try:
             return parse_json(body, model)
         except ValidationError as exc:
@@ -123,15 +160,6 @@ async def config_schema(request: web.Request) -> web.Response:
     return web.json_response({**SCHEMA, "$id": public_url + SCHEMA["$id"]})
 
 
-def attempt(metadata: dict[str, Any]) -> int:
-    """The CI's attempt a status is of (`metadata.attempt`, default 1): a higher one replaces
-    the result, a lower one is kept in the history only (CONTRACT §7)."""
-    value = metadata.get("attempt", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(422, "metadata.attempt: an integer of at least 1")
-    return value
-
-
 @routes.post("/api/v1/events/{event_id}/status")
 async def post_status(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
@@ -149,19 +177,20 @@ async def post_status(request: web.Request) -> web.Response:
             f"{event.deadline_at:%Y-%m-%d %H:%M:%S} UTC: results are taken until the "
             "event's result timeout (CONJUNCTION_RESULT_TIMEOUT)",
         )
-    body: StatusBody = await parse_body(request, StatusBody)
+    body: StatusBody = await parse_body(request, StatusBody, STATUS_BODY_LIMIT)
     metadata = body.metadata
-    ref_type, ref = split_ref(str(metadata["ref"])) if metadata.get("ref") else ("branch", None)
+    ref_type, ref = split_ref(metadata.ref) if metadata.ref else ("branch", None)
+    stored = metadata.stored()
     try:
         event = await runtime.engine.record_result(
             event_id,
             body.result,
             url=body.url,
-            sha=str(metadata["sha"]) if metadata.get("sha") else None,
+            sha=metadata.sha or None,
             ref=ref,
             ref_type=ref_type,
-            attempt=attempt(metadata),
-            ci_metadata=metadata or None,
+            attempt=metadata.attempt or 1,
+            ci_metadata=stored or None,
         )
     except ResultConflict as exc:
         return json_error(409, str(exc))
@@ -179,7 +208,7 @@ async def post_build(request: web.Request) -> web.Response:
         owner = await use_project_token(session, token) if token else None
     if owner is None:
         return json_error(401, "a valid project token is required (python app.py token create)")
-    body: BuildBody = await parse_body(request, BuildBody)
+    body: BuildBody = await parse_body(request, BuildBody, BUILD_BODY_LIMIT)
     if project_key(body.project) != project_key(owner):
         return json_error(403, f"this token reports builds of {owner}, not {body.project}")
     ref_type, ref = split_ref(body.ref)

@@ -58,10 +58,12 @@ def return_large_buffers() -> None:
 
 
 @contextlib.asynccontextmanager
-async def large_body_slot(request: web.Request) -> AsyncIterator[None]:
-    """Hold one of the large-body slots while the body is read and handled, if it is large."""
+async def large_body_slot(request: web.Request, limit: int | None = None) -> AsyncIterator[None]:
+    """Hold one of the large-body slots while the body is read and handled, if it is large:
+    over LARGE_BODY, or of unknown length where the route's `limit` is over LARGE_BODY."""
     length = request.content_length
-    if length is not None and length <= LARGE_BODY:
+    small = length is not None and length <= LARGE_BODY
+    if small or (limit is not None and limit <= LARGE_BODY):
         yield
         return
     return_large_buffers()
@@ -77,16 +79,20 @@ async def large_body_slot(request: web.Request) -> AsyncIterator[None]:
         slots.release()
 
 
-async def read_body(request: web.Request, digest: hmac.HMAC | None = None) -> bytearray:
-    """The body, refused with 413 past the app's size limit; fed to `digest` as it arrives."""
-    limit = request.app[MAX_BODY]
+async def read_body(
+    request: web.Request, digest: hmac.HMAC | None = None, *, limit: int | None = None
+) -> bytearray:
+    """The body, refused with 413 past the route's `limit` (at most the app's size limit):
+    one announced longer is refused unread, one sent without a length as soon as it passes
+    it. Fed to `digest` as it arrives."""
+    limit = min(limit, request.app[MAX_BODY]) if limit is not None else request.app[MAX_BODY]
     too_large = RequestError(413, f"request body too large: the limit is {limit} bytes")
     if (request.content_length or 0) > limit:
         raise too_large
     body = bytearray()
     try:
         async with asyncio.timeout(READ_SECONDS):
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in request.content.iter_chunked(min(CHUNK, limit + 1)):
                 if len(body) + len(chunk) > limit:
                     raise too_large
                 if digest is not None:

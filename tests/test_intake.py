@@ -25,6 +25,7 @@ from bot.models import Delivery, Event, Job
 from bot.tokens import create_project_token
 from config.settings import Settings
 from handlers import bodies
+from handlers.api import STATUS_BODY_LIMIT
 from handlers.bodies import LARGE_BODIES
 from handlers.errors import JsonErrorRunner
 from testkit.memoryhost import MemoryHost
@@ -201,7 +202,10 @@ async def test_deeply_nested_json_is_refused_on_every_json_endpoint(
             data=f'{{"result": "success", "metadata": {{"deep": {deep}}}}}',
             headers=callback,
         )
-        assert (status.status, await status.json()) == expected
+        if depth * 2 > STATUS_BODY_LIMIT:  # past the status API's size limit: not even read
+            assert status.status == 413
+        else:
+            assert (status.status, await status.json()) == expected
         build = await client.post(
             "/api/v1/builds", data=deep, headers={"Authorization": f"Bearer {token}"}
         )
@@ -292,10 +296,10 @@ async def test_api_strings_the_database_cannot_store_are_refused(
     event_id = (await start_one(any_client, forge)).event_id
     before = await stored(any_client)
     for metadata, error in [
-        ({"sha": "c" * 65}, "metadata: Value error, sha is longer than 64 characters"),
-        ({"ref": "r" * 301}, "metadata: Value error, ref is longer than 300 characters"),
-        ({"sha": "c\x00"}, "metadata: Value error, must not contain NUL characters"),
-        ({"notes": ["fine", {"deep\x00": 1}]}, "metadata: Value error, must not contain NUL"),
+        ({"sha": "c" * 65}, "metadata.sha: not a commit id (7 to 64 hexadecimal digits)"),
+        ({"ref": "r" * 301}, "metadata.ref: String should have at most 300 characters"),
+        ({"sha": "c\x00"}, "metadata.sha: not a commit id"),
+        ({"ref": "main\x00"}, "metadata.ref: Value error, must not contain NUL characters"),
     ]:
         answer = await report_status(any_client, event_id, "success", metadata=metadata)
         assert answer.status == 422

@@ -233,18 +233,19 @@ async def test_the_stylesheet_is_served(client: TestClient[Any, Any]) -> None:
     assert "font" in await response.text()
 
 
-async def test_a_javascript_url_from_a_status_is_not_a_link(
+async def test_a_javascript_url_from_a_status_is_refused(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
     event_id = (await start_one(client, forge)).event_id
-    assert (await report_status(client, event_id, "failure", url=HOSTILE_URL)).status == 202
+    answer = await report_status(client, event_id, "failure", url=HOSTILE_URL)
+    assert (answer.status, await answer.json()) == (422, {"error": "url: not an http(s) URL"})
     origin = (await (await client.get(f"/api/v1/events/{event_id}")).json())["parent"]
 
     for path in [f"/events/{origin}", f"/events/{event_id}"]:
         response = await client.get(path, headers=BROWSER)
         page = assert_secure_page(response, await response.text())
         assert all(link.startswith(("/", "https://", "#")) for link in page.links), page.links
-        assert HOSTILE_URL in page.text, "shown as text"
+        assert HOSTILE_URL not in page.text, "nothing kept"
 
 
 async def test_a_javascript_url_from_a_build_is_not_a_link(
