@@ -29,6 +29,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from bot.names import GITHUB_OWNER, GITLAB_OWNER
+
 INLINE_LIMIT = 500  # characters of one value shown inline; longer ones end in "…"
 TEXT_LIMIT = 2048  # characters of a multi-line value
 URL_LIMIT = 2000
@@ -181,16 +183,6 @@ def mention(name: str, host: str) -> str:
     if GITHUB_OWNER.fullmatch(name) or (host != "github.com" and GITLAB_OWNER.fullmatch(name)):
         return f"@{name}"
     return inline(name)
-
-
-# GitHub: a login (39 characters, single hyphens between letters and digits) or `org/team`
-GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}")
-GITHUB_TEAM = re.compile(rf"{GITHUB_LOGIN.pattern}/[A-Za-z0-9_](?:[A-Za-z0-9_-]{{0,99}})")
-GITHUB_OWNER = re.compile(rf"{GITHUB_LOGIN.pattern}(?:/[A-Za-z0-9_][A-Za-z0-9_-]{{0,99}})?")
-# GitLab: a username or a group path (`group/sub`), each segment letters, digits, `_`, `.`
-# and `-`, starting and ending with a letter or digit, at most 255 characters in all
-GITLAB_SEGMENT = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?"
-GITLAB_OWNER = re.compile(rf"(?=.{{1,255}}$){GITLAB_SEGMENT}(?:/{GITLAB_SEGMENT}){{0,19}}")
 
 
 def cut_note(omitted: int, more_url: str | None = None) -> str:

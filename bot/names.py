@@ -79,3 +79,31 @@ def owner_of(name: str) -> str:
     case-insensitively: `github.com/acme/lib` -> `github.com/acme`."""
     host, path = split_project(project_key(name))
     return f"{host}/{path.split('/', 1)[0]}"
+
+
+# Owners, as each forge spells them. GitHub: a login (at most 39 letters, digits and single
+# hyphens between them) or a team `org/team-slug`. GitLab: a user or a group path
+# (`group/sub`), each segment letters, digits, `_`, `.` and `-`, starting and ending with a
+# letter, digit or `_`, at most 255 characters in all.
+GITHUB_LOGIN = r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}"
+GITHUB_OWNER = re.compile(rf"{GITHUB_LOGIN}(?:/[A-Za-z0-9_][A-Za-z0-9_-]{{0,99}})?")
+_GITLAB_SEGMENT = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?"
+GITLAB_OWNER = re.compile(rf"(?=.{{1,255}}\Z){_GITLAB_SEGMENT}(?:/{_GITLAB_SEGMENT}){{0,19}}")
+OWNER_SYNTAX = {"github": GITHUB_OWNER, "gitlab": GITLAB_OWNER}
+OWNER_MAX_LENGTH = 255
+
+
+def owner_problem(name: str, forge: str | None = None) -> str | None:
+    """Why `name` is not an owner on `forge` (`github`, `gitlab`; None: on either), or None."""
+    syntaxes = [OWNER_SYNTAX[forge]] if forge in OWNER_SYNTAX else list(OWNER_SYNTAX.values())
+    if any(syntax.fullmatch(name) for syntax in syntaxes):
+        return None
+    shown = repr(name[:40]) + ("…" if len(name) > 40 else "")
+    if forge == "github":
+        return f"{shown} is not a GitHub login or team (like alice or acme/lib-team)"
+    if forge == "gitlab":
+        return f"{shown} is not a GitLab user or group path (like alice or group/sub)"
+    return (
+        f"{shown} is not a GitHub login or team nor a GitLab user or group "
+        "(like alice or acme/lib-team)"
+    )

@@ -29,10 +29,12 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 
-from bot.names import ProjectName, owner_of
+from bot.names import OWNER_MAX_LENGTH, ProjectName, owner_of, owner_problem
 from config import body_template, bounded_yaml
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -40,11 +42,15 @@ MAX_ITEMS = 200  # in any list (upstreams, branches, ...) and in webhook headers
 MAX_PROBLEMS = 200  # listed in one error; a check run takes 50 annotations per call
 
 
-def _owner_name(value: str) -> str:
+def _owner_name(value: str, info: ValidationInfo) -> str:
+    """A user or team as the project's forge spells it (`parse_config`'s `forge`), or as one
+    of them does when the forge is not known."""
     if "@" in value:
-        raise ValueError(f"{value!r}: write users and teams without '@', like alice or acme/team")
-    if not value.strip() or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not a user or team name")
+        shown = repr(value[:40]) + ("…" if len(value) > 40 else "")
+        raise ValueError(f"{shown}: write users and teams without '@', like alice or acme/team")
+    problem = owner_problem(value, (info.context or {}).get("forge"))
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -63,7 +69,18 @@ def _project_glob(value: str) -> str:
 
 
 T = TypeVar("T")
-OwnerName = Annotated[str, AfterValidator(_owner_name)]
+OwnerName = Annotated[
+    str,
+    AfterValidator(_owner_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": OWNER_MAX_LENGTH,
+            "pattern": "^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?"
+            "(?:/[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)*$",
+        }
+    ),
+]
 ProjectGlob = Annotated[str, AfterValidator(_project_glob)]
 Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 
@@ -324,14 +341,19 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+Forge = Literal["github", "gitlab"]
 SecretCheck = Callable[[str], str | None]
 """Why the config's project may not use the named secret, or None when it may."""
 
 
-def parse_config(text: str | bytes, *, secrets: SecretCheck | None = None) -> ConjunctionConfig:
+def parse_config(
+    text: str | bytes, *, secrets: SecretCheck | None = None, forge: Forge | None = None
+) -> ConjunctionConfig:
     """The config in `text`, or ConfigError listing each problem with its line and key.
 
-    With `secrets`, every secret the config names is checked as well (`bot.secrets`)."""
+    With `secrets`, every secret the config names is checked as well (`bot.secrets`). With
+    `forge`, owners are checked against that forge's spelling of users and teams; without, a
+    name either forge could have is taken."""
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
     if len(raw) > MAX_CONFIG_BYTES:
         message = f"file is {len(raw)} bytes, the limit is {MAX_CONFIG_BYTES}"
@@ -357,7 +379,7 @@ def parse_config(text: str | bytes, *, secrets: SecretCheck | None = None) -> Co
         message = f"expected a mapping of keys like upstreams:, got {_kind(data)}"
         raise ConfigError([ConfigProblem(_line_of(root, ()), "", message)])
     try:
-        config = ConjunctionConfig.model_validate(data)
+        config = ConjunctionConfig.model_validate(data, context={"forge": forge})
     except ValidationError as e:
         problems = [
             ConfigProblem(_line_of(root, loc), _dotted(loc), _message(err))
