@@ -235,6 +235,39 @@ def test_required_entries_are_project_globs():
     ]
 
 
+def test_owners_are_names_a_forge_could_have_at_their_line():
+    config = parse_config("owners: [alice, acme/lib-team, john.doe, group/sub/team_1]\n")
+    assert config.owners == ["alice", "acme/lib-team", "john.doe", "group/sub/team_1"]
+    long = "a" * 300
+    text = f"owners:\n  - alice\n  - 'x](https://evil.example) y'\n  - {long}\n  - 'a/'\n"
+    assert problems(text) == [
+        "line 3: owners.1: 'x](https://evil.example) y' is not a GitHub login or team nor a "
+        "GitLab user or group (like alice or acme/lib-team)",
+        f"line 4: owners.2: '{'a' * 40}'… is not a GitHub login or team nor a GitLab user or "
+        "group (like alice or acme/lib-team)",
+        "line 5: owners.3: 'a/' is not a GitHub login or team nor a GitLab user or group "
+        "(like alice or acme/lib-team)",
+    ]
+
+
+def test_owners_are_checked_against_the_projects_own_forge():
+    with pytest.raises(ConfigError) as info:
+        parse_config("owners: [alice, john.doe, -x, acme/core]\n", forge="github")
+    assert [str(p) for p in info.value.problems] == [
+        "line 1: owners.1: 'john.doe' is not a GitHub login or team (like alice or acme/lib-team)",
+        "line 1: owners.2: '-x' is not a GitHub login or team (like alice or acme/lib-team)",
+    ]
+    assert parse_config("owners: [john.doe, group/sub/app]\n", forge="gitlab").owners == [
+        "john.doe",
+        "group/sub/app",
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config("owners: [a--b.]\n", forge="gitlab")
+    assert [str(p) for p in info.value.problems] == [
+        "line 1: owners.0: 'a--b.' is not a GitLab user or group path (like alice or group/sub)"
+    ]
+
+
 def test_at_owner_is_refused():
     assert problems("owners:\n  - alice\n  - '@bob'\n") == [
         "line 3: owners.1: '@bob': write users and teams without '@', like alice or acme/team"
