@@ -106,6 +106,7 @@ class GitHubForge:
     """
 
     codeowners_paths = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
+    owner_syntax = "github"  # how its users and teams are spelled (`parse_config`'s `forge`)
 
     def __init__(
         self,

@@ -142,6 +142,7 @@ class GitLabHost:
 
     # GitLab reads the first of these that exists
     codeowners_paths = ("CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS")
+    owner_syntax = "gitlab"  # how its users and groups are spelled (`parse_config`'s `forge`)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitLabHost:
