@@ -79,12 +79,12 @@ def _escape(text: str) -> str:
     for index, c in enumerate(text):
         if c == "_" and _intraword(text, index):
             out.append(c)  # `snake_case`: an underscore inside a word emphasises nothing
+        elif c == "#" and text[index + 1 : index + 2].isdigit():
+            out.append("\\#" + ZWSP)  # `#12` would name an issue of the repository posted to
         elif c in _ESCAPED:
             out.append("\\" + c)
         elif c == "@":
             out.append("\\@" + ZWSP)
-        elif c == "#" and text[index + 1 : index + 2].isdigit():
-            out.append("\\#" + ZWSP)  # `#12` would name an issue of the repository posted to
         else:
             out.append(c)
     return "".join(out)

@@ -170,9 +170,9 @@ async def test_refused_pipeline_variables_say_which_setting_to_change_on_the_row
     await run_jobs(client)
 
     _, (_, report) = github.of("check")[-1]
-    assert (  # Markdown: `&gt;` shows as `>`
+    assert (  # Markdown: `\>` shows as `>`
         f"| gitlab.com/{APP} | ❌ error (optional): GitLab refuses pipeline variables on {APP}: "
-        "set Settings &gt; CI/CD &gt; Variables &gt; Minimum role to use pipeline variables to "
+        "set Settings \\> CI/CD \\> Variables \\> Minimum role to use pipeline variables to "
         "Developer |"
     ) in report.summary
     assert await runtime(client).engine.pending_triggers(f"gitlab.com/{APP}") == []

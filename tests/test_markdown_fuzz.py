@@ -39,11 +39,12 @@ GITHUB_SUMMARY = 65_535  # a check run's summary: under this
 MARKER = "<!-- conjunction:breakage github.com/acme/lib -> github.com/acme/app -->"
 HEADINGS = {"What changed since it last passed"}  # the only heading a template writes
 
-# GFM as GitHub renders it: tables, strikethrough, and autolinks of www., http(s):// and
-# e-mail addresses (not of bare domains, which linkify-it would take by default)
+# GFM as GitHub renders it: tables, strikethrough, and autolinks of www., http(s)://, ftp://
+# and e-mail addresses (not of bare domains or `//host`, which linkify-it would take)
 MD = MarkdownIt("gfm-like")
 assert MD.linkify is not None, "linkify-it-py, which markdown-it-py's GFM preset uses"
 MD.linkify.set({"fuzzy_link": False})
+MD.linkify.add("//", None)
 # A mention as GitHub and GitLab read one: `@` not inside a word, then a login or a path
 MENTION = re.compile(r"(?<![A-Za-z0-9_`.\-/])@([A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_.\-]+)*)")
 
