@@ -301,8 +301,8 @@ async def test_status_metadata_is_bounded_and_typed(
     )
     for metadata, error in [
         ({"sha": "not-hex"}, "metadata.sha: not a commit id (7 to 64 hexadecimal digits)"),
-        ({"attempt": 0}, "metadata.attempt: Input should be greater than or equal to 1"),
-        ({"attempt": "2"}, "metadata.attempt: Input should be a valid integer"),
+        ({"attempt": 0}, "metadata.attempt: an integer of at least 1"),
+        ({"attempt": "2"}, "metadata.attempt: an integer of at least 1"),
         ({"summary": "s" * 2049}, "metadata.summary: String should have at most 2048 characters"),
         ({"log_url": "javascript:alert(1)"}, "metadata.log_url: not an http(s) URL"),
     ]:
@@ -326,7 +326,7 @@ async def test_status_metadata_is_bounded_and_typed(
     async with runtime(client).sessions() as session:
         stored = await session.get(Event, event_id)
     assert stored is not None
-    assert stored.details["metadata"] == known  # the other field is not kept
+    assert stored.ci_metadata == known  # the other field is not kept
     assert (stored.sha, stored.ref) == ("b" * 40, "main")
 
 

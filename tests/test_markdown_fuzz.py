@@ -279,11 +279,6 @@ def test_an_issues_comments_hold_nothing_live_but_their_own(**values: Any) -> No
 
 def event(values: dict[str, Any], number: int) -> Event:
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    details: dict[str, Any] = {"hint": values["hint"]}
-    if values["changes"]:
-        details["changes"] = values["changes"]
-    if values["confirming"]:
-        details["confirmation"] = {"step": "again", "last_passed_sha": values["sha"]}
     return Event(
         id=f"event{number}",
         kind="trigger",
@@ -292,7 +287,11 @@ def event(values: dict[str, Any], number: int) -> Event:
         change=values["verdict"],
         url=values["url"],
         reason=values["reason"],
-        details=details,
+        hint=values["hint"],
+        changes=values["changes"],
+        confirming="again" if values["confirming"] else None,
+        last_passed_sha=values["sha"],
+        fallout=values["via"] or "x" if values["fallout"] else None,
         started_at=now if values["started"] else None,
         finished_at=now + timedelta(seconds=values["seconds"]) if values["result"] else None,
     )
@@ -334,8 +333,6 @@ def as_rows(found: list[dict[str, Any]]) -> list[reports.Row]:
     made = []
     for number, values in enumerate(found):
         row_event = event(values, number)
-        if values["fallout"]:
-            row_event.details = {**row_event.details, "fallout": True}
         made.append(
             reports.Row(
                 event=row_event,
