@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -439,3 +440,22 @@ def test_notifications_hold_no_markup_of_their_values(
         assert "<" not in text and ">" not in text
     line = clean(irc(message))
     assert not any(c in line for c in "\r\n\x00")
+
+
+def test_every_posted_template_is_among_those_filled_here() -> None:
+    """A new template is added to these tests, or this fails: each is filled above, as a macro
+    of one (commit lists, owners) or with no value at all (a valid config's summary)."""
+    filled = {
+        "issue_body.md",
+        "issue_title.txt",
+        "issue_fixed.md",
+        "issue_still_failing.md",
+        "summary.md",
+        "pr_comment.md",
+        "config_problems.md",
+        "commit_list.md",
+        "owners.md",
+        "config_valid.md",
+    }
+    templates = Path(texts.__file__).with_name("templates")
+    assert {path.name for path in templates.iterdir() if path.suffix in (".md", ".txt")} == filled
