@@ -20,9 +20,10 @@ from bot.models import Event, Job
 from bot.queue import JobQueue, Worker
 from handlers.admin import LOGIN_BODY_LIMIT
 from handlers.api import STATUS_BODY_LIMIT
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, index, report_status, start_one, upstream_of
 from tests.test_intake import port_of, raw_answer, request_head
 from tests.test_markdown_fuzz import read
