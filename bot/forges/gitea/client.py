@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from bot.forges.gitlab.client import Pacer
+from bot.queue import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ TIMEOUT = 30.0
 PAGE_SIZE = 50  # Gitea's default MAX_RESPONSE_ITEMS
 MAX_PAGES = 20
 RETRIED = {429, 500, 502, 503, 504}
+REFUSED_WRITES = frozenset({400, 404, 410, 422})  # no retry of the same write can pass
 TRANSIENT = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -48,6 +50,11 @@ class GiteaError(Exception):
     @property
     def transient(self) -> bool:
         return self.status in RETRIED
+
+
+class GiteaRefused(GiteaError, PermanentError):
+    """A write Gitea refused for what it holds: sent again, it would be refused again, so the
+    job ends at once with Gitea's reason."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,10 @@ class GiteaClient:
                 if answer.status < 400:
                     return answer
                 message = message_of(answer.status, answer.text)
-                error = GiteaError(answer.status, message, method, path)
+                refused = method != "GET" and answer.status in REFUSED_WRITES
+                error = (GiteaRefused if refused else GiteaError)(
+                    answer.status, message, method, path
+                )
                 if not error.transient or attempt >= self.max_retries:
                     raise error
                 if not retry and answer.status != 429:

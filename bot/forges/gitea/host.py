@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import cachetools
 
+from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
     STATUS_CONTEXT,
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_STATUS = "conjunction/config"
 DESCRIPTION_LIMIT = 255
+TITLE_LIMIT = 255  # an issue's title
 FIND_STARTED_LOOKBACK = 20  # recent dispatched runs searched for an event's id
 STATES = {"pending": "pending", "success": "success", "failure": "failure"}
 
@@ -310,7 +312,7 @@ class GiteaHost:
             await self.client.request(
                 "POST",
                 f"{self._repo(project)}/issues",
-                body={"title": title, "body": body, "labels": ids},
+                body={"title": markdown.cut_line(title, TITLE_LIMIT), "body": body, "labels": ids},
             )
         ).data
         return IssueRef(number=int(issue["number"]), url=issue.get("html_url"))
