@@ -218,11 +218,6 @@ async def test_a_write_github_refuses_ends_its_job_at_once_with_the_reason(
     assert "body is too long" in job.last_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/engine/issues.update_issues stops at the first repository that fails "
-    "(docs/reliability.md, Hostile input: the change it needs)",
-)
 async def test_one_breakage_issue_refused_does_not_stop_the_other(
     client: TestClient[Any, Any], forge: MemoryHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,10 +69,12 @@ async def index_project(
     """Store a project and its upstream subscriptions; an invalid config keeps the last one."""
     config: ConjunctionConfig | None = None
     secrets = partial(ctx.secrets.problem, project=name)
+    # owners as the project's forge spells them: "github", "gitlab", or None (either)
+    forge = getattr(ctx.adapters.host(name), "owner_syntax", None)
     try:
         # bounded, but up to a fifth of a second for a large file: kept off the event loop
         config = (
-            await asyncio.to_thread(parse_config, config_text, secrets=secrets)
+            await asyncio.to_thread(parse_config, config_text, secrets=secrets, forge=forge)
             if config_text is not None
             else None
         )

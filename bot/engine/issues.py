@@ -122,10 +122,20 @@ async def update_issues(ctx: Context, payload: dict[str, Any]) -> None:
             return
         upstream = await session.get(Project, project_key(parent.project))
         compare = await compare_url(ctx, session, parent, event)
+    failures: list[Exception] = []
     for repository in issue_repositories(downstream, upstream):
         host = ctx.adapters.host(repository)
-        if host is not None:
+        if host is None:
+            continue
+        try:
             await _update_issue(ctx, host, repository, event, parent, downstream, upstream, compare)
+        except Exception as exc:  # one repository's refusal never stops the others
+            log.warning(
+                "issue in %s not updated: %s", repository, exc, extra={"event_id": event.id}
+            )
+            failures.append(exc)
+    if failures:
+        raise failures[0]  # the job ends or runs again with it; the repositories done are skipped
 
 
 async def _update_issue(
