@@ -1,8 +1,10 @@
 // The event page while downstreams run: refresh the audit trail from its JSON endpoint until
-// nothing runs, and keep the "running for" times ticking in between.
+// nothing runs (and nothing changed for a few polls), and keep the "running for" times ticking in between.
 (function () {
   "use strict";
   var INTERVAL = 2000;
+  var SETTLED_POLLS = 3;
+  var idle = 0, last = null;
   var trail = document.getElementById("trail");
 
   function duration(seconds) {
@@ -32,7 +34,11 @@
         if (data === null) { setTimeout(poll, INTERVAL * 2); return; }
         trail.innerHTML = data.html;
         tick();
-        if (data.running > 0) { setTimeout(poll, INTERVAL); } else { trail.removeAttribute("data-live"); }
+        // A downstream that just passed starts its own a moment later (a queued job): the
+        // trail is left alone only after it stayed still for a few polls.
+        idle = data.running > 0 || data.html !== last ? 0 : idle + 1;
+        last = data.html;
+        if (idle < SETTLED_POLLS) { setTimeout(poll, INTERVAL); } else { trail.removeAttribute("data-live"); }
       })
       .catch(function () { setTimeout(poll, INTERVAL * 2); });
   }
