@@ -1,5 +1,5 @@
 // The event page while downstreams run: refresh the audit trail from its JSON endpoint until
-// nothing runs (and nothing changed for a few polls), and keep the "running for" times ticking in between.
+// nothing runs or changes for a few polls, and keep the "running for" times ticking meanwhile.
 (function () {
   "use strict";
   var INTERVAL = 2000;
