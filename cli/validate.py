@@ -7,10 +7,16 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 from bot.names import project_name
 from bot.secrets import NamedSecret, SecretsFileError, load_secrets
+from config import bounded_yaml
 from config.repo_config import MAX_CONFIG_BYTES, ConfigError, SecretCheck, parse_config
 from config.settings import raw_setting
+
+WORKFLOWS = Path(".github/workflows")
+EVENT_INPUT = "conjunction_event"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +82,7 @@ def validate_file(path: Path, secrets: SecretCheck | None = None) -> int:
         if len(head) > MAX_CONFIG_BYTES:
             print(f"{path}: file is over the limit of {MAX_CONFIG_BYTES} bytes", file=sys.stderr)
             return 1
-        parse_config(head, secrets=secrets)
+        config = parse_config(head, secrets=secrets)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
@@ -84,4 +90,26 @@ def validate_file(path: Path, secrets: SecretCheck | None = None) -> int:
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return 1
+    if config.trigger.workflow and config.trigger.webhook is None:
+        warning = run_name_warning(path.parent / WORKFLOWS / config.trigger.workflow)
+        if warning:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def run_name_warning(workflow: Path) -> str | None:
+    """Why the dispatched workflow beside the config should name its runs after the event, when
+    it does not (CONTRACT §7): GitHub then ties its run to its trigger even when it answers a
+    dispatch without the run's id, and after a crash Conjunction can tell whether it started."""
+    try:
+        loaded, _ = bounded_yaml.load(workflow.read_text(errors="replace"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None  # not beside the config, or not readable: nothing to say
+    run_name = loaded.get("run-name") if isinstance(loaded, dict) else None
+    if isinstance(run_name, str) and EVENT_INPUT in run_name:
+        return None
+    return (
+        f"{workflow.name} has no run-name carrying ${{{{ inputs.{EVENT_INPUT} }}}}: without it a "
+        "run is tied to its trigger only by the run id GitHub answers with, and a dispatch in "
+        "flight when the server stops may be sent again"
+    )

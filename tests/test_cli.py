@@ -139,3 +139,29 @@ def test_validate_loads_neither_the_server_nor_the_engine(tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.stdout == "ok\n0 []\n", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("run_name", "warned"),
+    [
+        ('"conjunction ${{ inputs.conjunction_event }}"', False),
+        ('"Downstream tests"', True),
+        (None, True),
+    ],
+)
+def test_validate_says_why_the_dispatched_workflow_should_name_its_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], run_name: str | None, warned: bool
+) -> None:
+    path = tmp_path / ".conjunction.yml"
+    path.write_text(
+        "upstreams:\n  - project: github.com/acme/lib\ntrigger:\n  workflow: conjunction.yml\n"
+    )
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    header = f"run-name: {run_name}\n" if run_name else ""
+    (workflows / "conjunction.yml").write_text(f"name: Downstream\n{header}on: workflow_dispatch\n")
+    assert main(["validate", str(path)]) == 0  # a warning, not an error
+    error = capsys.readouterr().err
+    assert ("warning: conjunction.yml has no run-name carrying" in error) is warned
+    if warned:
+        assert "${{ inputs.conjunction_event }}" in error

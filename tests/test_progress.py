@@ -127,7 +127,9 @@ async def test_a_paced_fan_out_says_how_far_it_came(
     writes = len(statuses(forge))
     await next_batch(client, forge, 2)
     assert len(forge.of("start_pipeline")) == 4
-    assert re.search(r"started 4 of 5, next batch in ~(3[6-9]|40) s, 4 running", statuses(forge)[-1])
+    assert re.search(
+        r"started 4 of 5, next batch in ~(3[6-9]|40) s, 4 running", statuses(forge)[-1]
+    )
     assert len(statuses(forge)) - writes <= 3
 
     await next_batch(client, forge, 5)
