@@ -40,7 +40,7 @@ from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.secrets import SecretStore
 from config.settings import Settings
-from handlers import admin, api, badges, health, pages, templating, webhooks
+from handlers import admin, api, badges, health, openapi, pages, templating, webhooks
 from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
@@ -95,6 +95,7 @@ def create_app(
     app[LARGE_BODIES] = asyncio.Semaphore(LARGE_BODY_SLOTS)
     app.add_routes(webhooks.routes)
     app.add_routes(api.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
     app.add_routes(badges.routes)
