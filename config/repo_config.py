@@ -282,6 +282,11 @@ class Notify(_Model):
     )
     webhook: NotifyWebhook | None = Field(default=None, description="A signed JSON POST.")
     irc: Irc | None = Field(default=None, description="An IRC channel.")
+    apprise: str | None = Field(
+        default=None,
+        description="Name of a secret in CONJUNCTION_SECRETS_FILE whose value is an Apprise URL "
+        "(Discord, Matrix, Microsoft Teams, e-mail, ntfy, Mastodon, ...).",
+    )
     on: Items[NotifyOn] = Field(
         default=["new_regression", "fixed"],
         description="The changes of a pair's state that are told; default: new_regression, fixed.",
@@ -289,13 +294,18 @@ class Notify(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Notify:
-        if sum(channel is not None for channel in (self.slack, self.webhook, self.irc)) != 1:
-            raise ValueError("set exactly one of slack, webhook or irc")
+        channels = (self.slack, self.webhook, self.irc, self.apprise)
+        if sum(channel is not None for channel in channels) != 1:
+            raise ValueError("set exactly one of slack, webhook, irc or apprise")
         return self
 
     @property
-    def kind(self) -> Literal["slack", "webhook", "irc"]:
-        return "slack" if self.slack else "webhook" if self.webhook else "irc"
+    def kind(self) -> Literal["slack", "webhook", "irc", "apprise"]:
+        if self.slack:
+            return "slack"
+        if self.webhook:
+            return "webhook"
+        return "irc" if self.irc else "apprise"
 
 
 class ConjunctionConfig(_Model):
@@ -316,7 +326,7 @@ class ConjunctionConfig(_Model):
     notify: Items[Notify] = Field(
         default=[],
         description="Channels told when a pair this project is in changes state: Slack, a "
-        "signed webhook or IRC.",
+        "signed webhook, IRC or Apprise.",
     )
 
 
@@ -436,6 +446,8 @@ def _reference_problems(
             named.append((("notify", index, "slack"), channel.slack))
         if channel.webhook is not None and channel.webhook.secret is not None:
             named.append((("notify", index, "webhook", "secret"), channel.webhook.secret))
+        if channel.apprise is not None:
+            named.append((("notify", index, "apprise"), channel.apprise))
     if secrets is not None:
         for loc, name in named:
             problem = secrets(name)

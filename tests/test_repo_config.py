@@ -44,6 +44,8 @@ notify:
   - webhook: {url: "https://hooks.acme.dev/ci", secret: acme-hook}
   - irc: {server: "irc.libera.chat:6697", channel: "#acme", tls: true}
     on: [new_regression, fixed, flaky]
+  - apprise: acme-matrix
+    on: [new_regression]
 """
 
 
@@ -70,7 +72,7 @@ def test_full_example_parses_every_value():
         check_run=True, commit_status=True, required=[], issues=False, pull_request_comment=True
     )
     assert config.issues is True
-    slack, webhook, irc = config.notify
+    slack, webhook, irc, apprise = config.notify
     assert (slack.kind, slack.slack, slack.on) == (
         "slack",
         "acme-slack",
@@ -79,6 +81,23 @@ def test_full_example_parses_every_value():
     assert webhook.webhook == NotifyWebhook(url="https://hooks.acme.dev/ci", secret="acme-hook")
     assert irc.irc == Irc(server="irc.libera.chat:6697", channel="#acme", tls=True)
     assert (irc.kind, irc.on) == ("irc", ["new_regression", "fixed", "flaky"])
+    assert (apprise.kind, apprise.apprise, apprise.on) == (
+        "apprise",
+        "acme-matrix",
+        ["new_regression"],
+    )
+
+
+def test_every_secret_a_channel_names_is_checked():
+    allowed = {"acme-slack", "acme-hook"}
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            FULL_EXAMPLE,
+            secrets=lambda name: None if name in allowed else f"no secret {name} here",
+        )
+    assert [str(p) for p in info.value.problems] == [
+        "line 24: notify.3.apprise: no secret acme-matrix here"
+    ]
 
 
 def test_webhook_trigger():
@@ -274,10 +293,12 @@ def test_at_owner_is_refused():
     ]
 
 
-@pytest.mark.parametrize("entry", ["{slack: a, irc: {server: s, channel: '#c'}}", "{}"])
+@pytest.mark.parametrize(
+    "entry", ["{slack: a, irc: {server: s, channel: '#c'}}", "{slack: a, apprise: b}", "{}"]
+)
 def test_notify_needs_exactly_one_channel(entry):
     assert problems(f"notify:\n  - slack: ok\n  - {entry}\n") == [
-        "line 3: notify.1: set exactly one of slack, webhook or irc"
+        "line 3: notify.1: set exactly one of slack, webhook, irc or apprise"
     ]
 
 

@@ -1,4 +1,5 @@
-"""Notifications (`notify:`): Slack incoming webhooks, a generic signed JSON webhook and IRC.
+"""Notifications (`notify:`): Slack incoming webhooks, a generic signed JSON webhook, IRC and
+Apprise URLs.
 
 `Notifier.send` delivers one message on one channel and raises when it could not: the job that
 called it is retried by the queue, or dead at once (`PermanentError`) when retrying cannot help —
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.address_guard import AddressRefused, GuardedResolver, check_literal
-from bot.notify import message
+from bot.notify import apprise_channel, message
 from bot.notify.irc import IrcError, IrcPool
 from bot.notify.message import Message
 from bot.queue import PermanentError
@@ -63,6 +64,19 @@ class Notifier:
                 )
             except IrcError as exc:
                 raise OSError(str(exc)) from None  # the queue retries it
+        elif channel.apprise is not None:
+            url = self._secret(channel.apprise, project)
+            title, words = message.apprise(text)
+            try:
+                await apprise_channel.send(
+                    url,
+                    title,
+                    words,
+                    where=f"the Apprise URL in secret {channel.apprise}",
+                    allow_private=self.settings.allow_private_webhooks,
+                )
+            except apprise_channel.AppriseRefused as exc:
+                raise PermanentError(str(exc)) from None
 
     def _secret(self, name: str, project: str) -> str:
         """A channel's secret that `project` may use; retrying cannot help when it may not."""

@@ -130,3 +130,19 @@ def webhook(message: Message) -> dict[str, Any]:
 
 def irc(message: Message) -> str:
     return f"[conjunction] {message.verdict_words}: {message.headline} {message.event_url}"
+
+
+def apprise(message: Message) -> tuple[str, str]:
+    """The title and plain-text body of an Apprise notification."""
+    notes = [HINTS.get(message.hint, message.hint) if message.hint else None, message.culprit]
+    links = [
+        ("Trace", message.event_url),
+        ("Run", message.run_url),
+        ("Changes", message.compare_url),
+    ]
+    lines = [
+        message.headline,
+        *filter(None, notes),
+        *(f"{label}: {url}" for label, url in links if url),
+    ]
+    return f"Conjunction: {message.verdict_words}", "\n".join(lines)
