@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import insert
 
+from bot.gauges import Gauges
 from bot.models import KeyValue
 from handlers.context import RUNTIME, json_answer
 from handlers.errors import unavailable
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+GAUGES_TIMEOUT = 5.0  # seconds; past it /metrics answers with the gauges as they were
+_gauges: weakref.WeakKeyDictionary[object, Gauges] = weakref.WeakKeyDictionary()
 
 
 @routes.get("/healthz")
@@ -32,4 +37,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    """The counters and histograms, and the database's gauges read now (`bot.gauges`); when
+    the database does not answer in time, the rest is served all the same."""
+    sessions = request.app[RUNTIME].sessions
+    gauges = _gauges.get(sessions)
+    if gauges is None:
+        gauges = _gauges[sessions] = Gauges(sessions)
+    try:
+        async with asyncio.timeout(GAUGES_TIMEOUT):
+            await gauges.refresh()
+    except Exception as exc:
+        log.warning("metrics: the database's gauges could not be read: %r", exc)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -36,6 +36,7 @@ import gidgethub.abc
 import gidgethub.aiohttp
 from uritemplate import variable
 
+from bot import metrics
 from bot.forges.github.auth import GitHubAppAuth
 from bot.forges.github.ratelimit import ContentPacer, rate_limit_delay
 from bot.names import split_project
@@ -172,12 +173,15 @@ class PolicyAPI(gidgethub.abc.GitHubAPI):
                 await self.sleep(delay)
                 continue
             if self.rate_limit is not None:
+                who = self.pace_key or ("app" if jwt else "anonymous")
                 log.debug(
                     "GitHub rate limit (%s): %d of %d left",
-                    self.pace_key or "anonymous",
+                    who,
                     self.rate_limit.remaining,
                     self.rate_limit.limit,
                 )
+                metrics.RATE_LIMIT_REMAINING.labels("github", who).set(self.rate_limit.remaining)
+                metrics.RATE_LIMIT.labels("github", who).set(self.rate_limit.limit)
             return answer
 
 

@@ -20,6 +20,8 @@ import gitlab
 import requests
 from gitlab.v4.objects import Project
 
+from bot import metrics
+
 T = TypeVar("T")
 
 # GitLab.com's documented limit for authenticated API traffic is 2,000 requests a minute per
@@ -62,6 +64,11 @@ class Pacer:
     def observe(self, headers: Mapping[str, str]) -> None:
         """Follow GitLab's RateLimit headers: with none remaining, pause until the reset."""
         remaining, reset = headers.get("RateLimit-Remaining"), headers.get("RateLimit-Reset")
+        limit = headers.get("RateLimit-Limit")
+        if remaining is not None and remaining.isdigit():
+            metrics.RATE_LIMIT_REMAINING.labels("gitlab", "bot").set(int(remaining))
+        if limit is not None and limit.isdigit():
+            metrics.RATE_LIMIT.labels("gitlab", "bot").set(int(limit))
         if remaining is None or reset is None or not remaining.isdigit() or int(remaining) > 0:
             return
         try:
