@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
@@ -24,7 +25,22 @@ from bot.tokens import create_project_token
 from config.settings import Settings
 from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
+<<<<<<< HEAD
 from tests.recipes import LIB, Downstream, Ran, downstream_of, need, run
+=======
+from tests.memoryhost import MemoryHost
+from tests.recipes import (
+    LIB,
+    Downstream,
+    Ran,
+    code_blocks,
+    downstream_of,
+    live_client,
+    need,
+    run,
+)
+from tests.test_flow import index
+>>>>>>> 17287c3 (Recipes for CircleCI, Woodpecker and a Zuul-gated upstream, run as written; GitLab's pipeline-variable setting for trigger tokens; why Buildkite's soft_failed is a failure)
 from tests.webhook_receiver import Received, Receiver
 
 # (upstream commit, the downstream's result): a failing build first, then a passing one
@@ -386,3 +402,188 @@ def test_every_recipe_page_is_linked_from_the_readme_and_the_index() -> None:
         if page != "README.md":
             assert f"]({page})" in index
             assert f"](docs/ci/{page})" in readme
+
+
+# CircleCI
+
+PIPELINE_PARAMETER = re.compile(r"<<\s*pipeline\.parameters\.(\w+)\s*>>")
+
+
+def fill(text: str, parameters: dict[str, str]) -> str:
+    """`<< pipeline.parameters.NAME >>` replaced as CircleCI does when it compiles the config."""
+    return PIPELINE_PARAMETER.sub(lambda found: parameters[found[1]], text)
+
+
+async def test_circleci_pipeline_parameters_and_final_steps(
+    configure: Configure, receiver: Receiver, tmp_path: Path
+) -> None:
+    app = "github.com/acme/app"
+    ci = await configure("circleci.md", app, "https://circleci.com")
+    config = yaml.safe_load(ci.blocks[".circleci/config.yml"])
+    declared = config["parameters"]
+    assert config["workflows"]["against-upstream"]["when"] == (
+        "<< pipeline.parameters.conjunction_event >>"
+    )
+    job = config["jobs"]["against-upstream"]
+    reports = {
+        step["run"]["when"]: step["run"]
+        for step in job["steps"]
+        if isinstance(step, dict) and "when" in step.get("run", {})
+    }
+    assert set(reports) == {"on_success", "on_fail"}
+    script = tmp_path / "report-to-conjunction.sh"
+    script.write_text(ci.blocks[".circleci/report-to-conjunction.sh"])
+    script.chmod(0o755)
+
+    for number, (sha, outcome) in enumerate(OUTCOMES, start=301):
+        pipeline_id = f"5034460f-c7c4-4c43-9457-de07e2029{number}"
+        receiver.answer(201, {"id": pipeline_id, "number": number, "state": "pending"})
+        await ci.upstream_succeeds(sha)
+
+        # what CircleCI's "trigger a new pipeline" takes
+        sent = receiver.received[-1]
+        assert (sent.method, sent.path) == ("POST", "/api/v2/project/gh/acme/app/pipeline")
+        assert sent.headers["Circle-Token"] == ci.secrets["circleci-token"]
+        assert sent.headers["Content-Type"] == "application/json"
+        body = sent.json()
+        assert body["branch"] == "main"
+        parameters = body["parameters"]
+        assert set(parameters) == set(declared)  # CircleCI refuses undeclared parameters
+        assert all(declared[name]["type"] == "string" for name in parameters)
+        assert all(isinstance(value, str) for value in parameters.values())
+        assert (parameters["conjunction_event"], parameters["conjunction_upstream_sha"]) == (
+            event_of(sent),
+            sha,
+        )
+        event = await ci.event(event_of(sent))
+        assert event.run_id == pipeline_id
+
+        # CircleCI fills the job's environment from the parameters, then runs the step
+        env = {name: fill(str(value), parameters) for name, value in job["environment"].items()}
+        step = reports["on_success" if outcome == "success" else "on_fail"]
+        assert step["command"] == ".circleci/report-to-conjunction.sh"
+        build_url = f"https://circleci.com/gh/acme/app/{number}"
+        ran = await run(
+            [str(script)], {**env, **step["environment"], "CIRCLE_BUILD_URL": build_url}
+        )
+        assert reported(ran) == {"event_id": event.id, "result": outcome}
+        await ci.upstream_shows(sha, outcome, build_url)
+
+
+# Woodpecker
+
+LONE_DOLLAR = re.compile(r"(?<!\$)\$(?!\$)")
+
+
+async def test_woodpecker_manual_pipeline_and_final_step(
+    configure: Configure, receiver: Receiver, tmp_path: Path
+) -> None:
+    app = "codeberg.org/acme/app"
+    ci = await configure("woodpecker.md", app, "https://ci.acme.dev")
+    workflow = yaml.safe_load(ci.blocks[".woodpecker/against-upstream.yaml"])
+    [when] = workflow["when"]
+    assert when["event"] == "manual"
+    assert "CONJUNCTION_EVENT" in when["evaluate"]
+    report = next(step for step in workflow["steps"] if step["name"] == "report-to-conjunction")
+    assert report["when"] == [{"status": ["success", "failure"]}]
+    [command] = report["commands"]
+    # every variable is read by the shell at run time, none replaced in the file beforehand
+    assert LONE_DOLLAR.search(command) is None
+    script = command.replace("$$", "$")
+
+    for number, (sha, outcome) in enumerate(OUTCOMES, start=88):
+        receiver.answer(200, {"id": 1000 + number, "number": number, "event": "manual"})
+        await ci.upstream_succeeds(sha)
+
+        # what Woodpecker's "trigger a manual pipeline" takes
+        sent = receiver.received[-1]
+        assert (sent.method, sent.path) == ("POST", "/api/repos/42/pipelines")
+        assert sent.headers["Authorization"] == f"Bearer {ci.secrets['woodpecker-token']}"
+        assert sent.headers["Content-Type"] == "application/json"
+        body = sent.json()
+        assert body["branch"] == "main"
+        variables = body["variables"]
+        assert all(isinstance(value, str) for value in variables.values())
+        assert (variables["CONJUNCTION_EVENT"], variables["CONJUNCTION_UPSTREAM_SHA"]) == (
+            event_of(sent),
+            sha,
+        )
+        event = await ci.event(event_of(sent))
+        assert event.run_id == str(1000 + number)
+
+        pipeline_url = f"https://ci.acme.dev/repos/42/pipeline/{number}"
+        env = {**variables, "CI_PIPELINE_STATUS": outcome, "CI_PIPELINE_URL": pipeline_url}
+        ran = await run(["sh", "-e", "-c", script], env)
+        assert reported(ran) == {"event_id": event.id, "result": outcome}
+        await ci.upstream_shows(sha, outcome, pipeline_url)
+
+
+# Zuul
+
+
+class ZuulLoader(yaml.SafeLoader):
+    """Reads Zuul's config: an encrypted secret is a list of base64 blocks."""
+
+
+def _encrypted(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
+    assert isinstance(node, yaml.SequenceNode)
+    return loader.construct_sequence(node)
+
+
+ZuulLoader.add_constructor("!encrypted/pkcs1-oaep", _encrypted)
+
+
+async def test_zuul_post_pipeline_reports_what_lands(
+    aiohttp_client: Any, settings: Settings, forge: MemoryHost, tmp_path: Path
+) -> None:
+    blocks = code_blocks("zuul.md")
+    config = yaml.load(blocks["zuul.d/conjunction.yaml"], Loader=ZuulLoader)
+    secret = next(item["secret"] for item in config if "secret" in item)
+    job = next(item["job"] for item in config if "job" in item)
+    project = next(item["project"] for item in config if "project" in item)
+    assert job["post-run"] == "playbooks/report-to-conjunction.yaml"
+    assert secret["name"] in job["secrets"]
+    assert job["name"] in project["post"]["jobs"]
+    [play] = yaml.safe_load(blocks["playbooks/report-to-conjunction.yaml"])
+    [task] = play["tasks"]
+    assert task["no_log"] is True and task["run_once"] is True
+    uri = task["uri"]
+
+    secrets_file = tmp_path / "secrets.yml"
+    secrets_file.write_text("{}\n")
+    client = await live_client(aiohttp_client, settings, forge, secrets_file)
+    await index(client, LIB, None)
+    async with runtime(client).sessions.begin() as session:
+        project_token = await create_project_token(session, LIB)
+    templates = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value: Any, variables: dict[str, Any]) -> Any:
+        """The task's arguments as Ansible templates them."""
+        if isinstance(value, dict):
+            return {key: render(item, variables) for key, item in value.items()}
+        return templates.from_string(value).render(variables) if isinstance(value, str) else value
+
+    for build, (sha, outcome) in enumerate(OUTCOMES, start=1):
+        variables = {
+            "conjunction": {"url": str(client.make_url("")).rstrip("/"), "token": project_token},
+            "zuul_success": outcome == "success",
+            "zuul": {
+                "project": {"canonical_name": LIB},
+                "newrev": sha,
+                "ref": "refs/heads/main",
+                "tenant": "acme",
+                "build": f"{build:032x}",
+            },
+        }
+        request = render(uri, variables)
+        assert (request["method"], request["body_format"]) == ("POST", "json")
+        async with client.session.request(
+            request["method"], request["url"], headers=request["headers"], json=request["body"]
+        ) as answer:
+            assert answer.status == request["status_code"], await answer.text()
+            event = await runtime(client).engine.get_event((await answer.json())["event_id"])
+        assert event is not None
+        zuul_build = f"https://zuul.acme.dev/t/acme/build/{build:032x}"
+        assert (event.project, event.sha, event.ref, event.url) == (LIB, sha, "main", zuul_build)
+        assert event.result == outcome
+        await run_jobs(client)
