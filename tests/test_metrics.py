@@ -11,14 +11,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
+from app import create_app
+from bot.adapters import Adapters
 from bot.forges.gitlab.client import Pacer
 from bot.models import Job, utcnow
 from bot.queue import JobQueue
+from config.settings import Settings
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
 from tests.fakegithub import FakeGitHub
 from tests.memoryhost import MemoryHost
@@ -48,9 +52,21 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@pytest.fixture
+async def client_on(
+    aiohttp_client: Any, settings: Settings, database_url: str, forge: MemoryHost
+) -> TestClient[Any, Any]:
+    """The app on SQLite, and on PostgreSQL where the tests have one."""
+    settings = settings.model_copy(update={"database_url": database_url})
+    app = create_app(settings, adapters=Adapters.of(forge), run_workers=False)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    return client
+
+
 async def test_queue_and_trigger_gauges_follow_the_database(
-    client: TestClient[Any, Any], forge: MemoryHost
+    client_on: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
+    client = client_on
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
     before = await scrape(client)  # durations count from the first scrape on
