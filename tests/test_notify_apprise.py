@@ -151,4 +151,5 @@ async def test_an_apprise_url_that_fails_is_named_by_its_secret_never_shown(
 
     assert await notify_send_jobs(client) == [(state, error)]
     assert "xoxAppriseSecretPath" not in ours(caplog)
+    assert not [record for record in caplog.records if record.name.startswith("apprise")]
     assert "job failed" in caplog.text

@@ -13,7 +13,7 @@ the ones that were checked. Every other caller of `getaddrinfo` is unaffected. A
 fails the job for good; nothing else is retried forever either (the queue's attempts).
 
 Apprise's own log names the URLs it sends to, and an Apprise URL holds its credentials: its
-logger is kept quiet, urllib3's lines logged while a message is sent (they hold the URL's path)
+logger is silenced, urllib3's lines logged while a message is sent (they hold the URL's path)
 are dropped, and every error names the secret, never its value.
 """
 
@@ -27,8 +27,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import apprise
-
 from bot.address_guard import address_kind
 
 # while a guarded message is sent: the refusals met so far (shared with Apprise's threads)
@@ -38,7 +36,9 @@ _REFUSED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 _lock = threading.Lock()
 _original_getaddrinfo: Callable[..., Any] | None = None
 _SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("apprise_sending", default=False)
-logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+# Apprise lowers its logger's level while it sends, to capture its own lines: a filter, which
+# drops every record before any handler sees it, keeps the URL out of the log all the same.
+logging.getLogger("apprise").addFilter(lambda _record: False)
 
 
 def _not_while_sending(_record: logging.LogRecord) -> bool:
@@ -82,6 +82,8 @@ def _install_guard() -> None:
 
 
 def _send(url: str, title: str, body: str, where: str, guard: bool) -> None:
+    import apprise  # here: it takes most of a second to import, and most servers never use it
+
     sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     if not sender.add(url):
         raise AppriseRefused(f"{where} is not a URL Apprise knows")
