@@ -52,6 +52,7 @@ UPSTREAM = "git.test/acme/lib"
 DOWNSTREAM = "git.test/acme/app"
 GITHUB_SECRET = "openapi-github-secret"
 GITLAB_SECRET = "openapi-gitlab-secret"
+GITEA_SECRET = "openapi-gitea-secret"
 ADMIN_TOKEN = "openapi-admin-token"
 # a value for each path parameter, to find the app's route a described path reaches
 SAMPLES = {"event_id": "0" * 32, "project": "github.com/acme/lib"}
@@ -163,7 +164,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`python app.py` with both forges' webhooks on (their APIs a closed loopback port, so the
+    """`python app.py` with every forge's webhooks on (their APIs a closed loopback port, so the
     work a delivery queues fails there and reaches no one), UPSTREAM and DOWNSTREAM joined
     through git, and one build of UPSTREAM reported, which triggered DOWNSTREAM."""
     folder = tmp_path_factory.mktemp("openapi")
@@ -181,6 +182,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "GITLAB_HOST": "gitlab.com",
         "GITLAB_TOKEN": "openapi-gitlab-token",
         "GITLAB_WEBHOOK_SECRET": GITLAB_SECRET,
+        "GITEA_URL": nowhere,
+        "GITEA_HOST": "codeberg.org",
+        "GITEA_TOKEN": "openapi-gitea-token",
+        "GITEA_WEBHOOK_SECRET": GITEA_SECRET,
         "LOG_LEVEL": "warning",
     }
     process = ServerProcess(folder, env)
@@ -248,10 +253,11 @@ CHECKS = [
 
 
 def _send(case: Any, server: Server, known: bool) -> requests.Response:
-    """The case as Schemathesis would send it. A GitHub delivery is signed with the secret, a
-    GitLab one carries its token, so that deliveries get past the door; when `known`, a build
-    carries the project token and names its project, a status names the waiting trigger
-    event and carries its callback token, so that bodies get as far as being judged."""
+    """The case as Schemathesis would send it. GitHub and Gitea deliveries are signed with
+    their secrets, a GitLab one carries its token, so that deliveries get past the door; when
+    `known`, a build carries the project token and names its project, a status names the
+    waiting trigger event and carries its callback token, so that bodies get as far as being
+    judged."""
     path = case.operation.path
     if known and path == "/api/v1/events/{event_id}/status":
         case.path_parameters = {**(case.path_parameters or {}), "event_id": server.trigger}
@@ -271,6 +277,10 @@ def _send(case: Any, server: Server, known: bool) -> requests.Response:
         if path == "/webhooks/github":
             digest = hmac.new(GITHUB_SECRET.encode(), data, hashlib.sha256).hexdigest()
             headers["X-Hub-Signature-256"] = f"sha256={digest}"
+        elif path == "/webhooks/gitea":
+            headers["X-Gitea-Signature"] = hmac.new(
+                GITEA_SECRET.encode(), data, hashlib.sha256
+            ).hexdigest()
         else:
             headers["X-Gitlab-Token"] = GITLAB_SECRET
     request.setdefault("timeout", 30)
