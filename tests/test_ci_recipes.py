@@ -25,10 +25,6 @@ from bot.tokens import create_project_token
 from config.settings import Settings
 from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
-<<<<<<< HEAD
-from tests.recipes import LIB, Downstream, Ran, downstream_of, need, run
-=======
-from tests.memoryhost import MemoryHost
 from tests.recipes import (
     LIB,
     Downstream,
@@ -40,7 +36,6 @@ from tests.recipes import (
     run,
 )
 from tests.test_flow import index
->>>>>>> 17287c3 (Recipes for CircleCI, Woodpecker and a Zuul-gated upstream, run as written; GitLab's pipeline-variable setting for trigger tokens; why Buildkite's soft_failed is a failure)
 from tests.webhook_receiver import Received, Receiver
 
 # (upstream commit, the downstream's result): a failing build first, then a passing one

@@ -23,9 +23,10 @@ from bot.forges.gitlab.client import Pacer
 from bot.models import Job, utcnow
 from bot.queue import JobQueue
 from config.settings import Settings
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, index, report_status, upstream_of
 
 DOCS = Path(__file__).parent.parent / "docs"

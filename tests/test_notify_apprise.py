@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bot.models import Job
 from bot.notify import message
 from config.settings import Settings
+from testkit.memoryhost import MemoryHost
 from tests.conftest import runtime
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, LIB, index, upstream_of
 from tests.test_notify import MESSAGE, Receiver, app_with, receiver, run_lib  # noqa: F401
 

@@ -40,10 +40,10 @@ from bot.adapters import Adapters
 from bot.tokens import CallbackSigner
 from config.settings import Settings
 from handlers.openapi import description
+from testkit.keys import PRIVATE_KEY_PEM
+from testkit.memoryhost import MemoryHost
+from testkit.server_process import ROOT, ServerProcess, free_port
 from tests.gitservers import BRANCH, Repository
-from tests.keys import PRIVATE_KEY_PEM
-from tests.memoryhost import MemoryHost
-from tests.server_process import ROOT, ServerProcess, free_port
 
 DESCRIBED_PREFIXES = ("/api/v1/", "/webhooks/", "/badges/", "/schema/", "/healthz", "/metrics")
 EXAMPLES = int(os.environ.get("CONJUNCTION_OPENAPI_EXAMPLES", "25"))
