@@ -91,7 +91,7 @@ class Engine(Context):
         return await bisects.request(self, upstream, downstream, requested_by)
 
     async def bisects_in_progress(self) -> list[bisects.Progress]:
-        return await bisects.in_progress(self)
+        return await bisects.in_progress(self.sessions)
 
     async def expire_overdue(self) -> int:
         return await timeouts.expire_overdue(self)

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import bisect as core
 from bot.codehost import Commit
@@ -352,9 +352,9 @@ async def of_failures(session: AsyncSession, failure_ids: Sequence[str]) -> dict
     return {bisect.failure_id: bisect for bisect in rows}
 
 
-async def in_progress(ctx: Context) -> list[Progress]:
-    """The searches under way, oldest first."""
-    async with ctx.sessions() as session:
+async def in_progress(sessions: async_sessionmaker[AsyncSession]) -> list[Progress]:
+    """The searches under way, oldest first (`python app.py jobs list` prints them)."""
+    async with sessions() as session:
         rows = await session.scalars(
             select(Bisect).where(Bisect.state == RUNNING).order_by(Bisect.id)
         )
@@ -383,3 +383,21 @@ def step_words(result: str | None) -> str:
     return {Result.SUCCESS: "passed", Result.FAILURE: "failed"}.get(
         Result(result), f"skipped ({result})"
     )
+
+
+def progress_lines(searches: Sequence[Progress]) -> list[list[str]]:
+    """The searches under way as rows of a table: pair, commits, runs, the commit running."""
+    return [
+        [
+            str(search.id),
+            f"{search.upstream} -> {search.downstream}",
+            str(search.commits),
+            f"{search.runs} of at most {search.max_runs}",
+            short(search.current_sha) if search.current_sha else "-",
+            search.requested_by or "bisect: true",
+        ]
+        for search in searches
+    ]
+
+
+PROGRESS_HEADER = ["id", "pair", "commits", "runs", "running", "asked by"]
