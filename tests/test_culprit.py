@@ -326,3 +326,26 @@ async def event_of(client: TestClient[Any, Any], event_id: str) -> Event:
         event = await session.get(Event, event_id)
         assert event is not None
         return event
+
+
+async def test_a_private_upstreams_commits_are_named_in_its_own_repository_only(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    lib = lib_history(5)
+    forge.history = {LIB: lib}
+    await index(client, LIB, "owners: [libby]\nreport:\n  issues: true\n", private=True)
+    await index(client, APP, BISECT)
+    await lib_success(client, lib[0].sha, 1)
+    await answer(client, started(forge)[-1], "success")
+    await lib_success(client, lib[4].sha, 2)
+    await answer(client, started(forge)[-1], "failure")
+    await run_search(client, forge, lib, broken_from(2))
+
+    issues = {issue["project"]: issue for issue in forge.issues.values()}
+    [in_app] = issues[APP]["comments"]
+    [in_lib] = issues[LIB]["comments"]
+    assert "**Culprit search done** against 4 commits of a private project, in 2 runs" in in_app
+    for commit in lib:
+        assert commit.sha[:7] not in in_app and commit.title not in in_app
+    assert LIB not in in_app
+    assert f"[`{lib[2].sha[:7]}`]({lib[2].url})" in in_lib and "@dev2" in in_lib
