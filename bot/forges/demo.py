@@ -117,8 +117,8 @@ class DemoForge:
             self.private.add(name)
         return self.commit(name, "Initial commit")
 
-    def commit(self, project: str, message: str) -> Commit:
-        commit = Commit(project, secrets.token_hex(20), message, utcnow())
+    def commit(self, project: str, message: str, author: str = "demo") -> Commit:
+        commit = Commit(project, secrets.token_hex(20), message, utcnow(), author)
         self.commits.setdefault(project, []).append(commit)
         return commit
 
@@ -132,9 +132,9 @@ class DemoForge:
                     return commit
         return None
 
-    def push(self, project: str, message: str) -> Run:
+    def push(self, project: str, message: str, author: str = "demo") -> Run:
         """A new commit on the default branch, and its own pipeline."""
-        commit = self.commit(project, message)
+        commit = self.commit(project, message, author)
         return self._start(project, commit.sha, None)
 
     def run_url(self, number: int) -> str:
