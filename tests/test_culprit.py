@@ -299,7 +299,7 @@ async def test_a_range_of_one_commit_is_answered_at_once(
     reply = await runtime(client).engine.bisect(LIB, APP, "alice")
     assert reply == (
         "Only one upstream commit changed, so no run is needed: the first bad commit is "
-        f"`{lib[1].sha[:7]}` Change 1 | <b> (0 runs)."
+        f"`{lib[1].sha[:7]}` Change 1 \\| &lt;b&gt; (0 runs)."
     )
     await run_jobs(client)
     assert len(started(forge)) == before
@@ -349,3 +349,8 @@ async def test_a_private_upstreams_commits_are_named_in_its_own_repository_only(
         assert commit.sha[:7] not in in_app and commit.title not in in_app
     assert LIB not in in_app
     assert f"[`{lib[2].sha[:7]}`]({lib[2].url})" in in_lib and "@dev2" in in_lib
+    reply = await runtime(client).engine.bisect(LIB, APP, "alice")
+    assert reply == (
+        "The culprit search of this failure already ended: it ended in 2 runs; the culprit is "
+        "named in the upstream only."
+    )

@@ -29,10 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import bisect as core
+from bot import texts
 from bot.codehost import Commit
 from bot.engine import followups
 from bot.engine.context import Context, new_event_id
-from bot.models import Bisect, Event, Subscription, utcnow
+from bot.models import Bisect, Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
@@ -176,6 +177,7 @@ async def start(ctx: Context, failure_id: str, *, requested_by: str | None = Non
         if failure is None or failure.upstream is None:
             return "That failure is gone."
         spec = await _spec(session, failure)
+        hidden = await _hidden(session, failure)
         earlier = await session.scalar(
             select(Bisect).where(Bisect.failure_id == failure.id).order_by(Bisect.id.desc())
         )
@@ -183,11 +185,11 @@ async def start(ctx: Context, failure_id: str, *, requested_by: str | None = Non
             select(Bisect).where(Bisect.running == pair_key(failure.upstream, failure.project))
         )
     if running is not None:
-        return _under_way(running)
+        return _under_way(running, hidden)
     if earlier is not None:
         if requested_by is None:
             return "searched before"
-        return f"The culprit search of this failure already ended: {summary(earlier)}"
+        return f"The culprit search of this failure already ended: {summary(earlier, hidden)}"
     upstream_range = (failure.changes or {}).get("upstream") or {}
     base, head = upstream_range.get("base"), upstream_range.get("head")
     if not base or not head:
@@ -197,6 +199,8 @@ async def start(ctx: Context, failure_id: str, *, requested_by: str | None = Non
     host = ctx.adapters.host(failure.upstream)
     commits = await host.commit_list(failure.upstream, base, head) if host else None
     if not commits or commits[-1].sha != head:
+        if hidden:
+            return "The upstream's code host could not list the commits to search."
         return (
             f"{failure.upstream}'s code host could not list the commits "
             f"`{short(base)}`…`{short(head)}`."
@@ -225,36 +229,49 @@ async def start(ctx: Context, failure_id: str, *, requested_by: str | None = Non
     except IntegrityError:  # another search of the pair began meanwhile
         return "A culprit search of this pair is already under way."
     if bisect.state == DONE:
-        return f"Only one upstream commit changed, so no run is needed: {summary(bisect)}"
+        return f"Only one upstream commit changed, so no run is needed: {summary(bisect, hidden)}"
     bound = min(bisect.max_runs, _most_runs(len(commits)))
+    span = "" if hidden else f" `{short(base)}`…`{short(head)}`"
     return (
-        f"Searching the {len(commits)} upstream commits `{short(base)}`…`{short(head)}` for the "
-        f"one that broke {failure.project}: about {bound} run{'s' if bound != 1 else ''}, one "
-        "at a time. The answer will be posted here."
+        f"Searching the {len(commits)} upstream commits{span} for the one that broke "
+        f"{texts.md(failure.project)}: about {bound} run{'s' if bound != 1 else ''}, one at a "
+        "time. The answer will be posted here."
     )
+
+
+async def _hidden(session: AsyncSession, failure: Event) -> bool:
+    """A private upstream of a public downstream: a reply, which may be in the downstream's
+    issue, names none of its commits."""
+    upstream = await session.get(Project, project_key(failure.upstream or ""))
+    downstream = await session.get(Project, project_key(failure.project))
+    return bool(upstream and upstream.private and not (downstream and downstream.private))
 
 
 def _most_runs(commits: int) -> int:
     return max(commits - 1, 1).bit_length() if commits > 1 else 0
 
 
-def _under_way(bisect: Bisect) -> str:
+def _under_way(bisect: Bisect, hidden: bool) -> str:
     done = len(tried(bisect))
+    upstream = "a private project" if hidden else bisect.upstream
     return (
-        f"A culprit search of {bisect.downstream} against {bisect.upstream} is already under "
-        f"way: {done} of at most {bisect.max_runs} runs done, over {len(bisect.commits)} commits."
+        f"A culprit search of {bisect.downstream} against {upstream} is already under way: "
+        f"{done} of at most {bisect.max_runs} runs done, over {len(bisect.commits)} commits."
     )
 
 
-def summary(bisect: Bisect) -> str:
-    """The answer in one sentence (commits short, no links)."""
+def summary(bisect: Bisect, hidden: bool = False) -> str:
+    """The answer in one sentence for a reply (commits short, no links; none at all for a
+    private upstream of a public downstream)."""
     answer = bisect.answer or {}
     culprit = answer.get("culprit")
     runs = answer.get("runs", 0)
     took = f"({runs} run{'s' if runs != 1 else ''})"
+    if hidden:
+        return f"it ended in {took.strip('()')}; the culprit is named in the upstream only."
     if culprit:
         commit = next((c for c in bisect.commits if c["sha"] == culprit), {"title": ""})
-        return f"the first bad commit is `{short(culprit)}` {commit['title']} {took}."
+        return f"the first bad commit is `{short(culprit)}` {texts.md(commit['title'])} {took}."
     suspects = answer.get("suspects") or [None]
     first, last = short(suspects[0]), short(suspects[-1])
     return f"the culprit is one of {len(suspects)} commits `{first}`…`{last}` {took}."
