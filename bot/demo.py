@@ -104,6 +104,7 @@ class Ecosystem:
         self.forge = DemoForge(base_url, self.outcome)
         self._random = random.Random(seed)
         self._pushes = count()
+        self._parser_pushes = count()
         self._broken: set[str] = set()  # core commits that break plugins
         self._lint_broken: set[str] = set()  # parser commits lint fails against
         self._cli_runs = count(1)
@@ -125,16 +126,16 @@ class Ecosystem:
         return Outcome(seconds, Result.SUCCESS)
 
     def push_core(self) -> None:
-        """Core's next commit; its own pipeline starts at once. Parser's, when it has some."""
-        tick = next(self._pushes)
-        message, breaks = CORE_COMMITS[tick % len(CORE_COMMITS)]
+        """Core's next commit; its own pipeline starts at once."""
+        message, breaks = CORE_COMMITS[next(self._pushes) % len(CORE_COMMITS)]
         run = self.forge.push(CORE, message)
         if breaks:
             self._broken.add(run.sha)
-        self.push_parser(PARSER_PUSHES.get(tick, []))
 
-    def push_parser(self, commits: list[tuple[str, str]]) -> None:
-        """Parser's commits pushed at once: one pipeline, of the last."""
+    def push_parser(self) -> None:
+        """Parser's next commits, when it has some this time: pushed at once, one pipeline (of
+        the last)."""
+        commits = PARSER_PUSHES.get(next(self._parser_pushes), [])
         broken = bool(self._lint_broken) and self.forge.head(PARSER).sha in self._lint_broken
         for number, (message, author) in enumerate(commits, 1):
             broken = (broken or message == BREAKS_LINT) and message != FIXES_LINT
@@ -161,6 +162,7 @@ class Ecosystem:
             now = utcnow()
             if now >= next_push:
                 self.push_core()
+                self.push_parser()
                 next_push = now + interval
             if await self.forge.finish_due(report, now):
                 wakeup()
