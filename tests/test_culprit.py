@@ -5,13 +5,14 @@ named on the breakage issue, the failing commit's check run and the event page."
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.codehost import Commit
-from bot.models import Bisect, Event
+from bot.models import Bisect, Event, utcnow
 from bot.runner import TriggerRequest
 from bot.runs import Step
 from tests.conftest import post_github, run_jobs, runtime, workflow_run
@@ -354,3 +355,23 @@ async def test_a_private_upstreams_commits_are_named_in_its_own_repository_only(
         "The culprit search of this failure already ended: it ended in 2 runs; the culprit is "
         "named in the upstream only."
     )
+
+
+async def test_a_step_past_its_deadline_times_out_and_its_neighbour_runs(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    lib = await regression(client, forge)
+    first = await waiting_step(client)
+    assert first is not None
+    async with runtime(client).sessions.begin() as session:
+        step = await session.get(Event, first)
+        assert step is not None and step.upstream_sha == lib[4].sha
+        step.deadline_at = utcnow() - timedelta(seconds=1)
+    assert await runtime(client).engine.expire_overdue() == 1
+    await run_jobs(client)
+    steps = await run_search(client, forge, lib, broken_from(3))
+    assert steps[0].upstream_sha == lib[5].sha, "the neighbour after the one that timed out"
+    [search] = await bisects(client)
+    assert search.answer is not None and search.answer["culprit"] == lib[3].sha
+    [comment] = next(iter(forge.issues.values()))["comments"]
+    assert "| skipped (timed out) |" in comment

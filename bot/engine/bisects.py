@@ -398,7 +398,7 @@ def step_words(result: str | None) -> str:
     if result is None:
         return "running"
     return {Result.SUCCESS: "passed", Result.FAILURE: "failed"}.get(
-        Result(result), f"skipped ({result})"
+        Result(result), f"skipped ({result.replace('_', ' ')})"
     )
 
 
