@@ -11,7 +11,7 @@ how their pipelines end, and the pushes that keep it moving.
                                           search (`bisect: true`) names the third
 
 Core gets a new commit every 20 s (divided by `speed`); parser gets its commits beside core's
-first, second and fifth; the engine does the rest, exactly as it would for a real forge.
+first, second and seventh; the engine does the rest, exactly as it would for a real forge.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ CORE_COMMITS = [
     ("Tidy the release script", False),
 ]
 # Parser's pushes, beside core's push of the same number: one commit, then a merge of five at
-# once whose third breaks lint, then the fix. (message, author)
+# once whose third breaks lint, then — well after lint's culprit search — the fix.
+# (message, author)
 PARSER_PUSHES = {
     0: [("Add the grammar", "edsger")],
     1: [
@@ -86,7 +87,7 @@ PARSER_PUSHES = {
         ("Document the grammar", "ada"),
         ("Tidy the tests", "ken"),
     ],
-    4: [("Keep Token.kind as an alias", "barbara")],
+    6: [("Keep Token.kind as an alias", "barbara")],
 }
 BREAKS_LINT, FIXES_LINT = "Rename Token.kind to Token.type", "Keep Token.kind as an alias"
 LINT_NOTE = "tests/test_rules.py::test_kinds: AttributeError: 'Token' has no attribute 'kind'"
