@@ -15,8 +15,9 @@ from bot.codehost import Commit
 from bot.models import Bisect, Event, utcnow
 from bot.runner import TriggerRequest
 from bot.runs import Step
-from tests.conftest import post_github, run_jobs, runtime, workflow_run
-from tests.memoryhost import MemoryHost
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.test_confirm import page_text
 from tests.test_flow import APP, LIB, events_of, index, report_status
 
@@ -134,11 +135,11 @@ async def test_a_new_regression_over_eight_commits_is_searched_in_three_runs(
     assert comment.startswith("<!-- conjunction:culprit ")
     assert (
         f"**Culprit found**: {APP} first fails against [`{lib[6].sha[:7]}`]({lib[6].url}) "
-        f"Change 6 \\| &lt;b&gt; by @dev6, the first bad one of the 8 upstream commits "
+        f"Change 6 \\| \\<b\\> by @dev6, the first bad one of the 8 upstream commits "
         f"`{lib[0].sha[:7]}`…`{lib[8].sha[:7]}`."
     ) in comment
     assert "3 runs, one upstream commit at a time:" in comment
-    assert f"| [`{lib[4].sha[:7]}`]({lib[4].url}) Change 4 \\| &lt;b&gt; | passed | [run](" in (
+    assert f"| [`{lib[4].sha[:7]}`]({lib[4].url}) Change 4 \\| \\<b\\> | passed | [run](" in (
         comment
     )
     assert "| failed |" in comment
@@ -300,7 +301,7 @@ async def test_a_range_of_one_commit_is_answered_at_once(
     reply = await runtime(client).engine.bisect(LIB, APP, "alice")
     assert reply == (
         "Only one upstream commit changed, so no run is needed: the first bad commit is "
-        f"`{lib[1].sha[:7]}` Change 1 \\| &lt;b&gt; (0 runs)."
+        f"`{lib[1].sha[:7]}` Change 1 \\| \\<b\\> (0 runs)."
     )
     await run_jobs(client)
     assert len(started(forge)) == before

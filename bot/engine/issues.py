@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import texts
+from bot import markdown, texts
 from bot.adapters import Adapters
 from bot.codehost import CodeHost, IssueRef
 from bot.engine.bisects import step_words
@@ -271,7 +271,7 @@ def author_seen_from(repository: str, upstream: str, commit: dict[str, Any]) -> 
     """A commit's author as an issue names them: `@login` where the host knows their account
     and the issue is on the same forge, else their name as text."""
     if commit.get("login") and host_of(repository) == host_of(upstream):
-        return f"@{commit['login']}"
+        return markdown.mention(str(commit["login"]), host_of(repository))
     return texts.md(commit.get("author") or "unknown")
 
 

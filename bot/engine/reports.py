@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
+from bot import markdown, texts
 from bot.codehost import CommitReport
 from bot.durations import figures, remaining, time_left
 from bot.engine import bisects
@@ -415,14 +415,11 @@ def culprit_words(search: Bisect) -> str:
     commits = {commit["sha"]: commit for commit in search.commits}
     culprit = commits.get(answer.get("culprit") or "")
     if culprit is not None:
-        sha = f"`{texts.short(culprit['sha'])}`"
-        linked = f"[{sha}]({culprit['url']})" if culprit.get("url") else sha
+        linked = markdown.link(texts.short(culprit["sha"]), culprit.get("url"), as_code=True)
         return f"culprit: {linked} {texts.md(culprit['title'])}"
     suspects = answer.get("suspects") or [None]
-    return (
-        f"culprit: one of {len(suspects)} commits "
-        f"`{texts.short(suspects[0])}`…`{texts.short(suspects[-1])}`"
-    )
+    first, last = (markdown.code(texts.short(sha)) for sha in (suspects[0], suspects[-1]))
+    return f"culprit: one of {len(suspects)} commits {first}…{last}"
 
 
 async def compare_url(
