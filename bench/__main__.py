@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from bench.common import DEFAULT_LATENCY, Options, Row, postgres_url_from_env, table
 
-SECTIONS = ("intake", "fanout", "scale", "replicas")
+SECTIONS = ("intake", "fanout", "scale", "replicas", "bisect")
 
 
 async def run(sections: list[str], options: Options) -> list[Row]:

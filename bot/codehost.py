@@ -45,6 +45,7 @@ class Commit:
     title: str  # the first line of its message
     author: str  # the forge user when known, else the name in the commit
     url: str | None = None
+    login: str | None = None  # the forge user, when the host knows who wrote it
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,9 @@ class CodeHost(Protocol):
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         """The commits after base up to head (COMMITS_LISTED of them at most, with the total),
         or None when the host cannot tell."""
+        ...
+
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        """Every commit after base up to head, oldest first (a culprit search's range), or None
+        when the host cannot tell."""
         ...

@@ -7,9 +7,11 @@ how their pipelines end, and the pushes that keep it moving.
       ├────> plugins                      broken by core's rename, fixed when core relents
       └────> internal                     private: only the admin sees it
     docs                                  an invalid .conjunction.yml
+    parser ──> lint                       a merge of five commits breaks lint: its culprit
+                                          search (`bisect: true`) names the third
 
-Core gets a new commit every 20 s (divided by `speed`); the engine does the rest, exactly as it
-would for a real forge.
+Core gets a new commit every 20 s (divided by `speed`); parser gets its commits beside core's
+first, second and seventh; the engine does the rest, exactly as it would for a real forge.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CORE, HTTP, JSON, WEB, SITE = (
 CLI, PLUGINS, INTERNAL, DOCS = (
     f"{OWNER}/{name}" for name in ("cli", "plugins", "internal", "docs")
 )
+PARSER, LINT = f"{OWNER}/parser", f"{OWNER}/lint"
 CONFIG = ".conjunction.yml"
 
 
@@ -54,10 +57,15 @@ CONFIGS = {
     PLUGINS: _config("barbara", CORE),
     INTERNAL: _config("dennis", CORE),
     DOCS: f"owners: [mary]\nupstreams:\n  - project: {CORE}\n    brnaches: [main]\n",
+    PARSER: "owners: [edsger]\n",
+    LINT: _config("frances", PARSER, extra="    bisect: true\n"),
 }
 PRIVATE = {INTERNAL}
 # Typical pipeline length of each project, in seconds.
-SECONDS = {CORE: 4, HTTP: 6, JSON: 5, WEB: 9, SITE: 7, CLI: 5, PLUGINS: 8, INTERNAL: 6, DOCS: 3}
+SECONDS = {
+    **{CORE: 4, HTTP: 6, JSON: 5, WEB: 9, SITE: 7, CLI: 5, PLUGINS: 8, INTERNAL: 6, DOCS: 3},
+    **{PARSER: 3, LINT: 4},
+}
 # Core's commits, round and round; the second breaks plugins, the fourth fixes it.
 CORE_COMMITS = [
     ("Add a streaming parser", False),
@@ -67,6 +75,22 @@ CORE_COMMITS = [
     ("Document the plugin API", False),
     ("Tidy the release script", False),
 ]
+# Parser's pushes, beside core's push of the same number: one commit, then a merge of five at
+# once whose third breaks lint, then — well after lint's culprit search — the fix.
+# (message, author)
+PARSER_PUSHES = {
+    0: [("Add the grammar", "edsger")],
+    1: [
+        ("Parse raw strings", "grace"),
+        ("Speed up the lexer", "linus"),
+        ("Rename Token.kind to Token.type", "barbara"),
+        ("Document the grammar", "ada"),
+        ("Tidy the tests", "ken"),
+    ],
+    6: [("Keep Token.kind as an alias", "barbara")],
+}
+BREAKS_LINT, FIXES_LINT = "Rename Token.kind to Token.type", "Keep Token.kind as an alias"
+LINT_NOTE = "tests/test_rules.py::test_kinds: AttributeError: 'Token' has no attribute 'kind'"
 FLAKY_EVERY = 3  # cli fails one run in three
 PUSH_EVERY = 20.0
 BROKEN_NOTE = "tests/test_loader.py::test_load: AttributeError: 'Config' has no attribute 'load'"
@@ -81,7 +105,9 @@ class Ecosystem:
         self.forge = DemoForge(base_url, self.outcome)
         self._random = random.Random(seed)
         self._pushes = count()
+        self._parser_pushes = count()
         self._broken: set[str] = set()  # core commits that break plugins
+        self._lint_broken: set[str] = set()  # parser commits lint fails against
         self._cli_runs = count(1)
         for name, config in CONFIGS.items():
             self.forge.add_project(name, {CONFIG: config}, private=name in PRIVATE)
@@ -94,6 +120,8 @@ class Ecosystem:
         seconds = SECONDS[project] * self._random.uniform(0.7, 1.3) / self.speed
         if project == PLUGINS and request is not None and request.upstream_sha in self._broken:
             return Outcome(seconds, Result.FAILURE, BROKEN_NOTE)
+        if project == LINT and request is not None and request.upstream_sha in self._lint_broken:
+            return Outcome(seconds, Result.FAILURE, LINT_NOTE)
         if project == CLI and next(self._cli_runs) % FLAKY_EVERY == 0:
             return Outcome(seconds, Result.FAILURE, FLAKY_NOTE)
         return Outcome(seconds, Result.SUCCESS)
@@ -104,6 +132,20 @@ class Ecosystem:
         run = self.forge.push(CORE, message)
         if breaks:
             self._broken.add(run.sha)
+
+    def push_parser(self) -> None:
+        """Parser's next commits, when it has some this time: pushed at once, one pipeline (of
+        the last)."""
+        commits = PARSER_PUSHES.get(next(self._parser_pushes), [])
+        broken = bool(self._lint_broken) and self.forge.head(PARSER).sha in self._lint_broken
+        for number, (message, author) in enumerate(commits, 1):
+            broken = (broken or message == BREAKS_LINT) and message != FIXES_LINT
+            if number < len(commits):
+                sha = self.forge.commit(PARSER, message, author).sha
+            else:
+                sha = self.forge.push(PARSER, message, author).sha
+            if broken:
+                self._lint_broken.add(sha)
 
     async def index(self, refresh: Callable[[str], Awaitable[object]]) -> None:
         """Have Conjunction index every project, as installing the app would."""
@@ -121,6 +163,7 @@ class Ecosystem:
             now = utcnow()
             if now >= next_push:
                 self.push_core()
+                self.push_parser()
                 next_push = now + interval
             if await self.forge.finish_due(report, now):
                 wakeup()

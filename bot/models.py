@@ -137,7 +137,8 @@ class Event(Base):
     change: Mapped[str | None] = mapped_column(String(16))  # a bot.results.Verdict
     reason: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(100))
-    # a confirming re-run (`confirm: true`): the failure it re-runs; not part of the pair's history
+    # a confirming re-run (`confirm: true`) or a culprit search's step (`step` "bisect"): the
+    # failure it re-runs or explains; not part of the pair's history, never a row of its own
     confirms_id: Mapped[str | None] = mapped_column(String(32))
     # -- the run model (bot/runs.py) --
     via: Mapped[str | None] = mapped_column(String(8))  # a build: a bot.runs.Via
@@ -200,6 +201,38 @@ class IssueLink(Base):
     last_event_id: Mapped[str | None] = mapped_column(String(32))  # the result last acted on
     last_attempt: Mapped[int | None]  # and its attempt: a re-run in the CI is acted on again
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Bisect(Base):
+    """A culprit search (CONTRACT §10): the upstream commits of one failure's range, run one at
+    a time against the downstream (`bot.bisect`), and what it found."""
+
+    __tablename__ = "bisects"
+    __table_args__ = (
+        Index("ix_bisects_failure", "failure_id"),
+        Index("ix_bisects_current", "current_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    upstream: Mapped[str] = mapped_column(String(300))  # project names, as the failure has them
+    downstream: Mapped[str] = mapped_column(String(300))
+    # "upstream -> downstream" (project keys) while it runs: one search of a pair at a time
+    running: Mapped[str | None] = mapped_column(String(620), unique=True)
+    failure_id: Mapped[str] = mapped_column(String(32))  # the failing trigger event it explains
+    base_sha: Mapped[str] = mapped_column(String(64))  # the upstream commit the pair passed with
+    head_sha: Mapped[str] = mapped_column(String(64))  # the failing upstream commit
+    commits: Mapped[
+        list[Any]
+    ]  # after base up to head, oldest first: sha, title, author, login, url
+    steps: Mapped[list[Any]] = mapped_column(default=list)  # event, sha, again, result; in order
+    current_id: Mapped[str | None] = mapped_column(String(32))  # the step event under way
+    max_runs: Mapped[int] = mapped_column(default=10)
+    confirm: Mapped[bool] = mapped_column(default=False)
+    requested_by: Mapped[str | None] = mapped_column(String(200))  # None: `bisect: true`
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running, done
+    answer: Mapped[dict[str, Any] | None]  # a bot.bisect.Answer, once done
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 class ProjectToken(Base):

@@ -7,7 +7,10 @@ import asyncio
 import sys
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.bootstrap import opened
+from bot.engine import bisects
 from bot.models import utcnow
 from bot.queue import JobQueue
 from cli.output import print_table
@@ -48,6 +51,7 @@ async def manage_jobs(settings: Settings, args: argparse.Namespace) -> int:
         queue = JobQueue(base.sessions)
         if args.action == "list":
             await list_jobs(queue)
+            await list_bisects(base.sessions)
             return 0
         if args.action == "retry":
             return await retry_jobs(queue, None if args.all_dead else args.ids)
@@ -73,6 +77,14 @@ async def list_jobs(queue: JobQueue) -> None:
                 for job in dead
             ],
         )
+
+
+async def list_bisects(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The culprit searches in progress, after the jobs."""
+    searches = await bisects.in_progress(sessions)
+    if searches:
+        print("\nculprit searches in progress:")
+        print_table(bisects.PROGRESS_HEADER, bisects.progress_lines(searches))
 
 
 async def retry_jobs(queue: JobQueue, ids: list[int] | None) -> int:

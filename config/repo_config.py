@@ -117,6 +117,19 @@ class Upstream(_Model):
         default=False,
         description="Re-run to tell new regressions from flakes and old breakage.",
     )
+    bisect: bool = Field(
+        default=False,
+        description=(
+            "Find the upstream commit that broke this project by itself when a new regression "
+            "spans several upstream commits (binary search, one run at a time)."
+        ),
+    )
+    bisect_max_runs: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Runs a culprit search may take; then the narrowest range found is reported.",
+    )
 
     def watches_ref(
         self, ref_type: Literal["branch", "tag"], name: str, default_branch: str

@@ -106,6 +106,13 @@ class MemoryHost:
     def profile_url(self, owner: str) -> str:
         return f"https://{self.host}/{owner}"
 
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        self.calls.append(("commit_list", project, (base, head)))
+        shas = [commit.sha for commit in self.history.get(project, [])]
+        if base not in shas or head not in shas:
+            return None
+        return self.history[project][shas.index(base) + 1 : shas.index(head) + 1]
+
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
         self.calls.append(("commits_between", project, (base, head)))
         shas = [commit.sha for commit in self.history.get(project, [])]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.adapters import Adapters
-from bot.codehost import CommitRange, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.runner import PipelineStarted, TriggerRequest
 from config.repo_config import ConfigError
 from testkit.memoryhost import MemoryHost
@@ -72,6 +72,9 @@ class PlainGitHost:
         return None
 
     async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        return None
+
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
         return None
 
 

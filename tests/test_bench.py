@@ -54,3 +54,14 @@ def test_the_benchmarks_and_what_they_share_with_the_tests_import_nothing_from_t
         }
         forbidden = {"tests"} | ({"bench"} if path.parent.name == "testkit" else set())
         assert not {name for name in imported if name.split(".")[0] in forbidden}, path
+
+
+async def test_the_bisect_section_finds_the_culprit_within_its_goal() -> None:
+    rows = await run(["bisect"], Options(quick=True))
+
+    by_case = {row.case: row for row in rows}
+    most = by_case["pure core, 100 commits: most runs"]
+    assert (most.value, most.goal, most.met) == (7, "≤ 7", True)
+    engine = by_case["engine on sqlite, 100 commits: runs"]
+    assert engine.met and 1 <= engine.value <= 7
+    assert by_case["engine on sqlite, 100 commits: failure to answer"].value > 0

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import CORE, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import BREAKS_LINT, CORE, INTERNAL, LINT, PARSER, PLUGINS, Ecosystem
 from config.settings import Settings
 from handlers import demo
 from testkit.server_process import ServerProcess
@@ -23,18 +23,18 @@ WAIT = 60.0  # generous: the machine is shared; nothing here measures time
 ADMIN = {"Authorization": "Bearer admin-token"}
 
 
-async def until(check: Callable[[], Awaitable[bool]]) -> None:
+async def until(check: Callable[[], Awaitable[bool]], wait: float = WAIT) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
+    deadline = loop.time() + wait
     while not await check():
         assert loop.time() < deadline, "the demo did not get there"
         await asyncio.sleep(0.1)
 
 
 async def demo_client(
-    aiohttp_client: Any, settings: Settings
+    aiohttp_client: Any, settings: Settings, speed: float = 20
 ) -> tuple[TestClient[Any, Any], Ecosystem]:
-    ecosystem = Ecosystem(settings.public_url, speed=20, seed=1)
+    ecosystem = Ecosystem(settings.public_url, speed=speed, seed=1)
     app = create_app(settings, adapters=Adapters.of(ecosystem.forge))
     demo.install(app, ecosystem)
     return await aiohttp_client(app), ecosystem
@@ -62,7 +62,11 @@ async def test_the_demo_fills_pages_badges_checks_and_issues(
     issue_page = await (await client.get(f"/demo/issues/{issue.number}")).text()
     assert "fails against" in issue_page
 
-    reported = [sha for sha, posted in forge.reports.items() if posted.check is not None]
+    reported = [
+        sha
+        for sha, posted in forge.reports.items()
+        if posted.check is not None and getattr(forge.find_commit(sha), "project", None) == CORE
+    ]
     assert reported
     commit_page = await (await client.get(f"/demo/commits/{reported[0]}")).text()
     assert "<table>" in commit_page, "the check summary is rendered"
@@ -75,6 +79,41 @@ async def test_the_demo_fills_pages_badges_checks_and_issues(
     event_page = await client.get(status.target_url.removeprefix(settings.public_url))
     assert event_page.status == 200
     assert CORE in await event_page.text()
+
+
+async def test_the_demo_finds_the_commit_of_a_merge_that_broke_lint(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    # core's pushes at half the other tests' pace: fewer jobs ahead of the search's on a busy
+    # machine, whose steps run one after another
+    client, ecosystem = await demo_client(aiohttp_client, settings, speed=10)
+    forge = ecosystem.forge
+
+    async def culprit_named() -> bool:
+        return any(
+            issue.project == LINT and "Culprit" in comment
+            for issue in forge.issues
+            for comment in issue.comments
+        )
+
+    await until(culprit_named, 3 * WAIT)
+    culprit = next(commit for commit in forge.commits[PARSER] if commit.message == BREAKS_LINT)
+    issue = next(issue for issue in forge.issues if issue.project == LINT)
+    [comment] = [comment for comment in issue.comments if "Culprit" in comment]
+    assert f"**Culprit found**: {LINT} first fails against `{culprit.sha[:7]}` {BREAKS_LINT}" in (
+        comment
+    )
+    assert "by @barbara" in comment
+    # the steps: lint's runs against the merge's commits before its last (known bad)
+    merged = [commit.sha for commit in forge.commits[PARSER][2:6]]
+    steps = [
+        run
+        for run in forge.runs
+        if run.request is not None and run.project == LINT and run.request.upstream_sha in merged
+    ]
+    assert 1 <= len(steps) <= 3, "five commits: at most three runs"
+    issue_page = await (await client.get(f"/demo/issues/{issue.number}")).text()
+    assert "Culprit found" in issue_page
 
 
 async def test_private_runs_of_the_simulated_forge_are_the_admins(

@@ -312,6 +312,9 @@ async def test_changed_files_and_commits_between_two_commits(
         (docs, "Document it"),
     ]
     assert listed.total == 2
+    every = await git_host.commit_list(CLI, first, docs)
+    assert every is not None and [commit.sha for commit in every] == [fix, docs]
+    assert await git_host.commit_list(CLI, docs, first) is None
     assert await git_host.read_file(CLI, "src/main.c", first) == "int main(void) { return 0; }\n"
     assert await git_host.read_file(CLI, "docs/CODEOWNERS", docs) is None
     assert await git_host.read_file(CLI, "src", docs) is None  # a directory

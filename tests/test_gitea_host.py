@@ -88,7 +88,8 @@ async def test_changed_files_and_commits_come_from_the_compare(fake_gitea: FakeG
     }
     path = f"{REPO}/compare/{'0' * 40}...{'2' * 40}"
     fake_gitea.expect("GET", path, query={"files": "true"}, body=compared)
-    fake_gitea.expect("GET", path, query={"files": "false"}, body=compared)
+    fake_gitea.expect("GET", path, query={"files": "false"}, body=compared, times=2)
+    fake_gitea.expect("GET", path, query={"files": "false"}, body={**compared, "total_commits": 3})
     host = gitea_host(fake_gitea)
 
     assert await host.changed_files(NAME, "0" * 40, "2" * 40) == [
@@ -103,6 +104,11 @@ async def test_changed_files_and_commits_come_from_the_compare(fake_gitea: FakeG
         ("2", "Second", "Someone"),
     ]
     assert commits.url == f"https://codeberg.org/{LIB}/compare/{'0' * 40}...{'2' * 40}"
+    # a culprit search's range: every commit, oldest first, the author's account where known
+    every = await host.commit_list(NAME, "0" * 40, "2" * 40)
+    assert every is not None
+    assert [(c.sha[0], c.login) for c in every] == [("1", "alice"), ("2", None)]
+    assert await host.commit_list(NAME, "0" * 40, "2" * 40) is None, "fewer listed than counted"
     assert host.profile_url("alice") == "https://codeberg.org/alice"
     assert host.profile_url("acme/core") == "https://codeberg.org/org/acme/teams/core"
 

@@ -532,6 +532,37 @@ async def test_commits_between_come_from_the_compare_api(github_forge, fake_gith
     fake_github.assert_all_called()
 
 
+async def test_commit_list_pages_through_the_compare_api(github_forge, fake_github) -> None:
+    def commit(n: int) -> dict:
+        return {
+            "sha": f"{n:040x}",
+            "html_url": f"https://github.com/acme/lib/commit/{n:040x}",
+            "commit": {"message": f"Change {n}", "author": {"name": f"Person {n}"}},
+            "author": {"login": "libby"} if n % 2 else None,
+        }
+
+    for page, numbers in ((1, range(100)), (2, range(100, 200)), (3, range(200, 260))):
+        fake_github.expect(
+            "GET",
+            f"/repos/acme/lib/compare/aaa...bbb?per_page=100&page={page}",
+            body={"total_commits": 260, "commits": [commit(n) for n in numbers]},
+        )
+    fake_github.expect(
+        "GET",
+        "/repos/acme/lib/compare/bbb...ccc?per_page=100&page=1",
+        status=404,
+        body={"message": "Not Found"},
+    )
+
+    listed = await github_forge.commit_list("github.com/acme/lib", "aaa", "bbb")
+    assert listed is not None
+    assert [c.sha for c in listed] == [f"{n:040x}" for n in range(260)]
+    assert (listed[0].author, listed[0].login) == ("Person 0", None)
+    assert (listed[1].author, listed[1].login) == ("libby", "libby")
+    assert await github_forge.commit_list("github.com/acme/lib", "bbb", "ccc") is None
+    fake_github.assert_all_called()
+
+
 async def test_changed_files_unknown_where_the_app_is_not_installed() -> None:
     async def not_installed(project: str) -> FakeGitHub:
         raise LookupError(f"the Conjunction app is not installed on {project}")

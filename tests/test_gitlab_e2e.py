@@ -354,3 +354,88 @@ async def test_owners_are_mentioned_on_their_own_forge_and_linked_on_the_other(
         "[acme/app-team on GitHub](https://github.com/acme/app-team)"
     ) in on_gitlab.body["description"]
     assert "Upstream owners: @libby @acme/core" in on_gitlab.body["description"]
+
+
+async def test_a_culprit_search_of_a_gitlab_upstream_with_a_github_downstream(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    """The range comes from GitLab's compare; the steps run on GitHub; the answer names the
+    culprit's author as GitLab does (a name, no account to mention on GitHub)."""
+    client, github = both
+    lib, app = "acme/lib", "github.com/acme/app"
+    commits = [f"{n:02x}" + "e" * 38 for n in range(6)]
+    fake_gitlab.expect_index(lib, None, codeowners={"CODEOWNERS": "* @libby\n"})
+    github.files[(app, ".conjunction.yml")] = (
+        "upstreams:\n  - project: gitlab.com/acme/lib\n    bisect: true\n"
+    )
+    await index(client, f"gitlab.com/{lib}", app)
+    project = f"/projects/{encoded(lib)}"
+    for sha in (commits[0], commits[-1]):
+        fake_gitlab.expect_status(lib, sha)
+        fake_gitlab.expect(
+            "GET", f"{project}/repository/commits/{sha}/merge_requests", body=[], repeat=True
+        )
+    fake_gitlab.expect(
+        "GET",
+        f"{project}/repository/compare",
+        query={"from": commits[0], "to": commits[-1]},
+        body={
+            "commits": [
+                {
+                    "id": sha,
+                    "title": f"Change {n}",
+                    "author_name": "Ada Lovelace",
+                    "web_url": f"https://gitlab.com/{lib}/-/commit/{sha}",
+                }
+                for n, sha in enumerate(commits[1:], 1)
+            ],
+            "diffs": [],
+        },
+        repeat=True,
+    )
+
+    async def result(event_id: str, outcome: str) -> None:
+        token = runtime(client).engine.signer.token(event_id)
+        answer = await client.post(
+            f"/api/v1/events/{event_id}/status",
+            json={"result": outcome},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status == 202
+        await run_jobs(client)
+
+    for pipeline, (sha, outcome) in enumerate(
+        [(commits[0], "success"), (commits[-1], "failure")], 900
+    ):
+        fake_gitlab.expect_jobs(lib, pipeline, [])
+        hook = pipeline_hook(lib, sha, pipeline_id=pipeline, source="push")
+        assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
+        await run_jobs(client)
+        _, request = github.of("start_pipeline")[-1]
+        await result(request.event_id, outcome)
+
+    # 5 commits: ⌈log2 5⌉ = 3 runs at most
+    while True:
+        _, request = github.of("start_pipeline")[-1]
+        async with runtime(client).sessions() as session:
+            step = await session.get(Event, request.event_id)
+        if step is None or step.step != "bisect" or step.result is not None:
+            break
+        assert request.upstream == "gitlab.com/acme/lib"
+        await result(
+            request.event_id, "failure" if commits.index(request.upstream_sha) >= 4 else "success"
+        )
+    steps = [r.upstream_sha for _, r in github.of("start_pipeline")[2:]]
+    assert steps == [commits[2], commits[3], commits[4]]
+    [issue] = github.issues.values()
+    [comment] = issue["comments"]
+    assert (
+        f"first fails against [`{commits[4][:7]}`](https://gitlab.com/{lib}/-/commit/{commits[4]}) "
+        "Change 4 by Ada Lovelace"
+    ) in comment
+    final = fake_gitlab.statuses(lib, commits[-1])[-1]
+    # another owner's downstream is optional: shown, not failing the GitLab commit
+    assert (final["state"], final["description"]) == (
+        "success",
+        "0 of 1 downstream projects passed, 1 new regression",
+    )

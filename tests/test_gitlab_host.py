@@ -383,6 +383,31 @@ async def test_changed_files_and_compare_url(fake_gitlab: FakeGitLab) -> None:
     assert host.compare_url(NAME, "b", "c") == f"https://gitlab.com/{APP}/-/compare/b...c"
 
 
+async def test_every_commit_of_a_range_for_a_culprit_search(fake_gitlab: FakeGitLab) -> None:
+    commits = [
+        {"id": f"{n:040x}", "title": f"Change {n}", "author_name": "Ada", "web_url": f"u{n}"}
+        for n in range(30)
+    ]
+    fake_gitlab.expect(
+        "GET",
+        f"{PROJECT}/repository/compare",
+        query={"from": "b" * 40, "to": SHA},
+        body={"commits": commits, "diffs": []},
+    )
+    fake_gitlab.expect("GET", f"{PROJECT}/repository/compare", status=404, body={})
+    host = gitlab_host(fake_gitlab)
+    listed = await host.commit_list(NAME, "b" * 40, SHA)
+    assert listed is not None and len(listed) == 30
+    assert (listed[0].sha, listed[0].title, listed[0].author, listed[0].url) == (
+        f"{0:040x}",
+        "Change 0",
+        "Ada",
+        "u0",
+    )
+    assert listed[0].login is None, "GitLab names the author, not their account"
+    assert await host.commit_list(NAME, "b" * 40, SHA) is None
+
+
 async def test_a_wrong_token_is_refused_by_gitlab(fake_gitlab: FakeGitLab) -> None:
     host = gitlab_host(fake_gitlab, token="revoked")
     with pytest.raises(TriggerError) as raised:

@@ -19,7 +19,7 @@ import app
 from app import create_app, main
 from bot.adapters import Adapters
 from bot.db import create_engine, migrate, sessionmaker
-from bot.models import Delivery, Job, utcnow
+from bot.models import Bisect, Delivery, Job, utcnow
 from config.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -95,6 +95,50 @@ def test_jobs_help_names_the_three_commands(capsys: pytest.CaptureFixture[str]) 
     assert "usage: app.py jobs [-h] {list,retry,purge} ..." in help_text
     for command in ("list", "retry", "purge"):
         assert f"\n    {command} " in help_text
+
+
+async def test_list_shows_the_culprit_searches_in_progress(
+    sessions: Sessions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await add_job(sessions, "trigger", "queued", DAY)
+    async with sessions.begin() as session:
+        session.add(
+            Bisect(
+                upstream="github.com/acme/lib",
+                downstream="github.com/acme/app",
+                running="github.com/acme/lib -> github.com/acme/app",
+                failure_id="f" * 32,
+                base_sha="a" * 40,
+                head_sha="b" * 40,
+                commits=[{"sha": f"{n}" * 40} for n in range(1, 9)],
+                steps=[
+                    {"event": "1" * 32, "sha": "4" * 40, "result": "success"},
+                    {"event": "2" * 32, "sha": "6" * 40, "result": None},
+                ],
+                current_id="2" * 32,
+                max_runs=10,
+                requested_by="alice",
+            )
+        )
+    assert await run("jobs", "list") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("state   kind     jobs\nqueued  trigger  1\n")
+    table = out.split("\nculprit searches in progress:\n")[1].splitlines()
+    assert [line.split("  ")[0] for line in table] == ["id", "1"]
+    assert table[1].split() == [
+        "1",
+        "github.com/acme/lib",
+        "->",
+        "github.com/acme/app",
+        "8",
+        "1",
+        "of",
+        "at",
+        "most",
+        "10",
+        "6666666",
+        "alice",
+    ]
 
 
 async def test_list_counts_jobs_and_shows_each_dead_one_with_its_error(

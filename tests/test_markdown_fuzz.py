@@ -27,8 +27,8 @@ from markdown_it.token import Token
 
 from bot import markdown, texts
 from bot.engine import reports
-from bot.engine.issues import Owner
-from bot.models import Event
+from bot.engine.issues import Owner, culprit_comment, culprit_marker
+from bot.models import Bisect, Event
 from bot.names import GITHUB_OWNER, GITLAB_OWNER
 from bot.notify.irc import clean
 from bot.notify.message import Message, irc, slack
@@ -442,6 +442,60 @@ def test_notifications_hold_no_markup_of_their_values(
     assert not any(c in line for c in "\r\n\x00")
 
 
+@given(
+    downstream=hostile,
+    commits_found=st.lists(commits, min_size=1, max_size=12),
+    login=st.one_of(st.none(), owner_names),
+    requested_by=hostile_or_none,
+    upstream_private=st.booleans(),
+    found=st.booleans(),
+)
+def test_a_culprit_search_answer_holds_nothing_live_but_its_own(**values: Any) -> None:
+    found = values["commits_found"]
+    commits_json = [{**c, "login": values["login"]} for c in found]
+    answer = {
+        "ending": "found" if values["found"] else "max runs",
+        "culprit": commits_json[-1]["sha"] if values["found"] else None,
+        "suspects": [c["sha"] for c in commits_json],
+        "runs": len(found),
+        "skipped": [],
+        "flaky": [commits_json[0]["sha"]],
+    }
+    search = Bisect(
+        id=1,
+        upstream="github.com/acme/lib",
+        downstream=values["downstream"],
+        failure_id="f" * 32,
+        base_sha="a" * 40,
+        head_sha="b" * 40,
+        commits=commits_json,
+        steps=[
+            {"sha": c["sha"], "again": False, "result": "failure", "url": c["url"]} for c in found
+        ],
+        requested_by=values["requested_by"],
+        answer=answer,
+    )
+
+    class Trace:
+        def event_url(self, event_id: str) -> str:
+            return f"https://conjunction.test/events/{event_id}"
+
+    body = culprit_comment(
+        Trace(),  # type: ignore[arg-type]
+        "github.com/acme/app",
+        search,
+        values["upstream_private"],
+    )
+    assert body.startswith(culprit_marker(1) + "\n")
+    login = values["login"]
+    assert_inert(
+        body,
+        links=[c["url"] for c in found] + ["https://conjunction.test/events/" + "f" * 32],
+        mentioned=[Owner(login, True, "github.com")] if login else [],
+        markers=[culprit_marker(1)],
+    )
+
+
 def test_every_posted_template_is_among_those_filled_here() -> None:
     """A new template is added to these tests, or this fails: each is filled above, as a macro
     of one (commit lists, owners) or with no value at all (a valid config's summary)."""
@@ -456,6 +510,7 @@ def test_every_posted_template_is_among_those_filled_here() -> None:
         "commit_list.md",
         "owners.md",
         "config_valid.md",
+        "culprit.md",
     }
     templates = Path(texts.__file__).with_name("templates")
     assert {path.name for path in templates.iterdir() if path.suffix in (".md", ".txt")} == filled

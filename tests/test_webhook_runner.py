@@ -34,6 +34,7 @@ from config.settings import Settings
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
+from tests.test_culprit import lib_history
 from tests.test_flow import events_of, index
 from tests.webhook_receiver import HOOK_SECRET, Receiver
 
@@ -625,3 +626,57 @@ async def test_the_callback_token_is_kept_out_of_an_echoed_error_answer(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert answer.status == 202
+
+
+# culprit finding
+
+
+async def test_a_culprit_search_runs_through_the_webhook_ci(
+    client: TestClient[Any, Any], forge: MemoryHost, receiver: Receiver
+) -> None:
+    """Each step of a culprit search is a signed trigger of its own, with its upstream commit,
+    answered through the callback like any run (CONTRACT §10)."""
+    lib = lib_history(5)
+    forge.history = {LIB: lib}
+    config = yaml.safe_dump(
+        {
+            "upstreams": [{"project": LIB, "bisect": True}],
+            "trigger": {"webhook": {"url": receiver.url(), "secret": "acme-ci"}},
+        }
+    )
+    await index(client, LIB, "owners: [libby]\n")
+    await index(client, APP, config)
+
+    async def callback(sent: Any, result: str) -> None:
+        body = sent.json()
+        answer = await client.post(
+            body["callback_url"].removeprefix("https://conjunction.test"),
+            json={"result": result, "url": f"https://ci.acme.dev/builds/{body['event']}"},
+            headers={"Authorization": f"Bearer {body['callback_token']}"},
+        )
+        assert answer.status == 202
+        await run_jobs(client)
+
+    for run_id, (commit, result) in enumerate([(lib[0], "success"), (lib[4], "failure")], 1):
+        await post_github(
+            client, "workflow_run", workflow_run("acme/lib", commit.sha, run_id=run_id)
+        )
+        await run_jobs(client)
+        await callback(receiver.received[-1], result)
+
+    shas = [commit.sha for commit in lib]
+    answered = 2
+    while len(receiver.received) > answered:
+        sent = receiver.received[-1]
+        answered = len(receiver.received)
+        assert sent.signature_ok
+        body = sent.json()
+        assert (body["project"], body["upstream"], body["upstream_ref"]) == (APP, LIB, "main")
+        await callback(sent, "failure" if shas.index(body["upstream_sha"]) >= 3 else "success")
+
+    steps = [sent.json()["upstream_sha"] for sent in receiver.received[2:]]
+    assert steps == [lib[2].sha, lib[3].sha]
+    [issue] = forge.issues.values()
+    [comment] = issue["comments"]
+    assert f"first fails against [`{lib[3].sha[:7]}`]({lib[3].url}) Change 3" in comment
+    assert f"[run](https://ci.acme.dev/builds/{receiver.received[2].json()['event']})" in comment

@@ -7,8 +7,8 @@ loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the ve
 confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), `changes` (what
 changed since a pair last passed), `reports` (the aggregate on
 the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
-`timeouts` — each deciding in pure functions and acting through the code host and runner
-interfaces (`bot.codehost`, `bot.runner`).
+`bisects` (culprit searches), `timeouts` — each deciding in pure functions and acting through
+the code host and runner interfaces (`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from bot.engine import (
+    bisects,
     changes,
     dispatch,
     fanout,
@@ -84,6 +85,14 @@ class Engine(Context):
         async with self.sessions() as session:
             return await session.get(Event, event_id)
 
+    async def bisect(self, upstream: str, downstream: str, requested_by: str | None) -> str:
+        """Find the upstream commit that broke a pair (CONTRACT §10, `/conjunction bisect`):
+        starts a culprit search of its newest new regression; returns a sentence for a reply."""
+        return await bisects.request(self, upstream, downstream, requested_by)
+
+    async def bisects_in_progress(self) -> list[bisects.Progress]:
+        return await bisects.in_progress(self.sessions)
+
     async def expire_overdue(self) -> int:
         return await timeouts.expire_overdue(self)
 
@@ -96,4 +105,6 @@ class Engine(Context):
             "changes": partial(changes.record_changes, self),
             "notify": partial(notify.notify, self),
             "notify_send": partial(notify.send, self),
+            "bisect": partial(bisects.start_job, self),
+            "culprit": partial(issues.post_culprit, self),
         }

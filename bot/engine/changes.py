@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.codehost import CommitRange
-from bot.engine import followups
+from bot.engine import bisects, followups
 from bot.engine.context import Context
 from bot.engine.results import last_passed
 from bot.models import Event
 from bot.results import Verdict
+from bot.runs import Step
 from bot.texts import short
 
 
@@ -110,7 +111,11 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         passed_on = (
             await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
         )
-        rerun = await session.scalar(select(Event.id).where(Event.confirms_id == event.id).limit(1))
+        rerun = await session.scalar(
+            select(Event.id)
+            .where(Event.confirms_id == event.id, Event.step.in_([Step.AGAIN, Step.LAST_PASSED]))
+            .limit(1)
+        )
     upstream = Span(
         event.upstream, passed_on.sha if passed_on else None, parent.sha if parent else None
     )
@@ -135,6 +140,7 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         stored.changes = changes
         await followups.issues(session, stored.id)
         await followups.reports(session, stored)
+        await bisects.wanted(session, stored)
 
 
 async def _commits(ctx: Context, span: Span) -> CommitRange | None:

@@ -17,7 +17,7 @@ from bot.names import host_of, project_key
 from bot.queue import RetryLater
 from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
-from bot.runs import TriggerState, move
+from bot.runs import Step, TriggerState, move
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         upstream=parent.project,
         # a confirming re-run may run against the upstream commit the pair last passed with
         upstream_sha=event.upstream_sha or parent.sha or "",
-        upstream_ref=(build.ref if build else None) or "",
+        # a culprit search's commit that was never built is on its failure's branch
+        upstream_ref=(build.ref if build else parent.ref if event.step == Step.BISECT else None)
+        or "",
         upstream_url=build.url if build else None,
         callback_url=ctx.callback_url(event.id),
         callback_token=ctx.signer.token(event.id),

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from bot import texts
+from sqlalchemy import select
+
+from bot import markdown, texts
 from bot.adapters import Adapters
 from bot.codehost import CodeHost, IssueRef
+from bot.engine.bisects import step_words
 from bot.engine.context import Context, config_of
 from bot.engine.reports import compare_url
-from bot.models import Event, IssueLink, Project
+from bot.models import Bisect, Event, IssueLink, Project
 from bot.names import host_of, project_key
 from bot.results import Result, Verdict
 
@@ -258,3 +261,84 @@ async def _find_or_open(
         downstream=downstream.name,
     )
     return await host.open_issue(repository, title, body, [texts.ISSUE_LABEL])
+
+
+def culprit_marker(bisect_id: int) -> str:
+    return f"<!-- conjunction:culprit {bisect_id} -->"
+
+
+def author_seen_from(repository: str, upstream: str, commit: dict[str, Any]) -> str:
+    """A commit's author as an issue names them: `@login` where the host knows their account
+    and the issue is on the same forge, else their name as text."""
+    if commit.get("login") and host_of(repository) == host_of(upstream):
+        return markdown.mention(str(commit["login"]), host_of(repository))
+    return texts.md(commit.get("author") or "unknown")
+
+
+def culprit_comment(ctx: Context, repository: str, bisect: Bisect, hidden: bool) -> str:
+    """The answer of a culprit search as the issue in `repository` shows it."""
+    answer = bisect.answer or {}
+    commits = {commit["sha"]: commit for commit in bisect.commits}
+    culprit = commits.get(answer.get("culprit") or "")
+    return texts.render(
+        "culprit.md",
+        marker=culprit_marker(bisect.id),
+        upstream_private=hidden,
+        downstream=bisect.downstream,
+        culprit=culprit
+        and {**culprit, "by": author_seen_from(repository, bisect.upstream, culprit)},
+        ending=answer.get("ending"),
+        suspects=[commits[sha] for sha in answer.get("suspects") or [] if sha in commits],
+        skipped=answer.get("skipped") or [],
+        flaky=[commits[sha] for sha in answer.get("flaky") or [] if sha in commits],
+        total=len(bisect.commits),
+        base=bisect.base_sha,
+        head=bisect.head_sha,
+        runs=answer.get("runs", 0),
+        steps=[
+            {
+                "commit": commits.get(step["sha"], {"sha": step["sha"], "title": ""}),
+                "again": step.get("again"),
+                "words": step_words(step.get("result")),
+                "url": step.get("url"),
+            }
+            for step in bisect.steps
+        ],
+        requested_by=bisect.requested_by,
+        trace_url=ctx.event_url(bisect.failure_id),
+    )
+
+
+async def post_culprit(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job: a culprit search's answer, commented on the pair's breakage issue in each repository
+    it is in (once each: a repository told is recorded). A private upstream's commits are named
+    only in its own repository."""
+    async with ctx.sessions() as session:
+        bisect = await session.get(Bisect, payload["bisect_id"])
+        if bisect is None or bisect.answer is None:
+            return
+        downstream = await session.get(Project, project_key(bisect.downstream))
+        upstream = await session.get(Project, project_key(bisect.upstream))
+        links = list(
+            await session.scalars(
+                select(IssueLink).where(
+                    IssueLink.upstream == project_key(bisect.upstream),
+                    IssueLink.downstream == project_key(bisect.downstream),
+                )
+            )
+        )
+    if downstream is None:
+        return
+    told = set(bisect.answer.get("told") or [])
+    for link in links:
+        host = ctx.adapters.host(link.repository)
+        if host is None or link.repository in told or not link.number:
+            continue
+        hidden = upstream_hidden(link.repository, downstream, upstream)
+        body = culprit_comment(ctx, link.repository, bisect, hidden)
+        await host.comment_issue(link.repository, link.number, body)
+        told.add(link.repository)
+        async with ctx.sessions.begin() as session:
+            stored = await session.get(Bisect, bisect.id)
+            if stored is not None and stored.answer is not None:
+                stored.answer = {**stored.answer, "told": sorted(told)}

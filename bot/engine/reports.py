@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
+from bot import markdown, texts
 from bot.codehost import CommitReport
 from bot.durations import figures, remaining, time_left
+from bot.engine import bisects
 from bot.engine.context import Context, config_of
 from bot.engine.results import earlier_in_pair, last_passed
-from bot.models import Event, Project, utcnow
+from bot.models import Bisect, Event, Project, utcnow
 from bot.names import project_key
 from bot.progress import Progress, progress, waiting
 from bot.results import Result, Verdict
@@ -74,6 +75,7 @@ class Row:
     compare_url: str | None
     via: str | None = None  # the upstream it ran after, deeper in the chain ("" when private)
     left: float | None = None  # while it runs: seconds it probably still needs
+    culprit: str | None = None  # a culprit search of this failure: where it stands, its answer
 
     @property
     def result(self) -> Result | None:
@@ -265,6 +267,8 @@ def _row_values(row: Row) -> dict[str, Any]:
         result += " (optional)"
     if event.reason:
         result += f": {texts.md(event.reason)}"
+    if row.culprit:
+        result += f"; {row.culprit}"
     return {
         "name": row.name,
         "via": row.via if row.via is None else row.via or "a private project",
@@ -386,7 +390,36 @@ async def _row(
         compare_url=await compare_url(ctx, session, parent, child) if via != "" else None,
         via=via,
         left=await _left(session, child),
+        culprit=await _culprit(session, child) if via != "" else None,
     )
+
+
+async def _culprit(session: AsyncSession, failure: Event) -> str | None:
+    """A failure's culprit search on its row: how far it came, or what it found."""
+    if failure.result is None or failure.result == Result.SUCCESS:
+        return None
+    search = (await bisects.of_failures(session, [failure.id])).get(failure.id)
+    return culprit_words(search) if search is not None else None
+
+
+def culprit_words(search: Bisect) -> str:
+    """`culprit: [`abc1234`](…) Title`, `culprit: one of 4 commits `a`…`b``, or the search
+    under way."""
+    answer = search.answer
+    if answer is None:
+        done = len(bisects.tried(search))
+        return (
+            f"🔎 finding the culprit among {len(search.commits)} upstream commits "
+            f"({done} of at most {search.max_runs} runs done)"
+        )
+    commits = {commit["sha"]: commit for commit in search.commits}
+    culprit = commits.get(answer.get("culprit") or "")
+    if culprit is not None:
+        linked = markdown.link(texts.short(culprit["sha"]), culprit.get("url"), as_code=True)
+        return f"culprit: {linked} {texts.md(culprit['title'])}"
+    suspects = answer.get("suspects") or [None]
+    first, last = (markdown.code(texts.short(sha)) for sha in (suspects[0], suspects[-1]))
+    return f"culprit: one of {len(suspects)} commits {first}…{last}"
 
 
 async def compare_url(

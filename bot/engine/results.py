@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import metrics
-from bot.engine import effects, followups
+from bot.engine import bisects, effects, followups
 from bot.engine.context import Context, UnknownEvent, config_of
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.models import Event, Project, Subscription, TriggerResult, utcnow
@@ -244,6 +244,9 @@ async def record_result(
         event.reason = reason
         event.finished_at = utcnow()
         metrics.RESULTS.labels(final).inc()
+        if event.step == Step.BISECT:  # a culprit search's step: its search moves on
+            await bisects.step_finished(ctx, session, event)
+            return event
         finished = await _snapshot(session, event, replaced)
         await effects.apply(ctx, session, event, decide(finished))
         return event

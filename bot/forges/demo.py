@@ -45,6 +45,7 @@ class Commit:
     sha: str
     message: str
     at: datetime
+    author: str = "demo"
 
 
 @dataclass
@@ -116,8 +117,8 @@ class DemoForge:
             self.private.add(name)
         return self.commit(name, "Initial commit")
 
-    def commit(self, project: str, message: str) -> Commit:
-        commit = Commit(project, secrets.token_hex(20), message, utcnow())
+    def commit(self, project: str, message: str, author: str = "demo") -> Commit:
+        commit = Commit(project, secrets.token_hex(20), message, utcnow(), author)
         self.commits.setdefault(project, []).append(commit)
         return commit
 
@@ -131,9 +132,9 @@ class DemoForge:
                     return commit
         return None
 
-    def push(self, project: str, message: str) -> Run:
+    def push(self, project: str, message: str, author: str = "demo") -> Run:
         """A new commit on the default branch, and its own pipeline."""
-        commit = self.commit(project, message)
+        commit = self.commit(project, message, author)
         return self._start(project, commit.sha, None)
 
     def run_url(self, number: int) -> str:
@@ -209,18 +210,23 @@ class DemoForge:
     async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
         return None
 
-    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+    async def commit_list(self, project: str, base: str, head: str) -> list[codehost.Commit] | None:
         shas = [commit.sha for commit in self.commits.get(project, [])]
         if base not in shas or head not in shas:
             return None
-        between = self.commits[project][shas.index(base) + 1 : shas.index(head) + 1]
+        return [
+            codehost.Commit(item.sha, item.message, item.author, login=item.author)
+            for item in self.commits[project][shas.index(base) + 1 : shas.index(head) + 1]
+        ]
+
+    async def commits_between(self, project: str, base: str, head: str) -> CommitRange | None:
+        between = await self.commit_list(project, base, head)
+        if between is None:
+            return None
         return CommitRange(
             base,
             head,
-            tuple(
-                codehost.Commit(item.sha, item.message, "demo")
-                for item in between[: codehost.COMMITS_LISTED]
-            ),
+            tuple(between[: codehost.COMMITS_LISTED]),
             total=len(between),
             url=self.compare_url(project, base, head),
         )

@@ -465,6 +465,13 @@ class GitHost:
         oldest_first = tuple(reversed(found))
         return CommitRange(base, head, oldest_first[:COMMITS_LISTED], total=len(found))
 
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        """Every commit after base up to head, oldest first (at most HISTORY_DEPTHS[-1])."""
+        if not (_SHA.fullmatch(base) and _SHA.fullmatch(head)):
+            return None
+        found = await self._unless_failing(self._commits(project, base, head), project)
+        return None if found is None else list(reversed(found))
+
     async def _commits(self, project: str, base: str, head: str) -> list[Commit] | None:
         async with self._open(project) as repository:
             if not await repository.fetched(head):

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.badges import Tally
 from bot.durations import Figures, pair_durations, remaining
+from bot.engine import bisects
 from bot.engine.reports import Row, describe  # the report's own words for its commit status
-from bot.models import Event, IssueLink, utcnow
+from bot.models import Bisect, Event, IssueLink, utcnow
 from bot.names import project_key
 from bot.progress import progress
 from bot.results import Result
@@ -40,6 +41,8 @@ class TreeNode:
     issue_url: str | None = None
     changes: dict[str, Any] | None = None  # what changed since the pair last passed
     steps: list[RerunStep] = field(default_factory=list)  # re-runs confirming this failure
+    search: list[RerunStep] = field(default_factory=list)  # its culprit search's steps
+    culprit: dict[str, Any] | None = None  # that search: its state and answer, as shown
 
     @property
     def confirming(self) -> bool:
@@ -107,6 +110,10 @@ async def event_tree(
         links = await _issue_links(session, [node.event for node in nodes.values()], hidden)
         for node in nodes.values():
             await _annotate(session, node, nodes, typical, links, compare, hidden)
+        for failure_id, search in (await bisects.of_failures(session, list(nodes))).items():
+            node = nodes[failure_id]
+            if node.name is not None:
+                node.culprit = culprit_view(search, _pair(node.event)[0] not in hidden)
         below = descendants(event.id, events)  # the rows of the report on its commit
         started = await progress(session, below)
         parent = nodes.get(event.parent_id or "")
@@ -133,13 +140,35 @@ async def event_tree(
     )
 
 
+def culprit_view(search: Bisect, upstream_visible: bool) -> dict[str, Any]:
+    """A failure's culprit search on the event page: under way or done, and what it found —
+    its commits only for a caller who may see the upstream."""
+    answer = search.answer or {}
+    commits = {commit["sha"]: commit for commit in search.commits}
+    shown = upstream_visible
+    suspects = answer.get("suspects") or []
+    return {
+        "running": search.answer is None,
+        "total": len(search.commits),
+        "runs": answer.get("runs", len(bisects.tried(search))),
+        "max_runs": search.max_runs,
+        "culprit": commits.get(answer.get("culprit") or "") if shown else None,
+        "found": bool(answer.get("culprit")),
+        "suspects": [commits[sha] for sha in suspects if sha in commits] if shown else [],
+        "count": len(suspects),
+        "ending": answer.get("ending"),
+        "flaky": answer.get("flaky") or [] if shown else [],
+    }
+
+
 def _link_up(nodes: dict[str, TreeNode]) -> None:
     """Hang each node under its parent; a confirming re-run is a step of the failure it
     confirms, and what ran after it (a flake's downstreams) hangs under that failure."""
     for node in nodes.values():
         failure = _failure_of(nodes, node)
         if failure is not None:
-            failure.steps.append(_step(node, failure, nodes.get(failure.event.parent_id or "")))
+            steps = failure.search if node.event.step == Step.BISECT else failure.steps
+            steps.append(_step(node, failure, nodes.get(failure.event.parent_id or "")))
             continue
         parent = nodes.get(node.event.parent_id or "")
         if parent is not None:

@@ -181,6 +181,17 @@ class GiteaHost:
             url=self.compare_url(project, base, head),
         )
 
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        """Every commit of the range, oldest first, from one compare; None when Gitea listed
+        fewer than it counted."""
+        compared = await self._compare(project, base, head, files=False)
+        if compared is None:
+            return None
+        commits = compared.get("commits") or []
+        if len(commits) < (compared.get("total_commits") or 0):
+            return None
+        return [_commit(item) for item in reversed(commits)]  # Gitea lists newest first
+
     async def branch_head(self, project: str, branch: str) -> str | None:
         """The commit a branch points at, or None when it does not exist."""
         try:
@@ -456,6 +467,9 @@ def workflow_file(path: object) -> str | None:
 def _commit(item: dict[str, Any]) -> Commit:
     details = item.get("commit") or {}
     user = item.get("author") or {}
-    author = user.get("login") or (details.get("author") or {}).get("name") or ""
+    login = user.get("login")
+    author = login or (details.get("author") or {}).get("name") or ""
     title = str(details.get("message") or "").split("\n", 1)[0]
-    return Commit(str(item["sha"]), title, str(author), item.get("html_url"))
+    return Commit(
+        str(item["sha"]), title, str(author), item.get("html_url"), str(login) if login else None
+    )

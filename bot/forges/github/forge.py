@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 COMPARE_FILE_LIMIT = 300
 COMPARE = "/repos/{owner}/{repo}/compare/{base}...{head}"
+COMPARE_PAGE = COMPARE + "{?per_page,page}"
+COMPARE_PER_PAGE = 100  # commits a page of the compare API; more than one page is paginated
+COMMIT_LIST_LIMIT = 10_000  # commits of a culprit search's range, at most
 
 STATUS_DESCRIPTION_LIMIT = 140
 # GitHub refuses a check run's summary of 65,535 characters or more, an issue's body or a
@@ -85,15 +88,13 @@ def _commit(item: dict[str, Any]) -> Commit:
     """One commit of a compare answer (its `author` is null for an unknown e-mail address)."""
     written = item.get("commit") or {}
     message = str(written.get("message") or "")
+    login = (item.get("author") or {}).get("login")
     return Commit(
         sha=str(item["sha"]),
         title=_cut(message.split("\n", 1)[0], 120),
-        author=str(
-            (item.get("author") or {}).get("login")
-            or (written.get("author") or {}).get("name")
-            or "unknown"
-        ),
+        author=str(login or (written.get("author") or {}).get("name") or "unknown"),
         url=item.get("html_url"),
+        login=str(login) if login else None,
     )
 
 
@@ -500,6 +501,32 @@ class GitHubForge:
             total=int(compared.get("total_commits", len(commits))),
             url=self.compare_url(project, base, head),
         )
+
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        """Every commit of the range from the compare API, a page of COMPARE_PER_PAGE at a time
+        (unpaginated, it lists 250 at most): the pages hold the commits oldest first, and
+        `total_commits` says when the last one came."""
+        listed: list[Commit] = []
+        for page in range(1, COMMIT_LIST_LIMIT // COMPARE_PER_PAGE + 1):
+            try:
+                compared = await self._call(
+                    project,
+                    "GET",
+                    COMPARE_PAGE,
+                    base=base,
+                    head=head,
+                    per_page=COMPARE_PER_PAGE,
+                    page=page,
+                )
+            except (gidgethub.BadRequest, LookupError) as exc:  # LookupError: not installed
+                log.info("cannot list commits %s %s...%s: %s", project, base, head, exc)
+                return None
+            commits = compared.get("commits") or []
+            listed += [_commit(item) for item in commits]
+            total = int(compared.get("total_commits", len(listed)))
+            if len(listed) >= total or len(commits) < COMPARE_PER_PAGE:
+                return listed if len(listed) == total else None
+        return None  # longer than a search is worth
 
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         """A completed check run on sha: failing with the problems as annotations, else passing.

@@ -137,6 +137,16 @@ def _archive_of(job: dict[str, Any]) -> str | None:
     return None
 
 
+def _commit(item: dict[str, Any]) -> Commit:
+    """One commit of a compare answer: GitLab names its author, not their account."""
+    return Commit(
+        str(item["id"]),
+        str(item.get("title") or ""),
+        str(item.get("author_name") or ""),
+        item.get("web_url"),
+    )
+
+
 class GitLabHost:
     """`bot.codehost.CodeHost` and `bot.runner.Runner` for one GitLab instance."""
 
@@ -218,18 +228,17 @@ class GitLabHost:
         return CommitRange(
             base,
             head,
-            tuple(
-                Commit(
-                    str(item["id"]),
-                    str(item.get("title") or ""),
-                    str(item.get("author_name") or ""),
-                    item.get("web_url"),
-                )
-                for item in commits[:COMMITS_LISTED]
-            ),
+            tuple(_commit(item) for item in commits[:COMMITS_LISTED]),
             total=len(commits),
             url=self.compare_url(project, base, head),
         )
+
+    async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
+        """Every commit of the range, from one repository compare (GitLab lists them all)."""
+        compared = await self._compare(project, base, head)
+        if compared is None:
+            return None
+        return [_commit(item) for item in compared.get("commits") or []]
 
     def compare_url(self, project: str, base: str, head: str) -> str:
         return f"{self.web_url(project)}/-/compare/{base}...{head}"
