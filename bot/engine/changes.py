@@ -15,6 +15,7 @@ from bot.engine.context import Context
 from bot.engine.results import last_passed
 from bot.models import Event
 from bot.results import Verdict
+from bot.runs import Step
 from bot.texts import short
 
 
@@ -110,7 +111,11 @@ async def record_changes(ctx: Context, payload: dict[str, Any]) -> None:
         passed_on = (
             await session.get(Event, passed.parent_id) if passed and passed.parent_id else None
         )
-        rerun = await session.scalar(select(Event.id).where(Event.confirms_id == event.id).limit(1))
+        rerun = await session.scalar(
+            select(Event.id)
+            .where(Event.confirms_id == event.id, Event.step.in_([Step.AGAIN, Step.LAST_PASSED]))
+            .limit(1)
+        )
     upstream = Span(
         event.upstream, passed_on.sha if passed_on else None, parent.sha if parent else None
     )
