@@ -390,11 +390,10 @@ def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
         Event.kind == "trigger",
         Event.project == event.project,
         Event.upstream == event.upstream,
-        # confirming re-runs settle their failure's verdict, a retry's result is its failure's
-        # (it replaces it), and baselines and bisect steps answer a question of their own:
-        # none is part of the pair's history
-        Event.step.in_([Step.FIRST, Step.RETRY]),
-        Event.confirms_id.is_(None),
+        # confirming re-runs settle their failure's verdict, a retry's result replaces its
+        # failure's, and baselines and bisect steps answer a question of their own: none is
+        # part of the pair's history
+        Event.step == Step.FIRST,
         Event.id != event.id,
         Event.created_at <= event.created_at,
     )

@@ -140,8 +140,8 @@ class Joiner:
             )
             joined.missing.append(
                 f"no webhook: {reason}. Add one by hand (Settings > Webhooks): URL "
-                f"{self.hook_url}, the secret token GITLAB_WEBHOOK_SECRET, push, pipeline, comment and merge "
-                "request events"
+                f"{self.hook_url}, the secret token GITLAB_WEBHOOK_SECRET, push, pipeline, "
+                "comment and merge request events"
             )
 
     async def _index(
