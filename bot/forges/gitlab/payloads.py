@@ -84,7 +84,7 @@ class SystemHook(PushHook):
 class Note(Strict):
     id: int
     note: Text | None = None
-    noteable_type: str | None = None
+    noteable_type: str  # MergeRequest, Issue, Commit, Snippet
     action: str | None = None  # `create` or `update` (GitLab 16.11 and later)
     system: bool | None = None
 
