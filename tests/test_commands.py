@@ -17,10 +17,11 @@ from bot.engine import Engine
 from bot.models import Event, IssueLink
 from bot.runs import Change, Step
 from config.settings import Settings
-from tests.conftest import fixture, post_github, run_jobs, runtime
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import fixture
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
 from tests.fakegitlab import FakeGitLab, encoded, post_gitlab
-from tests.memoryhost import MemoryHost
 from tests.test_flow import APP, events_of
 from tests.test_github_e2e import INSTALLATION, started
 from tests.test_reruns import app_run, broken_then_rerun
@@ -262,7 +263,7 @@ async def test_help_and_an_unknown_command_are_answered_in_one_reply(
     expect_command(gh, "acme/lib", "Codertocat", "write", "write")
     gh.expect("POST", "/repos/acme/lib/issues/7/comments", status=201, body={"id": 2})
 
-    body = "/conjunction help\n/conjunction <img src=x>@everyone"
+    body = "/conjunction help\n/conjunction <b>@everyone</b>"
     await post_github(client, "issue_comment", comment("acme/lib", 7, body, pull=True))
     await run_jobs(client)
 
@@ -273,10 +274,9 @@ async def test_help_and_an_unknown_command_are_answered_in_one_reply(
     assert "| `/conjunction bisect` | a breakage issue |" in text
     # what the comment said is inert where it is shown: no HTML, no mention
     assert text.endswith(
-        "**&lt;img** is not a command of Conjunction: nothing was run. `/conjunction help` "
-        "lists the commands."
+        "**\\<b\\>\\@\u200beveryone\\</b\\>** is not a command of Conjunction: nothing was "
+        "run. `/conjunction help` lists the commands."
     )
-    assert "<img" not in text and "@everyone" not in text
 
 
 async def test_bisect_is_not_there_yet_and_test_belongs_on_a_pull_request(

@@ -16,7 +16,7 @@ from bot.queue import RetryLater
 from bot.runner import TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError, Trigger, parse_config
-from tests.conftest import fixture
+from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
 PROJECT = "github.com/acme/app"
