@@ -496,6 +496,49 @@ def test_a_culprit_search_answer_holds_nothing_live_but_its_own(**values: Any) -
     )
 
 
+@given(
+    kind=st.sampled_from(
+        [
+            "not_allowed",
+            "unknown",
+            "misplaced",
+            "too_many",
+            "bisect",
+            "no_change",
+            "premerge_unavailable",
+            "premerge_not_started",
+            "retry_started",
+            "retry_running",
+            "retry_nothing",
+        ]
+    ),
+    word=hostile,
+    reason=hostile,
+    downstream=hostile,
+)
+def test_answers_to_commands_hold_nothing_live_of_the_comment(
+    kind: str, word: str, reason: str, downstream: str
+) -> None:
+    """What a comment said (its word) and what comes from elsewhere (a reason, a project's
+    name) is inert in the answer; its only link is the trace of a retry."""
+    trace = "https://conjunction.test/events/3"
+    answer = texts.render(
+        "command_reply.md",
+        kind=kind,
+        forge="github",
+        word=word[:40],
+        verb="bisect",
+        belongs="on a breakage issue Conjunction opened",
+        limit=5,
+        change_word="pull or merge request",
+        reason=reason,
+        downstream=downstream,
+        trace_url=trace,
+    )
+    assert_inert(answer, links=[trace])
+    assert_inert(texts.render("command_help.md"))
+
+
 def test_every_posted_template_is_among_those_filled_here() -> None:
     """A new template is added to these tests, or this fails: each is filled above, as a macro
     of one (commit lists, owners) or with no value at all (a valid config's summary)."""
@@ -511,6 +554,8 @@ def test_every_posted_template_is_among_those_filled_here() -> None:
         "owners.md",
         "config_valid.md",
         "culprit.md",
+        "command_reply.md",
+        "command_help.md",
     }
     templates = Path(texts.__file__).with_name("templates")
     assert {path.name for path in templates.iterdir() if path.suffix in (".md", ".txt")} == filled

@@ -7,8 +7,9 @@ loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the ve
 confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), `changes` (what
 changed since a pair last passed), `reports` (the aggregate on
 the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
-`bisects` (culprit searches), `timeouts` — each deciding in pure functions and acting through
-the code host and runner interfaces (`bot.codehost`, `bot.runner`).
+`bisects` (culprit searches), `timeouts`, `commands` (commands in comments: acknowledged,
+checked, carried out) — each deciding in pure functions and acting through the code host and
+runner interfaces (`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from bot.engine import (
     bisects,
     changes,
+    commands,
     dispatch,
     fanout,
     followups,
@@ -30,6 +32,7 @@ from bot.engine import (
     results,
     timeouts,
 )
+from bot.engine.commands import CommentPosted, Premerge
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -41,6 +44,7 @@ from config.repo_config import ConfigError
 
 __all__ = [
     "CONFIG_PATH",
+    "CommentPosted",
     "Engine",
     "FinishedPipeline",
     "ResultConflict",
@@ -73,6 +77,11 @@ class Engine(Context):
 
     async def record_result(self, event_id: str, result: Result | str, **values: Any) -> Event:
         return await results.record_result(self, event_id, result, **values)
+
+    async def comment_posted(self, posted: CommentPosted) -> None:
+        """The commands of a new comment (`/conjunction …`), acted on once."""
+        premerge = self if isinstance(self, Premerge) else None
+        await commands.comment_posted(self, posted, premerge)
 
     async def has_downstreams(self, project: str) -> bool:
         async with self.sessions() as session:

@@ -13,13 +13,14 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.gitlab import pipeline, push, system
+from handlers.gitlab import note, pipeline, push, system
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
+    "Note Hook": note.on_note,
     "Pipeline Hook": pipeline.on_pipeline,
     "Push Hook": push.on_push,
     "System Hook": system.on_system_hook,
@@ -47,4 +48,4 @@ class GitLabDeliveries:
             delivery.event,
             extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
         )
-        await handler(data, engine=self.engine, host=self.host)
+        await handler(data, engine=self.engine, host=self.host, delivery_id=delivery.delivery_id)
