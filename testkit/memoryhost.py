@@ -24,6 +24,7 @@ class MemoryHost:
     changes: dict[str, list[str]] = field(default_factory=dict)  # head sha -> changed paths
     history: dict[str, list[Commit]] = field(default_factory=dict)  # project -> commits, in order
     remembers_runs: bool = True  # find_started finds what start_pipeline started
+    writers: set[str] = field(default_factory=set)
 
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
@@ -92,6 +93,9 @@ class MemoryHost:
         self.issues[number]["comments"].append(body)
         self.issues[number]["state"] = "closed"
         self.calls.append(("close_issue", project, number))
+
+    async def can_write(self, project: str, user: str) -> bool:
+        return user in self.writers
 
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         self.calls.append(("report_config", project, (sha, error)))

@@ -51,7 +51,7 @@ COMMIT = {  # where each event names its commit
     "status": "sha",
     "pull_request": "pull_request.head.sha",
 }
-UNHANDLED = {"check_run.completed.json", "ping.json", "pull_request.opened.json"}
+UNHANDLED = {"check_run.completed.json", "ping.json"}
 
 
 def load_fixtures() -> dict[str, dict[str, Any]]:

@@ -12,11 +12,17 @@ from gidgethub.abc import GitHubAPI
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.github import check_suite, installation, push, workflow_run
+from handlers.github import check_suite, installation, pull_request, push, workflow_run
 
 log = logging.getLogger(__name__)
 
-router = routing.Router(installation.router, push.router, workflow_run.router, check_suite.router)
+router = routing.Router(
+    installation.router,
+    push.router,
+    workflow_run.router,
+    check_suite.router,
+    pull_request.router,
+)
 
 ClientFor = Callable[[sansio.Event], Awaitable[GitHubAPI | None]]
 

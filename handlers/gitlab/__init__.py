@@ -13,13 +13,14 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.gitlab import pipeline, push, system
+from handlers.gitlab import merge_request, pipeline, push, system
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
+    "Merge Request Hook": merge_request.on_merge_request,
     "Pipeline Hook": pipeline.on_pipeline,
     "Push Hook": push.on_push,
     "System Hook": system.on_system_hook,

@@ -140,12 +140,42 @@ class Status(Envelope):
     repository: Repository
 
 
+class User(Strict):
+    login: Name | None = None
+
+
+class PullRequestRepository(Strict):
+    full_name: FullName | None = None
+
+
+class PullRequestSide(Strict):
+    sha: Sha
+    repo: PullRequestRepository | None = None  # null once a fork is deleted
+
+
+class PullRequest(Strict):
+    number: Annotated[int, Field(ge=1, le=INT32)]
+    html_url: Url
+    state: str
+    merged: bool | None = None
+    title: str | None = None
+    user: User | None = None
+    head: PullRequestSide
+    base: PullRequestSide
+
+
+class PullRequestEvent(Envelope):
+    pull_request: PullRequest
+    repository: Repository
+
+
 # Deliveries of events not listed are ignored at once.
 PAYLOADS: dict[str, type[Envelope]] = {
     "check_suite": CheckSuiteEvent,
     "installation": InstallationEvent,
     "installation_repositories": InstallationRepositories,
     "ping": Envelope,
+    "pull_request": PullRequestEvent,
     "push": Push,
     "status": Status,
     "workflow_run": WorkflowRunEvent,

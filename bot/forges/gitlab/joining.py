@@ -22,12 +22,12 @@ from config.repo_config import ConjunctionConfig
 
 REPORTER, DEVELOPER, MAINTAINER = 20, 30, 40  # GitLab's access levels
 # Tag pipelines arrive as Pipeline Hooks and the note on a merge request is found through the
-# commit, so pushes and pipelines are all Conjunction needs to hear about.
+# commit; merge request events start pre-merge runs (CONTRACT §8).
 HOOK_EVENTS = {
     "push_events": True,
     "pipeline_events": True,
     "tag_push_events": False,
-    "merge_requests_events": False,
+    "merge_requests_events": True,
     "issues_events": False,
     "note_events": False,
     "job_events": False,

@@ -1,0 +1,388 @@
+"""Pre-merge runs end to end through HTTP (CONTRACT §8): GitHub's documented `pull_request`
+payload in, what the downstreams are started with and what the pull request shows out."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT
+from bot.models import Event
+from bot.runner import TriggerRequest
+from bot.runs import Change, Step, TriggerState
+from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
+from tests.memoryhost import MemoryHost
+from tests.test_flow import index, report_status, upstream_of
+
+LIB = "github.com/acme/lib"
+APP = "github.com/acme/app"
+TOOL = "github.com/acme/tool"
+EXT = "github.com/other/ext"
+SECRET = "github.com/acme/secret"
+BASE = "b" * 40
+HEAD = "c" * 40
+NEWER = "d" * 40
+PR_URL = "https://github.com/acme/lib/pull/7"
+MEMBERS = "owners: [libby]\npremerge: {when: members}\n"
+
+
+def pull_request(
+    action: str = "opened",
+    head: str = HEAD,
+    *,
+    author: str = "libby",
+    fork: bool = False,
+    merged: bool = False,
+) -> dict[str, Any]:
+    """GitHub's documented `pull_request` example, pointed at acme/lib's pull request 7."""
+    payload = copy.deepcopy(fixture("github/pull_request.opened.json"))
+    payload["action"] = action
+    payload["number"] = 7
+    pull = payload["pull_request"]
+    pull.update(number=7, html_url=PR_URL, state="closed" if action == "closed" else "open")
+    pull["merged"] = merged
+    pull["user"]["login"] = author
+    pull["head"]["sha"], pull["base"]["sha"] = head, BASE
+    pull["base"]["repo"]["full_name"] = "acme/lib"
+    pull["head"]["repo"]["full_name"] = "stranger/lib" if fork else "acme/lib"
+    payload["repository"]["full_name"] = "acme/lib"
+    return payload
+
+
+async def recorded_base(
+    client: TestClient[Any, Any], forge: MemoryHost, results: dict[str, str]
+) -> None:
+    """LIB's merged base commit ran its downstreams, with these results."""
+    await post_github(client, "workflow_run", workflow_run("acme/lib", BASE))
+    await run_jobs(client)
+    for project, request in forge.of("start_pipeline"):
+        if project in results:
+            assert (await report_status(client, request.event_id, results[project])).status == 202
+    await run_jobs(client)
+    forge.calls.clear()
+
+
+async def open_pull(client: TestClient[Any, Any], **kw: Any) -> dict[str, TriggerRequest]:
+    assert (await post_github(client, "pull_request", pull_request(**kw))).status == 202
+    await run_jobs(client)
+    return {
+        project: request
+        for project, request in runtime_forge(client).of("start_pipeline")
+        if request.change is not None
+    }
+
+
+def runtime_forge(client: TestClient[Any, Any]) -> MemoryHost:
+    host = runtime(client).engine.adapters.host(LIB)
+    assert isinstance(host, MemoryHost)
+    return host
+
+
+def premerge_reports(forge: MemoryHost, kind: str = "status") -> list[Any]:
+    return [
+        report
+        for _, (sha, report) in forge.of(kind)
+        if sha == HEAD and report.status_context == PREMERGE_STATUS_CONTEXT
+    ]
+
+
+def comment(forge: MemoryHost) -> str:
+    [*_, (project, (sha, body))] = forge.of("comment_on_change")
+    assert (project, sha) == (LIB, HEAD)
+    return str(body)
+
+
+async def triggers(client: TestClient[Any, Any], project: str) -> list[Event]:
+    async with runtime(client).sessions() as session:
+        rows = await session.scalars(
+            select(Event)
+            .where(Event.project == project, Event.change_number.is_not(None))
+            .order_by(Event.created_at)
+        )
+        return list(rows)
+
+
+async def test_a_change_that_breaks_a_required_downstream_fails_its_check(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB, owners="[alice]"))
+    await index(client, TOOL, upstream_of(LIB, owners="[bob]"))
+    await recorded_base(client, forge, {APP: "success", TOOL: "success"})
+    forge.writers.add("libby")
+
+    started = await open_pull(client)
+
+    assert sorted(started) == [APP, TOOL]
+    request = started[APP]
+    assert (request.upstream, request.upstream_sha, request.upstream_ref) == (
+        LIB,
+        HEAD,
+        "refs/pull/7/head",
+    )
+    assert (request.change, request.kind, request.step) == (PR_URL, "premerge", None)
+    # both pairs passed on the base commit: no baseline is run
+    assert [e.step for e in await triggers(client, APP)] == [Step.FIRST]
+    [pending] = premerge_reports(forge)
+    assert pending.state == "pending"
+    assert pending.target_url == "https://conjunction.test/changes/github.com/acme/lib/7"
+    # the merged-commit report is not touched
+    assert not [
+        r for _, (sha, r) in forge.of("status") if r.status_context != PREMERGE_STATUS_CONTEXT
+    ]
+
+    await report_status(client, started[APP].event_id, "failure")
+    await report_status(client, started[TOOL].event_id, "success")
+    await run_jobs(client)
+
+    final = premerge_reports(forge)[-1]
+    assert (final.state, final.description) == (
+        "failure",
+        "1 of 2 downstream projects pass with this change, 1 breaks",
+    )
+    [*_, check] = premerge_reports(forge, "check")
+    assert (check.check_name, check.conclusion) == (PREMERGE_REPORT_NAME, "failure")
+    text = comment(forge)
+    assert text.startswith("<!-- conjunction:premerge -->")
+    assert "| github.com/acme/app | ❌ breaks |" in text
+    assert "| github.com/acme/tool | ✅ passes |" in text
+    assert "https://conjunction.test/changes/github.com/acme/lib/7" in text
+    # no issue, no notification, no verdict in any pair's history
+    assert not forge.of("open_issue")
+    [app_run] = await triggers(client, APP)
+    assert app_run.change is None
+
+
+async def test_a_change_that_breaks_only_an_optional_downstream_passes(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(
+        client, LIB, "owners: [libby]\npremerge: {when: members, downstreams: ['github.com/*']}\n"
+    )
+    await index(client, EXT, "upstreams:\n  - project: github.com/acme/lib\n    premerge: true\n")
+    await index(client, APP, upstream_of(LIB))
+    await recorded_base(client, forge, {APP: "success", EXT: "success"})
+    forge.writers.add("libby")
+
+    started = await open_pull(client)
+    assert sorted(started) == [APP, EXT]
+    await report_status(client, started[EXT].event_id, "failure")
+    await report_status(client, started[APP].event_id, "success")
+    await run_jobs(client)
+
+    final = premerge_reports(forge)[-1]
+    assert final.state == "success"
+    assert "| github.com/other/ext | ❌ breaks (optional) |" in comment(forge)
+
+
+async def test_a_downstream_already_broken_on_the_base_is_not_blamed(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    await recorded_base(client, forge, {APP: "failure"})
+    forge.writers.add("libby")
+
+    started = await open_pull(client)
+    await report_status(client, started[APP].event_id, "failure")
+    await run_jobs(client)
+
+    assert premerge_reports(forge)[-1].state == "success"
+    assert "| github.com/acme/app | ⛔ already broken |" in comment(forge)
+
+
+async def test_without_a_recorded_base_result_the_base_commit_is_run_too(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    forge.writers.add("libby")
+
+    await post_github(client, "pull_request", pull_request())
+    await run_jobs(client)
+
+    runs = {request.step: request for _, request in forge.of("start_pipeline")}
+    assert sorted(runs, key=str) == [None, "baseline"]
+    baseline = runs["baseline"]
+    assert (baseline.upstream_sha, baseline.upstream_ref, baseline.kind, baseline.change) == (
+        BASE,
+        "main",
+        "premerge",
+        PR_URL,
+    )
+    await report_status(client, runs[None].event_id, "failure")
+    await run_jobs(client)
+    assert premerge_reports(forge)[-1].state == "pending"  # the baseline still runs
+
+    await report_status(client, baseline.event_id, "success")
+    await run_jobs(client)
+    assert premerge_reports(forge)[-1].state == "failure"
+    assert "| github.com/acme/app | ❌ breaks |" in comment(forge)
+
+    # a later change with the same base finds that baseline: nothing more runs on the base
+    forge.calls.clear()
+    other = await runtime(client).engine.premerge(
+        Change(LIB, 8, "https://github.com/acme/lib/pull/8", NEWER, BASE), commanded=True
+    )
+    assert other.downstreams == (APP,) and other.reason is None
+    await run_jobs(client)
+    assert [r.step for _, r in forge.of("start_pipeline")] == [None]
+
+
+async def test_a_push_supersedes_the_unsent_triggers_of_the_older_head(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    await recorded_base(client, forge, {APP: "success"})
+    forge.writers.add("libby")
+
+    # both deliveries arrive before the first head's trigger was sent
+    await post_github(client, "pull_request", pull_request())
+    await post_github(client, "pull_request", pull_request("synchronize", NEWER))
+    await run_jobs(client)
+
+    [(_, request)] = forge.of("start_pipeline")
+    assert request.upstream_sha == NEWER
+    first, newer = await triggers(client, APP)
+    assert (first.state, first.reason) == (TriggerState.SUPERSEDED, "superseded by ddddddd")
+    assert newer.state == TriggerState.STARTED
+
+
+async def test_a_closed_pull_request_starts_nothing(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    forge.writers.add("libby")
+
+    await post_github(client, "pull_request", pull_request("closed", merged=True))
+    await run_jobs(client)
+    assert not forge.of("start_pipeline")
+    answer = await runtime(client).engine.premerge(
+        Change(LIB, 7, PR_URL, HEAD, BASE, state="merged"), commanded=True
+    )
+    assert answer.reason == "the pull request is merged: nothing more is run against it"
+
+
+async def test_a_private_downstream_is_not_named_on_a_public_upstream(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, SECRET, upstream_of(LIB), private=True)
+    await recorded_base(client, forge, {APP: "success", SECRET: "success"})
+    forge.writers.add("libby")
+
+    started = await open_pull(client)
+    await report_status(client, started[APP].event_id, "success")
+    await report_status(client, started[SECRET].event_id, "failure")
+    await run_jobs(client)
+
+    text = comment(forge)
+    assert "secret" not in text
+    assert "| 1 private project | 1 breaks |" in text
+    assert premerge_reports(forge)[-1].state == "failure"  # it is required: acme's own
+    answer = await runtime(client).engine.premerge(
+        Change(LIB, 7, PR_URL, HEAD, BASE), retry=True, commanded=True
+    )
+    assert answer.downstreams == ("a private project",)
+
+
+async def test_a_fork_or_a_non_writer_starts_nothing_by_itself(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    forge.writers.update({"libby", "stranger"})
+
+    await post_github(client, "pull_request", pull_request(author="stranger", fork=True))
+    await post_github(client, "pull_request", pull_request(author="mallory"))
+    await run_jobs(client)
+    assert not forge.of("start_pipeline")
+
+    engine = runtime(client).engine
+    fork = Change(LIB, 7, PR_URL, HEAD, BASE, author="stranger", fork=True)
+    refused = await engine.premerge(fork)
+    assert refused.reason is not None and "fork" in refused.reason
+    # a writer's command runs it
+    assert (await engine.premerge(fork, commanded=True)).downstreams == (APP,)
+
+
+async def test_when_command_runs_only_on_command_and_by_name(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, "owners: [libby]\n")
+    await index(client, APP, upstream_of(LIB))
+    await index(client, TOOL, upstream_of(LIB))
+    await recorded_base(client, forge, {APP: "success", TOOL: "success"})
+    forge.writers.add("libby")
+
+    await post_github(client, "pull_request", pull_request())
+    await run_jobs(client)
+    assert not forge.of("start_pipeline")
+
+    engine = runtime(client).engine
+    change = Change(LIB, 7, PR_URL, HEAD, BASE, author="libby")
+    assert (await engine.premerge(change, only=["tool"], commanded=True)).downstreams == (TOOL,)
+    unknown = await engine.premerge(change, only=["nope"], commanded=True)
+    assert unknown.reason == (
+        "no downstream of github.com/acme/lib that runs against its changes is named nope"
+    )
+    await run_jobs(client)
+    [(_, tool)] = forge.of("start_pipeline")
+    await report_status(client, tool.event_id, "failure")
+    await run_jobs(client)
+
+    # retry: the rows that did not pass
+    again = await engine.premerge(change, retry=True, commanded=True)
+    assert again.downstreams == (TOOL,)
+    await run_jobs(client)
+    [_, (_, rerun)] = forge.of("start_pipeline")
+    await report_status(client, rerun.event_id, "success")
+    await run_jobs(client)
+    assert "| github.com/acme/tool | ✅ passes |" in comment(forge)
+    nothing = await engine.premerge(change, retry=True, commanded=True)
+    assert nothing.reason == "every row passed or is still running"
+
+
+async def test_a_breaking_row_is_confirmed_when_the_downstream_asks(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, "upstreams:\n  - project: github.com/acme/lib\n    confirm: true\n")
+    await recorded_base(client, forge, {APP: "success"})
+    forge.writers.add("libby")
+
+    started = await open_pull(client)
+    await report_status(client, started[APP].event_id, "failure")
+    await run_jobs(client)
+    [_, (_, again)] = forge.of("start_pipeline")
+    assert (again.step, again.upstream_sha, again.kind) == ("confirm", HEAD, "premerge")
+    assert premerge_reports(forge)[-1].state == "pending"
+
+    await report_status(client, again.event_id, "success")
+    await run_jobs(client)
+    assert premerge_reports(forge)[-1].state == "success"
+    assert "⚠️ flaky" in comment(forge)
+
+
+async def test_a_downstream_that_does_not_consent_is_not_run(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(
+        client, LIB, "owners: [libby]\npremerge: {when: members, downstreams: ['github.com/*']}\n"
+    )
+    await index(client, EXT, upstream_of(LIB))  # another owner: no consent by default
+    await index(client, APP, "upstreams:\n  - project: github.com/acme/lib\n    premerge: false\n")
+    forge.writers.add("libby")
+
+    answer = await runtime(client).engine.premerge(
+        Change(LIB, 7, PR_URL, HEAD, BASE, author="libby")
+    )
+    assert answer.reason is not None and answer.reason.startswith(
+        "no downstream of github.com/acme/lib runs against its changes"
+    )
