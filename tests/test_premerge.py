@@ -14,6 +14,7 @@ from bot.models import Event
 from bot.runner import TriggerRequest
 from bot.runs import Change, Step, TriggerState
 from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
+from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
 from tests.memoryhost import MemoryHost
 from tests.test_flow import index, report_status, upstream_of
 
@@ -386,3 +387,96 @@ async def test_a_downstream_that_does_not_consent_is_not_run(
     assert answer.reason is not None and answer.reason.startswith(
         "no downstream of github.com/acme/lib runs against its changes"
     )
+
+
+# -- GitLab: the Merge Request Hook --
+
+GL_LIB, GL_APP = "group/lib", "group/app"
+
+
+def merge_request_hook(action: str = "open", *, head: str = HEAD) -> dict[str, Any]:
+    """GitLab's documented Merge Request Hook example, pointed at group/lib's merge request 3
+    (the example has no `diff_refs`; GitLab sends them, and the base is read from them)."""
+    payload = copy.deepcopy(fixture("gitlab/merge_request_hook.json"))
+    payload["project"]["path_with_namespace"] = GL_LIB
+    request = payload["object_attributes"]
+    request.update(
+        iid=3,
+        action=action,
+        url=f"https://gitlab.com/{GL_LIB}/-/merge_requests/3",
+        diff_refs={"base_sha": BASE, "head_sha": head, "start_sha": BASE},
+    )
+    request["last_commit"]["id"] = head
+    return payload
+
+
+async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
+    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+) -> None:
+    client, _ = both
+    fake_gitlab.expect_index(GL_LIB, "premerge: {when: members}\n")
+    fake_gitlab.expect_index(GL_APP, "upstreams:\n  - project: gitlab.com/group/lib\n")
+    engine = runtime(client).engine
+    for name in (GL_LIB, GL_APP):
+        assert await engine.refresh_project(f"gitlab.com/{name}") is None
+    # whether the author may write is the GitLab adapter's to say (members API); here: yes
+    gitlab = engine.adapters.host(f"gitlab.com/{GL_LIB}")
+    gitlab.can_write = lambda project, user: _yes()  # type: ignore[union-attr]
+    fake_gitlab.expect_pipeline(GL_APP, 61)
+    fake_gitlab.expect_pipeline(GL_APP, 62)
+    fake_gitlab.expect_status(GL_LIB, HEAD)
+
+    assert (await post_gitlab(client, "Merge Request Hook", merge_request_hook())).status == 202
+    await run_jobs(client)
+
+    head, baseline = [
+        {v["key"]: v["value"] for v in call.body["variables"]}
+        for call in fake_gitlab.calls_to("POST", f"/projects/{encoded(GL_APP)}/pipeline")
+    ]
+    assert head["CONJUNCTION_UPSTREAM_SHA"] == HEAD
+    assert head["CONJUNCTION_UPSTREAM_REF"] == "refs/merge-requests/3/head"
+    assert head["CONJUNCTION_CHANGE"] == f"https://gitlab.com/{GL_LIB}/-/merge_requests/3"
+    assert head["CONJUNCTION_KIND"] == "premerge" and "CONJUNCTION_STEP" not in head
+    assert (baseline["CONJUNCTION_UPSTREAM_SHA"], baseline["CONJUNCTION_STEP"]) == (
+        BASE,
+        "baseline",
+    )
+    [running] = fake_gitlab.statuses(GL_LIB, HEAD)
+    assert (running["name"], running["state"]) == ("conjunction/premerge", "running")
+
+    # the head's pipeline fails, the base's passes: the merge request breaks app
+    fake_gitlab.expect(
+        "GET",
+        f"/projects/{encoded(GL_LIB)}/repository/commits/{HEAD}/merge_requests",
+        body=[{"iid": 3, "state": "opened"}],
+    )
+    fake_gitlab.expect("GET", f"/projects/{encoded(GL_LIB)}/merge_requests/3/notes", body=[])
+    fake_gitlab.expect(
+        "POST", f"/projects/{encoded(GL_LIB)}/merge_requests/3/notes", status=201, body={"id": 5}
+    )
+    for pipeline_id, status, event in (
+        (61, "failed", head["CONJUNCTION_EVENT"]),
+        (62, "success", baseline["CONJUNCTION_EVENT"]),
+    ):
+        hook = pipeline_hook(
+            GL_APP, "e" * 40, pipeline_id=pipeline_id, status=status, source="api", event=event
+        )
+        assert (await post_gitlab(client, "Pipeline Hook", hook)).status == 202
+    await run_jobs(client)
+
+    final = fake_gitlab.statuses(GL_LIB, HEAD)[-1]
+    assert (final["name"], final["state"]) == ("conjunction/premerge", "failed")
+    assert final["target_url"] == "https://conjunction.test/changes/gitlab.com/group/lib/3"
+    [note] = fake_gitlab.calls_to("POST", f"/projects/{encoded(GL_LIB)}/merge_requests/3/notes")
+    assert "| gitlab.com/group/app | ❌ breaks |" in note.body["body"]
+
+    # an update that is not a push (a title, a label) starts nothing
+    assert (
+        await post_gitlab(client, "Merge Request Hook", merge_request_hook("update"))
+    ).status == 202
+    await run_jobs(client)
+    assert len(fake_gitlab.calls_to("POST", f"/projects/{encoded(GL_APP)}/pipeline")) == 2
+
+
+async def _yes() -> bool:
+    return True

@@ -136,7 +136,14 @@ PREMERGE = {"change": "https://github.com/acme/lib/pull/7", "kind": "premerge", 
 
 
 def premerge_request(**trigger: Any) -> TriggerRequest:
-    return replace(request(**trigger), upstream_ref="refs/pull/7/head", artifacts=(), **PREMERGE)
+    return replace(
+        request(**trigger),
+        upstream_ref="refs/pull/7/head",
+        artifacts=(),
+        change=PREMERGE["change"],
+        kind=PREMERGE["kind"],
+        step=PREMERGE["step"],
+    )
 
 
 async def test_workflow_inputs_only_where_the_workflow_declares_them(
