@@ -13,9 +13,10 @@ from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT
 from bot.models import Event
 from bot.runner import TriggerRequest
 from bot.runs import Change, Step, TriggerState
-from tests.conftest import fixture, post_github, run_jobs, runtime, workflow_run
+from testkit.memoryhost import MemoryHost
+from testkit.payloads import fixture, workflow_run
+from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
-from tests.memoryhost import MemoryHost
 from tests.test_flow import index, report_status, upstream_of
 
 LIB = "github.com/acme/lib"
@@ -480,3 +481,45 @@ async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
 
 async def _yes() -> bool:
     return True
+
+
+async def test_the_change_page_the_project_page_and_the_event_json(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, MEMBERS)
+    await index(client, APP, upstream_of(LIB))
+    await index(client, SECRET, upstream_of(LIB), private=True)
+    forge.writers.add("libby")
+    await post_github(client, "pull_request", pull_request())
+    await run_jobs(client)
+    runs = {(p, r.step): r for p, r in forge.of("start_pipeline")}
+    await report_status(client, runs[(APP, None)].event_id, "failure")
+    await report_status(client, runs[(APP, "baseline")].event_id, "success")
+    await run_jobs(client)
+
+    page = await client.get("/changes/github.com/acme/lib/7", headers={"Accept": "text/html"})
+    assert page.status == 200
+    html = await page.text()
+    assert "github.com/acme/app" in html and ">breaks<" in html
+    assert "on the base commit" in html and "secret" not in html
+    assert "a private project" in html
+    admin = await client.get(
+        "/changes/github.com/acme/lib/7", headers={"Authorization": "Bearer admin-token"}
+    )
+    assert "github.com/acme/secret" in await admin.text()
+    assert (await client.get("/changes/github.com/acme/lib/8")).status == 404
+
+    project = await (await client.get("/projects/github.com/acme/lib")).text()
+    assert 'href="/changes/github.com/acme/lib/7"' in project
+
+    trace = await (await client.get(f"/api/v1/events/{runs[(APP, 'baseline')].event_id}")).json()
+    assert trace["sent"] == {"kind": "premerge", "step": "baseline", "change": PR_URL}
+    assert trace["change_request"]["number"] == 7
+    event_page = await client.get(f"/events/{runs[(APP, 'baseline')].event_id}")
+    assert "<code>step: baseline</code>" in await event_page.text()
+
+    # closed: the change leaves the project page's list
+    await post_github(client, "pull_request", pull_request("closed"))
+    await run_jobs(client)
+    project = await (await client.get("/projects/github.com/acme/lib")).text()
+    assert 'href="/changes/github.com/acme/lib/7"' not in project

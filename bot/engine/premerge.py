@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -143,6 +143,12 @@ async def change_updated(ctx: Context, change: Change) -> PremergeStarted:
         stale = await _supersede(session, change, None)
         for event_id in stale:
             await followups.report(session, event_id)
+        if change.state != "open":  # its heads are listed as closed from now on
+            await session.execute(
+                update(Event)
+                .where(*_heads(change.project, change.number))
+                .values(reason=f"the change was {change.state}")
+            )
     return await premerge(ctx, change)
 
 
@@ -177,7 +183,7 @@ async def post_report(ctx: Context, build_id: str) -> None:
         upstream = await session.get(Project, project_key(build.project))
         if upstream is None or not upstream.active:
             return
-        shown = await rows_of(ctx, session, build, upstream)
+        shown = await rows_of(session, build, upstream)
     host = ctx.adapters.host(build.project)
     if not shown or host is None:
         return
@@ -227,9 +233,10 @@ def commit_report(ctx: Context, build: Event, shown: Sequence[Shown]) -> CommitR
 
 
 async def rows_of(
-    ctx: Context, session: AsyncSession, build: Event, upstream: Project
+    session: AsyncSession, build: Event, upstream: Project, *, admin: bool = False
 ) -> list[Shown]:
-    """Every downstream's row for the change head `build`, in the order they were started."""
+    """Every downstream's row for the change head `build`, in the order they were started; a
+    private downstream of a public upstream unnamed (but for the admin)."""
     config = config_of(upstream)
     runs = await _triggers(session, build.id)
     names = list(dict.fromkeys(event.project for event in runs if event.step == Step.FIRST))
@@ -242,7 +249,9 @@ async def rows_of(
         reason = head.reason if head is not None and head.result == Result.SKIPPED else None
         shown.append(
             Shown(
-                name="" if project_key(name) in private and not upstream.private else name,
+                name=""
+                if project_key(name) in private and not upstream.private and not admin
+                else name,
                 row=verdict.row,
                 required=config.report.is_required(name, upstream.name),
                 detail=reason or verdict.detail,
@@ -253,36 +262,27 @@ async def rows_of(
     return shown
 
 
-async def changes_of(session: AsyncSession, project: str) -> list[Event]:
-    """The newest head of each change of `project` that ran, newest first (the project page)."""
+def _heads(project: str, number: int | None = None) -> list[ColumnElement[bool]]:
+    where = [Event.kind == "build", Event.project == project, Event.ref_type == Origin.CHANGE]
+    return where if number is None else [*where, Event.change_number == number]
+
+
+async def open_changes(session: AsyncSession, project: str) -> list[Event]:
+    """The newest head of each open change of `project` that ran, newest first."""
     builds = await session.scalars(
-        select(Event)
-        .where(
-            Event.kind == "build",
-            Event.project == project,
-            Event.ref_type == Origin.CHANGE,
-        )
-        .order_by(Event.created_at.desc())
-        .limit(100)
+        select(Event).where(*_heads(project)).order_by(Event.created_at.desc()).limit(100)
     )
     newest: dict[int, Event] = {}
     for build in builds:
         if build.change_number is not None:
             newest.setdefault(build.change_number, build)
-    return list(newest.values())
+    return [build for build in newest.values() if build.reason is None]
 
 
 async def heads_of(session: AsyncSession, project: str, number: int) -> list[Event]:
     """Every head of one change that ran, newest first."""
     rows = await session.scalars(
-        select(Event)
-        .where(
-            Event.kind == "build",
-            Event.project == project,
-            Event.ref_type == Origin.CHANGE,
-            Event.change_number == number,
-        )
-        .order_by(Event.created_at.desc())
+        select(Event).where(*_heads(project, number)).order_by(Event.created_at.desc())
     )
     return list(rows)
 
@@ -506,6 +506,16 @@ async def _confirms(session: AsyncSession, upstream: str, downstream: str) -> bo
         )
     )
     return spec is not None and Upstream.model_validate(spec).confirm
+
+
+async def triggers_of(session: AsyncSession, build_id: str) -> list[Event]:
+    """Every trigger of a change's head, in the order they were made."""
+    return await _triggers(session, build_id)
+
+
+async def private_of(session: AsyncSession, names: Sequence[str]) -> set[str]:
+    """The keys of those of the projects named that are private."""
+    return await _private(session, [project_key(name) for name in names])
 
 
 async def _private(session: AsyncSession, keys: Sequence[str]) -> set[str]:
