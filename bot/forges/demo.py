@@ -106,6 +106,8 @@ class DemoForge:
         self.issues: list[Issue] = []
         self.reports: dict[str, PostedReport] = {}  # by commit sha
         self.config_reports: dict[str, str] = {}  # by commit sha: what the config check said
+        self.changes: list[Commit] = []  # heads of unmerged changes, not on any default branch
+        self.writers: set[str] = set()  # who may write to every project
         self._numbers = itertools.count(1)
 
     # the simulated repositories
@@ -122,11 +124,17 @@ class DemoForge:
         self.commits.setdefault(project, []).append(commit)
         return commit
 
+    def change_commit(self, project: str, message: str) -> Commit:
+        """A commit of an unmerged change: not on the default branch."""
+        commit = Commit(project, secrets.token_hex(20), message, utcnow())
+        self.changes.append(commit)
+        return commit
+
     def head(self, project: str) -> Commit:
         return self.commits[project][-1]
 
     def find_commit(self, sha: str) -> Commit | None:
-        for commits in self.commits.values():
+        for commits in [*self.commits.values(), self.changes]:
             for commit in commits:
                 if commit.sha == sha:
                     return commit
@@ -262,6 +270,9 @@ class DemoForge:
         issue = self.issue(number)
         issue.comments.append(body)
         issue.state = "closed"
+
+    async def can_write(self, project: str, user: str) -> bool:
+        return user in self.writers
 
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         self.config_reports[sha] = str(error) if error else ".conjunction.yml is valid"
