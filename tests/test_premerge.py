@@ -16,8 +16,11 @@ from bot.runs import Change, Step, TriggerState
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture, workflow_run
 from tests.conftest import post_github, run_jobs, runtime
+from tests.fakegithub import FakeGitHub
 from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
 from tests.test_flow import index, report_status, upstream_of
+from tests.test_github_e2e import contents, expect_dispatch
+from tests.test_github_e2e import github as github  # the service with the fake GitHub (fixture)
 
 LIB = "github.com/acme/lib"
 APP = "github.com/acme/app"
@@ -523,3 +526,102 @@ async def test_the_change_page_the_project_page_and_the_event_json(
     await run_jobs(client)
     project = await (await client.get("/projects/github.com/acme/lib")).text()
     assert 'href="/changes/github.com/acme/lib/7"' not in project
+
+
+# -- the GitHub App: what GitHub receives --
+
+
+async def test_through_the_github_app_a_command_runs_the_change_and_the_pull_request_shows_it(
+    github: tuple[TestClient[Any, Any], FakeGitHub],
+) -> None:
+    client, gh = github
+    head = HEAD
+    # lib says `when: command` (its default): the pull request alone starts nothing
+    assert (await post_github(client, "pull_request", pull_request())).status == 202
+    await run_jobs(client)
+    assert not gh.calls_to("POST", "/repos/acme/app/actions/workflows/")
+
+    gh.expect(
+        "GET",
+        "/repos/acme/app/contents/.github/workflows/conjunction.yml?ref=main",
+        body=contents(
+            "on:\n  workflow_dispatch:\n    inputs:\n"
+            + "".join(
+                f"      {name}: {{required: false}}\n"
+                for name in (
+                    "conjunction_event",
+                    "upstream",
+                    "upstream_sha",
+                    "upstream_ref",
+                    "conjunction_change",
+                    "conjunction_kind",
+                    "conjunction_step",
+                )
+            )
+        ),
+    )
+    expect_dispatch(gh, 99)
+    expect_dispatch(gh, 98)
+    gh.expect("POST", f"/repos/acme/lib/statuses/{head}", body={}, repeat=True)
+    gh.expect("GET", f"/repos/acme/lib/commits/{head}/check-runs", body={"check_runs": []})
+    gh.expect("POST", "/repos/acme/lib/check-runs", body={"id": 8})
+    gh.expect("PATCH", "/repos/acme/lib/check-runs/8", body={}, repeat=True)
+    change = Change("github.com/acme/lib", 7, PR_URL, head, BASE, author="libby")
+    started = await runtime(client).engine.premerge(change, commanded=True)
+    assert started.downstreams == ("github.com/acme/app",)
+    await run_jobs(client)
+
+    first, baseline = (
+        call.body["inputs"] for call in gh.calls_to("POST", "/repos/acme/app/actions/workflows/")
+    )
+    assert first == {
+        "conjunction_event": first["conjunction_event"],
+        "upstream": "github.com/acme/lib",
+        "upstream_sha": head,
+        "upstream_ref": "refs/pull/7/head",
+        "conjunction_change": PR_URL,
+        "conjunction_kind": "premerge",
+    }
+    assert (baseline["upstream_sha"], baseline["upstream_ref"]) == (BASE, "main")
+    assert baseline["conjunction_step"] == "baseline"
+    [created] = gh.calls_to("POST", "/repos/acme/lib/check-runs")
+    assert (created.body["name"], created.body["head_sha"], created.body["status"]) == (
+        "Conjunction: downstream (pre-merge)",
+        head,
+        "in_progress",
+    )
+    pending = gh.calls_to("POST", f"/repos/acme/lib/statuses/{head}")[-1].body
+    assert (pending["context"], pending["state"]) == ("conjunction/premerge", "pending")
+
+    # app fails with the change and passes on the base: the pull request learns it breaks app
+    gh.expect("GET", f"/repos/acme/lib/commits/{head}/pulls", body=[{"number": 7}])
+    gh.expect("GET", "/repos/acme/lib/issues/7/comments", body=[])
+    gh.expect("POST", "/repos/acme/lib/issues/7/comments", body={"id": 1})
+    for run_id, conclusion in ((99, "failure"), (98, "success")):
+        done = workflow_run(
+            "acme/app", "a" * 40, run_id=run_id, conclusion=conclusion, event="workflow_dispatch"
+        )
+        await post_github(client, "workflow_run", done)
+    await run_jobs(client)
+
+    final = gh.calls_to("POST", f"/repos/acme/lib/statuses/{head}")[-1].body
+    assert (final["state"], final["description"]) == (
+        "failure",
+        "0 of 1 downstream projects pass with this change, 1 breaks",
+    )
+    assert final["target_url"] == "https://conjunction.test/changes/github.com/acme/lib/7"
+    check = gh.calls_to("PATCH", "/repos/acme/lib/check-runs/8")[-1].body
+    assert (check["status"], check["conclusion"]) == ("completed", "failure")
+    [comment] = gh.calls_to("POST", "/repos/acme/lib/issues/7/comments")
+    assert comment.body["body"].startswith("<!-- conjunction:premerge -->")
+    assert (
+        "| github.com/acme/app | ❌ breaks | [run](https://github.com/acme/app/actions/runs/99) "
+        "| [run](https://github.com/acme/app/actions/runs/98) |" in comment.body["body"]
+    )
+    # the merged-commit report, issues and labels are never touched
+    assert not gh.calls_to("GET", "/repos/acme/app/labels")
+    assert not [
+        call
+        for call in gh.calls_to("POST", "/repos/acme/lib/statuses/")
+        if call.body["context"] != "conjunction/premerge"
+    ]
