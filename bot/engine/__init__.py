@@ -121,6 +121,7 @@ class Engine(Context):
         return {
             "trigger": partial(dispatch.start_trigger, self),
             "report": partial(reports.post_report, self),
+            "premerge_report": partial(premerge.post_report, self),
             "issues": partial(issues.update_issues, self),
             "chain": partial(results.continue_chain, self),
             "changes": partial(changes.record_changes, self),

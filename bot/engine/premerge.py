@@ -173,11 +173,11 @@ async def finished(ctx: Context, session: AsyncSession, event: Event) -> None:
     await followups.report(session, build.id)
 
 
-async def post_report(ctx: Context, build_id: str) -> None:
-    """Job (a `report` of a change's head): the check run, the commit status and the comment
-    of the change's rows."""
+async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job (`premerge_report`, what `followups.report` queues for a change's head): the check
+    run, the commit status and the comment of the change's rows."""
     async with ctx.sessions() as session:
-        build = await session.get(Event, build_id)
+        build = await session.get(Event, payload["event_id"])
         if build is None or build.sha is None or build.change_number is None:
             return
         upstream = await session.get(Project, project_key(build.project))
@@ -559,15 +559,6 @@ def _none_selected(project: str) -> str:
         "report.required) selects them, and each consents with `premerge: true` on its "
         "upstreams: entry (default: the same owner)"
     )
-
-
-async def is_change_head(ctx: Context, event_id: str) -> bool:
-    """Whether a report's event is a change's head, whose report is the pre-merge one."""
-    async with ctx.sessions() as session:
-        found = await session.scalar(
-            select(Event.change_number).where(Event.id == event_id, Event.kind == "build")
-        )
-    return found is not None
 
 
 def is_premerge(event: Event) -> bool:

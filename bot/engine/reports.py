@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import markdown, texts
 from bot.codehost import CommitReport
 from bot.durations import figures, remaining, time_left
-from bot.engine import bisects, premerge
+from bot.engine import bisects
 from bot.engine.context import Context, config_of
 from bot.engine.results import earlier_in_pair, last_passed
 from bot.models import Bisect, Event, Project, utcnow
@@ -333,9 +333,6 @@ def descendants(source_id: str, events: Sequence[Event]) -> list[Event]:
 async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: post the aggregate of every downstream below an event, its whole chain, on its
     commit."""
-    if await premerge.is_change_head(ctx, payload["event_id"]):
-        await premerge.post_report(ctx, payload["event_id"])  # its pre-merge report
-        return
     async with ctx.sessions() as session:
         source = await session.get(Event, payload["event_id"])
         if source is None or source.sha is None:

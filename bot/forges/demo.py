@@ -186,7 +186,10 @@ class DemoForge:
             result=result,
             pipeline=PIPELINE,
             run_id=str(run.number),
-            title=f"{PIPELINE} #{run.number}",
+            # a run Conjunction started names its event, as a real CI's run name does: its
+            # result is its trigger's even when it ends before the start was recorded
+            title=f"{PIPELINE} #{run.number}"
+            + (f" (conjunction {run.request.event_id})" if run.request else ""),
             url=self.run_url(run.number),
             started_by="push" if run.request is None else "dispatch",
         )
