@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot import texts
+from bot import markdown, texts
 from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT, CommitReport
 from bot.engine import followups
 from bot.engine.context import Context, config_of, new_event_id
@@ -208,28 +208,36 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         await host.comment_on_change(build.project, build.sha, MARKER, body)
 
 
+SUMMARY_LIMIT = 65_000  # GitHub refuses a check run summary of 65,535 characters or more
+
+
 def commit_report(ctx: Context, build: Event, shown: Sequence[Shown]) -> CommitReport:
     state = state_of(shown)
     description = describe(shown)
     page = change_page(ctx, build.project, build.change_number or 0)
-    summary = texts.render(
-        "premerge.md",
-        rows=[_values(row) for row in shown if row.name],
-        private=_private_tally(shown),
-        base=build.base_sha,
-        head=build.sha,
-        page=page,
-    )
     return CommitReport(
         state=state,
         conclusion=None if state == "pending" else state,
         description=description,
         target_url=page,
         title=description,
-        summary=summary,
+        summary=summary_of(shown, base=build.base_sha, head=build.sha, page=page),
         check_name=PREMERGE_REPORT_NAME,
         status_context=PREMERGE_STATUS_CONTEXT,
     )
+
+
+def summary_of(shown: Sequence[Shown], *, base: str | None, head: str | None, page: str) -> str:
+    """The Markdown table of a change's rows; private ones on a public upstream only counted."""
+    text = texts.render(
+        "premerge.md",
+        rows=[_values(row) for row in shown if row.name],
+        private=_private_tally(shown),
+        base=base,
+        head=head,
+        page=page,
+    )
+    return markdown.fit(text + "\n", SUMMARY_LIMIT, page)
 
 
 async def rows_of(
