@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bot.runs import Change
 from config.repo_config import ConfigError
 
 REPORT_NAME = "Conjunction: downstream"  # check run name
@@ -73,6 +74,16 @@ class CommitRange:
 class IssueRef:
     number: int
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class CommentRef:
+    """A comment on a change (pull or merge request) or an issue: where a command was written."""
+
+    project: str
+    number: int  # of the pull or merge request, or the issue (GitLab: its iid)
+    id: int  # of the comment (GitLab: the note)
+    on_change: bool  # on a pull or merge request; else on an issue
 
 
 class CodeHost(Protocol):
@@ -139,4 +150,22 @@ class CodeHost(Protocol):
     async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
         """Every commit after base up to head, oldest first (a culprit search's range), or None
         when the host cannot tell."""
+        ...
+
+    async def can_write(self, project: str, user: str) -> bool:
+        """Whether the user may write to the repository, as the host's permission API says
+        (GitHub `admin`, `maintain` or `write`; GitLab Developer or higher): who may command
+        Conjunction in a comment there."""
+        ...
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        """The pull or merge request `number` of project, or None when there is none."""
+        ...
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        """An emoji reaction on the comment (`eyes`: a command seen)."""
+        ...
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        """A comment beside it, on the same pull or merge request or issue."""
         ...

@@ -235,6 +235,20 @@ class Bisect(Base):
     finished_at: Mapped[datetime | None]
 
 
+class CommandComment(Base):
+    """A comment that held commands (CONTRACT §9), taken by the delivery that acts on it: the same
+    comment delivered again under another delivery id is not acted on again."""
+
+    __tablename__ = "commands"
+
+    forge: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project: Mapped[str] = mapped_column(String(300), primary_key=True)  # a project key
+    comment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(100))  # of the delivery acting on it
+    author: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ProjectToken(Base):
     """A token that reports builds of one project; only its hash is kept."""
 

@@ -7,8 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.codehost import COMMITS_LISTED, Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import (
+    COMMITS_LISTED,
+    CommentRef,
+    Commit,
+    CommitRange,
+    CommitReport,
+    IssueRef,
+    ProjectInfo,
+)
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
+from bot.runs import Change
 from config.repo_config import ConfigError
 
 
@@ -25,6 +34,7 @@ class MemoryHost:
     history: dict[str, list[Commit]] = field(default_factory=dict)  # project -> commits, in order
     remembers_runs: bool = True  # find_started finds what start_pipeline started
     writers: set[str] = field(default_factory=set)
+    pulls: dict[tuple[str, int], Change] = field(default_factory=dict)  # (project, number)
 
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
@@ -130,3 +140,13 @@ class MemoryHost:
             len(between),
             self.compare_url(project, base, head),
         )
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        self.calls.append(("get_change", project, number))
+        return self.pulls.get((project, number))
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        self.calls.append(("react", comment.project, (comment.number, comment.id, emoji)))
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        self.calls.append(("reply", comment.project, (comment.number, body)))

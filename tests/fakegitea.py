@@ -69,6 +69,13 @@ ROUTES = [
         "ActionsDispatchWorkflow",
     ),
     ("GET", "/repos/{owner}/{repo}/actions/runs", "getWorkflowRuns"),
+    (
+        "GET",
+        "/repos/{owner}/{repo}/collaborators/{collaborator}/permission",
+        "repoGetRepoPermissions",
+    ),
+    ("GET", "/repos/{owner}/{repo}/pulls/{index}", "repoGetPullRequest"),
+    ("POST", "/repos/{owner}/{repo}/issues/comments/{id}/reactions", "issuePostCommentReaction"),
 ]
 
 

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.adapters import Adapters
-from bot.codehost import Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import CommentRef, Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.runner import PipelineStarted, TriggerRequest
+from bot.runs import Change
 from config.repo_config import ConfigError
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
@@ -76,6 +77,18 @@ class PlainGitHost:
 
     async def commit_list(self, project: str, base: str, head: str) -> list[Commit] | None:
         return None
+
+    async def can_write(self, project: str, user: str) -> bool:
+        return False
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        return None
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        pass
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        pass
 
 
 class RecordingRunner:

@@ -274,7 +274,7 @@ async def test_unknown_route_and_oversized_body(
     [
         ({"X-Gitlab-Token": "wrong"}, 401),
         ({}, 401),
-        ({"X-Gitlab-Token": "gitlab-secret", "X-Gitlab-Event": "Note Hook"}, 200),
+        ({"X-Gitlab-Token": "gitlab-secret", "X-Gitlab-Event": "Issue Hook"}, 200),
         ({"X-Gitlab-Token": "gitlab-secret", "X-Gitlab-Event": "Pipeline Hook"}, 202),
     ],
 )

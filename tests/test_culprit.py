@@ -18,6 +18,7 @@ from bot.runs import Step
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
+from tests.test_commands import comment
 from tests.test_confirm import page_text
 from tests.test_flow import APP, LIB, events_of, index, report_status
 
@@ -288,8 +289,33 @@ async def test_asked_for_on_the_issue(client: TestClient[Any, Any], forge: Memor
     assert "Culprit found" in comment
 
     assert await engine.bisect(LIB, "github.com/acme/other", "alice") == (
-        f"There is no new regression of github.com/acme/other against {LIB} to find the culprit of."
+        "This pair has no new regression to find the culprit of: nothing was run."
     )
+
+
+async def test_a_writers_bisect_command_on_the_breakage_issue_starts_the_search(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """`/conjunction bisect` on APP's breakage issue (CONTRACT §9, §10): a reader is refused
+    and nothing runs; a writer's command starts the search, whose answer comes to the issue."""
+    lib = await regression(client, forge, config=f"upstreams:\n  - project: {LIB}\n")
+    [number] = list(forge.issues)
+    await post_github(client, "issue_comment", comment("acme/app", number, "/conjunction bisect"))
+    await run_jobs(client)
+    [(_, (_, refused))] = forge.of("reply")
+    assert refused.startswith("Only people who may write to this repository may command")
+    assert await bisects(client) == []
+
+    forge.writers = {"Codertocat"}
+    asked = comment("acme/app", number, "/conjunction bisect")
+    asked["comment"]["id"] += 1  # a new comment
+    await post_github(client, "issue_comment", asked)
+    await run_jobs(client)
+    said = forge.of("reply")[-1][1][1]
+    assert said.startswith("Searching the 8 upstream commits")
+    await run_search(client, forge, lib, broken_from(4))
+    [answer] = forge.issues[number]["comments"]
+    assert "Culprit found" in answer and "Asked for by Codertocat." in answer
 
 
 async def test_a_range_of_one_commit_is_answered_at_once(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.codehost import CommitReport
+from bot.codehost import CommentRef, CommitReport
 from bot.runner import TriggerError, TriggerRequest
 from config.repo_config import ConfigError, ConfigProblem, Trigger
 from tests.fakegitea import FakeGitea, gitea_host, repo_path
@@ -338,3 +338,58 @@ async def test_find_started_finds_the_run_by_its_title(fake_gitea: FakeGitea) ->
     found = await host.find_started(request(sent_at=sent))
     assert found is not None and (found.run_id, found.url) == ("6", "u6")
     assert await host.find_started(request(sent_at=sent)) is None
+
+
+async def test_commands_ask_the_collaborator_permission_and_read_the_pull_request(
+    fake_gitea: FakeGitea,
+) -> None:
+    for user, permission in (("maria", "write"), ("owner", "owner"), ("reader", "read")):
+        fake_gitea.expect(
+            "GET",
+            f"{REPO}/collaborators/{user}/permission",
+            body={"permission": permission, "role_name": permission},
+        )
+    fake_gitea.expect(
+        "GET", f"{REPO}/collaborators/ghost/permission", status=404, body={"message": "nope"}
+    )
+    fake_gitea.expect(
+        "GET",
+        f"{REPO}/pulls/3",
+        body={
+            "number": 3,
+            "html_url": f"https://codeberg.org/{LIB}/pulls/3",
+            "title": "Faster parsing",
+            "state": "open",
+            "merged": False,
+            "user": {"login": "maria"},
+            "head": {"sha": "b" * 40, "repo": {"full_name": "maria/lib"}},
+            "base": {"sha": SHA, "repo": {"full_name": LIB}},
+        },
+    )
+    fake_gitea.expect(
+        "POST", f"{REPO}/issues/comments/77/reactions", status=201, body={"content": "eyes"}
+    )
+    fake_gitea.expect("POST", f"{REPO}/issues/3/comments", status=201, body={"id": 78})
+    host = gitea_host(fake_gitea)
+
+    assert [await host.can_write(NAME, user) for user in ("maria", "owner", "reader")] == [
+        True,
+        True,
+        False,
+    ]
+    assert await host.can_write(NAME, "ghost") is False
+    change = await host.get_change(NAME, 3)
+    assert change is not None
+    assert (change.head_sha, change.base_sha, change.fork, change.state) == (
+        "b" * 40,
+        SHA,
+        True,
+        "open",
+    )
+    comment = CommentRef(NAME, 3, 77, on_change=True)
+    await host.react(comment, "eyes")
+    await host.reply(comment, "done")
+    [reaction] = fake_gitea.calls_to("POST", f"{REPO}/issues/comments/77/reactions")
+    assert reaction.body == {"content": "eyes"}
+    [reply] = fake_gitea.calls_to("POST", f"{REPO}/issues/3/comments")
+    assert reply.body == {"body": "done"}

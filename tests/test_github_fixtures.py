@@ -41,6 +41,12 @@ REQUIRED: dict[str, dict[str, type]] = {
         "repositories_removed": list,
     },
     "pull_request": {"number": int, "pull_request.head.sha": str},
+    "issue_comment": {
+        "issue.number": int,
+        "comment.id": int,
+        "comment.body": str,
+        "comment.user.login": str,
+    },
     "ping": {"zen": str, "hook_id": int},
 }
 COMMIT = {  # where each event names its commit
@@ -51,7 +57,12 @@ COMMIT = {  # where each event names its commit
     "status": "sha",
     "pull_request": "pull_request.head.sha",
 }
-UNHANDLED = {"check_run.completed.json", "ping.json"}
+# an edited comment is not a new command
+UNHANDLED = {
+    "check_run.completed.json",
+    "issue_comment.edited.json",
+    "ping.json",
+}
 
 
 def load_fixtures() -> dict[str, dict[str, Any]]:
@@ -104,7 +115,7 @@ def test_fixture_reaches_a_handler_unless_the_event_is_ignored(name: str) -> Non
 
 
 def test_the_fixtures_cover_the_described_events() -> None:
-    assert len(FIXTURE_DATA) >= 14
+    assert len(FIXTURE_DATA) >= 16
     assert {event_of(name)[0] for name in FIXTURE_DATA} == set(REQUIRED)
 
 
@@ -114,6 +125,7 @@ def test_fixtures_without_installation():
     assert missing == [
         "check_run.completed.json",
         "check_suite.completed.json",
+        "issue_comment.edited.json",
         "ping.json",
         "workflow_run.completed.json",
     ]

@@ -16,6 +16,7 @@ from bot.queue import RetryLater
 from bot.runner import TriggerError, TriggerRequest
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError, Trigger, parse_config
+from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
 PROJECT = "github.com/acme/app"
@@ -746,3 +747,51 @@ async def test_find_started_ties_a_run_that_names_no_event_only_when_it_alone_fi
     asked = replace(request(workflow="conjunction.yml"), sent_at=sent)
     started = await github_forge.find_started(asked)
     assert (started.run_id if started else None) == found
+
+
+@pytest.mark.parametrize(
+    ("answer", "may"),
+    [
+        ({"permission": "admin", "role_name": "admin"}, True),
+        ({"permission": "write", "role_name": "maintain"}, True),
+        ({"permission": "write", "role_name": "write"}, True),
+        ({"permission": "read", "role_name": "triage"}, False),
+        ({"permission": "read", "role_name": "read"}, False),
+        ({"permission": "none", "role_name": "none"}, False),
+    ],
+)
+async def test_who_may_write_is_the_collaborator_permission(
+    fake_github: FakeGitHub, github_forge: GitHubForge, answer: dict[str, str], may: bool
+) -> None:
+    fake_github.expect("GET", "/repos/acme/app/collaborators/someone/permission", body=answer)
+    assert await github_forge.can_write(PROJECT, "someone") is may
+
+
+async def test_someone_github_does_not_know_here_may_not_write(
+    fake_github: FakeGitHub, github_forge: GitHubForge
+) -> None:
+    fake_github.expect(
+        "GET",
+        "/repos/acme/app/collaborators/ghost/permission",
+        status=404,
+        body={"message": "Not Found"},
+    )
+    assert await github_forge.can_write(PROJECT, "ghost") is False
+
+
+async def test_a_pull_request_from_a_fork_merged_since_as_a_change(
+    fake_github: FakeGitHub, github_forge: GitHubForge
+) -> None:
+    pull: dict[str, Any] = fixture("github/pull_request.opened.json")["pull_request"]
+    pull["head"]["repo"]["full_name"] = "someone/app"
+    pull["base"]["repo"]["full_name"] = "acme/app"
+    pull["merged_at"], pull["state"] = "2024-01-02T03:04:05Z", "closed"
+    fake_github.expect("GET", "/repos/acme/app/pulls/2", body=pull)
+    fake_github.expect("GET", "/repos/acme/app/pulls/3", status=404, body={"message": "Not Found"})
+
+    change = await github_forge.get_change(PROJECT, 2)
+    assert change is not None
+    assert (change.fork, change.state, change.author) == (True, "merged", "Codertocat")
+    assert (change.head_sha, change.base_sha) == (pull["head"]["sha"], pull["base"]["sha"])
+    assert change.ref == "refs/pull/2/head"
+    assert await github_forge.get_change(PROJECT, 3) is None

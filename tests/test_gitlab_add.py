@@ -71,6 +71,8 @@ async def test_a_new_project_gets_one_webhook_and_is_indexed(
     assert hook.body["url"] == HOOK_URL
     assert hook.body["token"] == WEBHOOK_TOKEN
     assert (hook.body["push_events"], hook.body["pipeline_events"]) == (True, True)
+    # comments carry commands; merge requests start pre-merge runs
+    assert (hook.body["note_events"], hook.body["merge_requests_events"]) == (True, True)
     assert hook.body["enable_ssl_verification"] is True
     assert list(await indexed(gitlab_settings)) == ["gitlab.com/group/sub/app"]
 
@@ -102,6 +104,8 @@ async def test_an_existing_webhook_is_updated_and_duplicates_removed(
     )
     [updated] = fake_gitlab.calls_to("PUT", f"{project}/hooks/3")
     assert (updated.body["url"], updated.body["token"]) == (HOOK_URL, WEBHOOK_TOKEN)
+    # a hook made before commands existed hears of comments and merge requests from now on
+    assert (updated.body["note_events"], updated.body["merge_requests_events"]) == (True, True)
 
 
 async def test_missing_roles_are_named(

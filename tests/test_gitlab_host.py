@@ -418,3 +418,49 @@ async def test_a_wrong_token_is_refused_by_gitlab(fake_gitlab: FakeGitLab) -> No
     )
     [refused] = fake_gitlab.calls
     assert refused.status == 401
+
+
+async def test_developers_and_above_may_write_named_by_id_or_username(
+    fake_gitlab: FakeGitLab,
+) -> None:
+    members = f"/projects/{encoded(APP)}/members/all"
+    fake_gitlab.expect("GET", f"{members}/7", body={"id": 7, "access_level": 30})
+    fake_gitlab.expect("GET", f"{members}/8", body={"id": 8, "access_level": 20})
+    fake_gitlab.expect("GET", f"{members}/9", status=404, body={"message": "404 Not found"})
+    fake_gitlab.expect("GET", "/users", query={"username": "maria"}, body=[{"id": 7}])
+    fake_gitlab.expect("GET", f"{members}/7", body={"id": 7, "access_level": 50})
+    fake_gitlab.expect("GET", "/users", query={"username": "nobody"}, body=[])
+    host = gitlab_host(fake_gitlab)
+
+    assert await host.can_write(NAME, "dev", user_id=7) is True
+    assert await host.can_write(NAME, "reporter", user_id=8) is False
+    assert await host.can_write(NAME, "stranger", user_id=9) is False
+    assert await host.can_write(NAME, "maria") is True  # looked up by username
+    assert await host.can_write(NAME, "nobody") is False
+
+
+async def test_a_merge_request_from_a_fork_as_a_change(fake_gitlab: FakeGitLab) -> None:
+    mr = f"/projects/{encoded(APP)}/merge_requests"
+    fake_gitlab.expect(
+        "GET",
+        f"{mr}/4",
+        body={
+            "iid": 4,
+            "title": "Faster parsing",
+            "state": "merged",
+            "sha": "b" * 40,
+            "diff_refs": {"base_sha": "a" * 40},
+            "author": {"username": "maria"},
+            "source_project_id": 99,
+            "target_project_id": 42,
+            "web_url": f"https://gitlab.com/{APP}/-/merge_requests/4",
+        },
+    )
+    fake_gitlab.expect("GET", f"{mr}/5", status=404, body={"message": "404 Not found"})
+    host = gitlab_host(fake_gitlab)
+
+    change = await host.get_change(NAME, 4)
+    assert change is not None
+    assert (change.head_sha, change.base_sha, change.author) == ("b" * 40, "a" * 40, "maria")
+    assert (change.fork, change.state, change.ref) == (True, "merged", "refs/merge-requests/4/head")
+    assert await host.get_change(NAME, 5) is None

@@ -531,6 +531,50 @@ def test_a_pre_merge_summary_and_comment_hold_nothing_live_but_their_own(
     assert_inert(comment, links=links, markers=[premerge.MARKER])
 
 
+@given(
+    kind=st.sampled_from(
+        [
+            "not_allowed",
+            "unknown",
+            "misplaced",
+            "too_many",
+            "bisect",
+            "no_change",
+            "premerge_unavailable",
+            "premerge_not_started",
+            "retry_started",
+            "retry_running",
+            "retry_nothing",
+        ]
+    ),
+    word=hostile,
+    reason=hostile,
+    downstream=hostile,
+)
+def test_answers_to_commands_hold_nothing_live_of_the_comment(
+    kind: str, word: str, reason: str, downstream: str
+) -> None:
+    """What a comment said (its word) and what comes from elsewhere (a reason, a project's
+    name) is inert in the answer; its only link is the trace of a retry."""
+    trace = "https://conjunction.test/events/3"
+    answer = texts.render(
+        "command_reply.md",
+        kind=kind,
+        forge="github",
+        word=word[:40],
+        verb="bisect",
+        belongs="on a breakage issue Conjunction opened",
+        limit=5,
+        change_word="pull or merge request",
+        reason=reason,
+        answer=reason,
+        downstream=downstream,
+        trace_url=trace,
+    )
+    assert_inert(answer, links=[trace])
+    assert_inert(texts.render("command_help.md"))
+
+
 def test_every_posted_template_is_among_those_filled_here() -> None:
     """A new template is added to these tests, or this fails: each is filled above, as a macro
     of one (commit lists, owners) or with no value at all (a valid config's summary)."""
@@ -548,6 +592,8 @@ def test_every_posted_template_is_among_those_filled_here() -> None:
         "culprit.md",
         "premerge.md",
         "premerge_comment.md",
+        "command_reply.md",
+        "command_help.md",
     }
     templates = Path(texts.__file__).with_name("templates")
     assert {path.name for path in templates.iterdir() if path.suffix in (".md", ".txt")} == filled

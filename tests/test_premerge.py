@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -415,7 +416,9 @@ def merge_request_hook(action: str = "open", *, head: str = HEAD) -> dict[str, A
 
 
 async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
-    both: tuple[TestClient[Any, Any], MemoryHost], fake_gitlab: FakeGitLab
+    both: tuple[TestClient[Any, Any], MemoryHost],
+    fake_gitlab: FakeGitLab,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client, _ = both
     fake_gitlab.expect_index(GL_LIB, "premerge: {when: members}\n")
@@ -425,7 +428,7 @@ async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
         assert await engine.refresh_project(f"gitlab.com/{name}") is None
     # whether the author may write is the GitLab adapter's to say (members API); here: yes
     gitlab = engine.adapters.host(f"gitlab.com/{GL_LIB}")
-    gitlab.can_write = lambda project, user: _yes()  # type: ignore[union-attr]
+    monkeypatch.setattr(gitlab, "can_write", lambda project, user: _yes())
     fake_gitlab.expect_pipeline(GL_APP, 61)
     fake_gitlab.expect_pipeline(GL_APP, 62)
     fake_gitlab.expect_status(GL_LIB, HEAD)

@@ -30,7 +30,7 @@ PERMISSIONS = {
     "pull_requests": "read",
     "metadata": "read",
 }
-EVENTS = ["check_suite", "pull_request", "push", "status", "workflow_run"]
+EVENTS = ["check_suite", "issue_comment", "pull_request", "push", "status", "workflow_run"]
 SETUP_LINK = re.compile(r"open (\S+/setup\?code=\S+)")
 SETUP_ROUTES = ["/setup", "/setup/github?org=acme", "/setup/github/callback?code=C&state=S"]
 

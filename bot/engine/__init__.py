@@ -8,8 +8,9 @@ confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), 
 changed since a pair last passed), `reports` (the aggregate on
 the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
 `bisects` (culprit searches), `premerge` (a change run against its downstreams, CONTRACT §8),
-`timeouts` — each deciding in pure functions and acting through the code host and runner
-interfaces (`bot.codehost`, `bot.runner`).
+`timeouts`, `commands` (commands in comments: acknowledged, checked, carried out) — each
+deciding in pure functions and acting through the code host and runner interfaces
+(`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from bot.engine import (
     bisects,
     changes,
+    commands,
     dispatch,
     fanout,
     followups,
@@ -33,6 +35,7 @@ from bot.engine import (
     results,
     timeouts,
 )
+from bot.engine.commands import CommentPosted, Premerge
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -46,6 +49,7 @@ from config.repo_config import ConfigError
 
 __all__ = [
     "CONFIG_PATH",
+    "CommentPosted",
     "Engine",
     "FinishedPipeline",
     "PremergeStarted",
@@ -94,6 +98,11 @@ class Engine(Context):
     async def change_updated(self, change: Change) -> PremergeStarted:
         """A change opened, pushed to, reopened, closed or merged (the forges' hooks)."""
         return await premerge.change_updated(self, change)
+
+    async def comment_posted(self, posted: CommentPosted) -> None:
+        """The commands of a new comment (`/conjunction …`), acted on once."""
+        premerge = self if isinstance(self, Premerge) else None
+        await commands.comment_posted(self, posted, premerge)
 
     async def has_downstreams(self, project: str) -> bool:
         async with self.sessions() as session:

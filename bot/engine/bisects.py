@@ -163,9 +163,8 @@ async def request(ctx: Context, upstream: str, downstream: str, requested_by: st
     async with ctx.sessions() as session:
         failure = await latest_regression(session, upstream, downstream)
     if failure is None:
-        return (
-            f"There is no new regression of {downstream} against {upstream} to find the culprit of."
-        )
+        # names neither project: a private upstream may be behind a public downstream's issue
+        return "This pair has no new regression to find the culprit of: nothing was run."
     return await start(ctx, failure.id, requested_by=requested_by or "someone")
 
 

@@ -13,7 +13,7 @@ from bot.engine.context import Context, new_event_id
 from bot.models import Event, utcnow
 from bot.names import owner_of
 from bot.queue import JobQueue
-from bot.runs import TriggerState
+from bot.runs import Step, TriggerState
 from bot.verdicts import Decision, FollowUp, Rerun
 
 
@@ -47,9 +47,26 @@ async def apply(ctx: Context, session: AsyncSession, finished: Event, decision: 
 
 
 async def _start_rerun(ctx: Context, session: AsyncSession, failure: Event, rerun: Rerun) -> None:
-    """A confirming re-run: a new trigger event of the same downstream under the same upstream
-    success, against `rerun.upstream_sha` when it names another upstream commit, as the upstream
-    build `rerun.upstream_build_id` built it (`bot.engine.dispatch.upstream_build`)."""
+    """A confirming re-run: against `rerun.upstream_sha` when it names another upstream commit,
+    as the upstream build `rerun.upstream_build_id` built it
+    (`bot.engine.dispatch.upstream_build`)."""
+    await start_again(
+        ctx, session, failure, rerun.step, rerun.upstream_sha, rerun.upstream_build_id
+    )
+    failure.confirming = rerun.step
+
+
+async def start_again(
+    ctx: Context,
+    session: AsyncSession,
+    failure: Event,
+    step: Step,
+    upstream_sha: str | None = None,
+    upstream_build_id: str | None = None,
+) -> Event:
+    """A new trigger event of the failure's downstream under the same upstream success, standing
+    for the failure (`confirms_id`): a confirming re-run, or a `/conjunction retry`. Its trigger
+    job is queued in the same transaction."""
     event = Event(
         id=new_event_id(),
         kind="trigger",
@@ -59,15 +76,15 @@ async def _start_rerun(ctx: Context, session: AsyncSession, failure: Event, reru
         root_id=failure.root_id,
         depth=failure.depth,
         confirms_id=failure.id,
-        step=rerun.step,
+        step=step,
         state=TriggerState.PLANNED,
         chain=failure.chain,
-        upstream_sha=rerun.upstream_sha,
-        upstream_build_id=rerun.upstream_build_id,
+        upstream_sha=upstream_sha,
+        upstream_build_id=upstream_build_id,
         deadline_at=utcnow() + timedelta(seconds=ctx.settings.result_timeout),
     )
     session.add(event)
-    failure.confirming = rerun.step
     await JobQueue.enqueue(
         session, "trigger", {"event_id": event.id}, concurrency_key=owner_of(event.project)
     )
+    return event

@@ -303,10 +303,9 @@ _WAITING = (TriggerState.PLANNED, TriggerState.SENDING, TriggerState.STARTED)
 async def _may_write(ctx: Context, change: Change) -> bool:
     """Whether the change's author may write to the upstream, as its code host says."""
     host = ctx.adapters.host(change.project)
-    can_write = getattr(host, "can_write", None)
-    if can_write is None or not change.author:
+    if host is None or not change.author:
         return False
-    return bool(await can_write(change.project, change.author))
+    return await host.can_write(change.project, change.author)
 
 
 async def _build_for(session: AsyncSession, change: Change) -> Event:

@@ -205,7 +205,8 @@ async def record_result(
             raise UnknownEvent(event_id)
         if result == RUNNING:
             if event.result is None:
-                _take_run(event, url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+                reported = Reported(url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+                _take_run(event, reported)
                 if event.state in (TriggerState.PLANNED, TriggerState.SENDING):
                     event.state = TriggerState.STARTED
                 await followups.reports(session, event)
@@ -217,66 +218,107 @@ async def record_result(
                 f"event {event_id} already finished with {event.result!r} in attempt "
                 f"{event.attempt}, not {final.value!r}"
             )
-        session.add(
-            TriggerResult(
-                event_id=event.id,
-                attempt=attempt or event.attempt,
-                result=final,
-                url=url,
-                taken=decided is not Outcome.KEEP,
-            )
-        )
+        reported = Reported(url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+        replaced = _take_result(session, event, decided, final, attempt, reason, reported)
         if decided is Outcome.KEEP:
             return event
-        replaced = (
-            Run(Result(event.result), Verdict(event.change) if event.change else None)
-            if decided is Outcome.REPLACE and event.result is not None
-            else None
-        )
-        _take_run(event, url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
-        if decided is Outcome.REPLACE:
-            event.attempt = attempt if attempt is not None else event.attempt + 1
-            event.notified = False  # the new verdict is told as the old one was
-        elif attempt is not None:
-            event.attempt = attempt
-        event.state = move(TriggerState(event.state or TriggerState.STARTED), _final_state(final))
-        event.result = final
-        event.reason = reason
-        event.finished_at = utcnow()
-        metrics.RESULTS.labels(final).inc()
         if premerge.is_premerge(event):  # a change's run: its own row, not the pair's history
             await premerge.finished(ctx, session, event)
             return event
         if event.step == Step.BISECT:  # a culprit search's step: its search moves on
             await bisects.step_finished(ctx, session, event)
             return event
+        if event.step == Step.RETRY and event.confirms_id is not None:
+            await _retried(ctx, session, event, reported)
+            return event
         finished = await _snapshot(session, event, replaced)
         await effects.apply(ctx, session, event, decide(finished))
         return event
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a report says of the run beside its result."""
+
+    url: str | None = None
+    sha: str | None = None
+    ref: str | None = None
+    ref_type: str = Origin.BRANCH
+    pipeline: str | None = None
+    artifacts: Sequence[Mapping[str, Any]] = ()
+    ci_metadata: Mapping[str, Any] | None = None
+
+
+def _take_result(
+    session: AsyncSession,
+    event: Event,
+    decided: Outcome,
+    final: Result,
+    attempt: int | None,
+    reason: str | None,
+    reported: Reported,
+) -> Run | None:
+    """Record a final result on its event as `decided` says (kept as history only, or taken);
+    the result it replaces, when it replaces one."""
+    session.add(
+        TriggerResult(
+            event_id=event.id,
+            attempt=attempt or event.attempt,
+            result=final,
+            url=reported.url,
+            taken=decided is not Outcome.KEEP,
+        )
+    )
+    if decided is Outcome.KEEP:
+        return None
+    replaced = (
+        Run(Result(event.result), Verdict(event.change) if event.change else None)
+        if decided is Outcome.REPLACE and event.result is not None
+        else None
+    )
+    _take_run(event, reported)
+    if decided is Outcome.REPLACE:
+        event.attempt = attempt if attempt is not None else event.attempt + 1
+        event.notified = False  # the new verdict is told as the old one was
+    elif attempt is not None:
+        event.attempt = attempt
+    event.state = move(TriggerState(event.state or TriggerState.STARTED), _final_state(final))
+    event.result = final
+    event.reason = reason
+    event.finished_at = utcnow()
+    metrics.RESULTS.labels(final).inc()
+    return replaced
+
+
+async def _retried(ctx: Context, session: AsyncSession, retry: Event, reported: Reported) -> None:
+    """A `/conjunction retry` ended: its result replaces the failure's it retried, as a re-run
+    in the CI does (CONTRACT §7, §9), and is judged again: a pass of a new regression is a
+    flake, and a pass closes the pair's issue; the same result again changes nothing."""
+    failure = await session.get(Event, retry.confirms_id or "", with_for_update=True)
+    if failure is None or retry.result is None:
+        return
+    final = Result(retry.result)
+    decided = outcome(failure.result, failure.attempt, final, None)
+    if decided is Outcome.KEEP:
+        return
+    replaced = _take_result(session, failure, decided, final, None, retry.reason, reported)
+    finished = await _snapshot(session, failure, replaced)
+    await effects.apply(ctx, session, failure, decide(finished))
 
 
 def _final_state(result: Result) -> TriggerState:
     return TriggerState.TIMED_OUT if result is Result.TIMED_OUT else TriggerState.FINISHED
 
 
-def _take_run(
-    event: Event,
-    url: str | None,
-    sha: str | None,
-    ref: str | None,
-    ref_type: str,
-    pipeline: str | None,
-    artifacts: Sequence[Mapping[str, Any]],
-    ci_metadata: Mapping[str, Any] | None,
-) -> None:
+def _take_run(event: Event, reported: Reported) -> None:
     """What a report says of the run beside its result."""
-    event.url = url or event.url
-    event.sha = sha or event.sha
-    event.ref = ref or event.ref
-    event.ref_type = ref_type
-    event.pipeline = pipeline or event.pipeline
-    event.artifacts = [dict(item) for item in artifacts] or event.artifacts
-    event.ci_metadata = dict(ci_metadata) if ci_metadata else event.ci_metadata
+    event.url = reported.url or event.url
+    event.sha = reported.sha or event.sha
+    event.ref = reported.ref or event.ref
+    event.ref_type = reported.ref_type
+    event.pipeline = reported.pipeline or event.pipeline
+    event.artifacts = [dict(item) for item in reported.artifacts] or event.artifacts
+    event.ci_metadata = dict(reported.ci_metadata) if reported.ci_metadata else event.ci_metadata
     event.started_at = event.started_at or utcnow()
 
 
@@ -354,9 +396,10 @@ def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
         Event.kind == "trigger",
         Event.project == event.project,
         Event.upstream == event.upstream,
-        # confirming re-runs settle their failure's verdict, and baselines and bisect steps
-        # answer a question of their own: none is part of the pair's history
-        Event.step.in_([Step.FIRST, Step.RETRY]),
+        # confirming re-runs settle their failure's verdict, a retry's result replaces its
+        # failure's, and baselines and bisect steps answer a question of their own: none is
+        # part of the pair's history
+        Event.step == Step.FIRST,
         Event.change_number.is_(None),  # nor are runs of an unmerged change (pre-merge)
         Event.id != event.id,
         Event.created_at <= event.created_at,

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import codehost
-from bot.codehost import CommitRange, CommitReport, IssueRef, ProjectInfo
+from bot.codehost import CommentRef, CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.engine.results import FinishedPipeline
 from bot.models import utcnow
 from bot.results import Result
 from bot.runner import PipelineStarted, TriggerRequest
+from bot.runs import Change
 from config.repo_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,15 @@ class DemoForge:
 
     def profile_url(self, owner: str) -> None:
         return None  # the simulated forge has no pages of people
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        return None  # it has no pull requests
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        log.debug("%s: the simulated forge has no comments to react to", comment.project)
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        self.issue(comment.number).comments.append(body)
 
     def issue_url(self, number: int) -> str:
         return f"{self.base_url}/demo/issues/{number}"

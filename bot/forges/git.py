@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from bot.codehost import (
     COMMITS_LISTED,
+    CommentRef,
     Commit,
     CommitRange,
     CommitReport,
@@ -39,6 +40,7 @@ from bot.codehost import (
     ProjectInfo,
 )
 from bot.names import project_key, project_name
+from bot.runs import Change
 from config.repo_config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -526,3 +528,15 @@ class GitHost:
 
     def profile_url(self, owner: str) -> None:
         return None  # a git server has no pages of people either
+
+    async def can_write(self, project: str, user: str) -> bool:
+        return False  # a git server has no comments to command from, nor permissions to ask
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        return None  # nor pull requests
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        log.debug("%s: a git server has no comments", comment.project)
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        log.debug("%s: a git server has no comments", comment.project)

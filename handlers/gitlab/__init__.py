@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.gitlab import merge_request, pipeline, push, system
+from handlers.gitlab import merge_request, note, pipeline, push, system
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
     "Merge Request Hook": merge_request.on_merge_request,
+    "Note Hook": note.on_note,
     "Pipeline Hook": pipeline.on_pipeline,
     "Push Hook": push.on_push,
     "System Hook": system.on_system_hook,
@@ -48,4 +49,4 @@ class GitLabDeliveries:
             delivery.event,
             extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
         )
-        await handler(data, engine=self.engine, host=self.host)
+        await handler(data, engine=self.engine, host=self.host, delivery_id=delivery.delivery_id)

@@ -81,7 +81,7 @@ def finished_pipeline(data: dict[str, Any], host: str) -> FinishedPipeline | Non
     )
 
 
-async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     if data["object_attributes"].get("source") == CHILD:
         return
     run = finished_pipeline(data, host)

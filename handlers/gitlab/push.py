@@ -30,7 +30,7 @@ def listed_paths(push: dict[str, Any]) -> set[str] | None:
     return {path for commit in commits for change in changes for path in commit.get(change) or []}
 
 
-async def on_push(push: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_push(push: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     project = push.get("project") or {}
     path, default_branch = project.get("path_with_namespace"), project.get("default_branch")
     after = push.get("after") or NO_COMMIT

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 MOVED = {"project_rename", "project_transfer"}
 
 
-async def on_system_hook(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_system_hook(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     kind = data.get("event_name") or data.get("object_kind")
     if kind == "push":
         await on_push(data, engine=engine, host=host)

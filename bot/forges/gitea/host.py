@@ -28,6 +28,7 @@ import cachetools
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
+    CommentRef,
     Commit,
     CommitRange,
     CommitReport,
@@ -38,6 +39,7 @@ from bot.engine.indexing import CONFIG_PATH
 from bot.forges.gitea.client import TRANSIENT, GiteaClient, GiteaError, is_transient
 from bot.names import project_key, split_project
 from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
+from bot.runs import Change
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
 from config.settings import Settings
@@ -49,6 +51,8 @@ DESCRIPTION_LIMIT = 255
 TITLE_LIMIT = 255  # an issue's title
 FIND_STARTED_LOOKBACK = 20  # recent dispatched runs searched for an event's id
 STATES = {"pending": "pending", "success": "success", "failure": "failure"}
+# Who may command Conjunction in a comment: a collaborator's permission (an owner is `owner`)
+WRITE_PERMISSIONS = frozenset({"owner", "admin", "write"})
 
 
 def cut(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
@@ -337,6 +341,56 @@ class GiteaHost:
         await self.client.request(
             "PATCH", f"{self._repo(project)}/issues/{number}", body={"state": "closed"}
         )
+
+    # commands in comments
+
+    async def can_write(self, project: str, user: str) -> bool:
+        try:
+            data = await self.client.get(
+                f"{self._repo(project)}/collaborators/{quote(user, safe='')}/permission"
+            )
+        except GiteaError as exc:
+            if exc.status in (403, 404):  # not a collaborator, or no such user
+                return False
+            raise
+        return isinstance(data, dict) and data.get("permission") in WRITE_PERMISSIONS
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        try:
+            pull = await self.client.get(f"{self._repo(project)}/pulls/{number}")
+        except GiteaError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        head, base = pull.get("head") or {}, pull.get("base") or {}
+        head_repo = (head.get("repo") or {}).get("full_name")
+        base_repo = (base.get("repo") or {}).get("full_name")
+        return Change(
+            project=project,
+            number=number,
+            url=str(pull.get("html_url") or ""),
+            head_sha=str(head.get("sha") or ""),
+            base_sha=str(base.get("sha") or ""),
+            author=(pull.get("user") or {}).get("login"),
+            fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
+            state="merged"
+            if pull.get("merged")
+            else "open"
+            if pull.get("state") == "open"
+            else "closed",
+            title=str(pull.get("title") or ""),
+        )
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        await self.client.request(
+            "POST",
+            f"{self._repo(comment.project)}/issues/comments/{comment.id}/reactions",
+            body={"content": emoji},
+        )
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        # a pull request's conversation is its issue's
+        await self.comment_issue(comment.project, comment.number, body)
 
     # the runner
 

@@ -19,6 +19,7 @@ import yaml
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
+    CommentRef,
     Commit,
     CommitRange,
     CommitReport,
@@ -30,12 +31,16 @@ from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
 from bot.forges.github.payloads import timestamp
 from bot.names import project_key, split_project
 from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
+from bot.runs import Change
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config import bounded_yaml
 from config.repo_config import ConfigError
 
 log = logging.getLogger(__name__)
 
+# Who may command Conjunction in a comment: a collaborator's permission (`maintain` is reported
+# as `write` in `permission`, and by name in `role_name`, as a custom role may be)
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 COMPARE_FILE_LIMIT = 300
 COMPARE = "/repos/{owner}/{repo}/compare/{base}...{head}"
 COMPARE_PAGE = COMPARE + "{?per_page,page}"
@@ -468,6 +473,66 @@ class GitHubForge:
             data={"state": "closed", "state_reason": "completed"},
             number=number,
         )
+
+    async def can_write(self, project: str, user: str) -> bool:
+        try:
+            data = await self._call(
+                project,
+                "GET",
+                "/repos/{owner}/{repo}/collaborators/{username}/permission",
+                username=user,
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code in (403, 404):  # not a collaborator, or no such user
+                return False
+            raise
+        granted = {data.get("permission"), data.get("role_name")}
+        return bool(granted & WRITE_PERMISSIONS)
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        try:
+            pull = await self._call(
+                project, "GET", "/repos/{owner}/{repo}/pulls/{number}", number=number
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        head, base = pull.get("head") or {}, pull.get("base") or {}
+        # a fork deleted since leaves `head.repo` null: its head is not in this repository
+        head_repo = (head.get("repo") or {}).get("full_name")
+        base_repo = (base.get("repo") or {}).get("full_name")
+        state: Literal["open", "closed", "merged"] = (
+            "merged"
+            if pull.get("merged_at")
+            else "open"
+            if pull.get("state") == "open"
+            else "closed"
+        )
+        return Change(
+            project=project,
+            number=number,
+            url=str(pull.get("html_url") or ""),
+            head_sha=str(head.get("sha") or ""),
+            base_sha=str(base.get("sha") or ""),
+            author=(pull.get("user") or {}).get("login"),
+            fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
+            state=state,
+            title=str(pull.get("title") or ""),
+        )
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        await self._call(
+            comment.project,
+            "POST",
+            "/repos/{owner}/{repo}/issues/comments/{id}/reactions",
+            data={"content": emoji},
+            id=comment.id,
+        )
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        # a pull request's conversation is its issue's
+        await self.comment_issue(comment.project, comment.number, body)
 
     async def changed_files(self, project: str, base: str, head: str) -> list[str] | None:
         try:

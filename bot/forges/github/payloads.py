@@ -10,11 +10,11 @@ than those listed are ignored. Where a handler uses `.get()`, the field is optio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.limits import INT32, Branch, FullName, Name, Ref, Sha, Url
+from bot.limits import INT32, Branch, FullName, Name, Ref, Sha, Text, Url
 
 
 class Strict(BaseModel):
@@ -166,6 +166,28 @@ class PullRequest(Strict):
 
 class PullRequestEvent(Envelope):
     pull_request: PullRequest
+
+
+class Commented(Strict):
+    """The issue or pull request a comment is on: a pull request carries `pull_request`."""
+
+    number: Annotated[int, Field(ge=1, le=INT32)]
+    pull_request: dict[str, Any] | None = None
+
+
+class Login(Strict):
+    login: Name
+
+
+class Comment(Strict):
+    id: Annotated[int, Field(ge=1)]
+    body: Text | None = None
+    user: Login
+
+
+class IssueCommentEvent(Envelope):
+    issue: Commented
+    comment: Comment
     repository: Repository
 
 
@@ -174,6 +196,7 @@ PAYLOADS: dict[str, type[Envelope]] = {
     "check_suite": CheckSuiteEvent,
     "installation": InstallationEvent,
     "installation_repositories": InstallationRepositories,
+    "issue_comment": IssueCommentEvent,
     "ping": Envelope,
     "pull_request": PullRequestEvent,
     "push": Push,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import cachetools
@@ -20,6 +20,7 @@ from gitlab.v4.objects import Project
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
+    CommentRef,
     Commit,
     CommitRange,
     CommitReport,
@@ -31,6 +32,7 @@ from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
 from bot.queue import PermanentError
 from bot.runner import Artifact, PipelineStarted, TriggerError, TriggerRequest
+from bot.runs import Change
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from config.repo_config import ConfigError
 from config.settings import Settings
@@ -46,6 +48,11 @@ DIFF_FILE_LIMIT = 1000  # GitLab's default diff limit: a compare lists at most t
 FIND_STARTED_LOOKBACK = 10  # recent API pipelines searched for an event's variable
 EVENT_VARIABLE = "CONJUNCTION_EVENT"
 STATES = {"pending": "running", "success": "success", "failure": "failed"}
+DEVELOPER = 30  # the access level that may command Conjunction in a comment (and higher)
+CHANGE_STATES: dict[str, Literal["open", "closed", "merged"]] = {
+    "opened": "open",
+    "merged": "merged",
+}
 TRANSIENT = (requests.ConnectionError, requests.Timeout)
 # GitLab's refusals of a pipeline: its variables (the project's "Minimum role to use pipeline
 # variables" is above the bot's role, "No one allowed" on gitlab.com projects since GitLab 17.7),
@@ -381,6 +388,63 @@ class GitLabHost:
         await self.comment_issue(project, number, body)
         issues = self._project(project).issues
         await self.client.run(issues.update, number, {"state_event": "close"})
+
+    # commands in comments
+
+    async def can_write(self, project: str, user: str, user_id: int | None = None) -> bool:
+        """Developer or higher, inherited from groups included (`members/all`). A Note Hook
+        names its author's id; without it the user is looked up by username."""
+        if user_id is None:
+            found = await self.client.run(self.client.gl.users.list, username=user, get_all=False)
+            if not found:
+                return False
+            user_id = int(found[0].id)
+        members = self._project(project).members_all
+        try:
+            member = await self.client.run(members.get, user_id)
+        except GitlabError as exc:
+            if exc.response_code == 404:
+                return False  # not a member
+            raise
+        return int(member.access_level) >= DEVELOPER
+
+    async def get_change(self, project: str, number: int) -> Change | None:
+        try:
+            change = await self.client.run(self._project(project).mergerequests.get, number)
+        except GitlabError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+        refs = change.diff_refs or {}
+        return Change(
+            project=project,
+            number=number,
+            url=str(change.web_url),
+            head_sha=str(change.sha or ""),
+            base_sha=str(refs.get("base_sha") or ""),
+            author=(change.author or {}).get("username"),
+            fork=change.source_project_id != change.target_project_id,
+            state=CHANGE_STATES.get(change.state, "closed"),
+            title=str(change.title or ""),
+        )
+
+    def _notes_of(self, comment: CommentRef) -> Any:
+        project = self._project(comment.project)
+        noteable = project.mergerequests if comment.on_change else project.issues
+        return noteable.get(comment.number, lazy=True).notes
+
+    async def react(self, comment: CommentRef, emoji: str) -> None:
+        note = self._notes_of(comment).get(comment.id, lazy=True)
+        try:
+            await self.client.run(note.awardemojis.create, {"name": emoji})
+        except GitlabError as exc:
+            if is_transient(exc) or refuses_token(exc):
+                raise
+            # given already (a job that ran before), or refused: the command goes on
+            log.info("no %s on note %s of %s: %s", emoji, comment.id, comment.project, exc)
+
+    async def reply(self, comment: CommentRef, body: str) -> None:
+        await self.client.run(self._notes_of(comment).create, {"body": body})
 
     # the runner
 

@@ -22,14 +22,15 @@ from config.repo_config import ConjunctionConfig
 
 REPORTER, DEVELOPER, MAINTAINER = 20, 30, 40  # GitLab's access levels
 # Tag pipelines arrive as Pipeline Hooks and the note on a merge request is found through the
-# commit; merge request events start pre-merge runs (CONTRACT §8).
+# commit; comments carry commands (`/conjunction test`, CONTRACT §9) and merge requests start
+# pre-merge runs (§8).
 HOOK_EVENTS = {
     "push_events": True,
     "pipeline_events": True,
     "tag_push_events": False,
     "merge_requests_events": True,
     "issues_events": False,
-    "note_events": False,
+    "note_events": True,
     "job_events": False,
     "wiki_page_events": False,
     "enable_ssl_verification": True,
@@ -139,8 +140,8 @@ class Joiner:
             )
             joined.missing.append(
                 f"no webhook: {reason}. Add one by hand (Settings > Webhooks): URL "
-                f"{self.hook_url}, the secret token GITLAB_WEBHOOK_SECRET, push events and "
-                "pipeline events"
+                f"{self.hook_url}, the secret token GITLAB_WEBHOOK_SECRET, push, pipeline, "
+                "comment and merge request events"
             )
 
     async def _index(

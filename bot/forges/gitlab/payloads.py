@@ -112,10 +112,38 @@ class MergeRequestHook(Strict):
     user: MergeRequestUser | None = None
 
 
+class Note(Strict):
+    id: int
+    note: Text | None = None
+    noteable_type: str  # MergeRequest, Issue, Commit, Snippet
+    action: str | None = None  # `create` or `update` (GitLab 16.11 and later)
+    system: bool | None = None
+
+
+class NoteUser(Strict):
+    id: int
+    username: Name
+
+
+class Noted(Strict):
+    """The merge request or issue a note is on."""
+
+    iid: int
+
+
+class NoteHook(Strict):
+    object_attributes: Note
+    project: PipelineProject
+    user: NoteUser
+    merge_request: Noted | None = None
+    issue: Noted | None = None
+
+
 # Deliveries of events not listed are ignored at once.
 PAYLOADS: dict[str, type[BaseModel]] = {
     "Push Hook": PushHook,
     "Pipeline Hook": PipelineHook,
+    "Note Hook": NoteHook,
     "System Hook": SystemHook,
     "Merge Request Hook": MergeRequestHook,
 }
