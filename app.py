@@ -40,7 +40,7 @@ from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.secrets import SecretStore
 from config.settings import Settings
-from handlers import admin, api, badges, health, openapi, pages, templating, webhooks
+from handlers import admin, api, badges, changes, health, openapi, pages, templating, webhooks
 from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
@@ -98,6 +98,7 @@ def create_app(
     app.add_routes(openapi.routes)
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
+    app.add_routes(changes.routes)
     app.add_routes(badges.routes)
     if adapters is not None or forge_configured(settings):
         app.router.add_get("/", pages.dashboard)

@@ -15,6 +15,8 @@ from config.repo_config import ConfigError
 
 REPORT_NAME = "Conjunction: downstream"  # check run name
 STATUS_CONTEXT = "conjunction/downstream"  # commit status context
+PREMERGE_REPORT_NAME = "Conjunction: downstream (pre-merge)"  # of a change's head (CONTRACT §8)
+PREMERGE_STATUS_CONTEXT = "conjunction/premerge"
 COMMITS_LISTED = 20  # of a range, the rest is counted ("and N more")
 
 
@@ -34,6 +36,9 @@ class CommitReport:
     target_url: str
     title: str
     summary: str
+    # which check run and status it is: a merged commit's, or a change's pre-merge one
+    check_name: str = REPORT_NAME
+    status_context: str = STATUS_CONTEXT
 
     @property
     def completed(self) -> bool:

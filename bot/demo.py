@@ -10,6 +10,9 @@ how their pipelines end, and the pushes that keep it moving.
     parser ──> lint                       a merge of five commits breaks lint: its culprit
                                           search (`bisect: true`) names the third
 
+After core's second push (the rename that breaks plugins), ada opens a pull request on top of
+it: run before it merges, it breaks json and fixes plugins (a pre-merge check, CONTRACT §8).
+
 Core gets a new commit every 20 s (divided by `speed`); parser gets its commits beside core's
 first, second and seventh; the engine does the rest, exactly as it would for a real forge.
 """
@@ -28,6 +31,7 @@ from bot.forges.demo import HOST, DemoForge, Outcome
 from bot.models import utcnow
 from bot.results import Result
 from bot.runner import TriggerRequest
+from bot.runs import Change
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ def _config(owner: str, *upstreams: str, extra: str = "") -> str:
 
 
 CONFIGS = {
-    CORE: "owners: [ada]\nreport:\n  issues: true\n",
+    CORE: "owners: [ada]\nreport:\n  issues: true\npremerge:\n  when: members\n",
     HTTP: _config("grace", CORE),
     JSON: _config("linus", CORE),
     WEB: _config("margaret", HTTP, JSON),
@@ -91,6 +95,9 @@ PARSER_PUSHES = {
 }
 BREAKS_LINT, FIXES_LINT = "Rename Token.kind to Token.type", "Keep Token.kind as an alias"
 LINT_NOTE = "tests/test_rules.py::test_kinds: AttributeError: 'Token' has no attribute 'kind'"
+CHANGE_AFTER = 2  # pushes to core before ada's pull request
+CHANGE_TITLE = "Restore Config.load; parse numbers as decimals"
+CHANGE_NOTE = "tests/test_numbers.py::test_parse: Decimal('1.5') != 1.5"
 FLAKY_EVERY = 3  # cli fails one run in three
 PUSH_EVERY = 20.0
 BROKEN_NOTE = "tests/test_loader.py::test_load: AttributeError: 'Config' has no attribute 'load'"
@@ -106,9 +113,12 @@ class Ecosystem:
         self._random = random.Random(seed)
         self._pushes = count()
         self._parser_pushes = count()
+        self.pushes = 0  # to core so far
         self._broken: set[str] = set()  # core commits that break plugins
         self._lint_broken: set[str] = set()  # parser commits lint fails against
         self._cli_runs = count(1)
+        self.change: Change | None = None  # ada's pull request, once opened
+        self.forge.writers.add("ada")
         for name, config in CONFIGS.items():
             self.forge.add_project(name, {CONFIG: config}, private=name in PRIVATE)
 
@@ -118,6 +128,12 @@ class Ecosystem:
 
     def outcome(self, project: str, request: TriggerRequest | None) -> Outcome:
         seconds = SECONDS[project] * self._random.uniform(0.7, 1.3) / self.speed
+        change = self.change
+        if request is not None and change is not None and request.upstream_sha == change.head_sha:
+            if project == JSON:  # the change breaks json, and fixes plugins
+                return Outcome(seconds, Result.FAILURE, CHANGE_NOTE)
+            if project == PLUGINS:
+                return Outcome(seconds, Result.SUCCESS)
         if project == PLUGINS and request is not None and request.upstream_sha in self._broken:
             return Outcome(seconds, Result.FAILURE, BROKEN_NOTE)
         if project == LINT and request is not None and request.upstream_sha in self._lint_broken:
@@ -128,7 +144,8 @@ class Ecosystem:
 
     def push_core(self) -> None:
         """Core's next commit; its own pipeline starts at once."""
-        message, breaks = CORE_COMMITS[next(self._pushes) % len(CORE_COMMITS)]
+        self.pushes = next(self._pushes) + 1
+        message, breaks = CORE_COMMITS[(self.pushes - 1) % len(CORE_COMMITS)]
         run = self.forge.push(CORE, message)
         if breaks:
             self._broken.add(run.sha)
@@ -147,15 +164,34 @@ class Ecosystem:
             if broken:
                 self._lint_broken.add(sha)
 
+    def open_change(self) -> Change:
+        """Ada's pull request on core, on top of its head."""
+        base = self.forge.head(CORE)
+        head = self.forge.change_commit(CORE, CHANGE_TITLE)
+        self.change = Change(
+            CORE,
+            1,
+            f"{self.forge.base_url}/demo/commits/{head.sha}",
+            head.sha,
+            base.sha,
+            author="ada",
+            title=CHANGE_TITLE,
+        )
+        return self.change
+
     async def index(self, refresh: Callable[[str], Awaitable[object]]) -> None:
         """Have Conjunction index every project, as installing the app would."""
         for name in self.projects:
             await refresh(name)
 
     async def run(
-        self, report: Callable[[FinishedPipeline], Awaitable[object]], wakeup: Callable[[], None]
+        self,
+        report: Callable[[FinishedPipeline], Awaitable[object]],
+        wakeup: Callable[[], None],
+        changed: Callable[[Change], Awaitable[object]] | None = None,
     ) -> None:
-        """Push to core and finish pipelines as they come due, until cancelled."""
+        """Push to core, open ada's pull request after its second push (told to `changed`),
+        and finish pipelines as they come due, until cancelled."""
         interval = timedelta(seconds=PUSH_EVERY / self.speed)
         tick = min(0.25, 1 / self.speed)
         next_push = utcnow()
@@ -165,6 +201,9 @@ class Ecosystem:
                 self.push_core()
                 self.push_parser()
                 next_push = now + interval
+                if changed is not None and self.change is None and self.pushes == CHANGE_AFTER:
+                    await changed(self.open_change())
+                    wakeup()
             if await self.forge.finish_due(report, now):
                 wakeup()
             await asyncio.sleep(tick)

@@ -40,6 +40,16 @@ class TriggerRequest:
     # when an earlier attempt asked the runner to start it (a retry after a crash asks
     # `find_started` first): runs created before then are not its own
     sent_at: datetime | None = None
+    # a pre-merge run (CONTRACT §8): the change's URL, the run's kind and step (`Step.sent`);
+    # None for an ordinary run
+    change: str | None = None
+    kind: str | None = None
+    step: str | None = None
+
+    def run_fields(self) -> dict[str, str]:
+        """`change`, `kind` and `step` where they are set: sent only when they say something."""
+        fields = {"change": self.change, "kind": self.kind, "step": self.step}
+        return {name: value for name, value in fields.items() if value}
 
 
 # A run that names no trigger event is taken as a dispatch's only when it was created after the

@@ -26,6 +26,9 @@ PLACEHOLDERS = (
     "root",
     "depth",
     "artifacts",
+    "change",  # a pre-merge run: the change's URL (CONTRACT §8); else empty
+    "kind",  # premerge, or empty
+    "step",  # baseline, confirm, retry, bisect, or empty
 )
 _PLACEHOLDER = re.compile(r"\$(\$?)\{([^{}]*)\}")
 

@@ -130,6 +130,17 @@ class Upstream(_Model):
         le=100,
         description="Runs a culprit search may take; then the narrowest range found is reported.",
     )
+    premerge: bool | None = Field(
+        default=None,
+        description="Run against this upstream's unmerged pull/merge requests (they run "
+        "unmerged code in this project's CI); default: true when both have the same owner.",
+    )
+
+    def premerge_consent(self, downstream: str) -> bool:
+        """Whether this downstream runs against the upstream's unmerged changes."""
+        if self.premerge is not None:
+            return self.premerge
+        return owner_of(downstream) == owner_of(self.project)
 
     def watches_ref(
         self, ref_type: Literal["branch", "tag"], name: str, default_branch: str
@@ -242,6 +253,25 @@ class Report(_Model):
         return any(fnmatchcase(name, glob.casefold()) for glob in self.required)
 
 
+class Premerge(_Model):
+    when: Literal["command", "members", "off"] = Field(
+        default="command",
+        description="command: only on `/conjunction test`; members: also on every push to a "
+        "pull/merge request whose author may write here; off: never.",
+    )
+    downstreams: Items[ProjectGlob] = Field(
+        default=[],
+        description="Globs of the downstreams a change is run against; default (or empty): "
+        "those matching report.required.",
+    )
+
+    def selects(self, downstream: str, upstream: str, report: Report) -> bool:
+        if not self.downstreams:
+            return report.is_required(downstream, upstream)
+        name = downstream.casefold()
+        return any(fnmatchcase(name, glob.casefold()) for glob in self.downstreams)
+
+
 NotifyOn = Literal["new_regression", "fixed", "flaky", "already_broken"]
 _IRC_CHANNEL = re.compile(r"[#&][^\s,\x00-\x1f\x7f]{1,49}")
 
@@ -340,6 +370,10 @@ class ConjunctionConfig(_Model):
         default=[],
         description="Channels told when a pair this project is in changes state: Slack, a "
         "signed webhook, IRC or Apprise.",
+    )
+    premerge: Premerge = Field(
+        default=Premerge(),
+        description="As an upstream: run unmerged pull/merge requests against downstreams.",
     )
 
 

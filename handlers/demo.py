@@ -47,7 +47,11 @@ def install(app: web.Application, ecosystem: Ecosystem, *, drive: bool = True) -
         runtime = app[RUNTIME]
         await ecosystem.index(runtime.engine.refresh_project)
         task = asyncio.create_task(
-            ecosystem.run(runtime.engine.pipeline_finished, runtime.worker.wakeup.set),
+            ecosystem.run(
+                runtime.engine.pipeline_finished,
+                runtime.worker.wakeup.set,
+                runtime.engine.change_updated,
+            ),
             name="demo",
         )
         yield

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from bot import premerge_view
 from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
 from bot.views import pages
@@ -71,6 +72,7 @@ async def project_page(request: web.Request) -> web.Response:
         drawing=drawing,
         states=_states(graph),
         focus=page.project.name,
+        changes=await premerge_view.open_changes(runtime.sessions, page.project, admin=admin),
     )
 
 

@@ -104,6 +104,9 @@ class MemoryHost:
         self.issues[number]["state"] = "closed"
         self.calls.append(("close_issue", project, number))
 
+    async def can_write(self, project: str, user: str) -> bool:
+        return user in self.writers
+
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         self.calls.append(("report_config", project, (sha, error)))
 
@@ -137,9 +140,6 @@ class MemoryHost:
             len(between),
             self.compare_url(project, base, head),
         )
-
-    async def can_write(self, project: str, user: str) -> bool:
-        return user in self.writers
 
     async def get_change(self, project: str, number: int) -> Change | None:
         self.calls.append(("get_change", project, number))

@@ -19,7 +19,7 @@ import pytest
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import BROKEN_NOTE, CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, PLUGINS, Ecosystem
+from bot.demo import BROKEN_NOTE, CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, JSON, PLUGINS, Ecosystem
 from bot.models import utcnow
 from bot.results import Result
 from bot.runtime import Runtime
@@ -412,4 +412,41 @@ async def test_the_graph_of_a_few_hundred_projects_is_usable(
     ).to_have_count(1)
     await page.locator(f'svg#graph a.node[data-project="{names[3]}"]').click()
     await page.wait_for_url(f"**/projects/{names[3]}")
+    await context.close()
+
+
+async def test_a_change_page_from_its_check_to_its_runs(
+    demo_server: Demo, browser: Any, tmp_path: Path
+) -> None:
+    await demo_server.push()  # core's rename, which breaks plugins: ada's change goes on top
+    change = demo_server.ecosystem.open_change()
+    await demo_server.runtime.engine.change_updated(change)
+    await demo_server.settle()
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    page = await context.new_page()
+    expect = playwright.expect
+
+    # the head commit's pre-merge check links to the change's page
+    await page.goto(f"{demo_server.url}/demo/commits/{change.head_sha}")
+    await expect(page.locator("main")).to_contain_text("Conjunction: downstream (pre-merge)")
+    await page.get_by_role("link", name="details").click()
+    await expect(page).to_have_url(f"{demo_server.url}/changes/{CORE}/1")
+    rows = page.locator("table.premerge-rows tbody tr")
+    await expect(rows.filter(has_text=JSON)).to_contain_text("breaks")
+    await expect(rows.filter(has_text=PLUGINS)).to_contain_text("fixes")
+    await expect(page.locator(".premerge-state")).to_contain_text("a required downstream breaks")
+    await expect(page.locator("main")).not_to_contain_text(INTERNAL)
+    await expect(page.locator("main")).to_contain_text("a private project")
+    await page.screenshot(path=screenshots(tmp_path) / "change.png", full_page=True)
+
+    # each step leads to its event, which says what its CI was sent
+    await page.locator("ol.premerge-steps li", has_text=JSON).first.get_by_role("link").click()
+    await expect(page.locator("p.premerge")).to_contain_text("kind: premerge")
+    await page.get_by_role("link", name="#1").click()
+    await expect(page).to_have_url(f"{demo_server.url}/changes/{CORE}/1")
+
+    # the project page lists the open change
+    await page.goto(f"{demo_server.url}/projects/{CORE}")
+    await page.locator("#changes + ul").get_by_role("link", name="#1").click()
+    await expect(page).to_have_url(f"{demo_server.url}/changes/{CORE}/1")
     await context.close()

@@ -3,7 +3,7 @@ answered, and the estimate a pending status and check carry."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.durations import figures, time_left
-from bot.models import Event
+from bot.models import Event, utcnow
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -45,17 +45,21 @@ async def lib_success(client: TestClient[Any, Any], forge: MemoryHost, sha: str)
     return [request for _, request in forge.of("start_pipeline")[before:]]
 
 
-async def took(client: TestClient[Any, Any], event_id: str, minutes: int) -> None:
-    """Make a finished run look as if it had taken so long."""
+async def took(
+    client: TestClient[Any, Any], event_id: str, minutes: int, end: datetime | None = None
+) -> None:
+    """Make a finished run look as if it had taken so long (and ended at `end`, when given)."""
     async with runtime(client).sessions.begin() as session:
         event = await session.get(Event, event_id)
         assert event is not None and event.finished_at is not None
+        finished = end or event.finished_at
         await session.execute(
             update(Event)
             .where(Event.id == event_id)
             .values(
-                started_at=event.finished_at - timedelta(minutes=minutes),
-                created_at=event.finished_at - timedelta(minutes=minutes),
+                started_at=finished - timedelta(minutes=minutes),
+                created_at=finished - timedelta(minutes=minutes),
+                finished_at=finished,
             )
         )
 
@@ -87,9 +91,10 @@ async def test_the_project_api_carries_the_build_times(
     await index(client, APP, upstream_of(LIB))
     await index(client, SECRET, upstream_of(LIB), private=True)
     for sha, minutes in (("1" * 40, 10), ("2" * 40, 20), ("3" * 40, 30)):
+        end = utcnow()  # both downstreams end at once, however busy the machine
         for request in await lib_success(client, forge, sha):
             await report_status(client, request.event_id, "success")
-            await took(client, request.event_id, minutes)
+            await took(client, request.event_id, minutes, end)
         await run_jobs(client)
 
     data = await (await client.get(f"/api/v1/projects/{LIB}")).json()

@@ -641,6 +641,13 @@ async def a_new_failure_on_github(client: TestClient[Any, Any], gh: FakeGitHub) 
 
     expect_lib_reports(gh, NEW_SHA, 8)
     await lib_run_succeeds(client, gh, NEW_SHA, 52)
+    # a re-run's step (`confirm`) goes only to a workflow declaring conjunction_step: it is read
+    gh.expect(
+        "GET",
+        "/repos/acme/app/contents/.github/workflows/conjunction.yml?ref=main",
+        status=404,
+        body={"message": "Not Found"},
+    )
     expect_dispatch(gh, 103)  # the re-run against the same upstream commit
     await app_run_ends(client, 102, "failure")
     passed, failure, again = dispatched(gh)

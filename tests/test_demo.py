@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import BREAKS_LINT, CORE, INTERNAL, LINT, PARSER, PLUGINS, Ecosystem
+from bot.demo import BREAKS_LINT, CORE, INTERNAL, JSON, LINT, PARSER, PLUGINS, Ecosystem
 from config.settings import Settings
 from handlers import demo
 from testkit.server_process import ServerProcess
@@ -141,3 +141,30 @@ def test_the_demo_command_prints_where_to_look(tmp_path: Path) -> None:
     assert f"open http://localhost:{server.port}/" in log
     assert "demo-admin-token" in log
     assert (tmp_path / "demo.db").exists()
+
+
+async def test_the_demo_shows_a_pre_merge_check(aiohttp_client: Any, settings: Settings) -> None:
+    client, ecosystem = await demo_client(aiohttp_client, settings)
+    forge = ecosystem.forge
+
+    async def checked() -> bool:
+        change = ecosystem.change
+        posted = forge.reports.get(change.head_sha) if change else None
+        return bool(posted and posted.check and posted.check.completed and posted.comment)
+
+    await until(checked)
+    assert ecosystem.change is not None
+    posted = forge.reports[ecosystem.change.head_sha]
+    assert posted.check is not None and posted.status is not None
+    assert posted.check.check_name == "Conjunction: downstream (pre-merge)"
+    assert (posted.status.status_context, posted.status.state) == (
+        "conjunction/premerge",
+        "failure",
+    )
+    assert f"| {JSON} | ❌ breaks |" in str(posted.comment)
+    assert f"| {PLUGINS} | 🎉 fixes |" in str(posted.comment)
+    assert INTERNAL not in str(posted.comment)
+    page = await client.get(f"/changes/{CORE}/1")
+    assert page.status == 200
+    commit_page = await (await client.get(f"/demo/commits/{ecosystem.change.head_sha}")).text()
+    assert "Conjunction: downstream (pre-merge)" in commit_page

@@ -62,7 +62,6 @@ UNHANDLED = {
     "check_run.completed.json",
     "issue_comment.edited.json",
     "ping.json",
-    "pull_request.opened.json",
 }
 
 

@@ -65,7 +65,7 @@ async def project(client: TestClient[Any, Any], name: str) -> Project | None:
         ("Push Hook", "push_hook.json", 202),
         ("System Hook", "system_project_destroy.json", 202),
         ("Tag Push Hook", "tag_push_hook.json", 200),
-        ("Merge Request Hook", "merge_request_hook.json", 200),
+        ("Merge Request Hook", "merge_request_hook.json", 202),
     ],
 )
 async def test_documented_payloads_are_answered_and_processed(
@@ -81,8 +81,9 @@ async def test_documented_payloads_are_answered_and_processed(
     assert answer.status == status
     assert (await answer.json())["status"] == ("accepted" if status == 202 else "ignored")
     assert await stored(client) == ((1, 1) if status == 202 else (0, 0))
-    # the documented pipeline is a merge-request pipeline, the push changes no config and the
-    # deleted project was never joined: processing asks GitLab nothing more (the fake fails on
+    # the documented pipeline is a merge-request pipeline, the push changes no config, the
+    # merge request is of a project that never joined and the deleted project was never
+    # joined: processing asks GitLab nothing more (the fake fails on
     # any other call)
     await run_jobs(client)
 

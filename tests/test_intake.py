@@ -335,17 +335,18 @@ async def test_urls_with_a_nul_are_refused(any_client: TestClient[Any, Any]) -> 
 async def test_real_payloads_are_accepted(client: TestClient[Any, Any]) -> None:
     names = [path.name for path in (FIXTURES / "github").glob("*.json")]
     handled = sorted(name for name in names if name.split(".")[0] in PAYLOADS)
-    assert len(handled) == 14
+    assert len(handled) == 15
     for name in handled:
         answer = await post_github(client, name.split(".")[0], fixture(f"github/{name}"))
         assert (answer.status, (await answer.json())["status"]) == (202, "accepted"), name
     gitlab = [
         ("Push Hook", "push_hook.json"),
         ("Pipeline Hook", "pipeline_hook.json"),
+        ("Merge Request Hook", "merge_request_hook.json"),
         *(("System Hook", path.name) for path in (FIXTURES / "gitlab").glob("system_*.json")),
         *(("Note Hook", path.name) for path in (FIXTURES / "gitlab").glob("note_hook_*.json")),
     ]
-    assert len(gitlab) == 8
+    assert len(gitlab) == 9
     for event, name in gitlab:
         answer = await client.post(
             "/webhooks/gitlab",
@@ -353,7 +354,7 @@ async def test_real_payloads_are_accepted(client: TestClient[Any, Any]) -> None:
             headers={**GITLAB, "X-Gitlab-Event": event},
         )
         assert (answer.status, (await answer.json())["status"]) == (202, "accepted"), name
-    assert await stored(client) == (22, 22, 0)
+    assert await stored(client) == (24, 24, 0)
 
 
 def _without(payload: dict[str, Any], *path: str) -> dict[str, Any]:

@@ -26,12 +26,14 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot import markdown, texts
-from bot.engine import reports
+from bot.engine import premerge, reports
 from bot.engine.issues import Owner, culprit_comment, culprit_marker
 from bot.models import Bisect, Event
 from bot.names import GITHUB_OWNER, GITLAB_OWNER
 from bot.notify.irc import clean
 from bot.notify.message import Message, irc, slack
+from bot.premerge import Row as PremergeRow
+from bot.premerge import Shown, describe
 from bot.results import FLAKY_HINT, Result, Verdict
 from config.repo_config import ConfigProblem
 
@@ -496,6 +498,39 @@ def test_a_culprit_search_answer_holds_nothing_live_but_its_own(**values: Any) -
     )
 
 
+premerge_rows = st.lists(
+    st.builds(
+        Shown,
+        name=st.one_of(st.just(""), medium),
+        row=st.sampled_from(list(PremergeRow)),
+        required=st.booleans(),
+        detail=st.one_of(st.just(""), medium),
+        url=urls,
+        base_url=urls,
+    ),
+    min_size=1,
+    max_size=6,
+).flatmap(lambda few: st.sampled_from([few, few * 60]))
+
+
+@given(shown=premerge_rows, base=shas, head=shas)
+def test_a_pre_merge_summary_and_comment_hold_nothing_live_but_their_own(
+    shown: list[Shown], base: str | None, head: str | None
+) -> None:
+    page = "https://conjunction.test/changes/github.com/acme/lib/7"
+    summary = premerge.summary_of(shown, base=base, head=head, page=page)
+    links = [page, *[url for row in shown for url in (row.url, row.base_url)]]
+    seen = assert_inert(summary, links=links, limit=GITHUB_SUMMARY - 1)
+    assert all(cells == 4 for cells in seen["rows"]), "every row of the table is whole"
+    comment = texts.render(
+        "premerge_comment.md",
+        marker=premerge.MARKER,
+        description=describe(shown),
+        summary=summary,
+    )
+    assert_inert(comment, links=links, markers=[premerge.MARKER])
+
+
 @given(
     kind=st.sampled_from(
         [
@@ -532,6 +567,7 @@ def test_answers_to_commands_hold_nothing_live_of_the_comment(
         limit=5,
         change_word="pull or merge request",
         reason=reason,
+        answer=reason,
         downstream=downstream,
         trace_url=trace,
     )
@@ -554,6 +590,8 @@ def test_every_posted_template_is_among_those_filled_here() -> None:
         "owners.md",
         "config_valid.md",
         "culprit.md",
+        "premerge.md",
+        "premerge_comment.md",
         "command_reply.md",
         "command_help.md",
     }

@@ -584,6 +584,7 @@ def test_schema_describes_the_file():
         "report",
         "issues",
         "notify",
+        "premerge",
     }
 
 

@@ -7,14 +7,16 @@ loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the ve
 confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), `changes` (what
 changed since a pair last passed), `reports` (the aggregate on
 the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
-`bisects` (culprit searches), `timeouts`, `commands` (commands in comments: acknowledged,
-checked, carried out) — each deciding in pure functions and acting through the code host and
-runner interfaces (`bot.codehost`, `bot.runner`).
+`bisects` (culprit searches), `premerge` (a change run against its downstreams, CONTRACT §8),
+`timeouts`, `commands` (commands in comments: acknowledged, checked, carried out) — each
+deciding in pure functions and acting through the code host and runner interfaces
+(`bot.codehost`, `bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -28,6 +30,7 @@ from bot.engine import (
     indexing,
     issues,
     notify,
+    premerge,
     reports,
     results,
     timeouts,
@@ -36,10 +39,12 @@ from bot.engine.commands import CommentPosted, Premerge
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
+from bot.engine.premerge import PremergeStarted
 from bot.engine.results import FinishedPipeline, ResultConflict
 from bot.models import Event
 from bot.queue import JobHandler
 from bot.results import Result
+from bot.runs import Change
 from config.repo_config import ConfigError
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "CommentPosted",
     "Engine",
     "FinishedPipeline",
+    "PremergeStarted",
     "ResultConflict",
     "UnknownEvent",
     "UpstreamSuccess",
@@ -77,6 +83,21 @@ class Engine(Context):
 
     async def record_result(self, event_id: str, result: Result | str, **values: Any) -> Event:
         return await results.record_result(self, event_id, result, **values)
+
+    async def premerge(
+        self,
+        change: Change,
+        *,
+        only: Sequence[str] = (),
+        retry: bool = False,
+        commanded: bool = False,
+    ) -> PremergeStarted:
+        """Pre-merge runs of the change's head (CONTRACT §8); `reason` says why none started."""
+        return await premerge.premerge(self, change, only=only, retry=retry, commanded=commanded)
+
+    async def change_updated(self, change: Change) -> PremergeStarted:
+        """A change opened, pushed to, reopened, closed or merged (the forges' hooks)."""
+        return await premerge.change_updated(self, change)
 
     async def comment_posted(self, posted: CommentPosted) -> None:
         """The commands of a new comment (`/conjunction …`), acted on once."""
@@ -109,6 +130,7 @@ class Engine(Context):
         return {
             "trigger": partial(dispatch.start_trigger, self),
             "report": partial(reports.post_report, self),
+            "premerge_report": partial(premerge.post_report, self),
             "issues": partial(issues.update_issues, self),
             "chain": partial(results.continue_chain, self),
             "changes": partial(changes.record_changes, self),

@@ -14,6 +14,7 @@ from bot.engine.context import Context, config_of
 from bot.engine.results import record_result
 from bot.models import Event, Project, utcnow
 from bot.names import host_of, project_key
+from bot.premerge import KIND
 from bot.queue import RetryLater
 from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
@@ -40,15 +41,18 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         build = await upstream_build(session, event, parent) if parent is not None else None
     if parent is None or downstream is None:
         return
+    change = event.change_url if event.change_number is not None else None
+    step = Step(event.step).sent if event.step else None
     request = TriggerRequest(
         event_id=event.id,
         project=downstream.name,
         upstream=parent.project,
         # a confirming re-run may run against the upstream commit the pair last passed with
         upstream_sha=event.upstream_sha or parent.sha or "",
-        # a culprit search's commit that was never built is on its failure's branch
+        # a culprit search's commit that was never built is on its failure's branch; a change's
+        # baseline runs on its base commit, of the branch it would merge into
         upstream_ref=(build.ref if build else parent.ref if event.step == Step.BISECT else None)
-        or "",
+        or (upstream.default_branch if upstream and event.step == Step.BASELINE else ""),
         upstream_url=build.url if build else None,
         callback_url=ctx.callback_url(event.id),
         callback_token=ctx.signer.token(event.id),
@@ -60,6 +64,9 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         depth=event.depth,
         artifacts=(build.artifacts if build else None) or (),
         sent_at=event.sending_at,
+        change=change,
+        kind=KIND if change else None,
+        step=step,
     )
     runner = ctx.adapters.runner(request.project, request.trigger)
     try:

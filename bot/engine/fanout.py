@@ -309,7 +309,11 @@ async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set
     """Downstreams already triggered for this upstream commit (by another of its pipelines)."""
     if success.sha is None:
         return set()
-    sources = select(Event.id).where(Event.project == success.project, Event.sha == success.sha)
+    sources = select(Event.id).where(
+        Event.project == success.project,
+        Event.sha == success.sha,
+        Event.change_number.is_(None),  # a pre-merge run of the same commit is no merged run
+    )
     rows = await session.scalars(
         select(Event.project).where(Event.kind == "trigger", Event.parent_id.in_(sources))
     )

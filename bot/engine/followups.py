@@ -76,6 +76,8 @@ async def _follow(
     """One job of `kind` for the event, absorbed by one already waiting (of the same
     `variant`), keyed by the owner of the event's project."""
     event = await session.get(Event, event_id)
+    if kind == "report" and event is not None and event.change_number is not None:
+        kind = "premerge_report"  # a change's head: its pre-merge report (`bot.engine.premerge`)
     await JobQueue.enqueue(
         session,
         kind,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import metrics
-from bot.engine import bisects, effects, followups
+from bot.engine import bisects, effects, followups, premerge
 from bot.engine.context import Context, UnknownEvent, config_of
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.models import Event, Project, Subscription, TriggerResult, utcnow
@@ -222,6 +222,9 @@ async def record_result(
         replaced = _take_result(session, event, decided, final, attempt, reason, reported)
         if decided is Outcome.KEEP:
             return event
+        if premerge.is_premerge(event):  # a change's run: its own row, not the pair's history
+            await premerge.finished(ctx, session, event)
+            return event
         if event.step == Step.BISECT:  # a culprit search's step: its search moves on
             await bisects.step_finished(ctx, session, event)
             return event
@@ -397,6 +400,7 @@ def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
         # failure's, and baselines and bisect steps answer a question of their own: none is
         # part of the pair's history
         Event.step == Step.FIRST,
+        Event.change_number.is_(None),  # nor are runs of an unmerged change (pre-merge)
         Event.id != event.id,
         Event.created_at <= event.created_at,
     )

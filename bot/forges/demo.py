@@ -107,6 +107,8 @@ class DemoForge:
         self.issues: list[Issue] = []
         self.reports: dict[str, PostedReport] = {}  # by commit sha
         self.config_reports: dict[str, str] = {}  # by commit sha: what the config check said
+        self.changes: list[Commit] = []  # heads of unmerged changes, not on any default branch
+        self.writers: set[str] = set()  # who may write to every project
         self._numbers = itertools.count(1)
 
     # the simulated repositories
@@ -123,11 +125,17 @@ class DemoForge:
         self.commits.setdefault(project, []).append(commit)
         return commit
 
+    def change_commit(self, project: str, message: str) -> Commit:
+        """A commit of an unmerged change: not on the default branch."""
+        commit = Commit(project, secrets.token_hex(20), message, utcnow())
+        self.changes.append(commit)
+        return commit
+
     def head(self, project: str) -> Commit:
         return self.commits[project][-1]
 
     def find_commit(self, sha: str) -> Commit | None:
-        for commits in self.commits.values():
+        for commits in [*self.commits.values(), self.changes]:
             for commit in commits:
                 if commit.sha == sha:
                     return commit
@@ -179,7 +187,10 @@ class DemoForge:
             result=result,
             pipeline=PIPELINE,
             run_id=str(run.number),
-            title=f"{PIPELINE} #{run.number}",
+            # a run Conjunction started names its event, as a real CI's run name does: its
+            # result is its trigger's even when it ends before the start was recorded
+            title=f"{PIPELINE} #{run.number}"
+            + (f" (conjunction {run.request.event_id})" if run.request else ""),
             url=self.run_url(run.number),
             started_by="push" if run.request is None else "dispatch",
         )
@@ -264,6 +275,9 @@ class DemoForge:
         issue.comments.append(body)
         issue.state = "closed"
 
+    async def can_write(self, project: str, user: str) -> bool:
+        return user in self.writers
+
     async def report_config(self, project: str, sha: str, error: ConfigError | None) -> None:
         self.config_reports[sha] = str(error) if error else ".conjunction.yml is valid"
 
@@ -272,9 +286,6 @@ class DemoForge:
 
     def profile_url(self, owner: str) -> None:
         return None  # the simulated forge has no pages of people
-
-    async def can_write(self, project: str, user: str) -> bool:
-        return True  # the simulated forge's one person, at this machine, owns every project
 
     async def get_change(self, project: str, number: int) -> Change | None:
         return None  # it has no pull requests

@@ -60,6 +60,7 @@ def trigger_event(request: TriggerRequest) -> dict[str, Any]:
         "depth": request.depth,
         "owners": list(request.owners),
         "artifacts": [dict(artifact) for artifact in request.artifacts],
+        **request.run_fields(),
     }
 
 
@@ -72,6 +73,8 @@ def placeholder_values(request: TriggerRequest) -> dict[str, str]:
         if name in body_template.PLACEHOLDERS
     }
     values["artifacts"] = json.dumps(event["artifacts"])
+    for name in ("change", "kind", "step"):
+        values.setdefault(name, "")  # an ordinary run: empty
     return values
 
 

@@ -13,7 +13,9 @@ from bot.badges import Tally, change
 from bot.durations import figures, pair_durations
 from bot.models import Event, Project, Subscription
 from bot.names import project_key
+from bot.premerge import KIND
 from bot.results import FLAKY_HINT, Result, Verdict
+from bot.runs import Step
 from bot.views.history import upstream_build
 from bot.views.session import reading
 from bot.views.sources import PROJECT_SOURCES, latest_tallies, recent_sources
@@ -49,6 +51,10 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "via": event.via,
         "step": event.step,  # a trigger's: a bot.runs.Step
         "state": event.state,  # a trigger's: a bot.runs.TriggerState
+        # a change (an unmerged pull/merge request) and, for a trigger, the kind, step and
+        # change its CI was sent (CONTRACT §8); a private upstream's change stays with it
+        "change_request": _change_request(event) if upstream_visible else None,
+        "sent": _sent(event, upstream_visible),
         "attempt": event.attempt,
         "confirmation": _confirmation(event),  # a failure being or once confirmed
         "confirms": event.confirms_id
@@ -63,6 +69,24 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
         "finished_at": event.finished_at.isoformat() if event.finished_at else None,
+    }
+
+
+def _change_request(event: Event) -> dict[str, Any] | None:
+    if event.change_number is None:
+        return None
+    return {"number": event.change_number, "url": event.change_url, "base_sha": event.base_sha}
+
+
+def _sent(event: Event, upstream_visible: bool) -> dict[str, Any] | None:
+    """A trigger's `kind`, `step` and `change` as its CI was sent them (None: not sent)."""
+    if event.kind != "trigger":
+        return None
+    premerge = event.change_number is not None
+    return {
+        "kind": KIND if premerge else None,
+        "step": Step(event.step).sent if event.step else None,
+        "change": event.change_url if premerge and upstream_visible else None,
     }
 
 
@@ -162,6 +186,7 @@ async def project_view(
                 Event.kind == "trigger",
                 Event.confirms_id.is_(None),
                 Event.result.is_not(None),
+                Event.change_number.is_(None),  # pre-merge runs are no pair's history
             )
             .order_by(Event.created_at.desc())
             .limit(PAIR_SCAN)

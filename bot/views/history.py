@@ -58,6 +58,7 @@ async def last_passed(session: AsyncSession, event: Event) -> Event | None:
             Event.project == event.project,
             Event.upstream == event.upstream,
             Event.step.in_([Step.FIRST, Step.RETRY]),
+            Event.change_number.is_(None),  # pre-merge runs are no pair's history
             Event.id != event.id,
             Event.created_at <= event.created_at,
             or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),

@@ -98,7 +98,11 @@ async def _breakages(session: AsyncSession, hidden: set[str]) -> list[Breakage]:
     decisive = [result for result in Result if result.decisive]
     rows = await session.scalars(
         select(Event)
-        .where(Event.kind == "trigger", Event.result.in_(decisive))
+        .where(
+            Event.kind == "trigger",
+            Event.result.in_(decisive),
+            Event.change_number.is_(None),  # an unmerged change breaks nothing yet
+        )
         .order_by(Event.created_at.desc())
         .limit(RECENT_CHILDREN)
     )

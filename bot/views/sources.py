@@ -59,7 +59,11 @@ async def recent_sources(
     query = (
         select(parent, Event)
         .join(parent, Event.parent_id == parent.id)
-        .where(Event.result.is_distinct_from(Result.SKIPPED), Event.confirms_id.is_(None))
+        .where(
+            Event.result.is_distinct_from(Result.SKIPPED),
+            Event.confirms_id.is_(None),
+            Event.change_number.is_(None),  # pre-merge runs are shown with their change
+        )
         .order_by(parent.created_at.desc(), Event.created_at)
         .limit(limit)
     )
@@ -87,6 +91,7 @@ async def latest_tallies(
                 .where(
                     func.lower(Event.project) == project.key,
                     Event.result == Result.SUCCESS,
+                    Event.change_number.is_(None),  # a change's pre-merge runs: not a badge's
                 )
                 .order_by(Event.created_at.desc())
                 .limit(RECENT_BUILDS)

@@ -12,7 +12,14 @@ from gidgethub.abc import GitHubAPI
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.github import check_suite, installation, issue_comment, push, workflow_run
+from handlers.github import (
+    check_suite,
+    installation,
+    issue_comment,
+    pull_request,
+    push,
+    workflow_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +28,7 @@ router = routing.Router(
     push.router,
     workflow_run.router,
     check_suite.router,
+    pull_request.router,
     issue_comment.router,
 )
 

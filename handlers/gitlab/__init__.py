@@ -13,13 +13,14 @@ from typing import Any
 
 from bot.engine import Engine
 from bot.models import Delivery
-from handlers.gitlab import note, pipeline, push, system
+from handlers.gitlab import merge_request, note, pipeline, push, system
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
+    "Merge Request Hook": merge_request.on_merge_request,
     "Note Hook": note.on_note,
     "Pipeline Hook": pipeline.on_pipeline,
     "Push Hook": push.on_push,

@@ -28,7 +28,6 @@ import cachetools
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
-    STATUS_CONTEXT,
     CommentRef,
     Commit,
     CommitRange,
@@ -227,7 +226,7 @@ class GiteaHost:
             await self._set_status(
                 project,
                 sha,
-                STATUS_CONTEXT,
+                report.status_context,
                 STATES[report.state],
                 report.description,
                 report.target_url,

@@ -19,8 +19,6 @@ import yaml
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
-    REPORT_NAME,
-    STATUS_CONTEXT,
     CommentRef,
     Commit,
     CommitRange,
@@ -63,6 +61,7 @@ PERMISSION_REASON = (
 
 
 ARTIFACTS_INPUT = "upstream_artifacts"
+RUN_INPUTS = "conjunction_"  # conjunction_change, conjunction_kind, conjunction_step when declared
 WORKFLOW_CACHE_SECONDS = 600
 MAX_WORKFLOW_BYTES = 64 * 1024  # a workflow file read for its inputs; a larger one declares none
 
@@ -124,20 +123,20 @@ class GitHubForge:
         self._clients = clients
         self._host = host.lower()
         self._web_url = web_url.rstrip("/")
-        # (project, sha) -> id of our check run on that commit
-        self._check_runs: cachetools.TTLCache[tuple[str, str], int] = cachetools.TTLCache(
+        # (project, sha, check name) -> id of our check run of that name on that commit
+        self._check_runs: cachetools.TTLCache[tuple[str, str, str], int] = cachetools.TTLCache(
             maxsize=4096, ttl=24 * 3600
         )
-        self._check_run_locks: cachetools.LRUCache[tuple[str, str], asyncio.Lock] = (
+        self._check_run_locks: cachetools.LRUCache[tuple[str, str, str], asyncio.Lock] = (
             cachetools.LRUCache(maxsize=4096)
         )
         # (project, label name) known to exist
         self._labels: cachetools.TTLCache[tuple[str, str], bool] = cachetools.TTLCache(
             maxsize=4096, ttl=24 * 3600
         )
-        # (project, workflow, ref) -> whether the workflow declares the upstream_artifacts input
-        self._takes_artifacts: cachetools.TTLCache[tuple[str, str, str], bool] = (
-            cachetools.TTLCache(maxsize=4096, ttl=WORKFLOW_CACHE_SECONDS)
+        # (project, workflow, ref) -> the workflow_dispatch inputs the workflow declares
+        self._inputs: cachetools.TTLCache[tuple[str, str, str], set[str]] = cachetools.TTLCache(
+            maxsize=4096, ttl=WORKFLOW_CACHE_SECONDS
         )
 
     def _repo(self, project: str) -> tuple[str, str]:
@@ -231,8 +230,13 @@ class GitHubForge:
             "upstream_sha": request.upstream_sha,
             "upstream_ref": request.upstream_ref,
         }
-        if request.artifacts and await self._takes_artifacts_input(request.project, workflow, ref):
+        if request.artifacts and await self._takes_input(
+            request.project, workflow, ref, ARTIFACTS_INPUT
+        ):
             inputs[ARTIFACTS_INPUT] = json.dumps(list(map(dict, request.artifacts)))
+        for name, value in request.run_fields().items():
+            if await self._takes_input(request.project, workflow, ref, RUN_INPUTS + name):
+                inputs[RUN_INPUTS + name] = value
         body = {"ref": ref, "inputs": inputs, "return_run_details": True}
         try:
             data = await self._call(
@@ -267,14 +271,15 @@ class GitHubForge:
         url = data.get("html_url") or f"{self._web_url}/{owner}/{repo}/actions/runs/{run_id}"
         return PipelineStarted(url=url, run_id=run_id)
 
-    async def _takes_artifacts_input(self, project: str, workflow: str, ref: str) -> bool:
-        """Whether the workflow file declares the `upstream_artifacts` input: GitHub refuses a
-        dispatch with an input the workflow does not declare."""
+    async def _takes_input(self, project: str, workflow: str, ref: str, name: str) -> bool:
+        """Whether the workflow file declares the input (`upstream_artifacts`,
+        `conjunction_change`, ...): GitHub refuses a dispatch with an input the workflow does
+        not declare. The file is read once for all of them."""
         key = (project_key(project), workflow, ref)
-        if key not in self._takes_artifacts:
+        if key not in self._inputs:
             text = await self.read_file(project, f".github/workflows/{workflow}", ref)
-            self._takes_artifacts[key] = ARTIFACTS_INPUT in _dispatch_inputs(text or "")
-        return self._takes_artifacts[key]
+            self._inputs[key] = _dispatch_inputs(text or "")
+        return name in self._inputs[key]
 
     async def _dispatch_repository(self, request: TriggerRequest) -> PipelineStarted:
         owner, repo = self._repo(request.project)
@@ -288,6 +293,7 @@ class GitHubForge:
         }
         if request.artifacts:
             payload["artifacts"] = list(map(dict, request.artifacts))
+        payload.update(request.run_fields())
         body = {"event_type": "conjunction", "client_payload": payload}
         try:
             await self._call(request.project, "POST", "/repos/{owner}/{repo}/dispatches", data=body)
@@ -318,7 +324,7 @@ class GitHubForge:
                 "state": report.state,
                 "target_url": report.target_url,
                 "description": _cut(report.description, STATUS_DESCRIPTION_LIMIT),
-                "context": STATUS_CONTEXT,
+                "context": report.status_context,
             },
             sha=sha,
         )
@@ -335,7 +341,7 @@ class GitHubForge:
             body.update(status="completed", conclusion=report.conclusion)
         else:
             body["status"] = "in_progress"
-        key = (project_key(project), sha)
+        key = (project_key(project), sha, report.check_name)
         # two reports of one commit at once (a progress report beside another) find or make
         # one check run between them, never two
         async with self._check_run_locks.setdefault(key, asyncio.Lock()):
@@ -346,7 +352,7 @@ class GitHubForge:
                     "GET",
                     "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name}",
                     sha=sha,
-                    check_name=REPORT_NAME,
+                    check_name=report.check_name,
                 )
                 runs = found.get("check_runs") or []
                 if runs:
@@ -356,7 +362,7 @@ class GitHubForge:
                     project,
                     "POST",
                     "/repos/{owner}/{repo}/check-runs",
-                    data={"name": REPORT_NAME, "head_sha": sha, **body},
+                    data={"name": report.check_name, "head_sha": sha, **body},
                 )
                 self._check_runs[key] = int(created["id"])
                 return

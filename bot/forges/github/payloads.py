@@ -140,6 +140,34 @@ class Status(Envelope):
     repository: Repository
 
 
+class User(Strict):
+    login: Name | None = None
+
+
+class PullRequestRepository(Strict):
+    full_name: FullName | None = None
+
+
+class PullRequestSide(Strict):
+    sha: Sha
+    repo: PullRequestRepository | None = None  # null once a fork is deleted
+
+
+class PullRequest(Strict):
+    number: Annotated[int, Field(ge=1, le=INT32)]
+    html_url: Url
+    state: str
+    merged: bool | None = None
+    title: str | None = None
+    user: User | None = None
+    head: PullRequestSide
+    base: PullRequestSide
+
+
+class PullRequestEvent(Envelope):
+    pull_request: PullRequest
+
+
 class Commented(Strict):
     """The issue or pull request a comment is on: a pull request carries `pull_request`."""
 
@@ -170,6 +198,7 @@ PAYLOADS: dict[str, type[Envelope]] = {
     "installation_repositories": InstallationRepositories,
     "issue_comment": IssueCommentEvent,
     "ping": Envelope,
+    "pull_request": PullRequestEvent,
     "push": Push,
     "status": Status,
     "workflow_run": WorkflowRunEvent,

@@ -20,7 +20,6 @@ from gitlab.v4.objects import Project
 from bot import markdown
 from bot.codehost import (
     COMMITS_LISTED,
-    STATUS_CONTEXT,
     CommentRef,
     Commit,
     CommitRange,
@@ -127,6 +126,8 @@ def pipeline_variables(request: TriggerRequest) -> list[dict[str, str]]:
     }
     if request.artifacts:
         values["CONJUNCTION_UPSTREAM_ARTIFACTS"] = json.dumps(list(request.artifacts))
+    for name, value in request.run_fields().items():
+        values[f"CONJUNCTION_{name.upper()}"] = value
     return [
         {"key": key, "value": value, "variable_type": "env_var"} for key, value in values.items()
     ]
@@ -264,7 +265,7 @@ class GitLabHost:
             await self._set_status(
                 project,
                 sha,
-                STATUS_CONTEXT,
+                report.status_context,
                 STATES[report.state],
                 report.description,
                 report.target_url,

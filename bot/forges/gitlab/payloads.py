@@ -81,6 +81,37 @@ class SystemHook(PushHook):
         return self
 
 
+class LastCommit(Strict):
+    id: Sha
+
+
+class DiffRefs(Strict):
+    base_sha: Sha | None = None
+
+
+class MergeRequest(Strict):
+    iid: int
+    url: Url
+    action: str | None = None
+    state: str | None = None
+    title: Text | None = None
+    source_project_id: int | None = None
+    target_project_id: int | None = None
+    last_commit: LastCommit
+    oldrev: Sha | None = None
+    diff_refs: DiffRefs | None = None
+
+
+class MergeRequestUser(Strict):
+    username: Name | None = None
+
+
+class MergeRequestHook(Strict):
+    object_attributes: MergeRequest
+    project: PipelineProject
+    user: MergeRequestUser | None = None
+
+
 class Note(Strict):
     id: int
     note: Text | None = None
@@ -114,4 +145,5 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "Pipeline Hook": PipelineHook,
     "Note Hook": NoteHook,
     "System Hook": SystemHook,
+    "Merge Request Hook": MergeRequestHook,
 }
