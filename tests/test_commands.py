@@ -72,7 +72,7 @@ def test_a_command_fits_where_the_table_says() -> None:
 
 @dataclass(frozen=True)
 class Started:
-    started: list[str] = field(default_factory=list)
+    downstreams: list[str] = field(default_factory=list)
     reason: str | None = None
 
 

@@ -540,7 +540,6 @@ def test_a_pre_merge_summary_and_comment_hold_nothing_live_but_their_own(
             "too_many",
             "bisect",
             "no_change",
-            "premerge_unavailable",
             "premerge_not_started",
             "retry_started",
             "retry_running",

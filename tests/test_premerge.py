@@ -19,6 +19,7 @@ from testkit.payloads import fixture, workflow_run
 from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
 from tests.fakegitlab import FakeGitLab, encoded, pipeline_hook, post_gitlab
+from tests.test_commands import comment as command_comment
 from tests.test_flow import index, report_status, upstream_of
 from tests.test_github_e2e import contents, expect_dispatch
 from tests.test_github_e2e import github as github  # the service with the fake GitHub (fixture)
@@ -333,12 +334,17 @@ async def test_when_command_runs_only_on_command_and_by_name(
 
     engine = runtime(client).engine
     change = Change(LIB, 7, PR_URL, HEAD, BASE, author="libby")
-    assert (await engine.premerge(change, only=["tool"], commanded=True)).downstreams == (TOOL,)
+    forge.pulls[(LIB, 7)] = change
+    # a writer's `/conjunction test tool` on the pull request, through the real engine
+    asked = command_comment("acme/lib", 7, "/conjunction test tool", user="libby", pull=True)
+    await post_github(client, "issue_comment", asked)
+    await run_jobs(client)
+    assert [request.project for _, request in forge.of("start_pipeline")] == [TOOL]
+    assert forge.of("reply") == []  # started: the pre-merge report says the rest
     unknown = await engine.premerge(change, only=["nope"], commanded=True)
     assert unknown.reason == (
         "no downstream of github.com/acme/lib that runs against its changes is named nope"
     )
-    await run_jobs(client)
     [(_, tool)] = forge.of("start_pipeline")
     await report_status(client, tool.event_id, "failure")
     await run_jobs(client)

@@ -35,7 +35,7 @@ from bot.engine import (
     results,
     timeouts,
 )
-from bot.engine.commands import CommentPosted, Premerge
+from bot.engine.commands import CommentPosted
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
@@ -101,8 +101,7 @@ class Engine(Context):
 
     async def comment_posted(self, posted: CommentPosted) -> None:
         """The commands of a new comment (`/conjunction …`), acted on once."""
-        premerge = self if isinstance(self, Premerge) else None
-        await commands.comment_posted(self, posted, premerge)
+        await commands.comment_posted(self, posted, self)
 
     async def has_downstreams(self, project: str) -> bool:
         async with self.sessions() as session:

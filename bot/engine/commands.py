@@ -51,7 +51,7 @@ class PremergeOutcome(Protocol):
     """What a pre-merge start did: the downstreams started, or why none was."""
 
     @property
-    def started(self) -> Sequence[str]: ...
+    def downstreams(self) -> Sequence[str]: ...
 
     @property
     def reason(self) -> str | None: ...
@@ -71,7 +71,7 @@ class Premerge(Protocol):
     ) -> PremergeOutcome: ...
 
 
-async def comment_posted(ctx: Context, posted: CommentPosted, premerge: Premerge | None) -> None:
+async def comment_posted(ctx: Context, posted: CommentPosted, premerge: Premerge) -> None:
     """Act on the commands of a new comment, once however often it is delivered."""
     commands = parse(posted.body)
     host = ctx.adapters.host(posted.comment.project)
@@ -143,7 +143,7 @@ async def _act(
     place: Place,
     link: IssueLink | None,
     command: Command,
-    premerge: Premerge | None,
+    premerge: Premerge,
     author: str,
 ) -> str | None:
     """Carry out one command; its answer, when it has one."""
@@ -165,18 +165,16 @@ async def _act(
 
 
 async def _premerge(
-    host: CodeHost, comment: CommentRef, command: Command, premerge: Premerge | None
+    host: CodeHost, comment: CommentRef, command: Command, premerge: Premerge
 ) -> str | None:
     """`test` or `retry` on a pull or merge request: pre-merge runs of its head commit."""
     change = await host.get_change(comment.project, comment.number)
     if change is None:
         return _say("no_change", change_word="pull or merge request")
-    if premerge is None:
-        return _say("premerge_unavailable")
     started = await premerge.premerge(
         change, only=list(command.args), retry=command.verb is Verb.RETRY, commanded=True
     )
-    if started.started:
+    if started.downstreams:
         return None  # the pre-merge report on the change says the rest
     return _say("premerge_not_started", reason=(started.reason or "no downstream").rstrip("."))
 
