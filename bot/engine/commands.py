@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -57,7 +57,6 @@ class PremergeOutcome(Protocol):
     def reason(self) -> str | None: ...
 
 
-@runtime_checkable
 class Premerge(Protocol):
     """Pre-merge runs of a change (CONTRACT §8), as `/conjunction test` and `retry` start them."""
 
