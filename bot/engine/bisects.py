@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,13 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import bisect as core
 from bot import texts
 from bot.codehost import Commit
-from bot.engine import followups
-from bot.engine.context import Context, new_event_id
+from bot.engine import effects, followups
+from bot.engine.context import Context
 from bot.models import Bisect, Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
-from bot.runs import Step, TriggerState
+from bot.runs import Step
 from bot.texts import short
 from config.repo_config import Upstream
 
@@ -335,27 +334,7 @@ async def _step_event(ctx: Context, session: AsyncSession, failure: Event, sha: 
         .order_by(Event.created_at.desc())
         .limit(1)
     )
-    event = Event(
-        id=new_event_id(),
-        kind="trigger",
-        project=failure.project,
-        upstream=failure.upstream,
-        parent_id=failure.parent_id,
-        root_id=failure.root_id,
-        depth=failure.depth,
-        confirms_id=failure.id,
-        step=Step.BISECT,
-        state=TriggerState.PLANNED,
-        chain=failure.chain,
-        upstream_sha=sha,
-        upstream_build_id=build,
-        deadline_at=utcnow() + timedelta(seconds=ctx.settings.result_timeout),
-    )
-    session.add(event)
-    await JobQueue.enqueue(
-        session, "trigger", {"event_id": event.id}, concurrency_key=owner_of(event.project)
-    )
-    return event
+    return await effects.start_again(ctx, session, failure, Step.BISECT, sha, build)
 
 
 async def of_failures(session: AsyncSession, failure_ids: Sequence[str]) -> dict[str, Bisect]:
