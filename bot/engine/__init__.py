@@ -2,15 +2,15 @@
 
 One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
 and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
-them), `results` (which trigger a finished pipeline answers; its result recorded, its snapshot
-loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the verdict, a
-confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated), `changes` (what
-changed since a pair last passed), `reports` (the aggregate on
-the upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels),
-`bisects` (culprit searches), `premerge` (a change run against its downstreams, CONTRACT §8),
-`timeouts`, `commands` (commands in comments: acknowledged, checked, carried out) — each
-deciding in pure functions and acting through the code host and runner interfaces
-(`bot.codehost`, `bot.runner`).
+them), `matching` (which trigger a finished pipeline answers), `results` (its result recorded,
+its snapshot loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the
+verdict, a confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated),
+`changes` (what changed since a pair last passed), `reports` (the aggregate on the upstream
+commit), `issues` (breakage issues), `notify` (telling a pair's channels), `bisects` (culprit
+searches), `premerge` (a change run against its downstreams, CONTRACT §8), `timeouts`,
+`commands` (commands in comments: acknowledged, checked, carried out) — each deciding in pure
+functions and acting through the code host and runner interfaces (`bot.codehost`,
+`bot.runner`).
 `Engine` gathers them for handlers and jobs.
 """
 
@@ -39,8 +39,9 @@ from bot.engine.commands import CommentPosted
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess
 from bot.engine.indexing import CONFIG_PATH
+from bot.engine.matching import FinishedPipeline
 from bot.engine.premerge import PremergeStarted
-from bot.engine.results import FinishedPipeline, ResultConflict
+from bot.engine.results import ResultConflict
 from bot.models import Event
 from bot.queue import JobHandler
 from bot.results import Result

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.engine import Engine, FinishedPipeline
-from bot.engine.results import EVENT_ID, StartedBy
+from bot.engine.matching import EVENT_ID, StartedBy
 from bot.forges.gitea.host import GiteaHost, timestamp, workflow_file
 from bot.models import Event
 from bot.names import project_key

@@ -9,7 +9,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.engine import Engine, FinishedPipeline
-from bot.engine.results import StartedBy
+from bot.engine.matching import StartedBy
 from bot.forges.github import tags
 from bot.forges.github.artifacts import run_artifacts
 from bot.forges.github.payloads import timestamp

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.engine import Engine, FinishedPipeline, ResultConflict
-from bot.engine.results import StartedBy
+from bot.engine.matching import StartedBy
 from bot.forges.gitlab.host import GitLabHost
 from bot.models import Event
 from bot.names import project_key

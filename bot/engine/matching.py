@@ -1,0 +1,118 @@
+"""Which run is a result (CONTRACT §7): the trigger event a finished pipeline is tied to, by
+its run id, the event id it names, or — for a GitHub dispatch that came back without a run id —
+the one waiting trigger whose dispatch it alone fits. Nothing else is a trigger's result."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine.context import config_of
+from bot.models import Event, Project
+from bot.names import project_key
+from bot.results import Result
+from bot.runner import CLOCK_SLACK, Artifact
+from bot.runs import Origin, TriggerState
+
+EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+# How a run started: a dispatch of Conjunction's (GitHub's two kinds, or a CI's own API), a
+# push, a pull request, or a report that cannot say (a commit status, a check suite).
+StartedBy = Literal[
+    "workflow_dispatch", "repository_dispatch", "dispatch", "push", "pull_request", "unknown"
+]
+
+
+@dataclass(frozen=True)
+class FinishedPipeline:
+    """A pipeline that finished on a code host or CI system, in neutral terms."""
+
+    project: str
+    sha: str | None
+    ref: str | None
+    result: Result
+    ref_type: str = Origin.BRANCH
+    pipeline: str | None = None
+    run_id: str | None = None
+    title: str = ""  # text that may name the trigger event (run title, description, URL)
+    url: str | None = None
+    started_by: StartedBy = "unknown"
+    artifacts: Sequence[Artifact] = ()
+    # the CI's attempt of this run (GitHub `run_attempt`); None where the CI does not number
+    # them, and a later different result of the same run is a re-run
+    attempt: int | None = None
+    workflow: str | None = None  # the workflow file that ran (GitHub), e.g. "conjunction.yml"
+    created_at: datetime | None = None  # when the run was created, by the CI's clock
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A trigger event a run may answer, with how it was sent (`trigger:` of its downstream)."""
+
+    event: Event
+    workflow: str | None  # dispatched workflow file; None: a repository_dispatch
+    ref: str  # the ref it was dispatched on
+
+
+def match_trigger(candidates: Sequence[Waiting], run: FinishedPipeline) -> Event | None:
+    """The trigger event a run is the result of (CONTRACT §7, "which run is a result"): the one
+    whose run id it has; else the one it names (run title, description, target URL, a
+    CONJUNCTION_EVENT variable); else — for a GitHub run of a dispatch that came back without a
+    run id — the trigger still waiting whose dispatch it fits (the same kind of dispatch, the
+    dispatched workflow on the dispatched ref, created after it was sent) when it fits only one.
+    Nothing else: a status or check suite that names no event is never a result."""
+    if run.run_id is not None:
+        for candidate in candidates:
+            if candidate.event.run_id == run.run_id:
+                return candidate.event
+    named = set(EVENT_ID.findall(run.title))
+    for candidate in candidates:
+        if candidate.event.id in named:
+            return candidate.event
+    if run.started_by not in ("workflow_dispatch", "repository_dispatch"):
+        return None
+    fitting = [candidate.event for candidate in candidates if _fits_dispatch(candidate, run)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _fits_dispatch(candidate: Waiting, run: FinishedPipeline) -> bool:
+    event = candidate.event
+    sent = event.sending_at
+    if event.run_id is not None or event.result is not None or sent is None:
+        return False
+    if run.created_at is None or run.created_at < sent - CLOCK_SLACK:
+        return False
+    if candidate.workflow is None:
+        return run.started_by == "repository_dispatch" and run.ref == candidate.ref
+    return (
+        run.started_by == "workflow_dispatch"
+        and run.workflow == candidate.workflow
+        and run.ref == candidate.ref
+    )
+
+
+async def candidates(session: AsyncSession, run: FinishedPipeline) -> list[Waiting]:
+    """The trigger events of the run's project that it may answer, oldest first: the one with
+    its run id or the ones it names (finished too: a re-run in the CI), and those still waiting
+    for a run of theirs to be found."""
+    named = EVENT_ID.findall(run.title)
+    tied: list[ColumnElement[bool]] = [Event.id.in_(named)] if named else []
+    if run.run_id is not None:
+        tied.append(Event.run_id == run.run_id)
+    waiting = Event.state.in_([TriggerState.SENDING, TriggerState.STARTED]) & Event.run_id.is_(None)
+    rows = await session.scalars(
+        select(Event)
+        .where(Event.kind == "trigger", Event.project == run.project, or_(waiting, *tied))
+        .order_by(Event.created_at)
+    )
+    events = list(rows)
+    downstream = await session.get(Project, project_key(run.project))
+    trigger = config_of(downstream).trigger
+    default = downstream.default_branch if downstream else "main"
+    return [Waiting(event, trigger.workflow, trigger.ref or default) for event in events]
