@@ -8,7 +8,8 @@ someone else's repository. Each such value reaches Markdown only through this mo
   cell. Every Markdown punctuation character is backslash-escaped (no link, image, emphasis,
   heading, table break, HTML or entity), line breaks of any kind become spaces, control and
   bidirectional-override characters go, `@` is followed by a zero-width space (no mention, no
-  e-mail autolink) and bare `https://…` and `www.` are broken up so no forge linkifies them.
+  e-mail autolink), and bare `https://…`, `www.`, `#12` and `GH-12` are broken up so no forge
+  linkifies them. (A bare commit sha is left as it is: it can only link to a commit.)
   Long values are cut with "…".
 - `text(value)`: the same for several lines (an excerpt), each its own line.
 - `code(value)`: a code span that no content can close.
@@ -44,7 +45,8 @@ _ESCAPED = frozenset("\\`*_[]#|<>~&$")
 _LINE_START = re.compile(r"^(?:[-+=]|\d{1,9}(?=[.)]))")
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_AUTOLINK = re.compile(r"(?i)(?<=[a-z0-9])(:)(?=//)|\b(www)(?=\.)")
+# `https://`, `www.` and GitHub's `GH-12` (an issue of the repository posted to)
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z0-9])(:)(?=//)|\b(www)(?=\.)|\b(gh)(?=-\d)")
 # where a URL may not have these: they could end a link's destination, a table cell or an
 # autolink, or open another construct
 _URL_FORBIDDEN = frozenset("()[]<>\"'`\\|{}^ ")
@@ -65,7 +67,7 @@ def _cut(text: str, limit: int | None) -> str:
 
 
 def _escape(text: str) -> str:
-    text = _AUTOLINK.sub(lambda m: (m[1] or m[2]) + ZWSP, text)
+    text = _AUTOLINK.sub(lambda m: (m[1] or m[2] or m[3]) + ZWSP, text)
     out = []
     start = _LINE_START.match(text)
     if start is not None:  # `- x`, `+ x`, `=`, `1. x` or `1) x` would start a block

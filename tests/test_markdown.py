@@ -23,6 +23,8 @@ ZWSP = "\u200b"
         ("@alice and bob@example.com", f"\\@{ZWSP}alice and bob\\@{ZWSP}example.com"),
         ("see www.evil.example", f"see www{ZWSP}.evil.example"),
         ("fixes #12", f"fixes \\#{ZWSP}12"),
+        ("fixes GH-12 and gh-3", f"fixes GH{ZWSP}-12 and gh{ZWSP}-3"),
+        ("GHOST-1 high-5", "GHOST-1 high-5"),
         ("- item", "\\- item"),
         ("1. item", "1\\. item"),
         ("12) item", "12\\) item"),
