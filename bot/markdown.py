@@ -178,11 +178,12 @@ def sentence(value: object, limit: int | None = TEXT_LIMIT) -> str:
     )
 
 
-def mention(name: str, host: str) -> str:
+def mention(name: str, syntax: str) -> str:
     """`@name`, notifying them, when the name is one the forge's mention reads whole: a GitHub
-    login or team; on a host other than github.com, a GitLab user or group path too. Any other
-    name is shown as text."""
-    if GITHUB_OWNER.fullmatch(name) or (host != "github.com" and GITLAB_OWNER.fullmatch(name)):
+    login or team (on github.com and GitHub Enterprise alike); on a forge that spells names as
+    GitLab does (GitLab, Gitea, Forgejo), a user or group path too. Any other name is shown as
+    text. `syntax`: "github", or the forge's own spelling ("gitlab")."""
+    if GITHUB_OWNER.fullmatch(name) or (syntax != "github" and GITLAB_OWNER.fullmatch(name)):
         return f"@{name}"
     return inline(name)
 

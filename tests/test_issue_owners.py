@@ -32,6 +32,22 @@ def test_owners_on_the_issues_own_forge_are_mentioned() -> None:
     assert seen == [Owner("alice", True, "github.com"), Owner("acme/core", True, "github.com")]
 
 
+def test_names_are_read_as_the_forge_spells_them_not_as_its_host_is_called() -> None:
+    """A GitHub Enterprise host reads `@john.doe` as a mention of `john`, as github.com does;
+    GitLab reads the whole name, whatever its host is called."""
+    enterprise = GitHubForge(_no_client, host="git.acme.dev", web_url="https://git.acme.dev")  # type: ignore[arg-type]
+    on_enterprise = owners_seen_from(
+        Adapters.of(enterprise), "git.acme.dev/acme/app", "git.acme.dev/acme/lib", ["john.doe"]
+    )
+    assert on_enterprise == [Owner("john.doe", True, "git.acme.dev", syntax="github")]
+    on_gitlab = owners_seen_from(
+        adapters(), "gitlab.example.com/g/app", "gitlab.example.com/g/lib", ["john.doe"]
+    )
+    assert on_gitlab == [Owner("john.doe", True, "gitlab.example.com", syntax="gitlab")]
+    body = issue_body(downstream_owners=on_enterprise + on_gitlab, upstream_owners=[])
+    assert "Downstream owners: john.doe @john.doe\n" in body
+
+
 def test_owners_on_another_forge_are_linked_to_their_pages() -> None:
     on_gitlab = owners_seen_from(
         adapters(), "gitlab.example.com/group/app", "github.com/acme/lib", ["alice", "acme/core"]
@@ -54,8 +70,8 @@ def test_owners_on_a_host_without_pages_are_named_without_a_link() -> None:
     assert seen == [Owner("carol", False, "git.acme.dev")]
 
 
-def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
-    body = texts.render(
+def issue_body(**owners: list[Owner]) -> str:
+    return texts.render(
         "issue_body.md",
         marker="<!-- m -->",
         upstream="github.com/acme/lib",
@@ -69,7 +85,13 @@ def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
         culprit=None,
         upstream_commits=None,
         downstream_commits=None,
-        downstream_owners=[Owner("bob", True, "gitlab.example.com")],
+        **owners,
+    )
+
+
+def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
+    body = issue_body(
+        downstream_owners=[Owner("bob", True, "gitlab.example.com", syntax="gitlab")],
         upstream_owners=[
             Owner("alice", False, "GitHub", "https://github.com/alice"),
             Owner("x@y", False, "git.acme.dev"),

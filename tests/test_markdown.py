@@ -105,22 +105,22 @@ def test_a_sentence_keeps_its_code_and_nothing_else() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "host", "shown"),
+    ("name", "syntax", "shown"),
     [
-        ("alice", "github.com", "@alice"),
-        ("acme/lib-team", "github.com", "@acme/lib-team"),
-        ("john.doe", "github.com", "john.doe"),  # GitHub would mention `john`
-        ("john.doe", "gitlab.com", "@john.doe"),
-        ("group/sub", "gitlab.example.com", "@group/sub"),
+        ("alice", "github", "@alice"),
+        ("acme/lib-team", "github", "@acme/lib-team"),
+        ("john.doe", "github", "john.doe"),  # GitHub (Enterprise too) would mention `john`
+        ("john.doe", "gitlab", "@john.doe"),
+        ("group/sub", "gitlab", "@group/sub"),
         (
             "x](https://evil.example) @evil",
-            "github.com",
+            "github",
             f"x\\](https:{ZWSP}//evil.example) \\@{ZWSP}evil",
         ),
     ],
 )
-def test_only_a_name_the_forge_reads_whole_is_mentioned(name: str, host: str, shown: str) -> None:
-    assert markdown.mention(name, host) == shown
+def test_only_a_name_the_forge_reads_whole_is_mentioned(name: str, syntax: str, shown: str) -> None:
+    assert markdown.mention(name, syntax) == shown
 
 
 def test_fit_cuts_between_lines_and_says_what_was_left_out() -> None:

@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot import markdown, texts
+from bot.adapters import Adapters
 from bot.engine import premerge, reports
 from bot.engine.issues import Owner, culprit_comment, culprit_marker
 from bot.models import Bisect, Event
@@ -120,6 +121,7 @@ owners = st.lists(
         mention=st.booleans(),
         forge=st.sampled_from(["github.com", "gitlab.com", "GitHub", "git.acme.dev"]),
         url=urls,
+        syntax=st.sampled_from(["github", "gitlab"]),
     ),
     max_size=30,
 ).flatmap(lambda few: st.sampled_from([few, few * 20]))  # up to 600 owners
@@ -479,6 +481,8 @@ def test_a_culprit_search_answer_holds_nothing_live_but_its_own(**values: Any) -
     )
 
     class Trace:
+        adapters = Adapters()
+
         def event_url(self, event_id: str) -> str:
             return f"https://conjunction.test/events/{event_id}"
 

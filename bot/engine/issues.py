@@ -70,6 +70,14 @@ class Owner:
     mention: bool  # the issue is on the owner's own forge: `@name` notifies them
     forge: str  # where the owner is
     url: str | None = None  # their page there, when the host has one
+    syntax: str = "github"  # how that forge spells names (`markdown.mention`)
+
+
+def owner_syntax(adapters: Adapters, repository: str) -> str:
+    """How the forge of `repository` spells its users and groups: by its code host, not its
+    host name (a GitHub Enterprise host reads names as github.com does). Where no code host
+    says, GitHub's, the strictest: fewer names are mentioned, never someone else."""
+    return getattr(adapters.host(repository), "owner_syntax", None) or "github"
 
 
 def owners_seen_from(
@@ -80,7 +88,8 @@ def owners_seen_from(
     name there, so they are linked to their page on their own forge instead."""
     host = host_of(project)
     if host == host_of(repository):
-        return [Owner(name, True, host) for name in names]
+        syntax = owner_syntax(adapters, repository)
+        return [Owner(name, True, host, syntax=syntax) for name in names]
     code_host = adapters.host(project)
     forge = FORGE_NAMES.get(host, host)
     return [
@@ -267,11 +276,13 @@ def culprit_marker(bisect_id: int) -> str:
     return f"<!-- conjunction:culprit {bisect_id} -->"
 
 
-def author_seen_from(repository: str, upstream: str, commit: dict[str, Any]) -> str:
+def author_seen_from(
+    adapters: Adapters, repository: str, upstream: str, commit: dict[str, Any]
+) -> str:
     """A commit's author as an issue names them: `@login` where the host knows their account
     and the issue is on the same forge, else their name as text."""
     if commit.get("login") and host_of(repository) == host_of(upstream):
-        return markdown.mention(str(commit["login"]), host_of(repository))
+        return markdown.mention(str(commit["login"]), owner_syntax(adapters, repository))
     return texts.md(commit.get("author") or "unknown")
 
 
@@ -286,7 +297,7 @@ def culprit_comment(ctx: Context, repository: str, bisect: Bisect, hidden: bool)
         upstream_private=hidden,
         downstream=bisect.downstream,
         culprit=culprit
-        and {**culprit, "by": author_seen_from(repository, bisect.upstream, culprit)},
+        and {**culprit, "by": author_seen_from(ctx.adapters, repository, bisect.upstream, culprit)},
         ending=answer.get("ending"),
         suspects=[commits[sha] for sha in answer.get("suspects") or [] if sha in commits],
         skipped=answer.get("skipped") or [],

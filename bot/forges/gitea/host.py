@@ -90,6 +90,7 @@ class GiteaHost:
         ".gitea/CODEOWNERS",
         ".forgejo/CODEOWNERS",
     )
+    owner_syntax = "gitlab"  # users `john.doe`, teams `org/team`: spelled as on GitLab
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GiteaHost:
