@@ -162,7 +162,14 @@ async def test_the_pull_request_comment_is_edited_in_place(fake_gitea: FakeGitea
 
 
 async def test_a_commit_without_a_pull_request_gets_no_comment(fake_gitea: FakeGitea) -> None:
+    """Neither merged through a pull request nor the head of an open one."""
     fake_gitea.expect("GET", f"{REPO}/commits/{SHA}/pull", status=404, body={"message": "nope"})
+    fake_gitea.expect(
+        "GET",
+        f"{REPO}/pulls",
+        query={"state": "open"},
+        body=[{"number": 2, "head": {"sha": "f" * 40}}],
+    )
     await gitea_host(fake_gitea).comment_on_change(NAME, SHA, MARKER, "text")
 
 

@@ -22,7 +22,7 @@ def listed_paths(push: dict[str, Any]) -> set[str] | None:
     return pushes.listed_paths(push, push.get("total_commits") or 0)
 
 
-async def on_push(push: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_push(push: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     repository = push["repository"]
     path, default_branch = repository.get("full_name"), repository.get("default_branch")
     after = push.get("after") or NO_COMMIT

@@ -54,7 +54,7 @@ STARTED_BY: dict[str, StartedBy] = {
 OWN_CONTEXT = "conjunction/"
 
 
-async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     if data.get("action") != "completed":
         return
     run = data["workflow_run"]
@@ -78,7 +78,7 @@ async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str) ->
     )
 
 
-async def on_action_run(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_action_run(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     run = data["run"]
     result = RUN_STATUSES.get(run.get("status") or "")
     if result is None:
@@ -114,7 +114,7 @@ def forgejo_ref(run: dict[str, Any]) -> tuple[str | None, str]:
     return run.get("prettyref"), "branch"
 
 
-async def on_status(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_status(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
     result = STATES.get(data.get("state") or "")
     context = data.get("context") or ""
     if result is None or context.startswith(OWN_CONTEXT):

@@ -1,0 +1,30 @@
+"""`issue_comment` created: a new comment on an issue or a pull request may hold commands
+(`/conjunction …`, CONTRACT §9). An edited or deleted comment is not a new command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.codehost import CommentRef
+from bot.engine import CommentPosted, Engine
+
+
+async def on_issue_comment(
+    data: dict[str, Any], *, engine: Engine, host: str, delivery_id: str = "", **_: Any
+) -> None:
+    if data.get("action") != "created":
+        return
+    issue, comment = data["issue"], data["comment"]
+    posted = CommentPosted(
+        forge="gitea",
+        delivery_id=delivery_id,
+        comment=CommentRef(
+            project=f"{host}/{data['repository']['full_name']}",
+            number=int(issue["number"]),
+            id=int(comment["id"]),
+            on_change=bool(data.get("is_pull")),
+        ),
+        author=comment["user"]["login"],
+        body=comment.get("body") or "",
+    )
+    await engine.comment_posted(posted)
