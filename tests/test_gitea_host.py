@@ -257,6 +257,27 @@ async def test_a_downstream_is_a_workflow_dispatch_with_the_contract_inputs(
     }
 
 
+async def test_a_pre_merge_baseline_names_its_change_kind_and_step(fake_gitea: FakeGitea) -> None:
+    """Gitea and Forgejo take the inputs a workflow declares and drop the others: the run's
+    fields go along whenever they say something."""
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=204, body=None)
+    change = "https://codeberg.org/acme/core/pulls/7"
+    await gitea_host(fake_gitea).start_pipeline(
+        request(upstream_ref="main", change=change, kind="premerge", step="baseline")
+    )
+
+    [call] = fake_gitea.dispatches(LIB, "downstream.yml")
+    assert call.body["inputs"] == {
+        "conjunction_event": EVENT,
+        "upstream": "github.com/acme/core",
+        "upstream_sha": SHA,
+        "upstream_ref": "main",
+        "conjunction_change": change,
+        "conjunction_kind": "premerge",
+        "conjunction_step": "baseline",
+    }
+
+
 async def test_refusals_say_what_to_do_and_a_server_error_is_not_sent_twice(
     fake_gitea: FakeGitea,
 ) -> None:

@@ -68,7 +68,8 @@ def cut(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
 def workflow_inputs(request: TriggerRequest) -> dict[str, str]:
     """The workflow_dispatch inputs of CONTRACT §5. Gitea and Forgejo read only the inputs a
     workflow declares and ignore the others, so `upstream_artifacts` is always sent when the
-    upstream build kept artifacts."""
+    upstream build kept artifacts, and a pre-merge run's `conjunction_change`, `_kind` and
+    `_step` whenever they say something."""
     inputs = {
         "conjunction_event": request.event_id,
         "upstream": request.upstream,
@@ -77,6 +78,8 @@ def workflow_inputs(request: TriggerRequest) -> dict[str, str]:
     }
     if request.artifacts:
         inputs["upstream_artifacts"] = json.dumps(list(request.artifacts))
+    for name, value in request.run_fields().items():
+        inputs[f"conjunction_{name}"] = value
     return inputs
 
 

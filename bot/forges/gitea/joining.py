@@ -23,7 +23,8 @@ from config.repo_config import ConjunctionConfig
 
 # Gitea sends pushes, commit statuses and Actions runs (`workflow_run`); Forgejo pushes and
 # Actions runs (`action_run_*`). Each ignores the names it does not know, so one list serves
-# both. Pull requests and comments are left out until Conjunction acts on them.
+# both. `pull_request` stands for every pull request event, its comments among them;
+# `issue_comment` adds the comments on issues (commands on breakage issues).
 HOOK_EVENTS = [
     "push",
     "status",
@@ -31,6 +32,8 @@ HOOK_EVENTS = [
     "action_run_success",
     "action_run_failure",
     "action_run_recover",
+    "pull_request",
+    "issue_comment",
 ]
 HOOK_TYPE = "gitea"  # Forgejo takes it too
 TOKEN_REFUSED = "{host} refused GITEA_TOKEN (revoked or expired)"
@@ -149,7 +152,8 @@ class Joiner:
                 f"no webhook: {reason}. Add one by hand (Settings > Webhooks > Add webhook > "
                 f"Gitea or Forgejo): target URL {self.hook_url}, content type application/json, "
                 "the secret GITEA_WEBHOOK_SECRET, and the events Push, Status and Workflow run "
-                "(Gitea) or Push and Action run (Forgejo)"
+                "(Gitea) or Push and Action run (Forgejo), Pull request, Pull request "
+                "synchronized, Pull request comment and Issue comment"
             )
 
     async def _index(
