@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.models import Delivery
 from handlers.gitea import issue_comment, pull_request, push, runs
 
@@ -38,7 +38,7 @@ class GiteaDeliveries:
     """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
     event."""
 
-    def __init__(self, engine: Engine, host: str) -> None:
+    def __init__(self, engine: EngineAPI, host: str) -> None:
         self.engine = engine
         self.host = host
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot.codehost import CommentRef
-from bot.engine import CommentPosted, Engine
+from bot.engine_api import CommentPosted, EngineAPI
 
 
 async def on_issue_comment(
-    data: dict[str, Any], *, engine: Engine, host: str, delivery_id: str = "", **_: Any
+    data: dict[str, Any], *, engine: EngineAPI, host: str, delivery_id: str = "", **_: Any
 ) -> None:
     if data.get("action") != "created":
         return

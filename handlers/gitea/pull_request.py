@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.forges.gitea.host import change_of
 
 ACTIONS = {"opened", "synchronized", "reopened", "closed"}
 
 
-async def on_pull_request(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
+async def on_pull_request(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     if data.get("action") not in ACTIONS:
         return
     project = f"{host}/{data['repository']['full_name']}"

@@ -35,7 +35,7 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
-from bot.engine.indexing import CONFIG_PATH
+from bot.engine_api import CONFIG_PATH
 from bot.forges.gitea.client import TRANSIENT, GiteaClient, GiteaError, is_transient
 from bot.names import project_key, split_project
 from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest

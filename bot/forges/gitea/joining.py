@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from bot.engine import Engine
-from bot.engine.context import config_of
+from bot.engine_api import EngineAPI, config_of
 from bot.forges.gitea.client import TRANSIENT, GiteaError
 from bot.forges.gitea.host import GiteaHost
 from bot.models import Project
@@ -63,7 +62,7 @@ def hook_body(url: str, secret: str) -> dict[str, Any]:
 
 
 class Joiner:
-    def __init__(self, host: GiteaHost, engine: Engine, hook_url: str, secret: str) -> None:
+    def __init__(self, host: GiteaHost, engine: EngineAPI, hook_url: str, secret: str) -> None:
         self.host = host
         self.client = host.client
         self.engine = engine
