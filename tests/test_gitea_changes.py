@@ -48,7 +48,9 @@ def issue_comment(
     payload = copy.deepcopy(fixture("issue_comment.json"))
     payload.update(action=action, is_pull=on_pull)
     payload["repository"]["full_name"] = LIB
-    payload["issue"]["number"] = number
+    payload["issue"].update(number=number, html_url=f"https://codeberg.org/{LIB}/issues/{number}")
+    if not on_pull:
+        payload["issue"]["pull_request"] = None  # as Gitea sends an issue's
     payload["comment"]["body"] = body
     return payload
 
@@ -147,6 +149,20 @@ async def test_a_fork_s_pull_request_starts_nothing_by_itself(
     assert fake_gitea.statuses(LIB, HEAD) == []
 
 
+async def test_a_merged_pull_request_starts_nothing(
+    gitea_both: tuple[TestClient[Any, Any], MemoryHost], fake_gitea: FakeGitea
+) -> None:
+    client, github = gitea_both
+    await joined(client, fake_gitea, github)
+    merged = pull_request("closed")
+    merged["pull_request"].update(state="closed", merged=True)
+
+    assert (await post_gitea(client, "pull_request", merged)).status == 202
+    await run_jobs(client)
+
+    assert github.of("start_pipeline") == []
+
+
 async def test_a_gitea_writer_tests_a_pull_request(
     gitea_both: tuple[TestClient[Any, Any], MemoryHost],
     fake_gitea: FakeGitea,
@@ -211,9 +227,10 @@ async def test_help_on_a_gitea_issue(
     expect_permission(fake_gitea, "gitea", "admin")
     fake_gitea.expect("POST", f"{REPO}/issues/17/comments", status=201, body={"id": 13})
 
-    payload = issue_comment("/conjunction help", number=17, on_pull=False)
+    payload = issue_comment("/conjunction help\n/conjunction test", number=17, on_pull=False)
     assert (await post_gitea(client, "issue_comment", payload)).status == 202
     await run_jobs(client)
 
     [reply] = fake_gitea.calls_to("POST", f"{REPO}/issues/17/comments")
     assert HELP_HEADER in reply.body["body"]
+    assert "`/conjunction test` works only on a pull or merge request" in reply.body["body"]

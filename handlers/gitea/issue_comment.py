@@ -22,7 +22,8 @@ async def on_issue_comment(
             project=f"{host}/{data['repository']['full_name']}",
             number=int(issue["number"]),
             id=int(comment["id"]),
-            on_change=bool(data.get("is_pull")),
+            # `is_pull`; the issue of a pull request carries `pull_request` too
+            on_change=bool(data.get("is_pull")) or issue.get("pull_request") is not None,
         ),
         author=comment["user"]["login"],
         body=comment.get("body") or "",
