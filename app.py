@@ -23,16 +23,11 @@ import aiohttp
 from aiohttp import web
 
 import cli
-from bot import gitprojects
+from bot import forges, gitprojects
 from bot.adapters import WEBHOOK, Adapters
 from bot.bootstrap import opened
-from bot.codehost import CodeHost
 from bot.engine import Engine
-from bot.forges.gitea.host import GiteaHost
-from bot.forges.github.client import PolicyAPI, aiohttp_connect
-from bot.forges.github.poller import UpstreamPoller
-from bot.forges.github.service import GitHubApp, build_github_app
-from bot.forges.gitlab.host import GitLabHost
+from bot.forges.driver import Running
 from bot.forges.webhook import WebhookRunner
 from bot.intake import Intake
 from bot.models import utcnow
@@ -40,13 +35,11 @@ from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.secrets import SecretStore
 from config.settings import Settings
-from handlers import admin, api, badges, changes, health, openapi, pages, templating, webhooks
+from handlers import admin, api, badges, changes, health, openapi, pages, templating
 from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from handlers.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from handlers.errors import json_errors
-from handlers.gitea import GiteaDeliveries
 from handlers.github import ClientFor, GitHubDeliveries
-from handlers.gitlab import GitLabDeliveries
 from handlers.setup import GitHubSetup, forge_configured
 from handlers.setup_code import SetupCode
 
@@ -68,11 +61,6 @@ RETENTION_EVERY = 60  # every 60th sweep (hourly) deletes what the retention let
 SHUTDOWN_GRACE = 3.0
 
 
-async def _no_client(_event: object) -> None:
-    """Without GitHub credentials, events are processed without a GitHub client."""
-    return None
-
-
 def create_app(
     settings: Settings,
     *,
@@ -82,7 +70,9 @@ def create_app(
     max_body: int = BODY_LIMIT,
     env_path: Path = Path(".env"),
 ) -> web.Application:
-    """The aiohttp application. Tests pass their own adapters and run the queue themselves.
+    """The aiohttp application: each forge of `bot.forges.DRIVERS` at /webhooks/<its name>,
+    its code host, its jobs. Tests pass their own adapters (and the GitHub client of an event)
+    and run the queue themselves.
 
     With no forge configured (and none passed in), `/` and `/setup` offer the GitHub App setup
     instead of the dashboard, for the holder of the setup URL logged at start."""
@@ -93,7 +83,9 @@ def create_app(
     )
     app[MAX_BODY] = max_body
     app[LARGE_BODIES] = asyncio.Semaphore(LARGE_BODY_SLOTS)
-    app.add_routes(webhooks.routes)
+    servers = {driver.name: driver.load() for driver in forges.DRIVERS}
+    for driver in forges.DRIVERS:
+        app.router.add_post(driver.webhook_path, servers[driver.name].webhook)
     app.add_routes(api.routes)
     app.add_routes(openapi.routes)
     app.add_routes(health.routes)
@@ -129,21 +121,13 @@ def create_app(
             sessions = base.sessions
             secrets = SecretStore(settings.secrets_file)
             active = adapters or Adapters()
-            client_for = github_client_for or _no_client
-            github = gitlab = gitea = None
+            running: dict[str, Running] = {}
             if adapters is None:
-                forges: list[CodeHost] = []
-                if settings.github_enabled:
-                    github = build_github_app(settings, app[CLIENT_SESSION], sessions)
-                    forges.append(github.forge)
-                    client_for = github.client_for_event
-                if settings.gitlab_enabled:
-                    gitlab = GitLabHost.from_settings(settings)
-                    forges.append(gitlab)
-                if settings.gitea_enabled:
-                    gitea = GiteaHost.from_settings(settings)
-                    forges.append(gitea)
-                active = Adapters.of(*forges)
+                running = {
+                    name: server.start(settings, app[CLIENT_SESSION], sessions)
+                    for name, server in servers.items()
+                }
+                active = Adapters.of(*(r.host for r in running.values() if r.host is not None))
             webhooks = WebhookRunner(secrets, allow_private=settings.allow_private_webhooks)
             active.runners.setdefault(WEBHOOK, webhooks)
             engine = await base.engine(active, secrets)
@@ -151,10 +135,16 @@ def create_app(
             await git_projects.register(active)
             queue = JobQueue(sessions)
             handlers = engine.job_handlers()
-            handlers["github_delivery"] = GitHubDeliveries(engine, settings.github_host, client_for)
-            handlers["gitlab_delivery"] = GitLabDeliveries(engine, settings.gitlab_host)
-            if settings.gitea_host:
-                handlers["gitea_delivery"] = GiteaDeliveries(engine, settings.gitea_host)
+            for driver in forges.DRIVERS:
+                deliveries = servers[driver.name].deliveries(
+                    engine, settings, running.get(driver.name)
+                )
+                if deliveries is not None:
+                    handlers[driver.job_kind] = deliveries
+            if github_client_for is not None:
+                handlers["github_delivery"] = GitHubDeliveries(
+                    engine, settings.github_host, github_client_for
+                )
             handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
             worker = Worker(
                 queue,
@@ -174,10 +164,11 @@ def create_app(
                     worker_task,
                     asyncio.create_task(_sweep(engine, queue, settings.retention), name="sweeper"),
                 ]
-                if adapters is None:
-                    poller = _upstream_poller(settings, engine, github, app[CLIENT_SESSION])
-                    polling = poller.run_forever(settings.poll_interval)
-                    tasks.append(asyncio.create_task(polling, name="poller"))
+                tasks += [
+                    asyncio.create_task(work, name=name)
+                    for started in running.values()
+                    for name, work in started.background(engine).items()
+                ]
             rereads_secrets = _on_sighup(secrets.reload) if settings.secrets_file else False
             yield
             if rereads_secrets:
@@ -190,40 +181,14 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if gitlab is not None:
-                gitlab.client.close()
-            if gitea is not None:
-                await gitea.client.close()
+            for started in running.values():
+                await started.close()
             await webhooks.close()
             await engine.notifier.close()
 
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(runtime)
     return app
-
-
-def _upstream_poller(
-    settings: Settings, engine: Engine, github: GitHubApp | None, http: aiohttp.ClientSession
-) -> UpstreamPoller:
-    """Polls the GitHub upstreams no installation covers: with the app, through a downstream's
-    installation where there is one; without it (a GitLab project downstream of a public GitHub
-    repository), anonymously. It asks nothing of GitHub while no project declares one."""
-    if github is not None:
-        return UpstreamPoller(
-            engine,
-            engine.sessions,
-            github.client_for_upstream,
-            host=settings.github_host,
-            anonymous=github.clients.anonymous(),
-        )
-    anonymous = aiohttp_connect(http, api_url=settings.github_api_url)()
-
-    async def client_for(_upstream: str) -> PolicyAPI:
-        return anonymous
-
-    return UpstreamPoller(
-        engine, engine.sessions, client_for, host=settings.github_host, anonymous=anonymous
-    )
 
 
 def _on_sighup(callback: Callable[[], None]) -> bool:

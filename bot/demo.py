@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from itertools import count
 
-from bot.engine.matching import FinishedPipeline
+from bot.engine_api import FinishedPipeline
 from bot.forges.demo import HOST, DemoForge, Outcome
 from bot.models import utcnow
 from bot.results import Result

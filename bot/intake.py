@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import db, metrics
 from bot.batching import GroupCommit
+from bot.forges.driver import job_kind
 from bot.models import Delivery, utcnow
 from bot.queue import JobQueue
 
@@ -151,7 +152,7 @@ class Intake:
             stored = set()
             for row_id, forge, delivery_id in new:
                 stored.add((forge, delivery_id))
-                kind = f"{forge}_delivery"
+                kind = job_kind(forge)
                 if kind in self.job_kinds:
                     await JobQueue.enqueue(session, kind, {"delivery": row_id})
         metrics.INTAKE_BATCH.observe(len(rows))

@@ -103,8 +103,8 @@ def move(current: TriggerState, new: TriggerState) -> TriggerState:
 
 @dataclass(frozen=True)
 class Change:
-    """An unmerged pull request (GitHub) or merge request (GitLab) of an upstream: the origin of
-    pre-merge runs (CONTRACT §8)."""
+    """An unmerged pull request (GitHub, Gitea) or merge request (GitLab) of an upstream: the
+    origin of pre-merge runs (CONTRACT §8)."""
 
     project: str  # the upstream it would merge into, e.g. "github.com/acme/lib"
     number: int
@@ -118,8 +118,8 @@ class Change:
 
     @property
     def ref(self) -> str:
-        """The ref a downstream fetches the change's head from: GitHub's pull request ref, or
-        GitLab's merge request ref (a GitHub Enterprise pull request's URL has `/pull/` too)."""
-        if "/pull/" in self.url:
+        """The ref a downstream fetches the change's head from: GitHub's, Gitea's and Forgejo's
+        pull request ref (`/pull/`, `/pulls/` in its URL), or GitLab's merge request ref."""
+        if "/pull/" in self.url or "/pulls/" in self.url:
             return f"refs/pull/{self.number}/head"
         return f"refs/merge-requests/{self.number}/head"

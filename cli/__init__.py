@@ -13,20 +13,27 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bot import __version__
+from bot import __version__, forges
 from config.settings import SettingsError, load_settings
 
-# command -> its line in `conjunction --help`; cli/<command>.py holds the rest
+# command -> its line in `conjunction --help`; cli/<command>.py holds the rest. Each forge's
+# command group (its driver's `command`) comes after these four.
 COMMANDS = {
     "serve": "run the server (the default): settings from the environment or .env",
     "validate": "check .conjunction.yml files",
     "token": "project tokens for POST /api/v1/builds",
     "jobs": "the job queue: list, retry or purge jobs",
-    "gitlab": "GitLab projects",
-    "gitea": "Gitea and Forgejo repositories (Codeberg too)",
+}
+OTHERS = {
     "project": "projects on any git host, read through git",
     "demo": "a simulated forge, CI and ecosystem of projects, on this machine",
 }
+
+
+def command_lines() -> dict[str, str]:
+    """Every command and its line in `conjunction --help`, the forges' from `bot.forges`."""
+    lines = {d.name: d.command for d in forges.DRIVERS if d.command is not None}
+    return COMMANDS | lines | OTHERS
 
 
 def parser(prog: str = "conjunction", command: str | None = None) -> argparse.ArgumentParser:
@@ -38,7 +45,7 @@ def parser(prog: str = "conjunction", command: str | None = None) -> argparse.Ar
     )
     parser.add_argument("--version", action="version", version=f"conjunction {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help in COMMANDS.items():
+    for name, help in command_lines().items():
         subparser = commands.add_parser(name, help=help, description=help)
         if name == command:
             importlib.import_module(f"cli.{name}").configure(subparser)

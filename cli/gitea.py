@@ -8,6 +8,7 @@ import sys
 
 from bot.adapters import Adapters
 from bot.bootstrap import opened
+from bot.forges.gitea import DRIVER
 from bot.forges.gitea.host import GiteaHost
 from bot.forges.gitea.joining import Joiner, add_repositories
 from config.settings import Settings
@@ -44,7 +45,7 @@ async def gitea_add(settings: Settings, path: str, *, host: GiteaHost | None = N
             joiner = Joiner(
                 host,
                 await base.engine(Adapters.of(host)),
-                hook_url=f"{settings.public_url}/webhooks/gitea",
+                hook_url=f"{settings.public_url}{DRIVER.webhook_path}",
                 secret=settings.gitea_webhook_secret,
             )
             return await add_repositories(joiner, path)

@@ -8,6 +8,7 @@ import sys
 
 from bot.adapters import Adapters
 from bot.bootstrap import opened
+from bot.forges.gitlab import DRIVER
 from bot.forges.gitlab.host import GitLabHost
 from bot.forges.gitlab.joining import Joiner, add_projects
 from config.settings import Settings
@@ -40,7 +41,7 @@ async def gitlab_add(settings: Settings, path: str, *, host: GitLabHost | None =
             joiner = Joiner(
                 host,
                 await base.engine(Adapters.of(host)),
-                hook_url=f"{settings.public_url}/webhooks/gitlab",
+                hook_url=f"{settings.public_url}{DRIVER.webhook_path}",
                 secret=settings.gitlab_webhook_secret,
             )
             return await add_projects(joiner, path)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from bot.engine import Engine
-from bot.engine.indexing import config_pushed
+from bot.engine_api import EngineAPI
 from bot.models import Project
 from bot.names import project_key
 
@@ -27,7 +26,7 @@ def listed_paths(push: dict[str, Any], total: int) -> set[str] | None:
 
 
 async def reindex_if_touched(
-    engine: Engine,
+    engine: EngineAPI,
     name: str,
     listed: set[str] | None,
     indexed: Collection[str],
@@ -46,10 +45,10 @@ async def reindex_if_touched(
             return
     elif not paths & set(indexed):
         return
-    await config_pushed(engine, name, sha=after, private=private, default_branch=default_branch)
+    await engine.config_pushed(name, sha=after, private=private, default_branch=default_branch)
 
 
-async def _compared(engine: Engine, name: str, before: str, after: str) -> set[str] | None:
+async def _compared(engine: EngineAPI, name: str, before: str, after: str) -> set[str] | None:
     code_host = engine.adapters.host(name)
     if code_host is None or before == NO_COMMIT:
         return None
@@ -57,7 +56,7 @@ async def _compared(engine: Engine, name: str, before: str, after: str) -> set[s
     return set(changed) if changed is not None else None
 
 
-async def _known(engine: Engine, name: str) -> bool:
+async def _known(engine: EngineAPI, name: str) -> bool:
     async with engine.sessions() as session:
         project = await session.get(Project, project_key(name))
     return project is not None and project.active

@@ -30,6 +30,8 @@ from aiohttp import web
 from dotenv.parser import parse_stream
 
 import config
+from bot import forges
+from bot.forges import github
 from bot.forges.github.client import TRANSIENT_ERRORS, aiohttp_connect, convert_manifest
 from bot.queue import RetryLater
 from config.settings import Settings
@@ -77,7 +79,7 @@ class SetupFailed(Exception):
 
 
 def forge_configured(settings: Settings) -> bool:
-    return settings.github_enabled or settings.gitlab_enabled or settings.gitea_enabled
+    return any(driver.configured(settings) for driver in forges.DRIVERS)
 
 
 def manifest(settings: Settings, path: Path = APP_YML) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def manifest(settings: Settings, path: Path = APP_YML) -> dict[str, Any]:
     data["url"] = public
     data["hook_attributes"] = {
         **data.get("hook_attributes", {}),
-        "url": f"{public}/webhooks/github",
+        "url": f"{public}{github.DRIVER.webhook_path}",
     }
     data["redirect_url"] = f"{public}/setup/github/callback"
     return data

@@ -74,6 +74,7 @@ ROUTES = [
         "/repos/{owner}/{repo}/collaborators/{collaborator}/permission",
         "repoGetRepoPermissions",
     ),
+    ("GET", "/repos/{owner}/{repo}/pulls", "repoListPullRequests"),
     ("GET", "/repos/{owner}/{repo}/pulls/{index}", "repoGetPullRequest"),
     ("POST", "/repos/{owner}/{repo}/issues/comments/{id}/reactions", "issuePostCommentReaction"),
 ]

@@ -83,6 +83,8 @@ async def test_a_new_repository_gets_one_webhook_and_is_indexed(
             "action_run_success",
             "action_run_failure",
             "action_run_recover",
+            "pull_request",
+            "issue_comment",
         ],
         "active": True,
     }

@@ -162,7 +162,14 @@ async def test_the_pull_request_comment_is_edited_in_place(fake_gitea: FakeGitea
 
 
 async def test_a_commit_without_a_pull_request_gets_no_comment(fake_gitea: FakeGitea) -> None:
+    """Neither merged through a pull request nor the head of an open one."""
     fake_gitea.expect("GET", f"{REPO}/commits/{SHA}/pull", status=404, body={"message": "nope"})
+    fake_gitea.expect(
+        "GET",
+        f"{REPO}/pulls",
+        query={"state": "open"},
+        body=[{"number": 2, "head": {"sha": "f" * 40}}],
+    )
     await gitea_host(fake_gitea).comment_on_change(NAME, SHA, MARKER, "text")
 
 
@@ -247,6 +254,27 @@ async def test_a_downstream_is_a_workflow_dispatch_with_the_contract_inputs(
             "upstream_artifacts": json.dumps(artifacts),
         },
         "return_run_info": True,
+    }
+
+
+async def test_a_pre_merge_baseline_names_its_change_kind_and_step(fake_gitea: FakeGitea) -> None:
+    """Gitea and Forgejo take the inputs a workflow declares and drop the others: the run's
+    fields go along whenever they say something."""
+    fake_gitea.expect_dispatch(LIB, "downstream.yml", status=204, body=None)
+    change = "https://codeberg.org/acme/core/pulls/7"
+    await gitea_host(fake_gitea).start_pipeline(
+        request(upstream_ref="main", change=change, kind="premerge", step="baseline")
+    )
+
+    [call] = fake_gitea.dispatches(LIB, "downstream.yml")
+    assert call.body["inputs"] == {
+        "conjunction_event": EVENT,
+        "upstream": "github.com/acme/core",
+        "upstream_sha": SHA,
+        "upstream_ref": "main",
+        "conjunction_change": change,
+        "conjunction_kind": "premerge",
+        "conjunction_step": "baseline",
     }
 
 

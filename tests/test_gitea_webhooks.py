@@ -58,19 +58,27 @@ async def stored(client: TestClient[Any, Any]) -> tuple[int, int]:
         ("workflow_run", "workflow_run.json", 202),
         ("action_run", "action_run.json", 202),
         ("action_run_success", "action_run.json", 202),
-        ("pull_request", "pull_request.json", 200),
-        ("issue_comment", "issue_comment.json", 200),
+        ("pull_request", "pull_request.json", 202),
+        ("issue_comment", "issue_comment.json", 202),
     ],
 )
 async def test_every_fixture_is_answered_and_processed(
-    client: TestClient[Any, Any], event: str, name: str, status: int
+    client: TestClient[Any, Any], fake_gitea: FakeGitea, event: str, name: str, status: int
 ) -> None:
     answer = await post_gitea(client, event, fixture(name), forgejo=event.startswith("action"))
     assert answer.status == status
     assert (await answer.json())["status"] == ("accepted" if status == 202 else "ignored")
     assert await stored(client) == ((1, 1) if status == 202 else (0, 0))
-    # the documented push is not to the default branch, the status and runs are of a repository
-    # that never joined: processing asks Gitea nothing (the fake fails on any call)
+    # the documented push is not to the default branch, the status, runs and pull request are
+    # of a repository that never joined: processing asks Gitea nothing (the fake fails on any
+    # call); the comment's `/conjunction test` is acknowledged and refused to a non-collaborator
+    if event == "issue_comment":
+        repo = repo_path("gitea/webhooks")
+        fake_gitea.expect("POST", f"{repo}/issues/comments/3/reactions", status=201, body={})
+        fake_gitea.expect(
+            "GET", f"{repo}/collaborators/gitea/permission", status=404, body={"message": "no"}
+        )
+        fake_gitea.expect("POST", f"{repo}/issues/1/comments", status=201, body={"id": 4})
     await run_jobs(client)
 
 

@@ -35,13 +35,15 @@ from bot.engine import (
     results,
     timeouts,
 )
-from bot.engine.commands import CommentPosted
 from bot.engine.context import Context, UnknownEvent
-from bot.engine.fanout import UpstreamSuccess
-from bot.engine.indexing import CONFIG_PATH
-from bot.engine.matching import FinishedPipeline
 from bot.engine.premerge import PremergeStarted
-from bot.engine.results import ResultConflict
+from bot.engine_api import (
+    CONFIG_PATH,
+    CommentPosted,
+    FinishedPipeline,
+    ResultConflict,
+    UpstreamSuccess,
+)
 from bot.models import Event
 from bot.queue import JobHandler
 from bot.results import Result
@@ -66,6 +68,13 @@ class Engine(Context):
 
     async def index_project(self, name: str, **values: Any) -> ConfigError | None:
         return await indexing.index_project(self, name, **values)
+
+    async def config_pushed(
+        self, name: str, *, sha: str, private: bool, default_branch: str
+    ) -> ConfigError | None:
+        return await indexing.config_pushed(
+            self, name, sha=sha, private=private, default_branch=default_branch
+        )
 
     async def drop_project(self, name: str) -> None:
         await indexing.drop_project(self, name)

@@ -11,8 +11,7 @@ result `results.record_result` puts in the failure's place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import select
@@ -23,6 +22,7 @@ from bot.codehost import CodeHost, CommentRef
 from bot.commands import MAX_COMMANDS, Command, Place, Verb, misplaced, parse
 from bot.engine import bisects, effects
 from bot.engine.context import Context
+from bot.engine_api import CommentPosted
 from bot.models import CommandComment, Event, IssueLink
 from bot.names import project_key
 from bot.results import Result
@@ -31,20 +31,6 @@ from bot.runs import Change, Step, TriggerState
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGED = "eyes"  # the reaction every comment with commands gets at once
-
-
-@dataclass(frozen=True)
-class CommentPosted:
-    """A new comment on a pull or merge request or an issue, in neutral terms."""
-
-    forge: str  # "github", "gitlab": with the project and the comment's id, what makes it once
-    delivery_id: str  # the delivery that brought it
-    comment: CommentRef
-    author: str  # the author's login
-    body: str
-    # whether the author may write to the repository, when the forge's handler can ask better
-    # than `CodeHost.can_write(project, author)` (GitLab: by the user id the hook names)
-    may_write: Callable[[], Awaitable[bool]] | None = None
 
 
 class PremergeOutcome(Protocol):

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.adapters import Adapters
-from bot.models import Project
+from bot.engine_api import config_of as config_of  # where the engine's modules find it
 from bot.notify import Notifier
 from bot.secrets import SecretStore
 from bot.tokens import CallbackSigner
-from config.repo_config import ConjunctionConfig
 from config.settings import Settings
 
 
@@ -42,9 +41,3 @@ class Context:
 
 def new_event_id() -> str:
     return uuid.uuid4().hex
-
-
-def config_of(project: Project | None) -> ConjunctionConfig:
-    if project is None or project.config is None:
-        return ConjunctionConfig()
-    return ConjunctionConfig.model_validate(project.config)

@@ -14,29 +14,15 @@ from bot import metrics
 from bot.engine import chains, followups
 from bot.engine.chains import Root, State
 from bot.engine.context import Context, UnknownEvent, new_event_id
+from bot.engine_api import UpstreamSuccess
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
-from bot.runner import Artifact
-from bot.runs import Step, TriggerState, Via
+from bot.runs import Step, TriggerState
 from config.repo_config import Upstream
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class UpstreamSuccess:
-    project: str
-    sha: str | None
-    ref: str | None
-    ref_type: str = "branch"
-    pipeline: str | None = None
-    url: str | None = None
-    changed_paths: Sequence[str] | None = None
-    default_branch: str | None = None  # for upstreams Conjunction has not indexed
-    artifacts: Sequence[Artifact] = ()  # what the build made, handed to every trigger
-    via: Via = Via.FORGE
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from functools import partial
 from sqlalchemy import delete
 
 from bot.engine.context import Context
+from bot.engine_api import CONFIG_PATH
 from bot.models import Project, Subscription
 from bot.names import project_key
 from bot.queue import PermanentError
@@ -16,8 +17,6 @@ from config.codeowners import catch_all_owners
 from config.repo_config import ConfigError, ConjunctionConfig, parse_config
 
 log = logging.getLogger(__name__)
-
-CONFIG_PATH = ".conjunction.yml"
 
 
 async def refresh_project(

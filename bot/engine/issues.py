@@ -18,13 +18,15 @@ from bot.codehost import CodeHost, IssueRef
 from bot.engine.bisects import step_words
 from bot.engine.context import Context, config_of
 from bot.engine.reports import compare_url
+from bot.forges import DRIVERS
 from bot.models import Bisect, Event, IssueLink, Project
 from bot.names import host_of, project_key
 from bot.results import Result, Verdict
 
 log = logging.getLogger(__name__)
 
-FORGE_NAMES = {"github.com": "GitHub", "gitlab.com": "GitLab"}  # any other: its host name
+# the public forges by their host; any other: its host name
+FORGE_NAMES = {d.public_host: d.display_name for d in DRIVERS if d.public_host is not None}
 
 
 class Action(Enum):

@@ -4,51 +4,18 @@ the one waiting trigger whose dispatch it alone fits. Nothing else is a trigger'
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.context import config_of
+from bot.engine_api import EVENT_ID, FinishedPipeline
 from bot.models import Event, Project
 from bot.names import project_key
-from bot.results import Result
-from bot.runner import CLOCK_SLACK, Artifact
-from bot.runs import Origin, TriggerState
-
-EVENT_ID = re.compile(r"\b[0-9a-f]{32}\b")
-
-# How a run started: a dispatch of Conjunction's (GitHub's two kinds, or a CI's own API), a
-# push, a pull request, or a report that cannot say (a commit status, a check suite).
-StartedBy = Literal[
-    "workflow_dispatch", "repository_dispatch", "dispatch", "push", "pull_request", "unknown"
-]
-
-
-@dataclass(frozen=True)
-class FinishedPipeline:
-    """A pipeline that finished on a code host or CI system, in neutral terms."""
-
-    project: str
-    sha: str | None
-    ref: str | None
-    result: Result
-    ref_type: str = Origin.BRANCH
-    pipeline: str | None = None
-    run_id: str | None = None
-    title: str = ""  # text that may name the trigger event (run title, description, URL)
-    url: str | None = None
-    started_by: StartedBy = "unknown"
-    artifacts: Sequence[Artifact] = ()
-    # the CI's attempt of this run (GitHub `run_attempt`); None where the CI does not number
-    # them, and a later different result of the same run is a re-run
-    attempt: int | None = None
-    workflow: str | None = None  # the workflow file that ran (GitHub), e.g. "conjunction.yml"
-    created_at: datetime | None = None  # when the run was created, by the CI's clock
+from bot.runner import CLOCK_SLACK
+from bot.runs import TriggerState
 
 
 @dataclass(frozen=True)

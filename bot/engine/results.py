@@ -19,16 +19,13 @@ from bot.engine import bisects, effects, followups, premerge
 from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.engine.matching import FinishedPipeline, candidates, match_trigger
+from bot.engine_api import ResultConflict
 from bot.models import Event, Subscription, TriggerResult, utcnow
 from bot.names import project_key
 from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict
 from bot.runs import Origin, Step, TriggerState, Via, move
 from bot.verdicts import Confirming, Finished, decide
 from config.repo_config import Upstream
-
-
-class ResultConflict(Exception):
-    """A different final result was already recorded for this event and attempt."""
 
 
 class Outcome(Enum):

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from bot import codehost
 from bot.codehost import CommentRef, CommitRange, CommitReport, IssueRef, ProjectInfo
-from bot.engine.matching import FinishedPipeline
+from bot.engine_api import FinishedPipeline
 from bot.models import utcnow
 from bot.results import Result
 from bot.runner import PipelineStarted, TriggerRequest

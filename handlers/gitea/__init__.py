@@ -1,8 +1,9 @@
 """Gitea and Forgejo events, processed from the job queue: each module translates one event
-family (`push`: the config; `runs`: Actions runs and commit statuses).
+family (`push`: the config; `runs`: Actions runs and commit statuses; `pull_request`: pre-merge
+runs; `issue_comment`: commands).
 
-A new event family (pull requests for pre-merge runs, comments for commands) is a model in
-bot/forges/gitea/payloads.py and a handler here; until then the intake answers them "ignored".
+A new event family is a model in bot/forges/gitea/payloads.py and a handler here; until then the
+intake answers it "ignored".
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.models import Delivery
-from handlers.gitea import push, runs
+from handlers.gitea import issue_comment, pull_request, push, runs
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ HANDLERS: dict[str, Handler] = {
     "action_run_success": runs.on_action_run,
     "action_run_failure": runs.on_action_run,
     "action_run_recover": runs.on_action_run,
+    "pull_request": pull_request.on_pull_request,
+    "issue_comment": issue_comment.on_issue_comment,
 }
 
 
@@ -35,7 +38,7 @@ class GiteaDeliveries:
     """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
     event."""
 
-    def __init__(self, engine: Engine, host: str) -> None:
+    def __init__(self, engine: EngineAPI, host: str) -> None:
         self.engine = engine
         self.host = host
 
@@ -53,4 +56,4 @@ class GiteaDeliveries:
             delivery.event,
             extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
         )
-        await handler(data, engine=self.engine, host=self.host)
+        await handler(data, engine=self.engine, host=self.host, delivery_id=delivery.delivery_id)

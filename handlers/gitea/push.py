@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import CONFIG_PATH, Engine
+from bot.engine_api import CONFIG_PATH, EngineAPI
 from bot.forges.gitea.host import GiteaHost
 from handlers import pushes
 from handlers.pushes import NO_COMMIT
@@ -22,7 +22,7 @@ def listed_paths(push: dict[str, Any]) -> set[str] | None:
     return pushes.listed_paths(push, push.get("total_commits") or 0)
 
 
-async def on_push(push: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_push(push: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     repository = push["repository"]
     path, default_branch = repository.get("full_name"), repository.get("default_branch")
     after = push.get("after") or NO_COMMIT

@@ -19,8 +19,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bot.engine import Engine, FinishedPipeline
-from bot.engine.matching import EVENT_ID, StartedBy
+from bot.engine_api import EVENT_ID, EngineAPI, FinishedPipeline, StartedBy
 from bot.forges.gitea.host import GiteaHost, timestamp, workflow_file
 from bot.models import Event
 from bot.names import project_key
@@ -54,7 +53,7 @@ STARTED_BY: dict[str, StartedBy] = {
 OWN_CONTEXT = "conjunction/"
 
 
-async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_workflow_run(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     if data.get("action") != "completed":
         return
     run = data["workflow_run"]
@@ -78,7 +77,7 @@ async def on_workflow_run(data: dict[str, Any], *, engine: Engine, host: str) ->
     )
 
 
-async def on_action_run(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_action_run(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     run = data["run"]
     result = RUN_STATUSES.get(run.get("status") or "")
     if result is None:
@@ -114,7 +113,7 @@ def forgejo_ref(run: dict[str, Any]) -> tuple[str | None, str]:
     return run.get("prettyref"), "branch"
 
 
-async def on_status(data: dict[str, Any], *, engine: Engine, host: str) -> None:
+async def on_status(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     result = STATES.get(data.get("state") or "")
     context = data.get("context") or ""
     if result is None or context.startswith(OWN_CONTEXT):
@@ -149,7 +148,7 @@ async def on_status(data: dict[str, Any], *, engine: Engine, host: str) -> None:
         await engine.pipeline_finished(replace(run, ref=default_branch))
 
 
-async def _named_trigger(engine: Engine, run: FinishedPipeline) -> Event | None:
+async def _named_trigger(engine: EngineAPI, run: FinishedPipeline) -> Event | None:
     """The trigger event of this project that the run's title names, if any."""
     for event_id in EVENT_ID.findall(run.title):
         event = await engine.get_event(event_id)

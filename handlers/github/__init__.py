@@ -10,7 +10,7 @@ from typing import Any
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.models import Delivery
 from handlers.github import (
     check_suite,
@@ -38,7 +38,7 @@ ClientFor = Callable[[sansio.Event], Awaitable[GitHubAPI | None]]
 class GitHubDeliveries:
     """Job handler: replays a stored GitHub delivery through the routers."""
 
-    def __init__(self, engine: Engine, host: str, client_for: ClientFor) -> None:
+    def __init__(self, engine: EngineAPI, host: str, client_for: ClientFor) -> None:
         self.engine = engine
         self.host = host
         self.client_for = client_for

@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.codehost import STATUS_CONTEXT
-from bot.engine import Engine, FinishedPipeline
+from bot.engine_api import EngineAPI, FinishedPipeline
 from bot.forges.github import tags
 from bot.results import Result
 from handlers.github.workflow_run import conclusion
@@ -21,7 +21,7 @@ OWN_APP_PREFIX = "Conjunction"
 
 @router.register("check_suite", action="completed")
 async def on_check_suite_completed(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kwargs: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kwargs: Any
 ) -> None:
     suite = event.data["check_suite"]
     app = suite.get("app") or {}
@@ -49,7 +49,7 @@ async def on_check_suite_completed(
 
 @router.register("status")
 async def on_status(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kwargs: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kwargs: Any
 ) -> None:
     status = event.data
     result = STATES.get(status.get("state") or "")

@@ -9,7 +9,7 @@ from typing import Any
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.forges.github import installations
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ router = routing.Router()
 
 
 async def index(
-    engine: Engine, host: str, repositories: Iterable[dict[str, Any]], installation_id: int
+    engine: EngineAPI, host: str, repositories: Iterable[dict[str, Any]], installation_id: int
 ) -> None:
     repositories = list(repositories)
     await installations.remember(engine.sessions, names(host, repositories), installation_id)
@@ -35,7 +35,7 @@ async def index(
             log.info("indexed %s with an invalid .conjunction.yml:\n%s", name, error)
 
 
-async def drop(engine: Engine, names: Iterable[str]) -> None:
+async def drop(engine: EngineAPI, names: Iterable[str]) -> None:
     names = list(names)
     for name in names:
         await engine.drop_project(name)
@@ -50,7 +50,7 @@ def names(host: str, repositories: Iterable[dict[str, Any]]) -> list[str]:
 @router.register("installation", action="unsuspend")
 @router.register("installation", action="new_permissions_accepted")
 async def on_installed(
-    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     repositories = event.data.get("repositories")
     if repositories is None and gh is not None:
@@ -66,7 +66,7 @@ async def on_installed(
 @router.register("installation", action="deleted")
 @router.register("installation", action="suspend")
 async def on_uninstalled(
-    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     repositories = event.data.get("repositories")
     if repositories is not None:
@@ -78,7 +78,7 @@ async def on_uninstalled(
 
 @router.register("installation_repositories", action="added")
 async def on_repositories_added(
-    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     installation_id = event.data["installation"]["id"]
     await index(engine, host, event.data["repositories_added"], installation_id)
@@ -86,6 +86,6 @@ async def on_repositories_added(
 
 @router.register("installation_repositories", action="removed")
 async def on_repositories_removed(
-    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: GitHubAPI | None, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     await drop(engine, names(host, event.data["repositories_removed"]))

@@ -8,14 +8,14 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.codehost import CommentRef
-from bot.engine import CommentPosted, Engine
+from bot.engine_api import CommentPosted, EngineAPI
 
 router = routing.Router()
 
 
 @router.register("issue_comment", action="created")
 async def on_comment_created(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     issue, comment = event.data["issue"], event.data["comment"]
     posted = CommentPosted(

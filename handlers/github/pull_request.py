@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from gidgethub import routing, sansio
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.runs import Change
 
 router = routing.Router()
@@ -39,7 +39,7 @@ def change_of(host: str, payload: dict[str, Any]) -> Change:
 
 
 async def on_pull_request(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     await engine.change_updated(change_of(host, event.data))
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.engine import CONFIG_PATH, Engine
-from bot.engine.indexing import config_pushed
+from bot.engine_api import CONFIG_PATH, EngineAPI
 from bot.forges.github import installations, tags
 from bot.forges.github.forge import GitHubForge
 
@@ -29,7 +28,7 @@ def changed_paths(push: dict[str, Any]) -> set[str]:
 
 @router.register("push")
 async def on_push(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kw: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kw: Any
 ) -> None:
     push = event.data
     repository = push["repository"]
@@ -47,8 +46,7 @@ async def on_push(
     if not on_default_branch or push.get("deleted") or not changed_paths(push) & INDEXED_PATHS:
         return
     name = f"{host}/{repository['full_name']}"
-    await config_pushed(
-        engine,
+    await engine.config_pushed(
         name,
         sha=push["after"],
         private=repository["private"],

@@ -8,8 +8,7 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.engine import Engine, FinishedPipeline
-from bot.engine.matching import StartedBy
+from bot.engine_api import EngineAPI, FinishedPipeline, StartedBy
 from bot.forges.github import tags
 from bot.forges.github.artifacts import run_artifacts
 from bot.forges.github.payloads import timestamp
@@ -42,7 +41,7 @@ def conclusion(value: str | None) -> Result:
 
 @router.register("workflow_run", action="completed")
 async def on_workflow_run_completed(
-    event: sansio.Event, gh: Any, *args: Any, engine: Engine, host: str, **kwargs: Any
+    event: sansio.Event, gh: Any, *args: Any, engine: EngineAPI, host: str, **kwargs: Any
 ) -> None:
     run = event.data["workflow_run"]
     repository = event.data["repository"]

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.models import Delivery
 from handlers.gitlab import merge_request, note, pipeline, push, system
 
@@ -31,7 +31,7 @@ HANDLERS: dict[str, Handler] = {
 class GitLabDeliveries:
     """Job handler: replays a stored GitLab delivery through the handler of its event."""
 
-    def __init__(self, engine: Engine, host: str) -> None:
+    def __init__(self, engine: EngineAPI, host: str) -> None:
         self.engine = engine
         self.host = host
 

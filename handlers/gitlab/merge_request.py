@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.runs import Change
 
 STATES = {"opened": "open", "closed": "closed", "merged": "merged", "locked": "closed"}
@@ -30,7 +30,7 @@ def change_of(host: str, hook: dict[str, Any]) -> Change:
     )
 
 
-async def on_merge_request(hook: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
+async def on_merge_request(hook: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     request = hook.get("object_attributes") or {}
     action = request.get("action")
     if action not in ACTIONS or (action == "update" and not request.get("oldrev")):

@@ -9,14 +9,14 @@ from functools import partial
 from typing import Any
 
 from bot.codehost import CommentRef
-from bot.engine import CommentPosted, Engine
+from bot.engine_api import CommentPosted, EngineAPI
 from bot.forges.gitlab.host import GitLabHost
 
 ON = {"MergeRequest": "merge_request", "Issue": "issue"}  # noteable_type -> its key
 
 
 async def on_note(
-    data: dict[str, Any], *, engine: Engine, host: str, delivery_id: str = "", **_: Any
+    data: dict[str, Any], *, engine: EngineAPI, host: str, delivery_id: str = "", **_: Any
 ) -> None:
     note = data["object_attributes"]
     target = data.get(ON.get(note.get("noteable_type") or "", "")) or {}

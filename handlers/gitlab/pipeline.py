@@ -7,8 +7,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bot.engine import Engine, FinishedPipeline, ResultConflict
-from bot.engine.matching import StartedBy
+from bot.engine_api import EngineAPI, FinishedPipeline, ResultConflict, StartedBy
 from bot.forges.gitlab.host import GitLabHost
 from bot.models import Event
 from bot.names import project_key
@@ -81,7 +80,7 @@ def finished_pipeline(data: dict[str, Any], host: str) -> FinishedPipeline | Non
     )
 
 
-async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
+async def on_pipeline(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     if data["object_attributes"].get("source") == CHILD:
         return
     run = finished_pipeline(data, host)
@@ -105,7 +104,7 @@ async def on_pipeline(data: dict[str, Any], *, engine: Engine, host: str, **_: A
 
 
 async def _own_trigger(
-    engine: Engine, run: FinishedPipeline, pipeline_variables: dict[str, str]
+    engine: EngineAPI, run: FinishedPipeline, pipeline_variables: dict[str, str]
 ) -> Event | None:
     """The trigger event of this project that the pipeline's CONJUNCTION_EVENT names, if any."""
     event_id = pipeline_variables.get(EVENT_VARIABLE)
@@ -119,7 +118,7 @@ async def _own_trigger(
     return event
 
 
-async def _late_result(engine: Engine, run: FinishedPipeline, event: Event) -> bool:
+async def _late_result(engine: EngineAPI, run: FinishedPipeline, event: Event) -> bool:
     """A pipeline Conjunction started whose trigger event already has a result (it timed out,
     or this result came before) is that event's result, never an upstream success."""
     if event.result is None:

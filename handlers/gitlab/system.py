@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine_api import EngineAPI
 from bot.models import Project
 from bot.names import project_key
 from handlers.gitlab.push import on_push
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 MOVED = {"project_rename", "project_transfer"}
 
 
-async def on_system_hook(data: dict[str, Any], *, engine: Engine, host: str, **_: Any) -> None:
+async def on_system_hook(data: dict[str, Any], *, engine: EngineAPI, host: str, **_: Any) -> None:
     kind = data.get("event_name") or data.get("object_kind")
     if kind == "push":
         await on_push(data, engine=engine, host=host)
@@ -26,7 +26,7 @@ async def on_system_hook(data: dict[str, Any], *, engine: Engine, host: str, **_
         await _moved(engine, f"{host}/{data['old_path_with_namespace']}", host, data)
 
 
-async def _moved(engine: Engine, old: str, host: str, data: dict[str, Any]) -> None:
+async def _moved(engine: EngineAPI, old: str, host: str, data: dict[str, Any]) -> None:
     """A project that joined under its old path is indexed again under its new one."""
     async with engine.sessions() as session:
         project = await session.get(Project, project_key(old))

@@ -6,3 +6,21 @@ Forgejo (Codeberg among them) answers the same API for everything used here; whe
 differ — how a dispatched run's id comes back, the Actions run webhooks — both are handled and
 the module says so.
 """
+
+from __future__ import annotations
+
+from bot.forges.driver import Driver
+from config.settings import Settings
+
+
+def configured(settings: Settings) -> bool:
+    return settings.gitea_enabled
+
+
+DRIVER = Driver(
+    name="gitea",
+    display_name="Gitea",
+    configured=configured,
+    server="handlers.gitea.server",
+    command="Gitea and Forgejo repositories (Codeberg too)",
+)

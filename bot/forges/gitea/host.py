@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import cachetools
@@ -35,7 +35,7 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
-from bot.engine.indexing import CONFIG_PATH
+from bot.engine_api import CONFIG_PATH
 from bot.forges.gitea.client import TRANSIENT, GiteaClient, GiteaError, is_transient
 from bot.names import project_key, split_project
 from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
@@ -68,7 +68,8 @@ def cut(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
 def workflow_inputs(request: TriggerRequest) -> dict[str, str]:
     """The workflow_dispatch inputs of CONTRACT §5. Gitea and Forgejo read only the inputs a
     workflow declares and ignore the others, so `upstream_artifacts` is always sent when the
-    upstream build kept artifacts."""
+    upstream build kept artifacts, and a pre-merge run's `conjunction_change`, `_kind` and
+    `_step` whenever they say something."""
     inputs = {
         "conjunction_event": request.event_id,
         "upstream": request.upstream,
@@ -77,6 +78,8 @@ def workflow_inputs(request: TriggerRequest) -> dict[str, str]:
     }
     if request.artifacts:
         inputs["upstream_artifacts"] = json.dumps(list(request.artifacts))
+    for name, value in request.run_fields().items():
+        inputs[f"conjunction_{name}"] = value
     return inputs
 
 
@@ -260,17 +263,12 @@ class GiteaHost:
 
     async def comment_on_change(self, project: str, sha: str, marker: str, body: str) -> None:
         """One comment, found by its marker and edited in place, on the pull request that
-        brought sha (Gitea's `commits/{sha}/pull`: the merged pull request of a commit)."""
+        brought sha: the merged one (Gitea's `commits/{sha}/pull` knows only those), else the
+        open one whose head it is (a pre-merge run's)."""
         repo = self._repo(project)
-        try:
-            pull = await self.client.get(f"{repo}/commits/{sha}/pull")
-        except GiteaError as exc:
-            if exc.status == 404:
-                return  # pushed directly, or not merged through a pull request
-            raise
-        number = pull.get("number") if isinstance(pull, dict) else None
+        number = await self._pull_of(repo, sha)
         if number is None:
-            return
+            return  # pushed directly, or on no pull request
         if marker not in body:
             body = f"{marker}\n{body}"
         comments = await self.client.pages(f"{repo}/issues/{number}/comments")
@@ -283,6 +281,19 @@ class GiteaHost:
             await self.client.request(
                 "PATCH", f"{repo}/issues/comments/{mine['id']}", body={"body": body}
             )
+
+    async def _pull_of(self, repo: str, sha: str) -> int | None:
+        try:
+            merged = await self.client.get(f"{repo}/commits/{sha}/pull")
+        except GiteaError as exc:
+            if exc.status != 404:
+                raise
+        else:
+            number = merged.get("number") if isinstance(merged, dict) else None
+            return None if number is None else int(number)
+        pulls = await self.client.pages(f"{repo}/pulls", state="open")
+        head = next((pull for pull in pulls if (pull.get("head") or {}).get("sha") == sha), None)
+        return None if head is None else int(head["number"])
 
     # issues
 
@@ -363,24 +374,7 @@ class GiteaHost:
             if exc.status == 404:
                 return None
             raise
-        head, base = pull.get("head") or {}, pull.get("base") or {}
-        head_repo = (head.get("repo") or {}).get("full_name")
-        base_repo = (base.get("repo") or {}).get("full_name")
-        return Change(
-            project=project,
-            number=number,
-            url=str(pull.get("html_url") or ""),
-            head_sha=str(head.get("sha") or ""),
-            base_sha=str(base.get("sha") or ""),
-            author=(pull.get("user") or {}).get("login"),
-            fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
-            state="merged"
-            if pull.get("merged")
-            else "open"
-            if pull.get("state") == "open"
-            else "closed",
-            title=str(pull.get("title") or ""),
-        )
+        return change_of(project, pull)
 
     async def react(self, comment: CommentRef, emoji: str) -> None:
         await self.client.request(
@@ -498,6 +492,31 @@ def _fits(run: dict[str, Any], request: TriggerRequest) -> bool:
     workflow = workflow_file(run.get("workflow_id") or run.get("path"))
     branch = run.get("head_branch") or run.get("prettyref")
     return branch == ref and workflow == request.trigger.workflow
+
+
+def change_of(project: str, pull: dict[str, Any]) -> Change:
+    """A pull request as the API and the `pull_request` webhook show it, as a `Change` of the
+    repository it would merge into."""
+    head, base = pull.get("head") or {}, pull.get("base") or {}
+    head_repo = (head.get("repo") or {}).get("full_name")
+    base_repo = (base.get("repo") or {}).get("full_name")
+    state: Literal["open", "closed", "merged"] = "open"
+    if pull.get("merged"):
+        state = "merged"
+    elif pull.get("state") != "open":
+        state = "closed"
+    return Change(
+        project=project,
+        number=int(pull["number"]),
+        url=str(pull.get("html_url") or ""),
+        head_sha=str(head.get("sha") or ""),
+        base_sha=str(base.get("sha") or ""),
+        author=(pull.get("user") or {}).get("login"),
+        # a deleted fork has no repository any more: still not the upstream's own
+        fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
+        state=state,
+        title=str(pull.get("title") or ""),
+    )
 
 
 def timestamp(value: object) -> datetime | None:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from bot.engine import Engine
-from bot.engine.context import config_of
+from bot.engine_api import EngineAPI, config_of
 from bot.forges.gitea.client import TRANSIENT, GiteaError
 from bot.forges.gitea.host import GiteaHost
 from bot.models import Project
@@ -23,7 +22,8 @@ from config.repo_config import ConjunctionConfig
 
 # Gitea sends pushes, commit statuses and Actions runs (`workflow_run`); Forgejo pushes and
 # Actions runs (`action_run_*`). Each ignores the names it does not know, so one list serves
-# both. Pull requests and comments are left out until Conjunction acts on them.
+# both. `pull_request` stands for every pull request event, its comments among them;
+# `issue_comment` adds the comments on issues (commands on breakage issues).
 HOOK_EVENTS = [
     "push",
     "status",
@@ -31,6 +31,8 @@ HOOK_EVENTS = [
     "action_run_success",
     "action_run_failure",
     "action_run_recover",
+    "pull_request",
+    "issue_comment",
 ]
 HOOK_TYPE = "gitea"  # Forgejo takes it too
 TOKEN_REFUSED = "{host} refused GITEA_TOKEN (revoked or expired)"
@@ -60,7 +62,7 @@ def hook_body(url: str, secret: str) -> dict[str, Any]:
 
 
 class Joiner:
-    def __init__(self, host: GiteaHost, engine: Engine, hook_url: str, secret: str) -> None:
+    def __init__(self, host: GiteaHost, engine: EngineAPI, hook_url: str, secret: str) -> None:
         self.host = host
         self.client = host.client
         self.engine = engine
@@ -149,7 +151,8 @@ class Joiner:
                 f"no webhook: {reason}. Add one by hand (Settings > Webhooks > Add webhook > "
                 f"Gitea or Forgejo): target URL {self.hook_url}, content type application/json, "
                 "the secret GITEA_WEBHOOK_SECRET, and the events Push, Status and Workflow run "
-                "(Gitea) or Push and Action run (Forgejo)"
+                "(Gitea) or Push and Action run (Forgejo), Pull request, Pull request "
+                "synchronized, Pull request comment and Issue comment"
             )
 
     async def _index(

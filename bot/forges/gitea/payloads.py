@@ -8,16 +8,18 @@ Checked when a delivery arrives, as for GitHub and GitLab: one that does not fit
 Gitea sends an Actions run as `workflow_run` (with `workflow_run` and `repository`), Forgejo as
 `action_run` (with `run`, whose `repository` is inside it). Forgejo sends no commit status event.
 
-Pull requests and comments (`pull_request`, `issue_comment`) are answered 200 "ignored" for
-now; pre-merge runs and commands take them by adding a model here and a handler in
-handlers/gitea/.
+Gitea sends every action on a pull request (opened, synchronized, closed, assigned, …) as
+`pull_request`, and a comment on an issue or a pull request as `issue_comment` (`is_pull` says
+which); Forgejo sends the same bodies.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
 
-from bot.limits import Branch, FullName, Name, Ref, Sha, Text, Url
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.limits import INT32, Branch, FullName, Name, Ref, Sha, Text, Url
 
 
 class Strict(BaseModel):
@@ -99,6 +101,56 @@ class ForgejoActionRun(Strict):
     run: ActionRun
 
 
+class User(Strict):
+    login: Name
+
+
+class PullRequestRepository(Strict):
+    full_name: FullName | None = None
+
+
+class PullRequestSide(Strict):
+    sha: Sha
+    repo: PullRequestRepository | None = None  # null once a fork is deleted
+
+
+class PullRequest(Strict):
+    number: Annotated[int, Field(ge=1, le=INT32)]
+    html_url: Url
+    state: str
+    merged: bool | None = None
+    title: Text | None = None
+    user: User | None = None
+    head: PullRequestSide
+    base: PullRequestSide
+
+
+class PullRequestEvent(Strict):
+    action: str
+    pull_request: PullRequest
+    repository: Repository
+
+
+class Commented(Strict):
+    """The issue or pull request a comment is on."""
+
+    number: Annotated[int, Field(ge=1, le=INT32)]
+
+
+class Comment(Strict):
+    id: Annotated[int, Field(ge=1)]
+    body: Text | None = None
+    user: User
+
+
+class IssueCommentEvent(Strict):
+    action: str
+    issue: Commented
+    comment: Comment
+    repository: Repository
+    is_pull: bool | None = None
+
+
 # Deliveries of events not listed are answered 200 "ignored" at once.
 PAYLOADS: dict[str, type[BaseModel]] = {
     "push": Push,
@@ -108,4 +160,6 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "action_run_success": ForgejoActionRun,
     "action_run_failure": ForgejoActionRun,
     "action_run_recover": ForgejoActionRun,
+    "pull_request": PullRequestEvent,
+    "issue_comment": IssueCommentEvent,
 }

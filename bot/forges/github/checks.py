@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.indexing import CONFIG_PATH
+from bot.engine_api import CONFIG_PATH
 from bot.texts import render
 from config.repo_config import ConfigError, ConfigProblem
 

@@ -31,7 +31,7 @@ from gidgethub.sansio import RateLimit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.engine import Engine, UpstreamSuccess
+from bot.engine_api import EngineAPI, UpstreamSuccess
 from bot.forges.github import tags
 from bot.forges.github.artifacts import run_artifacts
 from bot.forges.github.client import PolicyAPI
@@ -71,7 +71,7 @@ def state_key(upstream: str, *parts: str) -> str:
 class UpstreamPoller:
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineAPI,
         sessions: async_sessionmaker[AsyncSession],
         gh_factory: Callable[[str], Awaitable[PolicyAPI]],
         *,

@@ -27,7 +27,7 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
-from bot.engine.indexing import CONFIG_PATH
+from bot.engine_api import CONFIG_PATH
 from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
 from bot.queue import PermanentError

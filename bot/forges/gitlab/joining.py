@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from gitlab import GitlabError
 
-from bot.engine import Engine
-from bot.engine.context import config_of
+from bot.engine_api import EngineAPI, config_of
 from bot.forges.gitlab.host import TRANSIENT, GitLabHost, message_of, refuses_token
 from bot.models import Project
 from bot.names import project_key
@@ -55,7 +54,7 @@ class Joined:
 
 
 class Joiner:
-    def __init__(self, host: GitLabHost, engine: Engine, hook_url: str, secret: str) -> None:
+    def __init__(self, host: GitLabHost, engine: EngineAPI, hook_url: str, secret: str) -> None:
         self.host = host
         self.client = host.client
         self.engine = engine

@@ -1,0 +1,195 @@
+"""Forges as drivers: `bot.forges.DRIVERS` is the one list of forges — a driver added there is
+served at /webhooks/<name>, has its deliveries processed, counts in the setup check and has its
+command — and no driver imports the engine itself, only `bot.engine_api`."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import cli
+from app import create_app
+from bot import forges
+from bot.adapters import Adapters
+from bot.engine.issues import FORGE_NAMES
+from bot.engine_api import EngineAPI
+from bot.forges.driver import Driver, Running, Server
+from bot.queue import JobHandler
+from config.settings import Settings
+from handlers.setup import forge_configured
+from testkit.memoryhost import MemoryHost
+from tests.conftest import runtime
+
+ROOT = Path(__file__).parent.parent
+
+
+def engine_imports(source: str) -> list[str]:
+    """The imports of `bot.engine` (or a module of it) in a module's source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [n for n in names if n == "bot.engine" or n.startswith("bot.engine.")]
+    return found
+
+
+def test_the_check_finds_every_way_of_importing_the_engine() -> None:
+    for source in (
+        "from bot.engine import Engine",
+        "import bot.engine.results",
+        "from bot import engine",
+        "from bot.engine.matching import FinishedPipeline",
+    ):
+        assert engine_imports(source), source
+    assert engine_imports("from bot.engine_api import EngineAPI\nimport bot.engines") == []
+
+
+def driver_modules() -> list[Path]:
+    """Every module of every driver: bot/forges/ and handlers/<driver>/."""
+    paths = list((ROOT / "bot" / "forges").rglob("*.py"))
+    for driver in forges.DRIVERS:
+        paths += (ROOT / "handlers" / driver.name).rglob("*.py")
+    return paths
+
+
+def test_no_driver_imports_the_engine() -> None:
+    modules = driver_modules()
+    assert len(modules) > 30
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in modules
+        if (found := engine_imports(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+
+
+def test_the_public_forges_are_named_in_texts_by_their_drivers() -> None:
+    assert FORGE_NAMES == {"github.com": "GitHub", "gitlab.com": "GitLab"}
+
+
+# A forge of the tests: a line in DRIVERS is all it takes.
+
+DELIVERED: list[dict[str, Any]] = []
+
+
+async def acme_webhook(request: web.Request) -> web.Response:
+    return web.json_response({"forge": "acme", "body": await request.text()}, status=202)
+
+
+def acme_start(
+    settings: Settings, http: aiohttp.ClientSession, sessions: async_sessionmaker[AsyncSession]
+) -> Running:
+    return Running(host=MemoryHost(host="git.acme.test"))
+
+
+def acme_deliveries(
+    engine: EngineAPI, settings: Settings, running: Running | None
+) -> JobHandler | None:
+    async def handle(payload: dict[str, Any]) -> None:
+        DELIVERED.append(payload)
+
+    return handle
+
+
+SERVER = Server(webhook=acme_webhook, start=acme_start, deliveries=acme_deliveries)
+ACME = Driver(
+    name="acme",
+    display_name="Acme Forge",
+    configured=lambda settings: True,
+    server=__name__,
+    command="Acme Forge repositories",
+)
+
+
+@pytest.fixture
+def with_acme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
+    monkeypatch.setitem(sys.modules, f"cli.{ACME.name}", sys.modules[__name__])
+
+
+def webhook_paths(app: web.Application) -> set[str]:
+    return {
+        resource.canonical
+        for resource in app.router.resources()
+        if resource.canonical.startswith("/webhooks/")
+    }
+
+
+def test_every_driver_is_served_at_its_webhook(settings: Settings) -> None:
+    app = create_app(settings, adapters=Adapters.of(MemoryHost()), run_workers=False)
+    assert webhook_paths(app) == {"/webhooks/github", "/webhooks/gitlab", "/webhooks/gitea"}
+
+
+@pytest.mark.usefixtures("with_acme")
+async def test_a_driver_in_the_registry_is_served_processed_and_configured(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    client: TestClient[Any, Any] = await aiohttp_client(
+        create_app(settings, adapters=Adapters.of(MemoryHost()), run_workers=False)
+    )
+    answer = await client.post("/webhooks/acme", data="hello")
+    assert (answer.status, await answer.json()) == (202, {"forge": "acme", "body": "hello"})
+    assert "/webhooks/acme" in webhook_paths(client.app)
+    handler = runtime(client).worker.handlers["acme_delivery"]
+    await handler({"delivery": "d1"})
+    assert DELIVERED[-1] == {"delivery": "d1"}
+
+
+def bare(settings: Settings) -> Settings:
+    """The settings with no forge configured."""
+    return settings.model_copy(
+        update={"github_app_id": None, "gitlab_token": None, "gitea_url": None}
+    )
+
+
+def test_the_setup_check_asks_every_driver(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert forge_configured(settings)
+    assert not forge_configured(bare(settings))
+    monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
+    assert forge_configured(bare(settings))
+
+
+@pytest.mark.usefixtures("with_acme")
+def test_a_driver_s_command_is_listed_with_the_others() -> None:
+    usage = cli.parser().format_help()
+    assert "\n    acme      Acme Forge repositories\n" in usage
+    assert list(cli.command_lines()) == [
+        "serve",
+        "validate",
+        "token",
+        "jobs",
+        "gitlab",
+        "gitea",
+        "acme",
+        "project",
+        "demo",
+    ]
+    # the command group's module is found by its name, cli/acme.py (here: this module)
+    args = cli.parser(command="acme").parse_args(["acme", "acme/lib"])
+    assert args.path == "acme/lib"
+
+
+def configure(parser: Any) -> None:
+    """`conjunction acme`'s arguments (this module stands for cli/acme.py)."""
+    parser.add_argument("path")
+
+
+def test_the_forges_without_a_command_have_none() -> None:
+    names: Mapping[str, str | None] = {d.name: d.command for d in forges.DRIVERS}
+    assert names["github"] is None  # a repository joins by installing the GitHub App
+    assert "github" not in cli.command_lines()
