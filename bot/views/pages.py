@@ -14,6 +14,8 @@ from bot.durations import Figures, figures, pair_durations
 from bot.models import Event, IssueLink, Project, Subscription
 from bot.names import project_key
 from bot.results import Result
+from bot.runs import Step
+from bot.views.labels import short_labels
 from bot.views.session import reading
 from bot.views.sources import PROJECT_SOURCES, RECENT_CHILDREN, Source, recent_sources, tally_of
 from bot.views.visibility import PRIVATE, hidden_projects, visible_projects
@@ -155,6 +157,7 @@ class Column:
 
     key: str
     name: str | None
+    label: str | None = None  # its short label among the columns (`bot.views.labels`)
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,10 @@ async def project_page(
         for child in source.children:
             if project_key(child.project) not in column_keys:
                 column_keys.append(project_key(child.project))
+    shown = {column: names.get(column, column) for column in column_keys if column not in hidden}
+    labels = short_labels(shown.values())
     columns = [
-        Column(column, None if column in hidden else names.get(column, column))
+        Column(column, shown.get(column), labels.get(shown.get(column, "")))
         for column in column_keys
     ]
     matrix = []
@@ -277,10 +282,13 @@ def _config_yaml(project: Project, hidden: set[str]) -> str | None:
 
 @dataclass(frozen=True)
 class Graph:
-    """Projects this caller may see, each with its latest event, and their upstream edges."""
+    """Projects this caller may see, each with its latest event, and their upstream edges, each
+    with the pair's latest run."""
 
     latest: dict[str, Event | None]  # by display name
     edges: list[tuple[str, str]]  # (upstream, downstream) display names
+    pairs: dict[tuple[str, str], Event]  # an edge's latest run of its pair's history
+    invalid: frozenset[str] = frozenset()  # whose .conjunction.yml is invalid now
 
 
 async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> Graph:
@@ -296,8 +304,12 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
             .limit(RECENT_CHILDREN)
         )
         latest: dict[str, Event] = {}
+        pairs: dict[tuple[str, str], Event] = {}
         for event in recent:
-            latest.setdefault(project_key(event.project), event)
+            key = project_key(event.project)
+            latest.setdefault(key, event)
+            if _in_pair_history(event):
+                pairs.setdefault((project_key(event.upstream or ""), key), event)
     edges = sorted(
         {
             (projects[upstream].name, projects[downstream].name)
@@ -305,4 +317,25 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
             if upstream in projects and downstream in projects
         }
     )
-    return Graph({project.name: latest.get(key) for key, project in projects.items()}, edges)
+    return Graph(
+        {project.name: latest.get(key) for key, project in projects.items()},
+        edges,
+        {
+            (projects[up].name, projects[down].name): event
+            for (up, down), event in pairs.items()
+            if up in projects and down in projects
+        },
+        frozenset(project.name for project in projects.values() if project.config_error),
+    )
+
+
+def _in_pair_history(event: Event) -> bool:
+    """A run of the pair's history (`bot.engine.results.earlier_in_pair`), whose result a
+    retry replaces and whose confirming re-runs settle its verdict: what an edge is coloured
+    by."""
+    return (
+        event.kind == "trigger"
+        and event.step == Step.FIRST
+        and event.change_number is None
+        and event.upstream is not None
+    )
