@@ -22,7 +22,7 @@ from bot.views.labels import short_labels
 
 NODE_HEIGHT = 30
 NODE_GAP = 12  # between nodes of one layer
-LAYER_GAP = 70  # between layers
+LAYER_GAP = 120  # between layers: room for an edge to show its dash style
 MARGIN = 16
 LABEL_PADDING = 20
 ISOLATED_COLUMNS = 4  # projects with no link are set in a grid below the rest

@@ -17,7 +17,7 @@ from bot import premerge_view
 from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
 from bot.models import Event
-from bot.results import Result
+from bot.results import Result, Verdict
 from bot.views import pages
 from bot.views.event_tree import EventTree, event_tree
 from handlers import charts
@@ -166,6 +166,7 @@ def _states(graph: pages.Graph) -> dict[str, str]:
 # an edge's look by its pair's latest run: its class, and the words its title and legend say
 EDGE_WORDS = {
     "passed": "passed",
+    "flaky": "flaky (failed, then passed on a re-run)",
     "failed": "failed",
     "confirming": "failed, confirming by re-running",
     "running": "running",
@@ -174,15 +175,18 @@ EDGE_WORDS = {
 
 
 def edge_state(run: Event | None) -> str:
-    """An edge of the graph by its pair's latest run: passed, failed (any other final
-    result), confirming (a failure being re-run before it counts), running, or none."""
+    """An edge of the graph by its pair's latest run: passed, flaky (a failure that passed
+    when re-run), failed (any other final result), confirming (a failure being re-run before
+    it counts), running, or none."""
     if run is None:
         return "none"
     if run.confirming:
         return "confirming"
     if run.result is None:
         return "running"
-    return "passed" if run.result == Result.SUCCESS else "failed"
+    if run.result == Result.SUCCESS:
+        return "passed"
+    return "flaky" if run.change == Verdict.FLAKY else "failed"
 
 
 def _graph_looks(graph: pages.Graph) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from bot.models import Event
 from bot.views import pages
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
+from handlers.pages import EDGE_WORDS, edge_state
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -175,6 +176,21 @@ async def test_a_downstream_runs_title_leads_with_the_upstream_commit(
     build = (await runtime(client).engine.get_event(runs[TOOL])).parent_id  # type: ignore[union-attr]
     upstream = Tree(await (await client.get(f"/events/{build}", headers=BROWSER)).text()).root
     assert upstream.find("h1")[0].text() == f"{LIB}: upstream success at {'2' * 12}"
+
+
+async def test_a_run_against_a_private_upstream_does_not_name_it_in_its_title(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, SECRET, None, private=True)
+    await index(client, APP, upstream_of(SECRET))
+    await post_github(client, "workflow_run", workflow_run("acme/secret", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+    path = f"/events/{request.event_id}"
+    shown = Tree(await (await client.get(path, headers=BROWSER)).text()).root
+    assert shown.find("h1")[0].text() == f"{APP}: downstream run"
+    admin = Tree(await (await client.get(path, headers={**BROWSER, **ADMIN})).text()).root
+    assert admin.find("h1")[0].text() == f"{SECRET} {SHA[:12]} in {APP}"
 
 
 async def test_project_page_shows_a_config_error(client: TestClient[Any, Any]) -> None:
@@ -481,3 +497,19 @@ async def test_a_private_upstream_leaves_no_trace_on_its_public_downstreams_page
         assert "secret" not in (await response.text()).lower(), path
     admin = await client.get(f"/events/{request.event_id}", headers=ADMIN)
     assert SECRET in await admin.text()
+
+
+def test_an_edge_is_drawn_by_its_pairs_latest_run() -> None:
+    def run(**fields: Any) -> Event:
+        return Event(kind="trigger", project=APP, upstream=LIB, **fields)
+
+    assert [
+        edge_state(None),
+        edge_state(run(result=None)),
+        edge_state(run(result="success")),
+        edge_state(run(result="failure", change="new regression")),
+        edge_state(run(result="timed_out")),
+        edge_state(run(result="failure", change="flaky")),
+        edge_state(run(result="failure", confirming="again")),
+    ] == ["none", "running", "passed", "failed", "failed", "flaky", "confirming"]
+    assert set(EDGE_WORDS) == {"none", "running", "passed", "failed", "flaky", "confirming"}

@@ -18,7 +18,7 @@
 
   // The scale at which the whole graph fits the box's width and the window's height.
   function whole() {
-    var room = window.innerHeight * 0.75;  // the box's max-height (conjunction.css)
+    var room = window.innerHeight * 0.85;  // the box's max-height (conjunction.css)
     return Math.min(box.clientWidth / width, Math.max(room, 300) / height);
   }
 
