@@ -513,3 +513,34 @@ def test_an_edge_is_drawn_by_its_pairs_latest_run() -> None:
         edge_state(run(result="failure", confirming="again")),
     ] == ["none", "running", "passed", "failed", "failed", "flaky", "confirming"]
     assert set(EDGE_WORDS) == {"none", "running", "passed", "failed", "flaky", "confirming"}
+
+
+def test_a_diamonds_bottom_colours_every_link_into_it() -> None:
+    """web builds against http and json and runs once for core's success, its event naming
+    http: the json → web link is drawn by that run too, not as never run."""
+
+    def run(id: str, project: str, upstream: str | None, root: str = "o1") -> Event:
+        kind = "trigger" if upstream else "build"
+        step = "first" if upstream else None
+        return Event(id=id, kind=kind, project=project, upstream=upstream, root_id=root, step=step)
+
+    core, http, json, web, other = (
+        f"h.test/acme/{n}" for n in ("core", "http", "json", "web", "x")
+    )
+    links = [(core, http), (core, json), (http, web), (json, web), (other, web)]
+    newest_first = [
+        run("w1", web, http),
+        run("j1", json, core),
+        run("h1", http, core),
+        run("o1", core, None),
+        run("w0", web, other, root="o0"),
+        run("x0", other, None, root="o0"),
+    ]
+    found = {pair: event.id for pair, event in pages.latest_pair_runs(newest_first, links).items()}
+    assert found == {
+        (core, http): "h1",
+        (core, json): "j1",
+        (http, web): "w1",
+        (json, web): "w1",
+        (other, web): "w0",
+    }

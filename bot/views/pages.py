@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,13 +304,11 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
             .order_by(Event.created_at.desc())
             .limit(RECENT_CHILDREN)
         )
-        latest: dict[str, Event] = {}
-        pairs: dict[tuple[str, str], Event] = {}
-        for event in recent:
-            key = project_key(event.project)
-            latest.setdefault(key, event)
-            if _in_pair_history(event):
-                pairs.setdefault((project_key(event.upstream or ""), key), event)
+        events = list(recent)
+    latest: dict[str, Event] = {}
+    for event in events:
+        latest.setdefault(project_key(event.project), event)
+    pairs = latest_pair_runs(events, subscriptions)
     edges = sorted(
         {
             (projects[upstream].name, projects[downstream].name)
@@ -327,6 +326,32 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
         },
         frozenset(project.name for project in projects.values() if project.config_error),
     )
+
+
+def latest_pair_runs(
+    events: Iterable[Event], links: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Event]:
+    """Each (upstream, downstream) link's latest run of the pair, by project keys, from
+    `events` newest first: the downstream's run that upstream started, or — a diamond's bottom
+    runs once for an origin and names one of its upstreams — its run for an origin that
+    upstream took part in."""
+    events = list(events)
+    upstreams: dict[str, set[str]] = {}
+    for up, down in links:
+        upstreams.setdefault(down, set()).add(up)
+    taking_part: dict[str, set[str]] = {}
+    for event in events:
+        taking_part.setdefault(event.root_id or event.id, set()).add(project_key(event.project))
+    runs: dict[tuple[str, str], Event] = {}
+    for event in events:
+        if not _in_pair_history(event):
+            continue
+        down = project_key(event.project)
+        origin = taking_part.get(event.root_id or event.id, set())
+        for up in upstreams.get(down, ()):
+            if up == project_key(event.upstream or "") or up in origin:
+                runs.setdefault((up, down), event)
+    return runs
 
 
 def _in_pair_history(event: Event) -> bool:
