@@ -39,34 +39,30 @@ def secret_name_problem(value: str) -> str | None:
     text = value.strip()
     if _TOKEN.match(text):
         return f"looks like an access token; a token is a secret: {STORE_IT}"
-    if not _SCHEME.match(text):
-        return None
-    try:
-        parts = urlsplit(text)
-        webhook = _webhook_service(parts)
-        credentials = _has_credentials(parts)
-    except ValueError:
-        webhook, credentials = None, False
+    # a webhook's address copied without its scheme is as much a secret
+    schemeless = not _SCHEME.match(text)
+    parts = _split(f"https://{text}" if schemeless else text)
+    webhook = _webhook_service(parts) if parts else None
     if webhook is not None:
         return f"looks like a {webhook} webhook URL; a webhook URL is a secret: {STORE_IT}"
-    if credentials:
+    if schemeless:
+        return None
+    if parts is not None and _has_credentials(parts):
         return f"looks like a URL with credentials; a URL with credentials is a secret: {STORE_IT}"
     return f"is a URL, not the name of a secret; the URL may hold a secret: {STORE_IT}"
 
 
 def url_problem(value: str) -> str | None:
     """Why `value`, written where a URL is expected, publishes a secret with it."""
-    try:
-        parts = urlsplit(value.strip())
-        webhook = _webhook_service(parts)
-        credentials = _has_credentials(parts)
-    except ValueError:
+    parts = _split(value.strip())
+    if parts is None:
         return None
-    if credentials:
+    if _has_credentials(parts):
         return (
             "holds a user and password; they are a secret: put them in a header with a "
             "${secret:NAME} placeholder instead"
         )
+    webhook = _webhook_service(parts)
     if webhook is not None:
         return (
             f"looks like a {webhook} webhook URL; a webhook URL is a secret: use notify's "
@@ -74,6 +70,13 @@ def url_problem(value: str) -> str | None:
             "stored in the server's secrets file (CONJUNCTION_SECRETS_FILE)"
         )
     return None
+
+
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        return None
 
 
 def _has_credentials(parts: SplitResult) -> bool:

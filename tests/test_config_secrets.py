@@ -41,6 +41,7 @@ def test_a_slack_webhook_url_where_the_secret_name_belongs() -> None:
         ("https://api.telegram.org/bot123456:ABC-DEF/sendMessage", "Telegram"),
         ("https://hooks.zapier.com/hooks/catch/123/abc/", "Zapier"),
         ("https://HOOKS.SLACK.COM/services/T/B/X", "Slack"),
+        ("hooks.slack.com/services/T/B/X", "Slack"),
     ],
 )
 def test_known_webhook_hosts_in_an_apprise_channel(url: str, service: str) -> None:
@@ -149,3 +150,15 @@ def test_a_secrets_file_is_not_asked_about_a_secret_written_in_place(
     assert main(["validate", "--secrets", str(secrets), str(path)]) == 1
     err = capsys.readouterr().err
     assert "not in the secrets file" not in err and "XXXX" not in err
+
+
+def test_a_malformed_value_is_judged_without_an_error() -> None:
+    assert [
+        problem.split(";")[0]
+        for value in ("https://[::1/x", "hooks.slack.com:x/services/T")
+        for problem in problems(f"notify:\n  - apprise: '{value}'\n")
+    ] == [
+        "line 2: notify.0.apprise: is a URL, not the name of a secret",
+        "line 2: notify.0.apprise: looks like a Slack webhook URL",
+    ]
+    assert parse_config("notify:\n  - apprise: 'a/[b'\n").notify[0].apprise == "a/[b"
