@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from bot.names import OWNER_MAX_LENGTH, ProjectName, owner_of, owner_problem
-from config import body_template, bounded_yaml
+from config import body_template, bounded_yaml, secret_values
 
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_ITEMS = 200  # in any list (upstreams, branches, ...) and in webhook headers
@@ -431,7 +431,8 @@ def parse_config(
         line = mark.line + 1 if mark is not None else None
         raise ConfigError([ConfigProblem(line, "", f"invalid YAML: {problem}")]) from None
     if data is None:
-        data = {}
+        message = "the file is empty: write {} to take every default, or keys like upstreams:"
+        raise ConfigError([ConfigProblem(1, "", message)])
     if not isinstance(data, dict):
         message = f"expected a mapping of keys like upstreams:, got {_kind(data)}"
         raise ConfigError([ConfigProblem(_line_of(root, ()), "", message)])
@@ -469,8 +470,9 @@ def _repeated_upstreams(config: ConjunctionConfig, root: yaml.Node | None) -> li
 def _reference_problems(
     config: ConjunctionConfig, root: yaml.Node | None, secrets: SecretCheck | None
 ) -> list[ConfigProblem]:
-    """Unknown placeholders in the webhook's headers and body, and (with `secrets`) secrets
-    this project may not use, wherever the config names one."""
+    """Unknown placeholders in the webhook's headers and body; secrets written where their name
+    belongs, or in a URL; and (with `secrets`) secrets this project may not use, wherever the
+    config names one."""
     problems = []
     named: list[tuple[body_template.Location, str]] = []
     hook = config.trigger.webhook
@@ -495,11 +497,25 @@ def _reference_problems(
             named.append((("notify", index, "webhook", "secret"), channel.webhook.secret))
         if channel.apprise is not None:
             named.append((("notify", index, "apprise"), channel.apprise))
-    if secrets is not None:
-        for loc, name in named:
+    for loc, name in named:
+        # a secret written where its name belongs is refused, never looked up or repeated
+        problem = secret_values.secret_name_problem(name)
+        if problem is None and secrets is not None:
             problem = secrets(name)
-            if problem is not None:
-                problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), problem))
+        if problem is not None:
+            problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), problem))
+    urls: list[tuple[body_template.Location, str]] = []
+    if hook is not None:
+        urls.append((("trigger", "webhook", "url"), hook.url))
+    urls += [
+        (("notify", index, "webhook", "url"), channel.webhook.url)
+        for index, channel in enumerate(config.notify)
+        if channel.webhook is not None
+    ]
+    for loc, url in urls:
+        problem = secret_values.url_problem(url)
+        if problem is not None:
+            problems.append(ConfigProblem(_line_of(root, loc), _dotted(loc), problem))
     return problems
 
 

@@ -36,6 +36,8 @@ from handlers.context import RUNTIME, json_answer, json_error
 from handlers.errors import RequestError
 
 routes = web.RouteTableDef()
+MAX_PAGE = 100_000  # of `GET /api/v1/projects`: far past any ecosystem, and an offset SQL takes
+
 # The most of a body each route reads (its token is checked first): a status with its
 # metadata, a build with its artifacts
 STATUS_BODY_LIMIT = 64 * 1024
@@ -238,6 +240,25 @@ async def get_event(request: web.Request) -> web.Response:
     if trace is None:
         return json_error(404, f"no event {event_id}")
     return json_answer(trace)
+
+
+@routes.get("/api/v1/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    page = _page_number(request, "page", 1, MAX_PAGE)
+    per_page = _page_number(request, "per_page", api_views.PER_PAGE, api_views.MAX_PER_PAGE)
+    listing = await api_views.project_list(
+        request.app[RUNTIME].sessions, admin=is_admin(request), page=page, per_page=per_page
+    )
+    return json_answer(listing)
+
+
+def _page_number(request: web.Request, name: str, default: int, most: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not 1 <= int(text) <= most:
+        raise RequestError(400, f"{name} must be a whole number from 1 to {most}")
+    return int(text)
 
 
 @routes.get("/api/v1/projects/{project:.+}")

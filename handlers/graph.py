@@ -18,10 +18,11 @@ from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
 
 from bot.badges import text_width
+from bot.views.labels import short_labels
 
 NODE_HEIGHT = 30
 NODE_GAP = 12  # between nodes of one layer
-LAYER_GAP = 70  # between layers
+LAYER_GAP = 120  # between layers: room for an edge to show its dash style
 MARGIN = 16
 LABEL_PADDING = 20
 ISOLATED_COLUMNS = 4  # projects with no link are set in a grid below the rest
@@ -51,11 +52,6 @@ class Drawing:
     edges: tuple[PlacedEdge, ...]
     width: float
     height: float
-
-
-def label(name: str) -> str:
-    """A node shows the project's path; its full name is in the node's title."""
-    return name.partition("/")[2] or name
 
 
 def neighbourhood(
@@ -102,7 +98,10 @@ def layout(names: Sequence[str], edges: Sequence[tuple[str, str]]) -> Drawing:
 
 @lru_cache(maxsize=32)
 def _layout(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Drawing:
-    widths = {name: float(text_width(label(name)) + LABEL_PADDING) for name in names}
+    # a node shows its short label (the repository's name, more where two collide); its full
+    # name is in its title
+    labels = short_labels(names)
+    widths = {name: float(text_width(labels[name]) + LABEL_PADDING) for name in names}
     vertices = {name: Vertex(name) for name in names}
     for name, vertex in vertices.items():
         vertex.view = _Box(widths[name])
@@ -134,7 +133,7 @@ def _layout(names: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Drawi
             top + row * (NODE_HEIGHT + NODE_GAP) + NODE_HEIGHT / 2,
         )
     nodes = tuple(
-        PlacedNode(name, label(name), x - widths[name] / 2, y - NODE_HEIGHT / 2, widths[name])
+        PlacedNode(name, labels[name], x - widths[name] / 2, y - NODE_HEIGHT / 2, widths[name])
         for name, (x, y) in placed.items()
     )
     width = max((node.x + node.width for node in nodes), default=0) + MARGIN

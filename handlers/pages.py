@@ -16,6 +16,8 @@ from aiohttp import web
 from bot import premerge_view
 from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
+from bot.models import Event
+from bot.results import Result, Verdict
 from bot.views import pages
 from bot.views.event_tree import EventTree, event_tree
 from handlers import charts
@@ -70,7 +72,7 @@ async def project_page(request: web.Request) -> web.Response:
         public_url=runtime.settings.public_url,
         charts=_project_charts(page),
         drawing=drawing,
-        states=_states(graph),
+        **_graph_looks(graph),
         focus=page.project.name,
         changes=await premerge_view.open_changes(runtime.sessions, page.project, admin=admin),
     )
@@ -161,6 +163,43 @@ def _states(graph: pages.Graph) -> dict[str, str]:
     }
 
 
+# an edge's look by its pair's latest run: its class, and the words its title and legend say
+EDGE_WORDS = {
+    "passed": "passed",
+    "flaky": "flaky (failed, then passed on a re-run)",
+    "failed": "failed",
+    "confirming": "failed, confirming by re-running",
+    "running": "running",
+    "none": "not run yet",
+}
+
+
+def edge_state(run: Event | None) -> str:
+    """An edge of the graph by its pair's latest run: passed, flaky (a failure that passed
+    when re-run), failed (any other final result), confirming (a failure being re-run before
+    it counts), running, or none."""
+    if run is None:
+        return "none"
+    if run.confirming:
+        return "confirming"
+    if run.result is None:
+        return "running"
+    if run.result == Result.SUCCESS:
+        return "passed"
+    return "flaky" if run.change == Verdict.FLAKY else "failed"
+
+
+def _graph_looks(graph: pages.Graph) -> dict[str, Any]:
+    """What `graph_svg` draws besides the layout: each project's and each edge's state, and the
+    projects whose config is invalid."""
+    return {
+        "states": _states(graph),
+        "edge_states": {edge: edge_state(graph.pairs.get(edge)) for edge in graph.edges},
+        "edge_words": EDGE_WORDS,
+        "invalid": graph.invalid,
+    }
+
+
 @routes.get("/graph")
 async def graph_page(request: web.Request) -> web.Response:
     graph = await pages.graph(request.app[RUNTIME].sessions, admin=is_admin(request))
@@ -182,7 +221,7 @@ async def graph_page(request: web.Request) -> web.Response:
         "graph.html",
         title=f"Around {focus}" if focus else "Dependency graph",
         drawing=drawing,
-        states=_states(graph),
+        **_graph_looks(graph),
         focus=focus,
         depth=depth,
         depths=GRAPH_DEPTHS,
@@ -213,14 +252,7 @@ async def event_page(request: web.Request) -> web.Response:
     tree = await _tree(request)
     if tree is None:
         return json_error(404, f"no event {request.match_info['event_id']}")
-    event = tree.event
-    kind = "upstream success" if event.kind == "build" else "downstream run"
-    return render(
-        request,
-        "event.html",
-        title=f"{event.project}: {kind} at {(event.sha or 'an unknown commit')[:12]}",
-        tree=tree,
-    )
+    return render(request, "event.html", title=tree.title, tree=tree)
 
 
 @routes.get("/events/{event_id}/live")

@@ -13,6 +13,7 @@ from bot.models import Event
 from bot.views import pages
 from handlers.admin import COOKIE
 from handlers.graph import layout, neighbourhood
+from handlers.pages import EDGE_WORDS, edge_state
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -129,6 +130,69 @@ async def test_project_page_shows_matrix_config_badge_and_issues(
     assert f"project: {LIB}" in tool, "the configuration in force"
 
 
+async def test_matrix_headers_are_short_with_the_full_name_on_hover_and_in_a_legend(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    await index(client, "gitlab.com/other/app", upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "3" * 40, run_id=3))
+    await run_jobs(client)
+    root = Tree(await (await client.get(f"/projects/{LIB}", headers=BROWSER)).text()).root
+    [matrix] = root.find("table", "matrix")
+    headers = matrix.find("thead")[0].find("th")[2:]
+    shown = [
+        (link.text(), link.attrs["title"])
+        if (link := next(iter(th.find("a")), None))
+        else th.text()
+        for th in headers
+    ]
+    assert sorted(shown, key=str) == sorted(
+        [
+            ("acme/app", APP),
+            ("other/app", "gitlab.com/other/app"),
+            ("tool", TOOL),
+            "a private project",
+        ],
+        key=str,
+    ), "the repository's name, its owner where two collide"
+    [names] = root.find("dl", "names")
+    legend = [(div.find("dt")[0].text(), div.find("dd")[0].text()) for div in names.find("div")]
+    assert sorted(legend) == [
+        ("acme/app", APP),
+        ("other/app", "gitlab.com/other/app"),
+        ("tool", TOOL),
+    ], "the private one is in no legend"
+    assert matrix.attrs == {"class": "matrix"}
+    [box] = [div for div in root.find("div", "matrix-box")]
+    assert box.attrs["role"] == "region" and box.attrs["tabindex"] == "0", "keyboard-scrollable"
+
+
+async def test_a_downstream_runs_title_leads_with_the_upstream_commit(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    runs = await ecosystem(client, forge)
+    trail = Tree(await (await client.get(f"/events/{runs[TOOL]}", headers=BROWSER)).text()).root
+    assert trail.find("h1")[0].text() == f"{LIB} {'2' * 12} in {TOOL}"
+    build = (await runtime(client).engine.get_event(runs[TOOL])).parent_id  # type: ignore[union-attr]
+    upstream = Tree(await (await client.get(f"/events/{build}", headers=BROWSER)).text()).root
+    assert upstream.find("h1")[0].text() == f"{LIB}: upstream success at {'2' * 12}"
+
+
+async def test_a_run_against_a_private_upstream_does_not_name_it_in_its_title(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, SECRET, None, private=True)
+    await index(client, APP, upstream_of(SECRET))
+    await post_github(client, "workflow_run", workflow_run("acme/secret", SHA))
+    await run_jobs(client)
+    [(_, request)] = forge.of("start_pipeline")
+    path = f"/events/{request.event_id}"
+    shown = Tree(await (await client.get(path, headers=BROWSER)).text()).root
+    assert shown.find("h1")[0].text() == f"{APP}: downstream run"
+    admin = Tree(await (await client.get(path, headers={**BROWSER, **ADMIN})).text()).root
+    assert admin.find("h1")[0].text() == f"{SECRET} {SHA[:12]} in {APP}"
+
+
 async def test_project_page_shows_a_config_error(client: TestClient[Any, Any]) -> None:
     await index(client, APP, upstream_of(LIB))
     error = await runtime(client).engine.index_project(
@@ -190,7 +254,7 @@ async def test_a_graph_node_says_its_result_by_icon_and_word_not_only_colour(
         assert "st-failed" in tool.classes
         assert tool.attrs["aria-label"] == f"{TOOL}: failed", "the word in its accessible name"
         assert [title.text() for title in tool.find("title")] == [f"{TOOL}: failed"]
-        assert [text.text() for text in tool.find("text")] == ["acme/tool"], "its label"
+        assert [text.text() for text in tool.find("text")] == ["tool"], "its label"
         [tool_icon] = tool.find("svg", "icon")
         assert icon_drawing(tool_icon) == icon_drawing(failure_icon), path
         assert tool_icon.attrs["aria-hidden"] == "true", "the accessible name says it"
@@ -206,6 +270,49 @@ async def test_a_graph_node_says_its_result_by_icon_and_word_not_only_colour(
     [app_icon] = app.find("svg", "icon")
     assert "st-passed" in app_icon.classes
     assert icon_drawing(app_icon) != icon_drawing(failure_icon), "a passing one looks otherwise"
+
+
+async def test_each_edge_says_its_pairs_latest_result_by_colour_and_dash(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    await index(client, "github.com/acme/idle", upstream_of(LIB))
+    for path, headers in (("/graph", {}), (f"/projects/{LIB}", {}), ("/graph", ADMIN)):
+        graph = Tree(await (await client.get(path, headers={**BROWSER, **headers})).text()).root
+        [drawn] = [svg for svg in graph.find("svg", "graph") if svg.attrs.get("id") == "graph"]
+        edges = {edge.attrs["data-edge"]: edge for edge in drawn.find("path", "edge")}
+        assert {name: edge.classes for name, edge in edges.items() if SECRET not in name} == {
+            f"{LIB} {APP}": {"edge", "e-passed"},
+            f"{LIB} {TOOL}": {"edge", "e-failed"},
+            f"{LIB} github.com/acme/idle": {"edge", "e-none"},
+        }, path
+        assert edges[f"{LIB} {TOOL}"].find("title")[0].text() == (
+            f"{TOOL} builds against {LIB}: latest failed"
+        )
+        assert edges[f"{LIB} {TOOL}"].attrs["marker-end"] == "url(#arrow-failed)"
+        assert (f"{LIB} {SECRET}" in edges) == bool(headers), "a private pair is the admin's"
+        legend = " ".join(p.text() for p in graph.find("p", "legend"))
+        for words in ("passed last", "failed last", "being confirmed", "under way", "never run"):
+            assert words in legend, words
+
+
+async def test_a_project_whose_config_is_invalid_says_so_in_the_graph(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await ecosystem(client, forge)
+    error = await runtime(client).engine.index_project(
+        TOOL, private=False, default_branch="main", config_text="upstreams: [{project: 3}]\n"
+    )
+    assert error is not None
+    graph = Tree(await (await client.get("/graph", headers=BROWSER)).text()).root
+    nodes = {node.attrs["data-project"]: node for node in graph.find("a", "node")}
+    tool = nodes[TOOL]
+    assert "invalid" in tool.classes and "invalid" not in nodes[APP].classes
+    assert tool.attrs["aria-label"] == f"{TOOL}: invalid .conjunction.yml; latest run: failed"
+    assert [icon.attrs["class"] for icon in tool.find("svg", "icon")] == [
+        "icon st-failed",
+        "icon st-invalid",
+    ]
 
 
 def test_the_layout_goes_left_to_right_without_overlaps() -> None:
@@ -390,3 +497,50 @@ async def test_a_private_upstream_leaves_no_trace_on_its_public_downstreams_page
         assert "secret" not in (await response.text()).lower(), path
     admin = await client.get(f"/events/{request.event_id}", headers=ADMIN)
     assert SECRET in await admin.text()
+
+
+def test_an_edge_is_drawn_by_its_pairs_latest_run() -> None:
+    def run(**fields: Any) -> Event:
+        return Event(kind="trigger", project=APP, upstream=LIB, **fields)
+
+    assert [
+        edge_state(None),
+        edge_state(run(result=None)),
+        edge_state(run(result="success")),
+        edge_state(run(result="failure", change="new regression")),
+        edge_state(run(result="timed_out")),
+        edge_state(run(result="failure", change="flaky")),
+        edge_state(run(result="failure", confirming="again")),
+    ] == ["none", "running", "passed", "failed", "failed", "flaky", "confirming"]
+    assert set(EDGE_WORDS) == {"none", "running", "passed", "failed", "flaky", "confirming"}
+
+
+def test_a_diamonds_bottom_colours_every_link_into_it() -> None:
+    """web builds against http and json and runs once for core's success, its event naming
+    http: the json → web link is drawn by that run too, not as never run."""
+
+    def run(id: str, project: str, upstream: str | None, root: str = "o1") -> Event:
+        kind = "trigger" if upstream else "build"
+        step = "first" if upstream else None
+        return Event(id=id, kind=kind, project=project, upstream=upstream, root_id=root, step=step)
+
+    core, http, json, web, other = (
+        f"h.test/acme/{n}" for n in ("core", "http", "json", "web", "x")
+    )
+    links = [(core, http), (core, json), (http, web), (json, web), (other, web)]
+    newest_first = [
+        run("w1", web, http),
+        run("j1", json, core),
+        run("h1", http, core),
+        run("o1", core, None),
+        run("w0", web, other, root="o0"),
+        run("x0", other, None, root="o0"),
+    ]
+    found = {pair: event.id for pair, event in pages.latest_pair_runs(newest_first, links).items()}
+    assert found == {
+        (core, http): "h1",
+        (core, json): "j1",
+        (http, web): "w1",
+        (json, web): "w1",
+        (other, web): "w0",
+    }

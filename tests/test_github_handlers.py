@@ -277,6 +277,27 @@ async def test_invalid_config_is_reported_on_its_commit_and_the_last_valid_one_s
     assert await subscriptions(engine) == [(LIB, "github.com/codertocat/hello-world")]
 
 
+async def test_a_webhook_url_committed_in_the_config_is_refused_on_its_commit(
+    engine: Engine, forge: MemoryHost
+) -> None:
+    await index(engine, HELLO, VALID)
+    slack = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    forge.files[(HELLO, ".conjunction.yml")] = f"{VALID}notify:\n  - slack: {slack}\n"
+
+    await dispatch(engine, None, "push", push(".conjunction.yml"))
+
+    [(project, (sha, error))] = forge.of("report_config")
+    assert (project, sha) == (HELLO, SHA)
+    assert [str(problem) for problem in error.problems] == [
+        "line 4: notify.0.slack: looks like a Slack webhook URL; a webhook URL is a secret: store "
+        "it in the server's secrets file (CONJUNCTION_SECRETS_FILE) under a name and write the "
+        "name here"
+    ]
+    stored = (await projects(engine))[HELLO]
+    assert stored.config is not None and stored.config["notify"] == []
+    assert "XXXX" not in (stored.config_error or "-XXXX")
+
+
 async def test_valid_config_after_an_invalid_one_is_reported_valid(
     engine: Engine, forge: MemoryHost
 ) -> None:

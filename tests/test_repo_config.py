@@ -120,8 +120,16 @@ trigger:
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n\n", b"", "---\n"])
-def test_empty_file_means_defaults(text):
-    config = parse_config(text)
+def test_an_empty_file_is_an_error(text):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert [str(p) for p in info.value.problems] == [
+        "line 1: the file is empty: write {} to take every default, or keys like upstreams:"
+    ]
+
+
+def test_an_empty_mapping_means_defaults():
+    config = parse_config("{}\n")
     assert config == ConjunctionConfig()
     assert config.owners is None
     assert config.upstreams == []

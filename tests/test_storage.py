@@ -23,6 +23,7 @@ from bot.db import create_engine, migrate, sessionmaker
 from bot.engine import Engine, UpstreamSuccess
 from bot.models import Base, Event, Job, KeyValue, Project, Subscription
 from bot.tokens import CallbackSigner
+from bot.views.api import project_list
 from config.repo_config import ConfigError
 from config.settings import Settings
 
@@ -366,3 +367,14 @@ async def test_the_run_model_migration_carries_details_into_columns(database: As
     )
     assert (failure.ci_metadata, failure.attempt) == ({"sha": "abc1234"}, 1)
     assert (rerun.upstream_sha, events["t1"].artifacts) == ("d", [])
+
+
+async def test_projects_are_listed_a_page_at_a_time(engine: Engine, sessions: Sessions) -> None:
+    for name in (LIB, TOOL, APP):
+        await index(engine, name, None)
+    await engine.index_project(OTHER, private=True, default_branch="main", config_text=None)
+    listed = await project_list(sessions, admin=False, page=2, per_page=2)
+    assert [p["project"] for p in listed["projects"]] == [TOOL]
+    assert (listed["total"], listed["pages"], listed["next"]) == (3, 2, None)
+    everything = await project_list(sessions, admin=True, page=1, per_page=200)
+    assert [p["project"] for p in everything["projects"]] == [APP, LIB, OTHER, TOOL]

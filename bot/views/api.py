@@ -1,25 +1,31 @@
-"""The JSON of `/api/v1`: an event's trace, and a project's upstreams, downstreams, recent
-results and build-time statistics."""
+"""The JSON of `/api/v1`: an event's trace; the projects a caller may see, a page at a time;
+and a project in both its roles — as an upstream (its latest successes with their downstream
+rows, the issues open about it) and as a downstream (its own runs) — with build-time
+statistics."""
 
 from __future__ import annotations
 
 import statistics
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.badges import Tally, change
 from bot.durations import figures, pair_durations
-from bot.models import Event, Project, Subscription
+from bot.models import Event, IssueLink, Project, Subscription
 from bot.names import project_key
 from bot.premerge import KIND
 from bot.results import FLAKY_HINT, Result, Verdict
 from bot.runs import Step
 from bot.views.history import upstream_build
 from bot.views.session import reading
-from bot.views.sources import PROJECT_SOURCES, latest_tallies, recent_sources
+from bot.views.sources import PROJECT_SOURCES, Source, latest_tallies, recent_sources
 from bot.views.visibility import hidden_projects, private_projects, shown_changes
+
+PER_PAGE = 50  # projects in a page of `GET /api/v1/projects`, unless asked
+MAX_PER_PAGE = 200
+LATEST_SUCCESSES = 5  # upstream successes in a project's `upstream` part, newest first
 
 PAIR_RUNS = 20  # the verdicts shown per pair
 PAIR_SCAN = 2000  # the project's latest runs those are taken from
@@ -148,10 +154,56 @@ async def event_trace(
     }
 
 
+async def project_list(
+    sessions: async_sessionmaker[AsyncSession], *, admin: bool, page: int, per_page: int
+) -> dict[str, Any]:
+    """One page of the active projects this caller may see, by name; private ones only for the
+    admin, and never counted for anyone else."""
+    shown = and_(Project.active.is_(True), true() if admin else Project.private.is_(False))
+    async with reading(sessions) as session:
+        total = await session.scalar(select(func.count()).select_from(Project).where(shown)) or 0
+        projects = list(
+            await session.scalars(
+                select(Project)
+                .where(shown)
+                .order_by(Project.key)
+                .offset((page - 1) * per_page)
+                .limit(per_page)
+            )
+        )
+    pages = max(1, -(-total // per_page))
+    return {
+        "projects": [
+            {
+                "project": project.name,
+                "private": project.private,
+                "default_branch": project.default_branch,
+                "config_valid": project.config_error is None,
+                "api": f"/api/v1/projects/{project.name}",
+                "page": f"/projects/{project.name}",
+            }
+            for project in projects
+        ],
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "pages": pages,
+        "next": f"/api/v1/projects?page={page + 1}&per_page={per_page}" if page < pages else None,
+        "previous": (
+            f"/api/v1/projects?page={min(page - 1, pages)}&per_page={per_page}"
+            if page > 1
+            else None
+        ),
+    }
+
+
 async def project_view(
     sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
 ) -> dict[str, Any] | None:
-    """A project's upstreams, downstreams, recent results and build-time statistics."""
+    """A project as an upstream and as a downstream, with its pairs and build-time statistics.
+
+    The top-level `recent` and `statistics` are its runs as a downstream, as before; `upstream`
+    holds what its own successes started."""
     key = project_key(name)
     async with reading(sessions) as session:
         project = await session.get(Project, key)
@@ -178,7 +230,29 @@ async def project_view(
             )
         )
         hidden = await hidden_projects(session, admin)
-        build_times = await _build_times(session, key, downstreams, hidden)
+        sources = (await recent_sources(session, project=key, limit=PROJECT_SOURCES * 50))[
+            :PROJECT_SOURCES
+        ]
+        build_times = await _build_times(session, key, sources, downstreams, hidden)
+        issues = [
+            link
+            for link in await session.scalars(
+                select(IssueLink)
+                .where(
+                    IssueLink.state == "open",
+                    (IssueLink.upstream == key) | (IssueLink.downstream == key),
+                )
+                .order_by(IssueLink.updated_at.desc())
+            )
+            if not {link.upstream, link.downstream} & hidden
+        ]
+        linked = {link.upstream for link in issues} | {link.downstream for link in issues}
+        names: dict[str, str] = {
+            row.key: row.name
+            for row in await session.execute(
+                select(Project.key, Project.name).where(Project.key.in_(linked))
+            )
+        }
         runs = await session.scalars(
             select(Event)
             .where(
@@ -196,27 +270,78 @@ async def project_view(
             if run.upstream and not {project_key(run.project), project_key(run.upstream)} & hidden:
                 pairs.setdefault((run.upstream, run.project), []).append(run)
     tallies = await latest_tallies(sessions, name, admin=admin) or []
+    visible_upstreams = [spec for spec in upstreams if project_key(spec["project"]) not in hidden]
+    private_upstreams = sum(project_key(spec["project"]) in hidden for spec in upstreams)
+    own = [
+        event_json(event, upstream_visible=project_key(event.upstream or "") not in hidden)
+        for event in recent
+    ]
     return {
         "project": project.name,
         "private": project.private,
         "default_branch": project.default_branch,
         "owners": project.owners,
         "config_error": project.config_error,
-        "upstreams": [spec for spec in upstreams if project_key(spec["project"]) not in hidden],
-        "private_upstreams": sum(project_key(spec["project"]) in hidden for spec in upstreams),
+        "upstreams": visible_upstreams,
+        "private_upstreams": private_upstreams,
         "downstreams": sorted(downstreams - hidden),
         "private_downstreams": len(downstreams & hidden),
-        "recent": [
-            event_json(event, upstream_visible=project_key(event.upstream or "") not in hidden)
-            for event in recent
-        ],
+        "recent": own,
         "statistics": statistics_of(recent),
+        "upstream": {
+            "downstreams": sorted(downstreams - hidden),
+            "private_downstreams": len(downstreams & hidden),
+            "latest_successes": [
+                _success_json(source, hidden) for source in sources[:LATEST_SUCCESSES]
+            ],
+            "statistics": statistics_of([child for s in sources for child in s.children]),
+            "open_issues": [_issue_json(link, names) for link in issues if link.upstream == key],
+        },
+        "downstream": {
+            "upstreams": visible_upstreams,
+            "private_upstreams": private_upstreams,
+            "recent": own,
+            "statistics": statistics_of(recent),
+            "open_issues": [_issue_json(link, names) for link in issues if link.downstream == key],
+        },
         "build_times": build_times,
         "latest_downstream_results": tally_json(tallies),
         "pairs": [
             pair_json(upstream, downstream, runs[:PAIR_RUNS])
             for (upstream, downstream), runs in sorted(pairs.items())
         ],
+    }
+
+
+def _success_json(source: Source, hidden: set[str]) -> dict[str, Any]:
+    """An upstream success, its tally, and one row per downstream run it started; a private
+    downstream's row is its result only."""
+    build = source.event
+    return {
+        "build": event_json(
+            build, upstream_visible=project_key(build.upstream or "") not in hidden
+        ),
+        "tally": {
+            "passed": source.tally.passed,
+            "total": source.tally.total,
+            "running": source.tally.running,
+        },
+        "rows": [
+            event_json(child, visible=project_key(child.project) not in hidden)
+            for child in source.children
+        ],
+    }
+
+
+def _issue_json(link: IssueLink, names: dict[str, str]) -> dict[str, Any]:
+    """An open breakage issue of a pair (keys named as their projects spell themselves)."""
+    return {
+        "upstream": names.get(link.upstream, link.upstream),
+        "downstream": names.get(link.downstream, link.downstream),
+        "repository": link.repository,
+        "number": link.number,
+        "url": link.url,
+        "updated_at": link.updated_at.isoformat(),
     }
 
 
@@ -244,13 +369,10 @@ def pair_json(upstream: str, downstream: str, runs: list[Event]) -> dict[str, An
 
 
 async def _build_times(
-    session: AsyncSession, key: str, downstreams: set[str], hidden: set[str]
+    session: AsyncSession, key: str, sources: list[Source], downstreams: set[str], hidden: set[str]
 ) -> dict[str, Any]:
     """Median and 90th percentile of each downstream's run time, and of the time until all
     downstreams of an upstream success answered; private downstreams only counted."""
-    sources = (await recent_sources(session, project=key, limit=PROJECT_SOURCES * 50))[
-        :PROJECT_SOURCES
-    ]
     names = {project_key(child.project): child.project for s in sources for child in s.children}
     pairs = {(key, downstream) for downstream in downstreams | set(names)}
     found = await pair_durations(session, pairs)

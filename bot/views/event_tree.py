@@ -74,6 +74,20 @@ class EventTree:
     left: float | None  # seconds its running downstreams probably still need
     artifacts: list[dict[str, Any]]  # what this build made
     upstream_artifacts: list[dict[str, Any]]  # what a triggered run was started with
+    upstream_commit: tuple[str, str] | None = None  # a triggered run's (upstream, commit),
+    # when this caller may see that upstream
+
+    @property
+    def title(self) -> str:
+        """A downstream run is named for the upstream commit it ran against, which is what its
+        upstream's maintainer looks for; an upstream success for its own commit."""
+        event = self.event
+        if event.kind == "build":
+            return f"{event.project}: upstream success at {(event.sha or 'an unknown commit')[:12]}"
+        if self.upstream_commit is None:
+            return f"{event.project}: downstream run"
+        upstream, sha = self.upstream_commit
+        return f"{upstream} {sha[:12]} in {event.project}"
 
 
 async def event_tree(
@@ -137,7 +151,15 @@ async def event_tree(
         left=max(estimates) if estimates else None,
         artifacts=event.artifacts or [],
         upstream_artifacts=(build.artifacts or []) if build else [],
+        upstream_commit=_upstream_commit(event, parent),
     )
+
+
+def _upstream_commit(event: Event, parent: TreeNode | None) -> tuple[str, str] | None:
+    if event.kind != "trigger" or parent is None or parent.name is None:
+        return None
+    sha = event.upstream_sha or parent.event.sha
+    return (parent.name, sha) if sha else None
 
 
 def culprit_view(search: Bisect, upstream_visible: bool) -> dict[str, Any]:

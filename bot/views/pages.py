@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from bot.durations import Figures, figures, pair_durations
 from bot.models import Event, IssueLink, Project, Subscription
 from bot.names import project_key
 from bot.results import Result
+from bot.runs import Step
+from bot.views.labels import short_labels
 from bot.views.session import reading
 from bot.views.sources import PROJECT_SOURCES, RECENT_CHILDREN, Source, recent_sources, tally_of
 from bot.views.visibility import PRIVATE, hidden_projects, visible_projects
@@ -155,6 +158,7 @@ class Column:
 
     key: str
     name: str | None
+    label: str | None = None  # its short label among the columns (`bot.views.labels`)
 
 
 @dataclass(frozen=True)
@@ -233,8 +237,10 @@ async def project_page(
         for child in source.children:
             if project_key(child.project) not in column_keys:
                 column_keys.append(project_key(child.project))
+    shown = {column: names.get(column, column) for column in column_keys if column not in hidden}
+    labels = short_labels(shown.values())
     columns = [
-        Column(column, None if column in hidden else names.get(column, column))
+        Column(column, shown.get(column), labels.get(shown.get(column, "")))
         for column in column_keys
     ]
     matrix = []
@@ -277,10 +283,13 @@ def _config_yaml(project: Project, hidden: set[str]) -> str | None:
 
 @dataclass(frozen=True)
 class Graph:
-    """Projects this caller may see, each with its latest event, and their upstream edges."""
+    """Projects this caller may see, each with its latest event, and their upstream edges, each
+    with the pair's latest run."""
 
     latest: dict[str, Event | None]  # by display name
     edges: list[tuple[str, str]]  # (upstream, downstream) display names
+    pairs: dict[tuple[str, str], Event]  # an edge's latest run of its pair's history
+    invalid: frozenset[str] = frozenset()  # whose .conjunction.yml is invalid now
 
 
 async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> Graph:
@@ -295,9 +304,11 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
             .order_by(Event.created_at.desc())
             .limit(RECENT_CHILDREN)
         )
-        latest: dict[str, Event] = {}
-        for event in recent:
-            latest.setdefault(project_key(event.project), event)
+        events = list(recent)
+    latest: dict[str, Event] = {}
+    for event in events:
+        latest.setdefault(project_key(event.project), event)
+    pairs = latest_pair_runs(events, subscriptions)
     edges = sorted(
         {
             (projects[upstream].name, projects[downstream].name)
@@ -305,4 +316,51 @@ async def graph(sessions: async_sessionmaker[AsyncSession], *, admin: bool) -> G
             if upstream in projects and downstream in projects
         }
     )
-    return Graph({project.name: latest.get(key) for key, project in projects.items()}, edges)
+    return Graph(
+        {project.name: latest.get(key) for key, project in projects.items()},
+        edges,
+        {
+            (projects[up].name, projects[down].name): event
+            for (up, down), event in pairs.items()
+            if up in projects and down in projects
+        },
+        frozenset(project.name for project in projects.values() if project.config_error),
+    )
+
+
+def latest_pair_runs(
+    events: Iterable[Event], links: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Event]:
+    """Each (upstream, downstream) link's latest run of the pair, by project keys, from
+    `events` newest first: the downstream's run that upstream started, or — a diamond's bottom
+    runs once for an origin and names one of its upstreams — its run for an origin that
+    upstream took part in."""
+    events = list(events)
+    upstreams: dict[str, set[str]] = {}
+    for up, down in links:
+        upstreams.setdefault(down, set()).add(up)
+    taking_part: dict[str, set[str]] = {}
+    for event in events:
+        taking_part.setdefault(event.root_id or event.id, set()).add(project_key(event.project))
+    runs: dict[tuple[str, str], Event] = {}
+    for event in events:
+        if not _in_pair_history(event):
+            continue
+        down = project_key(event.project)
+        origin = taking_part.get(event.root_id or event.id, set())
+        for up in upstreams.get(down, ()):
+            if up == project_key(event.upstream or "") or up in origin:
+                runs.setdefault((up, down), event)
+    return runs
+
+
+def _in_pair_history(event: Event) -> bool:
+    """A run of the pair's history (`bot.engine.results.earlier_in_pair`), whose result a
+    retry replaces and whose confirming re-runs settle its verdict: what an edge is coloured
+    by."""
+    return (
+        event.kind == "trigger"
+        and event.step == Step.FIRST
+        and event.change_number is None
+        and event.upstream is not None
+    )

@@ -1,5 +1,5 @@
-// The dependency graph: zoom with the buttons or Ctrl + wheel, move by dragging. Without this
-// script the graph is a scrollable picture at its natural size.
+// The dependency graph: it fills its box at first; zoom with the buttons or Ctrl + wheel, move
+// by dragging. Without this script the graph is a scrollable picture at its natural size.
 (function () {
   "use strict";
   var box = document.getElementById("graph-box");
@@ -16,9 +16,15 @@
     svg.setAttribute("height", String(height * scale));
   }
 
+  // The scale at which the whole graph fits the box's width and the window's height.
+  function whole() {
+    var room = window.innerHeight * 0.85;  // the box's max-height (conjunction.css)
+    return Math.min(box.clientWidth / width, Math.max(room, 300) / height);
+  }
+
   function fit() {
     scale = 1;
-    zoom(Math.min(1, box.clientWidth / width, Math.max(box.clientHeight, 300) / height));
+    zoom(whole());
   }
 
   tools.hidden = false;
@@ -47,5 +53,10 @@
     box.scrollTop = drag.top - (event.clientY - drag.y);
   });
   window.addEventListener("pointerup", function () { drag = null; });
-  if (width > box.clientWidth) { fit(); }
+  // At first the graph fills its box: a small one grows up to LARGEST, a large one shrinks no
+  // further than READABLE (its labels stay legible; it scrolls, and Fit shows all of it).
+  var LARGEST = 1.8;
+  var READABLE = 0.8;
+  scale = 1;
+  zoom(Math.min(Math.max(whole(), READABLE), LARGEST));
 })();
