@@ -1,9 +1,10 @@
 """Who subscribes to an upstream: the lookup every upstream success and pre-merge run makes.
 
-One indexed query (`ix_subscriptions_upstream`: upstream, then subscription id, so the rows come
-in the order the downstreams subscribed without a sort), built once: on each call SQLAlchemy
-only binds the upstream's key, and the rows are read through the session's connection as
-plain Core rows, never as ORM objects.
+One query through `ix_subscriptions_upstream`, each row joined to its project by primary key,
+built once: on each call SQLAlchemy only binds the upstream's key (and PostgreSQL reuses the
+prepared statement), and the rows are read through the session's connection as plain Core rows,
+never as ORM objects. No cache: an upstream's successes come minutes apart, and replicas would
+have to agree when a config changed, which costs the round trip a cache would save.
 """
 
 from __future__ import annotations
