@@ -281,6 +281,7 @@ async def some_upstreams(
 @dataclass(frozen=True)
 class Reads:
     seconds: float
+    subscribers_seconds: float  # of which the subscribers' lookup
     subscribers: int
     selected: int
     their_upstreams: int  # subscriptions read for the diamond check
@@ -295,6 +296,7 @@ async def fan_out_reads(sessions: async_sessionmaker[AsyncSession]) -> Reads:
     async with sessions() as session:
         started = time.perf_counter()
         candidates = await subscribers(session, hub)
+        looked_up = time.perf_counter() - started
         selected = select_downstreams(
             success, candidates, default_branch="main", chain=[hub], already=set(), depth=1,
             max_depth=5,
@@ -302,7 +304,7 @@ async def fan_out_reads(sessions: async_sessionmaker[AsyncSession]) -> Reads:
         await load_upstreams(session, root, [choice.key for choice in selected])
         seconds = time.perf_counter() - started
     edges = sum(len(upstreams) for upstreams in root.upstreams.values())
-    return Reads(seconds, len(candidates), len(selected), edges)
+    return Reads(seconds, looked_up, len(candidates), len(selected), edges)
 
 
 # -- sizes
@@ -371,6 +373,7 @@ def reads_row(size: Size, reads: Reads) -> Row:
         "s",
         details={
             "subscribers": reads.subscribers,
+            "subscribers_seconds": round(reads.subscribers_seconds, 3),
             "selected": reads.selected,
             "their_upstreams": reads.their_upstreams,
             "measures": "subscribers, select_downstreams, chains.load_upstreams; no writes",
