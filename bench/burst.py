@@ -3,15 +3,17 @@
 A real `python app.py` (SQLite in a temporary folder, and the options' PostgreSQL, whose
 `public` schema is DROPPED and recreated), with GitHub at a fake on loopback answering after
 `--latency`, receives 2,000 signed `workflow_run` deliveries at 200 a second (open loop: each is
-sent at its moment whatever the answers take): successes of upstreams of the organisation
-`load` that no project subscribes to (`bench.intake_load`), so each is stored, its job run and
-its build recorded, and nothing more. Halfway through, one more delivery is sent: a success of
+sent at its moment whatever the answers take): successes of the 20 upstreams of the
+organisation `load` (an installation of its own) that no project subscribes to, the 20 KB
+payloads of `bench.intake_load`, so each is stored, its job run and its build recorded, and
+nothing more. Halfway through, one more delivery is sent: a success of
 `github.com/acme/lib`, whose downstream `github.com/team0/app0` (another installation) is
 dispatched through the fake GitHub. Then the bench waits until every job is done.
 
 - **second organisation dispatched**: from sending acme/lib's success until GitHub received
-  team0/app0's `workflow_dispatch`. Alone, it takes one job and one call: the figure is the
-  wait the burst adds.
+  team0/app0's `workflow_dispatch`. Alone, that is two jobs (the delivery's and the
+  trigger's) and a token and a dispatch call, a fraction of a second: the rest is the wait the
+  burst adds.
 - **deliveries processed a second**: every delivery of the burst (and the one) over the time
   from the first post until the last job was done. At most the rate sent (200 a second): a
   server that keeps up shows the rate; one that does not, its capacity.
@@ -38,7 +40,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Options, Row, fresh_database
-from bench.intake_load import Answer, Delivery, deliveries
+from bench.intake_load import UPSTREAMS, Answer, Delivery
 from testkit.fleet import UPSTREAM, UPSTREAM_INSTALLATION, Fleet, server_env, unfinished_jobs
 from testkit.github_server import Call, GitHubServer
 from testkit.payloads import workflow_run
@@ -49,6 +51,7 @@ SECTION = "burst"
 SIZE, QUICK_SIZE = 2_000, 200
 RATE = 200.0  # deliveries a second
 SECOND = "second-organisation"  # the delivery id of acme/lib's success
+LOAD_INSTALLATION = 2  # the burst's organisation; acme/lib is installation 1, team0/app0 100
 DRAIN_TIMEOUT = 600.0
 POLL_SECONDS = 0.05
 POST_TIMEOUT = aiohttp.ClientTimeout(total=60)
@@ -87,6 +90,18 @@ async def run(options: Options) -> list[Row]:
     return rows
 
 
+def burst_of(count: int) -> list[Delivery]:
+    """The burst of `bench.intake_load`, as the organisation `load`'s own installation sends it."""
+    made = []
+    for index in range(count):
+        delivery = f"burst-{index}"
+        sha = hashlib.sha1(delivery.encode()).hexdigest()
+        payload = workflow_run(f"load/lib{index % UPSTREAMS}", sha, run_id=index)
+        payload["installation"] = {"id": LOAD_INSTALLATION}
+        made.append(Delivery(delivery, *signed("workflow_run", payload, delivery)))
+    return made
+
+
 def second_organisation() -> Delivery:
     """acme/lib's success, as GitHub sends it; its sha is the delivery id's, as the burst's are."""
     sha = hashlib.sha1(SECOND.encode()).hexdigest()
@@ -97,7 +112,7 @@ def second_organisation() -> Delivery:
 
 
 def measure(database: str, folder: Path, url: str, size: int, options: Options) -> Case:
-    burst = deliveries(size, burst=0)
+    burst = burst_of(size)
     batch = [*burst[: size // 2], second_organisation(), *burst[size // 2 :]]
     with (
         GitHubServer(latency=options.latency) as github,
