@@ -49,8 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import Options, Row, percentile
 from bot.db import create_engine, migrate, sessionmaker
+from bot.engine import UpstreamSuccess
 from bot.engine.chains import Root, load_upstreams
-from bot.engine.fanout import UpstreamSuccess, select_downstreams
+from bot.engine.fanout import select_downstreams
 from bot.engine.subscriptions import subscribers
 from bot.models import Event, KeyValue, Subscription
 from config.repo_config import ConjunctionConfig, Upstream
