@@ -1,6 +1,7 @@
 """The benchmark suite: every section against fake forges on loopback, one table, one JSON file.
 
-    scripts/bench [--only fanout,scale] [--latency 0.05] [--quick | --full] [--json bench.json]
+    scripts/bench [--only fanout,scale] [--latency 0.05] [--quick | --full] [--size N]
+                  [--json bench.json]
 
 PostgreSQL figures are measured when CONJUNCTION_BENCH_POSTGRES_URL (or
 CONJUNCTION_TEST_POSTGRES_URL, or --postgres-url) names a database: its `public` schema is
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 from bench.common import DEFAULT_LATENCY, Options, Row, postgres_url_from_env, table
 
-SECTIONS = ("intake", "fanout", "scale", "replicas", "bisect")
+SECTIONS = ("intake", "fanout", "scale", "replicas", "bisect", "burst", "simulate")
 
 
 async def run(sections: list[str], options: Options) -> list[Row]:
@@ -43,13 +44,16 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=postgres_url_from_env())
     parser.add_argument("--quick", action="store_true", help="smallest sizes, to check it runs")
     parser.add_argument("--full", action="store_true", help="the goals' sizes, however long")
+    parser.add_argument("--size", type=int, help="projects in the simulate section's data set")
     parser.add_argument("--json", dest="out", default="bench.json")
     arguments = parser.parse_args()
     sections = arguments.only.split(",") if arguments.only else list(SECTIONS)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)}; the sections are {SECTIONS}")
-    options = Options(arguments.latency, arguments.postgres_url, arguments.quick, arguments.full)
+    options = Options(
+        arguments.latency, arguments.postgres_url, arguments.quick, arguments.full, arguments.size
+    )
     rows = asyncio.run(run(sections, options))
     print(table(rows))
     report = {

@@ -23,6 +23,7 @@ class Options:
     postgres_url: str | None = None  # its `public` schema is dropped and recreated
     quick: bool = False  # the smallest sizes: a check that every section runs, not figures
     full: bool = False  # the sizes of the goals even where they take longer than 10 minutes
+    size: int | None = None  # projects in the simulate section's data set (default 1,000,000)
 
     @property
     def databases(self) -> list[str]:

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.adapters import Adapters
 from bot.db import create_engine, migrate, sessionmaker
 from bot.engine import Engine, UpstreamSuccess
+from bot.engine.subscriptions import Candidate, subscribers
 from bot.models import Base, Event, Job, KeyValue, Project, Subscription
 from bot.tokens import CallbackSigner
 from bot.views.api import project_list
-from config.repo_config import ConfigError
+from config.repo_config import ConfigError, Upstream
 from config.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -229,6 +230,30 @@ async def test_invalid_config_keeps_the_last_valid_one(
     fixed = await project(sessions, APP)
     assert (fixed.config_error, fixed.config_sha) == (None, "fixed")
     assert await subscriptions(sessions) == [(TOOL, APP)]
+
+
+async def test_an_upstreams_subscribers_are_its_active_downstreams_in_the_order_they_subscribed(
+    engine: Engine, sessions: Sessions
+) -> None:
+    tagged = "upstreams:\n  - project: github.com/Acme/Lib\n    tags: ['v*']\n"
+    assert await index(engine, "github.com/Acme/Other", tagged) is None
+    assert await index(engine, APP, upstreams(TOOL, LIB)) is None
+    assert await index(engine, "github.com/acme/gone", upstreams(LIB)) is None
+    async with sessions.begin() as session:
+        gone = await session.get(Project, "github.com/acme/gone")
+        assert gone is not None
+        gone.active = False  # its subscription stays, as an uninstalled project's row does
+
+    async with sessions() as session:
+        found = await subscribers(session, LIB)
+        assert await subscribers(session, "github.com/acme/unknown") == []
+
+    assert found == [
+        Candidate(
+            OTHER, "github.com/Acme/Other", Upstream(project="github.com/Acme/Lib", tags=["v*"])
+        ),
+        Candidate(APP, APP, Upstream(project=LIB)),
+    ]
 
 
 async def test_unknown_upstream_has_no_subscribers(engine: Engine, sessions: Sessions) -> None:

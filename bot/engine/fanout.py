@@ -14,24 +14,15 @@ from bot import metrics
 from bot.engine import chains, followups
 from bot.engine.chains import Root, State
 from bot.engine.context import Context, UnknownEvent, new_event_id
+from bot.engine.subscriptions import Candidate, subscribers
 from bot.engine_api import UpstreamSuccess
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 from bot.runs import Step, TriggerState
-from config.repo_config import Upstream
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A downstream subscribed to the upstream, with its `upstreams:` entry."""
-
-    key: str
-    name: str
-    spec: Upstream
 
 
 @dataclass(frozen=True)
@@ -195,7 +186,7 @@ async def _select(
     default_branch = upstream.default_branch if upstream else success.default_branch or "main"
     return select_downstreams(
         success,
-        await _candidates(session, key),
+        await subscribers(session, key),
         default_branch=default_branch,
         chain=list(source.chain or [key]),
         already=already,
@@ -278,17 +269,6 @@ def _child(
     else:
         child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
     return child
-
-
-async def _candidates(session: AsyncSession, upstream_key: str) -> list[Candidate]:
-    """Active downstreams subscribed to the upstream, in one query."""
-    rows = await session.execute(
-        select(Project.key, Project.name, Subscription.spec)
-        .join(Project, Project.key == Subscription.downstream)
-        .where(Subscription.upstream == upstream_key, Project.active.is_(True))
-        .order_by(Subscription.id)
-    )
-    return [Candidate(key, name, Upstream.model_validate(spec)) for key, name, spec in rows]
 
 
 async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:

@@ -26,7 +26,7 @@ from bot import markdown, texts
 from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT, CommitReport
 from bot.engine import followups
 from bot.engine.context import Context, config_of, new_event_id
-from bot.engine.fanout import _candidates
+from bot.engine.subscriptions import subscribers
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.premerge import (
@@ -91,7 +91,7 @@ async def premerge(
     if refusal is not None:
         return PremergeStarted(reason=refusal)
     async with ctx.sessions.begin() as session:
-        rows = await _candidates(session, project_key(change.project))
+        rows = await subscribers(session, project_key(change.project))
         candidates = [Candidate(row.key, row.name, row.spec) for row in rows]
         chosen, unknown = select_downstreams(upstream.name, config, candidates, only)
         if unknown:
