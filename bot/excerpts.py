@@ -247,14 +247,12 @@ def classify(lines: Iterable[str], result: str | None = None) -> Cause | None:
 
 
 def key_line(text: str, cause: Cause | None) -> str:
-    """The line of an excerpt that says why: the last that shows its cause, else its last."""
+    """The line of an excerpt that says why: the first that shows its cause (the first failed
+    test, the first compiler error), else its last."""
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     pattern = dict(_CAUSES).get(cause) if cause is not None else None
-    if pattern is not None:
-        telling = [line for line in lines if pattern.search(line)]
-        if telling:
-            return telling[-1]
-    return lines[-1] if lines else ""
+    telling = [line for line in lines if pattern.search(line)] if pattern is not None else []
+    return telling[0] if telling else lines[-1] if lines else ""
 
 
 def cut(found: FailureText, result: str | None = None) -> Excerpt | None:

@@ -151,9 +151,10 @@ def test_the_line_that_says_why() -> None:
     excerpt = cut(FailureText(Source.LOG, GITHUB_LOG), "failure")
     assert excerpt is not None
     assert excerpt.cause is Cause.TEST
-    assert excerpt.headline == "1 failed, 30 passed in 0.52s"
+    assert excerpt.headline == "FAILED tests/test_parse.py::test_name - KeyError: 'name'"
     assert key_line("a\nb", None) == "b"
-    assert key_line("FAILED x::y\nsummary", Cause.TEST) == "FAILED x::y"
+    assert key_line("ok\nerror: first\nerror: second\nmake: done", Cause.BUILD) == "error: first"
+    assert key_line("", Cause.BUILD) == ""
 
 
 def test_annotations_keep_failures_and_drop_githubs_exit_line() -> None:
