@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.excerpts import FailureText, Source
+from bot.forges.github.client import PolicyAPI, aiohttp_connect
+from bot.forges.github.forge import GitHubForge
 from bot.models import Event, Job
 from config.settings import Settings
+from testkit.github_server import GitHubServer
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -314,3 +318,49 @@ async def test_wrong_types_in_the_summary_are_refused_naming_the_field(
     async with runtime(client).sessions() as session:
         event = await session.get(Event, request.event_id)
     assert event is not None and event.result is None  # nothing recorded
+
+
+async def test_the_app_s_own_client_reads_a_job_s_log_over_http() -> None:
+    """The GitHub adapter over aiohttp against the fake GitHub server: the jobs of a run, the
+    failed job's annotations (only GitHub's exit line), then its log as plain text; a run
+    without a failed job has no excerpt."""
+    with GitHubServer() as server:
+        job_id = server.fail_job(41, JOB_LOG, ANNOTATIONS[:1])
+        async with aiohttp.ClientSession() as session:
+            connect = aiohttp_connect(session, api_url=server.url)
+
+            async def clients(project: str) -> PolicyAPI:
+                return connect(oauth_token="token-1")
+
+            forge = GitHubForge(clients)
+            found = await forge.failure_text("github.com/acme/app", "41")
+            assert await forge.failure_text("github.com/acme/app", "42") is None
+        assert found == FailureText(Source.LOG, JOB_LOG, None)
+        assert server.unexpected == []
+        assert [call.path for call in server.calls] == [
+            "/repos/acme/app/actions/runs/41/jobs?filter=latest&per_page=100",
+            f"/repos/acme/app/check-runs/{job_id}/annotations",
+            f"/repos/acme/app/actions/jobs/{job_id}/logs",
+            "/repos/acme/app/actions/runs/42/jobs?filter=latest&per_page=100",
+        ]
+
+
+async def test_an_excerpt_that_cannot_be_made_holds_back_no_issue(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    """The runner fails in a way no one foresaw: the job fails (and is retried as any job),
+    but the breakage issue it held back is opened all the same, without an excerpt."""
+    first = await start_one(client, forge)
+    await report_status(client, first.event_id, "success")
+    await run_jobs(client)
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "b" * 40, run_id=2))
+    await run_jobs(client)
+    [(_, second)] = forge.of("start_pipeline")[1:]
+    forge.failures[(APP, "2")] = RuntimeError("a bug")
+    await report_status(client, second.event_id, "failure")
+    await run_jobs(client)
+    [issue] = forge.issues.values()
+    assert issue["project"] == APP and "Why it failed" not in issue["body"]
+    async with runtime(client).sessions() as session:
+        [job] = await session.scalars(select(Job).where(Job.kind == "excerpt"))
+    assert job.state != "done" and "a bug" in (job.last_error or "")

@@ -27,18 +27,20 @@ async def fetch_excerpt(ctx: Context, payload: dict[str, Any]) -> None:
         event = await session.get(Event, payload["event_id"])
         downstream = await session.get(Project, project_key(event.project)) if event else None
     excerpt = None
-    if event is not None and event.excerpt is None and Result(str(event.result)).broken:
-        excerpt = await _excerpt(ctx, event, downstream)
-    async with ctx.sessions.begin() as session:
-        if excerpt is not None and event is not None:
-            stored = await session.get(Event, event.id, with_for_update=True)
-            if stored is not None:
-                stored.excerpt = excerpt.stored()
-                await followups.reports(session, stored)
-        if payload.get("changes"):
-            await followups.changes(session, payload["changes"])
-        if payload.get("issues"):
-            await followups.issues(session, payload["issues"])
+    try:
+        if event is not None and event.excerpt is None and Result(str(event.result)).broken:
+            excerpt = await _excerpt(ctx, event, downstream)
+    finally:  # whatever came of it, the issue is not held back
+        async with ctx.sessions.begin() as session:
+            if excerpt is not None and event is not None:
+                stored = await session.get(Event, event.id, with_for_update=True)
+                if stored is not None:
+                    stored.excerpt = excerpt.stored()
+                    await followups.reports(session, stored)
+            if payload.get("changes"):
+                await followups.changes(session, payload["changes"])
+            if payload.get("issues"):
+                await followups.issues(session, payload["issues"])
 
 
 async def _excerpt(ctx: Context, event: Event, downstream: Project | None) -> Excerpt | None:
