@@ -20,6 +20,7 @@ from bot.markdown import safe_url
 MAX_LINES = 20
 MAX_BYTES = 2048
 LINE_CHARS = 300  # of one line; a longer one ends in "…"
+RAW_LINES = 400  # of a log's end read for them: blank lines, groups and cleanup included
 
 
 class Cause(StrEnum):
@@ -78,12 +79,12 @@ class Excerpt:
         """The excerpt an event keeps (`Event.excerpt`), if any."""
         if not stored or (not stored.get("text") and not stored.get("cause")):
             return None
-        cause = stored.get("cause")
+        cause, source, log_url = stored.get("cause"), stored.get("source"), stored.get("log_url")
         return cls(
             str(stored.get("text") or ""),
-            Source(stored.get("source") or Source.LOG),
+            Source(source) if source in set(Source) else Source.LOG,
             Cause(cause) if cause in set(Cause) else None,
-            stored.get("log_url"),
+            log_url if isinstance(log_url, str) else None,
         )
 
 
@@ -140,11 +141,13 @@ def _relevant(line: str) -> bool:
 def tail(log: str) -> list[str]:
     """The lines that say why: those before GitHub's last `##[error]` line (where the failed
     step ended, before the post-job steps) or the log's end, the last MAX_LINES that say
-    something (no blank lines, group markers or cleanup)."""
-    lines = clean_lines(log)
-    errors = [index for index, line in enumerate(lines) if line.startswith("Error: ")]
-    end = errors[-1] + 1 if errors else len(lines)
-    kept = [line for line in lines[:end] if _relevant(line)]
+    something (no blank lines, group markers or cleanup). Only the last RAW_LINES lines before
+    that end are read, so a log of many megabytes costs no more than a short one."""
+    error = log.rfind("##[error]")
+    line_end = log.find("\n", error) if error != -1 else -1
+    end = line_end if line_end != -1 else len(log)
+    raw = log[:end].rsplit("\n", RAW_LINES)[-RAW_LINES:]
+    kept = [line for line in clean_lines("\n".join(raw)) if _relevant(line)]
     return kept[-MAX_LINES:]
 
 

@@ -75,6 +75,14 @@ def test_a_github_log_is_cut_to_the_failed_steps_last_lines() -> None:
     assert not any(re.match(r"\d{4}-\d\d-\d\dT", line) or "\x1b" in line for line in lines)
 
 
+def test_a_log_of_many_megabytes_is_read_from_its_end() -> None:
+    """Only the end of a long log is read: the same lines as a short one's with that end."""
+    start, end = GITHUB_LOG.split("##[group]Run pytest -q")
+    long_log = start + "".join(f"line {i} of the checkout\n" for i in range(200_000)) + end
+    assert len(long_log) > 4_000_000
+    assert tail(long_log) == tail(GITHUB_LOG)
+
+
 def test_a_gitlab_trace_loses_its_section_markers_colours_and_progress_bars() -> None:
     assert [line for line in clean_lines(GITLAB_TRACE) if line] == [
         "Running with gitlab-runner 17.5.0",
