@@ -20,6 +20,7 @@ from bot.markdown import safe_url
 MAX_LINES = 20
 MAX_BYTES = 2048
 LINE_CHARS = 300  # of one line; a longer one ends in "…"
+EXCERPTS_SHOWN = 10  # in one report: the first failing rows' excerpts, the rest on their pages
 RAW_LINES = 400  # of a log's end read for them: blank lines, groups and cleanup included
 
 

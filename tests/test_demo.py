@@ -18,6 +18,7 @@ from bot.adapters import Adapters
 from bot.demo import (
     BREAKS_LINT,
     BROKEN_NOTE,
+    CHANGE_NOTE,
     CORE,
     INTERNAL,
     JSON,
@@ -173,7 +174,12 @@ async def test_the_demo_shows_a_pre_merge_check(aiohttp_client: Any, settings: S
     async def checked() -> bool:
         change = ecosystem.change
         posted = forge.reports.get(change.head_sha) if change else None
-        return bool(posted and posted.check and posted.check.completed and posted.comment)
+        return bool(
+            posted
+            and posted.check
+            and posted.check.completed
+            and "Why they failed with this change" in (posted.comment or "")
+        )
 
     await until(checked)
     assert ecosystem.change is not None
@@ -184,7 +190,8 @@ async def test_the_demo_shows_a_pre_merge_check(aiohttp_client: Any, settings: S
         "conjunction/premerge",
         "failure",
     )
-    assert f"| {JSON} | ❌ breaks |" in str(posted.comment)
+    assert f"| {JSON} | ❌ breaks \\[test failure\\] |" in str(posted.comment)
+    assert f"$ make test\nFAILED {CHANGE_NOTE}\nmake: *** [test] Error 1\n" in str(posted.comment)
     assert f"| {PLUGINS} | 🎉 fixes |" in str(posted.comment)
     assert INTERNAL not in str(posted.comment)
     page = await client.get(f"/changes/{CORE}/1")

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from bot import markdown, texts
+from bot.engine import reports
 from bot.excerpts import (
+    EXCERPTS_SHOWN,
     MAX_BYTES,
     MAX_LINES,
     Cause,
@@ -25,6 +27,7 @@ from bot.excerpts import (
     redact,
     tail,
 )
+from bot.models import Event
 
 # A GitHub Actions job log as its logs endpoint serves it: a timestamp on every line, colour
 # codes, groups, the failed step's output, GitHub's error line, then the post-job steps.
@@ -262,6 +265,7 @@ def test_a_hostile_excerpt_is_text_in_the_issue_and_in_the_check_run() -> None:
         "summary.md",
         rows=[row],
         failures=[row],
+        excerpts_shown=EXCERPTS_SHOWN,
         fallout=[],
         private=None,
         upstream_ranges=[],
@@ -272,3 +276,27 @@ def test_a_hostile_excerpt_is_text_in_the_issue_and_in_the_check_run() -> None:
     assert "<details><summary>why it failed: what its CI reported</summary>" in live
     assert "@alice" not in live and "evil.example" not in live and "<script>" not in live
     assert live.count("<details>") == 1 and live.count("</details>") == 1
+
+
+def test_a_report_shows_the_first_ten_excerpts_and_counts_the_rest() -> None:
+    failing = [
+        reports.Row(
+            event=Event(
+                id=f"e{number}",
+                kind="trigger",
+                project=f"github.com/acme/app{number}",
+                result="failure",
+                excerpt=Excerpt(f"FAILED test_{number}", Source.LOG, Cause.TEST).stored(),
+            ),
+            name=f"github.com/acme/app{number}",
+            owners=[],
+            required=True,
+            compare_url=None,
+        )
+        for number in range(12)
+    ]
+    summary = reports.summary(failing)
+    assert summary.count("<details>") == EXCERPTS_SHOWN == 10
+    assert "FAILED test_9\n" in summary and "FAILED test_10" not in summary
+    assert "…and 2 more: each on its event's page." in summary
+    assert summary.count("`test failure`") == 12  # every row has its label

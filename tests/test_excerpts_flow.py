@@ -55,7 +55,7 @@ ANNOTATIONS = [
         "path": "tests/test_parse.py",
         "start_line": 12,
         "annotation_level": "failure",
-        "message": "KeyError: 'name' @alice see [docs](https://evil.example)",
+        "message": "KeyError: 'name' @alice see [docs](https://evil.example) <script>x()</script>",
         "title": "test_name",
     },
 ]
@@ -83,6 +83,7 @@ def failed_jobs(run_id: int) -> dict[str, Any]:
                 "name": "test",
                 "conclusion": "failure",
                 "html_url": f"https://github.com/acme/app/actions/runs/{run_id}/job/{JOB_ID}",
+                "check_run_url": f"https://api.github.com/repos/acme/app/check-runs/{JOB_ID}",
             },
         ],
     }
@@ -148,7 +149,10 @@ async def test_a_github_failure_is_explained_by_its_annotations(
     gh.assert_all_called()  # the log is not asked for: the annotations say why
     assert gh.calls_to("GET", "/repos/acme/app/actions/jobs/") == []
 
-    why = "tests/test_parse.py:12: test_name: KeyError: 'name' @alice see [docs](https://evil.example)"
+    why = (
+        "tests/test_parse.py:12: test_name: KeyError: 'name' @alice see "
+        "[docs](https://evil.example) <script>x()</script>"
+    )
     [issue] = [call for call in gh.calls if call.path == "/repos/acme/app/issues"]
     assert (
         "Why it failed, from the failed job's annotations:\n\n```text\n" + why + "\n```\n\n"
@@ -165,7 +169,7 @@ async def test_a_github_failure_is_explained_by_its_annotations(
     text = " ".join(" ".join(shown.text).split())
     assert f"from the failed job's annotations · the whole log {why}" in text
     assert "https://github.com/acme/app/actions/runs/101/job/555" in shown.links
-    assert "https://evil.example" not in shown.links
+    assert "https://evil.example" not in shown.links and shown.inline == []  # no script
 
 
 async def test_without_annotations_the_failed_jobs_log_says_why(

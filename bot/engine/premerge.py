@@ -27,7 +27,7 @@ from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT, CommitRe
 from bot.engine import followups
 from bot.engine.context import Context, config_of, new_event_id
 from bot.engine.fanout import _candidates
-from bot.excerpts import Excerpt
+from bot.excerpts import EXCERPTS_SHOWN, Excerpt
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.premerge import (
@@ -235,6 +235,7 @@ def summary_of(shown: Sequence[Shown], *, base: str | None, head: str | None, pa
         "premerge.md",
         rows=rows,
         failures=[row for row in rows if row["excerpt"] is not None],
+        excerpts_shown=EXCERPTS_SHOWN,
         private=_private_tally(shown),
         base=base,
         head=head,

@@ -16,7 +16,7 @@ from bot.durations import figures, remaining, time_left
 from bot.engine import bisects
 from bot.engine.context import Context, config_of
 from bot.engine.results import earlier_in_pair, last_passed
-from bot.excerpts import Excerpt
+from bot.excerpts import EXCERPTS_SHOWN, Excerpt
 from bot.models import Bisect, Event, Project, utcnow
 from bot.names import project_key
 from bot.progress import Progress, progress, waiting
@@ -218,6 +218,7 @@ def summary(rows: Sequence[Row], progress: Progress | None = None) -> str:
             "summary.md",
             rows=shown,
             failures=[row for row in shown if row["excerpt"] is not None],
+            excerpts_shown=EXCERPTS_SHOWN,
             fallout=fallout,
             private=private,
             upstream_ranges=upstream_ranges,

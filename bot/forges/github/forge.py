@@ -335,11 +335,13 @@ class GitHubForge:
         if not failed:
             return None
         job = failed[0]
+        # a job is a check run of the same id; its `check_run_url` says so
+        check_run = str(job.get("check_run_url") or "").rsplit("/", 1)[-1] or job["id"]
         annotations = await self._call(
             project,
             "GET",
-            "/repos/{owner}/{repo}/check-runs/{job_id}/annotations",
-            job_id=job["id"],
+            "/repos/{owner}/{repo}/check-runs/{check_run}/annotations",
+            check_run=check_run,
         )
         page = job.get("html_url")
         found = excerpts.annotations_text(annotations or [])
