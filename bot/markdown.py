@@ -13,6 +13,8 @@ someone else's repository. Each such value reaches Markdown only through this mo
   Long values are cut with "…".
 - `text(value)`: the same for several lines (an excerpt), each its own line.
 - `code(value)`: a code span that no content can close.
+- `block(value)`: several lines (a failure's excerpt) as a fenced code block that no content
+  can close: nothing in it is a link, a mention or markup.
 - `link(label, url)`: a link only when `url` is an http(s) URL with nothing in it that could
   close a Markdown construct; otherwise the label and the URL as escaped text. `url(value)`:
   the URL as its own link text, on the same terms.
@@ -129,6 +131,16 @@ def code(value: object, *, table: bool = False, limit: int | None = INLINE_LIMIT
     if content.startswith("`") or content.endswith("`"):
         content = f" {content} "
     return f"{fence}{content}{fence}"
+
+
+def block(value: object, limit: int | None = TEXT_LIMIT) -> str:
+    """`value` as a fenced code block, its fence longer than any run of backticks inside, its
+    lines without control or bidi-override characters."""
+    lines = _LINE_BREAKS.split(_cut(str(value or ""), limit))
+    content = "\n".join(_visible(line).rstrip() for line in lines).strip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{content}\n{fence}"
 
 
 def safe_url(value: object) -> str | None:

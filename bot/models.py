@@ -164,6 +164,7 @@ class Event(Base):
     changes: Mapped[dict[str, Any] | None]  # what changed upstream since the pair last passed
     artifacts: Mapped[list[Any]] = mapped_column(default=list)
     ci_metadata: Mapped[dict[str, Any] | None]  # what a CI reported beside its result
+    excerpt: Mapped[dict[str, Any] | None]  # a failure: why, in its own lines (bot.excerpts)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sending_at: Mapped[datetime | None]  # a trigger's start was asked of its runner
     started_at: Mapped[datetime | None]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from bot.excerpts import Excerpt
 from bot.results import Result
 from bot.runs import Change
 from config.repo_config import ConjunctionConfig, Upstream
@@ -198,6 +199,7 @@ class Shown:
     detail: str = ""
     url: str | None = None  # the run with the change
     base_url: str | None = None  # the run on the base commit, when it ran for this change
+    excerpt: Excerpt | None = None  # why the run with the change failed
 
     @property
     def blamed(self) -> bool:
@@ -224,6 +226,8 @@ def words(row: Shown) -> str:
     text = f"{MARKS[row.row]} {row.row}"
     if row.detail:
         text += f" ({row.detail})"
+    if row.excerpt is not None and row.excerpt.cause is not None:
+        text += f" [{row.excerpt.cause}]"
     if not row.required and row.row in (Row.BREAKS, Row.FAILED):
         text += " (optional)"
     return text

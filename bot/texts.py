@@ -1,7 +1,7 @@
 """Every Markdown text the bot posts, rendered from the templates in `bot/templates/`.
 
 Anything a user or a CI system wrote reaches a template's Markdown only through the filters of
-`bot.markdown` (`md`, `code`, `sentence`, `link`, `url`, `mention`), which leave it inert
+`bot.markdown` (`md`, `code`, `block`, `sentence`, `link`, `url`, `mention`), which leave it inert
 anywhere, table cells included: no link, image, emphasis, heading, HTML or @-mention that the
 template did not write. A posted body is cut to fit under the forges' limits (`LIMITS`), saying
 how much was left out and linking the event page. Hidden markers let the bot find its posts
@@ -62,6 +62,7 @@ _templates = jinja2.Environment(
 )
 _templates.filters["md"] = md
 _templates.filters["code"] = markdown.code
+_templates.filters["block"] = markdown.block
 _templates.filters["sentence"] = markdown.sentence
 _templates.filters["url"] = markdown.url
 _templates.filters["short"] = short

@@ -15,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
-    StringConstraints,
     ValidationError,
     field_validator,
 )
@@ -61,8 +60,16 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _summary(value: str) -> str:
+    """A failure's excerpt: a longer one is cut to its last METADATA_SUMMARY characters (where
+    a log says why), not refused."""
+    if len(value) <= METADATA_SUMMARY:
+        return value
+    return "…" + value[-(METADATA_SUMMARY - 1) :]
+
+
 HttpUrl = Annotated[Url, AfterValidator(_http_url)]
-Summary = Annotated[str, StringConstraints(max_length=METADATA_SUMMARY), AfterValidator(no_nul)]
+Summary = Annotated[str, AfterValidator(no_nul), AfterValidator(_summary)]
 
 
 def _attempt(value: Any) -> int:

@@ -25,6 +25,7 @@ from aiohttp.typedefs import Handler
 from markupsafe import Markup, escape
 
 from bot.durations import time_left
+from bot.excerpts import Excerpt
 
 PageContext = Callable[[web.Request], dict[str, Any]]
 PAGE_CONTEXT: web.AppKey[PageContext] = web.AppKey("page_context")
@@ -132,6 +133,7 @@ def install(
     env.filters["clock"] = clock
     env.filters["time_left"] = time_left
     env.filters["inline_code"] = inline_code
+    env.filters["excerpt"] = Excerpt.of
     app.router.add_static("/static", STATIC)
     headers = {
         "Content-Security-Policy": content_security_policy(form_targets),

@@ -16,6 +16,8 @@ asks of GitHub to start downstream workflows and report on commits:
   `lists_runs` is off);
 - commit statuses, check runs (created, found by name, updated) and the pull requests of a
   commit (none);
+- why a run failed (`fail_job`): a run's jobs, a job's check run annotations and its log (a
+  run nothing was said of has no failed job);
 - for polling an upstream: a repository (`add_repository`), runs finished on it
   (`publish_run`, filtered by `branch` and `status` when listed) and their artifacts, answered
   304 to a request whose `If-None-Match` names the answer's ETag.
@@ -167,6 +169,8 @@ class _State:
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     repositories: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # run id -> its failed job: id, annotations, log
+    failed_jobs: dict[int, tuple[int, list[dict[str, Any]], str]] = field(default_factory=dict)
     statuses: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -273,6 +277,14 @@ class GitHubServer:
             ]
         return run_id
 
+    def fail_job(self, run_id: int, log: str, annotations: Sequence[dict[str, Any]] = ()) -> int:
+        """The run's one job failed, with these check run annotations and this log; returns the
+        job's id."""
+        job_id = next(self._ids)
+        with self._lock:
+            self._state.failed_jobs[run_id] = (job_id, list(annotations), log)
+        return job_id
+
     # -- how it misbehaves ---------------------------------------------------------------
 
     def inject(self, method: str, path: str, faults: Sequence[Fault | None]) -> None:
@@ -331,6 +343,9 @@ class GitHubServer:
                 web.patch("/repos/{owner}/{repo}/check-runs/{id}", self._update_check_run),
                 web.get("/repos/{owner}/{repo}/commits/{sha}/pulls", self._pulls),
                 web.get("/repos/{owner}/{repo}/actions/runs/{id}/artifacts", self._artifacts),
+                web.get("/repos/{owner}/{repo}/actions/runs/{id}/jobs", self._jobs),
+                web.get("/repos/{owner}/{repo}/check-runs/{id}/annotations", self._annotations),
+                web.get("/repos/{owner}/{repo}/actions/jobs/{id}/logs", self._log),
             ]
         )
         app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -517,6 +532,34 @@ class GitHubServer:
         with self._lock:
             artifacts = list(self._state.artifacts.get(int(request.match_info["id"]), []))
         return web.json_response({"total_count": len(artifacts), "artifacts": artifacts})
+
+    def _failed_job(self, job_id: int) -> tuple[int, list[dict[str, Any]], str] | None:
+        with self._lock:
+            found = [job for job in self._state.failed_jobs.values() if job[0] == job_id]
+        return found[0] if found else None
+
+    async def _jobs(self, request: web.Request) -> web.Response:
+        run_id = int(request.match_info["id"])
+        with self._lock:
+            failed = self._state.failed_jobs.get(run_id)
+        jobs = [] if failed is None else [{"id": failed[0], "run_id": run_id, "name": "test"}]
+        for job in jobs:
+            job.update(status="completed", conclusion="failure")
+        return web.json_response({"total_count": len(jobs), "jobs": jobs})
+
+    async def _annotations(self, request: web.Request) -> web.Response:
+        failed = self._failed_job(int(request.match_info["id"]))
+        if failed is None:
+            return await self._not_found(request)
+        return web.json_response(failed[1])
+
+    async def _log(self, request: web.Request) -> web.Response:
+        """The job's log: GitHub answers with a redirect to the plain text, which the client
+        follows; here, the text itself."""
+        failed = self._failed_job(int(request.match_info["id"]))
+        if failed is None:
+            return await self._not_found(request)
+        return web.Response(text=failed[2], content_type="text/plain")
 
     async def _not_found(self, request: web.Request) -> web.Response:
         with self._lock:

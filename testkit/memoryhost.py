@@ -16,6 +16,7 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
+from bot.excerpts import FailureText
 from bot.runner import PipelineStarted, TriggerError, TriggerRequest
 from bot.runs import Change
 from config.repo_config import ConfigError
@@ -35,6 +36,8 @@ class MemoryHost:
     remembers_runs: bool = True  # find_started finds what start_pipeline started
     writers: set[str] = field(default_factory=set)
     pulls: dict[tuple[str, int], Change] = field(default_factory=dict)  # (project, number)
+    # (project, run id) -> why that run failed, as its CI tells; an exception is raised
+    failures: dict[tuple[str, str], FailureText | Exception] = field(default_factory=dict)
 
     def of(self, op: str) -> list[tuple[str, Any]]:
         """(project, details) of every call of one kind, in order."""
@@ -61,6 +64,13 @@ class MemoryHost:
         if not starts or not self.remembers_runs:
             return None
         return PipelineStarted(url=f"https://ci.test/{request.project}/runs/again", run_id="again")
+
+    async def failure_text(self, project: str, run_id: str) -> FailureText | None:
+        self.calls.append(("failure_text", project, run_id))
+        found = self.failures.get((project, run_id))
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     async def publish_report(
         self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool

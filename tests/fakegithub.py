@@ -74,6 +74,9 @@ class _Expectation:
         return method == self.method and path == self.path
 
     def answer(self, method: str, request_headers: Mapping[str, str]) -> tuple[int, dict, bytes]:
+        if isinstance(self.body, str):  # plain text: a job's log, where GitHub redirects to
+            headers = {"content-type": "text/plain; charset=utf-8", **self.headers}
+            return self.status, headers, self.body.encode()
         headers = {"content-type": "application/json; charset=utf-8", **self.headers}
         payload = b"" if self.body is None else json.dumps(self.body).encode()
         if method == "GET" and self.status == 200 and payload:

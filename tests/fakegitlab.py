@@ -236,6 +236,32 @@ class FakeGitLab:
         """A pipeline's jobs, as listed for the artifacts they kept (`job` makes one)."""
         self.expect("GET", f"/projects/{encoded(path)}/pipelines/{pipeline_id}/jobs", body=jobs)
 
+    def expect_failure(
+        self, path: str, pipeline_id: int, trace: str | None = None, *, job_id: int = 900
+    ) -> None:
+        """What Conjunction asks of a failed pipeline for its excerpt: its failed jobs (one
+        job, whose trace is `trace`; none when it is None), then that job's trace."""
+        jobs = []
+        if trace is not None:
+            jobs = [
+                {
+                    "id": job_id,
+                    "name": "test",
+                    "status": "failed",
+                    "stage": "test",
+                    "allow_failure": False,
+                    "web_url": f"https://{HOST}/{path}/-/jobs/{job_id}",
+                }
+            ]
+        self.expect(
+            "GET",
+            f"/projects/{encoded(path)}/pipelines/{pipeline_id}/jobs",
+            query={"scope[]": "failed"},  # python-gitlab sends a list
+            body=jobs,
+        )
+        if trace is not None:
+            self.expect("GET", f"/projects/{encoded(path)}/jobs/{job_id}/trace", body=trace)
+
     def expect_status(self, path: str, sha: str, *, repeat: bool = True) -> None:
         self.expect(
             "POST",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,10 +15,22 @@ from aiohttp.test_utils import TestClient
 
 from app import create_app
 from bot.adapters import Adapters
-from bot.demo import BREAKS_LINT, CORE, INTERNAL, JSON, LINT, PARSER, PLUGINS, Ecosystem
+from bot.demo import (
+    BREAKS_LINT,
+    BROKEN_NOTE,
+    CHANGE_NOTE,
+    CORE,
+    INTERNAL,
+    JSON,
+    LINT,
+    PARSER,
+    PLUGINS,
+    Ecosystem,
+)
 from config.settings import Settings
 from handlers import demo
 from testkit.server_process import ServerProcess
+from tests.test_pages import Page
 
 WAIT = 60.0  # generous: the machine is shared; nothing here measures time
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -61,6 +74,17 @@ async def test_the_demo_fills_pages_badges_checks_and_issues(
     assert issue.title.startswith(f"{CORE} broke") or CORE in issue.title
     issue_page = await (await client.get(f"/demo/issues/{issue.number}")).text()
     assert "fails against" in issue_page
+    # why, in the issue and on the failure's page: the line of its log that says so
+    assert (
+        "Why it failed (**test failure**), from the end of the failed job's log:\n\n```text\n"
+        f"$ make test\nFAILED {BROKEN_NOTE}\nmake: *** [test] Error 1\n```"
+    ) in issue.body
+    trace = re.search(r"Trace: <https://conjunction\.test(/events/\w+)>", issue.body)
+    assert trace is not None
+    failure_page = " ".join(Page(await (await client.get(trace[1])).text()).text)
+    seen = " ".join(failure_page.split())
+    assert "test failure from the end of the failed job's log · the whole log" in seen
+    assert f"$ make test FAILED {BROKEN_NOTE} make: *** [test] Error 1" in seen
 
     reported = [
         sha
@@ -150,7 +174,12 @@ async def test_the_demo_shows_a_pre_merge_check(aiohttp_client: Any, settings: S
     async def checked() -> bool:
         change = ecosystem.change
         posted = forge.reports.get(change.head_sha) if change else None
-        return bool(posted and posted.check and posted.check.completed and posted.comment)
+        return bool(
+            posted
+            and posted.check
+            and posted.check.completed
+            and "Why they failed with this change" in (posted.comment or "")
+        )
 
     await until(checked)
     assert ecosystem.change is not None
@@ -161,7 +190,8 @@ async def test_the_demo_shows_a_pre_merge_check(aiohttp_client: Any, settings: S
         "conjunction/premerge",
         "failure",
     )
-    assert f"| {JSON} | ❌ breaks |" in str(posted.comment)
+    assert f"| {JSON} | ❌ breaks \\[test failure\\] |" in str(posted.comment)
+    assert f"$ make test\nFAILED {CHANGE_NOTE}\nmake: *** [test] Error 1\n" in str(posted.comment)
     assert f"| {PLUGINS} | 🎉 fixes |" in str(posted.comment)
     assert INTERNAL not in str(posted.comment)
     page = await client.get(f"/changes/{CORE}/1")

@@ -222,6 +222,12 @@ async def test_a_breakage_opens_an_issue_and_a_pass_closes_it(
     )
     gh.expect("POST", "/repos/acme/app/issues/5/comments", body={})
     gh.expect("PATCH", "/repos/acme/app/issues/5", body={})
+    # why run 101 failed is asked; none of its jobs says (tests/test_excerpts_flow.py)
+    gh.expect(
+        "GET",
+        "/repos/acme/app/actions/runs/101/jobs?filter=latest&per_page=100",
+        body={"total_count": 0, "jobs": []},
+    )
     gh.expect(
         "GET",
         f"/repos/acme/lib/compare/{LIB_SHA[0]}...{LIB_SHA[1]}",

@@ -26,6 +26,16 @@ from tests.test_pages import Page
 APP = "group/sub/app"  # a nested group
 SHAS = ["1" * 40, "2" * 40, "3" * 40]
 MARKER = "<!-- conjunction:downstream-summary -->"
+# a failed job's trace as GitLab serves it: colours, sections, a secret the job echoed
+TRACE = (
+    "\x1b[0KRunning with gitlab-runner 17.5.0\n"
+    "section_start:1733565600:step_script\r\x1b[0K\x1b[36;1mExecuting step_script\x1b[0;m\n"
+    "$ cargo build\n"
+    "\x1b[1m\x1b[38;5;9merror[E0425]\x1b[0m: cannot find value `x` in this scope\n"
+    " --> src/main.rs:2:5\n"
+    "section_end:1733565660:step_script\r\x1b[0K\n"
+    "\x1b[31;1mERROR: Job failed: exit code 101\n\x1b[0;m\n"
+)
 
 
 async def index(client: TestClient[Any, Any], *names: str) -> None:
@@ -103,11 +113,24 @@ async def test_github_upstream_gitlab_downstream(
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[1], run_id=2))
     await run_jobs(client)
     event = await trigger_event(client, f"gitlab.com/{APP}")
+    # why it failed: the failed job's trace, its tail in the issue and the check run
+    fake_gitlab.expect_failure(APP, 62, TRACE)
     failed = pipeline_hook(APP, "b" * 40, pipeline_id=62, status="failed", event=event.id)
     await post_gitlab(client, "Pipeline Hook", failed)
     await run_jobs(client)
     [issue] = fake_gitlab.calls_to("POST", f"/projects/{encoded(APP)}/issues")
     assert issue.body["labels"] == "conjunction"
+    assert (
+        "Why it failed (**build error**), from the end of the failed job's log:\n\n"
+        "```text\nRunning with gitlab-runner 17.5.0\nExecuting step_script\n$ cargo build\n"
+        "error[E0425]: cannot find value `x` in this scope\n --> src/main.rs:2:5\n```\n\n"
+        f"[the whole log](https://gitlab.com/{APP}/-/jobs/900)" in issue.body["description"]
+    )
+    _, (_, report) = github.of("check")[-1]
+    assert "| ❌ new regression (optional) `build error` |" in report.summary
+    assert "<details><summary>build error: the end of the failed job's log</summary>" in (
+        report.summary
+    )
     assert "Downstream owners: @alice @group/sub/team" in issue.body["description"]
     assert (
         "Upstream owners: [libby on GitHub](https://github.com/libby)"

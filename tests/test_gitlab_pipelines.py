@@ -116,6 +116,7 @@ async def test_a_child_pipeline_is_no_result_of_the_trigger(
     await run_jobs(client)
     assert (await trigger_event(client, f"gitlab.com/{APP}")).result is None
 
+    fake_gitlab.expect_failure(APP, 61)  # no failed job to say why: no excerpt
     parent = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", status="failed")
     await post_gitlab(client, "Pipeline Hook", parent)
     await run_jobs(client)
@@ -191,6 +192,7 @@ async def test_a_retried_pipeline_replaces_the_result_and_is_judged_again(
     (CONTRACT §7), and the upstream's report follows it."""
     client, github = both
     event = await a_gitlab_downstream_triggered(client, fake_gitlab, pipeline_status=201)
+    fake_gitlab.expect_failure(APP, 61, "FAILED tests/test_app.py::test_flaky")
     failed = pipeline_hook(APP, "a" * 40, pipeline_id=61, source="api", status="failed")
     await post_gitlab(client, "Pipeline Hook", failed)
     await run_jobs(client)

@@ -299,7 +299,8 @@ async def test_status_metadata_is_bounded_and_typed(
         ({"sha": "not-hex"}, "metadata.sha: not a commit id (7 to 64 hexadecimal digits)"),
         ({"attempt": 0}, "metadata.attempt: an integer of at least 1"),
         ({"attempt": "2"}, "metadata.attempt: an integer of at least 1"),
-        ({"summary": "s" * 2049}, "metadata.summary: String should have at most 2048 characters"),
+        ({"summary": 12}, "metadata.summary: Input should be a valid string"),
+        ({"summary": ["FAILED"]}, "metadata.summary: Input should be a valid string"),
         ({"log_url": "javascript:alert(1)"}, "metadata.log_url: not an http(s) URL"),
     ]:
         answer = await report_status(client, event_id, "failure", metadata=metadata)

@@ -29,6 +29,7 @@ from bot import markdown, texts
 from bot.adapters import Adapters
 from bot.engine import premerge, reports
 from bot.engine.issues import Owner, culprit_comment, culprit_marker
+from bot.excerpts import SOURCE_WORDS, Cause, Excerpt, Source
 from bot.models import Bisect, Event
 from bot.names import GITHUB_OWNER, GITLAB_OWNER
 from bot.notify.irc import clean
@@ -143,6 +144,23 @@ ranges = st.one_of(
         }
     ),
 )
+# why a run failed: lines a stranger's CI wrote, its log's address
+excerpts = st.one_of(
+    st.none(),
+    st.builds(
+        Excerpt,
+        text=hostile,
+        source=st.sampled_from(list(Source)),
+        cause=st.sampled_from([None, *Cause]),
+        log_url=urls,
+    ),
+)
+# the only HTML a text with an excerpt holds: the `<details>` the template wrote around it
+EXCERPT_HTML = [
+    f"<details><summary>{cause or 'why it failed'}: {origin}</summary>"
+    for cause in [None, *Cause]
+    for origin in SOURCE_WORDS.values()
+] + ["</details>"]
 
 
 def walk(tokens: Sequence[Token]) -> Iterator[Token]:
@@ -235,6 +253,7 @@ def range_links(*found: dict[str, Any] | None) -> list[object]:
     downstream_owners=owners,
     upstream_owners=owners,
     upstream_private=st.booleans(),
+    excerpt=excerpts,
 )
 def test_an_issue_body_holds_nothing_live_but_its_own(**values: Any) -> None:
     trace = "https://conjunction.test/events/1"
@@ -246,6 +265,7 @@ def test_an_issue_body_holds_nothing_live_but_its_own(**values: Any) -> None:
             trace,
             values["run_url"],
             values["compare_url"],
+            values["excerpt"] and values["excerpt"].log_url,
             *range_links(values["upstream_commits"], values["downstream_commits"]),
             *[owner.url for owner in values["downstream_owners"] + values["upstream_owners"]],
         ],
@@ -267,9 +287,11 @@ def test_an_issue_body_holds_nothing_live_but_its_own(**values: Any) -> None:
     run_url=urls,
     hint=hostile_or_none,
     upstream_private=st.booleans(),
+    excerpt=excerpts,
 )
 def test_an_issues_comments_hold_nothing_live_but_their_own(**values: Any) -> None:
     trace = "https://conjunction.test/events/2"
+    excerpt = values.pop("excerpt")
     fixed = texts.render("issue_fixed.md", **values)
     assert_inert(fixed, links=[values["run_url"]])
     still = texts.render(
@@ -278,8 +300,9 @@ def test_an_issues_comments_hold_nothing_live_but_their_own(**values: Any) -> No
         upstream_private=values["upstream_private"],
         run_url=values["run_url"],
         trace_url=trace,
+        excerpt=excerpt,
     )
-    assert_inert(still, links=[values["run_url"], trace])
+    assert_inert(still, links=[values["run_url"], trace, excerpt and excerpt.log_url])
 
 
 def event(values: dict[str, Any], number: int) -> Event:
@@ -299,6 +322,7 @@ def event(values: dict[str, Any], number: int) -> Event:
         fallout=values["via"] or "x" if values["fallout"] else None,
         started_at=now if values["started"] else None,
         finished_at=now + timedelta(seconds=values["seconds"]) if values["result"] else None,
+        excerpt=values["excerpt"].stored() if values["excerpt"] else None,
     )
 
 
@@ -321,6 +345,7 @@ rows = st.lists(
             "seconds": st.integers(0, 10**5),
             "private": st.booleans(),
             "fallout": st.booleans(),
+            "excerpt": excerpts,
             "changes": st.one_of(
                 st.none(),
                 st.fixed_dictionaries(
@@ -363,6 +388,7 @@ def test_a_check_summary_and_the_pull_request_comment_hold_nothing_live_but_thei
         for link in [
             values["url"],
             values["compare_url"],
+            values["excerpt"] and values["excerpt"].log_url,
             *range_links(
                 (values["changes"] or {}).get("upstream"),
                 (values["changes"] or {}).get("downstream"),
@@ -370,7 +396,7 @@ def test_a_check_summary_and_the_pull_request_comment_hold_nothing_live_but_thei
         ]
         if not isinstance(link, dict)
     ]
-    seen = assert_inert(report.summary, links=links, limit=GITHUB_SUMMARY - 1)
+    seen = assert_inert(report.summary, links=links, markers=EXCERPT_HTML, limit=GITHUB_SUMMARY - 1)
     assert all(cells == 6 for cells in seen["rows"]), "every row of the table is whole"
     comment = texts.render(
         "pr_comment.md",
@@ -378,7 +404,7 @@ def test_a_check_summary_and_the_pull_request_comment_hold_nothing_live_but_thei
         description=report.description,
         summary=report.summary,
     )
-    assert_inert(comment, links=links, markers=[texts.PR_COMMENT_MARKER])
+    assert_inert(comment, links=links, markers=[texts.PR_COMMENT_MARKER, *EXCERPT_HTML])
     # a commit status's description is words and counts only, under the forges' 140
     assert len(report.description) <= 140 or report.description.count(",") > 5
     assert not re.search(r"[@<>\[\]`]|https?:", report.description)
@@ -511,6 +537,7 @@ premerge_rows = st.lists(
         detail=st.one_of(st.just(""), medium),
         url=urls,
         base_url=urls,
+        excerpt=excerpts,
     ),
     min_size=1,
     max_size=6,
@@ -523,8 +550,12 @@ def test_a_pre_merge_summary_and_comment_hold_nothing_live_but_their_own(
 ) -> None:
     page = "https://conjunction.test/changes/github.com/acme/lib/7"
     summary = premerge.summary_of(shown, base=base, head=head, page=page)
-    links = [page, *[url for row in shown for url in (row.url, row.base_url)]]
-    seen = assert_inert(summary, links=links, limit=GITHUB_SUMMARY - 1)
+    links = [
+        page,
+        *[url for row in shown for url in (row.url, row.base_url)],
+        *[row.excerpt.log_url for row in shown if row.excerpt],
+    ]
+    seen = assert_inert(summary, links=links, markers=EXCERPT_HTML, limit=GITHUB_SUMMARY - 1)
     assert all(cells == 4 for cells in seen["rows"]), "every row of the table is whole"
     comment = texts.render(
         "premerge_comment.md",
@@ -532,7 +563,7 @@ def test_a_pre_merge_summary_and_comment_hold_nothing_live_but_their_own(
         description=describe(shown),
         summary=summary,
     )
-    assert_inert(comment, links=links, markers=[premerge.MARKER])
+    assert_inert(comment, links=links, markers=[premerge.MARKER, *EXCERPT_HTML])
 
 
 @given(
@@ -580,7 +611,8 @@ def test_answers_to_commands_hold_nothing_live_of_the_comment(
 
 def test_every_posted_template_is_among_those_filled_here() -> None:
     """A new template is added to these tests, or this fails: each is filled above, as a macro
-    of one (commit lists, owners) or with no value at all (a valid config's summary)."""
+    of one (commit lists, owners, excerpts) or with no value at all (a valid config's
+    summary)."""
     filled = {
         "issue_body.md",
         "issue_title.txt",
@@ -597,6 +629,7 @@ def test_every_posted_template_is_among_those_filled_here() -> None:
         "premerge_comment.md",
         "command_reply.md",
         "command_help.md",
+        "excerpt.md",
     }
     templates = Path(texts.__file__).with_name("templates")
     assert {path.name for path in templates.iterdir() if path.suffix in (".md", ".txt")} == filled

@@ -467,6 +467,9 @@ async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
     fake_gitlab.expect(
         "POST", f"/projects/{encoded(GL_LIB)}/merge_requests/3/notes", status=201, body={"id": 5}
     )
+    fake_gitlab.expect_failure(
+        GL_APP, 61, "$ pytest\nFAILED tests/test_app.py::test_dates - ValueError: 2026-13-01\n"
+    )
     for pipeline_id, status, event in (
         (61, "failed", head["CONJUNCTION_EVENT"]),
         (62, "success", baseline["CONJUNCTION_EVENT"]),
@@ -481,7 +484,11 @@ async def test_a_gitlab_merge_request_is_run_against_its_downstreams(
     assert (final["name"], final["state"]) == ("conjunction/premerge", "failed")
     assert final["target_url"] == "https://conjunction.test/changes/gitlab.com/group/lib/3"
     [note] = fake_gitlab.calls_to("POST", f"/projects/{encoded(GL_LIB)}/merge_requests/3/notes")
-    assert "| gitlab.com/group/app | ❌ breaks |" in note.body["body"]
+    assert "| gitlab.com/group/app | ❌ breaks \\[test failure\\] |" in note.body["body"]
+    assert (
+        "<details><summary>test failure: the end of the failed job's log</summary>\n\n"
+        "```text\n$ pytest\nFAILED tests/test_app.py::test_dates - ValueError: 2026-13-01\n```"
+    ) in note.body["body"]
 
     # an update that is not a push (a title, a label) starts nothing
     assert (

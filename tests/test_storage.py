@@ -403,3 +403,31 @@ async def test_projects_are_listed_a_page_at_a_time(engine: Engine, sessions: Se
     assert (listed["total"], listed["pages"], listed["next"]) == (3, 2, None)
     everything = await project_list(sessions, admin=True, page=1, per_page=200)
     assert [p["project"] for p in everything["projects"]] == [APP, LIB, OTHER, TOOL]
+
+
+async def test_the_excerpts_migration_keeps_every_event_and_stores_an_excerpt(
+    database: AsyncEngine,
+) -> None:
+    """A database at the previous head, with a failure recorded, upgraded: the event is whole,
+    without an excerpt, and an excerpt can be stored on it and read back."""
+    await migrate(database, "0009_commands")
+    async with database.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO events (id, kind, project, root_id, depth, ref_type, result, attempt,"
+                " chain, waiting, artifacts, notified, created_at)"
+                " VALUES ('t1', 'trigger', :project, 'b1', 1, 'branch', 'failure', 1, '[]', '{}',"
+                " '[]', false, '2026-01-01 00:00:00')"
+            ),
+            {"project": APP},
+        )
+    await migrate(database)
+    excerpt = {"text": "FAILED x", "source": "log", "cause": "test failure", "log_url": None}
+    async with sessionmaker(database).begin() as session:
+        failure = await session.get(Event, "t1")
+        assert failure is not None
+        assert (failure.result, failure.excerpt) == ("failure", None)
+        failure.excerpt = excerpt
+    async with sessionmaker(database)() as session:
+        stored = await session.get(Event, "t1")
+    assert stored is not None and stored.excerpt == excerpt

@@ -8,7 +8,8 @@ verdict, a confirming re-run, the follow-up jobs), `followups` (those jobs, dedu
 `changes` (what changed since a pair last passed), `reports` (the aggregate on the upstream
 commit), `issues` (breakage issues), `notify` (telling a pair's channels), `bisects` (culprit
 searches), `premerge` (a change run against its downstreams, CONTRACT §8), `timeouts`,
-`commands` (commands in comments: acknowledged, checked, carried out) — each deciding in pure
+`commands` (commands in comments: acknowledged, checked, carried out), `excerpts` (why a
+failing run failed, fetched once) — each deciding in pure
 functions and acting through the code host and runner interfaces (`bot.codehost`,
 `bot.runner`).
 `Engine` gathers them for handlers and jobs.
@@ -25,6 +26,7 @@ from bot.engine import (
     changes,
     commands,
     dispatch,
+    excerpts,
     fanout,
     followups,
     indexing,
@@ -147,4 +149,5 @@ class Engine(Context):
             "notify_send": partial(notify.send, self),
             "bisect": partial(bisects.start_job, self),
             "culprit": partial(issues.post_culprit, self),
+            "excerpt": partial(excerpts.fetch_excerpt, self),
         }

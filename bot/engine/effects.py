@@ -13,6 +13,7 @@ from bot.engine.context import Context, new_event_id
 from bot.models import Event, utcnow
 from bot.names import owner_of
 from bot.queue import JobQueue
+from bot.results import Result
 from bot.runs import Step, TriggerState
 from bot.verdicts import Decision, FollowUp, Rerun
 
@@ -36,10 +37,16 @@ async def apply(ctx: Context, session: AsyncSession, finished: Event, decision: 
         await _start_rerun(ctx, session, target, decision.rerun)
     if FollowUp.CHAIN in decision.follow:
         await followups.chain(session, decision.chain_from or target.id)
-    if FollowUp.CHANGES in decision.follow:
-        await followups.changes(session, target.id)
-    if FollowUp.ISSUES in decision.follow:
-        await followups.issues(session, target.id)
+    changes = target.id if FollowUp.CHANGES in decision.follow else None
+    issues = target.id if FollowUp.ISSUES in decision.follow else None
+    if finished.result is not None and Result(finished.result).broken:
+        # why it failed is fetched first: the issue shows it
+        await followups.excerpt(session, finished.id, changes=changes, issues=issues)
+    else:
+        if changes is not None:
+            await followups.changes(session, changes)
+        if issues is not None:
+            await followups.issues(session, issues)
     if FollowUp.REPORTS in decision.follow:
         await followups.reports(session, finished)
         if target is not finished:

@@ -57,6 +57,20 @@ async def changes(session: AsyncSession, event_id: str) -> None:
     await _follow(session, "changes", event_id)
 
 
+async def excerpt(
+    session: AsyncSession, event_id: str, *, changes: str | None = None, issues: str | None = None
+) -> None:
+    """Fetch why a failing run failed; then the changes and the issue it concerns, which show
+    it (event ids: a confirming re-run's are its failure's)."""
+    event = await session.get(Event, event_id)
+    await JobQueue.enqueue(
+        session,
+        "excerpt",
+        {"event_id": event_id, "changes": changes, "issues": issues},
+        concurrency_key=owner_of(event.project) if event is not None else None,
+    )
+
+
 async def has_downstreams(session: AsyncSession, project: str) -> bool:
     subscriber = await session.scalar(
         select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)

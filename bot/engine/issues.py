@@ -18,6 +18,7 @@ from bot.codehost import CodeHost, IssueRef
 from bot.engine.bisects import step_words
 from bot.engine.context import Context, config_of
 from bot.engine.reports import compare_url
+from bot.excerpts import Excerpt
 from bot.forges import DRIVERS
 from bot.models import Bisect, Event, IssueLink, Project
 from bot.names import host_of, project_key
@@ -187,6 +188,7 @@ async def _update_issue(
             body = texts.render(
                 "issue_still_failing.md",
                 sha=parent.sha,
+                excerpt=Excerpt.of(event.excerpt),
                 upstream_private=hidden,
                 run_url=event.url,
                 trace_url=trace,
@@ -250,6 +252,7 @@ async def _find_or_open(
         compare_url=None if hidden else compare,
         trace_url=trace_url,
         hint=event.hint,
+        excerpt=Excerpt.of(event.excerpt),
         # the likely culprit names upstream commits
         culprit=None if hidden else changes.get("culprit"),
         upstream_commits=changes.get("upstream")

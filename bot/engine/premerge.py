@@ -27,6 +27,7 @@ from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT, CommitRe
 from bot.engine import followups
 from bot.engine.context import Context, config_of, new_event_id
 from bot.engine.subscriptions import subscribers
+from bot.excerpts import EXCERPTS_SHOWN, Excerpt
 from bot.models import Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.premerge import (
@@ -229,9 +230,12 @@ def commit_report(ctx: Context, build: Event, shown: Sequence[Shown]) -> CommitR
 
 def summary_of(shown: Sequence[Shown], *, base: str | None, head: str | None, page: str) -> str:
     """The Markdown table of a change's rows; private ones on a public upstream only counted."""
+    rows = [_values(row) for row in shown if row.name]
     text = texts.render(
         "premerge.md",
-        rows=[_values(row) for row in shown if row.name],
+        rows=rows,
+        failures=[row for row in rows if row["excerpt"] is not None],
+        excerpts_shown=EXCERPTS_SHOWN,
         private=_private_tally(shown),
         base=base,
         head=head,
@@ -265,6 +269,7 @@ async def rows_of(
                 detail=reason or verdict.detail,
                 url=head.url if head is not None else None,
                 base_url=base.url if base is not None else None,
+                excerpt=Excerpt.of(head.excerpt) if head is not None else None,
             )
         )
     return shown
@@ -552,6 +557,7 @@ def _values(row: Shown) -> dict[str, Any]:
         "required": row.required,
         "url": row.url,
         "base_url": row.base_url,
+        "excerpt": row.excerpt,
     }
 
 

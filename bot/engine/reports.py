@@ -16,6 +16,7 @@ from bot.durations import figures, remaining, time_left
 from bot.engine import bisects
 from bot.engine.context import Context, config_of
 from bot.engine.results import earlier_in_pair, last_passed
+from bot.excerpts import EXCERPTS_SHOWN, Excerpt
 from bot.models import Bisect, Event, Project, utcnow
 from bot.names import project_key
 from bot.progress import Progress, progress, waiting
@@ -216,6 +217,8 @@ def summary(rows: Sequence[Row], progress: Progress | None = None) -> str:
         texts.render(
             "summary.md",
             rows=shown,
+            failures=[row for row in shown if row["excerpt"] is not None],
+            excerpts_shown=EXCERPTS_SHOWN,
             fallout=fallout,
             private=private,
             upstream_ranges=upstream_ranges,
@@ -269,7 +272,11 @@ def _row_values(row: Row) -> dict[str, Any]:
         result += f": {texts.md(event.reason)}"
     if row.culprit:
         result += f"; {row.culprit}"
+    excerpt = Excerpt.of(event.excerpt) if row.result and row.result.broken else None
+    if excerpt is not None and excerpt.cause is not None:
+        result += f" {markdown.code(excerpt.cause, table=True)}"
     return {
+        "excerpt": excerpt,
         "name": row.name,
         "via": row.via if row.via is None else row.via or "a private project",
         "reason": event.reason,

@@ -71,6 +71,7 @@ async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None
                 pipeline=run.pipeline,
                 attempt=run.attempt,
                 artifacts=[dict(a) for a in run.artifacts],
+                run_id=run.run_id,
             )
         return None
     if run.result is not Result.SUCCESS or run.started_by == "pull_request":
@@ -95,6 +96,7 @@ async def record_result(
     attempt: int | None = None,
     artifacts: Sequence[Mapping[str, Any]] = (),
     ci_metadata: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Event:
     """Record a downstream's result (or that it is running) for one trigger event; its
     follow-ups (report, issues, the next link of a chain) are queued in the same transaction.
@@ -105,7 +107,9 @@ async def record_result(
             raise UnknownEvent(event_id)
         if result == RUNNING:
             if event.result is None:
-                reported = Reported(url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+                reported = Reported(
+                    url, sha, ref, ref_type, pipeline, artifacts, ci_metadata, run_id
+                )
                 _take_run(event, reported)
                 if event.state in (TriggerState.PLANNED, TriggerState.SENDING):
                     event.state = TriggerState.STARTED
@@ -118,11 +122,13 @@ async def record_result(
                 f"event {event_id} already finished with {event.result!r} in attempt "
                 f"{event.attempt}, not {final.value!r}"
             )
-        reported = Reported(url, sha, ref, ref_type, pipeline, artifacts, ci_metadata)
+        reported = Reported(url, sha, ref, ref_type, pipeline, artifacts, ci_metadata, run_id)
         replaced = _take_result(session, event, decided, final, attempt, reason, reported)
         if decided is Outcome.KEEP:
             return event
         if premerge.is_premerge(event):  # a change's run: its own row, not the pair's history
+            if final.broken:  # why, fetched first: the change's report shows it
+                await followups.excerpt(session, event.id)
             await premerge.finished(ctx, session, event)
             return event
         if event.step == Step.BISECT:  # a culprit search's step: its search moves on
@@ -147,6 +153,7 @@ class Reported:
     pipeline: str | None = None
     artifacts: Sequence[Mapping[str, Any]] = ()
     ci_metadata: Mapping[str, Any] | None = None
+    run_id: str | None = None  # the CI's, when the dispatch did not say it
 
 
 def _take_result(
@@ -185,6 +192,7 @@ def _take_result(
     event.state = move(TriggerState(event.state or TriggerState.STARTED), _final_state(final))
     event.result = final
     event.reason = reason
+    event.excerpt = None  # a new result's excerpt is its own
     event.finished_at = utcnow()
     metrics.RESULTS.labels(final).inc()
     return replaced
@@ -219,6 +227,7 @@ def _take_run(event: Event, reported: Reported) -> None:
     event.pipeline = reported.pipeline or event.pipeline
     event.artifacts = [dict(item) for item in reported.artifacts] or event.artifacts
     event.ci_metadata = dict(reported.ci_metadata) if reported.ci_metadata else event.ci_metadata
+    event.run_id = event.run_id or reported.run_id
     event.started_at = event.started_at or utcnow()
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from bot import codehost
 from bot.codehost import CommentRef, CommitRange, CommitReport, IssueRef, ProjectInfo
 from bot.engine_api import FinishedPipeline
+from bot.excerpts import FailureText, Source
 from bot.models import utcnow
 from bot.results import Result
 from bot.runner import PipelineStarted, TriggerRequest
@@ -210,6 +211,14 @@ class DemoForge:
             if run.request is not None and run.request.event_id == request.event_id:
                 return PipelineStarted(url=self.run_url(run.number), run_id=str(run.number))
         return None
+
+    async def failure_text(self, project: str, run_id: str) -> FailureText | None:
+        """The end of a failed run's log, as its page shows it."""
+        run = next((run for run in self.runs if str(run.number) == run_id), None)
+        if run is None or run.result is None or not run.result.broken or not run.note:
+            return None
+        lines = ["$ make test", f"FAILED {run.note}", "make: *** [test] Error 1"]
+        return FailureText(Source.LOG, "\n".join(lines), self.run_url(run.number))
 
     # CodeHost
 

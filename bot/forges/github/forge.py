@@ -16,7 +16,7 @@ import cachetools
 import gidgethub
 import yaml
 
-from bot import markdown
+from bot import excerpts, markdown
 from bot.codehost import (
     COMMITS_LISTED,
     CommentRef,
@@ -26,10 +26,12 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
+from bot.excerpts import FailureText, Source
 from bot.forges.github.checks import CONFIG_CHECK_NAME, config_check_outputs
 from bot.forges.github.client import TRANSIENT_ERRORS, PolicyAPI
 from bot.forges.github.payloads import timestamp
 from bot.names import project_key, split_project
+from bot.queue import RetryLater
 from bot.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
 from bot.runs import Change
 from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
@@ -306,6 +308,49 @@ class GitHubForge:
                 reason = str(exc)
             raise TriggerError(reason) from exc
         return PipelineStarted()
+
+    async def failure_text(self, project: str, run_id: str) -> FailureText | None:
+        """Why the workflow run failed: its first failed job's check run annotations of level
+        `failure` (GitHub's own `Process completed with exit code N.` left out), else that
+        job's log (GitHub answers with a redirect to the plain text); None when no job failed,
+        or when GitHub refuses or fails (an excerpt is worth one try)."""
+        try:
+            return await self._failure_text(project, run_id)
+        except (gidgethub.HTTPException, RetryLater, *TRANSIENT_ERRORS) as exc:
+            log.info("no excerpt of %s run %s: %r", project, run_id, exc)
+            return None
+
+    async def _failure_text(self, project: str, run_id: str) -> FailureText | None:
+        listed = await self._call(
+            project,
+            "GET",
+            "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs?filter=latest&per_page=100",
+            run_id=run_id,
+        )
+        failed = [
+            job
+            for job in listed.get("jobs") or []
+            if job.get("conclusion") in ("failure", "timed_out")
+        ]
+        if not failed:
+            return None
+        job = failed[0]
+        # a job is a check run of the same id; its `check_run_url` says so
+        check_run = str(job.get("check_run_url") or "").rsplit("/", 1)[-1] or job["id"]
+        annotations = await self._call(
+            project,
+            "GET",
+            "/repos/{owner}/{repo}/check-runs/{check_run}/annotations",
+            check_run=check_run,
+        )
+        page = job.get("html_url")
+        found = excerpts.annotations_text(annotations or [])
+        if found:
+            return FailureText(Source.ANNOTATIONS, found, page)
+        log_text = await self._call(
+            project, "GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs", job_id=job["id"]
+        )
+        return FailureText(Source.LOG, log_text if isinstance(log_text, str) else "", page)
 
     async def publish_report(
         self, project: str, sha: str, report: CommitReport, *, status: bool, check: bool

@@ -28,6 +28,7 @@ from bot.codehost import (
     ProjectInfo,
 )
 from bot.engine_api import CONFIG_PATH
+from bot.excerpts import FailureText, Source
 from bot.forges.gitlab.client import GitLabClient
 from bot.names import project_key, split_project
 from bot.queue import PermanentError
@@ -527,6 +528,28 @@ class GitLabHost:
             for job in listed
             if (archive := _archive_of(job.attributes))
         ]
+
+    async def failure_text(self, project: str, run_id: str) -> FailureText | None:
+        """The trace of the pipeline's first failed job that was not allowed to fail (`run_id`:
+        the pipeline's id), with the job's page; None when no job failed, or when GitLab
+        refuses or fails (an excerpt is worth one try)."""
+        try:
+            return await self._failure_text(project, run_id)
+        except (GitlabError, *TRANSIENT) as exc:
+            log.info("no excerpt of %s pipeline %s: %s", project, run_id, exc)
+            return None
+
+    async def _failure_text(self, project: str, run_id: str) -> FailureText | None:
+        gl_project = self._project(project)
+        jobs = gl_project.pipelines.get(int(run_id), lazy=True).jobs
+        failed = await self.client.run(jobs.list, scope="failed", get_all=False)
+        blamed = [job for job in failed if not job.attributes.get("allow_failure")]
+        if not blamed:
+            return None
+        job = blamed[0]
+        trace = await self.client.run(gl_project.jobs.get(job.id, lazy=True).trace)
+        text = trace.decode(errors="replace") if isinstance(trace, bytes) else str(trace or "")
+        return FailureText(Source.LOG, text, job.attributes.get("web_url"))
 
     async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
         """A recent API pipeline whose CONJUNCTION_EVENT variable is this event."""
