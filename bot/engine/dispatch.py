@@ -247,18 +247,19 @@ async def _record(
 
 
 def _raise_for_the_rest(outcomes: Iterable[PipelineStarted | BaseException]) -> None:
-    """Run the job again for the triggers not started yet: at once with backoff after an
-    unexpected error or an unavailable forge, or postponed until pacing allows."""
+    """Run the job again for the triggers not started yet: with backoff after an unexpected
+    error, postponed until GitHub allows when one was paced, else with backoff while a forge
+    is unavailable."""
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     for error in errors:
         if not isinstance(error, (TriggerError, RetryLater)):
             raise error
+    paced = [error for error in errors if isinstance(error, RetryLater)]
+    if paced:
+        raise min(paced, key=lambda error: error.delay)  # the others are held back again
     for error in errors:
         if isinstance(error, TriggerError) and not error.permanent:
             raise error
-    paced = [error for error in errors if isinstance(error, RetryLater)]
-    if paced:
-        raise min(paced, key=lambda error: error.delay)
 
 
 def _no_runner_reason(request: TriggerRequest) -> str:
