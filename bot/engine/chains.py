@@ -1,6 +1,5 @@
-"""Chains that explain themselves: where each project of one origin's chain stands, what a
-downstream reached by several paths (a diamond) still waits for, and triggers that a newer
-upstream success makes stale.
+"""Chains that explain themselves: where each project of one origin's chain stands, and what a
+downstream reached by several paths (a diamond) still waits for.
 
 Pure functions and a plain `Root`: one origin's chain as `bot.engine.fanout` loads it (under
 a lock on its origin event, so that two upstreams of a diamond passing at the same moment start
