@@ -178,16 +178,7 @@ async def _around(
     way, starting or waiting, their declared upstreams, and the waiting ones' sources."""
     pending = {key for key, state in root.states.items() if state is State.PENDING}
     await _load_graph(session, root, pending | starting | set(root.waiting), max_depth)
-    wanted = starting | set(root.waiting)
-    root.upstreams.update({key: set() for key in wanted})
-    if wanted:
-        rows = await session.execute(
-            select(Subscription.downstream, Subscription.upstream).where(
-                Subscription.downstream.in_(wanted)
-            )
-        )
-        for downstream, upstream in rows:
-            root.upstreams[downstream].add(upstream)
+    await load_upstreams(session, root, starting | set(root.waiting))
     if not root.waiting:
         return {}
     sources = await session.scalars(select(Event).where(Event.id.in_(set(root.waiting.values()))))
@@ -198,6 +189,21 @@ async def _around(
         "waiting_sources": {event.id: _source(event) for event in sources},
         "names": {key: name for key, name in names},
     }
+
+
+async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str]) -> None:
+    """The declared upstreams of these projects, in one query for those not loaded yet."""
+    wanted = {key for key in keys if key not in root.upstreams}
+    if not wanted:
+        return
+    root.upstreams.update({key: set() for key in wanted})
+    rows = await session.execute(
+        select(Subscription.downstream, Subscription.upstream).where(
+            Subscription.downstream.in_(wanted)
+        )
+    )
+    for downstream, upstream in rows:
+        root.upstreams[downstream].add(upstream)
 
 
 async def _load_graph(
