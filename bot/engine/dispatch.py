@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: start the downstream pipelines of one trigger event (`event_id`) or of a batch of a
-    fan-out's (`event_ids`, one owner's), all at once; a reason a person can act on for each
-    that cannot be started.
+    fan-out's (`event_ids`, up to `planning.BATCH`), all at once; a reason a person can act on
+    for each that cannot be started.
 
     The batch is recorded as being sent in one transaction before the calls and as started in
     one after them, so a crash between the two repeats at most the calls of one batch: an
@@ -40,23 +40,22 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
     """
     ids = payload.get("event_ids") or [payload["event_id"]]
     triggers = await _load(ctx, ids)
-    outcomes: dict[str, PipelineStarted | BaseException] = {}
-    asked = [t for t in triggers if t.runner is not None and t.event.state == TriggerState.SENDING]
-    found = await asyncio.gather(*(t.runner.find_started(t.request) for t in asked))  # type: ignore[union-attr]
-    for trigger, started in zip(asked, found, strict=True):
+    outcomes: dict[str, PipelineStarted | BaseException] = {
+        t.event.id: TriggerError(_no_runner_reason(t.request)) for t in triggers if not t.runner
+    }
+    runners = [(t, t.runner) for t in triggers if t.runner is not None]
+    asked = [(t, runner) for t, runner in runners if t.event.state == TriggerState.SENDING]
+    found = await asyncio.gather(*(runner.find_started(t.request) for t, runner in asked))
+    for (trigger, _), started in zip(asked, found, strict=True):
         if started is not None:
             log.info("trigger %s was started before", trigger.event.id)
             outcomes[trigger.event.id] = started
-    for trigger in triggers:
-        if trigger.runner is None:
-            outcomes[trigger.event.id] = TriggerError(_no_runner_reason(trigger.request))
-    sending = await _sending(ctx, [t for t in triggers if t.event.id not in outcomes])
-    calls = [t for t in triggers if t.event.id in sending]
+    sending = await _sending(ctx, [t for t, _ in runners if t.event.id not in outcomes])
+    calls = [(t, runner) for t, runner in runners if t.event.id in sending]
     answers = await asyncio.gather(
-        *(t.runner.start_pipeline(t.request) for t in calls),  # type: ignore[union-attr]
-        return_exceptions=True,
+        *(runner.start_pipeline(t.request) for t, runner in calls), return_exceptions=True
     )
-    for trigger, answer in zip(calls, answers, strict=True):
+    for (trigger, _), answer in zip(calls, answers, strict=True):
         if isinstance(answer, BaseException) and not isinstance(answer, Exception):
             raise answer  # cancelled: the job goes back to the queue, these stay `sending`
         outcomes[trigger.event.id] = answer
