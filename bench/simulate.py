@@ -8,7 +8,7 @@
 - **fan-out reads, 10,000 downstreams**: what planning an upstream success of the project with
   10,000 downstreams reads before it writes anything, as `bot.engine.fanout` reads it: the
   subscribers (one query), the pure `select_downstreams`, and the declared upstreams of every
-  selected downstream (`chains.load_upstreams`, one query), which the diamond check starts
+  selected downstream (`fanout.load_upstreams`, one query), which the diamond check starts
   from. The trigger events and jobs it then writes are measured at 1,000 downstreams by the
   scale section.
 - **sizes**: `pg_total_relation_size` of `projects` and `subscriptions` (heap, TOAST and
@@ -50,8 +50,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bench.common import Options, Row, percentile
 from bot.db import create_engine, migrate, sessionmaker
 from bot.engine import UpstreamSuccess
-from bot.engine.chains import Root, load_upstreams
-from bot.engine.fanout import select_downstreams
+from bot.engine.chains import Root
+from bot.engine.fanout import load_upstreams
+from bot.engine.planning import select_downstreams
 from bot.engine.subscriptions import subscribers
 from bot.models import Event, KeyValue, Subscription
 from config.repo_config import ConjunctionConfig, Upstream
@@ -294,11 +295,11 @@ class Reads:
 
 
 async def fan_out_reads(sessions: async_sessionmaker[AsyncSession]) -> Reads:
-    """What planning project 0's success reads, in the order `fanout._fan_out` reads it."""
+    """What planning project 0's success reads, in the order `fanout.upstream_success` reads it."""
     hub = name(0)
     success = UpstreamSuccess(hub, sha="a" * 40, ref="main")
     origin = Event(id="simulated", kind="build", project=hub, root_id="simulated", chain=[hub])
-    root = Root(origin)
+    root = Root(origin.id)
     async with sessions() as session:
         started = time.perf_counter()
         candidates = await subscribers(session, hub)
@@ -382,7 +383,7 @@ def reads_row(size: Size, reads: Reads) -> Row:
             "subscribers_seconds": round(reads.subscribers_seconds, 3),
             "selected": reads.selected,
             "their_upstreams": reads.their_upstreams,
-            "measures": "subscribers, select_downstreams, chains.load_upstreams; no writes",
+            "measures": "subscribers, select_downstreams, fanout.load_upstreams; no writes",
         },
     )
 

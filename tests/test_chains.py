@@ -61,12 +61,12 @@ def test_a_loop_is_found_wherever_it_is() -> None:
 def test_one_search_answers_for_every_downstream_as_each_own_would(
     graph: dict[str, list[str]],
 ) -> None:
-    root = Root(Event(), graph=graph)
+    root = Root("origin", graph=graph)
     upstreams = {key: {up for up, below in graph.items() if key in below} for key in graph}
     for start in ({"a"}, {"b", "c"}, {"a", "d"}):
         for key in graph:
             each_own = reachable(graph, start - {key}, avoid=key, limit=5)
-            once = root.will_run(start - {key}, key, 5)
+            once = root.will_run(frozenset(start - {key}), key, 5)
             assert once & upstreams[key] == each_own & upstreams[key], (start, key)
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from bot.engine.fanout import Candidate, UpstreamSuccess, select_downstreams
 from bot.engine.issues import Action, issue_action
 from bot.engine.matching import FinishedPipeline, Waiting, match_trigger
+from bot.engine.planning import select_downstreams
 from bot.engine.reports import Row, aggregate
+from bot.engine.subscriptions import Candidate
+from bot.engine_api import UpstreamSuccess
 from bot.models import Event, utcnow
 from bot.results import Result, Verdict, classify
 from config.repo_config import Upstream

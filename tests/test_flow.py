@@ -573,21 +573,32 @@ async def test_a_trigger_job_that_runs_again_after_the_start_was_recorded_sends_
 async def test_jobs_name_the_owner_whose_forge_they_act_on(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
-    """A worker bounds how many jobs of one owner run at once by this key."""
+    """A worker bounds how many jobs of one owner run at once by this key; a fan-out's batch
+    of several owners names none, each of its calls paced by its own owner."""
     other = "github.com/Globex/app"
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB))
-    await index(client, other, upstream_of(LIB))
+
+    async def queued() -> list[tuple[str, str | None, dict[str, Any]]]:
+        async with runtime(client).sessions.begin() as session:
+            rows = await session.execute(
+                select(Job.kind, Job.concurrency_key, Job.payload).where(Job.state == "queued")
+            )
+            await session.execute(delete(Job))
+            return sorted((tuple(row) for row in rows), key=lambda row: row[0])
 
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHA))
     assert await runtime(client).worker.run_once()  # the delivery: the fan-out
+    assert [row[:2] for row in await queued()] == [
+        ("report", "github.com/acme"),
+        ("trigger", "github.com/acme"),
+    ]
 
-    async with runtime(client).sessions() as session:
-        rows = await session.execute(
-            select(Job.kind, Job.concurrency_key).where(Job.state == "queued").order_by(Job.id)
-        )
-        assert sorted(rows) == [
-            ("report", "github.com/acme"),
-            ("trigger", "github.com/acme"),
-            ("trigger", "github.com/globex"),
-        ]
+    await index(client, other, upstream_of(LIB))
+    await post_github(client, "workflow_run", workflow_run("acme/lib", "c" * 40))
+    assert await runtime(client).worker.run_once()
+    [*reports, trigger] = await queued()  # the first success's report too: superseded
+    assert {report[:2] for report in reports} == {("report", "github.com/acme")}
+    assert trigger[:2] == ("trigger", None)
+    [other_event] = await events_of(client, other)
+    assert len(trigger[2]["event_ids"]) == 2 and other_event.id in trigger[2]["event_ids"]

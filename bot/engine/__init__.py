@@ -1,10 +1,12 @@
 """The engine: what happens when an upstream succeeds and when a downstream's result comes back.
 
-One module per concern — `indexing` (configs), `fanout` (which downstreams a success starts,
-and the fallout of a failure), `chains` (diamonds, superseded triggers), `dispatch` (starting
-them), `matching` (which trigger a finished pipeline answers), `results` (its result recorded,
-its snapshot loaded and decided by `bot.verdicts`), `effects` (a decision carried out: the
-verdict, a confirming re-run, the follow-up jobs), `followups` (those jobs, deduplicated),
+One module per concern — `indexing` (configs), `fanout` (a success's fan-out and a failure's
+fallout, loaded and written), `planning` (what they start, skip, leave waiting or supersede:
+pure), `chains` (where a chain stands, what a diamond waits for: pure), `dispatch` (starting
+them, a batch a job), `matching` (which trigger a finished pipeline answers), `results` (its
+result recorded, its snapshot loaded and decided by `bot.verdicts`), `effects` (a decision
+carried out: the verdict, a confirming re-run, the follow-up jobs), `followups` (those jobs,
+deduplicated),
 `changes` (what changed since a pair last passed), `reports` (the aggregate on the upstream
 commit), `issues` (breakage issues), `notify` (telling a pair's channels), `bisects` (culprit
 searches), `premerge` (a change run against its downstreams, CONTRACT §8), `timeouts`,

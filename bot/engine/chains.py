@@ -1,10 +1,9 @@
-"""Chains that explain themselves: where each project of one origin's chain stands, what a
-downstream reached by several paths (a diamond) still waits for, and triggers that a newer
-upstream success makes stale.
+"""Chains that explain themselves: where each project of one origin's chain stands, and what a
+downstream reached by several paths (a diamond) still waits for.
 
-The decisions are pure functions (`state_of`, `reachable`, `waiting_on`); `Root` holds one
-origin's chain as loaded under a lock on its origin event, so that two upstreams of a diamond
-passing at the same moment start its bottom once.
+Pure functions and a plain `Root`: one origin's chain as `bot.engine.fanout` loads it (under
+a lock on its origin event, so that two upstreams of a diamond passing at the same moment start
+its bottom once) and `bot.engine.planning` moves it along.
 """
 
 from __future__ import annotations
@@ -13,14 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot import texts
-from bot.models import Event, Subscription, utcnow
-from bot.names import project_key
-from bot.results import Result, Verdict
-from bot.runs import Step, TriggerState
+from bot.results import Result
+from bot.runs import Step
 
 
 class State(StrEnum):
@@ -95,54 +88,72 @@ def fallout_reason(project: str, result: str | None) -> str:
 
 @dataclass
 class Root:
-    """One origin's chain: its origin event (locked) and where each project in it stands."""
+    """One origin's chain, as loaded: where each project in it stands, the graph around it,
+    and its diamond bottoms not started yet. The planner moves it along as it plans."""
 
-    event: Event
+    root_id: str
     states: dict[str, State] = field(default_factory=dict)
     triggered: set[str] = field(default_factory=set)  # every project with an event in it
-    graph: dict[str, list[str]] = field(default_factory=dict)  # downstreams, loaded as needed
-    upstreams: dict[str, set[str]] = field(default_factory=dict)  # loaded as needed
-    # what `reached` found last, for the graph as loaded then
-    _reach: tuple[tuple[frozenset[str], int, int], set[str]] | None = None
-    _cyclic: tuple[int, bool] | None = None
+    graph: dict[str, list[str]] = field(default_factory=dict)  # downstreams, as far as loaded
+    upstreams: dict[str, set[str]] = field(default_factory=dict)  # declared, as far as loaded
+    waiting: dict[str, str] = field(default_factory=dict)  # bottom -> the event to start it under
+    # what `will_run` found last: (starting, limit, the projects it started from, reached)
+    _reach: tuple[frozenset[str], int, set[str], set[str]] | None = None
+    _cyclic: bool | None = None
 
-    @property
-    def waiting(self) -> dict[str, str]:
-        """Diamond bottoms not started yet: project key -> the event to start it under."""
-        return dict(self.event.waiting or {})
+    def copy(self) -> Root:
+        """A copy to plan on: what planning changes is its own, the graph is shared."""
+        return Root(
+            self.root_id,
+            dict(self.states),
+            set(self.triggered),
+            self.graph,
+            self.upstreams,
+            dict(self.waiting),
+        )
 
     def wait(self, key: str, source_id: str) -> None:
-        self.event.waiting = {**self.waiting, key: source_id}
+        self.waiting[key] = source_id
 
     def done_waiting(self, key: str) -> None:
-        waiting = self.waiting
-        if waiting.pop(key, None) is not None:
-            self.event.waiting = waiting
+        self.waiting.pop(key, None)
 
     def add(self, key: str, state: State) -> None:
         self.triggered.add(key)
         self.states[key] = merged([state, *([self.states[key]] if key in self.states else [])])
+        if self._reach is not None and key not in self._reach[2]:
+            self._reach = None  # one more project under way: more will run
 
-    def will_run(self, start: set[str], key: str, limit: int) -> set[str]:
-        """`reachable(graph, start, avoid=key, limit)`, as far as `key`'s upstreams go.
+    def waits(self, key: str, starting: frozenset[str], limit: int) -> list[str]:
+        """What the downstream `key` waits for in this chain before it may start, while the
+        projects `starting` (`key` among them or not) start now."""
+        upstreams = self.upstreams.get(key, set()) - {key}
+        return waiting_on(upstreams, self.states, self.will_run(starting, key, limit))
 
-        Without a loop in the graph no path from `start` to an upstream of `key` passes through
-        `key`, so one search from `start` with `key` in it answers for every downstream of a
-        fan-out; a graph with a loop is searched for each.
+    def will_run(self, starting: frozenset[str], key: str, limit: int) -> set[str]:
+        """What runs from the projects under way and `starting` (but `key`) within `limit`
+        links, as far as `key`'s upstreams go: `reachable(graph, those - {key}, avoid=key)`.
+
+        Without a loop in the graph, nothing reached through `key` is one of its upstreams, so
+        one search answers for every downstream of a fan-out and every diamond bottom waiting
+        in the chain, until another project is under way; a graph with a loop is searched for
+        each.
         """
-        if self.cyclic():
-            return reachable(self.graph, start, avoid=key, limit=limit)
-        whole = start | {key}
-        version = (frozenset(whole), limit, len(self.graph))
-        if self._reach is None or self._reach[0] != version:
-            self._reach = (version, reachable(self.graph, whole, avoid="", limit=limit))
-        return self._reach[1] - {key}
+        reach = self._reach
+        if self.cyclic() or reach is None or reach[0] is not starting or reach[1] != limit:
+            pending = {name for name, state in self.states.items() if state is State.PENDING}
+            start = pending | starting
+            if self.cyclic():
+                return reachable(self.graph, start - {key}, avoid=key, limit=limit)
+            reach = (starting, limit, start, reachable(self.graph, start, avoid="", limit=limit))
+            self._reach = reach
+        return reach[3]
 
     def cyclic(self) -> bool:
-        """Whether the graph as loaded has a loop (checked again when it grows)."""
-        if self._cyclic is None or self._cyclic[0] != len(self.graph):
-            self._cyclic = (len(self.graph), has_cycle(self.graph))
-        return self._cyclic[1]
+        """Whether the graph has a loop."""
+        if self._cyclic is None:
+            self._cyclic = has_cycle(self.graph)
+        return self._cyclic
 
 
 def has_cycle(downstreams: Mapping[str, Sequence[str]]) -> bool:
@@ -165,106 +176,3 @@ def has_cycle(downstreams: Mapping[str, Sequence[str]]) -> bool:
                 path.add(step)
                 stack.append((step, iter(downstreams.get(step, ()))))
     return False
-
-
-async def load_root(session: AsyncSession, root_id: str) -> Root:
-    """The chain of one origin, its origin event locked for the rest of the transaction."""
-    origin = await session.get(Event, root_id, with_for_update=True, populate_existing=True)
-    if origin is None:
-        raise LookupError(root_id)
-    root = Root(origin)
-    root.states[project_key(origin.project)] = State.PASSED
-    rows = await session.execute(
-        select(Event.project, Event.result, Event.step, Event.confirming).where(
-            Event.root_id == root_id, Event.kind == "trigger"
-        )
-    )
-    found: dict[str, list[State]] = {}
-    for project, result, step, confirming in rows:
-        root.triggered.add(project_key(project))
-        state = state_of(result, step, confirming)
-        if state is not None:
-            found.setdefault(project_key(project), []).append(state)
-    root.states.update({key: merged(states) for key, states in found.items()})
-    return root
-
-
-async def waits(
-    session: AsyncSession, root: Root, key: str, starting: Iterable[str], max_depth: int
-) -> list[str]:
-    """What the downstream `key` waits for in this chain before it may start."""
-    await load_upstreams(session, root, [key])
-    pending = {name for name, state in root.states.items() if state is State.PENDING}
-    start = pending | set(starting)
-    await _load_graph(session, root, [*start, key], max_depth)
-    will_run = root.will_run(start - {key}, key, max_depth)
-    return waiting_on(root.upstreams[key], root.states, will_run)
-
-
-async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str]) -> None:
-    """The declared upstreams of these projects, in one query for those not loaded yet."""
-    wanted = {key for key in keys if key not in root.upstreams}
-    if not wanted:
-        return
-    for key in wanted:
-        root.upstreams[key] = set()
-    rows = await session.execute(
-        select(Subscription.downstream, Subscription.upstream).where(
-            Subscription.downstream.in_(wanted)
-        )
-    )
-    for downstream, upstream in rows:
-        root.upstreams[downstream].add(upstream)
-
-
-async def _load_graph(
-    session: AsyncSession, root: Root, start: Iterable[str], max_depth: int
-) -> None:
-    frontier = {key for key in start if key not in root.graph}
-    for _ in range(max_depth + 1):
-        if not frontier:
-            return
-        rows = await session.execute(
-            select(Subscription.upstream, Subscription.downstream).where(
-                Subscription.upstream.in_(frontier)
-            )
-        )
-        for key in frontier:
-            root.graph.setdefault(key, [])
-        for upstream, downstream in rows:
-            root.graph[upstream].append(downstream)
-        frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
-
-
-async def supersede(session: AsyncSession, source: Event) -> set[str]:
-    """Skip the triggers not sent yet of older successes of the same upstream and branch;
-    returns the events whose reports change."""
-    if source.sha is None or source.ref is None:
-        return set()
-    older = select(Event.id).where(
-        Event.project == source.project,
-        Event.ref == source.ref,
-        Event.ref_type == source.ref_type,
-        Event.sha != source.sha,
-        Event.created_at <= source.created_at,
-        Event.id != source.id,
-    )
-    rows = await session.execute(
-        update(Event)
-        .where(
-            Event.kind == "trigger",
-            Event.parent_id.in_(older),
-            Event.state == TriggerState.PLANNED,
-            Event.step == Step.FIRST,
-        )
-        .values(
-            state=TriggerState.SUPERSEDED,
-            result=Result.SKIPPED,
-            change=Verdict.SKIPPED,
-            reason=f"superseded by {texts.short(source.sha)}",
-            finished_at=utcnow(),
-        )
-        .returning(Event.parent_id, Event.root_id)
-        .execution_options(synchronize_session=False)
-    )
-    return {event_id for pair in rows for event_id in pair if event_id is not None}

@@ -1,11 +1,15 @@
-"""Starting one downstream pipeline for a trigger event, through the runner its config names."""
+"""Starting downstream pipelines for trigger events, through the runner each one's config
+names: one at a time, or a fan-out's batch at once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -18,32 +22,101 @@ from bot.premerge import KIND
 from bot.queue import RetryLater
 from bot.results import Result
 from bot.runner import PipelineStarted, Runner, TriggerError, TriggerRequest
-from bot.runs import Step, TriggerState, move
+from bot.runs import Step, TriggerState
 
 log = logging.getLogger(__name__)
 
 
-class Superseded(Exception):
-    """The trigger finished (as skipped) before it was sent."""
-
-
 async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
-    """Job: start one downstream pipeline; a reason a person can act on when it cannot be."""
+    """Job: start the downstream pipelines of one trigger event (`event_id`) or of a batch of a
+    fan-out's (`event_ids`, up to `planning.BATCH`), all at once; a reason a person can act on
+    for each that cannot be started.
+
+    The batch is recorded as being sent in one transaction before the calls and as started in
+    one after them, so a crash between the two repeats at most the calls of one batch: an
+    attempt that finds triggers still `sending` asks their runner what it started first.
+    A trigger held back by pacing goes back to `planned` and the job is postponed; one whose
+    forge is unavailable is tried again with the job; either way the rest are recorded.
+    """
+    ids = payload.get("event_ids") or [payload["event_id"]]
+    triggers = await _load(ctx, ids)
+    outcomes: dict[str, PipelineStarted | BaseException] = {
+        t.event.id: TriggerError(_no_runner_reason(t.request)) for t in triggers if not t.runner
+    }
+    runners = [(t, t.runner) for t in triggers if t.runner is not None]
+    asked = [(t, runner) for t, runner in runners if t.event.state == TriggerState.SENDING]
+    found = await asyncio.gather(*(runner.find_started(t.request) for t, runner in asked))
+    for (trigger, _), started in zip(asked, found, strict=True):
+        if started is not None:
+            log.info("trigger %s was started before", trigger.event.id)
+            outcomes[trigger.event.id] = started
+    sending = await _sending(ctx, [t for t, _ in runners if t.event.id not in outcomes])
+    calls = [(t, runner) for t, runner in runners if t.event.id in sending]
+    answers = await asyncio.gather(
+        *(runner.start_pipeline(t.request) for t, runner in calls), return_exceptions=True
+    )
+    for (trigger, _), answer in zip(calls, answers, strict=True):
+        if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+            raise answer  # cancelled: the job goes back to the queue, these stay `sending`
+        outcomes[trigger.event.id] = answer
+    await _record(ctx, [t for t in triggers if t.event.id in outcomes], outcomes)
+    _raise_for_the_rest(outcomes.values())
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    event: Event
+    request: TriggerRequest
+    runner: Runner | None
+
+
+async def _load(ctx: Context, ids: list[str]) -> list[_Trigger]:
+    """The triggers still to start among these, with what each is sent, in a few queries."""
     async with ctx.sessions() as session:
-        event = await session.get(Event, payload["event_id"])
-        if event is None or event.parent_id is None:
-            return
-        if event.state not in (TriggerState.PLANNED, TriggerState.SENDING):
-            return  # started (an earlier attempt recorded it, then died), finished or skipped
-        parent = await session.get(Event, event.parent_id)
-        downstream = await session.get(Project, project_key(event.project))
-        upstream = await session.get(Project, project_key(event.upstream or ""))
-        build = await upstream_build(session, event, parent) if parent is not None else None
-    if parent is None or downstream is None:
-        return
+        events = {
+            event.id: event
+            for event in await session.scalars(select(Event).where(Event.id.in_(ids)))
+            if event.parent_id is not None
+            # not started (an earlier attempt recorded it, then died), finished or skipped
+            and event.state in (TriggerState.PLANNED, TriggerState.SENDING)
+        }
+        parent_ids = {event.parent_id for event in events.values()}
+        parents = {
+            parent.id: parent
+            for parent in await session.scalars(select(Event).where(Event.id.in_(parent_ids)))
+        }
+        keys = {project_key(e.project) for e in events.values()}
+        keys |= {project_key(e.upstream or "") for e in events.values()}
+        projects = {
+            project.key: project
+            for project in await session.scalars(select(Project).where(Project.key.in_(keys)))
+        }
+        triggers = []
+        for event_id in dict.fromkeys(ids):
+            event = events.get(event_id)
+            parent = parents.get(event.parent_id or "") if event is not None else None
+            downstream = projects.get(project_key(event.project)) if event is not None else None
+            if event is None or parent is None or downstream is None:
+                continue
+            upstream = projects.get(project_key(event.upstream or ""))
+            build = await upstream_build(session, event, parent)
+            request = _request(ctx, event, parent, downstream, upstream, build)
+            runner = ctx.adapters.runner(request.project, request.trigger)
+            triggers.append(_Trigger(event, request, runner))
+    return triggers
+
+
+def _request(
+    ctx: Context,
+    event: Event,
+    parent: Event,
+    downstream: Project,
+    upstream: Project | None,
+    build: Event | None,
+) -> TriggerRequest:
     change = event.change_url if event.change_number is not None else None
     step = Step(event.step).sent if event.step else None
-    request = TriggerRequest(
+    return TriggerRequest(
         event_id=event.id,
         project=downstream.name,
         upstream=parent.project,
@@ -68,41 +141,25 @@ async def start_trigger(ctx: Context, payload: dict[str, Any]) -> None:
         kind=KIND if change else None,
         step=step,
     )
-    runner = ctx.adapters.runner(request.project, request.trigger)
-    try:
-        if runner is None:
-            raise TriggerError(_no_runner_reason(request))
-        started = await _start_once(ctx, runner, request, event.state == TriggerState.SENDING)
-    except Superseded:
-        return
-    except RetryLater:  # paced: the job runs again later, and the reports say when
-        async with ctx.sessions.begin() as session:
-            # held back by pacing or refused by a rate limit, nothing started: the next
-            # attempt need not ask the runner first
-            await session.execute(
-                update(Event)
-                .where(Event.id == event.id, Event.state == TriggerState.SENDING)
-                .values(sending_at=None, state=TriggerState.PLANNED)
-            )
-            await followups.progress_reports(session, event)
-        raise
-    except TriggerError as exc:
-        if not exc.permanent:
-            await _retrying(ctx, event.id, exc.reason)
-            raise
-        metrics.TRIGGERS.labels("error").inc()
-        await record_result(ctx, event.id, Result.ERROR, reason=exc.reason)
-        return
+
+
+async def _sending(ctx: Context, triggers: list[_Trigger]) -> set[str]:
+    """Record that these are being started, in one transaction; those that finished meanwhile
+    (superseded by a newer success) are left out."""
+    if not triggers:
+        return set()
     async with ctx.sessions.begin() as session:
-        stored = await session.get(Event, event.id)
-        if stored is not None and stored.state in (TriggerState.PLANNED, TriggerState.SENDING):
-            stored.state = move(TriggerState(stored.state), TriggerState.STARTED)
-            stored.started_at = stored.started_at or utcnow()
-            stored.url = stored.url or started.url
-            stored.run_id = stored.run_id or started.run_id
-            stored.reason = None
-        await followups.report(session, parent.id)
-    metrics.TRIGGERS.labels("started").inc()
+        rows = await session.scalars(
+            update(Event)
+            .where(
+                Event.id.in_([t.event.id for t in triggers]),
+                Event.state.in_([TriggerState.PLANNED, TriggerState.SENDING]),
+            )
+            .values(sending_at=utcnow(), state=TriggerState.SENDING)
+            .returning(Event.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(rows)
 
 
 async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> Event | None:
@@ -117,38 +174,91 @@ async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> 
     return build if build is not None and build.sha == sha else None
 
 
-async def _start_once(
-    ctx: Context, runner: Runner, request: TriggerRequest, sent_before: bool
-) -> PipelineStarted:
-    """Start the pipeline, recording that it is being started first: an attempt that finds an
-    earlier one never recorded its outcome asks the runner before starting again, so a crash
-    duplicates at most the one call that was in flight."""
-    if sent_before:
-        found = await runner.find_started(request)
-        if found is not None:
-            log.info("trigger %s was started before", request.event_id)
-            return found
+async def _record(
+    ctx: Context, triggers: list[_Trigger], outcomes: dict[str, PipelineStarted | BaseException]
+) -> None:
+    """What came of the calls, in one transaction: started, held back by pacing (back to
+    `planned`: the next attempt need not ask the runner first), or to be tried again; then a
+    trigger that cannot be started is recorded as an error, which its report shows."""
+    now = utcnow()
+    started = [
+        {"b_id": event_id, "b_url": answer.url, "b_run_id": answer.run_id}
+        for event_id, answer in outcomes.items()
+        if isinstance(answer, PipelineStarted)
+    ]
+    paced = [i for i, answer in outcomes.items() if isinstance(answer, RetryLater)]
+    retrying = {
+        i: answer.reason
+        for i, answer in outcomes.items()
+        if isinstance(answer, TriggerError) and not answer.permanent
+    }
     async with ctx.sessions.begin() as session:
-        sending = await session.execute(
-            update(Event)
-            .where(
-                Event.id == request.event_id,
-                Event.state.in_([TriggerState.PLANNED, TriggerState.SENDING]),
+        if started:
+            table = cast(Table, Event.__table__)
+            await session.execute(
+                update(table)
+                .where(
+                    table.c.id == bindparam("b_id"),
+                    or_(
+                        table.c.state == TriggerState.PLANNED,
+                        table.c.state == TriggerState.SENDING,
+                    ),
+                )
+                .values(
+                    # planned or sending -> started, as bot.runs.TRANSITIONS allows
+                    state=TriggerState.STARTED,
+                    started_at=func.coalesce(table.c.started_at, now),
+                    url=func.coalesce(table.c.url, bindparam("b_url")),
+                    run_id=func.coalesce(table.c.run_id, bindparam("b_run_id")),
+                    reason=None,
+                ),
+                started,
             )
-            .values(sending_at=utcnow(), state=TriggerState.SENDING)
-            .execution_options(synchronize_session=False)
-        )
-    if sending.rowcount != 1:  # type: ignore[attr-defined]
-        raise Superseded(request.event_id)  # finished meanwhile: superseded by a newer success
-    return await runner.start_pipeline(request)
+        if paced:
+            await session.execute(
+                update(Event)
+                .where(Event.id.in_(paced), Event.state == TriggerState.SENDING)
+                .values(sending_at=None, state=TriggerState.PLANNED)
+                .execution_options(synchronize_session=False)
+            )
+        for event_id, reason in retrying.items():
+            await session.execute(
+                update(Event)
+                .where(Event.id == event_id, Event.result.is_(None))
+                .values(reason=f"{reason}; trying again")
+                .execution_options(synchronize_session=False)
+            )
+        # the reports of the sources whose rows changed, once each
+        held_back = {
+            (t.event.parent_id, t.event.root_id): t.event for t in triggers if t.event.id in paced
+        }
+        for event in held_back.values():
+            await followups.progress_reports(session, event)
+        for parent_id in dict.fromkeys(
+            t.event.parent_id for t in triggers if isinstance(outcomes[t.event.id], PipelineStarted)
+        ):
+            await followups.report(session, parent_id or "")
+    metrics.TRIGGERS.labels("started").inc(len(started))
+    for event_id, answer in outcomes.items():
+        if isinstance(answer, TriggerError) and answer.permanent:
+            metrics.TRIGGERS.labels("error").inc()
+            await record_result(ctx, event_id, Result.ERROR, reason=answer.reason)
 
 
-async def _retrying(ctx: Context, event_id: str, reason: str) -> None:
-    """Show why a trigger that will be tried again has not started yet."""
-    async with ctx.sessions.begin() as session:
-        event = await session.get(Event, event_id)
-        if event is not None and event.result is None:
-            event.reason = f"{reason}; trying again"
+def _raise_for_the_rest(outcomes: Iterable[PipelineStarted | BaseException]) -> None:
+    """Run the job again for the triggers not started yet: with backoff after an unexpected
+    error, postponed until GitHub allows when one was paced, else with backoff while a forge
+    is unavailable."""
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    for error in errors:
+        if not isinstance(error, (TriggerError, RetryLater)):
+            raise error
+    paced = [error for error in errors if isinstance(error, RetryLater)]
+    if paced:
+        raise min(paced, key=lambda error: error.delay)  # the others are held back again
+    for error in errors:
+        if isinstance(error, TriggerError) and not error.permanent:
+            raise error
 
 
 def _no_runner_reason(request: TriggerRequest) -> str:

@@ -1,80 +1,51 @@
-"""An upstream success: which downstreams it selects, and their trigger events."""
+"""An upstream success and a downstream's failure: their fan-out loaded, planned and written.
+
+One loader reads a `planning.Snapshot` (the source event, the subscribers, the chain around it,
+the open triggers it may supersede); the pure `planning.plan_success` and `plan_fallout` decide;
+one applier writes the plan in a few statements: the trigger events and their jobs in one bulk
+insert each (one `trigger` job per owner and batch, started by `bot.engine.dispatch`).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import metrics
-from bot.engine import chains, followups
-from bot.engine.chains import Root, State
+from bot import metrics, texts
+from bot.engine import followups, planning
+from bot.engine.chains import Root, State, merged, state_of
 from bot.engine.context import Context, UnknownEvent, new_event_id
+from bot.engine.planning import NewTrigger, OpenTrigger, Plan, Snapshot, Source
 from bot.engine.subscriptions import Candidate, subscribers
 from bot.engine_api import UpstreamSuccess
-from bot.models import Event, Project, Subscription, utcnow
-from bot.names import owner_of, project_key
-from bot.queue import JobQueue
+from bot.models import Event, Job, Project, Subscription, utcnow
+from bot.names import project_key
 from bot.results import Result, Verdict
 from bot.runs import Step, TriggerState
 
+__all__ = ["UpstreamSuccess", "fallout", "record_build", "upstream_success"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Selected:
-    name: str
-    key: str
-    skip_reason: str | None = None  # recorded as skipped instead of started
-
-
-def select_downstreams(
-    success: UpstreamSuccess,
-    candidates: Iterable[Candidate],
-    *,
-    default_branch: str,
-    chain: Sequence[str],
-    already: set[str],
-    depth: int,
-    max_depth: int,
-) -> list[Selected]:
-    """The downstreams a success starts (or records as stopped), each once, in order."""
-    ref = success.ref or default_branch  # a downstream run that did not say ran the default
-    changed = list(success.changed_paths) if success.changed_paths is not None else None
-    selected: dict[str, Selected] = {}
-    for candidate in candidates:
-        spec = candidate.spec
-        if (
-            candidate.key in selected
-            or candidate.key in already
-            or not spec.watches_ref(success.ref_type, ref, default_branch)  # type: ignore[arg-type]
-            or not spec.watches_pipeline(success.pipeline)
-            or not spec.watches_paths(changed)
-        ):
-            continue
-        reason = None
-        if candidate.key in chain:
-            reason = f"loop: {candidate.name} is already in this chain"
-        elif depth > max_depth:
-            reason = f"chain longer than CONJUNCTION_MAX_DEPTH ({max_depth})"
-        selected[candidate.key] = Selected(candidate.name, candidate.key, reason)
-    return list(selected.values())
 
 
 async def upstream_success(
     ctx: Context, success: UpstreamSuccess, *, parent_id: str | None = None
 ) -> Event:
-    """Record an upstream success and create one trigger event per selected downstream; the
-    older successes of the same upstream and branch lose their triggers not sent yet.
+    """Record an upstream success and plan its fan-out (`planning.plan_success`): one trigger
+    event per selected downstream, started by one job per owner and batch; the older
+    successes of the same upstream and ref lose their triggers not sent yet.
 
     With parent_id, the success is a downstream's own result continuing a chain.
     """
     if parent_id is None and success.changed_paths is None:
         success = await _with_changed_paths(ctx, success)
+    max_depth = ctx.settings.max_depth
     async with ctx.sessions.begin() as session:
         if parent_id is not None:
             source = await session.get(Event, parent_id)
@@ -83,42 +54,50 @@ async def upstream_success(
         else:
             source = build_event(session, success, Result.SUCCESS)
             await session.flush()
-        for stale in await chains.supersede(session, source):
-            await followups.report(session, stale)
-        children = await _fan_out(ctx, session, source, success)
-        for child in children:
-            await followups.reports(session, child)
+        origin, root = await _load_root(session, source.root_id)
+        key = project_key(success.project)
+        candidates = {key: await subscribers(session, key)}
+        snapshot = Snapshot(
+            source=_source(source),
+            success=success,
+            chain=root,
+            candidates=candidates,
+            default_branches=await _default_branches(session, [key]),
+            already=frozenset(
+                () if source.kind == "trigger" else await _triggered_for(session, success)
+            ),
+            open_triggers=await _open_triggers(session, source),
+            **await _around(session, root, {c.key for c in candidates[key]}, max_depth),
+        )
+        plan = planning.plan_success(snapshot, max_depth=max_depth, new_id=new_event_id)
+        await _apply(ctx, session, origin, plan)
     log.info(
         "upstream success of %s at %s: %d downstream(s)",
         success.project,
         success.sha,
-        len(children),
+        len(plan.triggers),
         extra={"event_id": source.id},
     )
     return source
 
 
 async def fallout(ctx: Context, failed: Event) -> None:
-    """A downstream ended without passing: its own downstreams, and theirs, will not run for
-    this origin; each is recorded as skipped, naming the upstream that failed."""
-    reason = chains.fallout_reason(failed.project, failed.result)
+    """A downstream ended without passing: its own downstreams, and theirs, are recorded as
+    skipped for this origin, naming the upstream that failed (`planning.plan_fallout`)."""
+    max_depth = ctx.settings.max_depth
     async with ctx.sessions.begin() as session:
-        root = await chains.load_root(session, failed.root_id)
-        frontier = [failed]
-        while frontier:
-            source = frontier.pop(0)
-            success = UpstreamSuccess(
-                source.project, source.sha, source.ref, source.ref_type, source.pipeline
-            )
-            for choice in await _select(ctx, session, source, success, root.triggered):
-                if choice.skip_reason is None:  # a loop or the depth limit stops it anyway
-                    skipped = _child(ctx, source, success, choice, reason, fallout=failed.project)
-                    session.add(skipped)
-                    root.add(choice.key, State.FAILED)
-                    frontier.append(skipped)
-                    await followups.reports(session, skipped)
-        for started in await _start_waiting(ctx, session, root):
-            await followups.reports(session, started)
+        origin, root = await _load_root(session, failed.root_id)
+        candidates = await _candidates_below(session, project_key(failed.project), max_depth)
+        snapshot = Snapshot(
+            source=_source(failed),
+            success=_source(failed).success(),
+            chain=root,
+            candidates=candidates,
+            default_branches=await _default_branches(session, candidates),
+            **await _around(session, root, set(), max_depth),
+        )
+        plan = planning.plan_fallout(snapshot, max_depth=max_depth, new_id=new_event_id)
+        await _apply(ctx, session, origin, plan)
 
 
 async def record_build(ctx: Context, build: UpstreamSuccess, result: Result) -> Event:
@@ -152,123 +131,221 @@ def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result)
     return event
 
 
-async def _fan_out(
-    ctx: Context, session: AsyncSession, source: Event, success: UpstreamSuccess
-) -> list[Event]:
-    """Trigger the selected downstreams; one reached by several paths from the origin (a
-    diamond) waits until every upstream it has on those paths passed, and starts once."""
-    root = await chains.load_root(session, source.root_id)
-    # in a chain, "already triggered" is per origin; for an origin, per upstream commit
-    already = root.triggered if source.kind == "trigger" else await _triggered_for(session, success)
-    selected = await _select(ctx, session, source, success, already)
-    starting = {choice.key for choice in selected if choice.skip_reason is None}
-    await chains.load_upstreams(session, root, starting)
-    children = []
-    for choice in selected:
-        if choice.skip_reason is None and await chains.waits(
-            session, root, choice.key, starting - {choice.key}, ctx.settings.max_depth
-        ):
-            root.wait(choice.key, source.id)
-            continue
-        children.append(await _start(ctx, session, root, source, success, choice))
-    return [*children, *await _start_waiting(ctx, session, root)]
+# -- the one loader
 
 
-async def _select(
-    ctx: Context,
-    session: AsyncSession,
-    source: Event,
-    success: UpstreamSuccess,
-    already: set[str],
-) -> list[Selected]:
-    key = project_key(success.project)
-    upstream = await session.get(Project, key)
-    default_branch = upstream.default_branch if upstream else success.default_branch or "main"
-    return select_downstreams(
-        success,
-        await subscribers(session, key),
-        default_branch=default_branch,
-        chain=list(source.chain or [key]),
-        already=already,
-        depth=source.depth + 1,
-        max_depth=ctx.settings.max_depth,
+def _source(event: Event) -> Source:
+    return Source(
+        event.id,
+        event.project,
+        event.root_id,
+        event.depth,
+        tuple(event.chain or ()),
+        event.sha,
+        event.ref,
+        event.ref_type or "branch",
+        event.pipeline,
+        event.result,
     )
 
 
-async def _start(
-    ctx: Context,
-    session: AsyncSession,
-    root: Root,
-    source: Event,
-    success: UpstreamSuccess,
-    choice: Selected,
-) -> Event:
-    """The trigger event of one selected downstream, and its trigger job."""
-    child = _child(ctx, source, success, choice, choice.skip_reason)
-    if choice.skip_reason is None:
-        await JobQueue.enqueue(
-            session, "trigger", {"event_id": child.id}, concurrency_key=owner_of(choice.name)
+async def _load_root(session: AsyncSession, root_id: str) -> tuple[Event, Root]:
+    """The chain of one origin, its origin event locked for the rest of the transaction."""
+    origin = await session.get(Event, root_id, with_for_update=True, populate_existing=True)
+    if origin is None:
+        raise LookupError(root_id)
+    root = Root(origin.id, waiting=dict(origin.waiting or {}))
+    root.states[project_key(origin.project)] = State.PASSED
+    rows = await session.execute(
+        select(Event.project, Event.result, Event.step, Event.confirming).where(
+            Event.root_id == root_id, Event.kind == "trigger"
         )
-    metrics.TRIGGERS.labels(child.result or "queued").inc()
-    session.add(child)
-    root.add(choice.key, State.PENDING if child.result is None else State.FAILED)
-    root.done_waiting(choice.key)
-    return child
-
-
-async def _start_waiting(ctx: Context, session: AsyncSession, root: Root) -> list[Event]:
-    """Start the diamond bottoms of this chain that wait for nothing any more."""
-    started = []
-    for key, source_id in root.waiting.items():
-        if key in root.triggered:
-            root.done_waiting(key)  # started, or skipped by an upstream's fallout
-            continue
-        if await chains.waits(session, root, key, (), ctx.settings.max_depth):
-            continue
-        source = await session.get(Event, source_id)
-        project = await session.get(Project, key)
-        if source is None or project is None:
-            root.done_waiting(key)
-            continue
-        success = UpstreamSuccess(
-            source.project, source.sha, source.ref, source.ref_type, source.pipeline
-        )
-        started.append(
-            await _start(ctx, session, root, source, success, Selected(project.name, key))
-        )
-    return started
-
-
-def _child(
-    ctx: Context,
-    source: Event,
-    success: UpstreamSuccess,
-    choice: Selected,
-    skip_reason: str | None,
-    *,
-    fallout: str | None = None,
-) -> Event:
-    """A trigger event under `source`: to be started, or recorded as skipped with the reason."""
-    child = Event(
-        id=new_event_id(),
-        kind="trigger",
-        project=choice.name,
-        upstream=success.project,
-        parent_id=source.id,
-        root_id=source.root_id,
-        depth=source.depth + 1,
-        step=Step.FIRST,
-        state=TriggerState.PLANNED,
-        chain=[*source.chain, choice.key],
-        fallout=fallout,
     )
-    if skip_reason is not None:
-        child.result, child.change = Result.SKIPPED, Verdict.SKIPPED
-        child.reason, child.finished_at = skip_reason, utcnow()
-        child.state = TriggerState.SKIPPED
-    else:
-        child.deadline_at = utcnow() + timedelta(seconds=ctx.settings.result_timeout)
-    return child
+    found: dict[str, list[State]] = {}
+    for project, result, step, confirming in rows:
+        root.triggered.add(project_key(project))
+        state = state_of(result, step, confirming)
+        if state is not None:
+            found.setdefault(project_key(project), []).append(state)
+    root.states.update({key: merged(states) for key, states in found.items()})
+    return origin, root
+
+
+async def _around(
+    session: AsyncSession, root: Root, starting: set[str], max_depth: int
+) -> dict[str, Any]:
+    """What deciding whether a diamond's bottom waits needs: the graph from every project under
+    way, starting or waiting, their declared upstreams, and the waiting ones' sources."""
+    pending = {key for key, state in root.states.items() if state is State.PENDING}
+    await _load_graph(session, root, pending | starting | set(root.waiting), max_depth)
+    await load_upstreams(session, root, starting | set(root.waiting))
+    if not root.waiting:
+        return {}
+    sources = await session.scalars(select(Event).where(Event.id.in_(set(root.waiting.values()))))
+    names = await session.execute(
+        select(Project.key, Project.name).where(Project.key.in_(set(root.waiting)))
+    )
+    return {
+        "waiting_sources": {event.id: _source(event) for event in sources},
+        "names": {key: name for key, name in names},
+    }
+
+
+async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str]) -> None:
+    """The declared upstreams of these projects, in one query for those not loaded yet."""
+    wanted = {key for key in keys if key not in root.upstreams}
+    if not wanted:
+        return
+    root.upstreams.update({key: set() for key in wanted})
+    rows = await session.execute(
+        select(Subscription.downstream, Subscription.upstream).where(
+            Subscription.downstream.in_(wanted)
+        )
+    )
+    for downstream, upstream in rows:
+        root.upstreams[downstream].add(upstream)
+
+
+async def _load_graph(
+    session: AsyncSession, root: Root, start: Iterable[str], max_depth: int
+) -> None:
+    """The downstreams of these projects, and of theirs, as far as a chain may go from them
+    (`max_depth` links: what `Root.will_run` follows)."""
+    frontier = {key for key in start if key not in root.graph}
+    for _ in range(max_depth):
+        if not frontier:
+            return
+        rows = await session.execute(
+            select(Subscription.upstream, Subscription.downstream).where(
+                Subscription.upstream.in_(frontier)
+            )
+        )
+        for key in frontier:
+            root.graph.setdefault(key, [])
+        for upstream, downstream in rows:
+            root.graph[upstream].append(downstream)
+        frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
+
+
+async def _candidates_below(
+    session: AsyncSession, key: str, max_depth: int
+) -> dict[str, list[Candidate]]:
+    """The subscribers of a project, of theirs, and so on as far as a chain may go."""
+    found: dict[str, list[Candidate]] = {}
+    frontier = {key}
+    for _ in range(max_depth + 1):
+        for upstream in frontier:
+            found[upstream] = await subscribers(session, upstream)
+        frontier = {c.key for upstream in frontier for c in found[upstream]} - set(found)
+        if not frontier:
+            break
+    return found
+
+
+async def _default_branches(session: AsyncSession, keys: Iterable[str]) -> dict[str, str]:
+    rows = await session.execute(
+        select(Project.key, Project.default_branch).where(Project.key.in_(set(keys)))
+    )
+    return {key: branch for key, branch in rows if branch}
+
+
+async def _open_triggers(session: AsyncSession, source: Event) -> list[OpenTrigger]:
+    """Triggers not sent yet of earlier successes of the same upstream and ref."""
+    if source.sha is None or source.ref is None:
+        return []
+    older = (
+        select(Event.id, Event.sha)
+        .where(
+            Event.project == source.project,
+            Event.ref == source.ref,
+            Event.ref_type == source.ref_type,
+            Event.created_at <= source.created_at,
+            Event.id != source.id,
+        )
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Event.id, Event.parent_id, Event.root_id, older.c.sha)
+        .join(older, older.c.id == Event.parent_id)
+        .where(
+            Event.kind == "trigger",
+            Event.state == TriggerState.PLANNED,
+            Event.step == Step.FIRST,
+        )
+    )
+    return [OpenTrigger(*row) for row in rows]
+
+
+# -- the one applier
+
+
+async def _apply(ctx: Context, session: AsyncSession, origin: Event, plan: Plan) -> None:
+    """Write a plan in: the superseded triggers, the new ones and their jobs in a statement
+    each, the origin's waiting bottoms, then the reports that change."""
+    now = utcnow()
+    if plan.superseded:
+        await session.execute(
+            update(Event)
+            .where(Event.id.in_(plan.superseded), Event.state == TriggerState.PLANNED)
+            .values(
+                state=TriggerState.SUPERSEDED,
+                result=Result.SKIPPED,
+                change=Verdict.SKIPPED,
+                reason=f"superseded by {texts.short(plan.superseded_by or '')}",
+                finished_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if plan.triggers:
+        deadline = now + timedelta(seconds=ctx.settings.result_timeout)
+        await session.execute(
+            insert(Event), [_trigger_row(trigger, now, deadline) for trigger in plan.triggers]
+        )
+    if plan.started:
+        await session.execute(
+            insert(Job),
+            [
+                {
+                    "kind": "trigger",
+                    "payload": {"event_ids": list(batch.event_ids)},
+                    "concurrency_key": batch.concurrency_key,
+                    "run_at": now,
+                    "created_at": now,
+                }
+                for batch in plan.batches()
+            ],
+        )
+        metrics.JOBS_ENQUEUED.labels("trigger").inc(len(plan.batches()))
+    for trigger in plan.triggers:
+        metrics.TRIGGERS.labels("queued" if trigger.skip_reason is None else "skipped").inc()
+    if plan.waiting != (origin.waiting or {}):
+        origin.waiting = plan.waiting
+    for event_id in plan.reports:
+        await followups.report(session, event_id)
+
+
+def _trigger_row(trigger: NewTrigger, now: datetime, deadline: datetime) -> dict[str, Any]:
+    """A trigger event under its source: to be started, or recorded as skipped."""
+    source, skipped = trigger.source, trigger.skip_reason is not None
+    return {
+        "id": trigger.id,
+        "kind": "trigger",
+        "project": trigger.project,
+        "upstream": source.project,
+        "parent_id": source.id,
+        "root_id": source.root_id,
+        "depth": source.depth + 1,
+        "step": Step.FIRST,
+        "state": TriggerState.SKIPPED if skipped else TriggerState.PLANNED,
+        "chain": trigger.chain,
+        "fallout": trigger.fallout,
+        "result": Result.SKIPPED if skipped else None,
+        "change": Verdict.SKIPPED if skipped else None,
+        "reason": trigger.skip_reason,
+        "finished_at": now if skipped else None,
+        "deadline_at": None if skipped else deadline,
+        "created_at": now,
+    }
 
 
 async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set[str]:

@@ -347,12 +347,18 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         upstream = await session.get(Project, project_key(source.project))
         if upstream is None or not upstream.active:
             return  # not installed here: results are shown downstream only
-        chain = await session.scalars(
-            select(Event).where(Event.root_id == source.root_id, Event.kind == "trigger")
+        chain = list(
+            await session.scalars(
+                select(Event).where(Event.root_id == source.root_id, Event.kind == "trigger")
+            )
         )
+        # every row's projects in one query: each row finds them in the session (which holds
+        # them only while they are referenced)
+        keys = {project_key(name) for e in chain for name in (e.project, e.upstream) if name}
+        _projects = list(await session.scalars(select(Project).where(Project.key.in_(keys))))
         rows = [
             await _row(ctx, session, source, upstream, event)
-            for event in descendants(source.id, list(chain))
+            for event in descendants(source.id, chain)
         ]
         started = await progress(session, [row.event for row in rows])
     host = ctx.adapters.host(source.project)
