@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot import db
 from bot.adapters import Adapters
-from bot.engine import Engine, UpstreamSuccess
+from bot.engine import Engine, UpstreamSuccess, fanout
 from bot.engine.chains import (
     Root,
     State,
@@ -211,6 +211,19 @@ async def test_a_diamond_bottom_starts_once_after_both_paths_passed(
 
     assert len(await events_of(client, D)) == 1
     assert a_report(forge).description == "3 of 3 downstream projects passed"
+
+
+async def test_a_graph_read_a_slice_of_keys_at_a_time_plans_the_same_fan_out(
+    client: TestClient[Any, Any], forge: MemoryHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A level of a large graph holds more keys than one statement may bind: read in slices
+    (here of one key), the diamond is planned as when read whole."""
+    monkeypatch.setattr(fanout, "IN_LIMIT", 1)
+    await diamond(client)
+    assert [request.project for request in started(forge)] == [B, C]
+    await answer(client, forge, B, "success")
+    await answer(client, forge, C, "success")
+    assert [request.project for request in started(forge)] == [B, C, D]
 
 
 async def test_a_diamond_bottom_is_fallout_when_one_path_fails(

@@ -29,6 +29,8 @@ from bot.names import project_key
 from bot.results import Result, Verdict
 from bot.runs import Step, TriggerState
 
+IN_LIMIT = 10_000  # keys bound in one `IN (…)`
+
 __all__ = ["UpstreamSuccess", "fallout", "record_build", "upstream_success"]
 
 log = logging.getLogger(__name__)
@@ -197,13 +199,22 @@ async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str])
     if not wanted:
         return
     root.upstreams.update({key: set() for key in wanted})
-    rows = await session.execute(
-        select(Subscription.downstream, Subscription.upstream).where(
-            Subscription.downstream.in_(wanted)
+    for some in slices(wanted):
+        rows = await session.execute(
+            select(Subscription.downstream, Subscription.upstream).where(
+                Subscription.downstream.in_(some)
+            )
         )
-    )
-    for downstream, upstream in rows:
-        root.upstreams[downstream].add(upstream)
+        for downstream, upstream in rows:
+            root.upstreams[downstream].add(upstream)
+
+
+def slices(keys: Iterable[str]) -> Iterable[list[str]]:
+    """The keys a list of at most `IN_LIMIT` at a time: a level of a large graph can hold more
+    keys than one statement may bind (PostgreSQL's driver takes at most 32,767)."""
+    keys = list(keys)
+    for start in range(0, len(keys), IN_LIMIT):
+        yield keys[start : start + IN_LIMIT]
 
 
 async def _load_graph(
@@ -215,15 +226,16 @@ async def _load_graph(
     for _ in range(max_depth):
         if not frontier:
             return
-        rows = await session.execute(
-            select(Subscription.upstream, Subscription.downstream).where(
-                Subscription.upstream.in_(frontier)
-            )
-        )
         for key in frontier:
             root.graph.setdefault(key, [])
-        for upstream, downstream in rows:
-            root.graph[upstream].append(downstream)
+        for some in slices(frontier):
+            rows = await session.execute(
+                select(Subscription.upstream, Subscription.downstream).where(
+                    Subscription.upstream.in_(some)
+                )
+            )
+            for upstream, downstream in rows:
+                root.graph[upstream].append(downstream)
         frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
 
 
