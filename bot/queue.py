@@ -10,7 +10,9 @@ queue without taking a job twice.
 
 A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
 concurrency key (the owner whose forge budget they spend): one busy installation or slow CI
-leaves the other slots to everyone else. A job postponed by pacing (`RetryLater`) goes back to
+leaves the other slots to everyone else, and the keys take turns: a key's next job waits behind
+the first job of every key that runs less (one owner's burst of a thousand deliveries never
+holds another owner's first). A job postponed by pacing (`RetryLater`) goes back to
 the queue and holds no slot while it waits. While webhooks are arriving (`yield_to`), a worker
 starts new jobs only up to a quarter of its slots: answering them comes first, as they share
 the event loop and the database, and the jobs keep moving meanwhile.
@@ -180,9 +182,9 @@ class JobQueue:
         per_key: int | None = None,
         busy: Mapping[str, int] | None = None,
     ) -> list[Job]:
-        """Take up to `limit` due jobs (or jobs whose worker's lease ran out), oldest first, in
-        one transaction; with `per_key`, at most that many of one concurrency key counting the
-        `busy` ones the worker already runs."""
+        """Take up to `limit` due jobs (or jobs whose worker's lease ran out) in one transaction,
+        the concurrency keys taking turns (`fair_order`), each key's oldest first; with
+        `per_key`, at most that many of one key counting the `busy` ones the worker runs."""
         now = utcnow()
         busy = busy or {}
         running = aliased(Job)
@@ -202,21 +204,40 @@ class JobQueue:
             (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
             (Job.state == "running") & ((Job.locked_until < now) | _silent(Job, now)),
         )
-        query = select(Job.id, Job.concurrency_key).where(claimable)
+        # Each key's jobs form a lane, numbered from its oldest: the first jobs of every lane
+        # come before the second of any, so one owner's burst never holds another's first job.
+        lane = (
+            func.row_number()
+            .over(partition_by=Job.concurrency_key, order_by=(Job.run_at, Job.id))
+            .label("lane")
+        )
+        candidates = select(Job.id, lane).where(claimable)
         full = sorted(key for key, count in busy.items() if per_key and count >= per_key)
         if full:
-            query = query.where(
+            candidates = candidates.where(
                 or_(Job.concurrency_key.is_(None), Job.concurrency_key.not_in(full))
             )
+        ranked = candidates.subquery()
         # Read past the first `limit`: some of them may belong to a key that fills up.
         query = (
-            query.order_by(Job.run_at, Job.id).limit(limit * 4).with_for_update(skip_locked=True)
+            select(Job.id, Job.concurrency_key, Job.run_at, ranked.c.lane)
+            .join(ranked, ranked.c.id == Job.id)
+            .order_by(ranked.c.lane, Job.run_at, Job.id)
+            .limit(limit * 4)
+            .with_for_update(of=Job, skip_locked=True)
+        )
+        running_by_key = (
+            select(Job.concurrency_key, func.count())
+            .where(Job.state == "running")
+            .group_by(Job.concurrency_key)
         )
         async with self.sessions.begin() as session:
+            in_flight = {key: count for key, count in await session.execute(running_by_key)}
             # Another worker may take every chosen job between the read and the update (SQLite,
             # which has no row locks): then look again.
             for _ in range(5):
-                chosen = self._choose(await session.execute(query), limit, per_key, dict(busy))
+                rows = fair_order(await session.execute(query), in_flight)
+                chosen = self._choose(rows, limit, per_key, dict(busy))
                 if not chosen:
                     return []
                 # Checking the state again in the update makes the claim safe where row locks
@@ -624,6 +645,16 @@ class Worker:
         await asyncio.wait({running}, timeout=grace)
         running.cancel()
         await asyncio.wait({running})
+
+
+def fair_order(
+    rows: Iterable[Any], running: Mapping[str | None, int]
+) -> list[tuple[int, str | None]]:
+    """(id, key) of the candidate jobs (id, key, run_at, place in its key's lane), in the order
+    they are taken: a key's jobs already running count as places ahead in its lane, so a key
+    that holds slots yields the next one to a key that holds none; then the oldest first."""
+    order = sorted(rows, key=lambda row: (row[3] + running.get(row[1], 0), row[2], row[0]))
+    return [(job_id, key) for job_id, key, _, _ in order]
 
 
 def _silent(job: Any, now: datetime) -> Any:

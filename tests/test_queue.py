@@ -888,3 +888,39 @@ async def test_every_job_in_flight_keeps_its_lease(database_url: str) -> None:
                 assert job.locked_until is not None and job.locked_until > first[job.id]
             gate.open.set()
             await eventually(lambda: _is(other, done=[0, 1, 2]))
+
+
+# -- fairness between owners ----------------------------------------------------------------
+
+
+async def test_one_owners_burst_never_holds_another_owners_first_job(sessions: Sessions) -> None:
+    """500 deliveries of one installation queued, then one of another: a worker running jobs as
+    the server does takes the second owner's job in its first claim, and a worker taking one job
+    at a time while the first owner's jobs run takes it next."""
+    async with sessions.begin() as session:
+        for n in range(500):
+            await JobQueue.enqueue(
+                session, "github_delivery", {"n": n}, concurrency_key="github.com/installation/1"
+            )
+        await JobQueue.enqueue(
+            session, "github_delivery", {"n": 500}, concurrency_key="github.com/installation/2"
+        )
+    queue = JobQueue(sessions)
+    first = await queue.claim_batch("w1", 4, per_key=4)
+    assert sorted(job.payload["n"] for job in first) == [0, 1, 2, 500]
+
+
+async def test_a_key_holding_slots_yields_the_next_one_to_a_key_holding_none(
+    sessions: Sessions,
+) -> None:
+    async with sessions.begin() as session:
+        for n in range(10):
+            await JobQueue.enqueue(session, "work", {"n": n}, concurrency_key="busy")
+        await JobQueue.enqueue(session, "work", {"n": 10}, concurrency_key="quiet")
+        await JobQueue.enqueue(session, "work", {"n": 11})
+    queue = JobQueue(sessions)
+    taken = [(await queue.claim("w1")) for _ in range(3)]
+    # "busy" runs one job now: the first of "quiet" and of the jobs without a key go before
+    # its second
+    assert [job.payload["n"] for job in taken if job] == [0, 10, 11]
+    assert (await queue.claim("w1")).payload["n"] == 1  # type: ignore[union-attr]
