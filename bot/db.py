@@ -58,7 +58,6 @@ def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     postgres = full_url.startswith("postgresql")
     engine = create_async_engine(
         full_url,
-        pool_pre_ping=True,
         pool_size=pool_size if postgres else 5,
         pool_timeout=POOL_WAIT_SECONDS,
         connect_args={"timeout": CONNECT_SECONDS} if postgres else {},

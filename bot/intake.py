@@ -129,7 +129,8 @@ class Intake:
             except Exception as exc:
                 if not db.unavailable(exc):
                     raise
-                log.warning("database unavailable: deliveries go to the spool: %r", exc)
+                if not self._spooling:  # once for the deliveries of a batch
+                    log.warning("database unavailable: deliveries go to the spool: %r", exc)
                 self._spooling = True
                 return await self._to_spool(self.spool, delivery, exc)
         return await self._to_spool(self.spool, delivery, None)
