@@ -221,6 +221,8 @@ class Intake:
             except Exception as exc:
                 if not db.unavailable(exc):
                     log.exception("spooled deliveries not stored; trying again")
+                elif wait == DRAIN_FIRST_WAIT:  # once for each outage
+                    log.warning("spooled deliveries wait for the database: %r", exc)
                 self._spooled.set()
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, DRAIN_LONGEST_WAIT)
