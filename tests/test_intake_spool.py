@@ -21,6 +21,9 @@ from sqlalchemy import select
 
 from app import create_app
 from bot.adapters import Adapters
+from bot.delivery_owner import delivery_owner
+from bot.forges.gitea import payloads as gitea_payloads
+from bot.forges.gitlab import payloads as gitlab_payloads
 from bot.intake import Incoming
 from bot.models import Delivery, Job
 from bot.spool import Spool
@@ -145,3 +148,22 @@ def test_the_spool_is_beside_the_sqlite_file_by_default(tmp_path: Path) -> None:
     assert spool_for("postgresql://db.internal/conjunction") == Path("conjunction-spool")
     given = Settings(database_url="sqlite:///x.db", spool_dir=tmp_path / "spool")
     assert given.spool_dir == tmp_path / "spool"
+
+
+@pytest.mark.parametrize(
+    ("event", "fixture_name", "owner"),
+    [
+        ("push", "gitea/push.json", "git.example/gitea"),
+        ("workflow_run", "gitea/workflow_run.json", "git.example/gitea"),  # Gitea's
+        ("action_run", "gitea/action_run.json", "git.example/gitea"),  # Forgejo's: in its run
+        ("System Hook", "gitlab/system_project_rename.json", "git.example/jsmith"),
+    ],
+)
+def test_gitea_forgejo_and_system_hook_deliveries_have_their_projects_owner(
+    event: str, fixture_name: str, owner: str
+) -> None:
+    models = (
+        gitea_payloads.PAYLOADS if fixture_name.startswith("gitea") else gitlab_payloads.PAYLOADS
+    )
+    payload = models[event].model_validate(fixture(fixture_name))
+    assert delivery_owner("git.example", payload) == owner
