@@ -34,6 +34,7 @@ from bot.models import utcnow
 from bot.queue import JobQueue, Worker
 from bot.runtime import Runtime
 from bot.secrets import SecretStore
+from bot.spool import Spool
 from config.settings import Settings
 from handlers import admin, api, badges, changes, health, openapi, pages, templating
 from handlers.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
@@ -153,7 +154,10 @@ def create_app(
                 concurrency=settings.worker_concurrency,
                 per_key=settings.worker_concurrency_per_key,
             )
-            intake = Intake(sessions, handlers, on_stored=worker.wakeup.set)
+            intake = Intake(
+                sessions, handlers, on_stored=worker.wakeup.set, spool=Spool(settings.spool_dir)
+            )
+            await intake.start()
             worker.yield_to = intake.busy
             app[RUNTIME] = Runtime(settings, base.database, sessions, queue, engine, worker, intake)
             worker_task = None

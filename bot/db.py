@@ -53,12 +53,15 @@ def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     """An engine; on PostgreSQL it keeps `pool_size` connections open, as many as the process
     uses at once, or every connection past them is closed after use and opened again for the
     next (a new server process each). SQLite keeps the default 5: one writer at a time, and a
-    connection to a file costs little to open but a page cache to keep."""
+    connection to a file costs little to open but a page cache to keep.
+
+    No pre-ping at each checkout (a round trip every transaction): a connection the server
+    dropped fails its first statement as unavailable — the caller's answer is a retry, a spooled
+    delivery or a 503 — and SQLAlchemy then replaces every pooled connection opened before."""
     full_url = async_url(url)
     postgres = full_url.startswith("postgresql")
     engine = create_async_engine(
         full_url,
-        pool_pre_ping=True,
         pool_size=pool_size if postgres else 5,
         pool_timeout=POOL_WAIT_SECONDS,
         connect_args={"timeout": CONNECT_SECONDS} if postgres else {},

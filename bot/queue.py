@@ -10,10 +10,13 @@ queue without taking a job twice.
 
 A worker runs up to `concurrency` jobs at once, and at most `per_key` of those that share a
 concurrency key (the owner whose forge budget they spend): one busy installation or slow CI
-leaves the other slots to everyone else. A job postponed by pacing (`RetryLater`) goes back to
-the queue and holds no slot while it waits. While webhooks are arriving (`yield_to`), a worker
-starts new jobs only up to a quarter of its slots: answering them comes first, as they share
-the event loop and the database, and the jobs keep moving meanwhile.
+leaves the other slots to everyone else. Webhook deliveries' jobs, short and queued by owner at
+intake, are never held back so. The keys take turns: a key's next job waits behind the first
+job of every key that runs less, so one owner's burst of a thousand deliveries never holds
+another owner's first. A job postponed by pacing (`RetryLater`) goes back to the queue and holds
+no slot while it waits. While webhooks are arriving (`yield_to`), a worker starts new jobs only
+up to a quarter of its slots: answering them comes first, as they share the event loop and the
+database, and the jobs keep moving meanwhile.
 
 The jobs that finish together are marked done in one transaction (`bot.batching`): under load
 a job costs its own commits and a share of one claim and one completion.
@@ -49,6 +52,7 @@ JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
 
 FINISHED = ("done", "dead")
+DELIVERY = "_delivery"  # the kinds of webhook deliveries' jobs end so: `github_delivery`, ...
 BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
 COMPLETE_BATCH = 500  # jobs marked done in one statement at most (3 parameters each)
@@ -179,10 +183,13 @@ class JobQueue:
         *,
         per_key: int | None = None,
         busy: Mapping[str, int] | None = None,
+        in_flight: Mapping[str | None, int] | None = None,
     ) -> list[Job]:
-        """Take up to `limit` due jobs (or jobs whose worker's lease ran out), oldest first, in
-        one transaction; with `per_key`, at most that many of one concurrency key counting the
-        `busy` ones the worker already runs."""
+        """Take up to `limit` due jobs (or jobs whose worker's lease ran out) in one transaction,
+        the concurrency keys taking turns (`fair_order`), each key's oldest first; with
+        `per_key`, at most that many of one key counting the `busy` ones the worker runs
+        (webhook deliveries' jobs, short and their owner's only way in, are never held back).
+        `in_flight` counts the worker's jobs running by key, of every kind, for the turns."""
         now = utcnow()
         busy = busy or {}
         running = aliased(Job)
@@ -202,21 +209,42 @@ class JobQueue:
             (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
             (Job.state == "running") & ((Job.locked_until < now) | _silent(Job, now)),
         )
-        query = select(Job.id, Job.concurrency_key).where(claimable)
+        wanted = claimable
         full = sorted(key for key, count in busy.items() if per_key and count >= per_key)
         if full:
-            query = query.where(
-                or_(Job.concurrency_key.is_(None), Job.concurrency_key.not_in(full))
+            wanted &= or_(
+                Job.concurrency_key.is_(None),
+                Job.concurrency_key.not_in(full),
+                Job.kind.endswith(DELIVERY, autoescape=True),
             )
         # Read past the first `limit`: some of them may belong to a key that fills up.
-        query = (
-            query.order_by(Job.run_at, Job.id).limit(limit * 4).with_for_update(skip_locked=True)
+        oldest = (
+            select(Job.id, Job.concurrency_key, Job.run_at, Job.kind)
+            .where(wanted)
+            .order_by(Job.run_at, Job.id)
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)
+        )
+        # and, when more are due than that, the first due job of every key: a key whose jobs
+        # came after another's burst is seen too
+        heads = (
+            select(func.min(Job.id))
+            .where(Job.state == "queued", Job.run_at <= now)
+            .group_by(Job.concurrency_key)
+            .order_by(func.min(Job.run_at))
+            .limit(limit * 4)
         )
         async with self.sessions.begin() as session:
             # Another worker may take every chosen job between the read and the update (SQLite,
             # which has no row locks): then look again.
             for _ in range(5):
-                chosen = self._choose(await session.execute(query), limit, per_key, dict(busy))
+                rows = list(await session.execute(oldest))
+                if len(rows) == limit * 4:  # more are due: some key may wait behind a burst
+                    # (two statements: planned as one, with a burst not yet in the planner's
+                    # statistics, PostgreSQL ran the grouping once for every due job)
+                    firsts = list(await session.scalars(heads))
+                    rows += await session.execute(oldest.where(Job.id.in_(firsts)))
+                chosen = self._choose(fair_order(rows, in_flight or {}), limit, per_key, dict(busy))
                 if not chosen:
                     return []
                 # Checking the state again in the update makes the claim safe where row locks
@@ -240,12 +268,16 @@ class JobQueue:
 
     @staticmethod
     def _choose(
-        rows: Iterable[Any], limit: int, per_key: int | None, busy: dict[str, int]
+        rows: Iterable[tuple[int, str | None, str]],
+        limit: int,
+        per_key: int | None,
+        busy: dict[str, int],
     ) -> list[int]:
-        """The ids of the first `limit` rows (id, key) whose key has room for one more job."""
+        """The ids of the first `limit` rows (id, key, kind) whose key has room for one more job
+        (a delivery's job always has)."""
         chosen = []
-        for job_id, key in rows:
-            if key is not None and per_key is not None:
+        for job_id, key, kind in rows:
+            if key is not None and per_key is not None and not kind.endswith(DELIVERY):
                 if busy.get(key, 0) >= per_key:
                     continue
                 busy[key] = busy.get(key, 0) + 1
@@ -394,7 +426,7 @@ class JobQueue:
             # A delivery job names its delivery as {"delivery": id}; a retry needs the row.
             payloads = await session.scalars(
                 select(Job.payload).where(
-                    Job.kind.endswith("_delivery", autoescape=True), Job.state != "done"
+                    Job.kind.endswith(DELIVERY, autoescape=True), Job.state != "done"
                 )
             )
             needed = {payload.get("delivery") for payload in payloads}
@@ -600,10 +632,15 @@ class Worker:
         free = slots - len(self.in_flight)
         if free <= 0:
             return 0
+        running = Counter(job.concurrency_key for job in self.in_flight.values())
         busy = Counter(
-            job.concurrency_key for job in self.in_flight.values() if job.concurrency_key
+            job.concurrency_key
+            for job in self.in_flight.values()
+            if job.concurrency_key and not job.kind.endswith(DELIVERY)
         )
-        jobs = await self.queue.claim_batch(self.worker_id, free, per_key=self.per_key, busy=busy)
+        jobs = await self.queue.claim_batch(
+            self.worker_id, free, per_key=self.per_key, busy=busy, in_flight=running
+        )
         for job in jobs:
             task = asyncio.create_task(self.run(job), name=f"job-{job.id}")
             self.in_flight[task] = job
@@ -624,6 +661,24 @@ class Worker:
         await asyncio.wait({running}, timeout=grace)
         running.cancel()
         await asyncio.wait({running})
+
+
+def fair_order(
+    rows: Iterable[Any], running: Mapping[str | None, int]
+) -> list[tuple[int, str | None, str]]:
+    """(id, key, kind) of the candidate jobs (id, key, run_at, kind), in the order they are
+    taken: the concurrency keys take turns, each key's oldest first — a job's place is its
+    number in its key's lane, counting the key's jobs `running` — then the oldest first. A key
+    that holds slots yields the next one to a key that holds none."""
+    unique = sorted({row[0]: tuple(row) for row in rows}.values(), key=lambda row: (row[2], row[0]))
+    places: Counter[str | None] = Counter(running)
+    ranked = []
+    for job_id, key, run_at, kind in unique:
+        places[key] += 1
+        ranked.append((places[key], run_at, job_id, key, kind))
+    return [
+        (job_id, key, kind) for _, _, job_id, key, kind in sorted(ranked, key=lambda row: row[:3])
+    ]
 
 
 def _silent(job: Any, now: datetime) -> Any:

@@ -122,6 +122,17 @@ URL = Annotated[str, BeforeValidator(_http_url)]
 Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
+def spool_beside(database_url: str) -> Path:
+    """Where webhook deliveries wait while the database is unavailable: beside the SQLite
+    file (`conjunction.db.spool`), else `conjunction-spool` in the working directory."""
+    scheme, _, rest = database_url.partition("://")
+    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///FILE: FILE, relative or not
+    path = path.split("?", 1)[0]
+    if scheme.startswith("sqlite") and path and path != ":memory:":
+        return Path(f"{path}.spool")
+    return Path("conjunction-spool")
+
+
 class Settings(BaseSettings):
     """Every server setting; each field's validation alias is its environment variable."""
 
@@ -142,6 +153,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(default="json", validation_alias="LOG_FORMAT")
     database_url: str = Field(
         default="sqlite:///conjunction.db", validation_alias="CONJUNCTION_DATABASE_URL"
+    )
+    spool_dir: Path = Field(
+        default_factory=lambda data: spool_beside(data["database_url"]),
+        validation_alias="CONJUNCTION_SPOOL_DIR",
     )
     public_url: URL = Field(
         default_factory=lambda data: f"http://localhost:{data['port']}",

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot import metrics
+from bot.delivery_owner import delivery_owner
 from bot.intake import Incoming
 from bot.limits import DELIVERY_ID
 from handlers.bodies import parse_json, problems
@@ -59,7 +60,7 @@ async def accept(
     if model is None:
         return _ignored(forge, delivery_id, event, "event type not handled")
     try:
-        parse_json(body, model)
+        payload = parse_json(body, model)
     except RequestError:
         metrics.DELIVERIES.labels(forge, "malformed").inc()
         raise
@@ -73,6 +74,7 @@ async def accept(
         event=event,
         headers={key: value for key, value in headers.items() if key in KEPT_HEADERS},
         body=body.decode(),
+        owner=delivery_owner(_host(request, forge), payload),
     )
     if not await request.app[RUNTIME].intake.store(incoming):
         metrics.DELIVERIES.labels(forge, "duplicate").inc()
@@ -81,6 +83,13 @@ async def accept(
     metrics.DELIVERIES.labels(forge, "accepted").inc()
     log.info("delivery accepted", extra=extra)
     return json_answer({"status": "accepted", "delivery": delivery_id}, status=202)
+
+
+def _host(request: web.Request, forge: str) -> str:
+    """The host in the names of the forge's projects."""
+    settings = request.app[RUNTIME].settings
+    hosts = {"github": settings.github_host, "gitlab": settings.gitlab_host}
+    return hosts.get(forge) or settings.gitea_host or forge
 
 
 def _text(header: str) -> str:

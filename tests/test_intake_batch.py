@@ -1,6 +1,7 @@
 """Group commit at intake: deliveries arriving together share one transaction, a duplicate
-inside a batch fails none of the others, a failing commit answers every request of its batch 503
-and stores none of them, and shutdown stores what is waiting.
+inside a batch fails none of the others, a failing commit spools every delivery of its batch
+(answered 503 only when the spool cannot be written either), and shutdown stores what is
+waiting.
 
 Each test holds intake's next transaction shut until every delivery posted has reached it, so
 what shares a transaction does not depend on timing. Every test runs on SQLite and, when
@@ -149,7 +150,7 @@ async def test_a_duplicate_inside_a_batch_fails_none_of_the_others(
     assert await stored(client) == (["new-1", "new-2", "seen-before", "twice"], 4)
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def failing_commits(client: TestClient[Any, Any]) -> Iterator[None]:
     """The database refuses every commit, as one that lost its disk or connection would."""
     engine = runtime(client).database.sync_engine
@@ -158,18 +159,57 @@ def failing_commits(client: TestClient[Any, Any]) -> Iterator[None]:
         raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
     event.listen(engine, "commit", refuse)
-    yield
-    event.remove(engine, "commit", refuse)
+    try:
+        yield
+    finally:
+        event.remove(engine, "commit", refuse)
 
 
-async def test_a_failing_commit_answers_its_whole_batch_503_and_stores_none(
-    client: TestClient[Any, Any], gated: Gated, failing_commits: None
+def spooled(client: TestClient[Any, Any]) -> list[str]:
+    """The delivery ids in the spool."""
+    spool = runtime(client).intake.spool
+    assert spool is not None
+    return sorted(spool.read(path)["delivery_id"] for path in spool.waiting(1000))
+
+
+async def test_a_failing_commit_spools_its_batch_and_stores_it_once_the_database_answers(
+    client: TestClient[Any, Any], gated: Gated
 ) -> None:
-    ids = [f"refused-{n}" for n in range(10)]
-    answers = await post_together(client, gated, ids)
-    error = {"error": "the database is unavailable; retry later"}
-    assert answers == [(503, error)] * 10
+    ids = [f"spooled-{n}" for n in range(10)]
+    with failing_commits(client):
+        answers = await post_together(client, gated, ids)
+        assert answers == [(202, {"status": "accepted", "delivery": id_}) for id_ in ids]
+        assert spooled(client) == sorted(ids)
+        assert await stored(client) == ([], 0)
+        late = await post_github(client, "ping", PING, "while-spooling")
+        assert late.status == 202
+    await until_stored(client, sorted([*ids, "while-spooling"]))
+    await until(lambda: spooled(client) == [])  # each file goes once its commit is done
+
+
+async def test_a_batch_neither_the_database_nor_the_disk_takes_is_answered_503(
+    aiohttp_client: Any, settings: Settings, database_url: str, tmp_path: Any
+) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    settings = settings.model_copy(
+        update={"database_url": database_url, "spool_dir": tmp_path / "not-a-folder"}
+    )
+    app = create_app(settings, adapters=Adapters.of(MemoryHost()), run_workers=False)
+    client = await aiohttp_client(app)
+    with failing_commits(client):
+        answer = await post_github(client, "ping", PING, "nowhere")
+        assert answer.status == 503
+        assert answer.headers["Retry-After"] == "10"
+        assert await answer.json() == {"error": "the database is unavailable; retry later"}
     assert await stored(client) == ([], 0)
+
+
+async def until_stored(client: TestClient[Any, Any], ids: list[str]) -> None:
+    for _ in range(1000):
+        if (await stored(client)) == (ids, len(ids)):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"stored: {await stored(client)}")
 
 
 async def test_a_delivery_the_database_refuses_fails_only_itself(

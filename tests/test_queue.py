@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -888,3 +889,53 @@ async def test_every_job_in_flight_keeps_its_lease(database_url: str) -> None:
                 assert job.locked_until is not None and job.locked_until > first[job.id]
             gate.open.set()
             await eventually(lambda: _is(other, done=[0, 1, 2]))
+
+
+# -- fairness between owners ----------------------------------------------------------------
+
+
+async def test_one_owners_burst_never_holds_another_owners_first_job(sessions: Sessions) -> None:
+    """500 deliveries of one installation queued, then one of another: a worker running jobs as
+    the server does takes the second owner's job in its first claim, and a worker taking one job
+    at a time while the first owner's jobs run takes it next."""
+    async with sessions.begin() as session:
+        for n in range(500):
+            await JobQueue.enqueue(
+                session, "github_delivery", {"n": n}, concurrency_key="github.com/installation/1"
+            )
+        await JobQueue.enqueue(
+            session, "github_delivery", {"n": 500}, concurrency_key="github.com/installation/2"
+        )
+    queue = JobQueue(sessions)
+    first = await queue.claim_batch("w1", 4, per_key=4)
+    assert sorted(job.payload["n"] for job in first) == [0, 1, 2, 500]
+
+
+async def test_a_key_holding_slots_yields_the_next_one_to_a_key_holding_none(
+    sessions: Sessions,
+) -> None:
+    """One slot at a time, as a busy worker frees them: the first job of a key that runs none,
+    and of the jobs without a key, goes before the next of a key that runs one."""
+    async with sessions.begin() as session:
+        for n in range(10):
+            await JobQueue.enqueue(session, "github_delivery", {"n": n}, concurrency_key="busy")
+        await JobQueue.enqueue(session, "github_delivery", {"n": 10}, concurrency_key="quiet")
+        await JobQueue.enqueue(session, "work", {"n": 11})
+    queue = JobQueue(sessions)
+    taken = []
+    running: Counter[str | None] = Counter()
+    for _ in range(4):
+        [job] = await queue.claim_batch("w1", 1, per_key=4, in_flight=running)
+        taken.append(job.payload["n"])
+        running[job.concurrency_key] += 1
+    assert taken == [0, 10, 11, 1]
+
+
+async def test_a_burst_of_one_owners_deliveries_may_take_every_slot(sessions: Sessions) -> None:
+    """The cap per key holds back forge work, not deliveries: alone in the queue, one owner's
+    deliveries fill the worker."""
+    async with sessions.begin() as session:
+        for n in range(20):
+            await JobQueue.enqueue(session, "github_delivery", {"n": n}, concurrency_key="one")
+    jobs = await JobQueue(sessions).claim_batch("w1", 16, per_key=4, busy={"one": 4})
+    assert sorted(job.payload["n"] for job in jobs) == list(range(16))

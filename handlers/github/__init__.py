@@ -9,6 +9,7 @@ from typing import Any
 
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
+from sqlalchemy import select
 
 from bot.engine_api import EngineAPI
 from bot.models import Delivery
@@ -45,12 +46,16 @@ class GitHubDeliveries:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         async with self.engine.sessions() as session:
-            delivery = await session.get(Delivery, payload["delivery"])
+            stored = await session.execute(
+                select(Delivery.body, Delivery.event, Delivery.delivery_id).where(
+                    Delivery.id == payload["delivery"]
+                )
+            )
+            delivery = stored.first()
         if delivery is None:
             return
-        event = sansio.Event(
-            json.loads(delivery.body), event=delivery.event, delivery_id=delivery.delivery_id
-        )
+        body, name, delivery_id = delivery
+        event = sansio.Event(json.loads(body), event=name, delivery_id=delivery_id)
         installation = (event.data.get("installation") or {}).get("id")
         log.info(
             "processing %s.%s",

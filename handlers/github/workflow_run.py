@@ -46,13 +46,14 @@ async def on_workflow_run_completed(
     run = event.data["workflow_run"]
     repository = event.data["repository"]
     project = f"{host}/{repository['full_name']}"
+    has_downstreams = await engine.has_downstreams(project)
     ref_type, ref = await tags.ref_of(
         engine.sessions,
         gh,
         project,
         run.get("head_branch"),
         run.get("head_sha"),
-        ask=await engine.has_downstreams(project),
+        ask=has_downstreams,
         default_branch=repository.get("default_branch"),
     )
     finished = FinishedPipeline(
@@ -74,7 +75,7 @@ async def on_workflow_run_completed(
         gh is not None
         and finished.result is Result.SUCCESS
         and finished.run_id is not None
-        and await engine.has_downstreams(finished.project)
+        and has_downstreams
     ):
         finished = replace(finished, artifacts=await run_artifacts(gh, finished.project, run))
     await engine.pipeline_finished(finished)
