@@ -196,7 +196,7 @@ async def test_passing_again_makes_it_flaky(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 flaky",
+        "0 of 1 downstream projects passed, 1 flaky; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert (check.conclusion, f"| {APP} | ⚠️ flaky |" in check.summary) == ("neutral", True)
@@ -206,9 +206,10 @@ async def test_passing_again_makes_it_flaky(
     assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → passed" in shown
     lib = await client.get(f"/projects/{LIB}", headers=BROWSER)
     matrix = " ".join("".join(Page(await lib.text()).text).split())
-    assert "0/1" in matrix and "1/2" not in matrix, "a re-run is a step, not another run"
+    assert "0 of 1 passed" in matrix and "of 2" not in matrix, "a re-run is a step, not a run"
     home = await client.get("/", headers=BROWSER)
-    assert "0 of 1 passed" in " ".join("".join(Page(await home.text()).text).split())
+    home_text = " ".join("".join(Page(await home.text()).text).split())
+    assert "0 of 1 downstream projects passed, 1 flaky" in home_text
     assert "Meaning: flaky — it passed when run again on the same commits" in shown
     assert "confirming" not in shown
 
@@ -234,7 +235,7 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 already broken",
+        "0 of 1 downstream projects passed, 1 already broken; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert f"| {APP} | ⛔ already broken |" in check.summary
@@ -247,7 +248,9 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     )
     assert "Meaning: already broken — it fails against the upstream commit it last" in shown
     assert status.description in shown, "the page says what the status says"
-    assert "0 of 1 downstream projects passed, 1 already broken" in shown, "re-runs are no rows"
+    assert (
+        "0 of 1 downstream projects passed, 1 already broken; none blamed on this commit" in shown
+    ), "re-runs are no rows"
 
 
 async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
@@ -359,7 +362,7 @@ async def test_a_re_run_that_never_reports_blames_nobody(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 failed",
+        "0 of 1 downstream projects passed, 1 failed; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert f"| {APP} | ❌ failed: not confirmed: the re-run ended timed_out |" in check.summary
@@ -764,7 +767,10 @@ async def test_passing_again_through_the_github_app_is_flaky(
     await app_run_ends(client, 103, "success")
 
     assert len(dispatched(gh)) == 3, "no re-run against the last passed commit"
-    assert statuses(gh, NEW_SHA)[-1] == ("success", "0 of 1 downstream projects passed, 1 flaky")
+    assert statuses(gh, NEW_SHA)[-1] == (
+        "success",
+        "0 of 1 downstream projects passed, 1 flaky; none blamed on this commit",
+    )
     check = check_run(gh, 8)
     assert (check["status"], check["conclusion"]) == ("completed", "neutral")
     assert f"| {GH_APP} | ⚠️ flaky |" in check["output"]["summary"]

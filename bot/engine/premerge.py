@@ -3,7 +3,7 @@ upstream's downstreams, each compared with its result on the change's base commi
 
 A change's head is a build event of origin `change` (`Event.ref_type`); its triggers carry the
 change's number too (`Event.change_number`), which keeps them out of every pair's history
-(`bot.engine.results.earlier_in_pair`). Their results are not judged by `bot.verdicts.decide`:
+(`bot.history.earlier_in_pair`). Their results are not judged by `bot.verdicts.decide`:
 `finished` settles the row (`bot.premerge.row_of`: a confirming re-run of a `breaks`) and
 queues the change's report, posted by `post_report` on the head commit. No issue, no
 notification, no next link of a chain: one level deep.

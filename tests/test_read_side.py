@@ -1,0 +1,75 @@
+"""The read side only reads: nothing under bot/views/, and no handler that serves pages, badges or
+the dashboard's files, imports the engine. What both sides need (the history queries, the rows
+of a commit's report and their count) lives in modules neither owns: bot/history.py and
+bot/tally.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from testkit.server_process import ROOT
+
+# handlers that hand forge events, reported results and pushes to the engine: the write side
+WRITE_SIDE = ("handlers/github/", "handlers/gitlab/", "handlers/gitea/", "handlers/api.py")
+WRITE_SIDE_MODULES = {"handlers/pushes.py"}
+
+
+def engine_imports(path: Path) -> list[str]:
+    """Each import of `bot.engine` (or of a module under it) in a Python file, as written."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {name}"
+            for name in names
+            if name == "bot.engine" or name.startswith("bot.engine.")
+        ]
+    return found
+
+
+def read_side() -> list[Path]:
+    views = sorted((ROOT / "bot" / "views").rglob("*.py"))
+    handlers = [
+        path
+        for path in sorted((ROOT / "handlers").rglob("*.py"))
+        if not str(path.relative_to(ROOT)).startswith(WRITE_SIDE)
+        and str(path.relative_to(ROOT)) not in WRITE_SIDE_MODULES
+    ]
+    return views + handlers
+
+
+def test_the_read_side_imports_nothing_of_the_engine() -> None:
+    modules = read_side()
+    assert ROOT / "bot" / "views" / "event_tree.py" in modules
+    assert ROOT / "handlers" / "pages.py" in modules
+    assert ROOT / "handlers" / "badges.py" in modules
+    offending = {
+        str(path.relative_to(ROOT)): found for path in modules if (found := engine_imports(path))
+    }
+    assert offending == {}
+
+
+def test_the_check_finds_every_way_of_importing_the_engine(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(
+        "import bot.engine.reports\n"
+        "from bot.engine import bisects\n"
+        "from bot.engine.reports import describe\n"
+        "from bot import tally\n"
+        "import bot.enginery\n"
+        "from bot import engine\n"
+    )
+    assert engine_imports(module) == [
+        "line 1: bot.engine.reports",
+        "line 2: bot.engine",
+        "line 2: bot.engine.bisects",
+        "line 3: bot.engine.reports",
+        "line 3: bot.engine.reports.describe",
+        "line 6: bot.engine",
+    ]
