@@ -163,7 +163,7 @@ async def test_a_failure_is_run_again_and_the_upstream_waits(
     )
     _, (_, check) = forge.of("check")[-1]
     assert (
-        f"| {APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        f"| {APP} | 🔁 confirming: failed once, running again against the same upstream commit |"
         in check.summary
     )
     trace = await (await client.get(f"/api/v1/events/{again.event_id}")).json()
@@ -229,7 +229,7 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     assert trace["confirms"]["upstream_sha"] == PASSED_SHA
     _, (_, check) = forge.of("check")[-1]
     assert check.state == "pending"
-    assert "🔁 failed twice, confirming: running against `1111111`" in check.summary
+    assert "🔁 confirming: failed twice, running against `1111111`" in check.summary
 
     await answer(client, back, "failure")
     _, (_, status) = forge.of("status")[-1]
@@ -669,7 +669,7 @@ async def a_new_failure_on_github(client: TestClient[Any, Any], gh: FakeGitHub) 
     check = check_run(gh, 8)
     assert check["status"] == "in_progress"
     assert (
-        f"| {GH_APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        f"| {GH_APP} | 🔁 confirming: failed once, running again against the same upstream commit |"
         in check["output"]["summary"]
     )
     return failure
@@ -699,7 +699,7 @@ async def test_a_regression_is_confirmed_through_the_github_app(
         "0 of 1 downstream projects passed, confirming 1 failure",
     )
     assert (
-        "🔁 failed twice, confirming: running against `1111111`"
+        "🔁 confirming: failed twice, running against `1111111`"
         in (check_run(gh, 8)["output"]["summary"])
     )
     assert gh.calls_to("POST", "/repos/acme/app/issues") == [], "nobody blamed yet"

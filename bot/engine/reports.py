@@ -59,9 +59,9 @@ def words(result: str | None, verdict: str | None, hint: str | None = None) -> s
 
 def confirming_words(step: Step, last_passed_sha: str | None) -> str:
     if step is Step.AGAIN:
-        return "🔁 failed, confirming: running again against the same upstream commit"
+        return "🔁 confirming: failed once, running again against the same upstream commit"
     return (
-        f"🔁 failed twice, confirming: running against `{texts.short(last_passed_sha)}`, "
+        f"🔁 confirming: failed twice, running against `{texts.short(last_passed_sha)}`, "
         "the upstream commit it last passed with"
     )
 
