@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jinja2
 
+from bot.tally import Count
+
 LABEL = "downstream"
 # Verdana 11px advance widths (font units of 2048 per em, scaled), the font badges are drawn in.
 _UNITS = {
@@ -38,15 +40,6 @@ _svg = jinja2.Environment(
 
 
 @dataclass(frozen=True)
-class Tally:
-    """Downstream results of one upstream success."""
-
-    passed: int
-    total: int
-    running: int
-
-
-@dataclass(frozen=True)
 class Badge:
     message: str
     color: str  # a shields.io colour name
@@ -56,13 +49,15 @@ class Badge:
         return {"schemaVersion": 1, "label": LABEL, "message": self.message, "color": self.color}
 
 
-def badge_of(latest: Tally | None) -> Badge:
-    if latest is None or latest.total == 0:
+def badge_of(latest: Count | None) -> Badge:
+    """The latest upstream success's count in `bot.tally`'s words; its colour by the whole tree
+    (a failure deeper down is not green)."""
+    if latest is None or latest.tree.total == 0:
         return Badge("no downstream runs", "lightgrey")
-    message = f"{latest.passed} of {latest.total}"
-    if latest.running:
-        return Badge(f"{message}, {latest.running} running", "blue")
-    ratio = latest.passed / latest.total
+    tree = latest.tree
+    if not tree.settled:
+        return Badge(latest.short(), "blue")
+    ratio = tree.passed / tree.total
     if ratio == 1:
         color = "brightgreen"
     elif ratio >= 0.75:
@@ -73,14 +68,18 @@ def badge_of(latest: Tally | None) -> Badge:
         color = "orange"
     else:
         color = "red"
-    return Badge(message, color)
+    return Badge(latest.short(), color)
 
 
-def change(latest: Tally | None, previous: Tally | None) -> str | None:
-    """`improved`, `broke` or `unchanged` against the previous upstream success."""
-    if latest is None or previous is None or latest.running or previous.running:
+def change(latest: Count | None, previous: Count | None) -> str | None:
+    """`improved`, `broke` or `unchanged` against the previous upstream success, by how many of
+    its tree did not pass."""
+    if latest is None or previous is None or not latest.tree.settled:
         return None
-    now, before = latest.total - latest.passed, previous.total - previous.passed
+    if not previous.tree.settled:
+        return None
+    now = latest.tree.total - latest.tree.passed
+    before = previous.tree.total - previous.tree.passed
     if now > before:
         return "broke"
     return "improved" if now < before else "unchanged"

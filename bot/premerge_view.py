@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.engine import premerge
+from bot import premerge_runs
 from bot.models import Event, Project
 from bot.names import project_key
 from bot.premerge import PRIVATE, Shown, describe, state_of
@@ -55,7 +55,7 @@ async def change_page(
         project = await session.get(Project, project_key(name))
         if project is None or (project.private and not admin):
             return None
-        builds = await premerge.heads_of(session, project.name, number)
+        builds = await premerge_runs.heads_of(session, project.name, number)
         if not builds:
             return None
         heads = [await _head(session, build, project, admin) for build in builds]
@@ -64,9 +64,10 @@ async def change_page(
 
 
 async def _head(session: AsyncSession, build: Event, project: Project, admin: bool) -> Head:
-    rows = await premerge.rows_of(session, build, project, admin=admin)
-    triggers = await premerge.triggers_of(session, build.id)
-    hidden = set() if admin else await premerge.private_of(session, [e.project for e in triggers])
+    rows = await premerge_runs.rows_of(session, build, project, admin=admin)
+    triggers = await premerge_runs.triggers_of(session, build.id)
+    names = [event.project for event in triggers]
+    hidden = set() if admin else await premerge_runs.private_of(session, names)
     runs = [
         Run(
             event,
@@ -85,7 +86,7 @@ async def open_changes(
     async with sessions() as session:
         return [
             await _head(session, build, project, admin)
-            for build in await premerge.open_changes(session, project.name)
+            for build in await premerge_runs.open_changes(session, project.name)
         ]
 
 

@@ -8,7 +8,7 @@ import json
 from aiohttp import web
 
 from bot.badges import badge_of, svg
-from bot.views.sources import latest_tallies
+from bot.views.sources import latest_counts
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_error
 
@@ -22,10 +22,10 @@ async def badge(request: web.Request) -> web.StreamResponse:
     name, _, kind = request.match_info["name"].rpartition(".")
     if kind not in KINDS:
         return json_error(404, "badges are /badges/{project}.svg or /badges/{project}.json")
-    tallies = await latest_tallies(request.app[RUNTIME].sessions, name, admin=is_admin(request))
-    if tallies is None:
+    counts = await latest_counts(request.app[RUNTIME].sessions, name, admin=is_admin(request))
+    if counts is None:
         return json_error(404, f"no project {name}")
-    shown = badge_of(tallies[0] if tallies else None)
+    shown = badge_of(counts[0] if counts else None)
     body = svg(shown) if kind == "svg" else json.dumps(shown.shields_json())
     etag = f'"{hashlib.sha256(body.encode()).hexdigest()[:32]}"'
     headers = {"Cache-Control": f"max-age={MAX_AGE}", "ETag": etag}

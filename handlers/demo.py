@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markdown_it.token import Token
+from markupsafe import Markup, escape
 
 from bot.demo import Ecosystem
 from bot.models import utcnow
@@ -24,12 +27,39 @@ from handlers.templating import render
 
 ECOSYSTEM = web.AppKey("ecosystem", Ecosystem)
 _HIDDEN_MARKERS = re.compile(r"<!--.*?-->", re.DOTALL)
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(["table", "linkify"])
+# The emoji in the texts the bot posts, drawn as the dashboard's icons of the same meaning: the
+# simulated forge's pages need no emoji font to show a check summary.
+EMOJI_ICONS = {
+    "✅": "passed",
+    "🎉": "passed",
+    "❌": "failed",
+    "⛔": "failed",
+    "⚠": "error",
+    "⌛": "timed_out",
+    "⏹": "cancelled",
+    "⏭": "skipped",
+    "⏳": "running",
+    "🔁": "running",
+    "🔎": "running",
+}
+_EMOJI = re.compile(f"([{''.join(EMOJI_ICONS)}])\ufe0f?")
 
 
-def markdown(text: str) -> Markup:
-    """A text the bot posted, as the forge would show it (raw HTML is never passed through)."""
-    return Markup(_markdown.render(_HIDDEN_MARKERS.sub("", text)))
+def markdown(env: jinja2.Environment) -> Callable[[str], Markup]:
+    """A text the bot posted, as the forge would show it (raw HTML is never passed through),
+    its emoji drawn by the `icon` macro of the dashboard's templates."""
+    parser = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(["table", "linkify"])
+
+    def text(_renderer: Any, tokens: Sequence[Token], index: int, *_: Any) -> str:
+        icon = env.get_template("macros.html").module.icon  # type: ignore[attr-defined]
+        parts = _EMOJI.split(tokens[index].content)  # text, emoji, text, emoji, …, text
+        return "".join(
+            str(icon(EMOJI_ICONS[part]) if odd else escape(part))
+            for odd, part in ((n % 2 == 1, part) for n, part in enumerate(parts))
+        )
+
+    parser.add_render_rule("text", text)
+    return lambda posted: Markup(parser.render(_HIDDEN_MARKERS.sub("", posted)))
 
 
 def install(app: web.Application, ecosystem: Ecosystem, *, drive: bool = True) -> None:
@@ -38,7 +68,7 @@ def install(app: web.Application, ecosystem: Ecosystem, *, drive: bool = True) -
     app[ECOSYSTEM] = ecosystem
     app.add_routes(routes)
     env = aiohttp_jinja2.get_env(app)
-    env.filters["markdown"] = markdown
+    env.filters["markdown"] = markdown(env)
     env.globals["forge_link"] = "/demo"
     if not drive:
         return

@@ -18,13 +18,14 @@ from bot.adapters import Adapters
 from bot.durations import duration as run_seconds
 from bot.models import Event
 from bot.results import Result, Verdict
+from bot.tally import shown_as
 from bot.views import pages
 from bot.views.event_tree import EventTree, event_tree
 from handlers import charts
 from handlers.admin import is_admin
 from handlers.context import RUNTIME, json_answer, json_error
 from handlers.graph import layout, neighbourhood
-from handlers.templating import STATES, duration, render, state_text
+from handlers.templating import STATES, duration, render
 
 routes = web.RouteTableDef()
 EXAMPLE_CONFIG = """\
@@ -120,7 +121,7 @@ def _project_charts(page: pages.ProjectPage) -> list[charts.Chart]:
                     charts.Point(
                         seconds,
                         STATES.get(run.result, ("unknown", ""))[0],
-                        f"against {upstream or 'a private project'}: {state_text(run.result)}"
+                        f"against {upstream or 'a private project'}: {shown_as(run)}"
                         + (f", {duration(seconds)}" if seconds is not None else ""),
                         f"/events/{run.id}",
                     )
@@ -135,8 +136,8 @@ def _project_charts(page: pages.ProjectPage) -> list[charts.Chart]:
 
 
 def _rate_kind(source: pages.Source) -> str:
-    tally = source.tally
-    if tally.running:
+    tally = source.count.direct
+    if not tally.settled:
         return "running"
     if tally.passed == tally.total:
         return "passed"
@@ -144,13 +145,12 @@ def _rate_kind(source: pages.Source) -> str:
 
 
 def _rate_point(source: pages.Source) -> charts.Point:
-    tally = source.tally
+    count = source.count
     sha = (source.event.sha or "")[:7]
     return charts.Point(
-        tally.passed / tally.total if tally.total else 0.0,
+        count.direct.passed / count.direct.total if count.direct.total else 0.0,
         _rate_kind(source),
-        f"{sha}: {tally.passed} of {tally.total} passed"
-        + (f", {tally.running} running" if tally.running else ""),
+        f"{sha}: {count.short()}",
         f"/events/{source.event.id}",
     )
 

@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 
 from bot.durations import time_left
 from bot.excerpts import Excerpt
+from bot.tally import shown_as
 
 PageContext = Callable[[web.Request], dict[str, Any]]
 PAGE_CONTEXT: web.AppKey[PageContext] = web.AppKey("page_context")
@@ -134,7 +135,9 @@ def install(
     env.filters["time_left"] = time_left
     env.filters["inline_code"] = inline_code
     env.filters["excerpt"] = Excerpt.of
+    env.filters["shown_as"] = shown_as
     app.router.add_static("/static", STATIC)
+    app.router.add_get("/favicon.ico", favicon)
     headers = {
         "Content-Security-Policy": content_security_policy(form_targets),
         "X-Frame-Options": "DENY",
@@ -147,6 +150,14 @@ def install(
             response.headers.update(headers)
 
     app.on_response_prepare.append(security_headers)
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    """`/favicon.ico`, where browsers and feed readers look for it without asking the page."""
+    return web.FileResponse(
+        STATIC / "favicon.ico",
+        headers={"Content-Type": "image/vnd.microsoft.icon", "Cache-Control": "max-age=86400"},
+    )
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

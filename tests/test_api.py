@@ -313,5 +313,5 @@ async def test_dashboard_lists_public_projects(
     assert f'<a href="/projects/{APP}">{APP}</a>' in html
     assert f'<a href="/projects/{LIB}">{LIB}</a>' in html
     assert f'<a href="/events/{origin}"><code>{SHA[:7]}</code></a>' in html, "LIB's latest"
-    assert "1 of 1 passed" in html
+    assert "1 of 1 downstream projects passed" in html
     assert "acme/secret" not in html

@@ -129,7 +129,8 @@ async def test_a_project_as_an_upstream_shows_its_successes_rows_and_open_issues
     latest, earlier = upstream["latest_successes"][:2]
     assert (latest["build"]["project"], latest["build"]["sha"]) == (LIB, "3" * 40)
     assert earlier["build"]["sha"] == "2" * 40
-    assert latest["tally"] == {"passed": 0, "total": 2, "running": 1}
+    direct = {"passed": 0, "total": 2, "running": 1, "confirming": 0}
+    assert latest["tally"] == {**direct, "tree": direct, "words": "0 of 2 passed, 1 running"}
     rows = sorted(latest["rows"], key=lambda row: row["project"] or "")
     assert rows[0] == {"project": None, "private": True, "result": None}
     assert (rows[1]["project"], rows[1]["result"], rows[1]["verdict"]) == (

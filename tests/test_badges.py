@@ -7,7 +7,8 @@ from xml.etree import ElementTree
 
 from aiohttp.test_utils import TestClient
 
-from bot.badges import Badge, Tally, badge_of, svg, text_width
+from bot.badges import Badge, badge_of, svg, text_width
+from bot.tally import Count, Tally
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs
@@ -43,21 +44,22 @@ async def test_svg_and_json_show_the_latest_pass_rate(
     assert await shields.json() == {
         "schemaVersion": 1,
         "label": "downstream",
-        "message": "1 of 2",
+        "message": "1 of 2 passed",
         "color": "yellow",
     }
     picture = await client.get(f"/badges/{LIB}.svg")
     assert picture.content_type == "image/svg+xml"
     assert picture.headers["Cache-Control"] == "max-age=60"
     root = ElementTree.fromstring(await picture.text())
-    assert root.find(f"{SVG}title").text == "downstream: 1 of 2"  # type: ignore[union-attr]
+    assert root.find(f"{SVG}title").text == "downstream: 1 of 2 passed"  # type: ignore[union-attr]
     assert "#dfb317" in {rect.get("fill") for rect in root.iter(f"{SVG}rect")}
 
     project = await (await client.get(f"/api/v1/projects/{LIB}")).json()
+    flat = {"passed": 1, "total": 2, "running": 0, "confirming": 0}
     assert project["latest_downstream_results"] == {
-        "passed": 1,
-        "total": 2,
-        "running": 0,
+        **flat,
+        "tree": flat,
+        "words": "1 of 2 passed",
         "change": "broke",
     }
 
@@ -80,12 +82,23 @@ async def test_private_and_unknown_projects_have_no_badge(client: TestClient[Any
     assert (await client.get(f"/badges/{APP}.svg", headers=admin)).status == 200
 
 
+def flat(tally: Tally) -> Count:
+    """Direct downstreams only: the tree is the same."""
+    return Count(direct=tally, tree=tally)
+
+
 def test_colours_follow_the_ratio_and_running_is_said() -> None:
-    assert badge_of(Tally(4, 4, 0)) == Badge("4 of 4", "brightgreen")
-    assert badge_of(Tally(3, 4, 0)) == Badge("3 of 4", "yellowgreen")
-    assert badge_of(Tally(1, 4, 0)) == Badge("1 of 4", "orange")
-    assert badge_of(Tally(0, 4, 0)) == Badge("0 of 4", "red")
-    assert badge_of(Tally(1, 4, 2)) == Badge("1 of 4, 2 running", "blue")
+    assert badge_of(flat(Tally(4, 4))) == Badge("4 of 4 passed", "brightgreen")
+    assert badge_of(flat(Tally(3, 4))) == Badge("3 of 4 passed", "yellowgreen")
+    assert badge_of(flat(Tally(1, 4))) == Badge("1 of 4 passed", "orange")
+    assert badge_of(flat(Tally(0, 4))) == Badge("0 of 4 passed", "red")
+    assert badge_of(flat(Tally(1, 4, running=2))) == Badge("1 of 4 passed, 2 running", "blue")
+    assert badge_of(flat(Tally(3, 4, confirming=1))) == Badge("3 of 4 passed, 1 confirming", "blue")
+
+
+def test_the_tree_follows_in_brackets_and_colours_the_badge() -> None:
+    count = Count(direct=Tally(5, 5), tree=Tally(5, 7))
+    assert badge_of(count) == Badge("5 of 5 passed (5 of 7 in the tree)", "yellow")
 
 
 def test_text_widths_grow_with_the_text_and_the_badge_fits_them() -> None:

@@ -201,9 +201,42 @@ async def test_a_running_event_updates_without_a_reload(
     await playwright.expect(aggregate).not_to_contain_text("running", timeout=WAIT_MS)
     posted = demo_server.ecosystem.forge.reports[demo_server.ecosystem.forge.head(CORE).sha]
     assert posted.status is not None
-    assert posted.status.description.startswith("6 of 7 downstream projects passed")
+    assert posted.status.description.startswith(
+        "4 of 5 downstream projects passed (6 of 7 in the tree)"
+    )
     await playwright.expect(aggregate).to_have_text(posted.status.description)
     assert await page.evaluate("window.stayed === true"), "the page was not reloaded"
+    await context.close()
+
+
+async def test_the_home_and_project_pages_follow_results_without_a_reload(
+    demo_server: Demo, browser: Any
+) -> None:
+    context = await browser.new_context(viewport={"width": 1200, "height": 800})
+    home, project = await context.new_page(), await context.new_page()
+    await home.goto(demo_server.url + "/")
+    await project.goto(f"{demo_server.url}/projects/{CORE}")
+    for page in (home, project):
+        await page.evaluate("window.stayed = true")
+    expect = playwright.expect
+
+    await demo_server.push_and_start()
+    sha = demo_server.ecosystem.forge.head(CORE).sha
+    live = home.locator("#home-live")
+    await expect(live.locator("tr", has_text=sha[:7])).to_contain_text("running", timeout=WAIT_MS)
+    matrix = project.locator("table.matrix tbody tr").first
+    await expect(matrix).to_contain_text(sha[:7], timeout=WAIT_MS)
+    await expect(matrix).to_contain_text("running")
+
+    await demo_server.settle()
+
+    posted = demo_server.ecosystem.forge.reports[sha].status
+    assert posted is not None and posted.state != "pending"
+    row = live.locator("tr", has_text=sha[:7])
+    await expect(row).to_contain_text(posted.description, timeout=WAIT_MS)
+    await expect(matrix).not_to_contain_text("running", timeout=WAIT_MS)
+    for page in (home, project):
+        assert await page.evaluate("window.stayed === true"), "the page was not reloaded"
     await context.close()
 
 
@@ -272,6 +305,7 @@ async def test_the_simulated_forge_shows_the_check_summary_and_the_breakage_issu
     cells = row.locator("td")
     await expect(cells.nth(0)).to_have_text(PLUGINS)
     await expect(cells.nth(1)).to_contain_text("new regression")
+    await expect(cells.nth(1).locator("svg.icon.st-failed")).to_have_count(1)  # not an emoji
     await expect(cells.nth(4)).to_have_text("barbara")
     await expect(cells.nth(5).get_by_role("link", name="compare")).to_have_attribute(
         "href", re.compile(r"/demo/compare/[0-9a-f]{40}\.\.\." + sha + "$")
@@ -289,8 +323,8 @@ async def test_the_simulated_forge_shows_the_check_summary_and_the_breakage_issu
     )
     main = page.locator("main")
     await expect(main).to_contain_text("open · " + PLUGINS + " · labels: conjunction")
-    await expect(main).to_contain_text("Downstream owners: @barbara")
-    await expect(main).to_contain_text("Upstream owners: @ada")
+    owners = main.locator("p", has_text="owners:")
+    await expect(owners).to_have_text(["Downstream owners: @barbara", "Upstream owners: @ada"])
     await expect(main).to_contain_text(CORE_COMMITS[1][0])  # the commit that broke it
     await expect(main).not_to_contain_text("conjunction:breakage")  # the hidden marker
     await context.close()

@@ -139,7 +139,7 @@ async def test_when_b_fails_its_downstreams_are_fallout_and_a_says_so(
     report = a_report(forge)
     assert (report.state, report.description) == (
         "success",
-        "0 of 3 downstream projects passed, 1 failed, 2 skipped",
+        ("0 of 1 downstream projects passed, 1 failed, 2 skipped; none blamed on this commit"),
     )
     assert f"| {B} | ❌ failed |" in report.summary
     table, fallout = report.summary.split("**Fallout**: not run because an upstream failed")
@@ -159,7 +159,10 @@ async def test_a_chain_that_passes_is_reported_whole_on_its_origin(
     await answer(client, forge, C, "success")
 
     report = a_report(forge)
-    assert (report.state, report.description) == ("success", "2 of 2 downstream projects passed")
+    assert (report.state, report.description) == (
+        "success",
+        "1 of 1 downstream projects passed (2 of 2 in the tree)",
+    )
     assert f"| {C} (via {B}) | ✅ passed |" in report.summary
     [c] = started(forge)[1:]
     assert (c.upstream, c.upstream_sha, c.depth) == (B, "b" * 40, 2)
@@ -181,7 +184,7 @@ async def test_a_regression_deeper_in_the_chain_links_the_changes_of_its_own_ups
     report = a_report(forge)
     assert (report.state, report.description) == (
         "failure",
-        "1 of 2 downstream projects passed, 1 new regression",
+        "1 of 1 downstream projects passed (1 of 2 in the tree), 1 new regression",
     )
     compare = f"https://{B}/compare/{'b1' * 20}...{'b2' * 20}"
     assert f"| {C} (via {B}) | ❌ new regression |" in report.summary
@@ -210,7 +213,7 @@ async def test_a_diamond_bottom_starts_once_after_both_paths_passed(
     await answer(client, forge, D, "success")
 
     assert len(await events_of(client, D)) == 1
-    assert a_report(forge).description == "3 of 3 downstream projects passed"
+    assert a_report(forge).description == "2 of 2 downstream projects passed (3 of 3 in the tree)"
 
 
 async def test_a_graph_read_a_slice_of_keys_at_a_time_plans_the_same_fan_out(
@@ -235,7 +238,9 @@ async def test_a_diamond_bottom_is_fallout_when_one_path_fails(
     assert [request.project for request in started(forge)] == [B, C]
     [d] = await events_of(client, D)
     assert (d.result, d.reason) == ("skipped", f"upstream {C} failed")
-    assert a_report(forge).description == ("1 of 3 downstream projects passed, 1 failed, 1 skipped")
+    assert a_report(forge).description == (
+        "1 of 2 downstream projects passed, 1 failed, 1 skipped; none blamed on this commit"
+    )
 
 
 async def test_a_downstream_of_the_origin_and_of_its_downstream_waits_for_the_longer_path(
@@ -281,7 +286,9 @@ async def test_a_newer_success_supersedes_triggers_not_sent_yet(
         (None, None),
     ]
     reports = {sha: report for project, (sha, report) in forge.of("status") if project == A}
-    assert reports["1" * 40].description == "0 of 1 downstream projects passed, 1 skipped"
+    assert reports["1" * 40].description == (
+        "no downstream projects ran, 1 skipped; none blamed on this commit"
+    )
     assert reports["2" * 40].state == "success"
     assert reports["3" * 40].state == "pending"
     checks = {sha: report for _, (sha, report) in forge.of("check")}
@@ -319,7 +326,10 @@ async def test_a_flake_in_the_middle_of_a_chain_lets_the_chain_go_on(
     report = a_report(forge)
     assert (report.state, report.description) == (
         "success",
-        "1 of 2 downstream projects passed, 1 flaky",
+        (
+            "0 of 1 downstream projects passed (1 of 2 in the tree), "
+            "1 flaky; none blamed on this commit"
+        ),
     )
     assert f"| {B} | ⚠️ flaky |" in report.summary
     assert f"| {C} (via {B}) | ✅ passed |" in report.summary

@@ -163,7 +163,7 @@ async def test_a_failure_is_run_again_and_the_upstream_waits(
     )
     _, (_, check) = forge.of("check")[-1]
     assert (
-        f"| {APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        f"| {APP} | 🔁 confirming: failed once, running again against the same upstream commit |"
         in check.summary
     )
     trace = await (await client.get(f"/api/v1/events/{again.event_id}")).json()
@@ -196,7 +196,7 @@ async def test_passing_again_makes_it_flaky(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 flaky",
+        "0 of 1 downstream projects passed, 1 flaky; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert (check.conclusion, f"| {APP} | ⚠️ flaky |" in check.summary) == ("neutral", True)
@@ -206,9 +206,10 @@ async def test_passing_again_makes_it_flaky(
     assert f"Re-run against the same upstream commit {NEW_SHA[:7]} → passed" in shown
     lib = await client.get(f"/projects/{LIB}", headers=BROWSER)
     matrix = " ".join("".join(Page(await lib.text()).text).split())
-    assert "0/1" in matrix and "1/2" not in matrix, "a re-run is a step, not another run"
+    assert "0 of 1 passed" in matrix and "of 2" not in matrix, "a re-run is a step, not a run"
     home = await client.get("/", headers=BROWSER)
-    assert "0 of 1 passed" in " ".join("".join(Page(await home.text()).text).split())
+    home_text = " ".join("".join(Page(await home.text()).text).split())
+    assert "0 of 1 downstream projects passed, 1 flaky" in home_text
     assert "Meaning: flaky — it passed when run again on the same commits" in shown
     assert "confirming" not in shown
 
@@ -228,13 +229,13 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     assert trace["confirms"]["upstream_sha"] == PASSED_SHA
     _, (_, check) = forge.of("check")[-1]
     assert check.state == "pending"
-    assert "🔁 failed twice, confirming: running against `1111111`" in check.summary
+    assert "🔁 confirming: failed twice, running against `1111111`" in check.summary
 
     await answer(client, back, "failure")
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 already broken",
+        "0 of 1 downstream projects passed, 1 already broken; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert f"| {APP} | ⛔ already broken |" in check.summary
@@ -247,7 +248,9 @@ async def test_failing_against_the_last_passed_commit_too_is_already_broken(
     )
     assert "Meaning: already broken — it fails against the upstream commit it last" in shown
     assert status.description in shown, "the page says what the status says"
-    assert "0 of 1 downstream projects passed, 1 already broken" in shown, "re-runs are no rows"
+    assert (
+        "0 of 1 downstream projects passed, 1 already broken; none blamed on this commit" in shown
+    ), "re-runs are no rows"
 
 
 async def test_passing_against_the_last_passed_commit_confirms_a_new_regression(
@@ -359,7 +362,7 @@ async def test_a_re_run_that_never_reports_blames_nobody(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 failed",
+        "0 of 1 downstream projects passed, 1 failed; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert f"| {APP} | ❌ failed: not confirmed: the re-run ended timed_out |" in check.summary
@@ -666,7 +669,7 @@ async def a_new_failure_on_github(client: TestClient[Any, Any], gh: FakeGitHub) 
     check = check_run(gh, 8)
     assert check["status"] == "in_progress"
     assert (
-        f"| {GH_APP} | 🔁 failed, confirming: running again against the same upstream commit |"
+        f"| {GH_APP} | 🔁 confirming: failed once, running again against the same upstream commit |"
         in check["output"]["summary"]
     )
     return failure
@@ -696,7 +699,7 @@ async def test_a_regression_is_confirmed_through_the_github_app(
         "0 of 1 downstream projects passed, confirming 1 failure",
     )
     assert (
-        "🔁 failed twice, confirming: running against `1111111`"
+        "🔁 confirming: failed twice, running against `1111111`"
         in (check_run(gh, 8)["output"]["summary"])
     )
     assert gh.calls_to("POST", "/repos/acme/app/issues") == [], "nobody blamed yet"
@@ -764,7 +767,10 @@ async def test_passing_again_through_the_github_app_is_flaky(
     await app_run_ends(client, 103, "success")
 
     assert len(dispatched(gh)) == 3, "no re-run against the last passed commit"
-    assert statuses(gh, NEW_SHA)[-1] == ("success", "0 of 1 downstream projects passed, 1 flaky")
+    assert statuses(gh, NEW_SHA)[-1] == (
+        "success",
+        "0 of 1 downstream projects passed, 1 flaky; none blamed on this commit",
+    )
     check = check_run(gh, 8)
     assert (check["status"], check["conclusion"]) == ("completed", "neutral")
     assert f"| {GH_APP} | ⚠️ flaky |" in check["output"]["summary"]

@@ -11,11 +11,12 @@ import pytest
 from bot.engine.issues import Action, issue_action
 from bot.engine.matching import FinishedPipeline, Waiting, match_trigger
 from bot.engine.planning import select_downstreams
-from bot.engine.reports import Row, aggregate
+from bot.engine.reports import aggregate
 from bot.engine.subscriptions import Candidate
 from bot.engine_api import UpstreamSuccess
 from bot.models import Event, utcnow
 from bot.results import Result, Verdict, classify
+from bot.tally import Row
 from config.repo_config import Upstream
 
 LIB = "github.com/acme/lib"
@@ -180,19 +181,21 @@ P, NR, SF = Verdict.PASSED, Verdict.NEW_REGRESSION, Verdict.STILL_FAILING
             [row(S, P), row(F, NR, required=False)],
             "success",
             "neutral",
-            "1 of 2 downstream projects passed, 1 new regression",
+            "1 of 2 downstream projects passed, 1 new regression; none blamed on this commit",
         ),
         (
             [row(F, SF), row(F), row(E), row(T, Verdict.TIMED_OUT)],
             "success",
             "neutral",
-            "0 of 4 downstream projects passed, 1 still failing, 1 failed, 1 error, 1 timed out",
+            "0 of 4 downstream projects passed, 1 still failing, 1 failed, 1 error, 1 timed out; "
+            "none blamed on this commit",
         ),
         (
             [row(F, Verdict.FLAKY), row(F, Verdict.ALREADY_BROKEN), row(S, Verdict.FIXED)],
             "success",
             "neutral",
-            "1 of 3 downstream projects passed, 1 already broken, 1 flaky",
+            "1 of 3 downstream projects passed, 1 already broken, 1 flaky; "
+            "none blamed on this commit",
         ),
         (
             [row(S, P), row(S, P, required=False)],

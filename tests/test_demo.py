@@ -30,7 +30,7 @@ from bot.demo import (
 from config.settings import Settings
 from handlers import demo
 from testkit.server_process import ServerProcess
-from tests.test_pages import Page
+from tests.test_pages import EMOJI, Page
 
 WAIT = 60.0  # generous: the machine is shared; nothing here measures time
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -95,6 +95,10 @@ async def test_the_demo_fills_pages_badges_checks_and_issues(
     commit_page = await (await client.get(f"/demo/commits/{reported[0]}")).text()
     assert "<table>" in commit_page, "the check summary is rendered"
     assert "Conjunction: downstream" in commit_page
+    posted = forge.reports[reported[0]].check
+    assert posted is not None and EMOJI.search(posted.summary), "GitHub shows the emoji"
+    assert not EMOJI.findall(commit_page), "drawn as icons: no emoji font is needed"
+    assert 'class="icon st-' in commit_page
 
     project = await (await client.get(f"/api/v1/projects/{CORE}")).json()
     assert project["latest_downstream_results"]["total"] >= 4

@@ -106,7 +106,7 @@ async def test_upstream_success_fans_out_and_results_come_back(
     # a first failure has nothing to compare with: shown, counted, blamed on nobody
     assert (final.state, final.description) == (
         "success",
-        "1 of 2 downstream projects passed, 1 failed",
+        "1 of 2 downstream projects passed, 1 failed; none blamed on this commit",
     )
     assert final.target_url.startswith("https://conjunction.test/events/")
     _, (_, check) = forge.of("check")[-1]
@@ -288,7 +288,7 @@ async def test_trigger_error_is_shown_on_the_row(
     _, (_, check) = forge.of("check")[-1]
     assert (check.conclusion, check.description) == (
         "neutral",
-        "0 of 1 downstream projects passed, 1 error",
+        "0 of 1 downstream projects passed, 1 error; none blamed on this commit",
     )
     assert "❌ error: workflow conjunction.yml not found in acme/app" in check.summary
 
@@ -312,7 +312,7 @@ async def test_timed_out_when_no_result_comes(
     _, (_, status) = forge.of("status")[-1]
     assert (status.state, status.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 timed out",
+        "0 of 1 downstream projects passed, 1 timed out; none blamed on this commit",
     )
     _, (_, check) = forge.of("check")[-1]
     assert check.conclusion == "neutral"
@@ -358,7 +358,7 @@ async def test_breakage_issue_opened_commented_and_closed(
     _, (_, check) = forge.of("check")[-1]
     assert (check.state, check.description) == (
         "success",
-        "0 of 1 downstream projects passed, 1 still failing",
+        "0 of 1 downstream projects passed, 1 still failing; none blamed on this commit",
     )
     assert len(forge.issues) == 2
     assert issue["comments"] == [
@@ -402,7 +402,7 @@ async def test_only_required_downstreams_fail_the_check(
     _, (_, comment) = forge.of("comment_on_change")[-1]
     assert comment.startswith(
         f"{PR_COMMENT_MARKER}\n**Conjunction: downstream**: "
-        "1 of 2 downstream projects passed, 1 failed"
+        "1 of 2 downstream projects passed, 1 failed; none blamed on this commit"
     )
 
 

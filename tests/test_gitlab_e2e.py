@@ -137,7 +137,9 @@ async def test_github_upstream_gitlab_downstream(
         in (issue.body["description"])
     )
     _, (_, broken) = github.of("status")[-1]
-    assert broken.description == "0 of 1 downstream projects passed, 1 new regression"
+    assert broken.description == (
+        "0 of 1 downstream projects passed, 1 new regression; none blamed on this commit"
+    )
 
     # the next pass closes it
     fake_gitlab.expect(
@@ -460,5 +462,5 @@ async def test_a_culprit_search_of_a_gitlab_upstream_with_a_github_downstream(
     # another owner's downstream is optional: shown, not failing the GitLab commit
     assert (final["state"], final["description"]) == (
         "success",
-        "0 of 1 downstream projects passed, 1 new regression",
+        "0 of 1 downstream projects passed, 1 new regression; none blamed on this commit",
     )

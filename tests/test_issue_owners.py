@@ -97,7 +97,7 @@ def test_the_issue_body_pings_only_on_the_owners_own_forge() -> None:
             Owner("x@y", False, "git.acme.dev"),
         ],
     )
-    assert "Downstream owners: @bob\n" in body
+    assert "Downstream owners: @bob\n\nUpstream owners: " in body  # a paragraph each
     assert (
         "Upstream owners: [alice on GitHub](https://github.com/alice) x\\@\u200by on git.acme.dev\n"
     ) in body

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from bot import markdown, texts
+from bot import markdown, tally, texts
 from bot.adapters import Adapters
 from bot.engine import premerge, reports
 from bot.engine.issues import Owner, culprit_comment, culprit_marker
@@ -359,12 +359,12 @@ rows = st.lists(
 ).flatmap(lambda few: st.sampled_from([few, few * 60]))  # up to 480 rows
 
 
-def as_rows(found: list[dict[str, Any]]) -> list[reports.Row]:
+def as_rows(found: list[dict[str, Any]]) -> list[tally.Row]:
     made = []
     for number, values in enumerate(found):
         row_event = event(values, number)
         made.append(
-            reports.Row(
+            tally.Row(
                 event=row_event,
                 name="" if values["private"] else values["name"],
                 owners=values["owners"],

@@ -233,6 +233,17 @@ async def test_the_stylesheet_is_served(client: TestClient[Any, Any]) -> None:
     assert "font" in await response.text()
 
 
+async def test_the_icon_is_served_and_every_page_names_it(client: TestClient[Any, Any]) -> None:
+    ico = await client.get("/favicon.ico")
+    assert ico.status == 200
+    assert ico.content_type == "image/vnd.microsoft.icon"
+    assert (await ico.read())[:4] == b"\x00\x00\x01\x00", "an ICO file"
+    svg = await client.get("/static/favicon.svg")
+    assert (svg.status, svg.content_type) == (200, "image/svg+xml")
+    home = await (await client.get("/", headers=BROWSER)).text()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in home
+
+
 async def test_a_javascript_url_from_a_status_is_refused(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:

@@ -32,6 +32,7 @@ from bot import texts
 from bot.codehost import Commit
 from bot.engine import effects, followups
 from bot.engine.context import Context
+from bot.history import tried
 from bot.models import Bisect, Event, Project, Subscription, utcnow
 from bot.names import owner_of, project_key
 from bot.queue import JobQueue
@@ -61,15 +62,6 @@ class Progress:
     max_runs: int
     current_sha: str | None
     requested_by: str | None
-
-
-def tried(bisect: Bisect) -> list[core.Tried]:
-    """The search's finished runs, in order."""
-    return [
-        core.Tried(step["sha"], core.outcome_of(step["result"]))
-        for step in bisect.steps
-        if step.get("result")
-    ]
 
 
 def shas(bisect: Bisect) -> list[str]:
@@ -335,16 +327,6 @@ async def _step_event(ctx: Context, session: AsyncSession, failure: Event, sha: 
         .limit(1)
     )
     return await effects.start_again(ctx, session, failure, Step.BISECT, sha, build)
-
-
-async def of_failures(session: AsyncSession, failure_ids: Sequence[str]) -> dict[str, Bisect]:
-    """The newest search of each failure."""
-    if not failure_ids:
-        return {}
-    rows = await session.scalars(
-        select(Bisect).where(Bisect.failure_id.in_(list(failure_ids))).order_by(Bisect.id)
-    )
-    return {bisect.failure_id: bisect for bisect in rows}
 
 
 async def in_progress(sessions: async_sessionmaker[AsyncSession]) -> list[Progress]:

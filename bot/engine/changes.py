@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.codehost import CommitRange
 from bot.engine import bisects, followups
 from bot.engine.context import Context
-from bot.engine.results import last_passed
+from bot.history import last_passed
 from bot.models import Event
 from bot.results import Verdict
 from bot.runs import Step

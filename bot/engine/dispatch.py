@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
 from bot.engine import followups
 from bot.engine.context import Context, config_of
 from bot.engine.results import record_result
+from bot.history import upstream_build
 from bot.models import Event, Project, utcnow
 from bot.names import host_of, project_key
 from bot.premerge import KIND
@@ -160,18 +160,6 @@ async def _sending(ctx: Context, triggers: list[_Trigger]) -> set[str]:
             .execution_options(synchronize_session=False)
         )
         return set(rows)
-
-
-async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> Event | None:
-    """The upstream build a trigger event runs against, whose URL, ref and artifacts it is sent:
-    its parent, or for a confirming re-run against the upstream commit the pair last passed
-    with, the build that commit passed with (None when it is unknown or gone)."""
-    sha = event.upstream_sha
-    if not sha or sha == parent.sha:
-        return parent
-    build_id = event.upstream_build_id
-    build = await session.get(Event, build_id) if build_id else None
-    return build if build is not None and build.sha == sha else None
 
 
 async def _record(

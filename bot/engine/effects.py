@@ -56,7 +56,7 @@ async def apply(ctx: Context, session: AsyncSession, finished: Event, decision: 
 async def _start_rerun(ctx: Context, session: AsyncSession, failure: Event, rerun: Rerun) -> None:
     """A confirming re-run: against `rerun.upstream_sha` when it names another upstream commit,
     as the upstream build `rerun.upstream_build_id` built it
-    (`bot.engine.dispatch.upstream_build`)."""
+    (`bot.history.upstream_build`)."""
     await start_again(
         ctx, session, failure, rerun.step, rerun.upstream_sha, rerun.upstream_build_id
     )

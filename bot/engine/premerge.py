@@ -3,7 +3,7 @@ upstream's downstreams, each compared with its result on the change's base commi
 
 A change's head is a build event of origin `change` (`Event.ref_type`); its triggers carry the
 change's number too (`Event.change_number`), which keeps them out of every pair's history
-(`bot.engine.results.earlier_in_pair`). Their results are not judged by `bot.verdicts.decide`:
+(`bot.history.earlier_in_pair`). Their results are not judged by `bot.verdicts.decide`:
 `finished` settles the row (`bot.premerge.row_of`: a confirming re-run of a `breaks`) and
 queues the change's report, posted by `post_report` on the head commit. No issue, no
 notification, no next link of a chain: one level deep.
@@ -18,22 +18,20 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot import markdown, texts
 from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT, CommitReport
 from bot.engine import followups
 from bot.engine.context import Context, config_of, new_event_id
 from bot.engine.subscriptions import subscribers
-from bot.excerpts import EXCERPTS_SHOWN, Excerpt
-from bot.models import Event, Project, Subscription, utcnow
+from bot.excerpts import EXCERPTS_SHOWN
+from bot.models import Event, Project, utcnow
 from bot.names import owner_of, project_key
 from bot.premerge import (
     PRIVATE,
     Candidate,
-    Runs,
     Shown,
     describe,
     not_a_writer,
@@ -44,10 +42,18 @@ from bot.premerge import (
     state_of,
     words,
 )
+from bot.premerge_runs import (
+    heads_where,
+    latest,
+    private_keys,
+    recorded_base,
+    rows_of,
+    runs_of,
+    triggers_of,
+)
 from bot.queue import JobQueue
 from bot.results import Result, Verdict
 from bot.runs import Change, Origin, Step, TriggerState, Via
-from config.repo_config import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +108,15 @@ async def premerge(
         build = await _build_for(session, change)
         for stale in await _supersede(session, change, build):
             await followups.report(session, stale)
-        runs = await _triggers(session, build.id)
+        runs = await triggers_of(session, build.id)
         started = []
         for candidate in chosen:
             own = [event for event in runs if project_key(event.project) == candidate.key]
-            head = _latest(own, Step.FIRST)
+            head = latest(own, Step.FIRST)
             if head is not None and head.state in _WAITING:
                 continue  # under way already
             if retry and head is not None:
-                verdict = row_of(await _runs_of(session, build, candidate.name, own))
+                verdict = row_of(await runs_of(session, build, candidate.name, own))
                 if not rerun_wanted(verdict.row):
                     continue
             if retry and head is None:
@@ -123,7 +129,7 @@ async def premerge(
             reason = "every row passed or is still running" if retry else "all are running"
             return PremergeStarted(reason=reason, build_id=build.id)
         await followups.report(session, build.id)
-        private = await _private(session, [c.key for c in started])
+        private = await private_keys(session, [c.key for c in started])
     shown = tuple(PRIVATE if c.key in private and not upstream.private else c.name for c in started)
     log.info(
         "pre-merge runs of %s !%d at %s: %d downstream(s)",
@@ -147,7 +153,7 @@ async def change_updated(ctx: Context, change: Change) -> PremergeStarted:
         if change.state != "open":  # its heads are listed as closed from now on
             await session.execute(
                 update(Event)
-                .where(*_heads(change.project, change.number))
+                .where(*heads_where(change.project, change.number))
                 .values(reason=f"the change was {change.state}")
             )
     return await premerge(ctx, change)
@@ -164,9 +170,9 @@ async def finished(ctx: Context, session: AsyncSession, event: Event) -> None:
         if failure is not None and failure.confirming == event.step:
             failure.confirming = None
     else:
-        own = [e for e in await _triggers(session, build.id) if e.project == event.project]
-        head = _latest(own, Step.FIRST)
-        verdict = row_of(await _runs_of(session, build, event.project, own))
+        own = [e for e in await triggers_of(session, build.id) if e.project == event.project]
+        head = latest(own, Step.FIRST)
+        verdict = row_of(await runs_of(session, build, event.project, own))
         if verdict.run_again and head is not None and head.result is not None:
             again = await _trigger(ctx, session, build, event.project, Step.AGAIN)
             again.confirms_id = head.id
@@ -242,62 +248,6 @@ def summary_of(shown: Sequence[Shown], *, base: str | None, head: str | None, pa
         page=page,
     )
     return markdown.fit(text + "\n", SUMMARY_LIMIT, page)
-
-
-async def rows_of(
-    session: AsyncSession, build: Event, upstream: Project, *, admin: bool = False
-) -> list[Shown]:
-    """Every downstream's row for the change head `build`, in the order they were started; a
-    private downstream of a public upstream unnamed (but for the admin)."""
-    config = config_of(upstream)
-    runs = await _triggers(session, build.id)
-    names = list(dict.fromkeys(event.project for event in runs if event.step == Step.FIRST))
-    private = await _private(session, [project_key(name) for name in names])
-    shown = []
-    for name in names:
-        own = [event for event in runs if event.project == name]
-        head, base = _latest(own, Step.FIRST), _latest(own, Step.BASELINE)
-        verdict = row_of(await _runs_of(session, build, name, own))
-        reason = head.reason if head is not None and head.result == Result.SKIPPED else None
-        shown.append(
-            Shown(
-                name=""
-                if project_key(name) in private and not upstream.private and not admin
-                else name,
-                row=verdict.row,
-                required=config.report.is_required(name, upstream.name),
-                detail=reason or verdict.detail,
-                url=head.url if head is not None else None,
-                base_url=base.url if base is not None else None,
-                excerpt=Excerpt.of(head.excerpt) if head is not None else None,
-            )
-        )
-    return shown
-
-
-def _heads(project: str, number: int | None = None) -> list[ColumnElement[bool]]:
-    where = [Event.kind == "build", Event.project == project, Event.ref_type == Origin.CHANGE]
-    return where if number is None else [*where, Event.change_number == number]
-
-
-async def open_changes(session: AsyncSession, project: str) -> list[Event]:
-    """The newest head of each open change of `project` that ran, newest first."""
-    builds = await session.scalars(
-        select(Event).where(*_heads(project)).order_by(Event.created_at.desc()).limit(100)
-    )
-    newest: dict[int, Event] = {}
-    for build in builds:
-        if build.change_number is not None:
-            newest.setdefault(build.change_number, build)
-    return [build for build in newest.values() if build.reason is None]
-
-
-async def heads_of(session: AsyncSession, project: str, number: int) -> list[Event]:
-    """Every head of one change that ran, newest first."""
-    rows = await session.scalars(
-        select(Event).where(*_heads(project, number)).order_by(Event.created_at.desc())
-    )
-    return list(rows)
 
 
 # -- loading and acting --
@@ -391,20 +341,6 @@ async def _supersede(session: AsyncSession, change: Change, build: Event | None)
     return {root_id for (root_id,) in rows}
 
 
-async def _triggers(session: AsyncSession, build_id: str) -> list[Event]:
-    rows = await session.scalars(
-        select(Event)
-        .where(Event.root_id == build_id, Event.kind == "trigger")
-        .order_by(Event.created_at)
-    )
-    return list(rows)
-
-
-def _latest(events: Sequence[Event], step: Step) -> Event | None:
-    found = [event for event in events if event.step == step]
-    return found[-1] if found else None
-
-
 async def _trigger(
     ctx: Context, session: AsyncSession, build: Event, downstream: str, step: Step
 ) -> Event:
@@ -435,36 +371,6 @@ async def _trigger(
     return event
 
 
-async def _recorded_base(
-    session: AsyncSession, upstream: str, downstream: str, base_sha: str
-) -> Result | None:
-    """The pair's recorded result on the base commit: a run of the merged commit itself (not
-    a pre-merge one), or a baseline run against it, that passed or failed."""
-    parent = aliased(Event)
-    decisive = [result for result in Result if result.decisive]
-    result = await session.scalar(
-        select(Event.result)
-        .outerjoin(parent, parent.id == Event.parent_id)
-        .where(
-            Event.kind == "trigger",
-            Event.project == downstream,
-            Event.upstream == upstream,
-            Event.result.in_(decisive),
-            or_(
-                and_(
-                    Event.step == Step.FIRST,
-                    Event.change_number.is_(None),
-                    parent.sha == base_sha,
-                ),
-                and_(Event.step == Step.BASELINE, Event.upstream_sha == base_sha),
-            ),
-        )
-        .order_by(Event.created_at.desc())
-        .limit(1)
-    )
-    return Result(result) if result else None
-
-
 async def _has_baseline(
     session: AsyncSession, build: Event, downstream: str, own: Sequence[Event]
 ) -> bool:
@@ -472,69 +378,12 @@ async def _has_baseline(
     has a recorded result on it, or a baseline run of this head is under way or decided."""
     if not build.base_sha:
         return True
-    baseline = _latest(own, Step.BASELINE)
+    baseline = latest(own, Step.BASELINE)
     if baseline is not None and (
         baseline.state in _WAITING or (baseline.result and Result(baseline.result).decisive)
     ):
         return True
-    return await _recorded_base(session, build.project, downstream, build.base_sha) is not None
-
-
-async def _runs_of(
-    session: AsyncSession, build: Event, downstream: str, own: Sequence[Event]
-) -> Runs:
-    head = _latest(own, Step.FIRST)
-    baseline = _latest(own, Step.BASELINE)
-    again = next(
-        (
-            event
-            for event in reversed(own)
-            if head is not None and event.confirms_id == head.id and event.step == Step.AGAIN
-        ),
-        None,
-    )
-    if baseline is not None and (baseline.result is None or Result(baseline.result).decisive):
-        base_known, base = True, Result(baseline.result) if baseline.result else None
-    elif build.base_sha:
-        base = await _recorded_base(session, build.project, downstream, build.base_sha)
-        base_known = base is not None
-    else:
-        base_known, base = False, None
-    return Runs(
-        head=Result(head.result) if head is not None and head.result else None,
-        base=base,
-        base_known=base_known,
-        confirm=await _confirms(session, build.project, downstream),
-        again_started=again is not None,
-        again=Result(again.result) if again is not None and again.result else None,
-    )
-
-
-async def _confirms(session: AsyncSession, upstream: str, downstream: str) -> bool:
-    spec = await session.scalar(
-        select(Subscription.spec).where(
-            Subscription.downstream == project_key(downstream),
-            Subscription.upstream == project_key(upstream),
-        )
-    )
-    return spec is not None and Upstream.model_validate(spec).confirm
-
-
-async def triggers_of(session: AsyncSession, build_id: str) -> list[Event]:
-    """Every trigger of a change's head, in the order they were made."""
-    return await _triggers(session, build_id)
-
-
-async def private_of(session: AsyncSession, names: Sequence[str]) -> set[str]:
-    """The keys of those of the projects named that are private."""
-    return await _private(session, [project_key(name) for name in names])
-
-
-async def _private(session: AsyncSession, keys: Sequence[str]) -> set[str]:
-    rows = await session.scalars(
-        select(Project.key).where(Project.key.in_(list(keys)), Project.private.is_(True))
-    )
-    return set(rows)
+    return await recorded_base(session, build.project, downstream, build.base_sha) is not None
 
 
 def _private_tally(rows: Sequence[Shown]) -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -13,15 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import markdown, texts
 from bot.codehost import CommitReport
 from bot.durations import figures, remaining, time_left
-from bot.engine import bisects
 from bot.engine.context import Context, config_of
-from bot.engine.results import earlier_in_pair, last_passed
 from bot.excerpts import EXCERPTS_SHOWN, Excerpt
+from bot.history import descendants, earlier_in_pair, last_passed, of_failures, tried
 from bot.models import Bisect, Event, Project, utcnow
 from bot.names import project_key
 from bot.progress import Progress, progress, waiting
 from bot.results import Result, Verdict
 from bot.runs import Step
+from bot.tally import Row, describe, outcome
 
 SUMMARY_LIMIT = 65_000
 PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
@@ -45,81 +44,7 @@ MARKS = {
     Verdict.TIMED_OUT: "⌛",
     Verdict.SKIPPED: "⏭",
 }
-CONFIRMING = "confirming"
 WAITING = "⏳ waiting to start"
-# what a row without a verdict counts as in the description
-UNJUDGED = {Result.FAILURE: "failed", Result.ERROR: "error", Result.CANCELLED: "cancelled"}
-PLURALS = {str(Verdict.NEW_REGRESSION): "new regressions", "error": "errors"}
-# the order of the counts in the description, most alarming first
-TALLY_ORDER = [
-    str(Verdict.NEW_REGRESSION),
-    str(Verdict.STILL_FAILING),
-    str(Verdict.ALREADY_BROKEN),
-    str(Verdict.FLAKY),
-    "failed",
-    "error",
-    str(Verdict.TIMED_OUT),
-    "cancelled",
-    str(Verdict.SKIPPED),
-    str(Verdict.RUNNING),
-]
-
-
-@dataclass(frozen=True)
-class Row:
-    """One downstream as the upstream may see it."""
-
-    event: Event
-    name: str  # display name, or "" for a private project on a public upstream
-    owners: Sequence[str]
-    required: bool
-    compare_url: str | None
-    via: str | None = None  # the upstream it ran after, deeper in the chain ("" when private)
-    left: float | None = None  # while it runs: seconds it probably still needs
-    culprit: str | None = None  # a culprit search of this failure: where it stands, its answer
-
-    @property
-    def result(self) -> Result | None:
-        return Result(self.event.result) if self.event.result else None
-
-    @property
-    def verdict(self) -> Verdict | None:
-        return Verdict(self.event.change) if self.event.change else None
-
-    @property
-    def passed(self) -> bool:
-        return self.result is Result.SUCCESS
-
-    @property
-    def confirming(self) -> Step | None:
-        """The re-run under way, while a failure is being confirmed."""
-        step = self.event.confirming
-        return Step(step) if step else None
-
-    @property
-    def pending(self) -> bool:
-        return self.result is None or self.confirming is not None
-
-    @property
-    def fallout(self) -> bool:
-        """Not run because an upstream in the chain did not pass."""
-        return bool(self.event.fallout)
-
-    @property
-    def blamed(self) -> bool:
-        """Fails the upstream: a required downstream's new regression, and nothing else."""
-        return self.required and self.verdict is Verdict.NEW_REGRESSION
-
-    @property
-    def tally(self) -> str:
-        """What the row counts as in the description."""
-        if self.confirming is not None:
-            return CONFIRMING
-        if self.verdict is not None:
-            return str(self.verdict)
-        if self.result is None:
-            return str(Verdict.RUNNING)
-        return UNJUDGED.get(self.result, str(self.result))
 
 
 def label(result: str | None) -> str:
@@ -134,9 +59,9 @@ def words(result: str | None, verdict: str | None, hint: str | None = None) -> s
 
 def confirming_words(step: Step, last_passed_sha: str | None) -> str:
     if step is Step.AGAIN:
-        return "🔁 failed, confirming: running again against the same upstream commit"
+        return "🔁 confirming: failed once, running again against the same upstream commit"
     return (
-        f"🔁 failed twice, confirming: running against `{texts.short(last_passed_sha)}`, "
+        f"🔁 confirming: failed twice, running against `{texts.short(last_passed_sha)}`, "
         "the upstream commit it last passed with"
     )
 
@@ -149,54 +74,19 @@ def display_name(name: str, private: bool, upstream_private: bool) -> str:
 def aggregate(
     rows: Sequence[Row], target_url: str, progress: Progress | None = None
 ) -> CommitReport:
-    """What the upstream commit shows: pending while any runs; failing only for a required
-    downstream's new regression; neutral when anything else did not pass. While pacing holds
-    some of the downstreams back, how many were started and when the next batch goes."""
+    """What the upstream commit shows (`bot.tally.outcome`), in the words of `bot.tally.describe`
+    on both the status and the check run. While pacing holds some of the downstreams back, how
+    many were started and when the next batch goes."""
     description = describe(rows, progress)
-    if any(row.pending for row in rows):
-        state, conclusion = "pending", None
-    elif any(row.blamed for row in rows):
-        state, conclusion = "failure", "failure"
-    elif not all(row.passed for row in rows):
-        state, conclusion = "success", "neutral"
-    else:
-        state, conclusion = "success", "success"
+    state, conclusion = outcome(rows)
     return CommitReport(
-        state=state,  # type: ignore[arg-type]
-        conclusion=conclusion,  # type: ignore[arg-type]
+        state=state,
+        conclusion=conclusion,
         description=description,
         target_url=target_url,
         title=description,
         summary=summary(rows, progress),
     )
-
-
-def describe(rows: Sequence[Row], progress: Progress | None = None) -> str:
-    """`2 of 4 downstream projects passed, 1 new regression, 1 running`; while a paced fan-out
-    holds some back, `started 120 of 400, next batch in ~40 s` comes first after the lead, so
-    that the forges' length limits never cut it (those not started are not counted running)."""
-    passed = sum(row.passed for row in rows)
-    tally = Counter(
-        row.tally
-        for row in rows
-        if not row.passed and not (progress is not None and waiting(row.event))
-    )
-    counts = [
-        f"{tally[word]} {PLURALS.get(word, word) if tally[word] > 1 else word}"
-        for word in TALLY_ORDER
-        if tally[word]
-    ]
-    if tally[CONFIRMING]:
-        counts.append(
-            f"confirming {tally[CONFIRMING]} failure{'s' if tally[CONFIRMING] > 1 else ''}"
-        )
-    estimates = [row.left for row in rows if row.pending and row.left is not None]
-    if estimates:
-        counts.append(time_left(max(estimates)))
-    lead = [f"{passed} of {len(rows)} downstream projects passed"]
-    if progress is not None:
-        lead.append(progress.words())
-    return ", ".join([*lead, *counts])
 
 
 def summary(rows: Sequence[Row], progress: Progress | None = None) -> str:
@@ -321,22 +211,6 @@ async def _left(session: AsyncSession, event: Event) -> float | None:
     return remaining(typical, event.started_at, utcnow())
 
 
-def descendants(source_id: str, events: Sequence[Event]) -> list[Event]:
-    """The events below `source_id` in its chain, in the order they were made; confirming
-    re-runs lead further down (a flake's downstreams run after its re-run) but are no rows."""
-    below: dict[str | None, list[Event]] = {}
-    for event in events:
-        below.setdefault(event.parent_id, []).append(event)
-    found, frontier = [], [source_id]
-    while frontier:
-        children = [child for parent in frontier for child in below.get(parent, [])]
-        found += children
-        frontier = [child.id for child in children]
-    return sorted(
-        (event for event in found if event.confirms_id is None), key=lambda e: e.created_at
-    )
-
-
 async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
     """Job: post the aggregate of every downstream below an event, its whole chain, on its
     commit."""
@@ -396,6 +270,7 @@ async def _row(
         parent = await session.get(Event, child.parent_id or "") or source
     return Row(
         event=child,
+        direct=child.parent_id == source.id,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
         required=config_of(upstream).report.is_required(child.project, upstream.name),
@@ -411,7 +286,7 @@ async def _culprit(session: AsyncSession, failure: Event) -> str | None:
     """A failure's culprit search on its row: how far it came, or what it found."""
     if failure.result is None or failure.result == Result.SUCCESS:
         return None
-    search = (await bisects.of_failures(session, [failure.id])).get(failure.id)
+    search = (await of_failures(session, [failure.id])).get(failure.id)
     return culprit_words(search) if search is not None else None
 
 
@@ -420,7 +295,7 @@ def culprit_words(search: Bisect) -> str:
     under way."""
     answer = search.answer
     if answer is None:
-        done = len(bisects.tried(search))
+        done = len(tried(search))
         return (
             f"🔎 finding the culprit among {len(search.commits)} upstream commits "
             f"({done} of at most {search.max_runs} runs done)"

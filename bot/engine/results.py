@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -20,6 +20,7 @@ from bot.engine.context import Context, UnknownEvent
 from bot.engine.fanout import UpstreamSuccess, fallout, upstream_success
 from bot.engine.matching import FinishedPipeline, candidates, match_trigger
 from bot.engine_api import ResultConflict
+from bot.history import earlier_in_pair, last_passed
 from bot.models import Event, Subscription, TriggerResult, utcnow
 from bot.names import project_key
 from bot.results import FLAKY_WINDOW, RUNNING, Result, Run, Verdict
@@ -299,22 +300,6 @@ async def continue_chain(ctx: Context, payload: dict[str, Any]) -> None:
     await upstream_success(ctx, success, parent_id=event.id)
 
 
-def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
-    """Conditions for the same pair's trigger events before this one."""
-    return (
-        Event.kind == "trigger",
-        Event.project == event.project,
-        Event.upstream == event.upstream,
-        # confirming re-runs settle their failure's verdict, a retry's result replaces its
-        # failure's, and baselines and bisect steps answer a question of their own: none is
-        # part of the pair's history
-        Event.step == Step.FIRST,
-        Event.change_number.is_(None),  # nor are runs of an unmerged change (pre-merge)
-        Event.id != event.id,
-        Event.created_at <= event.created_at,
-    )
-
-
 async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
     """The pair's runs before this event that passed or failed, oldest first, as many as its
     verdict and the `flaky?` hint look at (time-outs, cancellations and skips say nothing)."""
@@ -336,20 +321,6 @@ async def pair_history(session: AsyncSession, event: Event) -> list[Run]:
         )
         for earlier, upstream_sha in reversed(rows.all())
     ]
-
-
-async def last_passed(session: AsyncSession, event: Event) -> Event | None:
-    """The pair's last trigger event before this one that passed (a flake's re-run passed)."""
-    passed: Event | None = await session.scalar(
-        select(Event)
-        .where(
-            *earlier_in_pair(event),
-            or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),
-        )
-        .order_by(Event.created_at.desc())
-        .limit(1)
-    )
-    return passed
 
 
 async def pending_triggers(ctx: Context, project: str) -> list[Event]:

@@ -3,11 +3,13 @@
 - `api`: the JSON of `/api/v1`: an event's trace, a project's view;
 - `pages`: the dashboard's home and project page, and the dependency graph's projects and edges;
 - `event_tree`: the event page's tree of every run from one origin;
-- `sources`: upstream successes with their downstream runs and tallies (pages, API, badges);
+- `sources`: upstream successes with their downstream runs and the rows of the reports on
+  their commits (pages, API, badges);
 - `visibility`: who may see what: private projects, `PRIVATE`, the set hidden from a caller;
-- `history`: a run's upstream build, the runs below an event, the pair's last pass;
 - `session`: the session one answer reads through.
 
-Only `event_tree` takes anything from the engine: the report's own wording of its commit
-status (`bot.engine.reports.describe`), so the event page says what the report says.
+Nothing here imports the engine (`tests/test_read_side.py`). What both sides read the same way
+lives in modules neither owns: `bot.history` (a pair's earlier runs and last pass, a run's
+upstream build, the runs below an event, culprit searches) and `bot.tally` (the rows of a
+commit's report, their count and the words for it), so every page says what the report says.
 """

@@ -11,16 +11,23 @@ from typing import Any
 from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.badges import Tally, change
+from bot.badges import change
 from bot.durations import figures, pair_durations
+from bot.history import upstream_build
 from bot.models import Event, IssueLink, Project, Subscription
 from bot.names import project_key
 from bot.premerge import KIND
 from bot.results import FLAKY_HINT, Result, Verdict
 from bot.runs import Step
-from bot.views.history import upstream_build
+from bot.tally import Count, Tally, shown_as
 from bot.views.session import reading
-from bot.views.sources import PROJECT_SOURCES, Source, latest_tallies, recent_sources
+from bot.views.sources import (
+    PROJECT_SOURCES,
+    Source,
+    latest_counts,
+    recent_sources,
+    with_reports,
+)
 from bot.views.visibility import hidden_projects, private_projects, shown_changes
 
 PER_PAGE = 50  # projects in a page of `GET /api/v1/projects`, unless asked
@@ -50,6 +57,8 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "pipeline": event.pipeline,
         "url": event.url,
         "result": event.result,
+        # what the pages say of it: `confirming` while a failure is being confirmed
+        "shown_as": shown_as(event) if event.kind == "trigger" else None,
         "verdict": event.change,
         "change": event.change,  # the verdict's earlier name
         "hint": event.hint,
@@ -234,6 +243,7 @@ async def project_view(
             :PROJECT_SOURCES
         ]
         build_times = await _build_times(session, key, sources, downstreams, hidden)
+        latest = await with_reports(session, sources[:LATEST_SUCCESSES])
         issues = [
             link
             for link in await session.scalars(
@@ -269,7 +279,7 @@ async def project_view(
         for run in runs:
             if run.upstream and not {project_key(run.project), project_key(run.upstream)} & hidden:
                 pairs.setdefault((run.upstream, run.project), []).append(run)
-    tallies = await latest_tallies(sessions, name, admin=admin) or []
+    counts = await latest_counts(sessions, name, admin=admin) or []
     visible_upstreams = [spec for spec in upstreams if project_key(spec["project"]) not in hidden]
     private_upstreams = sum(project_key(spec["project"]) in hidden for spec in upstreams)
     own = [
@@ -291,9 +301,7 @@ async def project_view(
         "upstream": {
             "downstreams": sorted(downstreams - hidden),
             "private_downstreams": len(downstreams & hidden),
-            "latest_successes": [
-                _success_json(source, hidden) for source in sources[:LATEST_SUCCESSES]
-            ],
+            "latest_successes": [_success_json(source, hidden) for source in latest],
             "statistics": statistics_of([child for s in sources for child in s.children]),
             "open_issues": [_issue_json(link, names) for link in issues if link.upstream == key],
         },
@@ -305,7 +313,7 @@ async def project_view(
             "open_issues": [_issue_json(link, names) for link in issues if link.downstream == key],
         },
         "build_times": build_times,
-        "latest_downstream_results": tally_json(tallies),
+        "latest_downstream_results": latest_json(counts),
         "pairs": [
             pair_json(upstream, downstream, runs[:PAIR_RUNS])
             for (upstream, downstream), runs in sorted(pairs.items())
@@ -314,18 +322,14 @@ async def project_view(
 
 
 def _success_json(source: Source, hidden: set[str]) -> dict[str, Any]:
-    """An upstream success, its tally, and one row per downstream run it started; a private
-    downstream's row is its result only."""
+    """An upstream success, its count as the report on its commit has it (`bot.tally`), and one
+    row per downstream run it started; a private downstream's row is its result only."""
     build = source.event
     return {
         "build": event_json(
             build, upstream_visible=project_key(build.upstream or "") not in hidden
         ),
-        "tally": {
-            "passed": source.tally.passed,
-            "total": source.tally.total,
-            "running": source.tally.running,
-        },
+        "tally": count_json(source.count),
         "rows": [
             event_json(child, visible=project_key(child.project) not in hidden)
             for child in source.children
@@ -388,17 +392,30 @@ async def _build_times(
     }
 
 
-def tally_json(tallies: list[Tally]) -> dict[str, Any] | None:
-    """The latest upstream success's downstream results, and how they changed since the one
-    before (`improved`, `broke`, `unchanged`)."""
-    if not tallies:
+def latest_json(counts: list[Count]) -> dict[str, Any] | None:
+    """The latest upstream success's downstream results (`count_json`), and how they changed
+    since the one before (`improved`, `broke`, `unchanged`)."""
+    if not counts:
         return None
-    latest = tallies[0]
+    latest = counts[0]
     return {
-        "passed": latest.passed,
-        "total": latest.total,
-        "running": latest.running,
-        "change": change(latest, tallies[1] if len(tallies) > 1 else None),
+        **count_json(latest),
+        "change": change(latest, counts[1] if len(counts) > 1 else None),
+    }
+
+
+def count_json(count: Count) -> dict[str, Any]:
+    """Downstream results as the report on their commit counts them: its direct downstreams,
+    and its whole `tree`, in its badge's words."""
+    return {**_tally_json(count.direct), "tree": _tally_json(count.tree), "words": count.short()}
+
+
+def _tally_json(tally: Tally) -> dict[str, int]:
+    return {
+        "passed": tally.passed,
+        "total": tally.total,
+        "running": tally.running,
+        "confirming": tally.confirming,
     }
 
 

@@ -10,18 +10,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.badges import Tally
 from bot.durations import Figures, pair_durations, remaining
-from bot.engine import bisects
-from bot.engine.reports import Row, describe  # the report's own words for its commit status
-from bot.models import Bisect, Event, IssueLink, utcnow
+from bot.history import last_passed, of_failures, tried, upstream_build
+from bot.models import Bisect, Event, IssueLink, Project, utcnow
 from bot.names import project_key
 from bot.progress import progress
 from bot.results import Result
 from bot.runs import Step
-from bot.views.history import descendants, last_passed, upstream_build
+from bot.tally import Count, count_of, describe, required_in, rows_below
 from bot.views.session import reading
-from bot.views.sources import tally_of
 from bot.views.visibility import hidden_projects, shown_changes
 
 TREE_LIMIT = 2000  # events of one origin shown on an event page
@@ -64,11 +61,10 @@ class RerunStep:
 class EventTree:
     event: Event  # the event asked for
     root: TreeNode
-    tally: Tally  # every downstream run below it, as the report on its commit has them
+    count: Count  # the downstream runs below it, as the report on its commit counts them
     description: str  # of them, in the words of that report's commit status
-    confirming: int  # of them, failures being confirmed by re-running
     skipped: int
-    everything: Tally  # every downstream run from the origin
+    everything: Count  # every downstream run from the origin, as its report counts them
     running: int
     elapsed: float  # seconds since the event was recorded
     left: float | None  # seconds its running downstreams probably still need
@@ -124,12 +120,26 @@ async def event_tree(
         links = await _issue_links(session, [node.event for node in nodes.values()], hidden)
         for node in nodes.values():
             await _annotate(session, node, nodes, typical, links, compare, hidden)
-        for failure_id, search in (await bisects.of_failures(session, list(nodes))).items():
+        for failure_id, search in (await of_failures(session, list(nodes))).items():
             node = nodes[failure_id]
             if node.name is not None:
                 node.culprit = culprit_view(search, _pair(node.event)[0] not in hidden)
-        below = descendants(event.id, events)  # the rows of the report on its commit
-        started = await progress(session, below)
+        origin = nodes.get(event.root_id, nodes[event.id]).event
+        upstreams = {
+            project.key: project
+            for project in await session.scalars(
+                select(Project).where(
+                    Project.key.in_({project_key(event.project), project_key(origin.project)})
+                )
+            )
+        }
+        triggers = [item for item in events if item.kind == "trigger"]
+        # the rows of the reports on its commit and on the origin's
+        below = rows_below(event, triggers, required_in(upstreams.get(project_key(event.project))))
+        everything = rows_below(
+            origin, triggers, required_in(upstreams.get(project_key(origin.project)))
+        )
+        started = await progress(session, [row.event for row in below])
         parent = nodes.get(event.parent_id or "")
         build = await upstream_build(session, event, parent.event) if parent else None
     _link_up(nodes)
@@ -139,13 +149,10 @@ async def event_tree(
     return EventTree(
         event=event,
         root=root,
-        tally=tally_of(below),
-        description=describe([Row(item, "", (), False, None) for item in below], started),
-        confirming=sum(nodes[item.id].confirming for item in below),
-        skipped=sum(item.result == Result.SKIPPED for item in below),
-        everything=tally_of(
-            [item for item in events if item.kind == "trigger" and item.confirms_id is None]
-        ),
+        count=count_of(below),
+        description=describe(below, started),
+        skipped=sum(row.result is Result.SKIPPED for row in below),
+        everything=count_of(everything),
         running=len(running),
         elapsed=(utcnow() - event.created_at).total_seconds(),
         left=max(estimates) if estimates else None,
@@ -172,7 +179,7 @@ def culprit_view(search: Bisect, upstream_visible: bool) -> dict[str, Any]:
     return {
         "running": search.answer is None,
         "total": len(search.commits),
-        "runs": answer.get("runs", len(bisects.tried(search))),
+        "runs": answer.get("runs", len(tried(search))),
         "max_runs": search.max_runs,
         "culprit": commits.get(answer.get("culprit") or "") if shown else None,
         "found": bool(answer.get("culprit")),

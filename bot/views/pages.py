@@ -10,15 +10,21 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.badges import Tally
 from bot.durations import Figures, figures, pair_durations
 from bot.models import Event, IssueLink, Project, Subscription
 from bot.names import project_key
-from bot.results import Result
+from bot.results import Result, Verdict
 from bot.runs import Step
+from bot.tally import CONFIRMING, shown_as
 from bot.views.labels import short_labels
 from bot.views.session import reading
-from bot.views.sources import PROJECT_SOURCES, RECENT_CHILDREN, Source, recent_sources, tally_of
+from bot.views.sources import (
+    PROJECT_SOURCES,
+    RECENT_CHILDREN,
+    Source,
+    recent_sources,
+    with_reports,
+)
 from bot.views.visibility import PRIVATE, hidden_projects, visible_projects
 from config.repo_config import ConjunctionConfig
 
@@ -31,33 +37,36 @@ class HomeRow:
     project: Project
     upstreams: int
     downstreams: int
-    latest: Source | None  # the latest upstream success with downstream runs
+    latest: Source | None  # the latest upstream success with downstream runs, and its report
     broken: bool  # in a pair whose latest decisive result is a failure
+    confirming: bool  # in a pair whose latest failure is being confirmed by a re-run
 
 
 @dataclass(frozen=True)
 class Breakage:
-    """A pair whose latest decisive result is a failure."""
+    """A pair whose latest decisive result is a failure: confirmed, or still being confirmed by
+    a re-run (`confirming`: not called broken until the re-run says so)."""
 
     upstream: str
     downstream: str | None  # None: a private project
     event: Event | None  # None when the downstream is hidden
+    confirming: bool = False
 
-
-@dataclass(frozen=True)
-class Origin:
-    """An upstream success where a tree of downstream runs started, with all of them."""
-
-    event: Event
-    tally: Tally
+    @property
+    def shown_as(self) -> str:
+        """What the home page calls it: `confirming`, or the failure's verdict."""
+        if self.confirming:
+            return CONFIRMING
+        return shown_as(self.event) if self.event is not None else "failed"
 
 
 @dataclass(frozen=True)
 class Home:
     rows: list[HomeRow]
     listed: int  # projects before the search
-    breakages: list[Breakage]
-    origins: list[Origin]
+    breakages: list[Breakage]  # confirmed ones
+    confirming: list[Breakage]  # failures being confirmed
+    origins: list[Source]  # upstream successes where a tree of downstream runs started
 
 
 async def home(sessions: async_sessionmaker[AsyncSession], *, admin: bool, query: str = "") -> Home:
@@ -71,16 +80,20 @@ async def home(sessions: async_sessionmaker[AsyncSession], *, admin: bool, query
         latest: dict[str, Source] = {}
         for source in await recent_sources(session):
             latest.setdefault(project_key(source.event.project), source)
-        breakages = await _breakages(session, hidden)
+        latest = {
+            project_key(source.event.project): source
+            for source in await with_reports(session, list(latest.values()))
+        }
+        failing = await _breakages(session, hidden)
         origins = await _origins(session, hidden)
     upstreams: dict[str, int] = {}
     downstreams: dict[str, int] = {}
     for upstream, downstream in counts:
         upstreams[downstream] = upstreams.get(downstream, 0) + 1
         downstreams[upstream] = downstreams.get(upstream, 0) + 1
-    broken = {project_key(b.upstream) for b in breakages} | {
-        project_key(b.downstream) for b in breakages if b.downstream
-    }
+    breakages = [breakage for breakage in failing if not breakage.confirming]
+    confirming = [breakage for breakage in failing if breakage.confirming]
+    broken, checking = _in_pairs(breakages), _in_pairs(confirming)
     needle = query.strip().lower()
     rows = [
         HomeRow(
@@ -89,20 +102,30 @@ async def home(sessions: async_sessionmaker[AsyncSession], *, admin: bool, query
             downstreams.get(key, 0),
             latest.get(key),
             key in broken,
+            key in checking and key not in broken,
         )
         for key, project in projects.items()
         if needle in key or any(needle in str(owner).lower() for owner in project.owners)
     ]
     rows.sort(key=lambda row: (not row.broken, row.project.key))
-    return Home(rows, len(projects), breakages, origins)
+    return Home(rows, len(projects), breakages, confirming, origins)
+
+
+def _in_pairs(breakages: list[Breakage]) -> set[str]:
+    return {project_key(b.upstream) for b in breakages} | {
+        project_key(b.downstream) for b in breakages if b.downstream
+    }
 
 
 async def _breakages(session: AsyncSession, hidden: set[str]) -> list[Breakage]:
+    """Pairs whose latest decisive result in their history (`bot.history.earlier_in_pair`: no
+    confirming re-run, baseline or bisect step) is a failure that was not a flake."""
     decisive = [result for result in Result if result.decisive]
     rows = await session.scalars(
         select(Event)
         .where(
             Event.kind == "trigger",
+            Event.step == Step.FIRST,
             Event.result.in_(decisive),
             Event.change_number.is_(None),  # an unmerged change breaks nothing yet
         )
@@ -116,19 +139,21 @@ async def _breakages(session: AsyncSession, hidden: set[str]) -> list[Breakage]:
         if pair in seen:
             continue
         seen.add(pair)
-        if Result(str(event.result)).broken and pair[0] not in hidden:
+        failed = Result(str(event.result)).broken and event.change != Verdict.FLAKY
+        if failed and pair[0] not in hidden:
             shown = pair[1] not in hidden
             found.append(
                 Breakage(
                     event.upstream or "",
                     event.project if shown else None,
                     event if shown else None,
+                    confirming=bool(event.confirming),
                 )
             )
     return found
 
 
-async def _origins(session: AsyncSession, hidden: set[str]) -> list[Origin]:
+async def _origins(session: AsyncSession, hidden: set[str]) -> list[Source]:
     builds = [
         event
         for event in await session.scalars(
@@ -139,17 +164,7 @@ async def _origins(session: AsyncSession, hidden: set[str]) -> list[Origin]:
         )
         if project_key(event.project) not in hidden
     ][:RECENT_ORIGINS]
-    runs = await session.scalars(
-        select(Event).where(
-            Event.root_id.in_([build.id for build in builds]),
-            Event.kind == "trigger",
-            Event.confirms_id.is_(None),  # a confirming re-run is a step, not another run
-        )
-    )
-    trees: dict[str, list[Event]] = {}
-    for run in runs:
-        trees.setdefault(run.root_id, []).append(run)
-    return [Origin(build, tally_of(trees.get(build.id, []))) for build in builds]
+    return await with_reports(session, [Source(build, []) for build in builds])
 
 
 @dataclass(frozen=True)
@@ -201,7 +216,7 @@ async def project_page(
             )
         )
         sources = await recent_sources(session, project=key, limit=PROJECT_SOURCES * 50)
-        sources = sources[:PROJECT_SOURCES]
+        sources = await with_reports(session, sources[:PROJECT_SOURCES])
         own_runs = list(
             await session.scalars(
                 select(Event)

@@ -1,18 +1,19 @@
-"""Upstream successes and the downstream runs they started, and their tallies: for the pages, the
-API and the badges."""
+"""Upstream successes and the downstream runs they started, and how they are counted: for the
+pages, the API and the badges, in the words of the report on their commits (`bot.tally`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from bot.badges import Tally
 from bot.models import Event, Project
 from bot.names import project_key
 from bot.results import Result
+from bot.tally import Count, Row, count_of, describe, required_in, rows_below
 from bot.views.session import reading
 
 RECENT_BUILDS = 20  # upstream successes looked at for the latest with downstreams
@@ -22,14 +23,21 @@ PROJECT_SOURCES = 20  # upstream successes in a project's matrix and charts
 
 @dataclass(frozen=True)
 class Source:
-    """An upstream success that started downstreams, with their runs (skipped ones aside)."""
+    """An upstream success that started downstreams, with their runs (skipped ones aside) and,
+    once `with_reports` read them, the rows of the report on its commit (its whole tree)."""
 
     event: Event
     children: list[Event]
+    rows: list[Row] = field(default_factory=list)
 
     @property
-    def tally(self) -> Tally:
-        return tally_of(self.children)
+    def count(self) -> Count:
+        return count_of(self.rows)
+
+    @property
+    def description(self) -> str:
+        """What the status on its commit says."""
+        return describe(self.rows)
 
     @property
     def all_answered(self) -> float | None:
@@ -39,15 +47,6 @@ class Source:
         first = min(child.created_at for child in self.children)
         last = max(child.finished_at for child in self.children if child.finished_at)
         return max((last - first).total_seconds(), 0.0)
-
-
-def tally_of(events: list[Event]) -> Tally:
-    ran = [event for event in events if event.result != Result.SKIPPED]
-    return Tally(
-        passed=sum(event.result == Result.SUCCESS for event in ran),
-        total=len(ran),
-        running=sum(event.result is None for event in ran),
-    )
 
 
 async def recent_sources(
@@ -75,19 +74,49 @@ async def recent_sources(
     return list(sources.values())
 
 
-async def latest_tallies(
+async def with_reports(session: AsyncSession, sources: Sequence[Source]) -> list[Source]:
+    """The sources with the rows of the report on each one's commit: every run of its tree
+    below it, each required or not by its upstream's config, as the engine counts them."""
+    roots = {source.event.root_id for source in sources}
+    tree: dict[str, list[Event]] = {}
+    for event in await session.scalars(
+        select(Event).where(Event.root_id.in_(roots), Event.kind == "trigger")
+    ):
+        tree.setdefault(event.root_id, []).append(event)
+    upstreams = {
+        project.key: project
+        for project in await session.scalars(
+            select(Project).where(
+                Project.key.in_({project_key(source.event.project) for source in sources})
+            )
+        )
+    }
+    return [
+        replace(
+            source,
+            rows=rows_below(
+                source.event,
+                tree.get(source.event.root_id, []),
+                required_in(upstreams.get(project_key(source.event.project))),
+            ),
+        )
+        for source in sources
+    ]
+
+
+async def latest_counts(
     sessions: async_sessionmaker[AsyncSession], name: str, *, admin: bool
-) -> list[Tally] | None:
-    """Downstream tallies of the project's latest upstream successes that have downstreams —
-    its own builds, or its runs that continued a chain — newest first (at most two); None when
-    the project does not exist for this caller."""
+) -> list[Count] | None:
+    """The counts of the project's latest upstream successes that have downstreams — its own
+    builds, or its runs that continued a chain — newest first (at most two); None when the
+    project does not exist for this caller."""
     async with reading(sessions) as session:
         project = await session.get(Project, project_key(name))
         if project is None or (project.private and not admin):
             return None
         builds = list(
             await session.scalars(
-                select(Event.id)
+                select(Event)
                 .where(
                     func.lower(Event.project) == project.key,
                     Event.result == Result.SUCCESS,
@@ -97,23 +126,15 @@ async def latest_tallies(
                 .limit(RECENT_BUILDS)
             )
         )
-        rows = await session.execute(
-            select(Event.parent_id, Event.result).where(
-                Event.parent_id.in_(builds),
-                Event.result.is_distinct_from(Result.SKIPPED),
-                Event.confirms_id.is_(None),
+        started = set(
+            await session.scalars(
+                select(Event.parent_id).where(
+                    Event.parent_id.in_([build.id for build in builds]),
+                    Event.result.is_distinct_from(Result.SKIPPED),
+                    Event.confirms_id.is_(None),
+                )
             )
         )
-        results: dict[str | None, list[str | None]] = {}
-        for parent_id, result in rows:
-            results.setdefault(parent_id, []).append(result)
-    tallies = [
-        Tally(
-            passed=sum(result == Result.SUCCESS for result in results[build]),
-            total=len(results[build]),
-            running=sum(result is None for result in results[build]),
-        )
-        for build in builds
-        if build in results
-    ]
-    return tallies[:2]
+        latest = [Source(build, []) for build in builds if build.id in started][:2]
+        sources = await with_reports(session, latest)
+    return [source.count for source in sources]

@@ -1,8 +1,12 @@
-// The event page while downstreams run: refresh the audit trail from its JSON endpoint until
-// nothing runs or changes for a few polls, and keep the "running for" times ticking meanwhile.
+// Pages that follow results as they come in, without a reload:
+// - the event page while downstreams run: its audit trail from its JSON endpoint, until nothing
+//   runs or changes for a few polls, with the "running for" times ticking meanwhile;
+// - the home and project pages: each element marked `data-live-region` (with an id) is taken
+//   from the same page fetched again, and replaced where it changed, while the tab is visible.
 (function () {
   "use strict";
   var INTERVAL = 2000;
+  var REGION_INTERVAL = 5000;
   var SETTLED_POLLS = 3;
   var idle = 0, last = null;
   var trail = document.getElementById("trail");
@@ -43,7 +47,27 @@
       .catch(function () { setTimeout(poll, INTERVAL * 2); });
   }
 
+  function refresh() {
+    var regions = document.querySelectorAll("[data-live-region][id]");
+    if (!regions.length) { return; }
+    if (document.hidden) { setTimeout(refresh, REGION_INTERVAL); return; }
+    fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.text() : null; })
+      .then(function (html) {
+        if (html !== null) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          regions.forEach(function (region) {
+            var now = fresh.getElementById(region.id);
+            if (now && now.innerHTML !== region.innerHTML) { region.innerHTML = now.innerHTML; }
+          });
+        }
+        setTimeout(refresh, html === null ? REGION_INTERVAL * 2 : REGION_INTERVAL);
+      })
+      .catch(function () { setTimeout(refresh, REGION_INTERVAL * 2); });
+  }
+
   tick();
   setInterval(tick, 1000);
   setTimeout(poll, INTERVAL);
+  setTimeout(refresh, REGION_INTERVAL);
 })();

@@ -1,0 +1,74 @@
+"""The read side only reads: nothing under bot/views/, no handler but the API's write side, and
+not the change's page (bot/premerge_view.py) imports the engine. What both sides need (the
+history queries, the rows of a commit's report and their count, a change's pre-merge runs) lives
+in modules neither owns: bot/history.py, bot/tally.py and bot/premerge_runs.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from testkit.server_process import ROOT
+
+# the one handler that hands the engine what CIs report through the API: the write side (forge
+# drivers reach it through bot.engine_api, tests/test_drivers.py)
+WRITE_SIDE = {"handlers/api.py"}
+
+
+def engine_imports(path: Path) -> list[str]:
+    """Each import of `bot.engine` (or of a module under it) in a Python file, as written."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {name}"
+            for name in names
+            if name == "bot.engine" or name.startswith("bot.engine.")
+        ]
+    return found
+
+
+def read_side() -> list[Path]:
+    views = sorted((ROOT / "bot" / "views").rglob("*.py"))
+    handlers = [
+        path
+        for path in sorted((ROOT / "handlers").rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in WRITE_SIDE
+    ]
+    return [*views, ROOT / "bot" / "premerge_view.py", *handlers]
+
+
+def test_the_read_side_imports_nothing_of_the_engine() -> None:
+    modules = read_side()
+    assert ROOT / "bot" / "views" / "event_tree.py" in modules
+    assert ROOT / "handlers" / "pages.py" in modules
+    assert ROOT / "handlers" / "badges.py" in modules
+    offending = {
+        str(path.relative_to(ROOT)): found for path in modules if (found := engine_imports(path))
+    }
+    assert offending == {}
+
+
+def test_the_check_finds_every_way_of_importing_the_engine(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(
+        "import bot.engine.reports\n"
+        "from bot.engine import bisects\n"
+        "from bot.engine.reports import describe\n"
+        "from bot import tally\n"
+        "import bot.enginery\n"
+        "from bot import engine\n"
+    )
+    assert engine_imports(module) == [
+        "line 1: bot.engine.reports",
+        "line 2: bot.engine",
+        "line 2: bot.engine.bisects",
+        "line 3: bot.engine.reports",
+        "line 3: bot.engine.reports.describe",
+        "line 6: bot.engine",
+    ]
