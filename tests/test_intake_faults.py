@@ -159,20 +159,23 @@ async def test_postgres_down_and_back(
     assert [status for status, _, _ in recovered] == [202, 202, 200]
 
 
-# PostgreSQL restarted under load: a real server, its worker running, takes a burst of signed
-# deliveries in three parts: the first while the database is up (the link is cut halfway
-# through it), the second while it is down, the last once it is back. Meanwhile the job of an
-# upstream success waits for GitHub (its artifacts) when the link is cut, and gets its answer
-# while the database is down: it fails, and its failure must be recorded once the database is
-# back rather than leaving the job holding its lease.
-BURST = size(99, 600)
+# The database unavailable under load: a real server, its worker running, takes a burst of
+# signed deliveries in three parts: the first while the database is up (it goes away halfway
+# through it), the second while it is away, the last once it is back. PostgreSQL: the link to it
+# is cut; SQLite: another process holds its write lock. Meanwhile the job of an upstream success
+# waits for GitHub (its artifacts) when the database goes, and gets its answer while it is
+# away: it fails, and its failure must be recorded once the database is back rather than
+# leaving the job holding its lease. CONJUNCTION_FAULTS=full: away 40 s under 200 deliveries a
+# second, 8,000 of them spooled.
+RATE = size(20, 200)  # deliveries a second
+CUT_SECONDS = size(8, 40)  # the database is away this long: longer than SQLite's busy wait
+AROUND = size(30, 300)  # deliveries posted before the database is back, and after
+BURST = 2 * AROUND + RATE * CUT_SECONDS
 DOWNSTREAMS = size(3, 20)
 UPSTREAM_SHA = "c" * 40
-RATE = 20.0  # deliveries a second: a third of the default burst arrives in 1.6 s
-CUT_SECONDS = 3.0  # the database is down at least this long
-# Every job is done well before a lease (60 s) could run out: a job whose outcome could not be
-# recorded while the database was down, left holding its lease, fails the test.
-DRAIN_SECONDS = 45.0
+# By default every job is done well before a lease (60 s) could run out: a job whose outcome
+# could not be recorded while the database was away, left holding its lease, fails the test.
+DRAIN_SECONDS = size(45, 900)
 
 
 @dataclass(frozen=True)
@@ -203,14 +206,34 @@ class CutBurst:
     during_cut: list[str]  # ids of the deliveries posted while the link was cut
 
 
+@dataclass(frozen=True)
+class Outage:
+    """How the database goes away and comes back."""
+
+    cut: Callable[[], None]
+    restore: Callable[[], None]
+
+
+def write_lock_of(path: Path) -> Outage:
+    """SQLite away: another process's connection holds the write lock, as a long job would."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def hold() -> None:
+        other.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        other.execute("ROLLBACK")
+        other.close()
+
+    return Outage(hold, release)
+
+
 async def burst_through_a_cut(
-    server: ServerProcess, proxy: ProxyThread, batch: list[Delivery], on_cut: Callable[[], None]
+    server: ServerProcess, outage: Outage, batch: list[Delivery], on_cut: Callable[[], None]
 ) -> CutBurst:
     loop = asyncio.get_running_loop()
     url = f"{server.url}/webhooks/github"
-    first, second, third = (
-        batch[i * len(batch) // 3 : (i + 1) * len(batch) // 3] for i in range(3)
-    )
+    first, second, third = batch[:AROUND], batch[AROUND:-AROUND], batch[-AROUND:]
     replies: dict[str, Reply] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
@@ -233,7 +256,7 @@ async def burst_through_a_cut(
 
         posting = asyncio.create_task(post_at_rate(first))
         await asyncio.sleep(len(first) / RATE / 2)
-        await asyncio.to_thread(proxy.cut)
+        await asyncio.to_thread(outage.cut)
         cut_at = loop.time()
         on_cut()
         health_cut = [await health()]
@@ -241,7 +264,7 @@ async def burst_through_a_cut(
         await post_at_rate(second)
         await asyncio.sleep(max(0.0, cut_at + CUT_SECONDS - loop.time()))
         health_cut.append(await health())
-        await asyncio.to_thread(proxy.restore)
+        await asyncio.to_thread(outage.restore)
         health_after = await health()
         await post_at_rate(third)
     return CutBurst(replies, health_cut, health_after, [d.id for d in second])
@@ -274,30 +297,35 @@ def is_unavailable(reply: Reply, message: str) -> bool:
     return (reply.status, reply.retry_after, reply.body) == (503, "10", {"error": message})
 
 
-@pytest.mark.faults
-@pytest.mark.postgres
-def test_postgres_restarted_under_a_burst_of_webhooks(tmp_path: Path) -> None:
-    """Every delivery is answered 202, those posted while the database is down kept in the spool
-    and stored once it is back; each is processed once, redelivered or not."""
-    direct = postgres_or_skip()
-    asyncio.run(reset_postgres(direct))
-    fleet = Fleet(DOWNSTREAMS)
-    fleet.seed(direct)
-    target = make_url(direct)
-    batch = deliveries(BURST, 0)
-    with (
-        ProxyThread(target.host or "127.0.0.1", target.port or 5432) as proxy,
-        GitHubServer() as github,
-    ):
+@dataclass
+class Outcome:
+    """What a burst through an outage left: answers, what was stored and built, dead jobs."""
+
+    burst: CutBurst
+    stored: set[str]
+    built: set[str]
+    dead: list[tuple[str, str]]
+    again: dict[str, Reply]  # answers to the deliveries of the outage sent again
+    builds: int
+    retried: int
+    started: list[str]  # the downstreams GitHub was asked to start
+    log: str
+
+
+def burst_through(
+    tmp_path: Path, fleet: Fleet, batch: list[Delivery], served: str, read: str, outage: Outage
+) -> Outcome:
+    """A real server on the database at `served` (read past any proxy at `read`), its upstream
+    job waiting for GitHub, takes the burst while the database goes away and comes back."""
+    with GitHubServer() as github:
         github.inject("GET", "/artifacts$", [HOLD])
-        proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
-        with ServerProcess(tmp_path, server_env(github.url, proxied)) as server:
-            server.database_url = direct  # the test reads the database past the proxy
+        with ServerProcess(tmp_path, server_env(github.url, served)) as server:
+            server.database_url = read
             upstream = fleet.upstream_success(UPSTREAM_SHA)
             assert post(f"{server.url}/webhooks/github", *upstream) == 202
             assert github.holding.wait(30), "the upstream's job did not ask GitHub"
-            burst = asyncio.run(burst_through_a_cut(server, proxy, batch, github.release))
-            drained = "every job done before a lease (60 s) could run out"
+            burst = asyncio.run(burst_through_a_cut(server, outage, batch, github.release))
+            drained = f"every job done within {DRAIN_SECONDS} s"
             wait_for(lambda: unfinished_jobs(server) == 0, DRAIN_SECONDS, drained)
             stored, built = processed(server, batch)
             dead = dead_jobs(server)
@@ -309,20 +337,54 @@ def test_postgres_restarted_under_a_burst_of_webhooks(tmp_path: Path) -> None:
             )[0][0]
             retried = server.query("SELECT count(*) FROM jobs WHERE attempts > 1")[0][0]
             log = server.log()[-20_000:]
+        started = sorted(dispatch.repo for dispatch in github.dispatches)
+    return Outcome(burst, stored, built, dead, again, builds, retried, started, log)
 
-    answers = Counter(reply.status for reply in burst.replies.values())
-    assert answers == Counter({202: len(batch)}), f"{answers}\n{log}"
+
+def assert_nothing_refused_lost_or_run_twice(
+    outcome: Outcome, fleet: Fleet, batch: list[Delivery]
+) -> None:
+    """Every delivery answered 202, those of the outage kept in the spool and stored once the
+    database was back; each processed once, redelivered or not."""
+    answers = Counter(reply.status for reply in outcome.burst.replies.values())
+    assert answers == Counter({202: len(batch)}), f"{answers}\n{outcome.log}"
     every = {d.id for d in batch}
-    assert (stored, built, dead) == (every, every, [])
-    assert builds == len(batch)
-    assert all(is_unavailable(r, "the database does not take writes") for r in burst.health_cut)
-    assert (burst.health_after.status, burst.health_after.body) == (200, {"status": "ok"})
-    assert again == {
-        key: Reply(200, None, {"status": "duplicate", "delivery": key}) for key in again
+    assert (outcome.stored, outcome.built, outcome.dead) == (every, every, [])
+    assert outcome.builds == len(batch)
+    health = outcome.burst
+    assert all(is_unavailable(r, "the database does not take writes") for r in health.health_cut)
+    assert (health.health_after.status, health.health_after.body) == (200, {"status": "ok"})
+    assert outcome.again == {
+        key: Reply(200, None, {"status": "duplicate", "delivery": key}) for key in outcome.again
     }
-
     # the upstream's job, cut off while it waited for GitHub, ran again and fanned out: every
     # downstream started once
-    assert retried >= 1
-    started = sorted(dispatch.repo for dispatch in github.dispatches)
-    assert started == sorted(name.removeprefix("github.com/") for name in fleet.downstreams)
+    assert outcome.retried >= 1
+    assert outcome.started == sorted(name.removeprefix("github.com/") for name in fleet.downstreams)
+
+
+@pytest.mark.faults
+@pytest.mark.postgres
+def test_postgres_restarted_under_a_burst_of_webhooks(tmp_path: Path) -> None:
+    direct = postgres_or_skip()
+    asyncio.run(reset_postgres(direct))
+    fleet = Fleet(DOWNSTREAMS)
+    fleet.seed(direct)
+    target = make_url(direct)
+    batch = deliveries(BURST, 0)
+    with ProxyThread(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
+        outage = Outage(proxy.cut, proxy.restore)
+        outcome = burst_through(tmp_path, fleet, batch, proxied, direct, outage)
+    assert_nothing_refused_lost_or_run_twice(outcome, fleet, batch)
+
+
+@pytest.mark.faults
+def test_sqlite_write_lock_held_under_a_burst_of_webhooks(tmp_path: Path) -> None:
+    path = tmp_path / "conjunction.db"
+    url = f"sqlite:///{path}"
+    fleet = Fleet(DOWNSTREAMS)
+    fleet.seed(url)
+    batch = deliveries(BURST, 0)
+    outcome = burst_through(tmp_path, fleet, batch, url, url, write_lock_of(path))
+    assert_nothing_refused_lost_or_run_twice(outcome, fleet, batch)

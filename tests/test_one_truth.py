@@ -117,3 +117,26 @@ async def test_a_failure_being_confirmed_is_confirming_on_every_page_and_in_the_
     assert (event["result"], event["shown_as"]) == ("failure", "confirming")
     api = await (await client.get(f"/api/v1/projects/{LIB}")).json()
     assert api["latest_downstream_results"]["confirming"] == 1
+
+
+async def test_a_failure_that_passed_when_run_again_is_flaky_in_the_matrix_as_on_its_page(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    await index(client, LIB, None)
+    await index(client, APP, upstream_of(LIB).replace(LIB, f"{LIB}\n    confirm: true"))
+    for sha, result in (("1" * 40, "success"), ("2" * 40, "failure")):
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=int(sha[0])))
+        await run_jobs(client)
+        [failure] = [r.event_id for p, r in forge.of("start_pipeline") if r.upstream_sha == sha]
+        await report_status(client, failure, result)
+        await run_jobs(client)
+    [first, rerun] = [r for _, r in forge.of("start_pipeline") if r.upstream_sha == "2" * 40]
+    await report_status(client, rerun.event_id, "success")
+    await run_jobs(client)
+
+    trail = await (await client.get(f"/events/{first.event_id}")).text()
+    assert "flaky" in aggregate_text(trail)
+    project = Tree(await (await client.get(f"/projects/{LIB}")).text())
+    [matrix] = [el for el in project.root.iter() if "matrix" in el.classes]
+    cells = [" ".join(cell.text().split()) for cell in matrix.find("td")]
+    assert "failed flaky" in cells, cells
