@@ -205,9 +205,13 @@ class JobQueue:
             )
             .exists()
         )
+        # A worker never takes back a job of its own: it is still running it, or still saving
+        # its outcome after the database was away for longer than a lease or a heartbeat.
         claimable = or_(
             (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
-            (Job.state == "running") & ((Job.locked_until < now) | _silent(Job, now)),
+            (Job.state == "running")
+            & ((Job.locked_until < now) | _silent(Job, now))
+            & (Job.locked_by != worker_id),
         )
         wanted = claimable
         full = sorted(key for key, count in busy.items() if per_key and count >= per_key)

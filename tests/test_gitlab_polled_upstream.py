@@ -147,6 +147,7 @@ async def _follow(server: ServerProcess, github: GitHubServer, fake_gitlab: Fake
 
     # a breakage opens the GitLab issue
     fake_gitlab.expect_pipeline(APP, 62)
+    fake_gitlab.expect_failure(APP, 62, "FAILED tests/test_app.py::test_load - KeyError: 'x'")
     fake_gitlab.expect(
         "GET", f"/projects/{encoded(APP)}/issues", query={"state": "opened"}, body=[]
     )
@@ -170,6 +171,7 @@ async def _follow(server: ServerProcess, github: GitHubServer, fake_gitlab: Fake
     )
     assert issue.body["title"] == "gitlab.com/group/app fails against github.com/acme/lib"
     assert "Downstream owners: @alice" in issue.body["description"]
+    assert "FAILED tests/test_app.py::test_load - KeyError: 'x'" in issue.body["description"]
 
 
 async def _until_async(check: Callable[[], Any], expected: Any, server: ServerProcess) -> None:

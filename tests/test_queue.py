@@ -370,8 +370,7 @@ async def test_late_answer_from_a_worker_that_lost_its_lease_is_ignored(
         stale = await old_queue.claim("host:1")
         assert stale is not None
         await asyncio.sleep(0.15)
-        # The restarted process happens to get the same worker id (host name and address).
-        current = await new_queue.claim("host:1")
+        current = await new_queue.claim("host:2")  # a restarted process: a new worker id
         assert current is not None and current.attempts == 2
 
         await old_queue.fail(stale, "TimeoutError: too slow")
@@ -382,6 +381,21 @@ async def test_late_answer_from_a_worker_that_lost_its_lease_is_ignored(
 
         await new_queue.complete(current)
         assert (await only_job(new)).state == "done"
+
+
+async def test_a_worker_never_takes_back_a_job_of_its_own(database_url: str) -> None:
+    """Its lease ran out while the worker could not reach the database to extend it: the worker
+    is still running it, or saving its outcome, so running it again would do its work twice.
+    Another worker takes it."""
+    async with database(database_url) as sessions:
+        await enqueue(sessions, "work", {})
+        queue = JobQueue(sessions, lease=0.1)
+        running = await queue.claim("host:1:a")
+        assert running is not None
+        await asyncio.sleep(0.15)
+        assert await queue.claim("host:1:a") is None
+        taken = await queue.claim("host:2:b")
+        assert taken is not None and taken.attempts == 2
 
 
 # -- several workers ----------------------------------------------------------------------
