@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.codehost import CommitReport
+from bot.runner import TriggerRequest
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs
@@ -78,9 +79,11 @@ async def test_every_page_the_badge_the_api_and_the_report_say_the_same_count(
     assert api["latest_downstream_results"]["tree"]["total"] == 3
 
 
-async def test_a_failure_being_confirmed_is_confirming_on_every_page_and_in_the_api(
+async def a_failure_run_again(
     client: TestClient[Any, Any], forge: MemoryHost
-) -> None:
+) -> tuple[TriggerRequest, TriggerRequest]:
+    """APP, which confirms failures, passes against LIB's first commit and fails against its
+    second: the failure's run and its re-run, just started."""
     await index(client, LIB, None)
     await index(client, APP, upstream_of(LIB).replace(LIB, f"{LIB}\n    confirm: true"))
     for sha, result in (("1" * 40, "success"), ("2" * 40, "failure")):
@@ -90,6 +93,13 @@ async def test_a_failure_being_confirmed_is_confirming_on_every_page_and_in_the_
         await report_status(client, failure, result)
         await run_jobs(client)
     [first, rerun] = [r for _, r in forge.of("start_pipeline") if r.upstream_sha == "2" * 40]
+    return first, rerun
+
+
+async def test_a_failure_being_confirmed_is_confirming_on_every_page_and_in_the_api(
+    client: TestClient[Any, Any], forge: MemoryHost
+) -> None:
+    first, rerun = await a_failure_run_again(client, forge)
     assert rerun.step == "confirm", "the failure is being run again"
 
     status = posted(forge, "status", "2" * 40)
@@ -122,15 +132,7 @@ async def test_a_failure_being_confirmed_is_confirming_on_every_page_and_in_the_
 async def test_a_failure_that_passed_when_run_again_is_flaky_in_the_matrix_as_on_its_page(
     client: TestClient[Any, Any], forge: MemoryHost
 ) -> None:
-    await index(client, LIB, None)
-    await index(client, APP, upstream_of(LIB).replace(LIB, f"{LIB}\n    confirm: true"))
-    for sha, result in (("1" * 40, "success"), ("2" * 40, "failure")):
-        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=int(sha[0])))
-        await run_jobs(client)
-        [failure] = [r.event_id for p, r in forge.of("start_pipeline") if r.upstream_sha == sha]
-        await report_status(client, failure, result)
-        await run_jobs(client)
-    [first, rerun] = [r for _, r in forge.of("start_pipeline") if r.upstream_sha == "2" * 40]
+    first, rerun = await a_failure_run_again(client, forge)
     await report_status(client, rerun.event_id, "success")
     await run_jobs(client)
 
