@@ -28,7 +28,12 @@ from bot.views.sources import (
     recent_sources,
     with_reports,
 )
-from bot.views.visibility import hidden_projects, private_projects, shown_changes
+from bot.views.visibility import (
+    hidden_projects,
+    open_issues,
+    private_projects,
+    shown_changes,
+)
 
 PER_PAGE = 50  # projects in a page of `GET /api/v1/projects`, unless asked
 MAX_PER_PAGE = 200
@@ -244,18 +249,7 @@ async def project_view(
         ]
         build_times = await _build_times(session, key, sources, downstreams, hidden)
         latest = await with_reports(session, sources[:LATEST_SUCCESSES])
-        issues = [
-            link
-            for link in await session.scalars(
-                select(IssueLink)
-                .where(
-                    IssueLink.state == "open",
-                    (IssueLink.upstream == key) | (IssueLink.downstream == key),
-                )
-                .order_by(IssueLink.updated_at.desc())
-            )
-            if not {link.upstream, link.downstream} & hidden
-        ]
+        issues = await open_issues(session, key, hidden)
         linked = {link.upstream for link in issues} | {link.downstream for link in issues}
         names: dict[str, str] = {
             row.key: row.name

@@ -25,7 +25,7 @@ from bot.views.sources import (
     recent_sources,
     with_reports,
 )
-from bot.views.visibility import PRIVATE, hidden_projects, visible_projects
+from bot.views.visibility import PRIVATE, hidden_projects, open_issues, visible_projects
 from config.repo_config import ConjunctionConfig
 
 RECENT_ORIGINS = 12
@@ -235,18 +235,7 @@ async def project_page(
                 )
             ).items()
         }
-        issues = [
-            link
-            for link in await session.scalars(
-                select(IssueLink)
-                .where(
-                    IssueLink.state == "open",
-                    (IssueLink.upstream == key) | (IssueLink.downstream == key),
-                )
-                .order_by(IssueLink.updated_at.desc())
-            )
-            if link.upstream not in hidden and link.downstream not in hidden
-        ]
+        issues = await open_issues(session, key, hidden)
     column_keys = list(downstream_keys)
     for source in sources:
         for child in source.children:

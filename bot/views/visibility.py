@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Event, Project
+from bot.models import Event, IssueLink, Project
 from bot.names import project_key
 
 PRIVATE = "a private project"  # what a caller who may not see a project sees of it
@@ -46,3 +46,17 @@ async def hidden_projects(session: AsyncSession, admin: bool) -> set[str]:
     if admin:
         return set()
     return set(await session.scalars(select(Project.key).where(Project.private.is_(True))))
+
+
+async def open_issues(session: AsyncSession, key: str, hidden: set[str]) -> list[IssueLink]:
+    """The breakage issues open about a project, upstream or downstream, the latest first;
+    none about a pair with a project hidden from the viewer."""
+    links = await session.scalars(
+        select(IssueLink)
+        .where(
+            IssueLink.state == "open",
+            (IssueLink.upstream == key) | (IssueLink.downstream == key),
+        )
+        .order_by(IssueLink.updated_at.desc())
+    )
+    return [link for link in links if not {link.upstream, link.downstream} & hidden]
