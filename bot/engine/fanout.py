@@ -199,22 +199,27 @@ async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str])
     if not wanted:
         return
     root.upstreams.update({key: set() for key in wanted})
-    for some in slices(wanted):
-        rows = await session.execute(
-            select(Subscription.downstream, Subscription.upstream).where(
-                Subscription.downstream.in_(some)
-            )
-        )
-        for downstream, upstream in rows:
-            root.upstreams[downstream].add(upstream)
+    for downstream, upstream in await _edges(session, wanted, upward=True):
+        root.upstreams[downstream].add(upstream)
 
 
-def slices(keys: Iterable[str]) -> Iterable[list[str]]:
-    """The keys a list of at most `IN_LIMIT` at a time: a level of a large graph can hold more
-    keys than one statement may bind (PostgreSQL's driver takes at most 32,767)."""
+async def _edges(
+    session: AsyncSession, keys: Iterable[str], *, upward: bool
+) -> list[tuple[str, str]]:
+    """(key, neighbour) for each subscription of these projects: to their upstreams
+    (`upward`) or from their downstreams. `IN_LIMIT` keys a statement: a level of a large
+    graph can hold more keys than one statement may bind (PostgreSQL's driver takes 32,767)."""
+    near, far = Subscription.downstream, Subscription.upstream
+    if not upward:
+        near, far = far, near
     keys = list(keys)
+    found: list[tuple[str, str]] = []
     for start in range(0, len(keys), IN_LIMIT):
-        yield keys[start : start + IN_LIMIT]
+        rows = await session.execute(
+            select(near, far).where(near.in_(keys[start : start + IN_LIMIT]))
+        )
+        found += [(key, neighbour) for key, neighbour in rows]
+    return found
 
 
 async def _load_graph(
@@ -228,14 +233,8 @@ async def _load_graph(
             return
         for key in frontier:
             root.graph.setdefault(key, [])
-        for some in slices(frontier):
-            rows = await session.execute(
-                select(Subscription.upstream, Subscription.downstream).where(
-                    Subscription.upstream.in_(some)
-                )
-            )
-            for upstream, downstream in rows:
-                root.graph[upstream].append(downstream)
+        for upstream, downstream in await _edges(session, frontier, upward=False):
+            root.graph[upstream].append(downstream)
         frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
 
 
