@@ -199,6 +199,9 @@ async def test_without_annotations_the_failed_jobs_log_says_why(
     shown = await page(client, f"/events/{failure}")
     text = " ".join(" ".join(shown.text).split())
     assert "test failure from the end of the failed job's log" in text
+    api = await (await client.get(f"/api/v1/events/{failure}")).json()
+    assert (api["excerpt"]["cause"], api["excerpt"]["source"]) == ("test failure", "log")
+    assert "using GITHUB_TOKEN=[redacted]" in api["excerpt"]["text"]
     home = await page(client, "/")
     home_text = " ".join(" ".join(home.text).split())
     assert ("github.com/acme/app fails against github.com/acme/lib — new regression") in home_text

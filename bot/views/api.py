@@ -85,6 +85,8 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         },
         "changes": changes,  # since the pair last passed, and the likely culprit
         "reason": event.reason,
+        # a failure's excerpt: the lines that say why, already cut and redacted
+        "excerpt": event.excerpt,
         "artifacts": event.artifacts or [],
         "created_at": event.created_at.isoformat(),
         "started_at": event.started_at.isoformat() if event.started_at else None,
