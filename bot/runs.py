@@ -14,9 +14,10 @@ An upstream *build* (an `Event` of kind "build") has an `Origin` — the branch,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class Origin(StrEnum):
@@ -115,6 +116,34 @@ class Change:
     fork: bool = False  # its head is in another repository
     state: Literal["open", "closed", "merged"] = "open"
     title: str = ""
+
+    @classmethod
+    def of_pull(cls, project: str, pull: Mapping[str, Any]) -> Change:
+        """A pull request as GitHub, Gitea and Forgejo show it (their API and their
+        `pull_request` webhook alike), as a change of `project`, the repository it would merge
+        into."""
+        head, base = pull.get("head") or {}, pull.get("base") or {}
+        # a fork deleted since leaves `head.repo` null: its head is not in this repository
+        head_repo = (head.get("repo") or {}).get("full_name")
+        base_repo = (base.get("repo") or {}).get("full_name") or project.partition("/")[2]
+        state: Literal["open", "closed", "merged"] = (
+            "merged"
+            if pull.get("merged") or pull.get("merged_at")
+            else "open"
+            if pull.get("state") == "open"
+            else "closed"
+        )
+        return cls(
+            project=project,
+            number=int(pull["number"]),
+            url=str(pull.get("html_url") or ""),
+            head_sha=str(head.get("sha") or ""),
+            base_sha=str(base.get("sha") or ""),
+            author=(pull.get("user") or {}).get("login"),
+            fork=head_repo is None or str(head_repo).casefold() != str(base_repo).casefold(),
+            state=state,
+            title=str(pull.get("title") or ""),
+        )
 
     @property
     def ref(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine_api import EngineAPI
-from bot.forges.gitea.host import change_of
+from bot.runs import Change
 
 ACTIONS = {"opened", "synchronized", "reopened", "closed"}
 
@@ -17,4 +17,4 @@ async def on_pull_request(data: dict[str, Any], *, engine: EngineAPI, host: str,
     if data.get("action") not in ACTIONS:
         return
     project = f"{host}/{data['repository']['full_name']}"
-    await engine.change_updated(change_of(project, data["pull_request"]))
+    await engine.change_updated(Change.of_pull(project, data["pull_request"]))

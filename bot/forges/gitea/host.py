@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import cachetools
@@ -374,7 +374,7 @@ class GiteaHost:
             if exc.status == 404:
                 return None
             raise
-        return change_of(project, pull)
+        return Change.of_pull(project, pull)
 
     async def react(self, comment: CommentRef, emoji: str) -> None:
         await self.client.request(
@@ -492,31 +492,6 @@ def _fits(run: dict[str, Any], request: TriggerRequest) -> bool:
     workflow = workflow_file(run.get("workflow_id") or run.get("path"))
     branch = run.get("head_branch") or run.get("prettyref")
     return branch == ref and workflow == request.trigger.workflow
-
-
-def change_of(project: str, pull: dict[str, Any]) -> Change:
-    """A pull request as the API and the `pull_request` webhook show it, as a `Change` of the
-    repository it would merge into."""
-    head, base = pull.get("head") or {}, pull.get("base") or {}
-    head_repo = (head.get("repo") or {}).get("full_name")
-    base_repo = (base.get("repo") or {}).get("full_name")
-    state: Literal["open", "closed", "merged"] = "open"
-    if pull.get("merged"):
-        state = "merged"
-    elif pull.get("state") != "open":
-        state = "closed"
-    return Change(
-        project=project,
-        number=int(pull["number"]),
-        url=str(pull.get("html_url") or ""),
-        head_sha=str(head.get("sha") or ""),
-        base_sha=str(base.get("sha") or ""),
-        author=(pull.get("user") or {}).get("login"),
-        # a deleted fork has no repository any more: still not the upstream's own
-        fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
-        state=state,
-        title=str(pull.get("title") or ""),
-    )
 
 
 def timestamp(value: object) -> datetime | None:

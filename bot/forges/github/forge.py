@@ -543,28 +543,7 @@ class GitHubForge:
             if exc.status_code == 404:
                 return None
             raise
-        head, base = pull.get("head") or {}, pull.get("base") or {}
-        # a fork deleted since leaves `head.repo` null: its head is not in this repository
-        head_repo = (head.get("repo") or {}).get("full_name")
-        base_repo = (base.get("repo") or {}).get("full_name")
-        state: Literal["open", "closed", "merged"] = (
-            "merged"
-            if pull.get("merged_at")
-            else "open"
-            if pull.get("state") == "open"
-            else "closed"
-        )
-        return Change(
-            project=project,
-            number=number,
-            url=str(pull.get("html_url") or ""),
-            head_sha=str(head.get("sha") or ""),
-            base_sha=str(base.get("sha") or ""),
-            author=(pull.get("user") or {}).get("login"),
-            fork=head_repo is None or str(head_repo).lower() != str(base_repo).lower(),
-            state=state,
-            title=str(pull.get("title") or ""),
-        )
+        return Change.of_pull(project, pull)
 
     async def react(self, comment: CommentRef, emoji: str) -> None:
         await self._call(
