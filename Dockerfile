@@ -11,11 +11,8 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS build
 RUN python -m venv /build
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE app.py ./
-COPY bot ./bot
-COPY cli ./cli
-COPY config ./config
-COPY handlers ./handlers
+COPY pyproject.toml README.md LICENSE ./
+COPY conjunction ./conjunction
 RUN /build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Stage 2: those wheels installed offline; no compiler, no source tree.

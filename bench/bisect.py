@@ -1,6 +1,7 @@
 """Culprit finding: a new regression over 1,000 upstream commits, searched against a fake CI.
 
-- **runs, pure core**: `bot.bisect.next_move` driven to its answer for the culprit at each of
+- **runs, pure core**: `conjunction.bisect.next_move` driven to its answer for the culprit at each
+of
   the 1,000 positions; the most runs any took (goal ≤ 10: ⌈log2 1000⌉) and the time one whole
   search takes to decide, every step from the start (the core re-reads its runs each time).
 - **engine on SQLite**: the real engine with the in-memory code host: the pair passes against
@@ -26,17 +27,17 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.common import Options, Row, fresh_database
-from bot import bisect as core
-from bot.adapters import Adapters
-from bot.codehost import Commit
-from bot.db import create_engine, migrate, sessionmaker
-from bot.engine import Engine, UpstreamSuccess
-from bot.models import Bisect, Event
-from bot.queue import JobQueue, Worker
-from bot.results import Result
-from bot.runs import Step
-from bot.tokens import CallbackSigner
-from config.settings import Settings
+from conjunction import bisect as core
+from conjunction.adapters import Adapters
+from conjunction.codehost import Commit
+from conjunction.config.settings import Settings
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.engine import Engine, UpstreamSuccess
+from conjunction.models import Bisect, Event
+from conjunction.queue import JobQueue, Worker
+from conjunction.results import Result
+from conjunction.runs import Step
+from conjunction.tokens import CallbackSigner
 from testkit.memoryhost import MemoryHost
 
 SECTION = "bisect"

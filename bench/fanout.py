@@ -30,11 +30,11 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Options, Row, fresh_database
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine
-from bot.forges.github import installations
-from config.settings import Settings
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine
+from conjunction.forges.github import installations
 from testkit.fleet import SIGNER, server_env, unfinished_jobs
 from testkit.github_server import Call, Dispatch, GitHubLimits, GitHubServer
 from testkit.payloads import workflow_run as workflow_run_payload

@@ -35,8 +35,8 @@ SECRET = "benchmark-secret"
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = """
 import sys
-from cli.serve import serve
-from config.settings import Settings
+from conjunction.cli.serve import serve
+from conjunction.config.settings import Settings
 serve(Settings(port=int(sys.argv[1]), database_url=sys.argv[2],
                github_webhook_secret=sys.argv[3], secret_key="k" * 20))
 """

@@ -1,10 +1,10 @@
 """Scale: 10,000 projects and 50,000 upstream edges, one upstream with 1,000 downstreams.
 
 - **lookup p99**: the query the engine runs on an upstream success to find who subscribes to
-  it (`bot.engine.subscriptions.subscribers`), for 1,000 random upstreams in one session, as the
-  engine runs it inside the success's transaction; the best of three rounds (the machine is
-  shared: a neighbour's burst lands in one round's tail), every round in the details; goal
-  < 1 ms (issue 20).
+  it (`conjunction.engine.subscriptions.subscribers`), for 1,000 random upstreams in one session,
+  as the engine runs it inside the success's transaction; the best of three rounds (the machine is
+  shared: a neighbour's burst lands in one round's tail), every round in the details; goal < 1 ms
+  (issue 20).
 - **fan-out planning**: `Engine.upstream_success` of the upstream with 1,000 downstreams, from
   its success to its trigger events and jobs committed, against an in-memory forge that must
   see no call; goal (issue 20) < 100 ms.
@@ -44,15 +44,15 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import Options, Row, fresh_database, percentile
-from bot.adapters import Adapters
-from bot.db import create_engine, migrate, sessionmaker
-from bot.engine import Engine, UpstreamSuccess
-from bot.engine.subscriptions import subscribers
-from bot.models import Event, Job, Project, Subscription
-from bot.names import project_key
-from bot.tokens import CallbackSigner, create_project_token
-from config.repo_config import ConjunctionConfig
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.config.repo_config import ConjunctionConfig
+from conjunction.config.settings import Settings
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.engine import Engine, UpstreamSuccess
+from conjunction.engine.subscriptions import subscribers
+from conjunction.models import Event, Job, Project, Subscription
+from conjunction.names import project_key
+from conjunction.tokens import CallbackSigner, create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.server_process import ServerProcess
 

@@ -1,12 +1,12 @@
 """Internet scale, simulated: 1,000,000 projects and 5,000,000 upstream edges on PostgreSQL.
 
-- **lookup p50 / p99**: `bot.engine.subscriptions.subscribers`, the query every upstream
+- **lookup p50 / p99**: `conjunction.engine.subscriptions.subscribers`, the query every upstream
   success makes, for 1,000 upstreams drawn uniformly from the projects that have a downstream,
   one after another in one session; the best of three rounds by p99 (the machine is shared),
   every round in the details. Goal < 1 ms (issue 20 sets it at 10,000 projects; here it is
   the same query on a hundred times more rows).
 - **fan-out reads, 10,000 downstreams**: what planning an upstream success of the project with
-  10,000 downstreams reads before it writes anything, as `bot.engine.fanout` reads it: the
+  10,000 downstreams reads before it writes anything, as `conjunction.engine.fanout` reads it: the
   subscribers (one query), the pure `select_downstreams`, and the declared upstreams of every
   selected downstream (`fanout.load_upstreams`, one query), which the diamond check starts
   from. The trigger events and jobs it then writes are measured at 1,000 downstreams by the
@@ -48,14 +48,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import Options, Row, percentile
-from bot.db import create_engine, migrate, sessionmaker
-from bot.engine import UpstreamSuccess
-from bot.engine.chains import Root
-from bot.engine.fanout import load_upstreams
-from bot.engine.planning import select_downstreams
-from bot.engine.subscriptions import subscribers
-from bot.models import Event, KeyValue, Subscription
-from config.repo_config import ConjunctionConfig, Upstream
+from conjunction.config.repo_config import ConjunctionConfig, Upstream
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.engine import UpstreamSuccess
+from conjunction.engine.chains import Root
+from conjunction.engine.fanout import load_upstreams
+from conjunction.engine.planning import select_downstreams
+from conjunction.engine.subscriptions import subscribers
+from conjunction.models import Event, KeyValue, Subscription
 
 SECTION = "simulate"
 HOST = "sim.test"

@@ -23,9 +23,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from app import create_app
-from bot.adapters import Adapters
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
 
 SECRET = "benchmark-secret"
 PAYLOAD = json.loads(

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db import async_url
+from conjunction.db import async_url
 
 
 def postgres_or_skip() -> str:

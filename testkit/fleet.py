@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine
-from bot.forges.github import installations
-from bot.tokens import CallbackSigner
-from config.settings import Settings
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine
+from conjunction.forges.github import installations
+from conjunction.tokens import CallbackSigner
 from testkit.databases import postgres_or_skip, reset_postgres
 from testkit.github_server import Dispatch, GitHubServer
 from testkit.keys import PRIVATE_KEY_PEM

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.codehost import (
+from conjunction.codehost import (
     COMMITS_LISTED,
     CommentRef,
     Commit,
@@ -16,10 +16,10 @@ from bot.codehost import (
     IssueRef,
     ProjectInfo,
 )
-from bot.excerpts import FailureText
-from bot.runner import PipelineStarted, TriggerError, TriggerRequest
-from bot.runs import Change
-from config.repo_config import ConfigError
+from conjunction.config.repo_config import ConfigError
+from conjunction.excerpts import FailureText
+from conjunction.runner import PipelineStarted, TriggerError, TriggerRequest
+from conjunction.runs import Change
 
 
 @dataclass

@@ -12,12 +12,12 @@ import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.engine import followups
-from bot.runtime import Runtime
-from config.settings import VARIABLES, Settings
-from handlers.context import RUNTIME
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import VARIABLES, Settings
+from conjunction.engine import followups
+from conjunction.runtime import Runtime
+from conjunction.web.context import RUNTIME
 from testkit.databases import postgres_or_skip, reset_postgres
 from testkit.keys import PRIVATE_KEY_PEM
 from testkit.memoryhost import MemoryHost

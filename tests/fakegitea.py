@@ -26,12 +26,12 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.forges.gitea.client import GiteaClient
-from bot.forges.gitea.host import GiteaHost
-from bot.forges.gitlab.client import Pacer
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.gitea.client import GiteaClient
+from conjunction.forges.gitea.host import GiteaHost
+from conjunction.forges.gitlab.client import Pacer
 from testkit.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitea"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.forges.github.client import Policy, PolicyAPI
-from bot.forges.github.ratelimit import ContentPacer
+from conjunction.forges.github.client import Policy, PolicyAPI
+from conjunction.forges.github.ratelimit import ContentPacer
 from testkit.keys import PRIVATE_KEY_PEM, RSA_KEY
 
 

@@ -19,11 +19,11 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.forges.gitlab.client import GitLabClient, Pacer
-from bot.forges.gitlab.host import GitLabHost
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.gitlab.client import GitLabClient, Pacer
+from conjunction.forges.gitlab.host import GitLabHost
 from testkit.memoryhost import MemoryHost
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitlab"

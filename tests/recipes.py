@@ -22,12 +22,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from markdown_it import MarkdownIt
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.models import Event
-from bot.secrets import SecretStore, load_secrets
-from config.repo_config import parse_config
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.repo_config import parse_config
+from conjunction.config.settings import Settings
+from conjunction.models import Event
+from conjunction.secrets import SecretStore, load_secrets
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

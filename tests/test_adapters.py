@@ -6,11 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.adapters import Adapters
-from bot.codehost import CommentRef, Commit, CommitRange, CommitReport, IssueRef, ProjectInfo
-from bot.runner import PipelineStarted, TriggerRequest
-from bot.runs import Change
-from config.repo_config import ConfigError
+from conjunction.adapters import Adapters
+from conjunction.codehost import (
+    CommentRef,
+    Commit,
+    CommitRange,
+    CommitReport,
+    IssueRef,
+    ProjectInfo,
+)
+from conjunction.config.repo_config import ConfigError
+from conjunction.runner import PipelineStarted, TriggerRequest
+from conjunction.runs import Change
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -108,7 +115,7 @@ class RecordingRunner:
 async def test_downstream_on_another_host_started_by_webhook_reported_on_github(
     aiohttp_client: Any, settings: Any
 ) -> None:
-    from app import create_app
+    from conjunction.app import create_app
 
     github = MemoryHost()
     runner = RecordingRunner()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.tokens import create_project_token
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture, workflow_run
 from tests.conftest import post_github, run_jobs, runtime

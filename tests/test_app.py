@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app import create_app
-from bot.forges.github.forge import GitHubForge
-from config.settings import Settings
-from handlers.context import RUNTIME
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.web.context import RUNTIME
 
 
 async def test_github_is_wired_from_settings(aiohttp_client: Any, settings: Settings) -> None:

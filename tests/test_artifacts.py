@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.forges.github.forge import GitHubForge
-from bot.models import Event
-from bot.runner import TriggerRequest
-from bot.tokens import create_project_token
-from config.repo_config import Trigger
-from config.settings import Settings
+from conjunction.config.repo_config import Trigger
+from conjunction.config.settings import Settings
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.models import Event
+from conjunction.runner import TriggerRequest
+from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

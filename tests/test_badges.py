@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 
 from aiohttp.test_utils import TestClient
 
-from bot.badges import Badge, badge_of, svg, text_width
-from bot.tally import Count, Tally
+from conjunction.badges import Badge, badge_of, svg, text_width
+from conjunction.tally import Count, Tally
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs

@@ -1,5 +1,5 @@
-"""Culprit finding's pure core (`bot.bisect`): the binary search, skips, the runs allowed and
-flakes with `confirm: true` (CONTRACT §10)."""
+"""Culprit finding's pure core (`conjunction.bisect`): the binary search, skips, the runs allowed
+and flakes with `confirm: true` (CONTRACT §10)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.bisect import Answer, Ending, Next, Outcome, Tried, next_move, outcome_of
-from bot.results import Result
+from conjunction.bisect import Answer, Ending, Next, Outcome, Tried, next_move, outcome_of
+from conjunction.results import Result
 
 COMMITS = [f"c{n}" for n in range(8)]
 

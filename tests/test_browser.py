@@ -18,16 +18,26 @@ from typing import Any
 
 import pytest
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.demo import BROKEN_NOTE, CLI, CORE, CORE_COMMITS, DOCS, INTERNAL, JSON, PLUGINS, Ecosystem
-from bot.models import utcnow
-from bot.results import Result
-from bot.runtime import Runtime
-from config.settings import Settings
-from handlers import demo
-from handlers.context import RUNTIME
-from handlers.graph import _layout, layout
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.demo import (
+    BROKEN_NOTE,
+    CLI,
+    CORE,
+    CORE_COMMITS,
+    DOCS,
+    INTERNAL,
+    JSON,
+    PLUGINS,
+    Ecosystem,
+)
+from conjunction.models import utcnow
+from conjunction.results import Result
+from conjunction.runtime import Runtime
+from conjunction.web import demo
+from conjunction.web.context import RUNTIME
+from conjunction.web.graph import _layout, layout
 from testkit.memoryhost import MemoryHost
 from testkit.server_process import ROOT, free_port
 

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from bot.durations import figures, time_left
-from bot.models import Event, utcnow
+from conjunction.durations import figures, time_left
+from conjunction.models import Event, utcnow
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from bot.models import Event
-from config.settings import Settings
+from conjunction.config.settings import Settings
+from conjunction.models import Event
 from testkit.memoryhost import MemoryHost
 from tests.recipes import Downstream, code_blocks, downstream_of, free_port, need
 from tests.test_flow import events_of

@@ -11,10 +11,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine, UpstreamSuccess, fanout
-from bot.engine.chains import (
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine, UpstreamSuccess, fanout
+from conjunction.engine.chains import (
     Root,
     State,
     fallout_reason,
@@ -23,10 +24,9 @@ from bot.engine.chains import (
     state_of,
     waiting_on,
 )
-from bot.models import Event
-from bot.runner import TriggerRequest
-from bot.tokens import CallbackSigner
-from config.settings import Settings
+from conjunction.models import Event
+from conjunction.runner import TriggerRequest
+from conjunction.tokens import CallbackSigner
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.codehost import Commit
-from bot.engine.changes import Span, culprit
-from bot.results import Verdict
+from conjunction.codehost import Commit
+from conjunction.engine.changes import Span, culprit
+from conjunction.results import Verdict
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs

@@ -21,8 +21,8 @@ import jinja2
 import pytest
 import yaml
 
-from bot.tokens import create_project_token
-from config.settings import Settings
+from conjunction.config.settings import Settings
+from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
 from tests.recipes import (

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app import main
-from bot import __version__
-from config.repo_config import MAX_CONFIG_BYTES
+from conjunction import __version__
+from conjunction.app import main
+from conjunction.config.repo_config import MAX_CONFIG_BYTES
 
 ROOT = Path(__file__).parent.parent
 
@@ -126,9 +126,10 @@ def test_validate_loads_neither_the_server_nor_the_engine(tmp_path: Path) -> Non
     path = tmp_path / ".conjunction.yml"
     path.write_text("upstreams:\n  - project: github.com/acme/lib\n")
     program = (
-        "import sys, cli\n"
+        "import sys\nfrom conjunction import cli\n"
         "code = cli.main(['validate', sys.argv[1]])\n"
-        "print(code, sorted({'app', 'aiohttp', 'bot.engine', 'sqlalchemy'} & set(sys.modules)))"
+        "loaded = {'conjunction.app', 'aiohttp', 'conjunction.engine', 'sqlalchemy'}\n"
+        "print(code, sorted(loaded & set(sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", program, str(path)],

@@ -2,7 +2,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from config.codeowners import catch_all_owners
+from conjunction.config.codeowners import catch_all_owners
 from tests.test_flow import LIB, index
 
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.commands import Command, Place, misplaced, parse
-from bot.engine import Engine
-from bot.models import Event, IssueLink
-from bot.runs import Change, Step
-from config.settings import Settings
+from conjunction.commands import Command, Place, misplaced, parse
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine
+from conjunction.models import Event, IssueLink
+from conjunction.runs import Change, Step
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture
 from tests.conftest import post_github, run_jobs, runtime

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.repo_config import (
+from conjunction.config.repo_config import (
     ConfigError,
     ConjunctionConfig,
     Notify,

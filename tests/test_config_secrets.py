@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app import main
-from config.repo_config import ConfigError, parse_config
+from conjunction.app import main
+from conjunction.config.repo_config import ConfigError, parse_config
 
 STORE_IT = (
     "store it in the server's secrets file (CONJUNCTION_SECRETS_FILE) under a name and write "

@@ -12,17 +12,17 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from app import create_app
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine, UpstreamSuccess
-from bot.forges.github.forge import GitHubForge
-from bot.forges.github.service import GitHubApp
-from bot.models import Event
-from bot.results import Confirmation, Result, Step, Verdict, after_rerun
-from bot.runner import PipelineStarted, TriggerRequest
-from bot.tokens import CallbackSigner, create_project_token
-from config.settings import Settings
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine, UpstreamSuccess
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.github.service import GitHubApp
+from conjunction.models import Event
+from conjunction.results import Confirmation, Result, Step, Verdict, after_rerun
+from conjunction.runner import PipelineStarted, TriggerRequest
+from conjunction.tokens import CallbackSigner, create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

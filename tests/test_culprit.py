@@ -11,10 +11,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.codehost import Commit
-from bot.models import Bisect, Event, utcnow
-from bot.runner import TriggerRequest
-from bot.runs import Step
+from conjunction.codehost import Commit
+from conjunction.models import Bisect, Event, utcnow
+from conjunction.runner import TriggerRequest
+from conjunction.runs import Step
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from bot.models import Event
-from bot.views import pages
-from handlers.admin import COOKIE
-from handlers.graph import layout, neighbourhood
-from handlers.pages import EDGE_WORDS, edge_state
+from conjunction.models import Event
+from conjunction.views import pages
+from conjunction.web.admin import COOKIE
+from conjunction.web.graph import layout, neighbourhood
+from conjunction.web.pages import EDGE_WORDS, edge_state
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

@@ -1,11 +1,11 @@
-"""`bot.verdicts.decide`: what one final result sets off, from a plain snapshot — no database,
-no forge. One test per path a finished pipeline can take."""
+"""`conjunction.verdicts.decide`: what one final result sets off, from a plain snapshot — no
+database, no forge. One test per path a finished pipeline can take."""
 
 from __future__ import annotations
 
-from bot.results import Result, Run, Verdict
-from bot.runs import Step
-from bot.verdicts import Confirming, Decision, Finished, FollowUp, Rerun, decide
+from conjunction.results import Result, Run, Verdict
+from conjunction.runs import Step
+from conjunction.verdicts import Confirming, Decision, Finished, FollowUp, Rerun, decide
 
 S, F, T = Result.SUCCESS, Result.FAILURE, Result.TIMED_OUT
 UP, LAST = "u" * 40, "l" * 40

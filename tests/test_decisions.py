@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from bot.engine.issues import Action, issue_action
-from bot.engine.matching import FinishedPipeline, Waiting, match_trigger
-from bot.engine.planning import select_downstreams
-from bot.engine.reports import aggregate
-from bot.engine.subscriptions import Candidate
-from bot.engine_api import UpstreamSuccess
-from bot.models import Event, utcnow
-from bot.results import Result, Verdict, classify
-from bot.tally import Row
-from config.repo_config import Upstream
+from conjunction.config.repo_config import Upstream
+from conjunction.engine.issues import Action, issue_action
+from conjunction.engine.matching import FinishedPipeline, Waiting, match_trigger
+from conjunction.engine.planning import select_downstreams
+from conjunction.engine.reports import aggregate
+from conjunction.engine.subscriptions import Candidate
+from conjunction.engine_api import UpstreamSuccess
+from conjunction.models import Event, utcnow
+from conjunction.results import Result, Verdict, classify
+from conjunction.tally import Row
 
 LIB = "github.com/acme/lib"
 S, F, E, T = Result.SUCCESS, Result.FAILURE, Result.ERROR, Result.TIMED_OUT

@@ -13,9 +13,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.demo import (
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.demo import (
     BREAKS_LINT,
     BROKEN_NOTE,
     CHANGE_NOTE,
@@ -27,8 +28,7 @@ from bot.demo import (
     PLUGINS,
     Ecosystem,
 )
-from config.settings import Settings
-from handlers import demo
+from conjunction.web import demo
 from testkit.server_process import ServerProcess
 from tests.test_pages import EMOJI, Page
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings import VARIABLES
+from conjunction.config.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 

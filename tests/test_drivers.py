@@ -1,6 +1,6 @@
-"""Forges as drivers: `bot.forges.DRIVERS` is the one list of forges — a driver added there is
-served at /webhooks/<name>, has its deliveries processed, counts in the setup check and has its
-command — and no driver imports the engine itself, only `bot.engine_api`."""
+"""Forges as drivers: `conjunction.forges.DRIVERS` is the one list of forges — a driver added there
+is served at /webhooks/<name>, has its deliveries processed, counts in the setup check and has its
+command — and no driver imports the engine itself, only `conjunction.engine_api`."""
 
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import cli
-from app import create_app
-from bot import forges
-from bot.adapters import Adapters
-from bot.engine.issues import FORGE_NAMES
-from bot.engine_api import EngineAPI
-from bot.forges.driver import Driver, Running, Server
-from bot.queue import JobHandler
-from config.settings import Settings
-from handlers.setup import forge_configured
+from conjunction import cli, forges
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.engine.issues import FORGE_NAMES
+from conjunction.engine_api import EngineAPI
+from conjunction.forges.driver import Driver, Running, Server
+from conjunction.queue import JobHandler
+from conjunction.web.setup import forge_configured
 from testkit.memoryhost import MemoryHost
 from tests.conftest import runtime
 
@@ -33,7 +32,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def engine_imports(source: str) -> list[str]:
-    """The imports of `bot.engine` (or a module of it) in a module's source."""
+    """The imports of `conjunction.engine` (or a module of it) in a module's source."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -42,23 +41,25 @@ def engine_imports(source: str) -> list[str]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
-        found += [n for n in names if n == "bot.engine" or n.startswith("bot.engine.")]
+        found += [
+            n for n in names if n == "conjunction.engine" or n.startswith("conjunction.engine.")
+        ]
     return found
 
 
 def test_the_check_finds_every_way_of_importing_the_engine() -> None:
     for source in (
-        "from bot.engine import Engine",
-        "import bot.engine.results",
+        "from conjunction.engine import Engine",
+        "import conjunction.engine.results",
         "from bot import engine",
-        "from bot.engine.matching import FinishedPipeline",
+        "from conjunction.engine.matching import FinishedPipeline",
     ):
         assert engine_imports(source), source
-    assert engine_imports("from bot.engine_api import EngineAPI\nimport bot.engines") == []
+    assert engine_imports("from conjunction.engine_api import EngineAPI\nimport bot.engines") == []
 
 
 def driver_modules() -> list[Path]:
-    """Every module of every driver: bot/forges/ and handlers/<driver>/."""
+    """Every module of every driver: conjunction/forges/ and conjunction/web/<driver>/."""
     paths = list((ROOT / "bot" / "forges").rglob("*.py"))
     for driver in forges.DRIVERS:
         paths += (ROOT / "handlers" / driver.name).rglob("*.py")
@@ -117,7 +118,7 @@ ACME = Driver(
 @pytest.fixture
 def with_acme(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
-    monkeypatch.setitem(sys.modules, f"cli.{ACME.name}", sys.modules[__name__])
+    monkeypatch.setitem(sys.modules, f"conjunction.cli.{ACME.name}", sys.modules[__name__])
 
 
 def webhook_paths(app: web.Application) -> set[str]:
@@ -179,13 +180,13 @@ def test_a_driver_s_command_is_listed_with_the_others() -> None:
         "project",
         "demo",
     ]
-    # the command group's module is found by its name, cli/acme.py (here: this module)
+    # the command group's module is found by its name, conjunction/cli/acme.py (here: this module)
     args = cli.parser(command="acme").parse_args(["acme", "acme/lib"])
     assert args.path == "acme/lib"
 
 
 def configure(parser: Any) -> None:
-    """`conjunction acme`'s arguments (this module stands for cli/acme.py)."""
+    """`conjunction acme`'s arguments (this module stands for conjunction/cli/acme.py)."""
     parser.add_argument("path")
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot import markdown, texts
-from bot.engine import reports
-from bot.excerpts import (
+from conjunction import markdown, texts
+from conjunction.engine import reports
+from conjunction.excerpts import (
     EXCERPTS_SHOWN,
     MAX_BYTES,
     MAX_LINES,
@@ -27,7 +27,7 @@ from bot.excerpts import (
     redact,
     tail,
 )
-from bot.models import Event
+from conjunction.models import Event
 
 # A GitHub Actions job log as its logs endpoint serves it: a timestamp on every line, colour
 # codes, groups, the failed step's output, GitHub's error line, then the post-job steps.

@@ -15,11 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.excerpts import FailureText, Source
-from bot.forges.github.client import PolicyAPI, aiohttp_connect
-from bot.forges.github.forge import GitHubForge
-from bot.models import Event, Job
-from config.settings import Settings
+from conjunction.config.settings import Settings
+from conjunction.excerpts import FailureText, Source
+from conjunction.forges.github.client import PolicyAPI, aiohttp_connect
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.models import Event, Job
 from testkit.github_server import GitHubServer
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run

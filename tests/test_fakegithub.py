@@ -5,7 +5,7 @@ import re
 import gidgethub
 import pytest
 
-from bot.queue import RetryLater
+from conjunction.queue import RetryLater
 from tests.fakegithub import FakeGitHub
 
 

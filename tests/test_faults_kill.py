@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.planning import BATCH
+from conjunction.engine.planning import BATCH
 from testkit.fleet import (
     BACKENDS,
     FULL,

@@ -2,10 +2,10 @@
 `workflow_run` delivery, stores it, runs its job, and gives the memory back.
 
 The probe of the reliability issue saw 96 → 228 MB kept for good after one such delivery. Its
-cause was glibc's dynamic mmap threshold (see `handlers.bodies.return_large_buffers`): with the
-threshold fixed, what stays is what the allocators keep for reuse (about 30 MB, once), not the
-body. By default one delivery, on SQLite; CONJUNCTION_FAULTS=full sends three in a row, on
-both databases.
+cause was glibc's dynamic mmap threshold (see `conjunction.web.bodies.return_large_buffers`): with
+the threshold fixed, what stays is what the allocators keep for reuse (about 30 MB, once), not the
+body. By default one delivery, on SQLite; CONJUNCTION_FAULTS=full sends three in a row, on both
+databases.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import delete, func, select
 
-from bot.adapters import Adapters
-from bot.models import Delivery, Event, IssueLink, Job
-from bot.runner import TriggerError, TriggerRequest
-from bot.texts import PR_COMMENT_MARKER
+from conjunction.adapters import Adapters
+from conjunction.models import Delivery, Event, IssueLink, Job
+from conjunction.runner import TriggerError, TriggerRequest
+from conjunction.texts import PR_COMMENT_MARKER
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -422,7 +422,7 @@ async def test_one_trigger_per_upstream_commit_and_none_for_pull_requests(
 async def test_a_restart_mid_queue_loses_nothing(
     aiohttp_client: Any, settings: Any, forge: MemoryHost
 ) -> None:
-    from app import create_app
+    from conjunction.app import create_app
 
     first = await aiohttp_client(
         create_app(settings, adapters=Adapters.of(forge), run_workers=False)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from app import create_app, main
-from bot.adapters import Adapters
-from bot.codehost import CommitReport, IssueRef
-from bot.forges.git import GitError, GitHost, GitRemote, parse_git_url
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app, main
+from conjunction.codehost import CommitReport, IssueRef
+from conjunction.config.settings import Settings
+from conjunction.forges.git import GitError, GitHost, GitRemote, parse_git_url
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

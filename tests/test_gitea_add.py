@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import create_app, main
-from bot import db
-from bot.forges.gitea.host import GiteaHost
-from bot.models import Project
-from cli.gitea import gitea_add
-from config.settings import Settings, SettingsError, settings_from
-from handlers.context import RUNTIME
+from conjunction import db
+from conjunction.app import create_app, main
+from conjunction.cli.gitea import gitea_add
+from conjunction.config.settings import Settings, SettingsError, settings_from
+from conjunction.forges.gitea.host import GiteaHost
+from conjunction.models import Project
+from conjunction.web.context import RUNTIME
 from tests.fakegitea import WEBHOOK_SECRET, FakeGitea, gitea_host, repo_path
 
 HOOK_URL = "https://conjunction.test/webhooks/gitea"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.runs import Change
+from conjunction.runs import Change
 from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
 from tests.fakegitea import FakeGitea, fixture, post_gitea, repo_path

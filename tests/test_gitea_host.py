@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.codehost import CommentRef, CommitReport
-from bot.runner import TriggerError, TriggerRequest
-from config.repo_config import ConfigError, ConfigProblem, Trigger
+from conjunction.codehost import CommentRef, CommitReport
+from conjunction.config.repo_config import ConfigError, ConfigProblem, Trigger
+from conjunction.runner import TriggerError, TriggerRequest
 from tests.fakegitea import FakeGitea, gitea_host, repo_path
 
 LIB = "acme/lib"

@@ -11,13 +11,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.models import Delivery, Job, Project
-from bot.names import project_key
-from config.settings import Settings
-from handlers.gitea.push import listed_paths
-from handlers.gitea.runs import forgejo_ref
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.models import Delivery, Job, Project
+from conjunction.names import project_key
+from conjunction.web.gitea.push import listed_paths
+from conjunction.web.gitea.runs import forgejo_ref
 from tests.conftest import run_jobs, runtime
 from tests.fakegitea import (
     FakeGitea,

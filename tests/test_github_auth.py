@@ -6,7 +6,7 @@ import time
 import jwt
 import pytest
 
-from bot.forges.github.auth import GitHubAppAuth, parse_timestamp
+from conjunction.forges.github.auth import GitHubAppAuth, parse_timestamp
 from tests.fakegithub import FakeTime, token_answer
 
 NOW = parse_timestamp("2024-05-01T12:00:00Z")

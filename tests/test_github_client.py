@@ -9,15 +9,15 @@ import gidgethub
 import pytest
 from aiohttp import web
 
-from bot.forges.github.auth import GitHubAppAuth
-from bot.forges.github.client import (
+from conjunction.forges.github.auth import GitHubAppAuth
+from conjunction.forges.github.client import (
     GitHubClient,
     GitHubClients,
     Policy,
     aiohttp_connect,
     convert_manifest,
 )
-from bot.queue import RetryLater
+from conjunction.queue import RetryLater
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy, token_answer
 
 STATUSES = "/repos/acme/lib/statuses/abc"

@@ -19,15 +19,15 @@ from aiohttp.test_utils import TestClient
 from gidgethub import sansio
 from sqlalchemy import select, update
 
-from app import create_app
-from bot import db
-from bot.adapters import Adapters
-from bot.forges.github.auth import GitHubAppAuth
-from bot.forges.github.client import GitHubClients
-from bot.forges.github.forge import GitHubForge
-from bot.forges.github.service import GitHubApp
-from bot.models import Event, Job, utcnow
-from config.settings import Settings
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.github.auth import GitHubAppAuth
+from conjunction.forges.github.client import GitHubClients
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.github.service import GitHubApp
+from conjunction.models import Event, Job, utcnow
 from testkit.payloads import fixture, workflow_run
 from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from gidgethub.sansio import Event
 
-from handlers.github import router
+from conjunction.web.github import router
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 SHA = re.compile(r"^[0-9a-f]{40}$")

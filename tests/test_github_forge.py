@@ -9,13 +9,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.codehost import REPORT_NAME as CHECK_NAME
-from bot.codehost import STATUS_CONTEXT, CommitReport
-from bot.forges.github.forge import PERMISSION_REASON, GitHubForge
-from bot.queue import RetryLater
-from bot.runner import TriggerError, TriggerRequest
-from bot.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
-from config.repo_config import ConfigError, Trigger, parse_config
+from conjunction.codehost import REPORT_NAME as CHECK_NAME
+from conjunction.codehost import STATUS_CONTEXT, CommitReport
+from conjunction.config.repo_config import ConfigError, Trigger, parse_config
+from conjunction.forges.github.forge import PERMISSION_REASON, GitHubForge
+from conjunction.queue import RetryLater
+from conjunction.runner import TriggerError, TriggerRequest
+from conjunction.texts import ISSUE_LABEL, ISSUE_LABEL_COLOR, ISSUE_LABEL_DESCRIPTION
 from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 

@@ -12,14 +12,14 @@ import pytest
 from gidgethub import sansio
 from sqlalchemy import select
 
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine, UpstreamSuccess
-from bot.forges.github import installations
-from bot.models import Event, Job, Project, Subscription
-from bot.tokens import CallbackSigner
-from config.settings import Settings
-from handlers.github import router
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine, UpstreamSuccess
+from conjunction.forges.github import installations
+from conjunction.models import Event, Job, Project, Subscription
+from conjunction.tokens import CallbackSigner
+from conjunction.web.github import router
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub

@@ -12,14 +12,14 @@ import pytest
 from gidgethub.sansio import RateLimit
 from sqlalchemy import select
 
-from bot import db
-from bot.adapters import Adapters
-from bot.engine import Engine
-from bot.forges.github import installations
-from bot.forges.github.poller import UpstreamPoller, next_round_in
-from bot.models import Event
-from bot.tokens import CallbackSigner
-from config.settings import Settings
+from conjunction import db
+from conjunction.adapters import Adapters
+from conjunction.config.settings import Settings
+from conjunction.engine import Engine
+from conjunction.forges.github import installations
+from conjunction.forges.github.poller import UpstreamPoller, next_round_in
+from conjunction.models import Event
+from conjunction.tokens import CallbackSigner
 from testkit.memoryhost import MemoryHost
 from tests.fakegithub import FakeGitHub
 
@@ -181,7 +181,7 @@ async def test_an_error_for_one_upstream_does_not_stop_the_others(
     answer_artifacts(fake_github, 13)
     polling = poller(engine, fake_github)
 
-    with caplog.at_level(logging.WARNING, logger="bot.forges.github.poller"):
+    with caplog.at_level(logging.WARNING, logger="conjunction.forges.github.poller"):
         assert await polling.poll_once() == 0
         assert await polling.poll_once() == 1
 
@@ -212,7 +212,7 @@ async def test_a_rate_limit_skips_the_upstream_until_the_next_poll(
     answer_runs(fake_github, RUNS, '"e2"', run(13), run(12))
     answer_artifacts(fake_github, 13)
 
-    with caplog.at_level(logging.INFO, logger="bot.forges.github.poller"):
+    with caplog.at_level(logging.INFO, logger="conjunction.forges.github.poller"):
         assert await polling.poll_once() == 0
     assert "not polling github.com/python/cpython this time: GitHub rate limit" in caplog.text
     assert await polling.poll_once() == 1

@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.forges.github.ratelimit import ContentPacer, retry_after_seconds
-from bot.queue import RetryLater
+from conjunction.forges.github.ratelimit import ContentPacer, retry_after_seconds
+from conjunction.queue import RetryLater
 from tests.fakegithub import FakeTime
 
 # the windows' own arithmetic: no margin, and every wait slept

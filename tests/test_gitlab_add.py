@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import main
-from bot import db
-from bot.models import Project
-from cli.gitlab import gitlab_add
-from config.settings import Settings
+from conjunction import db
+from conjunction.app import main
+from conjunction.cli.gitlab import gitlab_add
+from conjunction.config.settings import Settings
+from conjunction.models import Project
 from tests.fakegitlab import WEBHOOK_TOKEN, FakeGitLab, encoded, gitlab_host
 
 HOOK_URL = "https://conjunction.test/webhooks/gitlab"

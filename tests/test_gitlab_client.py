@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.forges.gitlab.client import Pacer
+from conjunction.forges.gitlab.client import Pacer
 from tests.fakegithub import FakeTime
 from tests.fakegitlab import FakeGitLab, gitlab_host
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.codehost import CommitReport
-from bot.forges.gitlab.host import DESCRIPTION_LIMIT, cut
-from bot.runner import TriggerError, TriggerRequest
-from config.repo_config import ConfigError, ConfigProblem, Trigger
+from conjunction.codehost import CommitReport
+from conjunction.config.repo_config import ConfigError, ConfigProblem, Trigger
+from conjunction.forges.gitlab.host import DESCRIPTION_LIMIT, cut
+from conjunction.runner import TriggerError, TriggerRequest
 from tests.fakegitlab import FakeGitLab, encoded, gitlab_host, job
 
 APP = "group/sub/app"

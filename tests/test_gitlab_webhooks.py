@@ -11,15 +11,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.engine import FinishedPipeline
-from bot.models import Delivery, Job, Project
-from bot.names import project_key
-from bot.results import Result
-from config.settings import Settings
-from handlers.gitlab.pipeline import finished_pipeline
-from handlers.gitlab.push import listed_paths
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.engine import FinishedPipeline
+from conjunction.models import Delivery, Job, Project
+from conjunction.names import project_key
+from conjunction.results import Result
+from conjunction.web.gitlab.pipeline import finished_pipeline
+from conjunction.web.gitlab.push import listed_paths
 from tests.conftest import run_jobs, runtime
 from tests.fakegitlab import (
     FIXTURES,

@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestClient
 from markdown_it import MarkdownIt
 from sqlalchemy import select
 
-from bot.codehost import Commit, IssueRef
-from bot.forges.github.forge import GitHubForge
-from bot.models import Event, Job
-from bot.queue import JobQueue, Worker
-from handlers.admin import LOGIN_BODY_LIMIT
-from handlers.api import STATUS_BODY_LIMIT
+from conjunction.codehost import Commit, IssueRef
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.models import Event, Job
+from conjunction.queue import JobQueue, Worker
+from conjunction.web.admin import LOGIN_BODY_LIMIT
+from conjunction.web.api import STATUS_BODY_LIMIT
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -146,8 +146,8 @@ async def test_an_owner_list_past_githubs_limit_is_cut_with_a_link_to_the_event(
 
 
 async def test_a_body_rendered_past_the_limit_names_what_was_left_out_and_links_the_event() -> None:
-    from bot import texts
-    from bot.engine.issues import Owner
+    from conjunction import texts
+    from conjunction.engine.issues import Owner
 
     owners = [Owner(f"o{n}" + "x" * 30, True, "github.com") for n in range(200)]
     titles = [{"sha": "a" * 40, "title": "t" * 120, "author": "x", "url": None}] * 20
@@ -221,7 +221,7 @@ async def test_a_write_github_refuses_ends_its_job_at_once_with_the_reason(
 async def test_one_breakage_issue_refused_does_not_stop_the_other(
     client: TestClient[Any, Any], forge: MemoryHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.forges.github.client import RequestRefused
+    from conjunction.forges.github.client import RequestRefused
 
     opened = forge.open_issue
 

@@ -18,16 +18,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.forges.github.payloads import PAYLOADS
-from bot.models import Delivery, Event, Job
-from bot.tokens import create_project_token
-from config.settings import Settings
-from handlers import bodies
-from handlers.api import STATUS_BODY_LIMIT
-from handlers.bodies import LARGE_BODIES
-from handlers.errors import JsonErrorRunner
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.github.payloads import PAYLOADS
+from conjunction.models import Delivery, Event, Job
+from conjunction.tokens import create_project_token
+from conjunction.web import bodies
+from conjunction.web.api import STATUS_BODY_LIMIT
+from conjunction.web.bodies import LARGE_BODIES
+from conjunction.web.errors import JsonErrorRunner
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import FIXTURES, fixture, workflow_run
 from testkit.signing import signed_headers
@@ -408,7 +408,7 @@ MISSHAPEN: list[tuple[str, str, Callable[[dict[str, Any]], Any], str]] = [
 async def test_misshapen_github_payload_is_ignored_with_one_log_line(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="handlers.webhooks")
+    caplog.set_level(logging.INFO, logger="conjunction.web.webhooks")
     for event, name, mutate, reason in MISSHAPEN:
         caplog.clear()
         payload = mutate(fixture(f"github/{name}.json"))

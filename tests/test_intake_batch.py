@@ -21,10 +21,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.models import Delivery, Job
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.models import Delivery, Job
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture
 from tests.conftest import post_github, runtime

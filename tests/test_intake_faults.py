@@ -24,13 +24,13 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import create_app
 from bench.intake_load import Delivery, deliveries
-from bot import db, models
-from bot.adapters import Adapters
-from bot.models import Job
-from bot.tokens import create_project_token
-from config.settings import Settings
+from conjunction import db, models
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.models import Job
+from conjunction.tokens import create_project_token
 from testkit.databases import postgres_or_skip, reset_postgres
 from testkit.fleet import Fleet, dead_jobs, post, server_env, size, unfinished_jobs, wait_for
 from testkit.github_server import HOLD, GitHubServer

@@ -29,14 +29,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.forges.github import payloads as github_payloads
-from bot.forges.gitlab import payloads as gitlab_payloads
-from bot.models import Job
-from bot.tokens import create_project_token
-from config.settings import Settings
-from handlers.errors import JsonErrorRunner
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.github import payloads as github_payloads
+from conjunction.forges.gitlab import payloads as gitlab_payloads
+from conjunction.models import Job
+from conjunction.tokens import create_project_token
+from conjunction.web.errors import JsonErrorRunner
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import FIXTURES, fixture
 from testkit.signing import WEBHOOK_SECRET
@@ -113,8 +113,8 @@ def _places(value: Any) -> Iterator[tuple[Any, Any]]:
             yield from _places(item)
 
 
-# Keys the handlers and the API read (bot/forges/*payloads.py, handlers/api.py): half the
-# changes are made there, where a wrong shape or length matters most.
+# Keys the handlers and the API read (conjunction/forges/*payloads.py, conjunction/web/api.py):
+# half the changes are made there, where a wrong shape or length matters most.
 READ_KEYS = {
     *("action", "installation", "id", "repository", "full_name", "private", "default_branch"),
     *("html_url", "ref", "after", "deleted", "commits", "head_commit", "added", "modified"),

@@ -1,5 +1,5 @@
-"""Deliveries kept on disk while the database cannot take them (`bot.spool`), and whose turn a
-delivery's job takes in the queue.
+"""Deliveries kept on disk while the database cannot take them (`conjunction.spool`), and whose
+turn a delivery's job takes in the queue.
 
 The database locked or cut off is in tests/test_intake_faults.py; a failing commit under a batch
 in tests/test_intake_batch.py. Here: a spooled file that is not a delivery is moved aside and
@@ -19,15 +19,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.delivery_owner import delivery_owner
-from bot.forges.gitea import payloads as gitea_payloads
-from bot.forges.gitlab import payloads as gitlab_payloads
-from bot.intake import Incoming
-from bot.models import Delivery, Job
-from bot.spool import Spool
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.delivery_owner import delivery_owner
+from conjunction.forges.gitea import payloads as gitea_payloads
+from conjunction.forges.gitlab import payloads as gitlab_payloads
+from conjunction.intake import Incoming
+from conjunction.models import Delivery, Job
+from conjunction.spool import Spool
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture
 from tests.conftest import post_github, run_jobs, runtime
@@ -111,7 +111,7 @@ async def test_a_spooled_file_that_is_not_a_delivery_is_kept_aside_with_a_log_li
     (settings.spool_dir / "list.json").write_text("[1, 2]")
     no_body = {key: value for key, value in ping("no-body").items() if key != "body"}
     spool.put("github\nno-body", no_body)
-    with caplog.at_level(logging.ERROR, logger="bot.spool"):
+    with caplog.at_level(logging.ERROR, logger="conjunction.spool"):
         assert await runtime(client).intake.drain() == 1
         assert await runtime(client).intake.drain() == 0  # nothing tried again
     assert [delivery for delivery, _, _ in await rows(client)] == ["good"]

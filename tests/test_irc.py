@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.notify.irc import Connection, IrcError, IrcPool, TokenBucket
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.notify.irc import Connection, IrcError, IrcPool, TokenBucket
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from bot import texts
-from bot.adapters import Adapters
-from bot.engine.issues import Owner, owners_seen_from
-from bot.forges.github.forge import GitHubForge
-from bot.forges.gitlab.client import GitLabClient
-from bot.forges.gitlab.host import GitLabHost
+from conjunction import texts
+from conjunction.adapters import Adapters
+from conjunction.engine.issues import Owner, owners_seen_from
+from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.gitlab.client import GitLabClient
+from conjunction.forges.gitlab.host import GitLabHost
 
 
 async def _no_client(project: str) -> object:

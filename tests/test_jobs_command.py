@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import app
-from app import create_app, main
-from bot.adapters import Adapters
-from bot.db import create_engine, migrate, sessionmaker
-from bot.models import Bisect, Delivery, Job, utcnow
-from config.settings import Settings
+from conjunction import app
+from conjunction.adapters import Adapters
+from conjunction.app import create_app, main
+from conjunction.config.settings import Settings
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.models import Bisect, Delivery, Job, utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 DAY = timedelta(days=1)

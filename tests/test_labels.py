@@ -1,4 +1,4 @@
-from bot.views.labels import short_labels
+from conjunction.views.labels import short_labels
 
 
 def test_the_repository_name_where_it_is_unique() -> None:

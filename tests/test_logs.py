@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import JsonFormatter, configure
+from conjunction.logs import JsonFormatter, configure
 from testkit.fleet import (
     SECRET_KEY,
     SIGNER,

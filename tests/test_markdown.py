@@ -1,10 +1,11 @@
-"""The one rule by which a value reaches posted Markdown (`bot/markdown.py`), case by case."""
+"""The one rule by which a value reaches posted Markdown (`conjunction/markdown.py`), case by
+case."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot import markdown
+from conjunction import markdown
 from tests.test_markdown_fuzz import read
 
 ZWSP = "\u200b"

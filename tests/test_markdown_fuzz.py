@@ -25,19 +25,19 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from bot import markdown, tally, texts
-from bot.adapters import Adapters
-from bot.engine import premerge, reports
-from bot.engine.issues import Owner, culprit_comment, culprit_marker
-from bot.excerpts import SOURCE_WORDS, Cause, Excerpt, Source
-from bot.models import Bisect, Event
-from bot.names import GITHUB_OWNER, GITLAB_OWNER
-from bot.notify.irc import clean
-from bot.notify.message import Message, irc, slack
-from bot.premerge import Row as PremergeRow
-from bot.premerge import Shown, describe
-from bot.results import FLAKY_HINT, Result, Verdict
-from config.repo_config import ConfigProblem
+from conjunction import markdown, tally, texts
+from conjunction.adapters import Adapters
+from conjunction.config.repo_config import ConfigProblem
+from conjunction.engine import premerge, reports
+from conjunction.engine.issues import Owner, culprit_comment, culprit_marker
+from conjunction.excerpts import SOURCE_WORDS, Cause, Excerpt, Source
+from conjunction.models import Bisect, Event
+from conjunction.names import GITHUB_OWNER, GITLAB_OWNER
+from conjunction.notify.irc import clean
+from conjunction.notify.message import Message, irc, slack
+from conjunction.premerge import Row as PremergeRow
+from conjunction.premerge import Shown, describe
+from conjunction.results import FLAKY_HINT, Result, Verdict
 
 GITHUB_BODY = 65_536  # an issue's body, a comment
 GITHUB_SUMMARY = 65_535  # a check run's summary: under this

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.forges.gitlab.client import Pacer
-from bot.models import Job, utcnow
-from bot.queue import JobQueue
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.forges.gitlab.client import Pacer
+from conjunction.models import Job, utcnow
+from conjunction.queue import JobQueue
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

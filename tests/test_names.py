@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from app import main
-from bot.names import project_name
-from bot.tokens import create_project_token
+from conjunction.app import main
+from conjunction.names import project_name
+from conjunction.tokens import create_project_token
 from tests.conftest import runtime
 
 LONG = "github.com/acme/" + "a" * 290

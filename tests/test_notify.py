@@ -18,15 +18,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.engine.notify import channels_for
-from bot.models import Job
-from bot.notify import message
-from bot.notify.irc import clean, parse
-from bot.notify.message import Message
-from config.repo_config import Notify
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.repo_config import Notify
+from conjunction.config.settings import Settings
+from conjunction.engine.notify import channels_for
+from conjunction.models import Job
+from conjunction.notify import message
+from conjunction.notify.irc import clean, parse
+from conjunction.notify.message import Message
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -277,7 +277,7 @@ async def test_private_addresses_and_foreign_secrets_are_refused_for_good(
     assert [(job.state, job.last_error) for job in jobs] == [
         (
             "dead",
-            "bot.queue.PermanentError: refused to call 127.0.0.1, a loopback address "
+            "conjunction.queue.PermanentError: refused to call 127.0.0.1, a loopback address "
             "(set CONJUNCTION_ALLOW_PRIVATE_WEBHOOKS=true for CI inside your network)",
         ),
     ]
@@ -325,17 +325,20 @@ SLACK_PATH = "/services/T0ACME/B0ACME/xoxSlackWebhookSecret"
         (
             "hooks.slack.test" + SLACK_PATH,  # no scheme
             "dead",
-            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+            "conjunction.queue.PermanentError: the Slack URL in secret acme-slack"
+            " is not a valid https URL",
         ),
         (
             "https://hooks.slack.test:99999" + SLACK_PATH,  # a port out of range
             "dead",
-            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+            "conjunction.queue.PermanentError: the Slack URL in secret acme-slack"
+            " is not a valid https URL",
         ),
         (
             "https://[::1" + SLACK_PATH,  # an unclosed bracket
             "dead",
-            "bot.queue.PermanentError: the Slack URL in secret acme-slack is not a valid https URL",
+            "conjunction.queue.PermanentError: the Slack URL in secret acme-slack"
+            " is not a valid https URL",
         ),
         (
             "http://127.0.0.1:{port}" + SLACK_PATH,  # nothing listening: retried

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.models import Job
-from bot.notify import message
-from config.settings import Settings
+from conjunction.config.settings import Settings
+from conjunction.models import Job
+from conjunction.notify import message
 from testkit.memoryhost import MemoryHost
 from tests.conftest import runtime
 from tests.test_flow import APP, LIB, index, upstream_of
@@ -103,8 +103,8 @@ async def test_a_loopback_apprise_url_needs_private_addresses_allowed(
     [(state, error)] = await notify_send_jobs(client)
     assert state == "dead"
     assert error == (
-        "bot.queue.PermanentError: refused to send to the Apprise URL in secret acme-matrix: "
-        "127.0.0.1 resolves to 127.0.0.1, a loopback address "
+        "conjunction.queue.PermanentError: refused to send to the Apprise URL in secret"
+        " acme-matrix: 127.0.0.1 resolves to 127.0.0.1, a loopback address "
         "(set CONJUNCTION_ALLOW_PRIVATE_WEBHOOKS=true for services inside your network)"
     )
     assert "xoxAppriseSecretPath" not in ours(caplog)
@@ -116,14 +116,14 @@ async def test_a_loopback_apprise_url_needs_private_addresses_allowed(
         (
             "nosuchservice://xoxAppriseSecretPath",
             "dead",
-            "bot.queue.PermanentError: the Apprise URL in secret acme-matrix is not a URL "
+            "conjunction.queue.PermanentError: the Apprise URL in secret acme-matrix is not a URL "
             "Apprise knows",
         ),
         (
             "{base}",  # the receiver answers 500
             "queued",
-            "bot.notify.apprise_channel.AppriseFailed: the Apprise URL in secret acme-matrix "
-            "did not take the notification",
+            "conjunction.notify.apprise_channel.AppriseFailed: the Apprise URL in secret"
+            " acme-matrix did not take the notification",
         ),
     ],
     ids=["unknown-service", "receiver-fails"],

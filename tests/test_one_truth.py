@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bot.codehost import CommitReport
-from bot.runner import TriggerRequest
+from conjunction.codehost import CommitReport
+from conjunction.runner import TriggerRequest
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs

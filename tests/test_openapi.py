@@ -36,11 +36,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.tokens import CallbackSigner
-from config.settings import Settings
-from handlers.openapi import description
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.tokens import CallbackSigner
+from conjunction.web.openapi import description
 from testkit.keys import PRIVATE_KEY_PEM
 from testkit.memoryhost import MemoryHost
 from testkit.server_process import ROOT, ServerProcess, free_port
@@ -100,7 +100,7 @@ def test_every_route_is_described_and_every_description_is_a_route(settings: Set
             for (method, _), example in examples.items()
         )
     ]
-    assert undescribed == [], "routes missing from handlers/openapi.yaml"
+    assert undescribed == [], "routes missing from conjunction/web/openapi.yaml"
     not_routes = [
         route
         for route, example in examples.items()

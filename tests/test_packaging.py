@@ -18,20 +18,20 @@ from pathlib import Path
 
 import pytest
 
-import bot
+import conjunction
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["pyproject.toml", "README.md", "LICENSE", "app.py", "bot", "cli", "config", "handlers"]
+SOURCES = ["pyproject.toml", "README.md", "LICENSE", "conjunction"]
 DATA = [
-    "bot/templates/summary.md",
-    "bot/migrations/env.py",
-    "bot/migrations/script.py.mako",
-    "bot/migrations/versions/0001_initial_schema.py",
-    "config/conjunction.schema.json",
-    "config/app.yml",
-    "handlers/static/conjunction.css",
-    "handlers/templates/base.html",
-    "handlers/templates/setup/index.html",
+    "conjunction/templates/summary.md",
+    "conjunction/migrations/env.py",
+    "conjunction/migrations/script.py.mako",
+    "conjunction/migrations/versions/0001_initial_schema.py",
+    "conjunction/config/conjunction.schema.json",
+    "conjunction/config/app.yml",
+    "conjunction/web/static/conjunction.css",
+    "conjunction/web/templates/base.html",
+    "conjunction/web/templates/setup/index.html",
     "conjunction-{version}.dist-info/licenses/LICENSE",
 ]
 
@@ -91,18 +91,22 @@ def clean_env(home: Path) -> dict[str, str]:
 
 def test_the_wheel_holds_the_files_the_service_reads(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert [name for name in DATA if name.format(version=bot.__version__) not in names] == []
-    assert "app.py" in names and "cli/__init__.py" in names
-    assert not any(name.startswith(("tests/", "bench/")) for name in names)
+    assert [
+        name for name in DATA if name.format(version=conjunction.__version__) not in names
+    ] == []
+    assert "conjunction/app.py" in names and "conjunction/cli/__init__.py" in names
+    # one top-level package: nothing else of the checkout lands in site-packages
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"conjunction", f"conjunction-{conjunction.__version__}.dist-info"}
     entry_points = zipfile.ZipFile(wheel).read(
-        f"conjunction-{bot.__version__}.dist-info/entry_points.txt"
+        f"conjunction-{conjunction.__version__}.dist-info/entry_points.txt"
     )
-    assert b"conjunction = cli:main" in entry_points
+    assert b"conjunction = conjunction.cli:main" in entry_points
 
 
 def test_the_command_prints_its_version(installed: Path, tmp_path: Path) -> None:
     output = run(installed / "conjunction", "--version", cwd=tmp_path, env=clean_env(tmp_path))
-    assert output == f"conjunction {bot.__version__}\n"
+    assert output == f"conjunction {conjunction.__version__}\n"
 
 
 def test_the_command_validates_a_file_elsewhere(installed: Path, tmp_path: Path) -> None:
@@ -138,9 +142,10 @@ def test_the_installed_code_runs_and_migrates_away_from_the_checkout(
     where = run(
         installed / "python",
         "-c",
-        "import app, cli, bot.db, config, handlers.setup, handlers.templating as t\n"
-        "for path in (app.__file__, cli.__file__, bot.db.MIGRATIONS, config.__file__, "
-        "handlers.setup.APP_YML, t.HERE):\n"
+        "from conjunction import app, cli, config, db\n"
+        "from conjunction.web import setup, templating\n"
+        "for path in (app.__file__, cli.__file__, db.MIGRATIONS, config.__file__, "
+        "setup.APP_YML, templating.HERE):\n"
         "    print(path)",
         cwd=tmp_path,
         env=env,

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from bot.tokens import create_project_token
-from config.settings import Settings
-from handlers import templating
-from handlers.context import json_error
-from handlers.errors import json_errors
-from handlers.templating import is_http_url
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.tokens import create_project_token
+from conjunction.web import templating
+from conjunction.web.context import json_error
+from conjunction.web.errors import json_errors
+from conjunction.web.templating import is_http_url
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

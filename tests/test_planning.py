@@ -1,5 +1,5 @@
-"""Planning a fan-out as a pure function (`bot.engine.planning`): a plain snapshot of an upstream
-success, its subscribers and the chain around it in, a plan out — no database, no forge."""
+"""Planning a fan-out as a pure function (`conjunction.engine.planning`): a plain snapshot of an
+upstream success, its subscribers and the chain around it in, a plan out — no database, no forge."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.engine.chains import Root, State
-from bot.engine.planning import (
+from conjunction.config.repo_config import Upstream
+from conjunction.engine.chains import Root, State
+from conjunction.engine.planning import (
     BATCH,
     Candidate,
     OpenTrigger,
@@ -18,7 +19,6 @@ from bot.engine.planning import (
     plan_fallout,
     plan_success,
 )
-from config.repo_config import Upstream
 
 SHA, OLD = "a" * 40, "b" * 40
 A, B, C, D, E = (f"github.com/acme/{name}" for name in "abcde")

@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT
-from bot.models import Event
-from bot.runner import TriggerRequest
-from bot.runs import Change, Step, TriggerState
+from conjunction.codehost import PREMERGE_REPORT_NAME, PREMERGE_STATUS_CONTEXT
+from conjunction.models import Event
+from conjunction.runner import TriggerRequest
+from conjunction.runs import Change, Step, TriggerState
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture, workflow_run
 from tests.conftest import post_github, run_jobs, runtime

@@ -1,5 +1,5 @@
-"""The pure decisions of pre-merge runs (`bot.premerge`): a row per case, which downstreams a
-change runs against, whether it starts by itself, and what the head commit shows."""
+"""The pure decisions of pre-merge runs (`conjunction.premerge`): a row per case, which downstreams
+a change runs against, whether it starts by itself, and what the head commit shows."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.forges.gitlab.host import pipeline_variables
-from bot.forges.webhook import placeholder_values, trigger_event
-from bot.premerge import (
+from conjunction.config.repo_config import ConjunctionConfig, Upstream, parse_config
+from conjunction.forges.gitlab.host import pipeline_variables
+from conjunction.forges.webhook import placeholder_values, trigger_event
+from conjunction.premerge import (
     Candidate,
     Row,
     Runs,
@@ -21,10 +22,9 @@ from bot.premerge import (
     start_refusal,
     state_of,
 )
-from bot.results import Result
-from bot.runner import TriggerRequest
-from bot.runs import Change
-from config.repo_config import ConjunctionConfig, Upstream, parse_config
+from conjunction.results import Result
+from conjunction.runner import TriggerRequest
+from conjunction.runs import Change
 from tests.fakegithub import FakeGitHub
 from tests.test_artifacts import DISPATCHES, WORKFLOW, contents, forge_on, request
 

@@ -12,13 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.models import Job, utcnow
-from bot.progress import Progress, wait
-from bot.queue import RetryLater
-from bot.runner import PipelineStarted, TriggerRequest
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.models import Job, utcnow
+from conjunction.progress import Progress, wait
+from conjunction.queue import RetryLater
+from conjunction.runner import PipelineStarted, TriggerRequest
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

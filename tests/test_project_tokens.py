@@ -15,10 +15,10 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from app import main
-from bot import db
-from bot.tokens import list_project_tokens
-from config.settings import Settings
+from conjunction import db
+from conjunction.app import main
+from conjunction.config.settings import Settings
+from conjunction.tokens import list_project_tokens
 from tests.test_flow import LIB, SHA
 from tests.test_webhook_runner import stored
 

@@ -24,10 +24,10 @@ import sqlalchemy.exc
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import bot.queue
-from bot.db import create_engine, migrate, sessionmaker
-from bot.models import Job, WorkerBeat, utcnow
-from bot.queue import JobQueue, PermanentError, RetryLater, Worker, backoff
+import conjunction.queue
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.models import Job, WorkerBeat, utcnow
+from conjunction.queue import JobQueue, PermanentError, RetryLater, Worker, backoff
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -122,7 +122,7 @@ async def test_failing_job_is_retried_with_growing_delay_until_it_succeeds(
         delays.append((attempts, delay))
         return delay
 
-    monkeypatch.setattr(bot.queue, "backoff", no_jitter)
+    monkeypatch.setattr(conjunction.queue, "backoff", no_jitter)
     handler = Flaky(failures=2)
     worker = Worker(JobQueue(sessions, base_delay=10, max_delay=3600), {"flaky": handler}, "w1")
     await enqueue(sessions, "flaky", {"n": 1})
@@ -170,7 +170,7 @@ async def test_permanent_error_goes_to_the_dead_letters_at_once(sessions: Sessio
     assert await worker.run_until_idle() == 1
     job = await only_job(sessions)
     assert (job.state, job.attempts) == ("dead", 1)
-    assert job.last_error == "bot.queue.PermanentError: flaky failure 1"
+    assert job.last_error == "conjunction.queue.PermanentError: flaky failure 1"
 
 
 async def test_job_kind_without_handler_goes_dead_with_a_clear_error(sessions: Sessions) -> None:
@@ -336,7 +336,7 @@ async def test_jobs_of_a_worker_silent_past_its_timeout_are_taken_before_the_lea
         handler = Flaky()
         worker = Worker(JobQueue(restarted, lease=600), {"work": handler}, "restarted")
         assert await worker.run_until_idle() == 0, "taken while its worker was alive"
-        silent = utcnow() - timedelta(seconds=bot.queue.WORKER_TIMEOUT + 1)
+        silent = utcnow() - timedelta(seconds=conjunction.queue.WORKER_TIMEOUT + 1)
         async with crashed.begin() as session:
             await session.execute(
                 update(WorkerBeat).where(WorkerBeat.id == "killed").values(seen_at=silent)

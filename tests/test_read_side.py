@@ -1,7 +1,8 @@
-"""The read side only reads: nothing under bot/views/, no handler but the API's write side, and
-not the change's page (bot/premerge_view.py) imports the engine. What both sides need (the
-history queries, the rows of a commit's report and their count, a change's pre-merge runs) lives
-in modules neither owns: bot/history.py, bot/tally.py and bot/premerge_runs.py."""
+"""The read side only reads: nothing under conjunction/views/, no handler but the API's write side,
+and not the change's page (conjunction/premerge_view.py) imports the engine. What both sides need
+(the history queries, the rows of a commit's report and their count, a change's pre-merge runs)
+lives in modules neither owns: conjunction/history.py, conjunction/tally.py and
+conjunction/premerge_runs.py."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 from testkit.server_process import ROOT
 
 # the one handler that hands the engine what CIs report through the API: the write side (forge
-# drivers reach it through bot.engine_api, tests/test_drivers.py)
-WRITE_SIDE = {"handlers/api.py"}
+# drivers reach it through conjunction.engine_api, tests/test_drivers.py)
+WRITE_SIDE = {"conjunction/web/api.py"}
 
 
 def engine_imports(path: Path) -> list[str]:
-    """Each import of `bot.engine` (or of a module under it) in a Python file, as written."""
+    """Each import of `conjunction.engine` (or of a module under it) in a Python file, as
+    written."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -28,7 +30,7 @@ def engine_imports(path: Path) -> list[str]:
         found += [
             f"line {node.lineno}: {name}"
             for name in names
-            if name == "bot.engine" or name.startswith("bot.engine.")
+            if name == "conjunction.engine" or name.startswith("conjunction.engine.")
         ]
     return found
 
@@ -57,18 +59,18 @@ def test_the_read_side_imports_nothing_of_the_engine() -> None:
 def test_the_check_finds_every_way_of_importing_the_engine(tmp_path: Path) -> None:
     module = tmp_path / "module.py"
     module.write_text(
-        "import bot.engine.reports\n"
-        "from bot.engine import bisects\n"
-        "from bot.engine.reports import describe\n"
+        "import conjunction.engine.reports\n"
+        "from conjunction.engine import bisects\n"
+        "from conjunction.engine.reports import describe\n"
         "from bot import tally\n"
         "import bot.enginery\n"
         "from bot import engine\n"
     )
     assert engine_imports(module) == [
-        "line 1: bot.engine.reports",
-        "line 2: bot.engine",
-        "line 2: bot.engine.bisects",
-        "line 3: bot.engine.reports",
-        "line 3: bot.engine.reports.describe",
-        "line 6: bot.engine",
+        "line 1: conjunction.engine.reports",
+        "line 2: conjunction.engine",
+        "line 2: conjunction.engine.bisects",
+        "line 3: conjunction.engine.reports",
+        "line 3: conjunction.engine.reports.describe",
+        "line 6: conjunction.engine",
     ]

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from config.bounded_yaml import MAX_DEPTH, MAX_NODES, MAX_TEXT
-from config.repo_config import (
+from conjunction.config.bounded_yaml import MAX_DEPTH, MAX_NODES, MAX_TEXT
+from conjunction.config.repo_config import (
     MAX_CONFIG_BYTES,
     MAX_ITEMS,
     MAX_PROBLEMS,

@@ -1,11 +1,11 @@
-"""The run model's table of trigger states (bot/runs.py): every move it allows, and that every
-other one is refused."""
+"""The run model's table of trigger states (conjunction/runs.py): every move it allows, and that
+every other one is refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.runs import TRANSITIONS, InvalidTransition, Step, TriggerState, move
+from conjunction.runs import TRANSITIONS, InvalidTransition, Step, TriggerState, move
 
 S = TriggerState
 ALLOWED = {

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from app import create_app, main
-from bot.adapters import Adapters
-from bot.secrets import SecretRefused, SecretsFileError, SecretStore, load_secrets
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.app import create_app, main
+from conjunction.config.settings import Settings
+from conjunction.secrets import SecretRefused, SecretsFileError, SecretStore, load_secrets
 from testkit.memoryhost import MemoryHost
 from tests.conftest import runtime
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config.settings import Settings, SettingsError, load_settings, settings_from
+from conjunction.config.settings import Settings, SettingsError, load_settings, settings_from
 from testkit.keys import PRIVATE_KEY_PEM
 
 GITHUB = {

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from app import create_app
-from config.settings import Settings, load_settings
-from handlers.setup import APP_YML
-from handlers.setup_code import STATE_TTL, SetupCode
+from conjunction.app import create_app
+from conjunction.config.settings import Settings, load_settings
+from conjunction.web.setup import APP_YML
+from conjunction.web.setup_code import STATE_TTL, SetupCode
 from testkit.keys import PRIVATE_KEY_PEM as PEM
 
 PUBLIC = "http://conjunction.example.com"  # the test client sends no Secure cookie

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.models import Event, Job, utcnow
-from bot.runner import TriggerRequest
+from conjunction.models import Event, Job, utcnow
+from conjunction.runner import TriggerRequest
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime

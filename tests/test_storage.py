@@ -18,15 +18,15 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.adapters import Adapters
-from bot.db import create_engine, migrate, sessionmaker
-from bot.engine import Engine, UpstreamSuccess
-from bot.engine.subscriptions import Candidate, subscribers
-from bot.models import Base, Event, Job, KeyValue, Project, Subscription
-from bot.tokens import CallbackSigner
-from bot.views.api import project_list
-from config.repo_config import ConfigError, Upstream
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.config.repo_config import ConfigError, Upstream
+from conjunction.config.settings import Settings
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.engine import Engine, UpstreamSuccess
+from conjunction.engine.subscriptions import Candidate, subscribers
+from conjunction.models import Base, Event, Job, KeyValue, Project, Subscription
+from conjunction.tokens import CallbackSigner
+from conjunction.views.api import project_list
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -1,16 +1,16 @@
-"""One count and one set of words for an upstream commit's downstream runs (`bot.tally`): its
-direct downstreams, the whole tree in brackets when it differs; a failure being confirmed is
+"""One count and one set of words for an upstream commit's downstream runs (`conjunction.tally`):
+its direct downstreams, the whole tree in brackets when it differs; a failure being confirmed is
 `confirming`, never failed; a green status beside a neutral check says why in its words."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.engine.reports import aggregate
-from bot.models import Event
-from bot.results import Result, Verdict
-from bot.runs import Step
-from bot.tally import Count, Row, Tally, count_of, describe, outcome, rows_below, shown_as
+from conjunction.engine.reports import aggregate
+from conjunction.models import Event
+from conjunction.results import Result, Verdict
+from conjunction.runs import Step
+from conjunction.tally import Count, Row, Tally, count_of, describe, outcome, rows_below, shown_as
 
 S, F = Result.SUCCESS, Result.FAILURE
 SOURCE = "build"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.results import FLAKY_HINT, Judgement, Result, Run, Verdict, judge, looks_flaky
+from conjunction.results import FLAKY_HINT, Judgement, Result, Run, Verdict, judge, looks_flaky
 
 S, F, E, T, C = (
     Result.SUCCESS,

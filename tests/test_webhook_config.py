@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from config.body_template import fill, placeholders
-from config.repo_config import ConfigError, json_schema, parse_config
+from conjunction.config.body_template import fill, placeholders
+from conjunction.config.repo_config import ConfigError, json_schema, parse_config
 
 HEADER = """\
 trigger:

@@ -20,17 +20,17 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
-from app import create_app
-from bot.adapters import Adapters
-from bot.address_guard import GuardedResolver
-from bot.engine.indexing import config_pushed
-from bot.forges.webhook import WebhookRunner
-from bot.models import Event, Job, utcnow
-from bot.runner import TriggerError, TriggerRequest
-from bot.secrets import SecretStore
-from bot.tokens import create_project_token
-from config.repo_config import ConfigError, Trigger, Webhook
-from config.settings import Settings
+from conjunction.adapters import Adapters
+from conjunction.address_guard import GuardedResolver
+from conjunction.app import create_app
+from conjunction.config.repo_config import ConfigError, Trigger, Webhook
+from conjunction.config.settings import Settings
+from conjunction.engine.indexing import config_pushed
+from conjunction.forges.webhook import WebhookRunner
+from conjunction.models import Event, Job, utcnow
+from conjunction.runner import TriggerError, TriggerRequest
+from conjunction.secrets import SecretStore
+from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
@@ -487,7 +487,8 @@ async def test_a_server_error_is_retried_then_the_pipeline_starts(
     assert job is not None
     assert (job.state, job.attempts) == ("queued", 1)
     assert (
-        job.last_error == "bot.runner.TriggerError: the webhook answered 503: Service Unavailable"
+        job.last_error
+        == "conjunction.runner.TriggerError: the webhook answered 503: Service Unavailable"
     )
 
     await make_due(client)

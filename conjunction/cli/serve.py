@@ -1,0 +1,51 @@
+"""`conjunction serve` (or `conjunction` alone): the server, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from conjunction import logs
+from conjunction.app import create_app
+from conjunction.config.settings import Settings
+from conjunction.web.errors import JsonErrorRunner
+
+log = logging.getLogger("conjunction")
+
+
+def configure(_parser: argparse.ArgumentParser) -> None:
+    """No arguments: settings come from the environment and .env."""
+
+
+def run(settings: Settings, _args: argparse.Namespace) -> int:
+    logs.configure(settings.log_level, settings.log_format)
+    serve(settings)
+    return 0
+
+
+def serve(settings: Settings) -> None:
+    log.info(
+        "starting on port %d (database %s, GitHub %s, GitLab %s, Gitea %s)",
+        settings.port,
+        settings.database_url.split("://", 1)[0],
+        "on" if settings.github_enabled else "not configured",
+        settings.gitlab_url if settings.gitlab_enabled else "not configured",
+        settings.gitea_url if settings.gitea_enabled else "not configured",
+    )
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(run_server(create_app(settings), settings.host, settings.port))
+
+
+async def run_server(app: web.Application, host: str, port: int) -> None:
+    """What `web.run_app` does, with a runner whose HTTP parser errors are answered in JSON."""
+    runner = JsonErrorRunner(app, handle_signals=True, keepalive_timeout=75)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
+    finally:
+        await runner.cleanup()

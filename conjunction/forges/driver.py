@@ -1,0 +1,95 @@
+"""A forge as a driver: what the service, the command line, the setup check, the intake and the
+texts need to know of it, listed once in `conjunction.forges.DRIVERS`.
+
+A forge's parts, all named after its driver (`gitea`):
+
+- `conjunction/forges/gitea/`: its client, code host and runner, webhook payload models, joining;
+its
+  `__init__` holds `DRIVER`, which imports nothing heavy (the command line reads it);
+- `conjunction/web/gitea/`: its events, its webhook's check (`webhook.py`) and `SERVER`
+(`server.py`):
+  what the running service takes from it, imported only when the service starts;
+- `conjunction/cli/gitea.py`: its command group, when it has one (`command`).
+
+A driver reaches the engine only through `conjunction.engine_api`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import web
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from conjunction.codehost import CodeHost
+    from conjunction.config.settings import Settings
+    from conjunction.engine_api import EngineAPI
+    from conjunction.queue import JobHandler
+
+
+def job_kind(forge: str) -> str:
+    """The job that processes a stored delivery of `forge`."""
+    return f"{forge}_delivery"
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _no_background(_engine: EngineAPI) -> Mapping[str, Coroutine[Any, Any, None]]:
+    return {}
+
+
+@dataclass
+class Running:
+    """What a forge's server part started with the service: its code host (None while the
+    forge is not configured), its background work, and what to close at the end."""
+
+    host: CodeHost | None = None
+    # the service's background tasks, by name (started only where the service runs its worker)
+    background: Callable[[EngineAPI], Mapping[str, Coroutine[Any, Any, None]]] = _no_background
+    close: Callable[[], Awaitable[None]] = _nothing
+
+
+@dataclass(frozen=True)
+class Server:
+    """What the running service takes from a forge (conjunction/web/<forge>/server.py `SERVER`)."""
+
+    # POST /webhooks/<name>: verify a delivery and hand it to `conjunction.web.webhooks.accept`
+    webhook: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    # its code host and background work, built from the settings (when no adapters are given)
+    start: Callable[[Settings, aiohttp.ClientSession, async_sessionmaker[AsyncSession]], Running]
+    # the job handler of its stored deliveries; None: its deliveries are stored, not processed
+    deliveries: Callable[[EngineAPI, Settings, Running | None], JobHandler | None]
+
+
+@dataclass(frozen=True)
+class Driver:
+    name: str  # "gitea": /webhooks/gitea, the job `gitea_delivery`, the command `gitea`
+    display_name: str  # how texts name it: "GitHub"
+    configured: Callable[[Settings], bool]  # its settings are all given
+    server: str  # the module holding its `SERVER`
+    public_host: str | None = None  # the public instance (github.com), named `display_name`
+    command: str | None = None  # its line in `conjunction --help`; None: it has no command
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/webhooks/{self.name}"
+
+    @property
+    def job_kind(self) -> str:
+        return job_kind(self.name)
+
+    @property
+    def command_module(self) -> str:
+        return f"conjunction.cli.{self.name}"
+
+    def load(self) -> Server:
+        """Its server part (imports its handlers, the engine's interface and aiohttp)."""
+        server: Server = importlib.import_module(self.server).SERVER
+        return server

@@ -1,0 +1,14 @@
+"""Alembic runs with the connection handed over by conjunction.db.migrate."""
+
+from alembic import context
+
+from conjunction.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,36 @@
+"""What the running service takes from Gitea and Forgejo: their webhook, the code host of the
+bot account (GITEA_URL, GITEA_TOKEN, GITEA_WEBHOOK_SECRET) and the processing of deliveries."""
+
+from __future__ import annotations
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conjunction.config.settings import Settings
+from conjunction.engine_api import EngineAPI
+from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitea.host import GiteaHost
+from conjunction.queue import JobHandler
+from conjunction.web.gitea import GiteaDeliveries
+from conjunction.web.gitea.webhook import webhook
+
+
+def start(
+    settings: Settings, _http: aiohttp.ClientSession, _sessions: async_sessionmaker[AsyncSession]
+) -> Running:
+    if not settings.gitea_enabled:
+        return Running()
+    host = GiteaHost.from_settings(settings)
+    return Running(host=host, close=host.client.close)
+
+
+def deliveries(
+    engine: EngineAPI, settings: Settings, _running: Running | None
+) -> JobHandler | None:
+    """Without a Gitea host name, no project can be a Gitea project: nothing to process."""
+    if not settings.gitea_host:
+        return None
+    return GiteaDeliveries(engine, settings.gitea_host)
+
+
+SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

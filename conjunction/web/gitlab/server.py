@@ -1,0 +1,35 @@
+"""What the running service takes from GitLab: its webhook, its code host (the bot account's,
+when GITLAB_TOKEN is set) and the processing of its deliveries."""
+
+from __future__ import annotations
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conjunction.config.settings import Settings
+from conjunction.engine_api import EngineAPI
+from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitlab.host import GitLabHost
+from conjunction.queue import JobHandler
+from conjunction.web.gitlab import GitLabDeliveries
+from conjunction.web.gitlab.webhook import webhook
+
+
+def start(
+    settings: Settings, _http: aiohttp.ClientSession, _sessions: async_sessionmaker[AsyncSession]
+) -> Running:
+    if not settings.gitlab_enabled:
+        return Running()
+    host = GitLabHost.from_settings(settings)
+
+    async def close() -> None:
+        host.client.close()
+
+    return Running(host=host, close=close)
+
+
+def deliveries(engine: EngineAPI, settings: Settings, _running: Running | None) -> JobHandler:
+    return GitLabDeliveries(engine, settings.gitlab_host)
+
+
+SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)
