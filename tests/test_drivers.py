@@ -51,18 +51,21 @@ def test_the_check_finds_every_way_of_importing_the_engine() -> None:
     for source in (
         "from conjunction.engine import Engine",
         "import conjunction.engine.results",
-        "from bot import engine",
+        "from conjunction import engine",
         "from conjunction.engine.matching import FinishedPipeline",
     ):
         assert engine_imports(source), source
-    assert engine_imports("from conjunction.engine_api import EngineAPI\nimport bot.engines") == []
+    assert (
+        engine_imports("from conjunction.engine_api import EngineAPI\nimport conjunction.engines")
+        == []
+    )
 
 
 def driver_modules() -> list[Path]:
     """Every module of every driver: conjunction/forges/ and conjunction/web/<driver>/."""
-    paths = list((ROOT / "bot" / "forges").rglob("*.py"))
+    paths = list((ROOT / "conjunction" / "forges").rglob("*.py"))
     for driver in forges.DRIVERS:
-        paths += (ROOT / "handlers" / driver.name).rglob("*.py")
+        paths += (ROOT / "conjunction" / "web" / driver.name).rglob("*.py")
     return paths
 
 

@@ -572,7 +572,7 @@ def test_required_globs():
 
 
 def test_committed_schema_is_current():
-    path = Path(__file__).parent.parent / "config" / "conjunction.schema.json"
+    path = Path(__file__).parent.parent / "conjunction" / "config" / "conjunction.schema.json"
     assert json.loads(path.read_text()) == json_schema()
 
 
