@@ -37,7 +37,7 @@ class Source(StrEnum):
     """Where an excerpt came from."""
 
     ANNOTATIONS = "annotations"  # GitHub's check run annotations of the failed job
-    LOG = "log"  # the tail of the failed job's log (GitHub) or trace (GitLab)
+    LOG = "log"  # the tail of the failed job's log (GitHub, Gitea) or trace (GitLab)
     CI = "ci"  # the `metadata.summary` a CI sent with its status
 
 
@@ -100,7 +100,8 @@ class FailureText:
 
 @runtime_checkable
 class FailureLogs(Protocol):
-    """A runner that can tell why one of its runs failed (GitHub Actions, GitLab CI)."""
+    """A runner that can tell why one of its runs failed (GitHub Actions, GitLab CI, Gitea
+    Actions)."""
 
     async def failure_text(self, project: str, run_id: str) -> FailureText | None:
         """The failed job's annotations, else its log; None when the run has no failed job,
@@ -116,7 +117,8 @@ _GITLAB_SECTION = re.compile(r"section_(?:start|end):\d+:[\w.-]+(?:\[[^\]\r\n]*\
 _GITHUB_ERROR = re.compile(r"^##\[(error|warning)\]")
 _NOISE = re.compile(
     r"^(?:##\[(?:end)?group\]|##\[debug\]|\[command\]|Post job cleanup|Cleaning up orphan"
-    r"|Job succeeded|Job failed|ERROR: Job failed: exit code)"
+    r"|Job succeeded|Job failed|ERROR: Job failed: exit code"
+    r"|Cleaning up container for job|\U0001f3c1\s+Job (?:succeeded|failed))"  # Gitea's runner
 )
 _GENERIC = re.compile(r"^(?:Error: )?Process completed with exit code \d+\.?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")

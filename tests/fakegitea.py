@@ -40,6 +40,25 @@ HOST = "codeberg.org"
 API = "/api/v1"
 WEBHOOK_SECRET = "gitea-secret"  # the Gitea tests' GITEA_WEBHOOK_SECRET
 
+# A job's log as Gitea serves it (`GET …/actions/jobs/{job_id}/logs`): every line as the runner
+# reported it, after a UTC timestamp; the failed step's output, then the runner's closing lines
+ACTIONS_LOG = "\n".join(
+    [
+        "2026-05-01T12:00:00.1000000Z runner-1(version:v6.3.1) received task 77 of job test,"
+        " be triggered by event: workflow_dispatch",
+        "2026-05-01T12:00:00.2000000Z workflow prepared",
+        "2026-05-01T12:00:00.3000000Z \U0001f680  Start image=python:3.12",
+        "2026-05-01T12:00:05.0000000Z ============ test session starts ============",
+        "2026-05-01T12:00:05.1000000Z collected 13 items",
+        "2026-05-01T12:00:06.0000000Z FAILED tests/test_api.py::test_parse"
+        " - AssertionError: assert 2 == 3",
+        "2026-05-01T12:00:06.0500000Z using GITEA_TOKEN=0123456789abcdef0123456789abcdef01234567",
+        "2026-05-01T12:00:06.1000000Z ============ 1 failed, 12 passed in 0.41s ============",
+        "2026-05-01T12:00:07.0000000Z Cleaning up container for job test",
+        "2026-05-01T12:00:08.0000000Z \U0001f3c1  Job failed",
+    ]
+)
+
 # (method, path under /api/v1, operationId in Gitea's OpenAPI description)
 ROUTES = [
     ("GET", "/user", "userGetCurrent"),
@@ -69,6 +88,8 @@ ROUTES = [
         "ActionsDispatchWorkflow",
     ),
     ("GET", "/repos/{owner}/{repo}/actions/runs", "getWorkflowRuns"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run}/jobs", "listWorkflowRunJobs"),
+    ("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs", "downloadActionsRunJobLogs"),
     (
         "GET",
         "/repos/{owner}/{repo}/collaborators/{collaborator}/permission",
@@ -80,14 +101,16 @@ ROUTES = [
 ]
 
 
+# parameters that stand for one path segment; any other (`{filepath}`, `{basehead}`) for the rest
+SEGMENTS = frozenset(
+    ["{owner}", "{repo}", "{org}", "{username}", "{index}", "{id}", "{sha}", "{run}", "{job_id}"]
+)
+
+
 def _pattern(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[a-z_]+\})", template)
     regex = "".join(
-        "[^/]+"
-        if part in ("{owner}", "{repo}", "{org}", "{username}", "{index}", "{id}", "{sha}")
-        else ".+"
-        if part.startswith("{")
-        else re.escape(part)
+        "[^/]+" if part in SEGMENTS else ".+" if part.startswith("{") else re.escape(part)
         for part in parts
     )
     return re.compile(regex)
@@ -314,6 +337,28 @@ class FakeGitea:
             status=status,
             body=body,
         )
+
+    def expect_failed_job(self, path: str, run_id: int, job_id: int, log: str) -> None:
+        """Gitea's list of a run's jobs (one passed, then `job_id` failed) and that job's log
+        as plain text."""
+        run_page = f"https://{HOST}/{path}/actions/runs/{run_id}"
+        jobs = [
+            {"id": job_id - 1, "run_id": run_id, "name": "lint", "conclusion": "success"},
+            {
+                "id": job_id,
+                "run_id": run_id,
+                "name": "test",
+                "status": "completed",
+                "conclusion": "failure",
+                "html_url": f"{run_page}/jobs/1",
+            },
+        ]
+        self.expect(
+            "GET",
+            f"{repo_path(path)}/actions/runs/{run_id}/jobs",
+            body={"jobs": jobs, "total_count": len(jobs)},
+        )
+        self.expect("GET", f"{repo_path(path)}/actions/jobs/{job_id}/logs", body=log)
 
     def dispatches(self, path: str, workflow: str) -> list[Call]:
         return self.calls_to("POST", f"{repo_path(path)}/actions/workflows/{workflow}/dispatches")

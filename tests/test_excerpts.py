@@ -28,6 +28,7 @@ from conjunction.excerpts import (
     tail,
 )
 from conjunction.models import Event
+from tests.fakegitea import ACTIONS_LOG
 
 # A GitHub Actions job log as its logs endpoint serves it: a timestamp on every line, colour
 # codes, groups, the failed step's output, GitHub's error line, then the post-job steps.
@@ -100,6 +101,16 @@ def test_a_gitlab_trace_loses_its_section_markers_colours_and_progress_bars() ->
     assert tail(GITLAB_TRACE)[-2:] == [
         "error[E0425]: cannot find value `x` in this scope",
         " --> src/main.rs:2:5",
+    ]
+
+
+def test_a_gitea_log_loses_its_timestamps_and_the_runners_closing_lines() -> None:
+    """It ends where the failed step did: the runner's `Cleaning up container for job test`
+    and `🏁  Job failed` after it are not why it failed."""
+    assert tail(ACTIONS_LOG)[-3:] == [
+        "FAILED tests/test_api.py::test_parse - AssertionError: assert 2 == 3",
+        "using GITEA_TOKEN=0123456789abcdef0123456789abcdef01234567",
+        "============ 1 failed, 12 passed in 0.41s ============",
     ]
 
 

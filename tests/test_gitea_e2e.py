@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from conjunction.models import Event
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
 from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegitea import (
+    ACTIONS_LOG,
     FakeGitea,
     action_run_event,
     post_gitea,
@@ -40,6 +42,24 @@ async def index(client: TestClient[Any, Any], *names: str) -> None:
 async def trigger_event(client: TestClient[Any, Any], project: str) -> Event:
     [event] = await runtime(client).engine.pending_triggers(project)
     return event
+
+
+def expect_breakage_issue(fake_gitea: FakeGitea) -> None:
+    """What opening the breakage issue in acme/app asks: open issues, the label (created),
+    the issue itself; and the compare of the downstream's commits since it last passed."""
+    repo = repo_path(APP)
+    fake_gitea.expect(
+        "GET", f"{repo}/issues", query={"state": "open", "labels": "conjunction"}, body=[]
+    )
+    fake_gitea.expect("GET", f"{repo}/labels", body=[])
+    fake_gitea.expect("POST", f"{repo}/labels", status=201, body={"id": 8})
+    fake_gitea.expect(
+        "POST",
+        f"{repo}/issues",
+        status=201,
+        body={"number": 12, "html_url": f"https://codeberg.org/{APP}/issues/12"},
+    )
+    fake_gitea.expect("GET", f"{repo}/compare/{'a' * 40}...{'b' * 40}", repeat=True, body={})
 
 
 async def test_github_upstream_gitea_downstream(
@@ -90,26 +110,17 @@ async def test_github_upstream_gitea_downstream(
     assert "| codeberg.org/acme/app | ✅ passed |" in summary.summary
     assert "(https://codeberg.org/acme/app/actions/runs/900)" in summary.summary
 
-    # a breakage opens an issue in the Gitea repository, mentioning its owners and naming the
-    # GitHub upstream's owners with a link; this server is a Gitea with run details
+    # a breakage opens an issue in the Gitea repository, mentioning its owners, naming the
+    # GitHub upstream's owners with a link and showing the end of the failed job's log; this
+    # server is a Gitea with run details and its runs' jobs and logs
     fake_gitea.expect_dispatch(
         APP,
         "downstream.yml",
         status=200,
         body={"workflow_run_id": 901, "html_url": f"https://codeberg.org/{APP}/actions/runs/901"},
     )
-    fake_gitea.expect(
-        "GET", f"{repo}/issues", query={"state": "open", "labels": "conjunction"}, body=[]
-    )
-    fake_gitea.expect("GET", f"{repo}/labels", body=[])
-    fake_gitea.expect("POST", f"{repo}/labels", status=201, body={"id": 8})
-    fake_gitea.expect(
-        "POST",
-        f"{repo}/issues",
-        status=201,
-        body={"number": 12, "html_url": f"https://codeberg.org/{APP}/issues/12"},
-    )
-    fake_gitea.expect("GET", f"{repo}/compare/{'a' * 40}...{'b' * 40}", repeat=True, body={})
+    expect_breakage_issue(fake_gitea)
+    fake_gitea.expect_failed_job(APP, 901, 78, ACTIONS_LOG)
     await post_github(client, "workflow_run", workflow_run("acme/lib", SHAS[1], run_id=2))
     await run_jobs(client)
     failed = workflow_run_event(
@@ -121,6 +132,19 @@ async def test_github_upstream_gitea_downstream(
     assert issue.body["labels"] == [8]
     assert "Downstream owners: @alice @acme/app-team" in issue.body["body"]
     assert "Upstream owners: [libby on GitHub](https://github.com/libby)" in issue.body["body"]
+    assert (
+        "Why it failed (**test failure**), from the end of the failed job's log:\n\n```text\n"
+        "runner-1(version:v6.3.1) received task 77 of job test, be triggered by event:"
+        " workflow_dispatch\n"
+        "workflow prepared\n"
+        "\U0001f680  Start image=python:3.12\n"
+        "============ test session starts ============\n"
+        "collected 13 items\n"
+        "FAILED tests/test_api.py::test_parse - AssertionError: assert 2 == 3\n"
+        "using GITEA_TOKEN=[redacted]\n"
+        "============ 1 failed, 12 passed in 0.41s ============\n```\n\n"
+        "[the whole log](https://codeberg.org/acme/app/actions/runs/901/jobs/1)"
+    ) in issue.body["body"]
     _, (_, broken) = github.of("status")[-1]
     assert broken.description == (
         "0 of 1 downstream projects passed, 1 new regression; none blamed on this commit"
@@ -142,6 +166,46 @@ async def test_github_upstream_gitea_downstream(
     [closed] = fake_gitea.calls_to("PATCH", f"{repo}/issues/12")
     assert closed.body == {"state": "closed"}
     assert (await runtime(client).engine.get_event(event.id)).result == "success"  # type: ignore[union-attr]
+
+
+async def test_forgejo_without_the_jobs_api_opens_the_issue_without_an_excerpt(
+    gitea_both: tuple[TestClient[Any, Any], MemoryHost], fake_gitea: FakeGitea
+) -> None:
+    """Forgejo has no route for a run's jobs: its 404 is asked once and taken as no excerpt;
+    the failure and its issue are as they would be without one."""
+    client, github = gitea_both
+    repo = repo_path(APP)
+    github.files[("github.com/acme/lib", ".conjunction.yml")] = "owners: [libby]\n"
+    fake_gitea.expect_index(APP, DOWNSTREAM_CONFIG)
+    await index(client, "github.com/acme/lib", f"codeberg.org/{APP}")
+    for run_id, sha, status in ((900, "a" * 40, "success"), (901, "b" * 40, "failure")):
+        fake_gitea.expect_dispatch(
+            APP, "downstream.yml", status=201, body={"id": run_id, "run_number": run_id - 897}
+        )
+        await post_github(client, "workflow_run", workflow_run("acme/lib", sha, run_id=run_id))
+        await run_jobs(client)
+        if status == "failure":
+            expect_breakage_issue(fake_gitea)
+            fake_gitea.expect(
+                "GET",
+                f"{repo}/actions/runs/{run_id}/jobs",
+                status=404,
+                body={"message": "The target couldn't be found."},
+            )
+        done = action_run_event(APP, sha, run_id=run_id, status=status, event="workflow_dispatch")
+        assert (await post_gitea(client, "action_run", done, forgejo=True)).status == 202
+        await run_jobs(client)
+
+    [issue] = fake_gitea.calls_to("POST", f"{repo}/issues")
+    assert "Downstream owners: @alice @acme/app-team" in issue.body["body"]
+    assert "Why it failed" not in issue.body["body"]
+    [asked] = fake_gitea.calls_to("GET", f"{repo}/actions/runs/901/jobs")
+    assert asked.status == 404
+    _, (_, broken) = github.of("status")[-1]
+    assert broken.description.startswith("0 of 1 downstream projects passed, 1 new regression")
+    async with runtime(client).sessions() as session:
+        failure = await session.scalar(select(Event).where(Event.run_id == "901"))
+    assert failure is not None and (failure.result, failure.excerpt) == ("failure", None)
 
 
 async def test_gitea_upstream_github_downstream(

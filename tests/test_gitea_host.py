@@ -11,8 +11,9 @@ import pytest
 
 from conjunction.codehost import CommentRef, CommitReport
 from conjunction.config.repo_config import ConfigError, ConfigProblem, Trigger
+from conjunction.excerpts import FailureText, Source
 from conjunction.runner import TriggerError, TriggerRequest
-from tests.fakegitea import FakeGitea, gitea_host, repo_path
+from tests.fakegitea import ACTIONS_LOG, FakeGitea, gitea_host, repo_path
 
 LIB = "acme/lib"
 NAME = f"codeberg.org/{LIB}"
@@ -366,6 +367,38 @@ async def test_find_started_finds_the_run_by_its_title(fake_gitea: FakeGitea) ->
     found = await host.find_started(request(sent_at=sent))
     assert found is not None and (found.run_id, found.url) == ("6", "u6")
     assert await host.find_started(request(sent_at=sent)) is None
+
+
+async def test_why_a_run_failed_is_the_log_of_its_first_failed_job(
+    fake_gitea: FakeGitea,
+) -> None:
+    fake_gitea.expect_failed_job(LIB, 901, 78, ACTIONS_LOG)
+    found = await gitea_host(fake_gitea).failure_text(NAME, "901")
+    assert found == FailureText(
+        Source.LOG, ACTIONS_LOG, f"https://codeberg.org/{LIB}/actions/runs/901/jobs/1"
+    )
+    listed, logs = fake_gitea.calls
+    assert (listed.path, listed.query) == (f"{REPO}/actions/runs/901/jobs", {"limit": "50"})
+    assert logs.path == f"{REPO}/actions/jobs/78/logs"
+
+
+async def test_no_excerpt_without_a_failed_job_or_where_the_server_has_no_jobs_api(
+    fake_gitea: FakeGitea,
+) -> None:
+    """None, and no error: when no job failed (the log is not asked for), when the answer is
+    not Gitea's list, on a 404 (Forgejo, an older Gitea: asked once, not retried), and when
+    the server still fails after the client's retries."""
+    jobs = f"{REPO}/actions/runs/7/jobs"
+    passed = [{"id": 1, "conclusion": "success"}, {"id": 2, "conclusion": "cancelled"}]
+    fake_gitea.expect("GET", jobs, body={"jobs": passed, "total_count": 2})
+    fake_gitea.expect("GET", jobs, body=[{"id": 3, "status": "failure"}])
+    fake_gitea.expect("GET", jobs, status=404, body={"message": "The target couldn't be found."})
+    fake_gitea.expect("GET", jobs, status=502, body={"message": "bad gateway"}, times=5)
+    host = gitea_host(fake_gitea)
+
+    assert [await host.failure_text(NAME, "7") for _ in range(4)] == [None] * 4
+    assert [call.status for call in fake_gitea.calls] == [200, 200, 404] + [502] * 5
+    assert all(call.path == jobs for call in fake_gitea.calls)
 
 
 async def test_commands_ask_the_collaborator_permission_and_read_the_pull_request(

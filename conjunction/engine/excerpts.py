@@ -2,10 +2,10 @@
 (`Event.excerpt`) for its page, its row of the report, its issue and its pre-merge comment.
 
 The lines come from the CI's own `metadata.summary` when it sent one, else from the runner that
-ran it (`conjunction.excerpts.FailureLogs`: GitHub Actions, GitLab CI), which answers None when its
-forge refuses or fails (an excerpt is worth one try): the result stays as it is, without an excerpt,
-and the job still finishes and queues the follow-ups that waited for it (the changes and the issue,
-so the issue shows the excerpt).
+ran it (`conjunction.excerpts.FailureLogs`: GitHub Actions, GitLab CI, Gitea Actions), which
+answers None when its forge refuses or fails (an excerpt is worth one try): the result stays as
+it is, without an excerpt, and the job still finishes and queues the follow-ups that waited for
+it (the changes and the issue, so the issue shows the excerpt).
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ Where Gitea and Forgejo differ, both are handled here:
   body (201 `{"id", "run_number"}`); each ignores the other's flag, and older versions of either
   answer 204 with no id.
 - Listing runs (`GET …/actions/runs`): Gitea's runs carry `display_title`, Forgejo's `title`.
+- Why a run failed (`failure_text`): Gitea lists a run's jobs (`GET …/actions/runs/{run}/jobs`,
+  `{"jobs": [{"id", "conclusion", "html_url"}]}`) and serves a job's log as plain text
+  (`GET …/actions/jobs/{job_id}/logs`); Forgejo has neither route and answers 404, as a Gitea
+  from before them does: no excerpt.
 """
 
 from __future__ import annotations
@@ -38,7 +42,14 @@ from conjunction.codehost import (
 from conjunction.config.repo_config import ConfigError
 from conjunction.config.settings import Settings
 from conjunction.engine_api import CONFIG_PATH
-from conjunction.forges.gitea.client import TRANSIENT, GiteaClient, GiteaError, is_transient
+from conjunction.excerpts import FailureText, Source
+from conjunction.forges.gitea.client import (
+    PAGE_SIZE,
+    TRANSIENT,
+    GiteaClient,
+    GiteaError,
+    is_transient,
+)
 from conjunction.names import project_key, split_project
 from conjunction.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
 from conjunction.runs import Change
@@ -453,6 +464,28 @@ class GiteaHost:
             reason = f"{self._host} refused to start {workflow} on {ref} of {path}: {exc.message}"
         return TriggerError(reason)
 
+    async def failure_text(self, project: str, run_id: str) -> FailureText | None:
+        """The log of the run's first failed job (`run_id`: the run's id), with the job's page;
+        None when no job failed, when the server has no such routes (Forgejo, an older Gitea:
+        404), or when it refuses or fails (an excerpt is worth one try)."""
+        try:
+            return await self._failure_text(project, run_id)
+        except (GiteaError, *TRANSIENT) as exc:
+            log.info("no excerpt of %s run %s: %s", project, run_id, exc)
+            return None
+
+    async def _failure_text(self, project: str, run_id: str) -> FailureText | None:
+        repo = self._repo(project)
+        listed = await self.client.get(
+            f"{repo}/actions/runs/{quote(run_id, safe='')}/jobs", limit=PAGE_SIZE
+        )
+        job = first_failed_job(listed)
+        if job is None:
+            return None
+        job_id = quote(str(job["id"]), safe="")
+        answer = await self.client.request("GET", f"{repo}/actions/jobs/{job_id}/logs")
+        return FailureText(Source.LOG, answer.text, job.get("html_url"))
+
     async def find_started(self, request: TriggerRequest) -> PipelineStarted | None:
         """A recent dispatched run whose title names the event (`run-name` with the event id);
         else, when no title does, the one run of the dispatched workflow on the dispatched ref
@@ -481,6 +514,20 @@ class GiteaHost:
         if len(fitting) != 1:
             return None
         return PipelineStarted(url=fitting[0].get("html_url"), run_id=str(fitting[0]["id"]))
+
+
+def first_failed_job(listed: object) -> dict[str, Any] | None:
+    """The first job of Gitea's list of a run's jobs that failed (a timed-out job is one),
+    or None: none failed, or the answer is not such a list."""
+    jobs = listed.get("jobs") if isinstance(listed, dict) else None
+    if not isinstance(jobs, list):
+        return None
+    failed = (
+        job
+        for job in jobs
+        if isinstance(job, dict) and job.get("conclusion") == "failure" and job.get("id")
+    )
+    return next(failed, None)
 
 
 def _fits(run: dict[str, Any], request: TriggerRequest) -> bool:
