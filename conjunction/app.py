@@ -28,6 +28,7 @@ from conjunction.bootstrap import opened
 from conjunction.config.settings import Settings
 from conjunction.engine import Engine
 from conjunction.forges.driver import Running
+from conjunction.forges.github.events import ClientFor, GitHubDeliveries
 from conjunction.forges.webhook import WebhookRunner
 from conjunction.intake import Intake
 from conjunction.models import utcnow
@@ -39,7 +40,6 @@ from conjunction.web import admin, api, badges, changes, health, openapi, pages,
 from conjunction.web.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from conjunction.web.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from conjunction.web.errors import json_errors
-from conjunction.web.github import ClientFor, GitHubDeliveries
 from conjunction.web.setup import GitHubSetup, forge_configured
 from conjunction.web.setup_code import SetupCode
 

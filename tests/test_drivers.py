@@ -118,7 +118,7 @@ ACME = Driver(
 @pytest.fixture
 def with_acme(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
-    monkeypatch.setitem(sys.modules, f"conjunction.cli.{ACME.name}", sys.modules[__name__])
+    monkeypatch.setitem(sys.modules, ACME.command_module, sys.modules[__name__])
 
 
 def webhook_paths(app: web.Application) -> set[str]:

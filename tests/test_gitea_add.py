@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from conjunction import db
 from conjunction.app import create_app, main
-from conjunction.cli.gitea import gitea_add
 from conjunction.config.settings import Settings, SettingsError, settings_from
+from conjunction.forges.gitea.command import gitea_add
 from conjunction.forges.gitea.host import GiteaHost
 from conjunction.models import Project
 from conjunction.web.context import RUNTIME

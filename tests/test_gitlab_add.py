@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from conjunction import db
 from conjunction.app import main
-from conjunction.cli.gitlab import gitlab_add
 from conjunction.config.settings import Settings
+from conjunction.forges.gitlab.command import gitlab_add
 from conjunction.models import Project
 from tests.fakegitlab import WEBHOOK_TOKEN, FakeGitLab, encoded, gitlab_host
 

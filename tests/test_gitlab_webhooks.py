@@ -15,11 +15,11 @@ from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
 from conjunction.engine import FinishedPipeline
+from conjunction.forges.gitlab.events.pipeline import finished_pipeline
+from conjunction.forges.gitlab.events.push import listed_paths
 from conjunction.models import Delivery, Job, Project
 from conjunction.names import project_key
 from conjunction.results import Result
-from conjunction.web.gitlab.pipeline import finished_pipeline
-from conjunction.web.gitlab.push import listed_paths
 from tests.conftest import run_jobs, runtime
 from tests.fakegitlab import (
     FIXTURES,

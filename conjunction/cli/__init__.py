@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from conjunction import __version__, forges
 from conjunction.config.settings import SettingsError, load_settings
@@ -37,6 +38,13 @@ def command_lines() -> dict[str, str]:
     return COMMANDS | lines | OTHERS
 
 
+def _module(command: str) -> ModuleType:
+    """The module of `command`: a forge's is its driver's `command_module`."""
+    drivers = {d.name: d for d in forges.DRIVERS}
+    name = drivers[command].command_module if command in drivers else f"conjunction.cli.{command}"
+    return importlib.import_module(name)
+
+
 def parser(prog: str = "conjunction", command: str | None = None) -> argparse.ArgumentParser:
     """The command line; the arguments of `command` (when given) in full."""
     parser = argparse.ArgumentParser(
@@ -49,7 +57,7 @@ def parser(prog: str = "conjunction", command: str | None = None) -> argparse.Ar
     for name, help in command_lines().items():
         subparser = commands.add_parser(name, help=help, description=help)
         if name == command:
-            importlib.import_module(f"conjunction.cli.{name}").configure(subparser)
+            _module(name).configure(subparser)
     return parser
 
 
@@ -58,7 +66,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "conjunction") -> int
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = parser(prog, command).parse_args(argv)
-    module = importlib.import_module(f"conjunction.cli.{args.command or 'serve'}")
+    module = _module(args.command or "serve")
     if args.command == "validate":  # reads files only: no settings needed
         return int(module.run(args))
     try:

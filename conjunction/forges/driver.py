@@ -87,7 +87,7 @@ class Driver:
 
     @property
     def command_module(self) -> str:
-        return f"conjunction.cli.{self.name}"
+        return f"conjunction.forges.{self.name}.command"
 
     def load(self) -> Server:
         """Its server part (imports its handlers, the engine's interface and aiohttp)."""

@@ -21,6 +21,6 @@ DRIVER = Driver(
     name="gitea",
     display_name="Gitea",
     configured=configured,
-    server="conjunction.web.gitea.server",
+    server="conjunction.forges.gitea.server",
     command="Gitea and Forgejo repositories (Codeberg too)",
 )

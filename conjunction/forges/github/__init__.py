@@ -17,6 +17,6 @@ DRIVER = Driver(
     name="github",
     display_name="GitHub",
     configured=configured,
-    server="conjunction.web.github.server",
+    server="conjunction.forges.github.server",
     public_host="github.com",
 )

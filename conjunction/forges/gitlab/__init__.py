@@ -16,7 +16,7 @@ DRIVER = Driver(
     name="gitlab",
     display_name="GitLab",
     configured=configured,
-    server="conjunction.web.gitlab.server",
+    server="conjunction.forges.gitlab.server",
     public_host="gitlab.com",
     command="GitLab projects",
 )

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitea.events import GiteaDeliveries
 from conjunction.forges.gitea.host import GiteaHost
+from conjunction.forges.gitea.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.gitea import GiteaDeliveries
-from conjunction.web.gitea.webhook import webhook
 
 
 def start(

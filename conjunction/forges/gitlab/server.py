@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitlab.events import GitLabDeliveries
 from conjunction.forges.gitlab.host import GitLabHost
+from conjunction.forges.gitlab.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.gitlab import GitLabDeliveries
-from conjunction.web.gitlab.webhook import webhook
 
 
 def start(

@@ -16,11 +16,11 @@ from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
 from conjunction.forges.github.client import PolicyAPI, aiohttp_connect
+from conjunction.forges.github.events import ClientFor, GitHubDeliveries
 from conjunction.forges.github.poller import UpstreamPoller
 from conjunction.forges.github.service import GitHubApp, build_github_app
+from conjunction.forges.github.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.github import ClientFor, GitHubDeliveries
-from conjunction.web.github.webhook import webhook
 
 
 async def no_client(_event: sansio.Event) -> None:
