@@ -36,20 +36,21 @@ def engine_imports(path: Path) -> list[str]:
 
 
 def read_side() -> list[Path]:
-    views = sorted((ROOT / "bot" / "views").rglob("*.py"))
+    package = ROOT / "conjunction"
+    views = sorted((package / "views").rglob("*.py"))
     handlers = [
         path
-        for path in sorted((ROOT / "handlers").rglob("*.py"))
+        for path in sorted((package / "web").rglob("*.py"))
         if str(path.relative_to(ROOT)) not in WRITE_SIDE
     ]
-    return [*views, ROOT / "bot" / "premerge_view.py", *handlers]
+    return [*views, package / "premerge_view.py", *handlers]
 
 
 def test_the_read_side_imports_nothing_of_the_engine() -> None:
     modules = read_side()
-    assert ROOT / "bot" / "views" / "event_tree.py" in modules
-    assert ROOT / "handlers" / "pages.py" in modules
-    assert ROOT / "handlers" / "badges.py" in modules
+    assert ROOT / "conjunction" / "views" / "event_tree.py" in modules
+    assert ROOT / "conjunction" / "web" / "pages.py" in modules
+    assert ROOT / "conjunction" / "web" / "badges.py" in modules
     offending = {
         str(path.relative_to(ROOT)): found for path in modules if (found := engine_imports(path))
     }
@@ -62,9 +63,9 @@ def test_the_check_finds_every_way_of_importing_the_engine(tmp_path: Path) -> No
         "import conjunction.engine.reports\n"
         "from conjunction.engine import bisects\n"
         "from conjunction.engine.reports import describe\n"
-        "from bot import tally\n"
-        "import bot.enginery\n"
-        "from bot import engine\n"
+        "from conjunction import tally\n"
+        "import conjunction.enginery\n"
+        "from conjunction import engine\n"
     )
     assert engine_imports(module) == [
         "line 1: conjunction.engine.reports",

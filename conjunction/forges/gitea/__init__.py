@@ -9,18 +9,14 @@ the module says so.
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.gitea_enabled
-
+from conjunction.forges.gitea.settings import GiteaSettings
 
 DRIVER = Driver(
     name="gitea",
     display_name="Gitea",
-    configured=configured,
-    server="conjunction.forges.gitea.server",
+    package=__name__,
+    settings=GiteaSettings,
+    joined_by="Gitea (python app.py gitea add)",
     command="Gitea and Forgejo repositories (Codeberg too)",
 )

@@ -5,18 +5,14 @@ repository joins by installing the App: there is no command."""
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.github_enabled
-
+from conjunction.forges.github.settings import GitHubSettings
 
 DRIVER = Driver(
     name="github",
     display_name="GitHub",
-    configured=configured,
-    server="conjunction.forges.github.server",
+    package=__name__,
+    settings=GitHubSettings,
+    joined_by="the GitHub App (install it on the repository)",
     public_host="github.com",
 )

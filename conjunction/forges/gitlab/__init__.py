@@ -4,19 +4,15 @@ shape of each webhook)."""
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.gitlab_enabled
-
+from conjunction.forges.gitlab.settings import GitLabSettings
 
 DRIVER = Driver(
     name="gitlab",
     display_name="GitLab",
-    configured=configured,
-    server="conjunction.forges.gitlab.server",
+    package=__name__,
+    settings=GitLabSettings,
+    joined_by="GitLab (python app.py gitlab add)",
     public_host="gitlab.com",
     command="GitLab projects",
 )
