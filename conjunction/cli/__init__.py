@@ -19,7 +19,8 @@ from conjunction import __version__, forges
 from conjunction.config.settings import SettingsError, load_settings
 
 # command -> its line in `conjunction --help`; conjunction/cli/<command>.py holds the rest. Each
-# forge's command group (its driver's `command`) comes after these four.
+# forge's command group (its driver's `command`, in its package's `command.py`) comes after these
+# four.
 COMMANDS = {
     "serve": "run the server (the default): settings from the environment or .env",
     "validate": "check .conjunction.yml files",

@@ -1,6 +1,7 @@
-"""The GitLab adapter: `client` (the one python-gitlab client, paced and retried), `host`
-(GitLabHost, a code host and a runner), `joining` (the `gitlab add` command), `payloads` (the
-shape of each webhook)."""
+"""The GitLab driver: `settings`, `client` (the one python-gitlab client, paced and retried),
+`host` (GitLabHost, a code host and a runner), `joining` and `command` (`gitlab add`), `payloads`
+(the shape of each webhook), `webhook`, `events` and `server` (what the running service takes
+from it)."""
 
 from __future__ import annotations
 
