@@ -37,8 +37,9 @@ SERVER = """
 import sys
 from conjunction.cli.serve import serve
 from conjunction.config.settings import Settings
-serve(Settings(port=int(sys.argv[1]), database_url=sys.argv[2],
-               github_webhook_secret=sys.argv[3], secret_key="k" * 20))
+from conjunction.forges.github.settings import GitHubSettings
+serve(Settings(port=int(sys.argv[1]), database_url=sys.argv[2], secret_key="k" * 20,
+               forges=(GitHubSettings(webhook_secret=sys.argv[3]),)))
 """
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
+from conjunction.forges.github.settings import GitHubSettings
 
 SECRET = "benchmark-secret"
 PAYLOAD = json.loads(
@@ -36,7 +37,8 @@ PAYLOAD = json.loads(
 async def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = os.environ.get("CONJUNCTION_DATABASE_URL", f"sqlite:///{folder}/bench.db")
-        settings = Settings(database_url=url, github_webhook_secret=SECRET, secret_key="k" * 20)
+        github = GitHubSettings(webhook_secret=SECRET)
+        settings = Settings(database_url=url, secret_key="k" * 20, forges=(github,))
         runner = web.AppRunner(create_app(settings, adapters=Adapters(), run_workers=False))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -28,6 +28,8 @@ from conjunction.bootstrap import opened
 from conjunction.config.settings import Settings
 from conjunction.engine import Engine
 from conjunction.forges.driver import Running
+from conjunction.forges.github.events import ClientFor, GitHubDeliveries
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.forges.webhook import WebhookRunner
 from conjunction.intake import Intake
 from conjunction.models import utcnow
@@ -39,7 +41,6 @@ from conjunction.web import admin, api, badges, changes, health, openapi, pages,
 from conjunction.web.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from conjunction.web.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from conjunction.web.errors import json_errors
-from conjunction.web.github import ClientFor, GitHubDeliveries
 from conjunction.web.setup import GitHubSetup, forge_configured
 from conjunction.web.setup_code import SetupCode
 
@@ -99,7 +100,7 @@ def create_app(
     else:
         setup = GitHubSetup(settings, env_path, lambda: app[CLIENT_SESSION], SetupCode())
         app.add_routes(setup.routes())
-        templating.install(app, form_targets=[settings.github_web_url])
+        templating.install(app, form_targets=[settings.forge(GitHubSettings).web_url])
 
         async def announce_setup(_app: web.Application) -> None:
             log.warning(
@@ -143,7 +144,7 @@ def create_app(
                     handlers[driver.job_kind] = deliveries
             if github_client_for is not None:
                 handlers["github_delivery"] = GitHubDeliveries(
-                    engine, settings.github_host, github_client_for
+                    engine, settings.forge(GitHubSettings).host, github_client_for
                 )
             handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
             worker = Worker(

@@ -14,8 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from conjunction.adapters import Adapters
 from conjunction.app import create_app
-from conjunction.config.settings import VARIABLES, Settings
+from conjunction.config.settings import Settings, variables
 from conjunction.engine import followups
+from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.runtime import Runtime
 from conjunction.web.context import RUNTIME
 from testkit.databases import postgres_or_skip, reset_postgres
@@ -68,11 +70,11 @@ def settings(sqlite_url: str) -> Settings:
         database_url=sqlite_url,
         public_url="https://conjunction.test",
         secret_key="a-secret-key-for-the-tests",
-        github_app_id="1",
-        github_private_key=PRIVATE_KEY_PEM,
-        github_webhook_secret=WEBHOOK_SECRET,
-        gitlab_webhook_secret="gitlab-secret",
         admin_token="admin-token",
+        forges=(
+            GitHubSettings(app_id="1", private_key=PRIVATE_KEY_PEM, webhook_secret=WEBHOOK_SECRET),
+            GitLabSettings(webhook_secret="gitlab-secret"),
+        ),
     )
 
 
@@ -115,6 +117,6 @@ def reports_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in VARIABLES:
+    for name in variables():
         monkeypatch.delenv(name, raising=False)
     yield

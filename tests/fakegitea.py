@@ -31,8 +31,10 @@ from conjunction.app import create_app
 from conjunction.config.settings import Settings
 from conjunction.forges.gitea.client import GiteaClient
 from conjunction.forges.gitea.host import GiteaHost
+from conjunction.forges.gitea.settings import GiteaSettings
 from conjunction.forges.gitlab.client import Pacer
 from testkit.memoryhost import MemoryHost
+from testkit.settings import with_forge
 
 FIXTURES = Path(__file__).with_name("fixtures") / "gitea"
 TOKEN = "gitea-bot-token-for-tests"
@@ -548,13 +550,9 @@ async def post_gitea(
 @pytest.fixture
 def gitea_settings(settings: Settings) -> Settings:
     """The test settings with a Gitea bot account on codeberg.org."""
-    return settings.model_copy(
-        update={
-            "gitea_url": f"https://{HOST}",
-            "gitea_token": TOKEN,
-            "gitea_webhook_secret": WEBHOOK_SECRET,
-            "gitea_host": HOST,
-        }
+    return with_forge(
+        settings,
+        GiteaSettings(url=f"https://{HOST}", token=TOKEN, webhook_secret=WEBHOOK_SECRET, host=HOST),
     )
 
 

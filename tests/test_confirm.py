@@ -19,12 +19,14 @@ from conjunction.config.settings import Settings
 from conjunction.engine import Engine, UpstreamSuccess
 from conjunction.forges.github.forge import GitHubForge
 from conjunction.forges.github.service import GitHubApp
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.models import Event
 from conjunction.results import Confirmation, Result, Step, Verdict, after_rerun
 from conjunction.runner import PipelineStarted, TriggerRequest
 from conjunction.tokens import CallbackSigner, create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
+from testkit.settings import with_forge
 from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub
 from tests.test_flow import APP, LIB, events_of, index, report_status
@@ -550,9 +552,12 @@ async def confirming_github(
     """The service as it runs with GitHub App credentials (only the transport is the fake
     GitHub), installed on acme/lib and on acme/app, which confirms its failures against lib."""
     gh = fake_github
-    settings = settings.model_copy(update={"github_private_key": app_private_pem})
+    app_settings = settings.forge(GitHubSettings).model_copy(
+        update={"private_key": app_private_pem}
+    )
+    settings = with_forge(settings, app_settings)
     database = db.create_engine(settings.database_url)
-    github = GitHubApp.build(settings, gh.connect, db.sessionmaker(database))
+    github = GitHubApp.build(settings.forge(GitHubSettings), gh.connect, db.sessionmaker(database))
     client = await aiohttp_client(
         create_app(
             settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conjunction.config.settings import VARIABLES
+from conjunction.config.settings import variables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,5 +16,5 @@ def test_every_setting_is_a_row_of_one_settings_table() -> None:
     table = lines[rows[0] : rows[-1] + 1]
     # a line of text among the rows would end the table there, and the rest render as text
     assert [line for line in table if not line.startswith("|")] == []
-    missing = [name for name in sorted(VARIABLES) if f"`{name}`" not in "\n".join(table)]
+    missing = [name for name in sorted(variables()) if f"`{name}`" not in "\n".join(table)]
     assert missing == []

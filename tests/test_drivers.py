@@ -5,27 +5,25 @@ command — and no driver imports the engine itself, only `conjunction.engine_ap
 from __future__ import annotations
 
 import ast
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction import cli, forges
 from conjunction.adapters import Adapters
 from conjunction.app import create_app
-from conjunction.config.settings import Settings
+from conjunction.config.settings import Settings, SettingsError, settings_from, variables
 from conjunction.engine.issues import FORGE_NAMES
-from conjunction.engine_api import EngineAPI
-from conjunction.forges.driver import Driver, Running, Server
-from conjunction.queue import JobHandler
 from conjunction.web.setup import forge_configured
 from testkit.memoryhost import MemoryHost
+from testkit.settings import with_forge
+from tests import acme
+from tests.acme.server import DELIVERED
+from tests.acme.settings import AcmeSettings
 from tests.conftest import runtime
 
 ROOT = Path(__file__).parent.parent
@@ -55,18 +53,12 @@ def test_the_check_finds_every_way_of_importing_the_engine() -> None:
         "from conjunction.engine.matching import FinishedPipeline",
     ):
         assert engine_imports(source), source
-    assert (
-        engine_imports("from conjunction.engine_api import EngineAPI\nimport conjunction.engines")
-        == []
-    )
+    assert engine_imports("from conjunction.engine_api import EngineAPI\nimport engines") == []
 
 
 def driver_modules() -> list[Path]:
-    """Every module of every driver: conjunction/forges/ and conjunction/web/<driver>/."""
-    paths = list((ROOT / "conjunction" / "forges").rglob("*.py"))
-    for driver in forges.DRIVERS:
-        paths += (ROOT / "conjunction" / "web" / driver.name).rglob("*.py")
-    return paths
+    """Every module of every driver: all of conjunction/forges/."""
+    return list((ROOT / "conjunction" / "forges").rglob("*.py"))
 
 
 def test_no_driver_imports_the_engine() -> None:
@@ -84,44 +76,12 @@ def test_the_public_forges_are_named_in_texts_by_their_drivers() -> None:
     assert FORGE_NAMES == {"github.com": "GitHub", "gitlab.com": "GitLab"}
 
 
-# A forge of the tests: a line in DRIVERS is all it takes.
-
-DELIVERED: list[dict[str, Any]] = []
-
-
-async def acme_webhook(request: web.Request) -> web.Response:
-    return web.json_response({"forge": "acme", "body": await request.text()}, status=202)
-
-
-def acme_start(
-    settings: Settings, http: aiohttp.ClientSession, sessions: async_sessionmaker[AsyncSession]
-) -> Running:
-    return Running(host=MemoryHost(host="git.acme.test"))
-
-
-def acme_deliveries(
-    engine: EngineAPI, settings: Settings, running: Running | None
-) -> JobHandler | None:
-    async def handle(payload: dict[str, Any]) -> None:
-        DELIVERED.append(payload)
-
-    return handle
-
-
-SERVER = Server(webhook=acme_webhook, start=acme_start, deliveries=acme_deliveries)
-ACME = Driver(
-    name="acme",
-    display_name="Acme Forge",
-    configured=lambda settings: True,
-    server=__name__,
-    command="Acme Forge repositories",
-)
+# A forge of the tests, tests/acme/: its package and a line in DRIVERS are all it takes.
 
 
 @pytest.fixture
 def with_acme(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
-    monkeypatch.setitem(sys.modules, f"conjunction.cli.{ACME.name}", sys.modules[__name__])
+    monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, acme.DRIVER))
 
 
 def webhook_paths(app: web.Application) -> set[str]:
@@ -152,20 +112,28 @@ async def test_a_driver_in_the_registry_is_served_processed_and_configured(
     assert DELIVERED[-1] == {"delivery": "d1"}
 
 
-def bare(settings: Settings) -> Settings:
-    """The settings with no forge configured."""
-    return settings.model_copy(
-        update={"github_app_id": None, "gitlab_token": None, "gitea_url": None}
+ACME_CONFIGURED = {"ACME_TOKEN": "acme-token-value", "ACME_WEBHOOK_SECRET": "acme-hook-secret"}
+
+
+@pytest.mark.usefixtures("with_acme")
+def test_a_driver_s_settings_come_from_its_own_variables() -> None:
+    settings = settings_from(ACME_CONFIGURED | {"ACME_HOST": "git.acme.dev"})
+    acme_settings = settings.forge(AcmeSettings)
+    assert (acme_settings.token, acme_settings.host) == ("acme-token-value", "git.acme.dev")
+    assert "ACME_TOKEN" in variables()
+    with pytest.raises(SettingsError) as caught:
+        settings_from({"ACME_TOKEN": "acme-token-value"})
+    assert str(caught.value) == (
+        "Acme Forge half configured: ACME_TOKEN is set but ACME_WEBHOOK_SECRET is missing"
     )
 
 
-def test_the_setup_check_asks_every_driver(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("with_acme")
+def test_the_setup_check_asks_every_driver(settings: Settings) -> None:
     assert forge_configured(settings)
-    assert not forge_configured(bare(settings))
-    monkeypatch.setattr(forges, "DRIVERS", (*forges.DRIVERS, ACME))
-    assert forge_configured(bare(settings))
+    bare = settings.model_copy(update={"forges": ()})
+    assert not forge_configured(bare)
+    assert forge_configured(with_forge(bare, settings_from(ACME_CONFIGURED).forge(AcmeSettings)))
 
 
 @pytest.mark.usefixtures("with_acme")
@@ -183,14 +151,9 @@ def test_a_driver_s_command_is_listed_with_the_others() -> None:
         "project",
         "demo",
     ]
-    # the command group's module is found by its name, conjunction/cli/acme.py (here: this module)
+    # the command group is its package's `command` module, tests/acme/command.py
     args = cli.parser(command="acme").parse_args(["acme", "acme/lib"])
     assert args.path == "acme/lib"
-
-
-def configure(parser: Any) -> None:
-    """`conjunction acme`'s arguments (this module stands for conjunction/cli/acme.py)."""
-    parser.add_argument("path")
 
 
 def test_the_forges_without_a_command_have_none() -> None:

@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from conjunction import db
 from conjunction.app import create_app, main
-from conjunction.cli.gitea import gitea_add
 from conjunction.config.settings import Settings, SettingsError, settings_from
+from conjunction.forges.gitea.command import gitea_add
 from conjunction.forges.gitea.host import GiteaHost
+from conjunction.forges.gitea.settings import GiteaSettings
 from conjunction.models import Project
 from conjunction.web.context import RUNTIME
 from tests.fakegitea import WEBHOOK_SECRET, FakeGitea, gitea_host, repo_path
@@ -212,15 +213,17 @@ def test_a_half_configured_gitea_stops_start_up_with_one_line(given: list[str], 
 
 def test_the_host_in_project_names_is_the_url_s_unless_set() -> None:
     settings = settings_from(GITEA)
-    assert settings.gitea_enabled and settings.gitea_host == "codeberg.org"
+    gitea = settings.forge(GiteaSettings)
+    assert gitea.enabled and gitea.host == "codeberg.org"
     settings = settings_from(
         GITEA | {"GITEA_URL": "https://git.internal:3000/gitea/", "GITEA_HOST": "Git.Acme.Dev"}
     )
-    assert (settings.gitea_url, settings.gitea_host) == (
+    gitea = settings.forge(GiteaSettings)
+    assert (gitea.url, gitea.host) == (
         "https://git.internal:3000/gitea",
         "git.acme.dev",
     )
-    assert not settings_from({}).gitea_enabled
+    assert not settings_from({}).forge(GiteaSettings).enabled
 
 
 async def test_gitea_alone_is_wired_from_settings(aiohttp_client: Any, tmp_path: Any) -> None:

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
+from conjunction.forges.gitea.events.push import listed_paths
+from conjunction.forges.gitea.events.runs import forgejo_ref
 from conjunction.models import Delivery, Job, Project
 from conjunction.names import project_key
-from conjunction.web.gitea.push import listed_paths
-from conjunction.web.gitea.runs import forgejo_ref
 from tests.conftest import run_jobs, runtime
 from tests.fakegitea import (
     FakeGitea,

@@ -27,8 +27,10 @@ from conjunction.forges.github.auth import GitHubAppAuth
 from conjunction.forges.github.client import GitHubClients
 from conjunction.forges.github.forge import GitHubForge
 from conjunction.forges.github.service import GitHubApp
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.models import Event, Job, utcnow
 from testkit.payloads import fixture, workflow_run
+from testkit.settings import with_forge
 from tests.conftest import post_github, run_jobs, runtime
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy
 
@@ -58,9 +60,10 @@ async def started(
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The service as it runs, with GitHub App credentials; GitHub is the fake. The app is
     installed on acme/lib and acme/app."""
-    settings = settings.model_copy(update={"github_private_key": private_pem})
+    app_settings = settings.forge(GitHubSettings).model_copy(update={"private_key": private_pem})
+    settings = with_forge(settings, app_settings)
     database = db.create_engine(settings.database_url)
-    github = GitHubApp.build(settings, gh.connect, db.sessionmaker(database))
+    github = GitHubApp.build(settings.forge(GitHubSettings), gh.connect, db.sessionmaker(database))
     app = create_app(
         settings,
         adapters=Adapters.of(github.forge),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from gidgethub.sansio import Event
 
-from conjunction.web.github import router
+from conjunction.forges.github.events import router
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 SHA = re.compile(r"^[0-9a-f]{40}$")

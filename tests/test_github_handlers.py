@@ -17,9 +17,9 @@ from conjunction.adapters import Adapters
 from conjunction.config.settings import Settings
 from conjunction.engine import Engine, UpstreamSuccess
 from conjunction.forges.github import installations
+from conjunction.forges.github.events import router
 from conjunction.models import Event, Job, Project, Subscription
 from conjunction.tokens import CallbackSigner
-from conjunction.web.github import router
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import fixture
 from tests.fakegithub import FakeGitHub

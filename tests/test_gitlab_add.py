@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from conjunction import db
 from conjunction.app import main
-from conjunction.cli.gitlab import gitlab_add
 from conjunction.config.settings import Settings
+from conjunction.forges.gitlab.command import gitlab_add
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.models import Project
+from testkit.settings import with_forge
 from tests.fakegitlab import WEBHOOK_TOKEN, FakeGitLab, encoded, gitlab_host
 
 HOOK_URL = "https://conjunction.test/webhooks/gitlab"
@@ -21,7 +23,10 @@ CONFIG = "upstreams:\n  - project: github.com/acme/lib\n"
 
 @pytest.fixture
 def gitlab_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"gitlab_token": "glpat-bot-token-for-tests"})
+    gitlab = settings.forge(GitLabSettings).model_copy(
+        update={"token": "glpat-bot-token-for-tests"}
+    )
+    return with_forge(settings, gitlab)
 
 
 def expect_user(fake: FakeGitLab) -> None:

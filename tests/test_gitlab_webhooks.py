@@ -15,11 +15,13 @@ from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
 from conjunction.engine import FinishedPipeline
+from conjunction.forges.gitlab.events.pipeline import finished_pipeline
+from conjunction.forges.gitlab.events.push import listed_paths
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.models import Delivery, Job, Project
 from conjunction.names import project_key
 from conjunction.results import Result
-from conjunction.web.gitlab.pipeline import finished_pipeline
-from conjunction.web.gitlab.push import listed_paths
+from testkit.settings import with_forge
 from tests.conftest import run_jobs, runtime
 from tests.fakegitlab import (
     FIXTURES,
@@ -234,13 +236,10 @@ def test_pushes_that_do_not_list_every_file_are_unknown() -> None:
 async def test_the_service_reaches_gitlab_with_its_settings(
     aiohttp_client: Any, settings: Settings, fake_gitlab: FakeGitLab
 ) -> None:
-    configured = settings.model_copy(
-        update={
-            "gitlab_url": fake_gitlab.url,
-            "gitlab_token": "glpat-bot-token-for-tests",
-            "gitlab_host": "gitlab.com",
-        }
+    gitlab = settings.forge(GitLabSettings).model_copy(
+        update={"url": fake_gitlab.url, "token": "glpat-bot-token-for-tests", "host": "gitlab.com"}
     )
+    configured = with_forge(settings, gitlab)
     client = await aiohttp_client(create_app(configured, run_workers=False))
     fake_gitlab.expect_index("acme/lib", CONFIG, project_info=False)
     push = push_hook("acme/lib", "b" * 40, "c" * 40, changed=[".conjunction.yml"])

@@ -36,13 +36,14 @@ def engine_imports(path: Path) -> list[str]:
 
 
 def read_side() -> list[Path]:
-    views = sorted((ROOT / "conjunction" / "views").rglob("*.py"))
+    package = ROOT / "conjunction"
+    views = sorted((package / "views").rglob("*.py"))
     handlers = [
         path
-        for path in sorted((ROOT / "conjunction" / "web").rglob("*.py"))
+        for path in sorted((package / "web").rglob("*.py"))
         if str(path.relative_to(ROOT)) not in WRITE_SIDE
     ]
-    return [*views, ROOT / "conjunction" / "premerge_view.py", *handlers]
+    return [*views, package / "premerge_view.py", *handlers]
 
 
 def test_the_read_side_imports_nothing_of_the_engine() -> None:

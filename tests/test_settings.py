@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from conjunction.config.settings import Settings, SettingsError, load_settings, settings_from
+from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.gitlab.settings import GitLabSettings
 from testkit.keys import PRIVATE_KEY_PEM
 
 GITHUB = {
@@ -34,10 +36,11 @@ def test_defaults() -> None:
     assert settings.max_depth == 5
     assert (settings.result_timeout, settings.poll_interval) == (6 * 3600, 300)
     assert settings.secrets_file is None
-    assert settings.github_api_url == "https://api.github.com"
-    assert settings.github_web_url == "https://github.com"
-    assert (settings.github_host, settings.gitlab_host) == ("github.com", "gitlab.com")
-    assert not settings.github_enabled and not settings.gitlab_enabled
+    github, gitlab = settings.forge(GitHubSettings), settings.forge(GitLabSettings)
+    assert github.api_url == "https://api.github.com"
+    assert github.web_url == "https://github.com"
+    assert (github.host, gitlab.host) == ("github.com", "gitlab.com")
+    assert not github.enabled and not gitlab.enabled
     assert not settings.allow_private_webhooks
 
 
@@ -69,7 +72,11 @@ def test_values_are_read() -> None:
 
 def test_an_empty_variable_counts_as_unset() -> None:
     settings = settings_from({"PORT": "", "GITHUB_APP_ID": "", "CONJUNCTION_SECRET_KEY": ""})
-    assert (settings.port, settings.github_app_id, settings.secret_key) == (3000, None, None)
+    assert (settings.port, settings.forge(GitHubSettings).app_id, settings.secret_key) == (
+        3000,
+        None,
+        None,
+    )
 
 
 def test_enterprise_hosts_come_from_the_urls() -> None:
@@ -77,17 +84,19 @@ def test_enterprise_hosts_come_from_the_urls() -> None:
         {"GITHUB_API_URL": "https://ghe.acme.dev/api/v3", "GITLAB_URL": "https://git.acme.dev/"}
         | GITLAB
     )
-    assert settings.github_host == "ghe.acme.dev"
-    assert settings.github_web_url == "https://ghe.acme.dev"
-    assert (settings.gitlab_url, settings.gitlab_host) == ("https://git.acme.dev", "git.acme.dev")
-    assert settings.gitlab_enabled
+    github, gitlab = settings.forge(GitHubSettings), settings.forge(GitLabSettings)
+    assert github.host == "ghe.acme.dev"
+    assert github.web_url == "https://ghe.acme.dev"
+    assert (gitlab.url, gitlab.host) == ("https://git.acme.dev", "git.acme.dev")
+    assert gitlab.enabled
 
 
 def test_hosts_can_be_named() -> None:
     settings = settings_from(
         {"GITHUB_HOST": "GitHub.Acme.dev", "GITLAB_HOST": "code.acme.dev"} | GITLAB
     )
-    assert (settings.github_host, settings.gitlab_host) == ("github.acme.dev", "code.acme.dev")
+    hosts = (settings.forge(GitHubSettings).host, settings.forge(GitLabSettings).host)
+    assert hosts == ("github.acme.dev", "code.acme.dev")
 
 
 @pytest.mark.parametrize(
@@ -226,23 +235,24 @@ def test_a_half_configured_forge_names_what_is_missing(given: list[str], line: s
 
 def test_whole_forges_are_enabled() -> None:
     settings = settings_from(GITHUB | GITLAB | {"GITLAB_URL": "https://gitlab.acme.dev"})
-    assert settings.github_enabled and settings.gitlab_enabled
-    assert settings.gitlab_host == "gitlab.acme.dev"
+    github, gitlab = settings.forge(GitHubSettings), settings.forge(GitLabSettings)
+    assert github.enabled and gitlab.enabled
+    assert gitlab.host == "gitlab.acme.dev"
 
 
 def test_an_enterprise_api_url_alone_is_not_half_configured() -> None:
     """The setup page creates the app on GitHub Enterprise Server from GITHUB_API_URL alone."""
     settings = settings_from({"GITHUB_API_URL": "https://ghe.acme.dev/api/v3"})
-    assert not settings.github_enabled
+    assert not settings.forge(GitHubSettings).enabled
 
 
 def test_the_private_key_is_read_from_its_file(tmp_path: Path) -> None:
     key = tmp_path / "app.pem"
     key.write_text(PRIVATE_KEY_PEM)
     env = GITHUB | {"GITHUB_PRIVATE_KEY": "", "GITHUB_PRIVATE_KEY_PATH": str(key)}
-    settings = settings_from(env)
-    assert settings.github_enabled
-    assert settings.github_private_key == PRIVATE_KEY_PEM
+    github = settings_from(env).forge(GitHubSettings)
+    assert github.enabled
+    assert github.private_key == PRIVATE_KEY_PEM
 
     key.write_text("ssh-rsa AAAA not a private key\n")
     assert problem(env) == f"GITHUB_PRIVATE_KEY_PATH: {key} is not a PEM private key"
@@ -255,9 +265,8 @@ def test_the_private_key_is_read_from_its_file(tmp_path: Path) -> None:
 
 def test_a_one_line_private_key_keeps_its_newlines() -> None:
     one_line = PRIVATE_KEY_PEM.replace("\n", "\\n")
-    assert settings_from(GITHUB | {"GITHUB_PRIVATE_KEY": one_line}).github_private_key == (
-        PRIVATE_KEY_PEM
-    )
+    settings = settings_from(GITHUB | {"GITHUB_PRIVATE_KEY": one_line})
+    assert settings.forge(GitHubSettings).private_key == PRIVATE_KEY_PEM
 
 
 def test_durations() -> None:
@@ -323,7 +332,8 @@ def test_env_file_is_read_and_the_environment_wins(
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "from-the-environment")
     settings = load_settings(env_file)
     assert (settings.port, settings.max_depth) == (4000, 7)
-    assert (settings.github_app_id, settings.github_webhook_secret) == (
+    github = settings.forge(GitHubSettings)
+    assert (github.app_id, github.webhook_secret) == (
         "77",
         "from-the-environment",
     )
@@ -352,4 +362,4 @@ def test_direct_construction_reads_no_environment(
     assert Settings().port == 3000
     assert Settings(port=5000).public_url == "http://localhost:5000"
     with pytest.raises(ValidationError):
-        Settings(github_private_key="not a key")
+        GitHubSettings(private_key="not a key")

@@ -16,9 +16,12 @@ from aiohttp import web
 
 from conjunction.app import create_app
 from conjunction.config.settings import Settings, load_settings
+from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.web.setup import APP_YML
 from conjunction.web.setup_code import STATE_TTL, SetupCode
 from testkit.keys import PRIVATE_KEY_PEM as PEM
+from testkit.settings import with_forge
 
 PUBLIC = "http://conjunction.example.com"  # the test client sends no Secure cookie
 PERMISSIONS = {
@@ -101,15 +104,15 @@ async def conversions_api(aiohttp_server, github_answer):
 def start(aiohttp_client, tmp_path, env_path, conversions_api, caplog):
     """Start the server with these settings; returns the client and the setup link it logged."""
 
-    async def start_server(public_url: str = PUBLIC, **settings):
+    async def start_server(public_url=PUBLIC, github_api_url=None, forge=None):
         caplog.set_level("WARNING", logger="conjunction")
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'c.db'}",
+            public_url=public_url,
+            forges=(GitHubSettings(api_url=github_api_url or conversions_api),),
+        )
         app = create_app(
-            Settings(
-                database_url=f"sqlite:///{tmp_path / 'c.db'}",
-                public_url=public_url,
-                github_api_url=settings.pop("github_api_url", conversions_api),
-                **settings,
-            ),
+            settings if forge is None else with_forge(settings, forge),
             env_path=env_path,
             run_workers=False,
         )
@@ -276,10 +279,11 @@ async def test_callback_saves_the_credentials(browser, github_answer, env_path, 
         if key.startswith(("GITHUB_", "CONJUNCTION_", "GITLAB_")) or key == "PORT":
             monkeypatch.delenv(key)
     loaded = load_settings(env_path)
-    assert loaded.github_enabled
-    assert loaded.github_app_id == "12345"
-    assert loaded.github_private_key == PEM
-    assert loaded.github_webhook_secret == "s3cret-hook"
+    github = loaded.forge(GitHubSettings)
+    assert github.enabled
+    assert github.app_id == "12345"
+    assert github.private_key == PEM
+    assert github.webhook_secret == "s3cret-hook"
     assert loaded.port == 4000
     assert loaded.admin_token == "keep me"
 
@@ -460,12 +464,12 @@ async def test_two_callbacks_at_once_save_once(browser, github_answer, env_path)
 @pytest.mark.parametrize(
     "forge",
     [
-        {"github_app_id": "1", "github_private_key": PEM, "github_webhook_secret": "x"},
-        {"gitlab_token": "glpat-x"},
+        GitHubSettings(app_id="1", private_key=PEM, webhook_secret="x"),
+        GitLabSettings(token="glpat-x"),
     ],
 )
 async def test_the_setup_does_not_exist_once_a_forge_is_configured(start, forge, caplog):
-    client, url = await start(**forge)
+    client, url = await start(forge=forge)
     assert url is None, "no setup link is logged"
     for path in SETUP_ROUTES:
         response = await client.get(path)

@@ -13,12 +13,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from conjunction import __version__, forges
 from conjunction.config.settings import SettingsError, load_settings
 
 # command -> its line in `conjunction --help`; conjunction/cli/<command>.py holds the rest. Each
-# forge's command group (its driver's `command`) comes after these four.
+# forge's command group (its driver's `command`, in its package's `command.py`) comes after these
+# four.
 COMMANDS = {
     "serve": "run the server (the default): settings from the environment or .env",
     "validate": "check .conjunction.yml files",
@@ -37,6 +39,13 @@ def command_lines() -> dict[str, str]:
     return COMMANDS | lines | OTHERS
 
 
+def _module(command: str) -> ModuleType:
+    """The module of `command`: a forge's is its driver's `command_module`."""
+    drivers = {d.name: d for d in forges.DRIVERS}
+    name = drivers[command].command_module if command in drivers else f"conjunction.cli.{command}"
+    return importlib.import_module(name)
+
+
 def parser(prog: str = "conjunction", command: str | None = None) -> argparse.ArgumentParser:
     """The command line; the arguments of `command` (when given) in full."""
     parser = argparse.ArgumentParser(
@@ -49,7 +58,7 @@ def parser(prog: str = "conjunction", command: str | None = None) -> argparse.Ar
     for name, help in command_lines().items():
         subparser = commands.add_parser(name, help=help, description=help)
         if name == command:
-            importlib.import_module(f"conjunction.cli.{name}").configure(subparser)
+            _module(name).configure(subparser)
     return parser
 
 
@@ -58,7 +67,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "conjunction") -> int
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = parser(prog, command).parse_args(argv)
-    module = importlib.import_module(f"conjunction.cli.{args.command or 'serve'}")
+    module = _module(args.command or "serve")
     if args.command == "validate":  # reads files only: no settings needed
         return int(module.run(args))
     try:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from conjunction import gitprojects
+from conjunction import forges, gitprojects
 from conjunction.adapters import Adapters
 from conjunction.bootstrap import opened
 from conjunction.config.repo_config import ConfigError, ConjunctionConfig
@@ -60,12 +60,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _forge_of(settings: Settings, host: str) -> str | None:
-    if settings.github_enabled and host == settings.github_host:
-        return "the GitHub App (install it on the repository)"
-    if settings.gitlab_enabled and host == settings.gitlab_host:
-        return "GitLab (python app.py gitlab add)"
-    if settings.gitea_enabled and host == settings.gitea_host:
-        return "Gitea (python app.py gitea add)"
+    """How a repository on `host` joins, where a configured forge serves it."""
+    for driver in forges.DRIVERS:
+        forge = settings.forge(driver.settings)
+        if forge.enabled and host == forge.host:
+            return driver.joined_by
     return None
 
 

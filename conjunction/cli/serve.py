@@ -9,9 +9,10 @@ import logging
 
 from aiohttp import web
 
-from conjunction import logs
+from conjunction import forges, logs
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
+from conjunction.forges.driver import Driver
 from conjunction.web.errors import JsonErrorRunner
 
 log = logging.getLogger("conjunction")
@@ -27,14 +28,18 @@ def run(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _forge(driver: Driver, settings: Settings) -> str:
+    """How the start-up line shows a forge: "GitLab https://gitlab.com", "GitHub on"."""
+    forge = settings.forge(driver.settings)
+    return f"{driver.display_name} {forge.described if forge.enabled else 'not configured'}"
+
+
 def serve(settings: Settings) -> None:
     log.info(
-        "starting on port %d (database %s, GitHub %s, GitLab %s, Gitea %s)",
+        "starting on port %d (database %s, %s)",
         settings.port,
         settings.database_url.split("://", 1)[0],
-        "on" if settings.github_enabled else "not configured",
-        settings.gitlab_url if settings.gitlab_enabled else "not configured",
-        settings.gitea_url if settings.gitea_enabled else "not configured",
+        ", ".join(_forge(driver, settings) for driver in forges.DRIVERS),
     )
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
         asyncio.run(run_server(create_app(settings), settings.host, settings.port))

@@ -4,36 +4,35 @@
 reads the variables of the README's settings table, `settings_from()` reads them from any mapping;
 both turn every problem into a `SettingsError` of one line naming the variable, and refuse a forge
 that is half configured.
+
+Each forge's settings are a `ForgeSettings` of its own package (`conjunction/forges/<forge>/
+settings.py`, named by its driver); `Settings.forge(GitLabSettings)` gives them, typed.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from abc import abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, TypeVar
 
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from dotenv import dotenv_values
 from pydantic import (
+    AfterValidator,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     HttpUrl,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import ErrorDetails
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from conjunction.secrets import SETTING as SECRETS_SETTING
 from conjunction.secrets import SecretsFileError, load_secrets
@@ -47,7 +46,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 _LISTEN_ADDRESS = re.compile(r"[A-Za-z0-9.:%-]+")
-_APP_ID = re.compile(r"[A-Za-z0-9.]+")
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
@@ -57,40 +55,6 @@ def parse_duration(name: str, text: str) -> float:
     if not match or float(match[1]) <= 0:
         raise SettingsError(f"{name}: expected a duration like 90s, 30m, 6h or 1d, got {text!r}")
     return float(match[1]) * _UNITS[match[2]]
-
-
-def _is_pem_private_key(text: str) -> bool:
-    try:
-        # Only the format is checked here; the (slow) RSA consistency check adds nothing that
-        # GitHub would not tell at the first call.
-        load_pem_private_key(text.encode(), None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def _private_key_file(data: dict[str, Any]) -> str | None:
-    """GITHUB_PRIVATE_KEY's default: the file GITHUB_PRIVATE_KEY_PATH names, if any."""
-    path = data.get("github_private_key_path")
-    if path is None:
-        return None
-    name = "GITHUB_PRIVATE_KEY_PATH"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"{name}: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        text = ""
-    if not _is_pem_private_key(text):
-        raise SettingsError(f"{name}: {path} is not a PEM private key")
-    return text
-
-
-def _github_host(data: dict[str, Any]) -> str:
-    api_url = data.get("github_api_url", "https://api.github.com")
-    if api_url == "https://api.github.com":
-        return "github.com"
-    return urlsplit(api_url).hostname or "github.com"
 
 
 def _http_url(value: object) -> object:
@@ -118,8 +82,49 @@ def _duration(value: object, info: ValidationInfo) -> object:
     return parse_duration(str(Settings.model_fields[info.field_name].validation_alias), value)
 
 
+def _host_name(value: str) -> str:
+    if not _HOST_NAME.fullmatch(value.lower()):
+        raise ValueError(f"expected a host name like github.com, got {value!r}")
+    return value.lower()
+
+
 URL = Annotated[str, BeforeValidator(_http_url)]
 Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+
+
+class ForgeSettings(BaseModel):
+    """One forge's settings; each field's validation alias is its environment variable.
+
+    The variables of `needs` configure the forge together (each need one variable, or
+    alternatives); `extras` mean something only with them. A forge given some of them but not all
+    it needs is half configured, and start-up stops naming what is missing."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+    title: ClassVar[str]  # how the half-configured error names it: "GitHub App"
+    needs: ClassVar[tuple[tuple[str, ...], ...]]
+    extras: ClassVar[tuple[str, ...]] = ()
+
+    if TYPE_CHECKING:
+        # Each forge's own field (declared here, it would be validated before the URL it is
+        # derived from): the host in the names of its projects, None where it has none.
+        host: str | None
+
+    @property
+    @abstractmethod
+    def enabled(self) -> bool:
+        """It is configured: its code host and runner start with the service."""
+
+    @property
+    def described(self) -> str:
+        """How the start-up line shows it while it is configured."""
+        return "on"
+
+
+F = TypeVar("F", bound=ForgeSettings)
 
 
 def spool_beside(database_url: str) -> Path:
@@ -186,38 +191,8 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = Field(
         default=False, validation_alias="CONJUNCTION_ALLOW_PRIVATE_WEBHOOKS"
     )
-    github_app_id: str | None = Field(default=None, validation_alias="GITHUB_APP_ID")
-    github_private_key_path: Path | None = Field(
-        default=None, validation_alias="GITHUB_PRIVATE_KEY_PATH"
-    )
-    github_private_key: str | None = Field(
-        default_factory=_private_key_file, repr=False, validation_alias="GITHUB_PRIVATE_KEY"
-    )
-    github_webhook_secret: str | None = Field(
-        default=None, repr=False, validation_alias="GITHUB_WEBHOOK_SECRET"
-    )
-    github_api_url: URL = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
-    github_host: str = Field(default_factory=_github_host, validation_alias="GITHUB_HOST")
-    gitlab_url: URL = Field(default="https://gitlab.com", validation_alias="GITLAB_URL")
-    gitlab_token: str | None = Field(default=None, repr=False, validation_alias="GITLAB_TOKEN")
-    gitlab_webhook_secret: str | None = Field(
-        default=None, repr=False, validation_alias="GITLAB_WEBHOOK_SECRET"
-    )
-    gitlab_host: str = Field(
-        default_factory=lambda data: urlsplit(data["gitlab_url"]).hostname or "gitlab.com",
-        validation_alias="GITLAB_HOST",
-    )
-    gitea_url: URL | None = Field(default=None, validation_alias="GITEA_URL")
-    gitea_token: str | None = Field(default=None, repr=False, validation_alias="GITEA_TOKEN")
-    gitea_webhook_secret: str | None = Field(
-        default=None, repr=False, validation_alias="GITEA_WEBHOOK_SECRET"
-    )
-    gitea_host: str | None = Field(
-        default_factory=lambda data: (
-            urlsplit(data["gitea_url"]).hostname if data.get("gitea_url") else None
-        ),
-        validation_alias="GITEA_HOST",
-    )
+    # each forge's settings (conjunction/forges/<forge>/settings.py), read by `forge`
+    forges: tuple[ForgeSettings, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -252,102 +227,28 @@ class Settings(BaseSettings):
             raise ValueError("expected sqlite:///FILE or postgresql://USER@HOST/DB")
         return value
 
-    @field_validator("github_app_id")
-    @classmethod
-    def _app_id(cls, value: str | None) -> str | None:
-        if value is not None and not _APP_ID.fullmatch(value):
-            raise ValueError(f"expected the App ID or client ID of the GitHub App, got {value!r}")
-        return value
-
-    @field_validator("github_private_key")
-    @classmethod
-    def _pem(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.replace("\\n", "\n")  # a one-line variable spells newlines as \n
-        if not _is_pem_private_key(value):
-            raise ValueError("not a PEM private key (-----BEGIN … PRIVATE KEY-----)")
-        return value
-
-    @field_validator("github_host", "gitlab_host", "gitea_host")
-    @classmethod
-    def _host_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _HOST_NAME.fullmatch(value.lower()):
-            raise ValueError(f"expected a host name like github.com, got {value!r}")
-        return value.lower()
-
-    @model_validator(mode="after")
-    def _one_private_key(self) -> Settings:
-        if (
-            self.github_private_key_path is not None
-            and "github_private_key" in self.model_fields_set
-        ):
-            raise SettingsError(
-                "GITHUB_PRIVATE_KEY_PATH: set GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH, "
-                "not both"
-            )
-        return self
-
-    @property
-    def github_enabled(self) -> bool:
-        return bool(self.github_app_id and self.github_private_key and self.github_webhook_secret)
-
-    @property
-    def github_web_url(self) -> str:
-        """Where people use GitHub: github.com, or the Enterprise Server host of the API URL."""
-        if self.github_api_url == "https://api.github.com":
-            return "https://github.com"
-        parts = urlsplit(self.github_api_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def gitlab_enabled(self) -> bool:
-        return bool(self.gitlab_token)
-
-    @property
-    def gitea_enabled(self) -> bool:
-        """A Gitea or Forgejo bot account: its URL, token and webhook secret (all three, or
-        start-up stops)."""
-        return bool(self.gitea_url and self.gitea_token and self.gitea_webhook_secret)
+    def forge(self, kind: type[F]) -> F:
+        """The settings of one forge: those given, else its defaults."""
+        given = next((forge for forge in self.forges if type(forge) is kind), None)
+        return given if given is not None else kind.model_validate({})
 
 
-VARIABLES = frozenset(str(info.validation_alias) for info in Settings.model_fields.values())
-"""The environment variables settings are read from."""
+def _forge_kinds() -> tuple[type[ForgeSettings], ...]:
+    """The settings of every forge of `conjunction.forges.DRIVERS`."""
+    from conjunction import forges  # the forges' settings build on this module
+
+    return tuple(driver.settings for driver in forges.DRIVERS)
 
 
-@dataclass(frozen=True)
-class _Forge:
-    """Variables that configure one forge: all of `needs` together (each need is one variable
-    or alternatives), and `extras` that mean something only with them."""
-
-    name: str
-    needs: tuple[tuple[str, ...], ...]
-    extras: tuple[str, ...] = ()
+def _aliases(model: type[BaseModel]) -> set[str]:
+    return {
+        str(info.validation_alias) for info in model.model_fields.values() if info.validation_alias
+    }
 
 
-# A GitLab token without the webhook secret would start pipelines but never hear how they ended,
-# so the two go together as the GitHub App's three do. Gitea and Forgejo have no default
-# instance, so their URL is needed too.
-_FORGES = (
-    _Forge(
-        "GitHub App",
-        (
-            ("GITHUB_APP_ID",),
-            ("GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH"),
-            ("GITHUB_WEBHOOK_SECRET",),
-        ),
-    ),
-    _Forge(
-        "GitLab", (("GITLAB_TOKEN",), ("GITLAB_WEBHOOK_SECRET",)), ("GITLAB_URL", "GITLAB_HOST")
-    ),
-    _Forge(
-        "Gitea",
-        (("GITEA_URL",), ("GITEA_TOKEN",), ("GITEA_WEBHOOK_SECRET",)),
-        ("GITEA_HOST",),
-    ),
-)
+def variables() -> frozenset[str]:
+    """The environment variables settings are read from: the server's and every forge's."""
+    return frozenset(_aliases(Settings)).union(*(_aliases(kind) for kind in _forge_kinds()))
 
 
 def _listing(words: list[str]) -> str:
@@ -358,29 +259,27 @@ def _is(words: list[str]) -> str:
     return "is" if len(words) == 1 else "are"
 
 
-def _half_configured(given: set[str]) -> list[str]:
-    """One line per forge that has some of its variables but not all it needs."""
-    problems = []
-    for forge in _FORGES:
-        present = [name for need in forge.needs for name in need if name in given]
-        present += [name for name in forge.extras if name in given]
-        missing = [need for need in forge.needs if not given.intersection(need)]
-        if present and missing:
-            names = [need[0] if len(need) == 1 else f"{need[0]} (or {need[1]})" for need in missing]
-            problems.append(
-                f"{forge.name} half configured: {_listing(present)} {_is(present)} set but "
-                f"{_listing(names)} {_is(names)} missing"
-            )
-    return problems
+def _half_configured(forge: type[ForgeSettings], given: set[str]) -> str | None:
+    """What a forge that has some of its variables but not all it needs lacks."""
+    present = [name for need in forge.needs for name in need if name in given]
+    present += [name for name in forge.extras if name in given]
+    missing = [need for need in forge.needs if not given.intersection(need)]
+    if not (present and missing):
+        return None
+    names = [need[0] if len(need) == 1 else f"{need[0]} (or {need[1]})" for need in missing]
+    return (
+        f"{forge.title} half configured: {_listing(present)} {_is(present)} set but "
+        f"{_listing(names)} {_is(names)} missing"
+    )
 
 
-def _variable(error: ErrorDetails) -> str:
+def _variable(model: type[BaseModel], error: ErrorDetails) -> str:
     name = str(error["loc"][0]) if error["loc"] else ""
-    info = Settings.model_fields.get(name)
+    info = model.model_fields.get(name)
     return str(info.validation_alias) if info is not None else name
 
 
-def _problem(error: ErrorDetails) -> str | None:
+def _problem(model: type[BaseModel], error: ErrorDetails) -> str | None:
     """One error of pydantic's as `VARIABLE: what is wrong`; None for a consequence of another."""
     kind, ctx, given = error["type"], error.get("ctx", {}), error["input"]
     if kind == "default_factory_not_called":
@@ -405,7 +304,26 @@ def _problem(error: ErrorDetails) -> str | None:
         text = str(ctx["error"])
     else:
         text = error["msg"]
-    return f"{_variable(error)}: {text}"
+    return f"{_variable(model, error)}: {text}"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _own(model: type[BaseModel], given: Mapping[str, str]) -> dict[str, object]:
+    aliases = _aliases(model)
+    return {name: value for name, value in given.items() if name in aliases}
+
+
+def _validated(model: type[M], values: Mapping[str, object], problems: list[str]) -> M | None:
+    """`model` from `values`; None, and each problem added to `problems`, where they are bad."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems += [line for error in exc.errors() if (line := _problem(model, error))]
+    except SettingsError as exc:  # raised while reading a default, e.g. the key file
+        problems.append(str(exc))
+    return None
 
 
 def settings_from(env: Mapping[str, str]) -> Settings:
@@ -413,23 +331,30 @@ def settings_from(env: Mapping[str, str]) -> Settings:
 
     Raises SettingsError with one line naming each problem.
     """
-    given = {name: value for name, value in env.items() if name in VARIABLES and value != ""}
-    problems = _half_configured(set(given))
-    try:
-        settings = Settings.model_validate(given)
-    except ValidationError as exc:
-        problems += [line for error in exc.errors() if (line := _problem(error))]
-    except SettingsError as exc:  # raised while reading a default, e.g. the key file
-        problems.append(str(exc))
-    if problems:
+    given = {name: value for name, value in env.items() if name in variables() and value != ""}
+    kinds = _forge_kinds()
+    problems = [line for kind in kinds if (line := _half_configured(kind, set(given)))]
+    forge_problems: list[str] = []
+    forges = [
+        forge
+        for kind in kinds
+        if (forge := _validated(kind, _own(kind, given), forge_problems)) is not None
+    ]
+    settings = _validated(Settings, _own(Settings, given) | {"forges": tuple(forges)}, problems)
+    problems += forge_problems
+    if settings is None or problems:
         raise SettingsError("; ".join(problems))
     return settings
 
 
-def _variables(env_file: str | Path) -> dict[str, Any]:
-    from_file = DotEnvSettingsSource(Settings, env_file=env_file)()
-    from_environment = EnvSettingsSource(Settings)()
-    return {**from_file, **from_environment}
+def _variables(env_file: str | Path) -> dict[str, str]:
+    """The variables of settings that `.env` and the environment give (an empty one is unset)."""
+    names = variables()
+
+    def given(variables: Mapping[str, str | None]) -> dict[str, str]:
+        return {name: value for name, value in variables.items() if name in names and value}
+
+    return given(dotenv_values(env_file)) | given(os.environ)
 
 
 def load_settings(env_file: str | Path = ".env") -> Settings:
@@ -440,5 +365,4 @@ def load_settings(env_file: str | Path = ".env") -> Settings:
 def raw_setting(name: str, env_file: str | Path = ".env") -> str | None:
     """One variable as the environment over `.env` gives it, unchecked (for commands that need
     one setting and should work where the server's others are not configured)."""
-    value = _variables(env_file).get(name)
-    return str(value) if value not in (None, "") else None
+    return _variables(env_file).get(name)

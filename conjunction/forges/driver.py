@@ -1,15 +1,16 @@
 """A forge as a driver: what the service, the command line, the setup check, the intake and the
 texts need to know of it, listed once in `conjunction.forges.DRIVERS`.
 
-A forge's parts, all named after its driver (`gitea`):
+A forge is one package, named after its driver (`conjunction/forges/gitea/`):
 
-- `conjunction/forges/gitea/`: its client, code host and runner, webhook payload models, joining;
-its
-  `__init__` holds `DRIVER`, which imports nothing heavy (the command line reads it);
-- `conjunction/web/gitea/`: its events, its webhook's check (`webhook.py`) and `SERVER`
-(`server.py`):
-  what the running service takes from it, imported only when the service starts;
-- `conjunction/cli/gitea.py`: its command group, when it has one (`command`).
+- `__init__.py`: `DRIVER`, which imports nothing heavy (the command line reads it);
+- `settings.py`: its settings (`conjunction.config.settings.ForgeSettings`), read from its own
+  environment variables;
+- `client.py`, `host.py`, `payloads.py`, `joining.py`: its client, code host and runner, the shape
+  of its webhooks, how a repository joins;
+- `events/`, `webhook.py`, `server.py`: its events, its webhook's check and `SERVER`, what the
+  running service takes from it, imported only when the service starts;
+- `command.py`: its command group, when it has one (`command`).
 
 A driver reaches the engine only through `conjunction.engine_api`.
 """
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from conjunction.codehost import CodeHost
-    from conjunction.config.settings import Settings
+    from conjunction.config.settings import ForgeSettings, Settings
     from conjunction.engine_api import EngineAPI
     from conjunction.queue import JobHandler
 
@@ -58,7 +59,8 @@ class Running:
 
 @dataclass(frozen=True)
 class Server:
-    """What the running service takes from a forge (conjunction/web/<forge>/server.py `SERVER`)."""
+    """What the running service takes from a forge (conjunction/forges/<forge>/server.py
+    `SERVER`)."""
 
     # POST /webhooks/<name>: verify a delivery and hand it to `conjunction.web.webhooks.accept`
     webhook: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,8 +74,9 @@ class Server:
 class Driver:
     name: str  # "gitea": /webhooks/gitea, the job `gitea_delivery`, the command `gitea`
     display_name: str  # how texts name it: "GitHub"
-    configured: Callable[[Settings], bool]  # its settings are all given
-    server: str  # the module holding its `SERVER`
+    package: str  # its package (`__name__`): `.server` holds `SERVER`, `.command` its command
+    settings: type[ForgeSettings]  # its settings, from its own variables
+    joined_by: str  # how a repository joins, as `project add` says: "GitLab (… gitlab add)"
     public_host: str | None = None  # the public instance (github.com), named `display_name`
     command: str | None = None  # its line in `conjunction --help`; None: it has no command
 
@@ -87,9 +90,13 @@ class Driver:
 
     @property
     def command_module(self) -> str:
-        return f"conjunction.cli.{self.name}"
+        return f"{self.package}.command"
+
+    def configured(self, settings: Settings) -> bool:
+        """Its settings are all given."""
+        return settings.forge(self.settings).enabled
 
     def load(self) -> Server:
         """Its server part (imports its handlers, the engine's interface and aiohttp)."""
-        server: Server = importlib.import_module(self.server).SERVER
+        server: Server = importlib.import_module(f"{self.package}.server").SERVER
         return server

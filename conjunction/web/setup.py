@@ -34,6 +34,7 @@ from conjunction import config, forges
 from conjunction.config.settings import Settings
 from conjunction.forges import github
 from conjunction.forges.github.client import TRANSIENT_ERRORS, aiohttp_connect, convert_manifest
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.queue import RetryLater
 from conjunction.web.context import json_error
 from conjunction.web.setup_code import SetupCode
@@ -243,7 +244,7 @@ class GitHubSetup:
             "setup/create.html",
             title="Set up Conjunction",
             org=org,
-            action=f"{self.settings.github_web_url}{owner}/settings/apps/new?{query}",
+            action=f"{self.settings.forge(GitHubSettings).web_url}{owner}/settings/apps/new?{query}",
             manifest=json.dumps(self.manifest),
             public_url=self.settings.public_url,
             maybe_unreachable=_maybe_unreachable(self.settings.public_url),
@@ -264,7 +265,7 @@ class GitHubSetup:
                 return json_error(400, MISSING_CODE)
             try:
                 answer = await convert_manifest_code(
-                    self.session_getter(), self.settings.github_api_url, code
+                    self.session_getter(), self.settings.forge(GitHubSettings).api_url, code
                 )
             except SetupFailed as failure:
                 return json_error(failure.status, failure.message)

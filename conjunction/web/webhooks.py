@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from conjunction import metrics
+from conjunction import forges, metrics
 from conjunction.delivery_owner import delivery_owner
 from conjunction.intake import Incoming
 from conjunction.limits import DELIVERY_ID
@@ -88,8 +88,8 @@ async def accept(
 def _host(request: web.Request, forge: str) -> str:
     """The host in the names of the forge's projects."""
     settings = request.app[RUNTIME].settings
-    hosts = {"github": settings.github_host, "gitlab": settings.gitlab_host}
-    return hosts.get(forge) or settings.gitea_host or forge
+    driver = next(driver for driver in forges.DRIVERS if driver.name == forge)
+    return settings.forge(driver.settings).host or forge
 
 
 def _text(header: str) -> str:

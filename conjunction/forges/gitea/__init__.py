@@ -1,6 +1,7 @@
-"""The Gitea and Forgejo adapter: `client` (the one HTTP client of the REST API /api/v1, paced
-and retried), `host` (GiteaHost, a code host and an Actions runner), `joining` (the `gitea add`
-command), `payloads` (the shape of each webhook).
+"""The Gitea and Forgejo driver: `settings`, `client` (the one HTTP client of the REST API
+/api/v1, paced and retried), `host` (GiteaHost, a code host and an Actions runner), `joining` and
+`command` (`gitea add`), `payloads` (the shape of each webhook), `webhook`, `events` and `server`
+(what the running service takes from it).
 
 Forgejo (Codeberg among them) answers the same API for everything used here; where the two
 differ — how a dispatched run's id comes back, the Actions run webhooks — both are handled and
@@ -9,18 +10,14 @@ the module says so.
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.gitea_enabled
-
+from conjunction.forges.gitea.settings import GiteaSettings
 
 DRIVER = Driver(
     name="gitea",
     display_name="Gitea",
-    configured=configured,
-    server="conjunction.web.gitea.server",
+    package=__name__,
+    settings=GiteaSettings,
+    joined_by="Gitea (python app.py gitea add)",
     command="Gitea and Forgejo repositories (Codeberg too)",
 )

@@ -40,7 +40,6 @@ from conjunction.codehost import (
     ProjectInfo,
 )
 from conjunction.config.repo_config import ConfigError
-from conjunction.config.settings import Settings
 from conjunction.engine_api import CONFIG_PATH
 from conjunction.excerpts import FailureText, Source
 from conjunction.forges.gitea.client import (
@@ -50,6 +49,7 @@ from conjunction.forges.gitea.client import (
     GiteaError,
     is_transient,
 )
+from conjunction.forges.gitea.settings import GiteaSettings
 from conjunction.names import project_key, split_project
 from conjunction.runner import CLOCK_SLACK, PipelineStarted, TriggerError, TriggerRequest
 from conjunction.runs import Change
@@ -108,11 +108,11 @@ class GiteaHost:
     owner_syntax = "gitlab"  # users `john.doe`, teams `org/team`: spelled as on GitLab
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GiteaHost:
+    def from_settings(cls, settings: GiteaSettings) -> GiteaHost:
         """The bot account's adapter for GITEA_URL, naming projects with GITEA_HOST."""
-        assert settings.gitea_url and settings.gitea_token and settings.gitea_host
-        client = GiteaClient(settings.gitea_url, settings.gitea_token)
-        return cls(client, host=settings.gitea_host, web_url=settings.gitea_url)
+        assert settings.url and settings.token and settings.host
+        client = GiteaClient(settings.url, settings.token)
+        return cls(client, host=settings.host, web_url=settings.url)
 
     def __init__(self, client: GiteaClient, *, host: str, web_url: str) -> None:
         self.client = client

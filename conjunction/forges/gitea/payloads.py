@@ -1,6 +1,6 @@
 """The shape of each Gitea and Forgejo webhook Conjunction takes (by its `X-Gitea-Event`
-header): exactly the fields its handler in conjunction/web/gitea/ reads, with the types it relies
-on and the lengths the database can store.
+header): exactly the fields its handler in `events/` reads, with the types it relies on and the
+lengths the database can store.
 
 Checked when a delivery arrives, as for GitHub and GitLab: one that does not fit is answered
 "ignored" instead of being queued. Models are strict and ignore other fields.

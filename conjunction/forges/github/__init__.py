@@ -1,22 +1,19 @@
-"""The GitHub adapter: `client` and `auth` (the GitHub App's clients), `forge` (GitHubForge, a
-code host and a runner), `service` (the App as the server builds it), `installations`,
-`poller` (upstreams no installation covers), `payloads` (the shape of each webhook). A
-repository joins by installing the App: there is no command."""
+"""The GitHub driver: `settings` (the App's), `client` and `auth` (the GitHub App's clients),
+`forge` (GitHubForge, a code host and a runner), `service` (the App as the server builds it),
+`installations`, `poller` (upstreams no installation covers), `payloads` (the shape of each
+webhook), `webhook`, `events` and `server` (what the running service takes from it). A repository
+joins by installing the App: there is no command."""
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.github_enabled
-
+from conjunction.forges.github.settings import GitHubSettings
 
 DRIVER = Driver(
     name="github",
     display_name="GitHub",
-    configured=configured,
-    server="conjunction.web.github.server",
+    package=__name__,
+    settings=GitHubSettings,
+    joined_by="the GitHub App (install it on the repository)",
     public_host="github.com",
 )

@@ -1,5 +1,5 @@
 """The shape of each GitHub event family Conjunction handles: exactly the fields its handlers in
-conjunction/web/github/ read, with the types they rely on and the lengths the database can store.
+`events/` read, with the types they rely on and the lengths the database can store.
 
 A delivery is checked against its family's model when it arrives; one that does not fit can
 never be processed, so it is answered "ignored" instead of being queued and retried. Models are

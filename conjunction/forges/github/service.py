@@ -16,11 +16,11 @@ from gidgethub import sansio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conjunction.config.settings import Settings
 from conjunction.forges.github import installations
 from conjunction.forges.github.auth import GitHubAppAuth
 from conjunction.forges.github.client import Connect, GitHubClients, PolicyAPI, aiohttp_connect
 from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.models import Project, Subscription
 from conjunction.names import project_key
 
@@ -38,19 +38,17 @@ class GitHubApp:
 
     @classmethod
     def build(
-        cls, settings: Settings, connect: Connect, sessions: async_sessionmaker[AsyncSession]
+        cls, settings: GitHubSettings, connect: Connect, sessions: async_sessionmaker[AsyncSession]
     ) -> GitHubApp:
         """The app's parts, reaching GitHub through connect."""
-        assert settings.github_app_id and settings.github_private_key
+        assert settings.app_id and settings.private_key
 
-        auth = GitHubAppAuth(settings.github_app_id, settings.github_private_key)
+        auth = GitHubAppAuth(settings.app_id, settings.private_key)
         clients = GitHubClients(
             auth, connect, installation_lookup=partial(installations.installation_of, sessions)
         )
-        forge = GitHubForge(
-            clients.for_project, host=settings.github_host, web_url=settings.github_web_url
-        )
-        return cls(settings.github_host, clients, forge, sessions)
+        forge = GitHubForge(clients.for_project, host=settings.host, web_url=settings.web_url)
+        return cls(settings.host, clients, forge, sessions)
 
     async def client_for_upstream(self, upstream: str) -> PolicyAPI:
         """For polling an upstream without the app: a downstream's installation (5,000 calls
@@ -88,10 +86,8 @@ class GitHubApp:
 
 
 def build_github_app(
-    settings: Settings,
+    settings: GitHubSettings,
     http: aiohttp.ClientSession,
     sessions: async_sessionmaker[AsyncSession],
 ) -> GitHubApp:
-    return GitHubApp.build(
-        settings, aiohttp_connect(http, api_url=settings.github_api_url), sessions
-    )
+    return GitHubApp.build(settings, aiohttp_connect(http, api_url=settings.api_url), sessions)

@@ -1,22 +1,19 @@
-"""The GitLab adapter: `client` (the one python-gitlab client, paced and retried), `host`
-(GitLabHost, a code host and a runner), `joining` (the `gitlab add` command), `payloads` (the
-shape of each webhook)."""
+"""The GitLab driver: `settings`, `client` (the one python-gitlab client, paced and retried),
+`host` (GitLabHost, a code host and a runner), `joining` and `command` (`gitlab add`), `payloads`
+(the shape of each webhook), `webhook`, `events` and `server` (what the running service takes
+from it)."""
 
 from __future__ import annotations
 
-from conjunction.config.settings import Settings
 from conjunction.forges.driver import Driver
-
-
-def configured(settings: Settings) -> bool:
-    return settings.gitlab_enabled
-
+from conjunction.forges.gitlab.settings import GitLabSettings
 
 DRIVER = Driver(
     name="gitlab",
     display_name="GitLab",
-    configured=configured,
-    server="conjunction.web.gitlab.server",
+    package=__name__,
+    settings=GitLabSettings,
+    joined_by="GitLab (python app.py gitlab add)",
     public_host="gitlab.com",
     command="GitLab projects",
 )

@@ -28,10 +28,10 @@ from conjunction.codehost import (
     ProjectInfo,
 )
 from conjunction.config.repo_config import ConfigError
-from conjunction.config.settings import Settings
 from conjunction.engine_api import CONFIG_PATH
 from conjunction.excerpts import FailureText, Source
 from conjunction.forges.gitlab.client import GitLabClient
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.names import project_key, split_project
 from conjunction.queue import PermanentError
 from conjunction.runner import Artifact, PipelineStarted, TriggerError, TriggerRequest
@@ -164,11 +164,11 @@ class GitLabHost:
     owner_syntax = "gitlab"  # how its users and groups are spelled (`parse_config`'s `forge`)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GitLabHost:
+    def from_settings(cls, settings: GitLabSettings) -> GitLabHost:
         """The bot account's adapter for GITLAB_URL, naming projects with GITLAB_HOST."""
-        assert settings.gitlab_token
-        client = GitLabClient(settings.gitlab_url, settings.gitlab_token)
-        return cls(client, host=settings.gitlab_host, web_url=settings.gitlab_url)
+        assert settings.token
+        client = GitLabClient(settings.url, settings.token)
+        return cls(client, host=settings.host, web_url=settings.url)
 
     def __init__(self, client: GitLabClient, *, host: str, web_url: str) -> None:
         self.client = client

@@ -1,6 +1,6 @@
 """The shape of each GitLab webhook Conjunction takes (by its `X-Gitlab-Event` header): exactly
-the fields its handler in conjunction/web/gitlab/ reads, with the types it relies on and the lengths
-the database can store.
+the fields its handler in `events/` reads, with the types it relies on and the lengths the
+database can store.
 
 Checked when a delivery arrives, as for GitHub (conjunction/forges/github/payloads.py): one that
 does not fit is answered "ignored" instead of being queued. Models are strict and ignore other

@@ -12,6 +12,7 @@ from conjunction.config.settings import Settings
 from conjunction.forges.gitlab import DRIVER
 from conjunction.forges.gitlab.host import GitLabHost
 from conjunction.forges.gitlab.joining import Joiner, add_projects
+from conjunction.forges.gitlab.settings import GitLabSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +31,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def gitlab_add(settings: Settings, path: str, *, host: GitLabHost | None = None) -> int:
     """Join GitLab projects through the bot account (GITLAB_TOKEN)."""
-    if not settings.gitlab_enabled:
+    gitlab = settings.forge(GitLabSettings)
+    if not gitlab.enabled:
         print("conjunction: GitLab is not configured: set GITLAB_TOKEN", file=sys.stderr)
         return 2
-    assert settings.gitlab_webhook_secret  # a token without the secret is refused
-    host = host or GitLabHost.from_settings(settings)
-    path = path.strip("/").removeprefix(f"{settings.gitlab_host}/")
+    assert gitlab.webhook_secret  # a token without the secret is refused
+    host = host or GitLabHost.from_settings(gitlab)
+    path = path.strip("/").removeprefix(f"{gitlab.host}/")
     try:
         async with opened(settings) as base:
             joiner = Joiner(
                 host,
                 await base.engine(Adapters.of(host)),
                 hook_url=f"{settings.public_url}{DRIVER.webhook_path}",
-                secret=settings.gitlab_webhook_secret,
+                secret=gitlab.webhook_secret,
             )
             return await add_projects(joiner, path)
     finally:

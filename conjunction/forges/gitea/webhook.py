@@ -11,6 +11,7 @@ from aiohttp import web
 
 from conjunction import metrics
 from conjunction.forges.gitea.payloads import PAYLOADS
+from conjunction.forges.gitea.settings import GiteaSettings
 from conjunction.web import webhooks
 from conjunction.web.bodies import large_body_slot, read_body
 from conjunction.web.context import RUNTIME, json_error
@@ -24,7 +25,7 @@ async def webhook(request: web.Request) -> web.Response:
     digest in `X-Forgejo-Signature` too (and its `X-Forgejo-*` delivery and event headers beside
     the `X-Gitea-*` ones). Either signature header will do; a given one must match."""
     started = time.perf_counter()
-    secret = request.app[RUNTIME].settings.gitea_webhook_secret
+    secret = request.app[RUNTIME].settings.forge(GiteaSettings).webhook_secret
     if not secret:
         return json_error(404, "Gitea webhooks are not configured on this server")
     given = [request.headers[name] for name in GITEA_SIGNATURES if name in request.headers]

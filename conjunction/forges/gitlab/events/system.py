@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from conjunction.engine_api import EngineAPI
+from conjunction.forges.gitlab.events.push import on_push
 from conjunction.models import Project
 from conjunction.names import project_key
-from conjunction.web.gitlab.push import on_push
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from conjunction.config.settings import Settings
 from conjunction.forges.gitea import DRIVER
 from conjunction.forges.gitea.host import GiteaHost
 from conjunction.forges.gitea.joining import Joiner, add_repositories
+from conjunction.forges.gitea.settings import GiteaSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,15 +31,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def gitea_add(settings: Settings, path: str, *, host: GiteaHost | None = None) -> int:
     """Join Gitea or Forgejo repositories through the bot account (GITEA_TOKEN)."""
-    if not settings.gitea_enabled:
+    gitea = settings.forge(GiteaSettings)
+    if not gitea.enabled:
         print(
             "conjunction: Gitea is not configured: set GITEA_URL, GITEA_TOKEN and "
             "GITEA_WEBHOOK_SECRET",
             file=sys.stderr,
         )
         return 2
-    assert settings.gitea_webhook_secret
-    host = host or GiteaHost.from_settings(settings)
+    assert gitea.webhook_secret
+    host = host or GiteaHost.from_settings(gitea)
     path = path.strip("/").removeprefix(f"{host.host}/")
     try:
         async with opened(settings) as base:
@@ -46,7 +48,7 @@ async def gitea_add(settings: Settings, path: str, *, host: GiteaHost | None = N
                 host,
                 await base.engine(Adapters.of(host)),
                 hook_url=f"{settings.public_url}{DRIVER.webhook_path}",
-                secret=settings.gitea_webhook_secret,
+                secret=gitea.webhook_secret,
             )
             return await add_repositories(joiner, path)
     finally:

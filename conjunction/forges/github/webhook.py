@@ -13,6 +13,7 @@ from aiohttp import web
 
 from conjunction import metrics
 from conjunction.forges.github.payloads import PAYLOADS
+from conjunction.forges.github.settings import GitHubSettings
 from conjunction.web import webhooks
 from conjunction.web.bodies import large_body_slot, read_body
 from conjunction.web.context import RUNTIME, json_error
@@ -22,7 +23,7 @@ SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 
 async def webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    secret = request.app[RUNTIME].settings.github_webhook_secret
+    secret = request.app[RUNTIME].settings.forge(GitHubSettings).webhook_secret
     if not secret:
         return json_error(404, "GitHub is not configured on this server")
     header = request.headers.get("X-Hub-Signature-256")

@@ -9,18 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitlab.events import GitLabDeliveries
 from conjunction.forges.gitlab.host import GitLabHost
+from conjunction.forges.gitlab.settings import GitLabSettings
+from conjunction.forges.gitlab.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.gitlab import GitLabDeliveries
-from conjunction.web.gitlab.webhook import webhook
 
 
 def start(
     settings: Settings, _http: aiohttp.ClientSession, _sessions: async_sessionmaker[AsyncSession]
 ) -> Running:
-    if not settings.gitlab_enabled:
+    gitlab = settings.forge(GitLabSettings)
+    if not gitlab.enabled:
         return Running()
-    host = GitLabHost.from_settings(settings)
+    host = GitLabHost.from_settings(gitlab)
 
     async def close() -> None:
         host.client.close()
@@ -29,7 +31,7 @@ def start(
 
 
 def deliveries(engine: EngineAPI, settings: Settings, _running: Running | None) -> JobHandler:
-    return GitLabDeliveries(engine, settings.gitlab_host)
+    return GitLabDeliveries(engine, settings.forge(GitLabSettings).host)
 
 
 SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

@@ -9,18 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
+from conjunction.forges.gitea.events import GiteaDeliveries
 from conjunction.forges.gitea.host import GiteaHost
+from conjunction.forges.gitea.settings import GiteaSettings
+from conjunction.forges.gitea.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.gitea import GiteaDeliveries
-from conjunction.web.gitea.webhook import webhook
 
 
 def start(
     settings: Settings, _http: aiohttp.ClientSession, _sessions: async_sessionmaker[AsyncSession]
 ) -> Running:
-    if not settings.gitea_enabled:
+    gitea = settings.forge(GiteaSettings)
+    if not gitea.enabled:
         return Running()
-    host = GiteaHost.from_settings(settings)
+    host = GiteaHost.from_settings(gitea)
     return Running(host=host, close=host.client.close)
 
 
@@ -28,9 +30,10 @@ def deliveries(
     engine: EngineAPI, settings: Settings, _running: Running | None
 ) -> JobHandler | None:
     """Without a Gitea host name, no project can be a Gitea project: nothing to process."""
-    if not settings.gitea_host:
+    host = settings.forge(GiteaSettings).host
+    if not host:
         return None
-    return GiteaDeliveries(engine, settings.gitea_host)
+    return GiteaDeliveries(engine, host)
 
 
 SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

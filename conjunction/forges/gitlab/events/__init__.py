@@ -1,9 +1,7 @@
-"""Gitea and Forgejo events, processed from the job queue: each module translates one event
-family (`push`: the config; `runs`: Actions runs and commit statuses; `pull_request`: pre-merge
-runs; `issue_comment`: commands).
+"""GitLab events, processed from the job queue: each module translates one event family.
 
-A new event family is a model in conjunction/forges/gitea/payloads.py and a handler here; until
-then the intake answers it "ignored".
+GitLab sends one `X-Gitlab-Event` per family; a System Hook (set up by an instance admin) carries
+pushes and project changes of every project on the instance in one family.
 """
 
 from __future__ import annotations
@@ -14,29 +12,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conjunction.engine_api import EngineAPI
+from conjunction.forges.gitlab.events import merge_request, note, pipeline, push, system
 from conjunction.models import Delivery
-from conjunction.web.gitea import issue_comment, pull_request, push, runs
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
-    "push": push.on_push,
-    "status": runs.on_status,
-    "workflow_run": runs.on_workflow_run,
-    "action_run": runs.on_action_run,
-    "action_run_success": runs.on_action_run,
-    "action_run_failure": runs.on_action_run,
-    "action_run_recover": runs.on_action_run,
-    "pull_request": pull_request.on_pull_request,
-    "issue_comment": issue_comment.on_issue_comment,
+    "Merge Request Hook": merge_request.on_merge_request,
+    "Note Hook": note.on_note,
+    "Pipeline Hook": pipeline.on_pipeline,
+    "Push Hook": push.on_push,
+    "System Hook": system.on_system_hook,
 }
 
 
-class GiteaDeliveries:
-    """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
-    event."""
+class GitLabDeliveries:
+    """Job handler: replays a stored GitLab delivery through the handler of its event."""
 
     def __init__(self, engine: EngineAPI, host: str) -> None:
         self.engine = engine

@@ -12,8 +12,7 @@ from gidgethub.abc import GitHubAPI
 from sqlalchemy import select
 
 from conjunction.engine_api import EngineAPI
-from conjunction.models import Delivery
-from conjunction.web.github import (
+from conjunction.forges.github.events import (
     check_suite,
     installation,
     issue_comment,
@@ -21,6 +20,7 @@ from conjunction.web.github import (
     push,
     workflow_run,
 )
+from conjunction.models import Delivery
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.driver import Running, Server
 from conjunction.forges.github.client import PolicyAPI, aiohttp_connect
+from conjunction.forges.github.events import ClientFor, GitHubDeliveries
 from conjunction.forges.github.poller import UpstreamPoller
 from conjunction.forges.github.service import GitHubApp, build_github_app
+from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.github.webhook import webhook
 from conjunction.queue import JobHandler
-from conjunction.web.github import ClientFor, GitHubDeliveries
-from conjunction.web.github.webhook import webhook
 
 
 async def no_client(_event: sansio.Event) -> None:
@@ -36,17 +37,21 @@ class GitHubRunning(Running):
 def start(
     settings: Settings, http: aiohttp.ClientSession, sessions: async_sessionmaker[AsyncSession]
 ) -> Running:
-    app = build_github_app(settings, http, sessions) if settings.github_enabled else None
+    github = settings.forge(GitHubSettings)
+    app = build_github_app(github, http, sessions) if github.enabled else None
 
     def background(engine: EngineAPI) -> Mapping[str, Coroutine[Any, Any, None]]:
-        poller = upstream_poller(settings, engine, app, http)
+        poller = upstream_poller(github, engine, app, http)
         return {"poller": poller.run_forever(settings.poll_interval)}
 
     return GitHubRunning(host=app.forge if app else None, background=background, app=app)
 
 
 def upstream_poller(
-    settings: Settings, engine: EngineAPI, github: GitHubApp | None, http: aiohttp.ClientSession
+    settings: GitHubSettings,
+    engine: EngineAPI,
+    github: GitHubApp | None,
+    http: aiohttp.ClientSession,
 ) -> UpstreamPoller:
     """Polls the GitHub upstreams no installation covers: with the app, through a downstream's
     installation where there is one; without it (a GitLab project downstream of a public GitHub
@@ -56,23 +61,23 @@ def upstream_poller(
             engine,
             engine.sessions,
             github.client_for_upstream,
-            host=settings.github_host,
+            host=settings.host,
             anonymous=github.clients.anonymous(),
         )
-    anonymous = aiohttp_connect(http, api_url=settings.github_api_url)()
+    anonymous = aiohttp_connect(http, api_url=settings.api_url)()
 
     async def client_for(_upstream: str) -> PolicyAPI:
         return anonymous
 
     return UpstreamPoller(
-        engine, engine.sessions, client_for, host=settings.github_host, anonymous=anonymous
+        engine, engine.sessions, client_for, host=settings.host, anonymous=anonymous
     )
 
 
 def deliveries(engine: EngineAPI, settings: Settings, running: Running | None) -> JobHandler:
     app = running.app if isinstance(running, GitHubRunning) else None
     client_for: ClientFor = app.client_for_event if app is not None else no_client
-    return GitHubDeliveries(engine, settings.github_host, client_for)
+    return GitHubDeliveries(engine, settings.forge(GitHubSettings).host, client_for)
 
 
 SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

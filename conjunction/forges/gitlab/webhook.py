@@ -10,6 +10,7 @@ from aiohttp import web
 
 from conjunction import metrics
 from conjunction.forges.gitlab.payloads import PAYLOADS
+from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.web import webhooks
 from conjunction.web.bodies import large_body_slot, read_body
 from conjunction.web.context import RUNTIME, json_error
@@ -17,7 +18,7 @@ from conjunction.web.context import RUNTIME, json_error
 
 async def webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    secret = request.app[RUNTIME].settings.gitlab_webhook_secret
+    secret = request.app[RUNTIME].settings.forge(GitLabSettings).webhook_secret
     if not secret:
         return json_error(404, "GitLab webhooks are not configured on this server")
     token = request.headers.get("X-Gitlab-Token", "")

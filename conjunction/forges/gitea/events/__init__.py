@@ -1,7 +1,9 @@
-"""GitLab events, processed from the job queue: each module translates one event family.
+"""Gitea and Forgejo events, processed from the job queue: each module translates one event
+family (`push`: the config; `runs`: Actions runs and commit statuses; `pull_request`: pre-merge
+runs; `issue_comment`: commands).
 
-GitLab sends one `X-Gitlab-Event` per family; a System Hook (set up by an instance admin) carries
-pushes and project changes of every project on the instance in one family.
+A new event family is a model in conjunction/forges/gitea/payloads.py and a handler here; until
+then the intake answers it "ignored".
 """
 
 from __future__ import annotations
@@ -12,24 +14,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conjunction.engine_api import EngineAPI
+from conjunction.forges.gitea.events import issue_comment, pull_request, push, runs
 from conjunction.models import Delivery
-from conjunction.web.gitlab import merge_request, note, pipeline, push, system
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
-    "Merge Request Hook": merge_request.on_merge_request,
-    "Note Hook": note.on_note,
-    "Pipeline Hook": pipeline.on_pipeline,
-    "Push Hook": push.on_push,
-    "System Hook": system.on_system_hook,
+    "push": push.on_push,
+    "status": runs.on_status,
+    "workflow_run": runs.on_workflow_run,
+    "action_run": runs.on_action_run,
+    "action_run_success": runs.on_action_run,
+    "action_run_failure": runs.on_action_run,
+    "action_run_recover": runs.on_action_run,
+    "pull_request": pull_request.on_pull_request,
+    "issue_comment": issue_comment.on_issue_comment,
 }
 
 
-class GitLabDeliveries:
-    """Job handler: replays a stored GitLab delivery through the handler of its event."""
+class GiteaDeliveries:
+    """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
+    event."""
 
     def __init__(self, engine: EngineAPI, host: str) -> None:
         self.engine = engine

@@ -9,8 +9,8 @@ from gidgethub import routing, sansio
 from conjunction.codehost import STATUS_CONTEXT
 from conjunction.engine_api import EngineAPI, FinishedPipeline
 from conjunction.forges.github import tags
+from conjunction.forges.github.events.workflow_run import conclusion
 from conjunction.results import Result
-from conjunction.web.github.workflow_run import conclusion
 
 router = routing.Router()
 
