@@ -1,7 +1,8 @@
 """Forges as drivers: `conjunction.forges.DRIVERS` is the one list of forges — a driver added there
-is served at /webhooks/<name>, has its deliveries processed, counts in the setup check and has its
-command — no driver imports the engine itself, only `conjunction.engine_api`, and the core (the
-wiring, HTTP, settings, command line and engine) imports no forge's package."""
+is served at /webhooks/<name>, has its deliveries processed, counts in the setup check, offers its
+setup pages and has its command — no driver imports the engine itself, only
+`conjunction.engine_api`, and the core (the wiring, HTTP, settings, command line and engine)
+imports no forge's package."""
 
 from __future__ import annotations
 
@@ -197,6 +198,25 @@ def test_the_setup_check_asks_every_driver(settings: Settings) -> None:
     bare = settings.model_copy(update={"forges": ()})
     assert not forge_configured(bare)
     assert forge_configured(with_forge(bare, settings_from(ACME_CONFIGURED).forge(AcmeSettings)))
+
+
+async def test_a_driver_s_setup_is_offered_while_no_forge_is_configured(
+    aiohttp_client: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(forges, "DRIVERS", (acme.DRIVER,))
+    caplog.set_level("WARNING", logger="conjunction")
+    bare = settings.model_copy(update={"forges": ()})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(bare, run_workers=False))
+    answer = await client.get("/")
+    assert answer.status == 200
+    assert "<title>Set up Acme" in await answer.text()
+    assert '<form method="post" action="https://acme.test/apps/new">' in await answer.text()
+    policy = answer.headers["Content-Security-Policy"]
+    assert "form-action 'self' https://acme.test;" in policy
+    assert "no forge is configured: set ACME_TOKEN and ACME_WEBHOOK_SECRET" in caplog.text
 
 
 @pytest.mark.usefixtures("with_acme")
