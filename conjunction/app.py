@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -28,8 +28,6 @@ from conjunction.bootstrap import opened
 from conjunction.config.settings import Settings
 from conjunction.engine import Engine
 from conjunction.forges.driver import Running
-from conjunction.forges.github.events import ClientFor, GitHubDeliveries
-from conjunction.forges.github.settings import GitHubSettings
 from conjunction.forges.webhook import WebhookRunner
 from conjunction.intake import Intake
 from conjunction.models import utcnow
@@ -37,12 +35,10 @@ from conjunction.queue import JobQueue, Worker
 from conjunction.runtime import Runtime
 from conjunction.secrets import SecretStore
 from conjunction.spool import Spool
-from conjunction.web import admin, api, badges, changes, health, openapi, pages, templating
+from conjunction.web import admin, api, badges, changes, health, openapi, pages, setup, templating
 from conjunction.web.bodies import LARGE_BODIES, LARGE_BODY_SLOTS
 from conjunction.web.context import CLIENT_SESSION, MAX_BODY, RUNTIME
 from conjunction.web.errors import json_errors
-from conjunction.web.setup import GitHubSetup, forge_configured
-from conjunction.web.setup_code import SetupCode
 
 log = logging.getLogger("conjunction")
 
@@ -66,17 +62,19 @@ def create_app(
     settings: Settings,
     *,
     adapters: Adapters | None = None,
-    github_client_for: ClientFor | None = None,
+    running: Mapping[str, Running] | None = None,
     run_workers: bool = True,
     max_body: int = BODY_LIMIT,
     env_path: Path = Path(".env"),
 ) -> web.Application:
     """The aiohttp application: each forge of `conjunction.forges.DRIVERS` at /webhooks/<its name>,
-    its code host, its jobs. Tests pass their own adapters (and the GitHub client of an event)
+    its code host, its jobs. Tests pass their own adapters, or the forges' running parts by
+    driver name (`running`: their code hosts, and what their deliveries are processed with),
     and run the queue themselves.
 
-    With no forge configured (and none passed in), `/` and `/setup` offer the GitHub App setup
-    instead of the dashboard, for the holder of the setup URL logged at start."""
+    With no forge configured (and none passed in), `/` and `/setup` offer the setup of the first
+    forge that has one (the GitHub App's) instead of the dashboard, for the holder of the setup
+    URL logged at start."""
     app = web.Application(
         client_max_size=max_body,
         middlewares=[templating.html_error_pages, json_errors],
@@ -93,23 +91,14 @@ def create_app(
     app.add_routes(pages.routes)
     app.add_routes(changes.routes)
     app.add_routes(badges.routes)
-    if adapters is not None or forge_configured(settings):
+    given = adapters is not None or running is not None
+    offered = setup.offered(servers.values())
+    if given or setup.forge_configured(settings) or offered is None:
         app.router.add_get("/", pages.dashboard)
         app.add_routes(admin.routes)
         templating.install(app, page_context=pages.page_context)
     else:
-        setup = GitHubSetup(settings, env_path, lambda: app[CLIENT_SESSION], SetupCode())
-        app.add_routes(setup.routes())
-        templating.install(app, form_targets=[settings.forge(GitHubSettings).web_url])
-
-        async def announce_setup(_app: web.Application) -> None:
-            log.warning(
-                "no forge is configured: to create the GitHub App, open %s (this link works "
-                "until the app is created or the server restarts)",
-                setup.url,
-            )
-
-        app.on_startup.append(announce_setup)
+        setup.install(app, offered(settings, env_path, lambda: app[CLIENT_SESSION]))
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -121,14 +110,14 @@ def create_app(
         async with opened(settings, pool_size=settings.worker_concurrency + 4) as base:
             sessions = base.sessions
             secrets = SecretStore(settings.secrets_file)
-            active = adapters or Adapters()
-            running: dict[str, Running] = {}
-            if adapters is None:
-                running = {
+            started: Mapping[str, Running] = running or {}
+            if not given:
+                started = {
                     name: server.start(settings, app[CLIENT_SESSION], sessions)
                     for name, server in servers.items()
                 }
-                active = Adapters.of(*(r.host for r in running.values() if r.host is not None))
+            hosts = (forge.host for forge in started.values() if forge.host is not None)
+            active = adapters if adapters is not None else Adapters.of(*hosts)
             webhooks = WebhookRunner(secrets, allow_private=settings.allow_private_webhooks)
             active.runners.setdefault(WEBHOOK, webhooks)
             engine = await base.engine(active, secrets)
@@ -138,14 +127,10 @@ def create_app(
             handlers = engine.job_handlers()
             for driver in forges.DRIVERS:
                 deliveries = servers[driver.name].deliveries(
-                    engine, settings, running.get(driver.name)
+                    engine, settings, started.get(driver.name)
                 )
                 if deliveries is not None:
                     handlers[driver.job_kind] = deliveries
-            if github_client_for is not None:
-                handlers["github_delivery"] = GitHubDeliveries(
-                    engine, settings.forge(GitHubSettings).host, github_client_for
-                )
             handlers[gitprojects.REFRESH_JOB] = partial(git_projects.refresh_job, engine)
             worker = Worker(
                 queue,
@@ -170,8 +155,8 @@ def create_app(
                 ]
                 tasks += [
                     asyncio.create_task(work, name=name)
-                    for started in running.values()
-                    for name, work in started.background(engine).items()
+                    for forge in started.values()
+                    for name, work in forge.background(engine).items()
                 ]
             rereads_secrets = _on_sighup(secrets.reload) if settings.secrets_file else False
             yield
@@ -185,8 +170,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            for started in running.values():
-                await started.close()
+            for forge in started.values():
+                await forge.close()
             await webhooks.close()
             await engine.notifier.close()
 

@@ -18,6 +18,7 @@ from conjunction.app import create_app
 from conjunction.config.settings import Settings
 from conjunction.engine import Engine, UpstreamSuccess
 from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.github.server import GitHubRunning
 from conjunction.forges.github.service import GitHubApp
 from conjunction.forges.github.settings import GitHubSettings
 from conjunction.models import Event
@@ -561,8 +562,7 @@ async def confirming_github(
     client = await aiohttp_client(
         create_app(
             settings,
-            adapters=Adapters.of(github.forge),
-            github_client_for=github.client_for_event,
+            running={"github": GitHubRunning(host=github.forge, app=github)},
             run_workers=False,
         )
     )

@@ -1,6 +1,8 @@
 """Forges as drivers: `conjunction.forges.DRIVERS` is the one list of forges — a driver added there
-is served at /webhooks/<name>, has its deliveries processed, counts in the setup check and has its
-command — and no driver imports the engine itself, only `conjunction.engine_api`."""
+is served at /webhooks/<name>, has its deliveries processed, counts in the setup check, offers its
+setup pages and has its command — no driver imports the engine itself, only
+`conjunction.engine_api`, and the core (the wiring, HTTP, settings, command line and engine)
+imports no forge's package."""
 
 from __future__ import annotations
 
@@ -29,20 +31,29 @@ from tests.conftest import runtime
 ROOT = Path(__file__).parent.parent
 
 
-def engine_imports(source: str) -> list[str]:
-    """The imports of `conjunction.engine` (or a module of it) in a module's source."""
+def imported(source: str) -> list[str]:
+    """Every module a module's source imports, and every name it imports from one, in full."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found += [
-            n for n in names if n == "conjunction.engine" or n.startswith("conjunction.engine.")
-        ]
+            found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
     return found
+
+
+def imports_of(source: str, packages: list[str]) -> list[str]:
+    """The imports of these packages (or of modules of theirs) in a module's source."""
+    return [
+        name
+        for name in imported(source)
+        if any(name == package or name.startswith(f"{package}.") for package in packages)
+    ]
+
+
+def engine_imports(source: str) -> list[str]:
+    """The imports of `conjunction.engine` (or a module of it) in a module's source."""
+    return imports_of(source, ["conjunction.engine"])
 
 
 def test_the_check_finds_every_way_of_importing_the_engine() -> None:
@@ -68,6 +79,59 @@ def test_no_driver_imports_the_engine() -> None:
         str(path.relative_to(ROOT)): found
         for path in modules
         if (found := engine_imports(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+
+
+FORGE_PACKAGES = sorted(
+    f"conjunction.forges.{path.parent.name}"
+    for path in (ROOT / "conjunction" / "forges").glob("*/__init__.py")
+)
+
+
+def forge_imports(source: str) -> list[str]:
+    """The imports of a forge's package (`conjunction.forges.github`, …) in a module's source."""
+    return imports_of(source, FORGE_PACKAGES)
+
+
+def test_the_check_finds_every_way_of_importing_a_forge() -> None:
+    assert FORGE_PACKAGES == [
+        "conjunction.forges.gitea",
+        "conjunction.forges.github",
+        "conjunction.forges.gitlab",
+    ]
+    for source in (
+        "from conjunction.forges import github",
+        "import conjunction.forges.gitlab.settings",
+        "from conjunction.forges.gitea.host import GiteaHost",
+        "from conjunction.forges.github import setup",
+    ):
+        assert forge_imports(source), source
+    neutral = (
+        "from conjunction import forges\n"
+        "from conjunction.forges.driver import Driver\n"
+        "from conjunction.forges.webhook import WebhookRunner\n"
+        "import conjunction.forges.githubby\n"
+    )
+    assert forge_imports(neutral) == []
+
+
+def core_modules() -> list[Path]:
+    """The service's core: the wiring, HTTP, settings, command line and engine."""
+    modules = [ROOT / "conjunction" / "app.py"]
+    for folder in ("web", "config", "cli", "engine"):
+        modules += (ROOT / "conjunction" / folder).rglob("*.py")
+    return modules
+
+
+def test_the_core_imports_no_forge() -> None:
+    """Core reaches the forges through `conjunction.forges.DRIVERS` only."""
+    modules = core_modules()
+    assert len(modules) > 40
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in modules
+        if (found := forge_imports(path.read_text(encoding="utf-8")))
     }
     assert offenders == {}
 
@@ -134,6 +198,25 @@ def test_the_setup_check_asks_every_driver(settings: Settings) -> None:
     bare = settings.model_copy(update={"forges": ()})
     assert not forge_configured(bare)
     assert forge_configured(with_forge(bare, settings_from(ACME_CONFIGURED).forge(AcmeSettings)))
+
+
+async def test_a_driver_s_setup_is_offered_while_no_forge_is_configured(
+    aiohttp_client: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(forges, "DRIVERS", (acme.DRIVER,))
+    caplog.set_level("WARNING", logger="conjunction")
+    bare = settings.model_copy(update={"forges": ()})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(bare, run_workers=False))
+    answer = await client.get("/")
+    assert answer.status == 200
+    assert "<title>Set up Acme" in await answer.text()
+    assert '<form method="post" action="https://acme.test/apps/new">' in await answer.text()
+    policy = answer.headers["Content-Security-Policy"]
+    assert "form-action 'self' https://acme.test;" in policy
+    assert "no forge is configured: set ACME_TOKEN and ACME_WEBHOOK_SECRET" in caplog.text
 
 
 @pytest.mark.usefixtures("with_acme")

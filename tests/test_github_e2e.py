@@ -20,12 +20,12 @@ from gidgethub import sansio
 from sqlalchemy import select, update
 
 from conjunction import db
-from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
 from conjunction.forges.github.auth import GitHubAppAuth
 from conjunction.forges.github.client import GitHubClients
 from conjunction.forges.github.forge import GitHubForge
+from conjunction.forges.github.server import GitHubRunning
 from conjunction.forges.github.service import GitHubApp
 from conjunction.forges.github.settings import GitHubSettings
 from conjunction.models import Event, Job, utcnow
@@ -66,8 +66,7 @@ async def started(
     github = GitHubApp.build(settings.forge(GitHubSettings), gh.connect, db.sessionmaker(database))
     app = create_app(
         settings,
-        adapters=Adapters.of(github.forge),
-        github_client_for=github.client_for_event,
+        running={"github": GitHubRunning(host=github.forge, app=github)},
         run_workers=False,
     )
     client = await aiohttp_client(app)

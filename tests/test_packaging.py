@@ -28,10 +28,11 @@ DATA = [
     "conjunction/migrations/script.py.mako",
     "conjunction/migrations/versions/0001_initial_schema.py",
     "conjunction/config/conjunction.schema.json",
-    "conjunction/config/app.yml",
+    "conjunction/forges/github/app.yml",
+    "conjunction/forges/github/templates/setup/index.html",
     "conjunction/web/static/conjunction.css",
     "conjunction/web/templates/base.html",
-    "conjunction/web/templates/setup/index.html",
+    "conjunction/web/templates/demo/index.html",
     "conjunction-{version}.dist-info/licenses/LICENSE",
 ]
 
@@ -143,7 +144,8 @@ def test_the_installed_code_runs_and_migrates_away_from_the_checkout(
         installed / "python",
         "-c",
         "from conjunction import app, cli, config, db\n"
-        "from conjunction.web import setup, templating\n"
+        "from conjunction.forges.github import setup\n"
+        "from conjunction.web import templating\n"
         "for path in (app.__file__, cli.__file__, db.MIGRATIONS, config.__file__, "
         "setup.APP_YML, templating.HERE):\n"
         "    print(path)",

@@ -17,8 +17,8 @@ from aiohttp import web
 from conjunction.app import create_app
 from conjunction.config.settings import Settings, load_settings
 from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.github.setup import APP_YML
 from conjunction.forges.gitlab.settings import GitLabSettings
-from conjunction.web.setup import APP_YML
 from conjunction.web.setup_code import STATE_TTL, SetupCode
 from testkit.keys import PRIVATE_KEY_PEM as PEM
 from testkit.settings import with_forge

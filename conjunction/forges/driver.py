@@ -10,6 +10,8 @@ A forge is one package, named after its driver (`conjunction/forges/gitea/`):
   of its webhooks, how a repository joins;
 - `events/`, `webhook.py`, `server.py`: its events, its webhook's check and `SERVER`, what the
   running service takes from it, imported only when the service starts;
+- `setup.py`: the pages that set it up while no forge is configured, when it has them (GitHub's
+  App manifest flow);
 - `command.py`: its command group, when it has one (`command`).
 
 A driver reaches the engine only through `conjunction.engine_api`.
@@ -18,8 +20,9 @@ A driver reaches the engine only through `conjunction.engine_api`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,6 +61,21 @@ class Running:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """A forge's setup pages, which the service offers at `/` and `/setup` while no forge is
+    configured."""
+
+    routes: Sequence[web.RouteDef]
+    templates: Path  # the folder of its pages' templates (they extend the service's layout)
+    form_targets: Sequence[str]  # where its forms post besides this server (CSP form-action)
+    announcement: str  # logged at start after "no forge is configured: ": how to go on
+
+
+# a forge's setup from the settings, the `.env` it writes to and the service's HTTP session
+SetupFactory = Callable[["Settings", Path, Callable[[], "aiohttp.ClientSession"]], Setup]
+
+
+@dataclass(frozen=True)
 class Server:
     """What the running service takes from a forge (conjunction/forges/<forge>/server.py
     `SERVER`)."""
@@ -68,6 +86,8 @@ class Server:
     start: Callable[[Settings, aiohttp.ClientSession, async_sessionmaker[AsyncSession]], Running]
     # the job handler of its stored deliveries; None: its deliveries are stored, not processed
     deliveries: Callable[[EngineAPI, Settings, Running | None], JobHandler | None]
+    # its setup pages, offered while no forge is configured; None: it has none
+    setup: SetupFactory | None = None
 
 
 @dataclass(frozen=True)

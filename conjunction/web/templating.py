@@ -100,7 +100,7 @@ def inline_code(text: str) -> Markup:
 
 def content_security_policy(form_targets: Iterable[str] = ()) -> str:
     """Scripts and styles only from our own files, data only from us, forms only to us (and the
-    setup's GitHub), never framed."""
+    forge a setup page posts to), never framed."""
     forms = " ".join(["'self'", *form_targets])
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -112,15 +112,17 @@ def install(
     app: web.Application,
     *,
     form_targets: Iterable[str] = (),
+    templates: Iterable[Path] = (),
     page_context: PageContext | None = None,
 ) -> None:
     """Set up the templates, `/static` and the security headers; `html_error_pages` goes first
-    in the app's middlewares. `page_context` gives what every page's layout needs."""
+    in the app's middlewares. `page_context` gives what every page's layout needs; `templates`,
+    more folders of templates (a forge's setup pages), found after the service's own."""
     if page_context is not None:
         app[PAGE_CONTEXT] = page_context
     env = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader([TEMPLATES, *templates]),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

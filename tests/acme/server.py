@@ -1,8 +1,10 @@
 """What the running service takes from Acme: a webhook that echoes, an in-memory code host, a
-job handler that keeps what it is handed."""
+job handler that keeps what it is handed, a setup page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
-from conjunction.forges.driver import Running, Server
+from conjunction.forges.driver import Running, Server, Setup
 from conjunction.queue import JobHandler
+from conjunction.web.templating import render
 from testkit.memoryhost import MemoryHost
 from tests.acme.settings import AcmeSettings
 
@@ -38,4 +41,19 @@ def deliveries(
     return handle
 
 
-SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)
+async def setup_page(request: web.Request) -> web.Response:
+    return render(request, "acme/setup.html", title="Set up Acme")
+
+
+def setup(
+    _settings: Settings, _env_path: Path, _session: Callable[[], aiohttp.ClientSession]
+) -> Setup:
+    return Setup(
+        routes=[web.get("/", setup_page)],
+        templates=Path(__file__).with_name("templates"),
+        form_targets=["https://acme.test"],
+        announcement="set ACME_TOKEN and ACME_WEBHOOK_SECRET",
+    )
+
+
+SERVER = Server(webhook=webhook, start=start, deliveries=deliveries, setup=setup)

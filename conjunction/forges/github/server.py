@@ -1,6 +1,7 @@
 """What the running service takes from GitHub: its webhook, the GitHub App (its code host and
 the clients of its events, when it is configured), the poller of upstreams no installation
-covers (with the App or without it), and the processing of deliveries."""
+covers (with the App or without it), the processing of deliveries, and the App's setup while no
+forge is configured."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from conjunction.forges.github.events import ClientFor, GitHubDeliveries
 from conjunction.forges.github.poller import UpstreamPoller
 from conjunction.forges.github.service import GitHubApp, build_github_app
 from conjunction.forges.github.settings import GitHubSettings
+from conjunction.forges.github.setup import setup
 from conjunction.forges.github.webhook import webhook
 from conjunction.queue import JobHandler
 
@@ -80,4 +82,4 @@ def deliveries(engine: EngineAPI, settings: Settings, running: Running | None) -
     return GitHubDeliveries(engine, settings.forge(GitHubSettings).host, client_for)
 
 
-SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)
+SERVER = Server(webhook=webhook, start=start, deliveries=deliveries, setup=setup)
