@@ -136,7 +136,7 @@ async def test_replicas_started_together_migrate_one_at_a_time(database_url: str
             sys.executable,
             "-c",
             "import asyncio, sys\n"
-            "from bot import db\n"
+            "from conjunction import db\n"
             "async def start():\n"
             "    engine = db.create_engine(sys.argv[1])\n"
             "    await db.migrate(engine)\n"
