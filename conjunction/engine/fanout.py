@@ -12,9 +12,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics, texts
@@ -22,6 +23,7 @@ from conjunction.engine import followups, planning
 from conjunction.engine.chains import Root, State, merged, state_of
 from conjunction.engine.context import Context, UnknownEvent, new_event_id
 from conjunction.engine.planning import NewTrigger, OpenTrigger, Plan, Snapshot, Source
+from conjunction.engine.rows import fetch_all, key_rows, keys_param
 from conjunction.engine.subscriptions import Candidate, subscribers
 from conjunction.engine_api import UpstreamSuccess
 from conjunction.models import Event, Job, Project, Subscription, utcnow
@@ -207,19 +209,25 @@ async def _edges(
     session: AsyncSession, keys: Iterable[str], *, upward: bool
 ) -> list[tuple[str, str]]:
     """(key, neighbour) for each subscription of these projects: to their upstreams
-    (`upward`) or from their downstreams. `IN_LIMIT` keys a statement: a level of a large
-    graph can hold more keys than one statement may bind (PostgreSQL's driver takes 32,767)."""
-    near, far = Subscription.downstream, Subscription.upstream
-    if not upward:
-        near, far = far, near
+    (`upward`) or from their downstreams. The keys are bound as one JSON array (`rows.key_rows`),
+    `IN_LIMIT` of them a statement: a level of a large graph can hold more keys than one
+    statement should carry."""
+    connection = await session.connection()
+    statement = _edges_statement(connection.dialect.name, upward)
     keys = list(keys)
     found: list[tuple[str, str]] = []
     for start in range(0, len(keys), IN_LIMIT):
-        rows = await session.execute(
-            select(near, far).where(near.in_(keys[start : start + IN_LIMIT]))
-        )
-        found += [(key, neighbour) for key, neighbour in rows]
+        part = keys_param(keys[start : start + IN_LIMIT])
+        found += await fetch_all(session, statement, {"keys": part})
     return found
+
+
+@cache
+def _edges_statement(dialect: str, upward: bool) -> Select[str, str]:
+    near, far = Subscription.downstream, Subscription.upstream
+    if not upward:
+        near, far = far, near
+    return select(near, far).where(near.in_(key_rows(dialect)))
 
 
 async def _load_graph(
