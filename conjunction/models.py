@@ -100,11 +100,15 @@ class Subscription(Base):
     """One `upstreams:` entry: downstream is built against upstream."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_upstream", "upstream"),)
+    __table_args__ = (
+        # each holds both ends of an edge: the fan-out's graph walk reads them alone
+        Index("ix_subscriptions_upstream", "upstream", "id", "downstream"),
+        Index("ix_subscriptions_downstream", "downstream", "upstream"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     upstream: Mapped[str] = mapped_column(String(300))
-    downstream: Mapped[str] = mapped_column(String(300), index=True)
+    downstream: Mapped[str] = mapped_column(String(300))
     spec: Mapped[dict[str, Any]]
 
 

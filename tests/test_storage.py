@@ -161,25 +161,32 @@ async def test_replicas_started_together_migrate_one_at_a_time(database_url: str
         await database.dispose()
 
 
-async def test_downstreams_of_an_upstream_are_found_through_an_index(
+async def test_the_edges_of_a_project_are_read_from_an_index_alone(
     database: AsyncEngine,
 ) -> None:
     await migrate(database)
     async with database.connect() as connection:
         indexes = await connection.run_sync(_indexes, "subscriptions")
-    assert indexes.get("ix_subscriptions_upstream") == ["upstream"]
+    assert indexes.get("ix_subscriptions_upstream") == ["upstream", "id", "downstream"]
+    assert indexes.get("ix_subscriptions_downstream") == ["downstream", "upstream"]
 
-    # The planner uses it for the lookup every upstream success makes (not a table scan).
-    async with database.connect() as connection:
-        lookup = "SELECT downstream FROM subscriptions WHERE upstream = :upstream"
-        if database.dialect.name == "sqlite":
-            rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {lookup}"), {"upstream": LIB})
-            plan = " ".join(str(row[-1]) for row in rows)
-        else:
-            await connection.execute(text("SET enable_seqscan = off"))
-            rows = await connection.execute(text(f"EXPLAIN {lookup}"), {"upstream": LIB})
-            plan = " ".join(str(row[0]) for row in rows)
-    assert "ix_subscriptions_upstream" in plan, plan
+    # The lookup every upstream success makes, and the fan-out's graph walk in both directions:
+    # through the index, never a table scan; on SQLite the walk reads no table row.
+    for near, index in (
+        ("upstream", "ix_subscriptions_upstream"),
+        ("downstream", "ix_subscriptions_downstream"),
+    ):
+        walk = f"SELECT upstream, downstream FROM subscriptions WHERE {near} = :key"
+        async with database.connect() as connection:
+            if database.dialect.name == "sqlite":
+                rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {walk}"), {"key": LIB})
+                plan = " ".join(str(row[-1]) for row in rows)
+                assert f"COVERING INDEX {index}" in plan, plan
+            else:
+                await connection.execute(text("SET enable_seqscan = off"))
+                rows = await connection.execute(text(f"EXPLAIN {walk}"), {"key": LIB})
+                plan = " ".join(str(row[0]) for row in rows)
+                assert index in plan, plan
 
 
 # -- the subscription index -----------------------------------------------------------------

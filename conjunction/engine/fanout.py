@@ -8,6 +8,7 @@ insert each (one `trigger` job per owner and batch, started by `conjunction.engi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, Text, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics, texts
@@ -201,33 +202,37 @@ async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str])
     if not wanted:
         return
     root.upstreams.update({key: set() for key in wanted})
-    for downstream, upstream in await _edges(session, wanted, upward=True):
-        root.upstreams[downstream].add(upstream)
+    for downstream, upstreams in await _neighbours(session, wanted, upward=True):
+        root.upstreams[downstream].update(upstreams)
 
 
-async def _edges(
+async def _neighbours(
     session: AsyncSession, keys: Iterable[str], *, upward: bool
-) -> list[tuple[str, str]]:
-    """(key, neighbour) for each subscription of these projects: to their upstreams
-    (`upward`) or from their downstreams. The keys are bound as one JSON array (`rows.key_rows`),
-    `IN_LIMIT` of them a statement: a level of a large graph can hold more keys than one
-    statement should carry."""
+) -> list[tuple[str, list[str]]]:
+    """(key, neighbours) for each of these projects with a subscription: its upstreams
+    (`upward`) or its downstreams, a JSON array a row. The keys are bound as one JSON array
+    (`rows.key_rows`), `IN_LIMIT` of them a statement: a level of a large graph can hold more
+    keys than one statement should carry."""
     connection = await session.connection()
-    statement = _edges_statement(connection.dialect.name, upward)
+    statement = _neighbours_statement(connection.dialect.name, upward)
     keys = list(keys)
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, list[str]]] = []
     for start in range(0, len(keys), IN_LIMIT):
         part = keys_param(keys[start : start + IN_LIMIT])
-        found += await fetch_all(session, statement, {"keys": part})
+        rows = await fetch_all(session, statement, {"keys": part})
+        found += [(key, json.loads(neighbours)) for key, neighbours in rows]
     return found
 
 
 @cache
-def _edges_statement(dialect: str, upward: bool) -> Select[str, str]:
+def _neighbours_statement(dialect: str, upward: bool) -> Select[str, str]:
     near, far = Subscription.downstream, Subscription.upstream
     if not upward:
         near, far = far, near
-    return select(near, far).where(near.in_(key_rows(dialect)))
+    neighbours = (
+        func.json_group_array(far) if dialect == "sqlite" else cast(func.json_agg(far), Text)
+    )
+    return select(near, neighbours).where(near.in_(key_rows(dialect))).group_by(near)
 
 
 async def _load_graph(
@@ -241,8 +246,8 @@ async def _load_graph(
             return
         for key in frontier:
             root.graph.setdefault(key, [])
-        for upstream, downstream in await _edges(session, frontier, upward=False):
-            root.graph[upstream].append(downstream)
+        for upstream, downstreams in await _neighbours(session, frontier, upward=False):
+            root.graph[upstream] += downstreams
         frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
 
 
