@@ -12,10 +12,11 @@ column is selected as text): no type processing is skipped on SQLite.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, String, bindparam, func, literal_column, select
+from sqlalchemy import JSON, String, bindparam, exc, func, literal_column, select
 from sqlalchemy import cast as cast_to
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,8 +38,11 @@ async def fetch_all(
     compiled = _compile(statement, connection.dialect)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None, "a connection of the pool is always open"
-    names = compiled.positiontup or []
-    rows = await driver.execute_fetchall(compiled.string, [params[name] for name in names])
+    values = [params[name] for name in compiled.positiontup or []]
+    try:
+        rows = await driver.execute_fetchall(compiled.string, values)
+    except sqlite3.Error as error:  # as SQLAlchemy raises it: a locked database is unavailable
+        raise exc.DBAPIError.instance(compiled.string, values, error, sqlite3.Error) from error
     return cast(Sequence[tuple[Any, ...]], rows)
 
 
