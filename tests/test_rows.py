@@ -10,7 +10,7 @@ from sqlalchemy import column, exc, insert, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.db import create_engine, migrate, sessionmaker
-from conjunction.engine.rows import fetch_all, key_rows, keys_param
+from conjunction.engine.rows import Statement, fetch_all, key_rows, keys_param
 from conjunction.models import Subscription
 
 LIB, TOOL, APP, CLI = "github.com/acme/lib", "github.com/acme/tool", "github.com/acme/app", "x/cli"
@@ -48,7 +48,7 @@ async def test_a_failed_read_is_raised_as_sqlalchemy_raises_it(
 ) -> None:
     """What `conjunction.db.unavailable` sorts out (a locked database, a dropped connection)
     comes as SQLAlchemy's own errors, never the driver's."""
-    missing = select(column("key")).select_from(table("missing"))
+    missing: Statement = select(column("key")).select_from(table("missing"))
     async with sessions() as session:
         with pytest.raises(exc.DBAPIError, match="missing"):
             await fetch_all(session, missing, {})
