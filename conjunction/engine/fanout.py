@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, insert, select, update
+from sqlalchemy import Select, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics, texts
@@ -395,14 +395,17 @@ async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set
     return {project_key(name) for name in rows}
 
 
+SPECS = select(cast(Subscription.spec, Text)).where(Subscription.upstream == bindparam("upstream"))
+
+
 async def _with_changed_paths(ctx: Context, success: UpstreamSuccess) -> UpstreamSuccess:
     """Ask the code host what changed since the previous success, when a subscriber filters
     on `paths`; unknown changes let every subscriber through."""
     async with ctx.sessions() as session:
-        specs = await session.scalars(
-            select(Subscription.spec).where(Subscription.upstream == project_key(success.project))
-        )
-        if success.sha is None or not any(spec.get("paths") for spec in specs):
+        if success.sha is None:
+            return success
+        specs = await fetch_all(session, SPECS, {"upstream": project_key(success.project)})
+        if not any(json.loads(spec).get("paths") for (spec,) in specs):
             return success
         base = await session.scalar(
             select(Event.sha)
