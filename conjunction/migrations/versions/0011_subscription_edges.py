@@ -1,5 +1,6 @@
-"""subscription edges read from their indexes: each index of `subscriptions` also holds the
-other end of the edge, so the fan-out's graph walk reads no table row
+"""subscription edges read from an index: `ix_subscriptions_upstream` also holds each edge's
+downstream (and its id, the order subscribers are listed in), so the fan-out's graph walk
+reads no table row
 
 Revision ID: 0011_subscription_edges
 Revises: 0010_excerpts
@@ -16,17 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    _replace(
-        {"upstream": ["upstream", "id", "downstream"], "downstream": ["downstream", "upstream"]}
-    )
+    _index_upstream("upstream", "id", "downstream")
 
 
 def downgrade() -> None:
-    _replace({"upstream": ["upstream"], "downstream": ["downstream"]})
+    _index_upstream("upstream")
 
 
-def _replace(columns: dict[str, list[str]]) -> None:
+def _index_upstream(*columns: str) -> None:
     with op.batch_alter_table("subscriptions") as batch:
-        for end, indexed in columns.items():
-            batch.drop_index(f"ix_subscriptions_{end}")
-            batch.create_index(f"ix_subscriptions_{end}", indexed, unique=False)
+        batch.drop_index("ix_subscriptions_upstream")
+        batch.create_index("ix_subscriptions_upstream", list(columns), unique=False)
