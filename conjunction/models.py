@@ -100,7 +100,11 @@ class Subscription(Base):
     """One `upstreams:` entry: downstream is built against upstream."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_upstream", "upstream"),)
+    __table_args__ = (
+        # in subscription order, with both ends of each edge: the fan-out's graph walk reads
+        # the index alone
+        Index("ix_subscriptions_upstream", "upstream", "id", "downstream"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     upstream: Mapped[str] = mapped_column(String(300))

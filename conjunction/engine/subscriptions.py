@@ -1,20 +1,21 @@
 """Who subscribes to an upstream: the lookup every upstream success and pre-merge run makes.
 
 One query through `ix_subscriptions_upstream`, each row joined to its project by primary key,
-built once: on each call SQLAlchemy only binds the upstream's key (and PostgreSQL reuses the
-prepared statement), and the rows are read through the session's connection as plain Core rows,
-never as ORM objects. No cache: an upstream's successes come minutes apart, and replicas would
-have to agree when a config changed, which costs the round trip a cache would save.
+built once and read as plain rows in one call to the driver (`conjunction.engine.rows`); each
+`upstreams:` entry is read from its JSON text by pydantic at once. No cache: an upstream's
+successes come minutes apart, and replicas would have to agree when a config changed, which
+costs the round trip a cache would save.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction.config.repo_config import Upstream
+from conjunction.engine.rows import fetch_all
 from conjunction.models import Project, Subscription
 
 
@@ -28,7 +29,7 @@ class Candidate:
 
 
 SUBSCRIBERS = (
-    select(Project.key, Project.name, Subscription.spec)
+    select(Project.key, Project.name, cast(Subscription.spec, Text))
     .join(Project, Project.key == Subscription.downstream)
     .where(Subscription.upstream == bindparam("upstream"), Project.active.is_(True))
     .order_by(Subscription.id)
@@ -37,6 +38,5 @@ SUBSCRIBERS = (
 
 async def subscribers(session: AsyncSession, upstream_key: str) -> list[Candidate]:
     """The active downstreams subscribed to the upstream, in the order they subscribed."""
-    connection = await session.connection()
-    rows = await connection.execute(SUBSCRIBERS, {"upstream": upstream_key})
-    return [Candidate(key, name, Upstream.model_validate(spec)) for key, name, spec in rows]
+    rows = await fetch_all(session, SUBSCRIBERS, {"upstream": upstream_key})
+    return [Candidate(key, name, Upstream.model_validate_json(spec)) for key, name, spec in rows]
