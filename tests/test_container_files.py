@@ -1,6 +1,6 @@
 """The Dockerfile and compose.yaml, read without a container engine: what they run, as whom,
-where the data lives, what the health check asks. `.ci/container` builds and starts the image
-for real where Podman can run (README, "Development")."""
+where the data lives, what the health checks ask. `.ci/container` builds the image and starts it
+and compose.yaml for real with Docker (README, "Development"; docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -94,3 +94,26 @@ def test_compose_runs_it_on_postgresql_with_a_second_replica_on_request() -> Non
     assert replica["depends_on"]["conjunction"]["condition"] == "service_healthy"
     assert first["volumes"] != replica["volumes"]
     assert set(compose["volumes"]) >= {"postgres", "data", "data-replica"}
+
+
+def test_compose_waits_for_postgresql_over_tcp() -> None:
+    """On a new volume the postgres image creates its database through a server listening on its
+    Unix socket only: a check on the socket would let Conjunction start before it can connect."""
+    check = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["postgres"]
+    test = ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U conjunction -d conjunction"]
+    assert check["healthcheck"]["test"] == test
+
+
+def test_the_ci_override_changes_only_images_and_settings() -> None:
+    """What `.ci/container` lays over compose.yaml: stand-in images, an image name of its own and
+    a GitHub App's settings; the ports, volumes, health checks and start order it checks are
+    compose.yaml's own."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    override = yaml.safe_load((ROOT / ".ci/compose.ci.yaml").read_text())["services"]
+    assert set(override) <= set(compose)
+    assert override["postgres"].keys() == {"image"}
+    for name in ("conjunction", "conjunction-replica"):
+        assert override[name].keys() == {"build", "image", "environment"}
+        assert override[name]["build"].keys() == {"args"}
+        assert override[name]["build"]["args"].keys() == {"PYTHON_IMAGE"}
+        assert override[name]["image"] != compose[name]["image"]
