@@ -37,7 +37,8 @@ def serve(settings: Settings) -> None:
         settings.gitea_url if settings.gitea_enabled else "not configured",
     )
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(run_server(create_app(settings), settings.host, settings.port))
+        app = create_app(settings, run_workers=settings.run_jobs)
+        asyncio.run(run_server(app, settings.host, settings.port))
 
 
 async def run_server(app: web.Application, host: str, port: int) -> None:
