@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -69,6 +69,7 @@ WORKER_RUNNING = ", worker running"
 class Round:
     answers: dict[str, Answer]  # by delivery id
     seconds: float  # from the first post until the last answer
+    cpu: float = 0.0  # CPU seconds the server used meanwhile (the server's rounds)
 
     @property
     def rate(self) -> float:
@@ -124,14 +125,14 @@ async def measure(
         with fake_github_and_server(folder, url, settings={RUN_JOBS: "false"}) as (_, server):
             for batch in alone_batches:
                 bare.append(await bare_round(http, bare_url, batch))
-                alone.append(await post_round(http, server.url + PATH, batch))
+                alone.append(await server_round(http, server, batch))
             server.terminate()
             server.env[RUN_JOBS] = "true"
             server.start()
             await asyncio.to_thread(wait_until_done, server, len(alone_batches))
             for batch in busy_batches:
                 bare.append(await bare_round(http, bare_url, batch))
-                busy.append(await post_round(http, server.url + PATH, batch))
+                busy.append(await server_round(http, server, batch))
                 await asyncio.to_thread(wait_until_done, server)
             fate = fate_of(server, alone + busy)
     return rows_of(database, bare, alone, fate) + rows_of(
@@ -147,6 +148,15 @@ async def bare_round(http: aiohttp.ClientSession, url: str, batch: list[Delivery
     if refused:
         raise RuntimeError(f"the bare handler answered {refused}")
     return posted
+
+
+async def server_round(
+    http: aiohttp.ClientSession, server: ServerProcess, batch: list[Delivery]
+) -> Round:
+    """A round to the server, with the CPU time it used meanwhile."""
+    before = server.cpu_seconds()
+    posted = await post_round(http, server.url + PATH, batch)
+    return replace(posted, cpu=server.cpu_seconds() - before)
 
 
 async def post_round(http: aiohttp.ClientSession, url: str, batch: list[Delivery]) -> Round:
@@ -215,6 +225,7 @@ def rows_of(
         "bare_deliveries_per_s": round(best_bare.rate, 1),
         "p50_ms": round(best.answer_ms(0.5), 2),
         "p99_ms": round(p99, 2),
+        "server_cpu_ms_per_delivery": round(1000 * best.cpu / len(best.answers), 3),
         "bare_p50_ms": round(best_bare.answer_ms(0.5), 2),
         "bare_p99_ms": round(bare_p99, 2),
         "rounds_per_s": [round(each.rate, 1) for each in real],
