@@ -17,7 +17,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,12 +91,17 @@ def server_env(github_url: str, database: str) -> dict[str, str]:
 
 @contextmanager
 def fake_github_and_server(
-    folder: Path, database: str, *, lists_runs: bool = True, names_runs: bool = True
+    folder: Path,
+    database: str,
+    *,
+    lists_runs: bool = True,
+    names_runs: bool = True,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[GitHubServer, ServerProcess]]:
-    """The fake GitHub, and a server on database calling it."""
+    """The fake GitHub, and a server on database calling it (with `settings` besides)."""
     with (
         GitHubServer(lists_runs=lists_runs, names_runs=names_runs) as github,
-        ServerProcess(folder, server_env(github.url, database)) as server,
+        ServerProcess(folder, {**server_env(github.url, database), **(settings or {})}) as server,
     ):
         yield github, server
 

@@ -25,9 +25,13 @@ async def test_each_section_measures_at_its_smallest_size() -> None:
     rows = await run(["intake", "fanout", "scale"], Options(quick=True))
 
     by_case = {(row.section, row.case): row for row in rows}
-    intake = by_case["intake", "sqlite"]
+    intake = by_case["intake", "sqlite"]  # intake alone: the server runs no jobs meanwhile
     assert intake.details["lost"] == 0 and intake.details["accepted"] == intake.details["sent"]
-    assert intake.value > 0 and intake.goal
+    assert intake.details["sent"] == intake.details["done"] == 2 * 60  # both measures' rounds
+    assert intake.value > 0 and intake.goal and intake.details["server_cpu_ms_per_delivery"] > 0
+    busy = by_case["intake", "sqlite, worker running"]  # a figure beside intake's goal
+    assert busy.value > 0 and not busy.goal and busy.met is None
+    assert by_case["intake", "sqlite p99, worker running"].value > 0
     fanout = by_case["fanout", "sqlite N=10 over 1"]
     assert fanout.floor is not None and fanout.value > fanout.floor > 0  # nothing beats it
     assert fanout.details["limit_errors"] == 0

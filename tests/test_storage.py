@@ -433,3 +433,21 @@ async def test_the_excerpts_migration_keeps_every_event_and_stores_an_excerpt(
     async with sessionmaker(database)() as session:
         stored = await session.get(Event, "t1")
     assert stored is not None and stored.excerpt == excerpt
+
+
+async def test_webhook_bodies_are_compressed_with_lz4_on_postgresql(
+    database: AsyncEngine, database_url: str
+) -> None:
+    """PostgreSQL compresses a delivery's 20 KB body as it stores it: with lz4, a fraction of
+    the CPU of its default method."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite compresses nothing")
+    await migrate(database)
+    async with database.connect() as connection:
+        compression = await connection.scalar(
+            text(
+                "SELECT attcompression::text FROM pg_attribute"
+                " WHERE attrelid = 'deliveries'::regclass AND attname = 'body'"
+            )
+        )
+    assert compression == "l"

@@ -42,7 +42,8 @@ def serve(settings: Settings) -> None:
         ", ".join(_forge(driver, settings) for driver in forges.DRIVERS),
     )
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(run_server(create_app(settings), settings.host, settings.port))
+        app = create_app(settings, run_workers=settings.run_jobs)
+        asyncio.run(run_server(app, settings.host, settings.port))
 
 
 async def run_server(app: web.Application, host: str, port: int) -> None:

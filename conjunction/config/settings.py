@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     worker_concurrency_per_key: int = Field(
         default=4, ge=1, le=256, validation_alias="CONJUNCTION_WORKER_CONCURRENCY_PER_KEY"
     )
+    # False: the process takes webhooks and serves pages and the API, and leaves the jobs (and
+    # the background tasks: the sweeper, GitHub's poller) to the replicas that run them.
+    run_jobs: bool = Field(default=True, validation_alias="CONJUNCTION_RUN_JOBS")
     secrets_file: Annotated[Path | None, BeforeValidator(_secrets_file)] = Field(
         default=None, validation_alias=SECRETS_SETTING
     )
