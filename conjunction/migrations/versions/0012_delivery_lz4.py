@@ -5,8 +5,8 @@ default method (pglz) cost the server 0.3 to 0.4 ms of CPU a delivery, lz4 0.1 t
 stores it in less space (4.3 against 5.7 KB). Rows already stored keep their method. A server
 built without lz4, or older than 14, keeps pglz. SQLite compresses nothing: nothing to do.
 
-Revision ID: 0011_delivery_lz4
-Revises: 0010_excerpts
+Revision ID: 0012_delivery_lz4
+Revises: 0011_subscription_edges
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-revision = "0011_delivery_lz4"
-down_revision = "0010_excerpts"
+revision = "0012_delivery_lz4"
+down_revision = "0011_subscription_edges"
 branch_labels = None
 depends_on = None
 
