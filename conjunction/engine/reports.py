@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from conjunction.names import project_key
 from conjunction.progress import Progress, progress, waiting
 from conjunction.results import Result, Verdict
 from conjunction.runs import Step
-from conjunction.tally import Row, describe, outcome
+from conjunction.tally import Row, describe, outcome, required_in
 
 SUMMARY_LIMIT = 65_000
 PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
@@ -198,15 +198,19 @@ def _span(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
-class _History:
-    """What the rows of a report need of their pairs' past, each read for every row at once."""
+class _Known:
+    """What the rows of a report need beside their own events: their pairs' past, read for every
+    row at once, and whether each downstream is required."""
 
     passed_with: dict[str, str]  # the upstream commit a row's pair last passed with
     durations: dict[str, list[float]]  # a running row's pair's latest decisive runs
     searches: dict[str, Bisect]  # a failure's culprit search
+    required: Callable[[str], bool]  # whether a downstream may fail the upstream's commits
 
     @classmethod
-    async def of(cls, session: AsyncSession, rows: Sequence[Event]) -> _History:
+    async def of(
+        cls, session: AsyncSession, rows: Sequence[Event], required: Callable[[str], bool]
+    ) -> _Known:
         unsettled = [event for event in rows if event.result != Result.SUCCESS]
         running = [e for e in rows if e.result is None and e.started_at is not None]
         failures = [event.id for event in unsettled if event.result is not None]
@@ -214,6 +218,7 @@ class _History:
             passed_with=await last_passed_with(session, unsettled),
             durations=await past_durations(session, running, PAST_DURATIONS),
             searches=await of_failures(session, failures),
+            required=required,
         )
 
     def left(self, event: Event) -> float | None:
@@ -250,8 +255,8 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         keys = {project_key(name) for e in chain for name in (e.project, e.upstream) if name}
         _projects = list(await session.scalars(select(Project).where(Project.key.in_(keys))))
         tree = descendants(source.id, chain)
-        history = await _History.of(session, tree)
-        rows = [await _row(ctx, session, source, upstream, event, history) for event in tree]
+        known = await _Known.of(session, tree, required_in(upstream))
+        rows = [await _row(ctx, session, source, upstream, event, known) for event in tree]
         started = await progress(session, [row.event for row in rows])
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
@@ -283,7 +288,7 @@ async def _row(
     source: Event,
     upstream: Project,
     child: Event,
-    history: _History,
+    known: _Known,
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
     via, parent = None, source
@@ -297,14 +302,14 @@ async def _row(
         direct=child.parent_id == source.id,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
-        required=config_of(upstream).report.is_required(child.project, upstream.name),
+        required=known.required(child.project),
         # deeper in the chain, the changes are those of the upstream it ran after
-        compare_url=_compare_url(ctx, parent, child, history.passed_with.get(child.id))
+        compare_url=_compare_url(ctx, parent, child, known.passed_with.get(child.id))
         if shown
         else None,
         via=via,
-        left=history.left(child),
-        culprit=history.culprit(child) if shown else None,
+        left=known.left(child),
+        culprit=known.culprit(child) if shown else None,
     )
 
 
