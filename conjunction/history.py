@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from conjunction import bisect as core
 from conjunction.models import Bisect, Event
@@ -16,34 +17,106 @@ from conjunction.results import Result, Verdict
 from conjunction.runs import Step
 
 
-def earlier_in_pair(event: Event) -> tuple[ColumnElement[bool], ...]:
-    """Conditions for the same pair's trigger events before this one."""
+def earlier_in_pair(
+    event: Event | type[Event], past: type[Event] = Event
+) -> tuple[ColumnElement[bool], ...]:
+    """Conditions for the same pair's trigger events before this one: `event` is a loaded event,
+    or an alias the conditions correlate with, to ask of many events in one statement."""
     return (
-        Event.kind == "trigger",
-        Event.project == event.project,
-        Event.upstream == event.upstream,
+        past.kind == "trigger",
+        past.project == event.project,
+        past.upstream == event.upstream,
         # confirming re-runs settle their failure's verdict, a retry's result replaces its
         # failure's, and baselines and bisect steps answer a question of their own: none is
         # part of the pair's history
-        Event.step == Step.FIRST,
-        Event.change_number.is_(None),  # nor are runs of an unmerged change (pre-merge)
-        Event.id != event.id,
-        Event.created_at <= event.created_at,
+        past.step == Step.FIRST,
+        past.change_number.is_(None),  # nor are runs of an unmerged change (pre-merge)
+        past.id != event.id,
+        past.created_at <= event.created_at,
     )
+
+
+def _passed(past: type[Event]) -> ColumnElement[bool]:
+    """A run that passed, or a flake whose re-run passed."""
+    return or_(past.result == Result.SUCCESS, past.change == Verdict.FLAKY)
 
 
 async def last_passed(session: AsyncSession, event: Event) -> Event | None:
     """The pair's last trigger event before this one that passed (a flake's re-run passed)."""
     passed: Event | None = await session.scalar(
         select(Event)
-        .where(
-            *earlier_in_pair(event),
-            or_(Event.result == Result.SUCCESS, Event.change == Verdict.FLAKY),
-        )
+        .where(*earlier_in_pair(event), _passed(Event))
         .order_by(Event.created_at.desc())
         .limit(1)
     )
     return passed
+
+
+async def last_passed_with(session: AsyncSession, events: Sequence[Event]) -> dict[str, str]:
+    """The upstream commit each event's pair last passed with before it (the commit of
+    `last_passed`'s parent), for all of them in one statement; an event whose pair never
+    passed, or whose pass's upstream commit is unknown, is left out."""
+    if not events:
+        return {}
+    event, past, parent = aliased(Event), aliased(Event), aliased(Event)
+    passed = (
+        select(past.parent_id)
+        .where(*earlier_in_pair(event, past), _passed(past))
+        .order_by(past.created_at.desc())
+        .limit(1)
+        .correlate(event)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(event.id, parent.sha)
+        .join(parent, parent.id == passed)
+        .where(event.id.in_([e.id for e in events]), parent.sha.is_not(None))
+    )
+    return {event_id: sha for event_id, sha in rows if sha}
+
+
+async def past_durations(
+    session: AsyncSession, events: Sequence[Event], runs: int
+) -> dict[str, list[float]]:
+    """Seconds each of the latest `runs` decisive runs of each event's pair took before it,
+    newest first, for all of them in one statement; an event whose pair has none is left out."""
+    if not events:
+        return {}
+    event, past, oldest = aliased(Event), aliased(Event), aliased(Event)
+
+    def timed(run: type[Event]) -> tuple[ColumnElement[bool], ...]:
+        return (
+            *earlier_in_pair(event, run),
+            run.result.in_([result for result in Result if result.decisive]),
+            run.started_at.is_not(None),
+            run.finished_at.is_not(None),
+        )
+
+    # when the `runs`-th latest began: no older run is read (NULL when there are fewer)
+    since = (
+        select(oldest.created_at)
+        .where(*timed(oldest))
+        .order_by(oldest.created_at.desc())
+        .offset(runs - 1)
+        .limit(1)
+        .correlate(event)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(event.id, past.started_at, past.finished_at)
+        .join(past, and_(*timed(past)))
+        .where(
+            event.id.in_([e.id for e in events]),
+            past.created_at >= func.coalesce(since, past.created_at),
+        )
+        .order_by(event.id, past.created_at.desc())
+    )
+    found: dict[str, list[float]] = {}
+    for event_id, started, finished in rows:
+        seconds = found.setdefault(event_id, [])
+        if len(seconds) < runs and started is not None and finished is not None:
+            seconds.append((finished - started).total_seconds())
+    return found
 
 
 async def upstream_build(session: AsyncSession, event: Event, parent: Event) -> Event | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -9,6 +10,8 @@ import gidgethub
 import pytest
 from aiohttp import web
 
+from conjunction.db import create_engine, migrate, sessionmaker
+from conjunction.forges.github import installations
 from conjunction.forges.github.auth import GitHubAppAuth
 from conjunction.forges.github.client import (
     GitHubClient,
@@ -18,6 +21,7 @@ from conjunction.forges.github.client import (
     convert_manifest,
 )
 from conjunction.queue import RetryLater
+from testkit.statements import statements
 from tests.fakegithub import FakeGitHub, FakeTime, fake_policy, token_answer
 
 STATUSES = "/repos/acme/lib/statuses/abc"
@@ -230,6 +234,33 @@ async def test_clients_for_installations_projects_and_anonymous(
     assert (from_api.pace_key, from_db.pace_key) == ("installation 11", "installation 22")
     for call in fake_github.calls[:-3]:
         assert call.headers["authorization"].startswith("bearer ")  # as the app
+
+
+async def test_the_installations_of_calls_made_at_once_are_read_in_one_query(
+    fake_github: FakeGitHub, auth: GitHubAppAuth, sqlite_url: str
+) -> None:
+    """A fan-out's batch makes its calls at once: one query finds all their installations."""
+    database = create_engine(sqlite_url)
+    await migrate(database)
+    sessions = sessionmaker(database)
+    await installations.remember(sessions, ["github.com/acme/a", "github.com/acme/b"], 7)
+    await installations.remember(sessions, ["github.com/acme/c"], 8)
+    clients = GitHubClients(
+        auth, fake_github.connect, installation_lookup=installations.InstallationLookup(sessions)
+    )
+    fake_github.expect_installation_tokens(7, 8)
+    fake_github.expect("GET", "/repos/acme/d/installation", status=404, body={})
+    projects = ["github.com/acme/a", "github.com/acme/b", "github.com/acme/c", "github.com/acme/a"]
+
+    with statements(database) as executed:
+        found = await asyncio.gather(*(clients.for_project(name) for name in projects))
+        with pytest.raises(LookupError, match="not installed on acme/d"):
+            await clients.for_project("github.com/acme/d")
+    await database.dispose()
+
+    keys = [gh.pace_key for gh in found]
+    assert keys == ["installation 7", "installation 7", "installation 8", "installation 7"]
+    assert len(executed) == 2, executed  # the four at once, then the one after
 
 
 async def test_a_refused_token_is_forgotten(fake_github: FakeGitHub, auth: GitHubAppAuth) -> None:

@@ -218,6 +218,9 @@ async def test_slack_and_a_signed_webhook_hear_of_state_changes_only(
     first = json.loads(hooks[0][1])
     assert first["upstream"] == {"project": LIB, "sha": "2" * 40}
     assert first["event_url"].startswith("https://conjunction.test/events/")
+    async with runtime(client).sessions() as session:
+        told = list(await session.scalars(select(Job).where(Job.kind == "notify")))
+    assert len(told) == 2, "the first pass and the failure repeated queue no notify job"
 
 
 async def test_a_failed_delivery_is_retried_from_the_queue(

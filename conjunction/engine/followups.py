@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction.models import Event, Subscription
 from conjunction.names import owner_of, project_key
+from conjunction.notify.message import STATES
 from conjunction.queue import JobQueue
+from conjunction.results import Verdict
 
 PROGRESS_DELAY = 1.0  # seconds: time for a postponed job's new run-at time to be stored
 # A commit's report is written at most once a second: a fan-out or a burst of results costs
@@ -42,9 +44,12 @@ async def reports(session: AsyncSession, event: Event) -> None:
 
 async def issues(session: AsyncSession, event_id: str) -> None:
     """Open, comment on or close the breakage issue this result concerns, and tell the pair's
-    channels when its state changed."""
+    channels when its state changed. A verdict that changes no state (a pass like the one
+    before) queues no `notify` job: the verdict that later changes it queues its own."""
     await _follow(session, "issues", event_id)
-    await _follow(session, "notify", event_id)
+    event = await session.get(Event, event_id)
+    if event is not None and event.change and Verdict(event.change) in STATES:
+        await _follow(session, "notify", event_id)
 
 
 async def chain(session: AsyncSession, event_id: str) -> None:

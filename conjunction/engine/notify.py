@@ -40,10 +40,12 @@ async def notify(ctx: Context, payload: dict[str, Any]) -> None:
         if event is None or event.parent_id is None or event.notified:
             return
         state = STATES.get(Verdict(event.change)) if event.change else None
+        if state is None:
+            return  # the pair's state did not change (a pass, still failing, …): none is told
         parent = await session.get(Event, event.parent_id)
         downstream = await session.get(Project, project_key(event.project))
         upstream = await session.get(Project, project_key(event.upstream or ""))
-        if state is None or parent is None or downstream is None:
+        if parent is None or downstream is None:
             return
         hears = (
             upstream is not None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -14,13 +15,19 @@ from conjunction.codehost import CommitReport
 from conjunction.durations import figures, remaining, time_left
 from conjunction.engine.context import Context, config_of
 from conjunction.excerpts import EXCERPTS_SHOWN, Excerpt
-from conjunction.history import descendants, earlier_in_pair, last_passed, of_failures, tried
+from conjunction.history import (
+    descendants,
+    last_passed_with,
+    of_failures,
+    past_durations,
+    tried,
+)
 from conjunction.models import Bisect, Event, Project, utcnow
 from conjunction.names import project_key
 from conjunction.progress import Progress, progress, waiting
 from conjunction.results import Result, Verdict
 from conjunction.runs import Step
-from conjunction.tally import Row, describe, outcome
+from conjunction.tally import Row, describe, outcome, required_in
 
 SUMMARY_LIMIT = 65_000
 PAST_DURATIONS = 10  # of a pair's runs, for the estimate of a running one's time left
@@ -190,25 +197,42 @@ def _span(seconds: float) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
 
 
-async def _left(session: AsyncSession, event: Event) -> float | None:
-    """While a downstream runs: seconds it probably still needs, by its pair's past runs."""
-    if event.result is not None or event.started_at is None:
-        return None
-    past = await session.execute(
-        select(Event.started_at, Event.finished_at)
-        .where(
-            *earlier_in_pair(event),
-            Event.result.in_([result for result in Result if result.decisive]),
-            Event.started_at.is_not(None),
-            Event.finished_at.is_not(None),
+@dataclass(frozen=True)
+class _Known:
+    """What the rows of a report need beside their own events: their pairs' past, read for every
+    row at once, and whether each downstream is required."""
+
+    passed_with: dict[str, str]  # the upstream commit a row's pair last passed with
+    durations: dict[str, list[float]]  # a running row's pair's latest decisive runs
+    searches: dict[str, Bisect]  # a failure's culprit search
+    required: Callable[[str], bool]  # whether a downstream may fail the upstream's commits
+
+    @classmethod
+    async def of(
+        cls, session: AsyncSession, rows: Sequence[Event], required: Callable[[str], bool]
+    ) -> _Known:
+        unsettled = [event for event in rows if event.result != Result.SUCCESS]
+        running = [e for e in rows if e.result is None and e.started_at is not None]
+        failures = [event.id for event in unsettled if event.result is not None]
+        return cls(
+            passed_with=await last_passed_with(session, unsettled),
+            durations=await past_durations(session, running, PAST_DURATIONS),
+            searches=await of_failures(session, failures),
+            required=required,
         )
-        .order_by(Event.created_at.desc())
-        .limit(PAST_DURATIONS)
-    )
-    typical = figures(
-        (finished - started).total_seconds() for started, finished in past if started and finished
-    )
-    return remaining(typical, event.started_at, utcnow())
+
+    def left(self, event: Event) -> float | None:
+        """While a downstream runs: seconds it probably still needs, by its pair's past runs."""
+        if event.result is not None or event.started_at is None:
+            return None
+        return remaining(figures(self.durations.get(event.id, ())), event.started_at, utcnow())
+
+    def culprit(self, failure: Event) -> str | None:
+        """A failure's culprit search on its row: how far it came, or what it found."""
+        if failure.result is None or failure.result == Result.SUCCESS:
+            return None
+        search = self.searches.get(failure.id)
+        return culprit_words(search) if search is not None else None
 
 
 async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
@@ -230,10 +254,9 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
         # them only while they are referenced)
         keys = {project_key(name) for e in chain for name in (e.project, e.upstream) if name}
         _projects = list(await session.scalars(select(Project).where(Project.key.in_(keys))))
-        rows = [
-            await _row(ctx, session, source, upstream, event)
-            for event in descendants(source.id, chain)
-        ]
+        tree = descendants(source.id, chain)
+        known = await _Known.of(session, tree, required_in(upstream))
+        rows = [await _row(ctx, session, source, upstream, event, known) for event in tree]
         started = await progress(session, [row.event for row in rows])
     host = ctx.adapters.host(source.project)
     if not rows or host is None:
@@ -260,7 +283,12 @@ async def post_report(ctx: Context, payload: dict[str, Any]) -> None:
 
 
 async def _row(
-    ctx: Context, session: AsyncSession, source: Event, upstream: Project, child: Event
+    ctx: Context,
+    session: AsyncSession,
+    source: Event,
+    upstream: Project,
+    child: Event,
+    known: _Known,
 ) -> Row:
     downstream = await session.get(Project, project_key(child.project))
     via, parent = None, source
@@ -268,26 +296,21 @@ async def _row(
         above = await session.get(Project, project_key(child.upstream))
         via = display_name(child.upstream, bool(above and above.private), upstream.private)
         parent = await session.get(Event, child.parent_id or "") or source
+    shown = via != ""
     return Row(
         event=child,
         direct=child.parent_id == source.id,
         name=display_name(child.project, bool(downstream and downstream.private), upstream.private),
         owners=list(downstream.owners) if downstream else [],
-        required=config_of(upstream).report.is_required(child.project, upstream.name),
+        required=known.required(child.project),
         # deeper in the chain, the changes are those of the upstream it ran after
-        compare_url=await compare_url(ctx, session, parent, child) if via != "" else None,
+        compare_url=_compare_url(ctx, parent, child, known.passed_with.get(child.id))
+        if shown
+        else None,
         via=via,
-        left=await _left(session, child),
-        culprit=await _culprit(session, child) if via != "" else None,
+        left=known.left(child),
+        culprit=known.culprit(child) if shown else None,
     )
-
-
-async def _culprit(session: AsyncSession, failure: Event) -> str | None:
-    """A failure's culprit search on its row: how far it came, or what it found."""
-    if failure.result is None or failure.result == Result.SUCCESS:
-        return None
-    search = (await of_failures(session, [failure.id])).get(failure.id)
-    return culprit_words(search) if search is not None else None
 
 
 def culprit_words(search: Bisect) -> str:
@@ -316,11 +339,15 @@ async def compare_url(
     """Upstream changes since this downstream last passed."""
     if child.result == Result.SUCCESS or source.sha is None:
         return None
-    passed = await last_passed(session, child)
-    if passed is None or passed.parent_id is None:
+    passed_with = await last_passed_with(session, [child])
+    return _compare_url(ctx, source, child, passed_with.get(child.id))
+
+
+def _compare_url(ctx: Context, source: Event, child: Event, passed_with: str | None) -> str | None:
+    """Upstream changes from the commit the pair last passed with to this one."""
+    if child.result == Result.SUCCESS or source.sha is None:
         return None
-    passed_on = await session.get(Event, passed.parent_id)
     host = ctx.adapters.host(source.project)
-    if passed_on is None or passed_on.sha in (None, source.sha) or host is None:
+    if host is None or passed_with is None or passed_with == source.sha:
         return None
-    return host.compare_url(source.project, passed_on.sha or "", source.sha)
+    return host.compare_url(source.project, passed_with, source.sha)

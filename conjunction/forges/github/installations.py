@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from sqlalchemy import select, update
@@ -38,10 +39,47 @@ async def projects_of(
         return list(names)
 
 
-async def installation_of(sessions: async_sessionmaker[AsyncSession], project: str) -> int | None:
-    async with sessions() as session:
-        row = await session.get(Project, project_key(project))
-    return row.installation_id if row is not None else None
+class InstallationLookup:
+    """The installation of a project, as its row says; the lookups asked for together are
+    answered by one query. A fan-out's batch makes its calls at once, so the installations of
+    all its projects are read in one statement rather than one each."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._asked: dict[str, asyncio.Future[int | None]] = {}
+        # held here: the loop keeps only a weak reference to a task
+        self._answering: asyncio.Task[None] | None = None
+
+    async def __call__(self, project: str) -> int | None:
+        key = project_key(project)
+        answer = self._asked.get(key)
+        if answer is None:
+            loop = asyncio.get_running_loop()
+            if not self._asked:
+                # runs once the lookups asked in this turn of the loop are all in
+                self._answering = loop.create_task(self._answer())
+            answer = self._asked[key] = loop.create_future()
+        # a caller cancelled must not cancel the answer that others wait for too
+        return await asyncio.shield(answer)
+
+    async def _answer(self) -> None:
+        asked, self._asked = self._asked, {}
+        try:
+            async with self._sessions() as session:
+                rows = await session.execute(
+                    select(Project.key, Project.installation_id).where(Project.key.in_(asked))
+                )
+                found = {key: installation for key, installation in rows}
+        except Exception as exc:
+            for answer in asked.values():
+                answer.set_exception(exc)
+            return
+        except asyncio.CancelledError:
+            for answer in asked.values():
+                answer.cancel()
+            raise
+        for key, answer in asked.items():
+            answer.set_result(found.get(key))
 
 
 async def forget(sessions: async_sessionmaker[AsyncSession], names: Iterable[str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 import aiohttp
 from gidgethub import sansio
@@ -45,7 +44,7 @@ class GitHubApp:
 
         auth = GitHubAppAuth(settings.app_id, settings.private_key)
         clients = GitHubClients(
-            auth, connect, installation_lookup=partial(installations.installation_of, sessions)
+            auth, connect, installation_lookup=installations.InstallationLookup(sessions)
         )
         forge = GitHubForge(clients.for_project, host=settings.host, web_url=settings.web_url)
         return cls(settings.host, clients, forge, sessions)
