@@ -72,7 +72,8 @@ async def excerpt(
 
 
 async def has_downstreams(session: AsyncSession, project: str) -> bool:
-    subscriber = await session.scalar(
+    connection = await session.connection()  # a Core statement: asked of every delivery
+    subscriber = await connection.scalar(
         select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
     )
     return subscriber is not None

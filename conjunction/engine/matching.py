@@ -79,6 +79,8 @@ async def candidates(session: AsyncSession, run: FinishedPipeline) -> list[Waiti
         .order_by(Event.created_at)
     )
     events = list(rows)
+    if not events:
+        return []
     downstream = await session.get(Project, project_key(run.project))
     trigger = config_of(downstream).trigger
     default = downstream.default_branch if downstream else "main"

@@ -49,20 +49,21 @@ async def ref_of(
     with `ask` (the run could start downstreams), GitHub's git refs for a ref that is unknown
     and not the default branch."""
     key = project_key(project)
+    # a check suite of a tag push names no ref at all: any tag at its commit
+    tag = select(Tag.name).where(Tag.project == key, Tag.sha == sha).limit(1)
+    if ref is not None:
+        tag = tag.where(Tag.name == ref)
+    known = select(
+        select(Project.default_branch).where(Project.key == key).scalar_subquery(),
+        tag.scalar_subquery(),
+    )
     async with sessions() as session:
-        indexed = await session.get(Project, key)
-        if indexed is not None:
-            default_branch = indexed.default_branch
-        if ref is not None:
-            tag = await session.get(Tag, (key, ref))
-            if tag is not None and tag.sha == sha:
-                return Origin.TAG, ref
-        elif sha is not None:  # a check suite of a tag push names no ref at all
-            name = await session.scalar(
-                select(Tag.name).where(Tag.project == key, Tag.sha == sha).limit(1)
-            )
-            if name is not None:
-                return Origin.TAG, name
+        connection = await session.connection()
+        indexed_branch, tag_name = (await connection.execute(known)).one()
+    if tag_name is not None:
+        return Origin.TAG, tag_name
+    if indexed_branch is not None:
+        default_branch = indexed_branch
     if ref is None or sha is None or gh is None or not ask or ref == default_branch:
         return Origin.BRANCH, ref
     full_name = project.split("/", 1)[1]

@@ -46,7 +46,8 @@ class GitHubDeliveries:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         async with self.engine.sessions() as session:
-            stored = await session.execute(
+            connection = await session.connection()
+            stored = await connection.execute(
                 select(Delivery.body, Delivery.event, Delivery.delivery_id).where(
                     Delivery.id == payload["delivery"]
                 )
