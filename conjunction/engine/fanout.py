@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics, texts
@@ -30,6 +30,7 @@ from conjunction.results import Result, Verdict
 from conjunction.runs import Step, TriggerState
 
 IN_LIMIT = 10_000  # keys bound in one `IN (…)`
+INSERT_EVENT = insert(Event)
 
 __all__ = ["UpstreamSuccess", "fallout", "lone_success", "record_build", "upstream_success"]
 
@@ -123,7 +124,8 @@ async def lone_success(session: AsyncSession, success: UpstreamSuccess) -> Event
     build = Event(**row)
     if await _open_triggers(session, build):
         return None
-    await session.execute(insert(Event).values(row))
+    connection = await session.connection()
+    await connection.execute(INSERT_EVENT, row)
     log.info(
         "upstream success of %s at %s: no downstream",
         success.project,
@@ -292,18 +294,33 @@ async def _open_triggers(session: AsyncSession, source: Event) -> list[OpenTrigg
     """Triggers not sent yet of earlier successes of the same upstream and ref."""
     if source.sha is None or source.ref is None:
         return []
+    connection = await session.connection()
+    rows = await connection.execute(
+        OPEN_TRIGGERS,
+        {
+            "project": source.project,
+            "ref": source.ref,
+            "ref_type": source.ref_type,
+            "before": source.created_at,
+            "source": source.id,
+        },
+    )
+    return [OpenTrigger(*row) for row in rows]
+
+
+def _open_triggers_query() -> Select[str, str, str, str | None]:
     older = (
         select(Event.id, Event.sha)
         .where(
-            Event.project == source.project,
-            Event.ref == source.ref,
-            Event.ref_type == source.ref_type,
-            Event.created_at <= source.created_at,
-            Event.id != source.id,
+            Event.project == bindparam("project"),
+            Event.ref == bindparam("ref"),
+            Event.ref_type == bindparam("ref_type"),
+            Event.created_at <= bindparam("before"),
+            Event.id != bindparam("source"),
         )
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(Event.id, Event.parent_id, Event.root_id, older.c.sha)
         .join(older, older.c.id == Event.parent_id)
         .where(
@@ -312,7 +329,9 @@ async def _open_triggers(session: AsyncSession, source: Event) -> list[OpenTrigg
             Event.step == Step.FIRST,
         )
     )
-    return [OpenTrigger(*row) for row in rows]
+
+
+OPEN_TRIGGERS = _open_triggers_query()  # asked of every upstream success: built once
 
 
 # -- the one applier
