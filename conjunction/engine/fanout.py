@@ -35,8 +35,9 @@ from conjunction.results import Result, Verdict
 from conjunction.runs import Step, TriggerState
 
 IN_LIMIT = 10_000  # keys bound in one `IN (…)`
+INSERT_EVENT = insert(Event)
 
-__all__ = ["UpstreamSuccess", "fallout", "record_build", "upstream_success"]
+__all__ = ["UpstreamSuccess", "fallout", "lone_success", "record_build", "upstream_success"]
 
 log = logging.getLogger(__name__)
 
@@ -121,27 +122,56 @@ async def record_build(ctx: Context, build: UpstreamSuccess, result: Result) -> 
         return build_event(session, build, result)
 
 
-def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result) -> Event:
-    event_id = new_event_id()
-    event = Event(
-        id=event_id,
-        kind="build",
-        project=success.project,
-        root_id=event_id,
-        sha=success.sha,
-        ref=success.ref,
-        ref_type=success.ref_type,
-        pipeline=success.pipeline,
-        url=success.url,
-        result=result,
-        depth=0,
-        via=success.via,
-        chain=[project_key(success.project)],
-        artifacts=[dict(a) for a in success.artifacts],
-        finished_at=utcnow(),
+async def lone_success(session: AsyncSession, success: UpstreamSuccess) -> Event | None:
+    """An upstream success that starts nothing — no active subscriber, and no trigger of an
+    older success of the same upstream and ref left to supersede — recorded in the caller's
+    transaction with one Core insert: its build is what the pages, the API, culprit searches
+    and the next success's `paths:` read. None when the success has a fan-out to plan
+    (`upstream_success`)."""
+    if await subscribers(session, project_key(success.project)):
+        return None
+    now = utcnow()
+    row = _build_row(success, Result.SUCCESS, now)
+    build = Event(**row)
+    if await _open_triggers(session, build):
+        return None
+    connection = await session.connection()
+    await connection.execute(INSERT_EVENT, row)
+    log.info(
+        "upstream success of %s at %s: no downstream",
+        success.project,
+        success.sha,
+        extra={"event_id": build.id},
     )
+    return build
+
+
+def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result) -> Event:
+    event = Event(**_build_row(success, result, utcnow()))
     session.add(event)
     return event
+
+
+def _build_row(success: UpstreamSuccess, result: Result, now: datetime) -> dict[str, Any]:
+    event_id = new_event_id()
+    return {
+        "id": event_id,
+        "kind": "build",
+        "project": success.project,
+        "root_id": event_id,
+        "sha": success.sha,
+        "ref": success.ref,
+        "ref_type": success.ref_type,
+        "pipeline": success.pipeline,
+        "url": success.url,
+        "result": result,
+        "depth": 0,
+        "via": success.via,
+        "chain": [project_key(success.project)],
+        "artifacts": [dict(a) for a in success.artifacts],
+        "finished_at": now,
+        "created_at": now,
+    }
 
 
 # -- the one loader
@@ -285,18 +315,33 @@ async def _open_triggers(session: AsyncSession, source: Event) -> list[OpenTrigg
     """Triggers not sent yet of earlier successes of the same upstream and ref."""
     if source.sha is None or source.ref is None:
         return []
+    connection = await session.connection()
+    rows = await connection.execute(
+        OPEN_TRIGGERS,
+        {
+            "project": source.project,
+            "ref": source.ref,
+            "ref_type": source.ref_type,
+            "before": source.created_at,
+            "source": source.id,
+        },
+    )
+    return [OpenTrigger(*row) for row in rows]
+
+
+def _open_triggers_query() -> Select[str, str, str, str | None]:
     older = (
         select(Event.id, Event.sha)
         .where(
-            Event.project == source.project,
-            Event.ref == source.ref,
-            Event.ref_type == source.ref_type,
-            Event.created_at <= source.created_at,
-            Event.id != source.id,
+            Event.project == bindparam("project"),
+            Event.ref == bindparam("ref"),
+            Event.ref_type == bindparam("ref_type"),
+            Event.created_at <= bindparam("before"),
+            Event.id != bindparam("source"),
         )
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(Event.id, Event.parent_id, Event.root_id, older.c.sha)
         .join(older, older.c.id == Event.parent_id)
         .where(
@@ -305,7 +350,9 @@ async def _open_triggers(session: AsyncSession, source: Event) -> list[OpenTrigg
             Event.step == Step.FIRST,
         )
     )
-    return [OpenTrigger(*row) for row in rows]
+
+
+OPEN_TRIGGERS = _open_triggers_query()  # asked of every upstream success: built once
 
 
 # -- the one applier

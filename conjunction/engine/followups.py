@@ -6,7 +6,7 @@ project), so that a worker runs only so many jobs of one installation or group a
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction.models import Event, Subscription
@@ -76,10 +76,15 @@ async def excerpt(
     )
 
 
+# asked of every finished pipeline: built once, run as a Core statement
+HAS_SUBSCRIBER = (
+    select(Subscription.id).where(Subscription.upstream == bindparam("upstream")).limit(1)
+)
+
+
 async def has_downstreams(session: AsyncSession, project: str) -> bool:
-    subscriber = await session.scalar(
-        select(Subscription.id).where(Subscription.upstream == project_key(project)).limit(1)
-    )
+    connection = await session.connection()
+    subscriber = await connection.scalar(HAS_SUBSCRIBER, {"upstream": project_key(project)})
     return subscriber is not None
 
 

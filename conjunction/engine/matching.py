@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction.engine.context import config_of
@@ -64,21 +64,33 @@ def _fits_dispatch(candidate: Waiting, run: FinishedPipeline) -> bool:
     )
 
 
+# asked of every finished pipeline: built once. A run id of None and no event named match none.
+CANDIDATES = (
+    select(Event)
+    .where(
+        Event.kind == "trigger",
+        Event.project == bindparam("project"),
+        or_(
+            Event.state.in_([TriggerState.SENDING, TriggerState.STARTED]) & Event.run_id.is_(None),
+            Event.id.in_(bindparam("named", expanding=True)),
+            Event.run_id == bindparam("run_id"),
+        ),
+    )
+    .order_by(Event.created_at)
+)
+
+
 async def candidates(session: AsyncSession, run: FinishedPipeline) -> list[Waiting]:
     """The trigger events of the run's project that it may answer, oldest first: the one with
     its run id or the ones it names (finished too: a re-run in the CI), and those still waiting
     for a run of theirs to be found."""
-    named = EVENT_ID.findall(run.title)
-    tied: list[ColumnElement[bool]] = [Event.id.in_(named)] if named else []
-    if run.run_id is not None:
-        tied.append(Event.run_id == run.run_id)
-    waiting = Event.state.in_([TriggerState.SENDING, TriggerState.STARTED]) & Event.run_id.is_(None)
     rows = await session.scalars(
-        select(Event)
-        .where(Event.kind == "trigger", Event.project == run.project, or_(waiting, *tied))
-        .order_by(Event.created_at)
+        CANDIDATES,
+        {"project": run.project, "named": EVENT_ID.findall(run.title), "run_id": run.run_id},
     )
     events = list(rows)
+    if not events:
+        return []
     downstream = await session.get(Project, project_key(run.project))
     trigger = config_of(downstream).trigger
     default = downstream.default_branch if downstream else "main"

@@ -18,7 +18,7 @@ from conjunction import metrics
 from conjunction.config.repo_config import Upstream
 from conjunction.engine import bisects, effects, followups, premerge
 from conjunction.engine.context import Context, UnknownEvent
-from conjunction.engine.fanout import UpstreamSuccess, fallout, upstream_success
+from conjunction.engine.fanout import UpstreamSuccess, fallout, lone_success, upstream_success
 from conjunction.engine.matching import FinishedPipeline, candidates, match_trigger
 from conjunction.engine_api import ResultConflict
 from conjunction.history import earlier_in_pair, last_passed
@@ -56,9 +56,15 @@ def outcome(
 
 async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None:
     """The one entry for finished pipelines: a trigger's result, or an upstream success, or
-    (through the chain) both."""
-    async with ctx.sessions() as session:
+    (through the chain) both. A run that answers no trigger and starts nothing costs one
+    transaction (`fanout.lone_success`)."""
+    success = _as_upstream_success(run)
+    async with ctx.sessions.begin() as session:
         trigger = match_trigger(await candidates(session, run), run)
+        if trigger is None and success is not None:
+            build = await lone_success(session, success)
+            if build is not None:
+                return build
     if trigger is not None:
         with contextlib.suppress(ResultConflict):  # a forge's report of the same attempt
             return await record_result(
@@ -75,12 +81,17 @@ async def pipeline_finished(ctx: Context, run: FinishedPipeline) -> Event | None
                 run_id=run.run_id,
             )
         return None
+    return None if success is None else await upstream_success(ctx, success)
+
+
+def _as_upstream_success(run: FinishedPipeline) -> UpstreamSuccess | None:
+    """The upstream success a run is when it answers no trigger: a success, not of a pull
+    request (which is no success of the branch it targets)."""
     if run.result is not Result.SUCCESS or run.started_by == "pull_request":
-        return None  # a pull request's run is not a success of the branch it targets
-    success = UpstreamSuccess(
+        return None
+    return UpstreamSuccess(
         run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url, artifacts=run.artifacts
     )
-    return await upstream_success(ctx, success)
 
 
 async def record_result(

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 import gidgethub
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.models import Project, Tag
@@ -19,6 +19,21 @@ from conjunction.runs import Origin
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "refs/tags/"
+
+
+def _known(*, named: bool) -> Select[str | None, str | None]:
+    """The project's default branch and a tag at the commit — the one named `ref`, or any (a
+    check suite of a tag push names no ref at all): one statement, asked of every run."""
+    tag = select(Tag.name).where(Tag.project == bindparam("project"), Tag.sha == bindparam("sha"))
+    if named:
+        tag = tag.where(Tag.name == bindparam("ref"))
+    return select(
+        select(Project.default_branch).where(Project.key == bindparam("project")).scalar_subquery(),
+        tag.limit(1).scalar_subquery(),
+    )
+
+
+KNOWN_TAG, ANY_TAG = _known(named=True), _known(named=False)
 
 
 async def remember(
@@ -48,21 +63,17 @@ async def ref_of(
     """Whether a run on `ref` at `sha` ran on a tag or a branch, and its name. Known tags first;
     with `ask` (the run could start downstreams), GitHub's git refs for a ref that is unknown
     and not the default branch."""
-    key = project_key(project)
+    known = KNOWN_TAG if ref is not None else ANY_TAG
     async with sessions() as session:
-        indexed = await session.get(Project, key)
-        if indexed is not None:
-            default_branch = indexed.default_branch
-        if ref is not None:
-            tag = await session.get(Tag, (key, ref))
-            if tag is not None and tag.sha == sha:
-                return Origin.TAG, ref
-        elif sha is not None:  # a check suite of a tag push names no ref at all
-            name = await session.scalar(
-                select(Tag.name).where(Tag.project == key, Tag.sha == sha).limit(1)
-            )
-            if name is not None:
-                return Origin.TAG, name
+        connection = await session.connection()
+        answer = await connection.execute(
+            known, {"project": project_key(project), "ref": ref, "sha": sha}
+        )
+        indexed_branch, tag_name = answer.one()
+    if tag_name is not None:
+        return Origin.TAG, tag_name
+    if indexed_branch is not None:
+        default_branch = indexed_branch
     if ref is None or sha is None or gh is None or not ask or ref == default_branch:
         return Origin.BRANCH, ref
     full_name = project.split("/", 1)[1]

@@ -9,7 +9,7 @@ from typing import Any
 
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from conjunction.engine_api import EngineAPI
 from conjunction.forges.github.events import (
@@ -33,6 +33,9 @@ router = routing.Router(
     issue_comment.router,
 )
 
+STORED = select(Delivery.body, Delivery.event, Delivery.delivery_id).where(
+    Delivery.id == bindparam("id")
+)
 ClientFor = Callable[[sansio.Event], Awaitable[GitHubAPI | None]]
 
 
@@ -46,11 +49,8 @@ class GitHubDeliveries:
 
     async def __call__(self, payload: dict[str, Any]) -> None:
         async with self.engine.sessions() as session:
-            stored = await session.execute(
-                select(Delivery.body, Delivery.event, Delivery.delivery_id).where(
-                    Delivery.id == payload["delivery"]
-                )
-            )
+            connection = await session.connection()
+            stored = await connection.execute(STORED, {"id": payload["delivery"]})
             delivery = stored.first()
         if delivery is None:
             return
