@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiosqlite
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event, select
@@ -22,21 +23,31 @@ SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 @contextmanager
 def counted(client: TestClient[Any, Any]) -> Iterator[dict[str, list[str]]]:
-    """The SQL statements and transactions begun on the app's database meanwhile."""
+    """The SQL statements and transactions begun on the app's database meanwhile: those run
+    through SQLAlchemy, and the hot reads `conjunction.engine.rows` hands to SQLite's driver in
+    one call."""
     seen: dict[str, list[str]] = {"statements": [], "transactions": []}
     database = runtime(client).database.sync_engine
 
     def statement(*args: Any) -> None:
         seen["statements"].append(args[2])
 
+    fetch_all = aiosqlite.Connection.execute_fetchall
+
+    async def fetched(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        seen["statements"].append(sql)
+        return await fetch_all(self, sql, *args)
+
     def begin(connection: Any) -> None:
         seen["transactions"].append("BEGIN")
 
     event.listen(database, "before_cursor_execute", statement)
     event.listen(database, "begin", begin)
+    setattr(aiosqlite.Connection, "execute_fetchall", fetched)  # noqa: B010
     try:
         yield seen
     finally:
+        setattr(aiosqlite.Connection, "execute_fetchall", fetch_all)  # noqa: B010
         event.remove(database, "before_cursor_execute", statement)
         event.remove(database, "begin", begin)
 
