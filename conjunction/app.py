@@ -1,7 +1,7 @@
 """Conjunction's wiring: the aiohttp application and its background tasks.
 
-`python app.py` runs the commands of `cli` (the installed `conjunction` command) under this
-file's name; without one it starts the server."""
+`main` is `python app.py` of a checkout (the `app.py` beside `conjunction/`): the commands of
+`conjunction.cli`, the installed `conjunction` command, under that file's name."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -218,7 +217,3 @@ def _ago(seconds: float) -> datetime:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python app.py ARGS`: the `conjunction` command under this file's name."""
     return cli.main(argv, prog="app.py")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

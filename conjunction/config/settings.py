@@ -334,7 +334,8 @@ def settings_from(env: Mapping[str, str]) -> Settings:
 
     Raises SettingsError with one line naming each problem.
     """
-    given = {name: value for name, value in env.items() if name in variables() and value != ""}
+    known = variables()
+    given = {name: value for name, value in env.items() if name in known and value != ""}
     kinds = _forge_kinds()
     problems = [line for kind in kinds if (line := _half_configured(kind, set(given)))]
     forge_problems: list[str] = []

@@ -6,7 +6,8 @@ loop; `fetch_all` makes it one (`execute_fetchall`), with the statement compiled
 PostgreSQL, SQLAlchemy already makes one round trip with a prepared statement, and is used.
 
 The statements read here take plain strings as parameters and return plain values (a JSON
-column is selected as text): no type processing is skipped on SQLite.
+column is selected as text): no type processing is skipped on SQLite. What SQLite's driver runs
+this way is not seen by SQLAlchemy's events or its statement log.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ _compiled: dict[tuple[int, str], tuple[Statement, SQLCompiler]] = {}
 async def fetch_all(
     session: AsyncSession, statement: Statement, params: Mapping[str, str]
 ) -> Sequence[tuple[Any, ...]]:
-    """Every row of a statement built once, inside the session's transaction."""
+    """Every row of a statement built once, inside the session's transaction (flushed first,
+    as `session.execute` would)."""
+    await session.flush()
     connection = await session.connection()
     if connection.dialect.name != "sqlite":
         return (await connection.execute(statement, params)).all()

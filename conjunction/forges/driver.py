@@ -3,7 +3,7 @@ texts need to know of it, listed once in `conjunction.forges.DRIVERS`.
 
 A forge is one package, named after its driver (`conjunction/forges/gitea/`):
 
-- `__init__.py`: `DRIVER`, which imports nothing heavy (the command line reads it);
+- `__init__.py`: `DRIVER`, which imports its settings model only (the command line reads it);
 - `settings.py`: its settings (`conjunction.config.settings.ForgeSettings`), read from its own
   environment variables;
 - `client.py`, `host.py`, `payloads.py`, `joining.py`: its client, code host and runner, the shape

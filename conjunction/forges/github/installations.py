@@ -67,7 +67,7 @@ class InstallationLookup:
         try:
             async with self._sessions() as session:
                 rows = await session.execute(
-                    select(Project.key, Project.installation_id).where(Project.key.in_(asked))
+                    select(Project.key, Project.installation_id).where(Project.key.in_(list(asked)))
                 )
                 found = {key: installation for key, installation in rows}
         except Exception as exc:
