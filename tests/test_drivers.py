@@ -6,7 +6,6 @@ imports no forge's package."""
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,33 +26,14 @@ from tests import acme
 from tests.acme.server import DELIVERED
 from tests.acme.settings import AcmeSettings
 from tests.conftest import runtime
+from tests.imports import imports_of
 
 ROOT = Path(__file__).parent.parent
 
 
-def imported(source: str) -> list[str]:
-    """Every module a module's source imports, and every name it imports from one, in full."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    return found
-
-
-def imports_of(source: str, packages: list[str]) -> list[str]:
-    """The imports of these packages (or of modules of theirs) in a module's source."""
-    return [
-        name
-        for name in imported(source)
-        if any(name == package or name.startswith(f"{package}.") for package in packages)
-    ]
-
-
 def engine_imports(source: str) -> list[str]:
     """The imports of `conjunction.engine` (or a module of it) in a module's source."""
-    return imports_of(source, ["conjunction.engine"])
+    return [name for _, name in imports_of(source, ["conjunction.engine"])]
 
 
 def test_the_check_finds_every_way_of_importing_the_engine() -> None:
@@ -91,7 +71,7 @@ FORGE_PACKAGES = sorted(
 
 def forge_imports(source: str) -> list[str]:
     """The imports of a forge's package (`conjunction.forges.github`, …) in a module's source."""
-    return imports_of(source, FORGE_PACKAGES)
+    return [name for _, name in imports_of(source, FORGE_PACKAGES)]
 
 
 def test_the_check_finds_every_way_of_importing_a_forge() -> None:

@@ -6,10 +6,10 @@ conjunction/premerge_runs.py."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from testkit.server_process import ROOT
+from tests.imports import imports_of
 
 # the one handler that hands the engine what CIs report through the API: the write side (forge
 # drivers reach it through conjunction.engine_api, tests/test_drivers.py)
@@ -19,20 +19,8 @@ WRITE_SIDE = {"conjunction/web/api.py"}
 def engine_imports(path: Path) -> list[str]:
     """Each import of `conjunction.engine` (or of a module under it) in a Python file, as
     written."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        found += [
-            f"line {node.lineno}: {name}"
-            for name in names
-            if name == "conjunction.engine" or name.startswith("conjunction.engine.")
-        ]
-    return found
+    imports = imports_of(path.read_text(), ["conjunction.engine"])
+    return [f"line {line}: {name}" for line, name in imports]
 
 
 def read_side() -> list[Path]:
