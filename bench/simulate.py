@@ -53,6 +53,7 @@ from conjunction.db import create_engine, migrate, sessionmaker
 from conjunction.engine import UpstreamSuccess
 from conjunction.engine.chains import Root
 from conjunction.engine.fanout import load_upstreams
+from conjunction.engine.graph import GraphCache
 from conjunction.engine.planning import select_downstreams
 from conjunction.engine.subscriptions import subscribers
 from conjunction.models import Event, KeyValue, Subscription
@@ -308,7 +309,8 @@ async def fan_out_reads(sessions: async_sessionmaker[AsyncSession]) -> Reads:
             success, candidates, default_branch="main", chain=[hub], already=set(), depth=1,
             max_depth=5,
         )  # fmt: skip
-        await load_upstreams(session, root, [choice.key for choice in selected])
+        graph = await GraphCache().view(session)  # a cold cache: every row read
+        await load_upstreams(graph, root, [choice.key for choice in selected])
         seconds = time.perf_counter() - started
     edges = sum(len(upstreams) for upstreams in root.upstreams.values())
     return Reads(seconds, looked_up, len(candidates), len(selected), edges)

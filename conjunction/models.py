@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -110,6 +120,17 @@ class Subscription(Base):
     upstream: Mapped[str] = mapped_column(String(300))
     downstream: Mapped[str] = mapped_column(String(300), index=True)
     spec: Mapped[dict[str, Any]]
+
+
+class GraphVersion(Base):
+    """One row, bumped by database triggers whenever the subscription graph changes (a
+    subscription, or a project's name or `active`): what `conjunction.engine.graph` checks its
+    cache against."""
+
+    __tablename__ = "graph_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Event(Base):

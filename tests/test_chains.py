@@ -14,7 +14,7 @@ from sqlalchemy import select
 from conjunction import db
 from conjunction.adapters import Adapters
 from conjunction.config.settings import Settings
-from conjunction.engine import Engine, UpstreamSuccess, fanout
+from conjunction.engine import Engine, UpstreamSuccess, graph
 from conjunction.engine.chains import (
     Root,
     State,
@@ -221,7 +221,7 @@ async def test_a_graph_read_a_slice_of_keys_at_a_time_plans_the_same_fan_out(
 ) -> None:
     """A level of a large graph holds more keys than one statement may bind: read in slices
     (here of one key), the diamond is planned as when read whole."""
-    monkeypatch.setattr(fanout, "IN_LIMIT", 1)
+    monkeypatch.setattr(graph, "IN_LIMIT", 1)
     await diamond(client)
     assert [request.project for request in started(forge)] == [B, C]
     await answer(client, forge, B, "success")

@@ -110,6 +110,7 @@ class Root:
             self.graph,
             self.upstreams,
             dict(self.waiting),
+            _cyclic=self._cyclic,
         )
 
     def wait(self, key: str, source_id: str) -> None:
@@ -148,6 +149,10 @@ class Root:
             reach = (starting, limit, start, reachable(self.graph, start, avoid="", limit=limit))
             self._reach = reach
         return reach[3]
+
+    def acyclic(self) -> None:
+        """The graph is known to have no loop (`conjunction.engine.graph`)."""
+        self._cyclic = False
 
     def cyclic(self) -> bool:
         """Whether the graph has a loop."""

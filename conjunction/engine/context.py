@@ -1,5 +1,5 @@
 """What every part of the engine works with: the database, the adapters, settings, the signer,
-the named secrets, the notifier."""
+the named secrets, the notifier, the subscription graph as this process read it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.adapters import Adapters
 from conjunction.config.settings import Settings
+from conjunction.engine.graph import GraphCache
 from conjunction.engine_api import config_of as config_of  # where the engine's modules find it
 from conjunction.notify import Notifier
 from conjunction.secrets import SecretStore
@@ -28,6 +29,7 @@ class Context:
     signer: CallbackSigner
     secrets: SecretStore = field(default_factory=SecretStore)
     notifier: Notifier = field(init=False)
+    graph: GraphCache = field(default_factory=GraphCache)
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.settings, self.secrets)

@@ -10,31 +10,28 @@ in one bulk insert each (one `trigger` job per owner and batch, started by
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics, texts
 from conjunction.engine import followups, planning
 from conjunction.engine.chains import Root, State, merged, state_of
 from conjunction.engine.context import Context, UnknownEvent, new_event_id
+from conjunction.engine.graph import GraphView
 from conjunction.engine.planning import NewTrigger, OpenTrigger, Plan, Snapshot, Source
-from conjunction.engine.rows import fetch_all, key_rows, keys_param
 from conjunction.engine.subscriptions import Candidate, subscribers
 from conjunction.engine_api import UpstreamSuccess
-from conjunction.models import Event, Job, Project, Subscription, utcnow
+from conjunction.models import Event, Job, Project, utcnow
 from conjunction.names import project_key
 from conjunction.results import Result, Verdict
 from conjunction.runs import Step, TriggerState
 
-IN_LIMIT = 10_000  # keys bound in one `IN (…)`
 INSERT_EVENT = insert(Event)
 
 __all__ = ["UpstreamSuccess", "fallout", "lone_success", "record_build", "upstream_success"]
@@ -63,8 +60,9 @@ async def upstream_success(
             source = build_event(session, success, Result.SUCCESS)
             await session.flush()
         origin, root = await _load_root(session, source.root_id)
+        graph = await ctx.graph.view(session)
         key = project_key(success.project)
-        candidates = {key: await subscribers(session, key)}
+        candidates = {key: await graph.subscribers(key)}
         snapshot = Snapshot(
             source=_source(source),
             success=success,
@@ -75,7 +73,7 @@ async def upstream_success(
                 () if source.kind == "trigger" else await _triggered_for(session, success)
             ),
             open_triggers=await _open_triggers(session, source),
-            **await _around(session, root, {c.key for c in candidates[key]}, max_depth),
+            **await _around(graph, root, {c.key for c in candidates[key]}, max_depth),
         )
         plan = await _decide(planning.plan_success, snapshot, max_depth)
         await _apply(ctx, session, origin, plan)
@@ -95,14 +93,15 @@ async def fallout(ctx: Context, failed: Event) -> None:
     max_depth = ctx.settings.max_depth
     async with ctx.sessions.begin() as session:
         origin, root = await _load_root(session, failed.root_id)
-        candidates = await _candidates_below(session, project_key(failed.project), max_depth)
+        graph = await ctx.graph.view(session)
+        candidates = await _candidates_below(graph, project_key(failed.project), max_depth)
         snapshot = Snapshot(
             source=_source(failed),
             success=_source(failed).success(),
             chain=root,
             candidates=candidates,
             default_branches=await _default_branches(session, candidates),
-            **await _around(session, root, set(), max_depth),
+            **await _around(graph, root, set(), max_depth),
         )
         plan = await _decide(planning.plan_fallout, snapshot, max_depth)
         await _apply(ctx, session, origin, plan)
@@ -215,15 +214,18 @@ async def _load_root(session: AsyncSession, root_id: str) -> tuple[Event, Root]:
 
 
 async def _around(
-    session: AsyncSession, root: Root, starting: set[str], max_depth: int
+    graph: GraphView, root: Root, starting: set[str], max_depth: int
 ) -> dict[str, Any]:
     """What deciding whether a diamond's bottom waits needs: the graph from every project under
     way, starting or waiting, their declared upstreams, and the waiting ones' sources."""
     pending = {key for key, state in root.states.items() if state is State.PENDING}
-    await _load_graph(session, root, pending | starting | set(root.waiting), max_depth)
-    await load_upstreams(session, root, starting | set(root.waiting))
+    await _load_graph(graph, root, pending | starting | set(root.waiting), max_depth)
+    if await graph.acyclic(root.graph):
+        root.acyclic()
+    await load_upstreams(graph, root, starting | set(root.waiting))
     if not root.waiting:
         return {}
+    session = graph.session
     sources = await session.scalars(select(Event).where(Event.id.in_(set(root.waiting.values()))))
     names = await session.execute(
         select(Project.key, Project.name).where(Project.key.in_(set(root.waiting)))
@@ -234,70 +236,34 @@ async def _around(
     }
 
 
-async def load_upstreams(session: AsyncSession, root: Root, keys: Iterable[str]) -> None:
-    """The declared upstreams of these projects, in one query for those not loaded yet."""
+async def load_upstreams(graph: GraphView, root: Root, keys: Iterable[str]) -> None:
+    """The declared upstreams of these projects, for those not loaded yet."""
     wanted = {key for key in keys if key not in root.upstreams}
-    if not wanted:
-        return
-    root.upstreams.update({key: set() for key in wanted})
-    for downstream, upstreams in await _neighbours(session, wanted, upward=True):
-        root.upstreams[downstream].update(upstreams)
+    for downstream, upstreams in (await graph.upstreams(wanted)).items():
+        root.upstreams[downstream] = set(upstreams)
 
 
-async def _neighbours(
-    session: AsyncSession, keys: Iterable[str], *, upward: bool
-) -> list[tuple[str, list[str]]]:
-    """(key, neighbours) for each of these projects with a subscription: its upstreams
-    (`upward`) or its downstreams, a JSON array a row. The keys are bound as one JSON array
-    (`rows.key_rows`), `IN_LIMIT` of them a statement: a level of a large graph can hold more
-    keys than one statement should carry."""
-    connection = await session.connection()
-    statement = _neighbours_statement(connection.dialect.name, upward)
-    keys = list(keys)
-    found: list[tuple[str, list[str]]] = []
-    for start in range(0, len(keys), IN_LIMIT):
-        part = keys_param(keys[start : start + IN_LIMIT])
-        rows = await fetch_all(session, statement, {"keys": part})
-        found += [(key, json.loads(neighbours)) for key, neighbours in rows]
-    return found
-
-
-@cache
-def _neighbours_statement(dialect: str, upward: bool) -> Select[str, str]:
-    near, far = Subscription.downstream, Subscription.upstream
-    if not upward:
-        near, far = far, near
-    neighbours = (
-        func.json_group_array(far) if dialect == "sqlite" else cast(func.json_agg(far), Text)
-    )
-    return select(near, neighbours).where(near.in_(key_rows(dialect))).group_by(near)
-
-
-async def _load_graph(
-    session: AsyncSession, root: Root, start: Iterable[str], max_depth: int
-) -> None:
+async def _load_graph(graph: GraphView, root: Root, start: Iterable[str], max_depth: int) -> None:
     """The downstreams of these projects, and of theirs, as far as a chain may go from them
     (`max_depth` links: what `Root.will_run` follows)."""
     frontier = {key for key in start if key not in root.graph}
     for _ in range(max_depth):
         if not frontier:
             return
-        for key in frontier:
-            root.graph.setdefault(key, [])
-        for upstream, downstreams in await _neighbours(session, frontier, upward=False):
-            root.graph[upstream] += downstreams
+        for upstream, downstreams in (await graph.downstreams(frontier)).items():
+            root.graph[upstream] = list(downstreams)
         frontier = {below for key in frontier for below in root.graph[key]} - set(root.graph)
 
 
 async def _candidates_below(
-    session: AsyncSession, key: str, max_depth: int
+    graph: GraphView, key: str, max_depth: int
 ) -> dict[str, list[Candidate]]:
     """The subscribers of a project, of theirs, and so on as far as a chain may go."""
     found: dict[str, list[Candidate]] = {}
     frontier = {key}
     for _ in range(max_depth + 1):
         for upstream in frontier:
-            found[upstream] = await subscribers(session, upstream)
+            found[upstream] = await graph.subscribers(upstream)
         frontier = {c.key for upstream in frontier for c in found[upstream]} - set(found)
         if not frontier:
             break
@@ -442,17 +408,14 @@ async def _triggered_for(session: AsyncSession, success: UpstreamSuccess) -> set
     return {project_key(name) for name in rows}
 
 
-SPECS = select(cast(Subscription.spec, Text)).where(Subscription.upstream == bindparam("upstream"))
-
-
 async def _with_changed_paths(ctx: Context, success: UpstreamSuccess) -> UpstreamSuccess:
     """Ask the code host what changed since the previous success, when a subscriber filters
     on `paths`; unknown changes let every subscriber through."""
     async with ctx.sessions() as session:
         if success.sha is None:
             return success
-        specs = await fetch_all(session, SPECS, {"upstream": project_key(success.project)})
-        if not any(json.loads(spec).get("paths") for (spec,) in specs):
+        graph = await ctx.graph.view(session)
+        if not any(c.spec.paths for c in await graph.subscribers(project_key(success.project))):
             return success
         base = await session.scalar(
             select(Event.sha)

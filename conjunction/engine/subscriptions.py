@@ -2,9 +2,9 @@
 
 One query through `ix_subscriptions_upstream`, each row joined to its project by primary key,
 built once and read as plain rows in one call to the driver (`conjunction.engine.rows`); each
-`upstreams:` entry is read from its JSON text by pydantic at once. No cache: an upstream's
-successes come minutes apart, and replicas would have to agree when a config changed, which
-costs the round trip a cache would save.
+`upstreams:` entry is read from its JSON text by pydantic at once. Planning reads it through
+the graph the process keeps (`conjunction.engine.graph`), until a config changes; a success
+that starts nothing (`fanout.lone_success`) asks it directly: one statement either way.
 """
 
 from __future__ import annotations
