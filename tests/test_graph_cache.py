@@ -165,10 +165,10 @@ async def test_a_loop_in_the_kept_graph_is_seen_and_no_loop_is_checked_once(
 
 async def test_a_full_cache_starts_over(database: AsyncEngine) -> None:
     await subscribe(database, ("a", "b"), ("b", "c"), ("c", "d"))
-    cache = GraphCache(size=2)
+    cache = GraphCache(projects=2)
     async with db.sessionmaker(database)() as session:
         view = await cache.view(session)
         assert await view.downstreams(["a", "b"]) == {"a": ("b",), "b": ("c",)}
         assert await view.downstreams(["c"]) == {"c": ("d",)}
-        assert cache.downstreams == {"c": ("d",)}
+        assert cache.downstreams.entries == {"c": ("d",)}
         assert not await view.acyclic(["a", "b", "c"]), "a and b are no longer kept: unknown"

@@ -14,10 +14,10 @@ after the version can be newer than the version (another transaction committed i
 never older, and a newer version empties it at the next read. Each replica keeps its own cache
 and the shared version keeps them right.
 
-Each of the cache's maps holds at most `size` projects and starts over when full: plain dicts,
-as a fan-out to a thousand downstreams asks for thousands of entries at once (an LRU's
-bookkeeping cost more than the reads it saved). A graph that changes every second is read as if
-there were no cache, plus the one row of the version.
+Each of the cache's maps holds at most a budget of projects (or subscribers) and starts over
+when full: plain dicts, as a fan-out to a thousand downstreams asks for thousands of entries at
+once (an LRU's bookkeeping cost more than the reads it saved). A graph that changes every
+second is read as if there were no cache, plus the one row of the version.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,22 +38,41 @@ from conjunction.engine.subscriptions import Candidate, subscribers
 from conjunction.models import GraphVersion, Subscription
 
 IN_LIMIT = 10_000  # keys bound in one `IN (…)`
-SIZE = 100_000  # projects kept in each map before it starts over
+PROJECTS = 20_000  # projects kept in each of the graph's maps: about 16 MB
+CANDIDATES = 10_000  # subscribers kept, over every upstream: about 18 MB
+V = TypeVar("V")
 N = TypeVar("N", tuple[str, ...], frozenset[str])  # the neighbours of a project, as kept
-K = TypeVar("K")
 VERSION = select(GraphVersion.version)  # its one row
+
+
+@dataclass
+class Kept(Generic[V]):
+    """A map of what was read, holding up to `budget` (projects, or subscribers) and starting
+    over when full."""
+
+    budget: int
+    entries: dict[str, V] = field(default_factory=dict)
+    used: int = 0
+    acyclic: int | None = None  # how many entries there were when they held no loop
+
+    def add(self, read: dict[str, V], weight: int) -> None:
+        if self.used + weight > self.budget:
+            self.entries, self.used, self.acyclic = {}, 0, None
+        if weight <= self.budget:
+            self.entries.update(read)
+            self.used += weight
 
 
 @dataclass
 class GraphCache:
     """What this process read of the graph, under the version it was read at."""
 
-    size: int = SIZE
+    projects: int = PROJECTS
+    candidates: int = CANDIDATES
     version: int | None = None
-    downstreams: dict[str, tuple[str, ...]] = field(init=False)
-    upstreams: dict[str, frozenset[str]] = field(init=False)
-    subscribers: dict[str, tuple[Candidate, ...]] = field(init=False)
-    acyclic_size: int | None = field(init=False)  # len(downstreams) when it had no loop
+    downstreams: Kept[tuple[str, ...]] = field(init=False)
+    upstreams: Kept[frozenset[str]] = field(init=False)
+    subscribers: Kept[tuple[Candidate, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         self._empty(None)
@@ -67,8 +86,9 @@ class GraphCache:
 
     def _empty(self, version: int | None) -> None:
         self.version = version
-        self.downstreams, self.upstreams, self.subscribers = {}, {}, {}
-        self.acyclic_size = None
+        self.downstreams = Kept(self.projects)
+        self.upstreams = Kept(self.projects)
+        self.subscribers = Kept(self.candidates)
 
 
 @dataclass(frozen=True)
@@ -81,10 +101,11 @@ class GraphView:
 
     async def subscribers(self, key: str) -> list[Candidate]:
         """The active downstreams subscribed to the upstream `key`, in the order they subscribed."""
-        found = self.cache.subscribers.get(key)
+        found = self.cache.subscribers.entries.get(key)
         if found is None:
             found = tuple(await subscribers(self.session, key))
-            self._keep(self.cache.subscribers, {key: found})
+            if self._current():
+                self.cache.subscribers.add({key: found}, weight=len(found))
         return list(found)
 
     async def downstreams(self, keys: Collection[str]) -> dict[str, tuple[str, ...]]:
@@ -97,47 +118,38 @@ class GraphView:
         return await self._neighbours(self.cache.upstreams, keys, upward=True, made=frozenset)
 
     async def _neighbours(
-        self,
-        kept: dict[str, N],
-        keys: Collection[str],
-        *,
-        upward: bool,
-        made: type[N],
+        self, kept: Kept[N], keys: Collection[str], *, upward: bool, made: type[N]
     ) -> dict[str, N]:
-        found = {key: kept[key] for key in keys if key in kept}
+        found = {key: kept.entries[key] for key in keys if key in kept.entries}
         wanted = [key for key in keys if key not in found]
         if wanted:
             read = dict.fromkeys(wanted, made())
             for key, neighbours in await _read_neighbours(self.session, wanted, upward=upward):
                 read[key] = made(neighbours)
-            self._keep(kept, read)
+            if self._current():
+                kept.add(read, weight=len(read))
             found.update(read)
         return found
 
-    def _keep(self, kept: dict[str, K], read: dict[str, K]) -> None:
-        if self.cache.version != self.version:
-            return  # a newer version emptied the cache meanwhile
-        if len(kept) + len(read) > self.cache.size:
-            kept.clear()
-            self.cache.acyclic_size = None
-        kept.update(read)
+    def _current(self) -> bool:
+        """Whether the cache still holds the version this view read (a newer one empties it)."""
+        return self.cache.version == self.version
 
     async def acyclic(self, keys: Collection[str]) -> bool:
         """Whether the downstreams of these projects, as this view read them, hold no loop.
         True when the whole kept graph has none: checked in a thread each time it grew, then
         known until it grows again (a loop check of thousands of projects costs tens of
         milliseconds). False when unknown."""
-        cache = self.cache
-        kept = cache.downstreams
-        if cache.version != self.version or not all(key in kept for key in keys):
+        downstreams = self.cache.downstreams
+        if not self._current() or not all(key in downstreams.entries for key in keys):
             return False
-        if cache.acyclic_size == len(kept):
+        if downstreams.acyclic == len(downstreams.entries):  # it only grows until it starts over
             return True
-        whole = dict(kept)
+        whole = dict(downstreams.entries)
         if await asyncio.to_thread(has_cycle, whole):
             return False
-        if cache.version == self.version and len(kept) == len(whole):
-            cache.acyclic_size = len(whole)
+        if self._current() and whole.keys() == downstreams.entries.keys():
+            downstreams.acyclic = len(whole)
         return True
 
 
