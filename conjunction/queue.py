@@ -36,11 +36,24 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from conjunction import db, metrics
 from conjunction.batching import GroupCommit
@@ -50,6 +63,7 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
+Candidates = Select[int, str | None, datetime, str]  # id, concurrency key, run_at, kind
 
 FINISHED = ("done", "dead")
 DELIVERY = "_delivery"  # the kinds of webhook deliveries' jobs end so: `github_delivery`, ...
@@ -192,79 +206,34 @@ class JobQueue:
         `in_flight` counts the worker's jobs running by key, of every kind, for the turns."""
         now = utcnow()
         busy = busy or {}
-        running = aliased(Job)
-        # one run at a time of the same work: a burst of reports on one commit is never two
-        # report jobs racing to create its check run
-        same_work_running = (
-            select(running.id)
-            .where(
-                running.dedupe_key == Job.dedupe_key,
-                running.state == "running",
-                running.locked_until >= now,
-                ~_silent(running, now),
-            )
-            .exists()
-        )
-        # A worker never takes back a job of its own: it is still running it, or still saving
-        # its outcome after the database was away for longer than a lease or a heartbeat.
-        claimable = or_(
-            (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running,
-            (Job.state == "running")
-            & ((Job.locked_until < now) | _silent(Job, now))
-            & (Job.locked_by != worker_id),
-        )
-        wanted = claimable
         full = sorted(key for key, count in busy.items() if per_key and count >= per_key)
-        if full:
-            wanted &= or_(
-                Job.concurrency_key.is_(None),
-                Job.concurrency_key.not_in(full),
-                Job.kind.endswith(DELIVERY, autoescape=True),
-            )
-        # Read past the first `limit`: some of them may belong to a key that fills up.
-        oldest = (
-            select(Job.id, Job.concurrency_key, Job.run_at, Job.kind)
-            .where(wanted)
-            .order_by(Job.run_at, Job.id)
-            .limit(limit * 4)
-            .with_for_update(skip_locked=True)
-        )
-        # and, when more are due than that, the first due job of every key: a key whose jobs
-        # came after another's burst is seen too
-        heads = (
-            select(func.min(Job.id))
-            .where(Job.state == "queued", Job.run_at <= now)
-            .group_by(Job.concurrency_key)
-            .order_by(func.min(Job.run_at))
-            .limit(limit * 4)
-        )
+        statements = _claim_statements(bool(full))
+        params: dict[str, Any] = {
+            "now": now,
+            "silent_before": now - timedelta(seconds=WORKER_TIMEOUT),
+            "worker_id": worker_id,
+            "until": now + timedelta(seconds=self.lease),
+            "read": limit * 4,
+            **({"full": full} if full else {}),
+        }
         async with self.sessions.begin() as session:
+            connection = await session.connection()  # the reads as Core: no ORM entity in them
             # Another worker may take every chosen job between the read and the update (SQLite,
             # which has no row locks): then look again.
             for _ in range(5):
-                rows = list(await session.execute(oldest))
+                rows = list(await connection.execute(statements.due, params))
                 if len(rows) == limit * 4:  # more are due: some key may wait behind a burst
                     # (two statements: planned as one, with a burst not yet in the planner's
                     # statistics, PostgreSQL ran the grouping once for every due job)
-                    firsts = list(await session.scalars(heads))
-                    rows += await session.execute(oldest.where(Job.id.in_(firsts)))
+                    firsts = list(await connection.scalars(statements.heads, params))
+                    rows += await connection.execute(statements.more, {**params, "ids": firsts})
+                rows += await connection.execute(statements.lapsed, params)
                 chosen = self._choose(fair_order(rows, in_flight or {}), limit, per_key, dict(busy))
                 if not chosen:
                     return []
                 # Checking the state again in the update makes the claim safe where row locks
                 # don't exist (SQLite): a job another worker took meanwhile is left out.
-                claimed = await session.scalars(
-                    update(Job)
-                    .where(Job.id.in_(chosen), claimable)
-                    .values(
-                        state="running",
-                        attempts=Job.attempts + 1,
-                        locked_by=worker_id,
-                        locked_until=now + timedelta(seconds=self.lease),
-                    )
-                    .returning(Job)
-                    .execution_options(synchronize_session=False, populate_existing=True)
-                )
+                claimed = await session.scalars(statements.claim, {**params, "ids": chosen})
                 jobs = sorted(claimed, key=lambda job: (job.run_at, job.id))
                 if jobs:
                     return jobs
@@ -667,6 +636,92 @@ class Worker:
         await asyncio.wait({running})
 
 
+class ClaimStatements(NamedTuple):
+    due: Candidates  # queued jobs that are due, oldest first, `read` of them
+    lapsed: Candidates  # running jobs whose lease ran out or whose worker went silent
+    heads: Select[int]  # the first due job of every key
+    more: Candidates  # those of `due` among `ids`
+    claim: ReturningUpdate[Job]  # take the jobs `ids` that are still claimable
+
+
+@cache
+def _claim_statements(some_keys_full: bool) -> ClaimStatements:
+    """The claim's statements, built once (a statement built anew for every claim cost more of
+    the worker's CPU than running it). Due jobs and lapsed ones are read apart: read together,
+    no index gave their order, and every queued job was read and sorted at every claim (tens
+    of milliseconds behind a burst); apart, the due ones are read in the order of
+    `ix_jobs_claim` until `read` are found. Parameters: now, silent_before, worker_id, until,
+    read, ids and, when `some_keys_full`, full (the keys holding `per_key` jobs of the worker)."""
+    now = bindparam("now", type_=Job.run_at.type)
+    running = aliased(Job)
+    # one run at a time of the same work: a burst of reports on one commit is never two
+    # report jobs racing to create its check run
+    same_work_running = (
+        select(running.id)
+        .where(
+            running.dedupe_key == Job.dedupe_key,
+            running.state == "running",
+            running.locked_until >= now,
+            ~_silent(running),
+        )
+        .exists()
+    )
+    due = (Job.state == "queued") & (Job.run_at <= now) & ~same_work_running
+    # A worker never takes back a job of its own: it is still running it, or still saving
+    # its outcome after the database was away for longer than a lease or a heartbeat.
+    lapsed = (
+        (Job.state == "running")
+        & ((Job.locked_until < now) | _silent(Job))
+        & (Job.locked_by != bindparam("worker_id"))
+    )
+    room: ColumnElement[bool] = true()
+    if some_keys_full:
+        room = or_(
+            Job.concurrency_key.is_(None),
+            Job.concurrency_key.not_in(bindparam("full", expanding=True)),
+            Job.kind.endswith(DELIVERY, autoescape=True),
+        )
+
+    def oldest(claimable: ColumnElement[bool]) -> Candidates:
+        # Read past the first `limit`: some of them may belong to a key that fills up.
+        return (
+            select(Job.id, Job.concurrency_key, Job.run_at, Job.kind)
+            .where(claimable, room)
+            .order_by(Job.run_at, Job.id)
+            .limit(bindparam("read"))
+            .with_for_update(skip_locked=True)
+        )
+
+    # and, when more are due than that, the first due job of every key: a key whose jobs
+    # came after another's burst is seen too
+    heads = (
+        select(func.min(Job.id))
+        .where(Job.state == "queued", Job.run_at <= now)
+        .group_by(Job.concurrency_key)
+        .order_by(func.min(Job.run_at))
+        .limit(bindparam("read"))
+    )
+    claim = (
+        update(Job)
+        .where(Job.id.in_(bindparam("ids", expanding=True)), or_(due, lapsed))
+        .values(
+            state="running",
+            attempts=Job.attempts + 1,
+            locked_by=bindparam("worker_id"),
+            locked_until=bindparam("until", type_=Job.locked_until.type),
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return ClaimStatements(
+        due=oldest(due),
+        lapsed=oldest(lapsed),
+        heads=heads,
+        more=oldest(due).where(Job.id.in_(bindparam("ids", expanding=True))),
+        claim=claim,
+    )
+
+
 def fair_order(
     rows: Iterable[Any], running: Mapping[str | None, int]
 ) -> list[tuple[int, str | None, str]]:
@@ -685,13 +740,14 @@ def fair_order(
     ]
 
 
-def _silent(job: Any, now: datetime) -> Any:
-    """The job's worker has not said it is alive for WORKER_TIMEOUT: it is dead."""
+def _silent(job: Any) -> Any:
+    """The job's worker has not said it is alive for WORKER_TIMEOUT (since the parameter
+    `silent_before`): it is dead."""
     return (
         select(WorkerBeat.id)
         .where(
             WorkerBeat.id == job.locked_by,
-            WorkerBeat.seen_at < now - timedelta(seconds=WORKER_TIMEOUT),
+            WorkerBeat.seen_at < bindparam("silent_before", type_=WorkerBeat.seen_at.type),
         )
         .exists()
     )

@@ -65,10 +65,11 @@ async def test_a_success_no_one_subscribes_to_costs_a_few_statements_and_records
     with counted(client) as seen:
         assert await runtime(client).worker.run_once()
 
-    # the job's claim (2) and its completion (1); the delivery read (1); whether the project
-    # has downstreams (1); the branch or tag it ran on (1); the triggers it may answer, its
-    # subscribers, older triggers to supersede, and its build inserted, in one transaction (4)
-    assert len(seen["statements"]) == 10, "\n".join(seen["statements"])
+    # the job's claim (3: the due jobs, the lapsed ones, the update) and its completion (1);
+    # the delivery read (1); whether the project has downstreams (1); the branch or tag it ran
+    # on (1); the triggers it may answer, its subscribers, older triggers to supersede, and its
+    # build inserted, in one transaction (4)
+    assert len(seen["statements"]) == 11, "\n".join(seen["statements"])
     # the claim; the delivery; downstreams; the ref; the match and the build; the completion
     assert len(seen["transactions"]) == 6
     async with runtime(client).sessions() as session:
@@ -92,8 +93,8 @@ async def test_a_run_that_answers_no_trigger_and_is_no_success_costs_fewer(
     with counted(client) as seen:
         assert await runtime(client).worker.run_once()
 
-    # the claim (2), the completion (1), the delivery (1), downstreams (1), the ref (1), and the
+    # the claim (3), the completion (1), the delivery (1), downstreams (1), the ref (1), and the
     # triggers it may answer (1): nothing is written
-    assert len(seen["statements"]) == 7, "\n".join(seen["statements"])
+    assert len(seen["statements"]) == 8, "\n".join(seen["statements"])
     async with runtime(client).sessions() as session:
         assert list(await session.scalars(select(Event))) == []
