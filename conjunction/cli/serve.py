@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 
 from aiohttp import web
@@ -49,9 +50,18 @@ def serve(settings: Settings) -> None:
 async def run_server(app: web.Application, host: str, port: int) -> None:
     """What `web.run_app` does, with a runner whose HTTP parser errors are answered in JSON."""
     runner = JsonErrorRunner(app, handle_signals=True, keepalive_timeout=75)
-    await runner.setup()
+    await runner.setup()  # the app's start-up: the database migrated, the worker started
+    freeze_start_up()
     try:
         await web.TCPSite(runner, host, port).start()
         await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
     finally:
         await runner.cleanup()
+
+
+def freeze_start_up() -> None:
+    """What start-up made (modules, mappers, schemas, templates: about 145,000 objects) lives
+    as long as the process: moved out of the cyclic collector's sight, a full collection no
+    longer walks it, which stalled the event loop for about 60 ms each time."""
+    gc.collect()
+    gc.freeze()
