@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -161,7 +162,11 @@ class Event(Base):
     result: Mapped[str | None] = mapped_column(String(16))
     change: Mapped[str | None] = mapped_column(String(16))  # a conjunction.results.Verdict
     reason: Mapped[str | None] = mapped_column(Text)
-    run_id: Mapped[str | None] = mapped_column(String(100))
+    # the CI's run: the id its start was answered with, or the claimant that claimed it
+    run_id: Mapped[str | None] = mapped_column(String(200))
+    # dispatched by a webhook with `claim: true`: the run claims it (`POST /api/v1/claims`),
+    # its claimant becoming `run_id`
+    claim: Mapped[bool] = mapped_column(default=False)
     # a confirming re-run (`confirm: true`) or a culprit search's step (`step` "bisect"): the
     # failure it re-runs or explains; not part of the pair's history, never a row of its own
     confirms_id: Mapped[str | None] = mapped_column(String(32))
@@ -199,6 +204,19 @@ class Event(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]
+
+
+AWAITING_CLAIM = and_(Event.claim.is_(True), Event.run_id.is_(None), Event.result.is_(None))
+"""A trigger whose run has yet to claim it (its state says whether it was sent)."""
+
+# the triggers awaiting a claim, a project's oldest first: a few rows, however long its history
+Index(
+    "ix_events_claims",
+    Event.project,
+    Event.created_at,
+    postgresql_where=AWAITING_CLAIM,
+    sqlite_where=AWAITING_CLAIM,
+)
 
 
 class TriggerResult(Base):

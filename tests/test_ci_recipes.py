@@ -25,6 +25,7 @@ from conjunction.config.settings import Settings
 from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from tests.conftest import run_jobs, runtime
+from tests.fakezuul import Tenant, start_zuul
 from tests.recipes import (
     LIB,
     Downstream,
@@ -582,3 +583,129 @@ async def test_zuul_post_pipeline_reports_what_lands(
         assert (event.project, event.sha, event.ref, event.url) == (LIB, sha, "main", zuul_build)
         assert event.result == outcome
         await run_jobs(client)
+
+
+# Zuul: a downstream enqueued through Zuul's API, whose run claims its trigger
+
+ANSIBLE = jinja2.Environment(undefined=jinja2.StrictUndefined)
+# Ansible's `bool` filter; Zuul passes `zuul_success` and `zuul_will_retry` as "True"/"False"
+ANSIBLE.filters["bool"] = lambda value: str(value).lower() in ("true", "yes", "on", "1")
+
+
+def templated(value: Any, variables: dict[str, Any]) -> Any:
+    """A task's arguments as Ansible templates them."""
+    if isinstance(value, dict):
+        return {key: templated(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [templated(item, variables) for item in value]
+    return ANSIBLE.from_string(value).render(variables) if isinstance(value, str) else value
+
+
+async def play(client: Any, playbook: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """A playbook's tasks as Ansible runs them here: `when` evaluated, `uri` requests sent to
+    the running app (their answers `register`ed), and the `git` checkouts it asks for
+    returned."""
+    [hosts] = yaml.safe_load(playbook)
+    assert hosts["hosts"] == "all"
+    checkouts = []
+    for task in hosts["tasks"]:
+        if "when" in task and not ANSIBLE.compile_expression(task["when"])(**variables):
+            continue
+        if "uri" in task:
+            assert task["no_log"] is True and task["run_once"] is True  # tokens out of the log
+            request = templated(task["uri"], variables)
+            assert (request["method"], request["body_format"]) == ("POST", "json")
+            async with client.session.request(
+                request["method"], request["url"], headers=request["headers"], json=request["body"]
+            ) as answer:
+                assert answer.status == request["status_code"], await answer.text()
+                result: dict[str, Any] = {"status": answer.status, "json": await answer.json()}
+        elif "git" in task:
+            checkouts.append(templated(task["git"], variables))
+            result = {"changed": True}
+        else:
+            raise AssertionError(f"a task Ansible would run, not this test: {task['name']}")
+        if "register" in task:
+            variables[task["register"]] = result
+    return checkouts
+
+
+async def test_zuul_downstream_is_enqueued_and_its_run_claims_its_trigger(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    forge: MemoryHost,
+    tmp_path: Path,
+) -> None:
+    app = "review.acme.dev/acme/app"
+    zuul = await start_zuul(aiohttp_server)
+    ci = await downstream_of(
+        "zuul.md",
+        app,
+        "https://zuul.acme.dev",
+        zuul.base,
+        aiohttp_client=aiohttp_client,
+        settings=settings,
+        forge=forge,
+        tmp_path=tmp_path,
+    )
+    [item] = yaml.safe_load(ci.blocks["zuul.d/conjunction-pipeline.yaml"])
+    pipeline = item["pipeline"]
+    # a job of an untrusted project with a secret runs only where reviewed code runs
+    assert (pipeline["manager"], pipeline["post-review"]) == ("independent", True)
+    assert pipeline["trigger"] == {
+        "zuul": [{"event": "parent-change-enqueued", "pipeline": pipeline["name"]}]
+    }
+    config = yaml.load(ci.blocks["zuul.d/downstream.yaml"], Loader=ZuulLoader)
+    secret = next(entry["secret"] for entry in config if "secret" in entry)
+    job = next(entry["job"] for entry in config if "job" in entry)
+    project = next(entry["project"] for entry in config if "project" in entry)
+    assert job["secrets"] == [{"name": "conjunction", "secret": secret["name"]}]
+    assert set(secret["data"]) == {"url", "token"}
+    assert job["name"] in project[pipeline["name"]]["jobs"]
+    claiming = ci.blocks[job["pre-run"]]
+    reporting = ci.blocks[job["post-run"]]
+
+    # Zuul's tenant knows the project and the pipeline; its admin token is the secret's
+    zuul.tenants["acme"] = Tenant(projects={app}, pipelines={pipeline["name"]})
+    zuul.admin_tokens[ci.secrets["zuul-enqueue"]] = "acme"
+    async with runtime(ci.client).sessions.begin() as session:
+        project_token = await create_project_token(session, app)
+
+    for build, (sha, outcome) in enumerate(OUTCOMES, start=1):
+        await ci.upstream_succeeds(sha)
+        assert (len(zuul.enqueued), zuul.refused) == (build, [])
+        enqueued = zuul.enqueued[-1]
+        assert enqueued.headers["Authorization"] == f"Bearer {ci.secrets['zuul-enqueue']}"
+        event = await ci.event(enqueued.headers["X-Conjunction-Event"])
+        variables = {
+            "conjunction": {"url": ci.base_url, "token": project_token},
+            "zuul": {
+                "project": {"canonical_name": app},
+                "buildset": enqueued.buildset,
+                "tenant": "acme",
+                "build": f"{build:032x}",
+            },
+            "ansible_user_dir": "/home/zuul",
+        }
+        checkout = {
+            "repo": "https://github.com/acme/lib",
+            "dest": "/home/zuul/src/github.com/acme/lib",
+            "version": sha,
+        }
+        # a first attempt whose pre-run fails after the claim is retried by Zuul: its post-run
+        # reports nothing, and the retry, in the same buildset, claims the same trigger
+        assert await play(ci.client, claiming, dict(variables)) == [checkout]
+        retried = {**variables, "zuul_success": "False", "zuul_will_retry": "True"}
+        assert await play(ci.client, reporting, retried) == []
+        assert (await ci.event(event.id)).result is None
+        assert await play(ci.client, claiming, dict(variables)) == [checkout]
+        finished = {
+            **variables,
+            "zuul_success": str(outcome == "success"),
+            "zuul_will_retry": "False",
+        }
+        assert await play(ci.client, reporting, finished) == []
+        event = await ci.event(event.id)
+        assert (event.run_id, event.result) == (enqueued.buildset, outcome)
+        await ci.upstream_shows(sha, outcome, f"https://zuul.acme.dev/t/acme/build/{build:032x}")

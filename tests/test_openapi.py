@@ -152,12 +152,14 @@ async def test_the_description_is_served_as_json(client: Any) -> None:
 @dataclass(frozen=True)
 class Server:
     """The running server, a project token of UPSTREAM, and a trigger event of DOWNSTREAM
-    waiting for its result (with its callback token)."""
+    waiting for its result (with its callback token) and for its run's claim (with a project
+    token of DOWNSTREAM)."""
 
     process: ServerProcess
     project_token: str
     trigger: str
     callback_token: str
+    downstream_token: str
 
     @property
     def url(self) -> str:
@@ -195,7 +197,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         UPSTREAM: {"README": "lib\n"},
         DOWNSTREAM: {
             ".conjunction.yml": f"upstreams:\n  - project: {UPSTREAM}\n"
-            f"trigger:\n  webhook:\n    url: {nowhere}/ci\n"
+            f"trigger:\n  webhook:\n    url: {nowhere}/ci\n    claim: true\n"
         },
     }
     for name, files in repositories.items():
@@ -203,6 +205,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         repository.commit("first", files)
         command(process, "project", "add", repository.file_url, "--allow-file", "--name", name)
     project_token = command(process, "token", "create", UPSTREAM).split()[0]
+    downstream_token = command(process, "token", "create", DOWNSTREAM).split()[0]
     with process:
         built = requests.post(
             f"{process.url}/api/v1/builds",
@@ -212,7 +215,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         assert built.status_code == 202, built.text
         trigger = wait_for_trigger(process.url, built.json()["event_id"])
-        yield Server(process, project_token, trigger, CallbackSigner(SECRET_KEY).token(trigger))
+        callback_token = CallbackSigner(SECRET_KEY).token(trigger)
+        yield Server(process, project_token, trigger, callback_token, downstream_token)
         assert "unhandled error" not in process.log()
 
 
@@ -260,8 +264,8 @@ def _send(case: Any, server: Server, known: bool) -> requests.Response:
     """The case as Schemathesis would send it. GitHub and Gitea deliveries are signed with
     their secrets, a GitLab one carries its token, so that deliveries get past the door; when
     `known`, a build carries the project token and names its project, a status names the
-    waiting trigger event and carries its callback token, so that bodies get as far as being
-    judged."""
+    waiting trigger event and carries its callback token, a claim carries the downstream's
+    token and names it, so that bodies get as far as being judged."""
     path = case.operation.path
     if known and path == "/api/v1/events/{event_id}/status":
         case.path_parameters = {**(case.path_parameters or {}), "event_id": server.trigger}
@@ -270,6 +274,13 @@ def _send(case: Any, server: Server, known: bool) -> requests.Response:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {server.project_token}"}
         if isinstance(case.body, dict):
             case.body = {**case.body, "project": UPSTREAM}
+    elif known and path == "/api/v1/claims":
+        case.headers = {
+            **(case.headers or {}),
+            "Authorization": f"Bearer {server.downstream_token}",
+        }
+        if isinstance(case.body, dict):
+            case.body = {**case.body, "project": DOWNSTREAM}
     request = case.as_transport_kwargs(base_url=server.url)
     if path.startswith("/webhooks/"):
         body = request.pop("json", None)
@@ -328,4 +339,5 @@ def test_the_description_names_each_token() -> None:
     }
     paths = description()["paths"]
     assert paths["/api/v1/builds"]["post"]["security"] == [{"projectToken": []}]
+    assert paths["/api/v1/claims"]["post"]["security"] == [{"projectToken": []}]
     assert {"adminToken": []} in paths["/api/v1/projects/{project}"]["get"]["security"]

@@ -451,3 +451,36 @@ async def test_webhook_bodies_are_compressed_with_lz4_on_postgresql(
             )
         )
     assert compression == "l"
+
+
+async def test_the_claims_migration_keeps_every_trigger_unclaimed_and_indexes_the_waiting(
+    database: AsyncEngine,
+) -> None:
+    """A database at the previous head, with a trigger waiting for its result, upgraded: the
+    trigger is whole and no claim; a claimant of 200 characters is kept as its run id, and a
+    project's triggers awaiting a claim are read from their own index."""
+    await migrate(database, "0013_graph_version")
+    async with database.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO events (id, kind, project, root_id, depth, ref_type, state, attempt,"
+                " chain, waiting, artifacts, notified, created_at)"
+                " VALUES ('t1', 'trigger', :project, 'b1', 1, 'branch', 'started', 1, '[]',"
+                " '{}', '[]', false, '2026-01-01 00:00:00')"
+            ),
+            {"project": APP},
+        )
+    await migrate(database)
+    async with sessionmaker(database).begin() as session:
+        trigger = await session.get(Event, "t1")
+        assert trigger is not None
+        assert (trigger.state, trigger.claim, trigger.run_id) == ("started", False, None)
+        trigger.claim, trigger.run_id = True, "b" * 200
+    async with sessionmaker(database)() as session:
+        stored = await session.get(Event, "t1")
+    assert stored is not None and (stored.claim, stored.run_id) == (True, "b" * 200)
+    async with database.connect() as connection:
+        indexes = await connection.run_sync(
+            lambda sync: {ix["name"]: ix for ix in inspect(sync).get_indexes("events")}
+        )
+    assert indexes["ix_events_claims"]["column_names"] == ["project", "created_at"]

@@ -35,11 +35,12 @@ def test_every_key_of_the_contract() -> None:
     body:
       comments: "${upstream} at ${upstream_sha}"
       properties: {event: "${event}", depth: 2, kept: [true, null, 1.5]}
+    claim: true
 """
     )
     hook = config.trigger.webhook
     assert hook is not None
-    assert (hook.secret, hook.method, hook.format) == ("acme-ci", "PUT", "form")
+    assert (hook.secret, hook.method, hook.format, hook.claim) == ("acme-ci", "PUT", "form", True)
     assert hook.headers == {"Authorization": "Bearer ${secret:bk-token}"}
     assert hook.body == {
         "comments": "${upstream} at ${upstream_sha}",
@@ -50,12 +51,13 @@ def test_every_key_of_the_contract() -> None:
 def test_defaults() -> None:
     hook = parse_config(HEADER).trigger.webhook
     assert hook is not None
-    assert (hook.method, hook.format, hook.headers, hook.body, hook.secret) == (
+    assert (hook.method, hook.format, hook.headers, hook.body, hook.secret, hook.claim) == (
         "POST",
         "json",
         {},
         None,
         None,
+        False,
     )
 
 
@@ -77,6 +79,7 @@ def test_defaults() -> None:
         ),
         ("    method: GET\n", "line 4: trigger.webhook.method: Input should be 'POST' or 'PUT'"),
         ("    format: xml\n", "line 4: trigger.webhook.format: Input should be 'json' or 'form'"),
+        ("    claim: yes please\n", "line 4: trigger.webhook.claim: expected true or false, got"),
         (
             "    format: form\n    body: [a, b]\n",
             "line 2: trigger.webhook: with format: form, body must be a mapping of field names",
@@ -103,8 +106,10 @@ def test_a_literal_dollar_brace_is_written_twice() -> None:
 
 def test_placeholders_are_documented_in_the_schema() -> None:
     webhook = json_schema()["$defs"]["Webhook"]["properties"]
-    assert set(webhook) == {"url", "secret", "method", "headers", "format", "body"}
+    assert set(webhook) == {"url", "secret", "method", "headers", "format", "body", "claim"}
     assert webhook["method"]["enum"] == ["POST", "PUT"]
+    assert (webhook["claim"]["type"], webhook["claim"]["default"]) == ("boolean", False)
+    assert "POST /api/v1/claims" in webhook["claim"]["description"]
     assert "${event}" in webhook["body"]["description"]
 
 
@@ -112,7 +117,9 @@ def test_the_readme_examples_are_valid_configs() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("## Webhook triggers", 1)[1].split("\n## ", 1)[0]
     examples = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert len(examples) == 2
-    for example in examples:
-        hook = parse_config(example, secrets=lambda name: None).trigger.webhook
-        assert hook is not None and hook.body is not None
+    assert len(examples) == 3
+    hooks = [
+        parse_config(example, secrets=lambda name: None).trigger.webhook for example in examples
+    ]
+    assert all(hook is not None and hook.body is not None for hook in hooks)
+    assert [hook.claim for hook in hooks if hook is not None] == [False, False, True]

@@ -24,7 +24,7 @@ from conjunction.config.settings import SettingsError, load_settings
 COMMANDS = {
     "serve": "run the server (the default): settings from the environment or .env",
     "validate": "check .conjunction.yml files",
-    "token": "project tokens for POST /api/v1/builds",
+    "token": "project tokens for POST /api/v1/builds and /api/v1/claims",
     "jobs": "the job queue: list, retry or purge jobs",
 }
 OTHERS = {

@@ -1,4 +1,5 @@
-"""`conjunction token create|list|revoke`: project tokens for `POST /api/v1/builds`."""
+"""`conjunction token create|list|revoke`: project tokens for `POST /api/v1/builds` and
+`POST /api/v1/claims`."""
 
 from __future__ import annotations
 

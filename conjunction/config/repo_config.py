@@ -199,6 +199,12 @@ class Webhook(_Model):
         description="Template: any value, with placeholders like ${event} in its strings; "
         "default: the trigger event as JSON.",
     )
+    claim: bool = Field(
+        default=False,
+        description="The request only starts the CI (Zuul's enqueue API, say); the run then "
+        "claims its trigger with POST /api/v1/claims and a project token, and is answered "
+        "with the trigger event, callback token included.",
+    )
 
     @model_validator(mode="after")
     def _form_body_is_a_mapping(self) -> Webhook:

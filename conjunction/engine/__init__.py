@@ -10,9 +10,9 @@ deduplicated), `changes` (what changed since a pair last passed), `reports` (the
 upstream commit), `issues` (breakage issues), `notify` (telling a pair's channels), `bisects`
 (culprit searches), `premerge` (a change run against its downstreams, CONTRACT §8), `timeouts`,
 `commands` (commands in comments: acknowledged, checked, carried out), `excerpts` (why a failing run
-failed, fetched once) — each deciding in pure functions and acting through the code host and runner
-interfaces (`conjunction.codehost`, `conjunction.runner`). `Engine` gathers them for handlers and
-jobs.
+failed, fetched once), `claims` (a run claiming the trigger that started it) — each deciding in
+pure functions and acting through the code host and runner interfaces (`conjunction.codehost`,
+`conjunction.runner`). `Engine` gathers them for handlers and jobs.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from conjunction.config.repo_config import ConfigError
 from conjunction.engine import (
     bisects,
     changes,
+    claims,
     commands,
     dispatch,
     excerpts,
@@ -50,6 +51,7 @@ from conjunction.engine_api import (
 from conjunction.models import Event
 from conjunction.queue import JobHandler
 from conjunction.results import Result
+from conjunction.runner import TriggerRequest
 from conjunction.runs import Change
 
 __all__ = [
@@ -133,6 +135,11 @@ class Engine(Context):
 
     async def bisects_in_progress(self) -> list[bisects.Progress]:
         return await bisects.in_progress(self.sessions)
+
+    async def claim(self, project: str, claimant: str) -> TriggerRequest | None:
+        """The trigger a run of `project` claims (`trigger.webhook.claim`), as its runner would
+        be sent it; None when none awaits a claim."""
+        return await claims.claim(self, project, claimant)
 
     async def expire_overdue(self) -> int:
         return await timeouts.expire_overdue(self)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction import metrics
 from conjunction.engine import followups
@@ -106,6 +107,18 @@ async def _load(ctx: Context, ids: list[str]) -> list[_Trigger]:
     return triggers
 
 
+async def request_of(ctx: Context, session: AsyncSession, event: Event) -> TriggerRequest | None:
+    """What one trigger event is sent (CONTRACT §5), as its runner is asked to start it; None
+    when its source or its project is gone."""
+    parent = await session.get(Event, event.parent_id) if event.parent_id else None
+    downstream = await session.get(Project, project_key(event.project))
+    if parent is None or downstream is None:
+        return None
+    upstream = await session.get(Project, project_key(event.upstream or ""))
+    build = await upstream_build(session, event, parent)
+    return _request(ctx, event, parent, downstream, upstream, build)
+
+
 def _request(
     ctx: Context,
     event: Event,
@@ -144,10 +157,13 @@ def _request(
 
 
 async def _sending(ctx: Context, triggers: list[_Trigger]) -> set[str]:
-    """Record that these are being started, in one transaction; those that finished meanwhile
-    (superseded by a newer success) are left out."""
+    """Record that these are being started, in one transaction, and which of them their runs
+    will claim (a webhook's `claim: true`: recorded before the call, so that a run quicker than
+    its answer finds its trigger); those that finished meanwhile (superseded by a newer
+    success) are left out."""
     if not triggers:
         return set()
+    claimed = [t.event.id for t in triggers if _claimed(t.request)]
     async with ctx.sessions.begin() as session:
         rows = await session.scalars(
             update(Event)
@@ -155,7 +171,7 @@ async def _sending(ctx: Context, triggers: list[_Trigger]) -> set[str]:
                 Event.id.in_([t.event.id for t in triggers]),
                 Event.state.in_([TriggerState.PLANNED, TriggerState.SENDING]),
             )
-            .values(sending_at=utcnow(), state=TriggerState.SENDING)
+            .values(sending_at=utcnow(), state=TriggerState.SENDING, claim=Event.id.in_(claimed))
             .returning(Event.id)
             .execution_options(synchronize_session=False)
         )
@@ -169,8 +185,14 @@ async def _record(
     `planned`: the next attempt need not ask the runner first), or to be tried again; then a
     trigger that cannot be started is recorded as an error, which its report shows."""
     now = utcnow()
+    # a run that claims its trigger is known by its claim, not by what the start answered
+    claimed = {t.event.id for t in triggers if _claimed(t.request)}
     started = [
-        {"b_id": event_id, "b_url": answer.url, "b_run_id": answer.run_id}
+        {
+            "b_id": event_id,
+            "b_url": answer.url,
+            "b_run_id": None if event_id in claimed else answer.run_id,
+        }
         for event_id, answer in outcomes.items()
         if isinstance(answer, PipelineStarted)
     ]
@@ -247,6 +269,11 @@ def _raise_for_the_rest(outcomes: Iterable[PipelineStarted | BaseException]) -> 
     for error in errors:
         if isinstance(error, TriggerError) and not error.permanent:
             raise error
+
+
+def _claimed(request: TriggerRequest) -> bool:
+    """Whether the run this request starts claims its trigger (`trigger.webhook.claim`)."""
+    return request.trigger.webhook is not None and request.trigger.webhook.claim
 
 
 def _no_runner_reason(request: TriggerRequest) -> str:

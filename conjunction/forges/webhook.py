@@ -45,7 +45,8 @@ MAX_RUN_ID = 100
 
 
 def trigger_event(request: TriggerRequest) -> dict[str, Any]:
-    """The trigger event as a webhook receives it by default (CONTRACT §5)."""
+    """The trigger event as a webhook receives it by default (CONTRACT §5), and as a run that
+    claims its trigger is answered (`POST /api/v1/claims`)."""
     return {
         "event": request.event_id,
         "project": request.project,

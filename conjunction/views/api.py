@@ -61,6 +61,9 @@ def event_json(event: Event, visible: bool = True, upstream_visible: bool = True
         "ref": event.ref,
         "pipeline": event.pipeline,
         "url": event.url,
+        # the CI's run: the id its start was answered with, or the run that claimed it
+        "run_id": event.run_id,
+        "claim": event.claim,  # a trigger its run claims (`trigger.webhook.claim`)
         "result": event.result,
         # what the pages say of it: `confirming` while a failure is being confirmed
         "shown_as": shown_as(event) if event.kind == "trigger" else None,

@@ -1,4 +1,4 @@
-"""The HTTP API for CI systems and people: results, builds, event traces, projects."""
+"""The HTTP API for CI systems and people: results, builds, claims, event traces, projects."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError, to_json
 
 from conjunction import gitprojects
 from conjunction.engine import ResultConflict, UnknownEvent, UpstreamSuccess
+from conjunction.forges.webhook import trigger_event
 from conjunction.limits import REF, SHA, Ref, Text, Url, no_nul
 from conjunction.models import utcnow
 from conjunction.names import ProjectName, project_key
@@ -38,9 +39,11 @@ routes = web.RouteTableDef()
 MAX_PAGE = 100_000  # of `GET /api/v1/projects`: far past any ecosystem, and an offset SQL takes
 
 # The most of a body each route reads (its token is checked first): a status with its
-# metadata, a build with its artifacts
+# metadata, a build with its artifacts, a claim
 STATUS_BODY_LIMIT = 64 * 1024
 BUILD_BODY_LIMIT = 512 * 1024
+CLAIM_BODY_LIMIT = 4 * 1024
+MAX_CLAIMANT = 200  # events.run_id
 METADATA_LIMIT = 16 * 1024
 METADATA_SUMMARY = 2048
 COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,64}")
@@ -127,6 +130,22 @@ class ArtifactBody(BaseModel):
     url: HttpUrl
 
 
+def _claimant(value: str) -> str:
+    if not value.strip() or not value.isprintable():
+        raise PydanticCustomError("claimant", "must be printable text, not blank")
+    return value
+
+
+class ClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project: ProjectName
+    # the run's own id, e.g. Zuul's buildset uuid: its trigger's run id
+    claimant: Annotated[
+        str, Field(min_length=1, max_length=MAX_CLAIMANT), AfterValidator(_claimant)
+    ]
+
+
 class BuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -209,14 +228,21 @@ async def post_status(request: web.Request) -> web.Response:
     return json_answer({"event_id": event.id, "result": event.result or body.result}, 202)
 
 
+async def token_project(request: web.Request) -> str:
+    """The project whose token the request carries (`Authorization: Bearer`); 401 without a
+    live one. Tokens are looked up by their hash."""
+    token = bearer(request)
+    async with request.app[RUNTIME].sessions.begin() as session:
+        owner = await use_project_token(session, token) if token else None
+    if owner is None:
+        raise RequestError(401, "a valid project token is required (python app.py token create)")
+    return owner
+
+
 @routes.post("/api/v1/builds")
 async def post_build(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    token = bearer(request)
-    async with runtime.sessions.begin() as session:
-        owner = await use_project_token(session, token) if token else None
-    if owner is None:
-        return json_error(401, "a valid project token is required (python app.py token create)")
+    owner = await token_project(request)
     body: BuildBody = await parse_body(request, BuildBody, BUILD_BODY_LIMIT)
     if project_key(body.project) != project_key(owner):
         return json_error(403, f"this token reports builds of {owner}, not {body.project}")
@@ -230,6 +256,21 @@ async def post_build(request: web.Request) -> web.Response:
     event = await runtime.engine.record_build(success, body.result)
     runtime.worker.wakeup.set()
     return json_answer({"event_id": event.id}, 202)
+
+
+@routes.post("/api/v1/claims")
+async def post_claim(request: web.Request) -> web.Response:
+    """A run claims the trigger that started it (`trigger.webhook.claim`): 200 with the trigger
+    event as a webhook's default body carries it, 204 when none awaits a claim."""
+    runtime = request.app[RUNTIME]
+    owner = await token_project(request)
+    body: ClaimBody = await parse_body(request, ClaimBody, CLAIM_BODY_LIMIT)
+    if project_key(body.project) != project_key(owner):
+        return json_error(401, f"this token claims triggers of {owner}, not of {body.project}")
+    claimed = await runtime.engine.claim(owner, body.claimant)
+    if claimed is None:
+        return web.Response(status=204)
+    return json_answer(trigger_event(claimed))
 
 
 async def event_trace(request: web.Request, event_id: str) -> dict[str, Any] | None:
