@@ -294,7 +294,7 @@ async def test_a_missing_wrong_or_foreign_token_is_refused(
     )
     foreign = await token_of(client, TOOL)
     assert await claim(client, foreign, body) == (
-        401,
+        403,
         {"error": f"this token claims triggers of {TOOL}, not of {APP}"},
     )
     [event] = await triggers_of(client, APP)

@@ -266,7 +266,7 @@ async def post_claim(request: web.Request) -> web.Response:
     owner = await token_project(request)
     body: ClaimBody = await parse_body(request, ClaimBody, CLAIM_BODY_LIMIT)
     if project_key(body.project) != project_key(owner):
-        return json_error(401, f"this token claims triggers of {owner}, not of {body.project}")
+        return json_error(403, f"this token claims triggers of {owner}, not of {body.project}")
     claimed = await runtime.engine.claim(owner, body.claimant)
     if claimed is None:
         return web.Response(status=204)
