@@ -8,6 +8,10 @@ the tenant (404), and `pipeline` naming one of its pipelines with either `change
 `ref`, `oldrev` and `newrev` (400 otherwise). The answer is 200 `true`; each accepted enqueue
 starts a buildset with its own uuid, as Zuul's `zuul.buildset`.
 
+As Zuul does, an enqueue of an item already in the pipeline (the same project, pipeline, ref and
+`newrev`) is answered `true` and left out while that item runs (`dropped`); a test says when a
+buildset ends (`finish`).
+
 Stricter than Zuul, to catch a recipe that would only seem to work: no other key is taken, `ref`
 is a full ref (`refs/heads/main`), and a revision is a full commit id (40 hexadecimal digits,
 as Zuul's merger sets the ref to it) or null (the branch's tip, as a timer trigger's item has).
@@ -52,7 +56,14 @@ class FakeZuul:
     admin_tokens: dict[str, str] = field(default_factory=dict)  # token -> the tenant it admins
     enqueued: list[Enqueued] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)  # the status of each request refused
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # bodies of items already in
+    # the items in a pipeline: (project, pipeline, ref, newrev) -> the buildset running it
+    running: dict[tuple[str, str, str, str | None], str] = field(default_factory=dict)
     base: str = ""
+
+    def finish(self, buildset: str) -> None:
+        """The buildset ends: its item leaves the pipeline."""
+        self.running = {item: b for item, b in self.running.items() if b != buildset}
 
     def url(self, tenant: str, project: str) -> str:
         return f"{self.base.rstrip('/')}/api/tenant/{tenant}/project/{project}/enqueue"
@@ -91,7 +102,11 @@ class FakeZuul:
         problem = _problem(body, tenant)
         if problem:
             return _error(400, problem)
-        buildset = uuid.uuid4().hex
+        item = (project, body["pipeline"], body.get("ref") or "", body.get("newrev"))
+        if item in self.running:
+            self.dropped.append(body)
+            return web.json_response(True)
+        buildset = self.running[item] = uuid.uuid4().hex
         self.enqueued.append(
             Enqueued(
                 tenant=request.match_info["tenant"],

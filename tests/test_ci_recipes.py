@@ -706,6 +706,7 @@ async def test_zuul_downstream_is_enqueued_and_its_run_claims_its_trigger(
             "zuul_will_retry": "False",
         }
         assert await play(ci.client, reporting, finished) == []
+        zuul.finish(enqueued.buildset)
         event = await ci.event(event.id)
         assert (event.run_id, event.result) == (enqueued.buildset, outcome)
         await ci.upstream_shows(sha, outcome, f"https://zuul.acme.dev/t/acme/build/{build:032x}")

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from conjunction.adapters import Adapters
 from conjunction.app import create_app
 from conjunction.config.settings import Settings
-from conjunction.models import Event, utcnow
+from conjunction.models import Event, Job, utcnow
 from conjunction.tokens import create_project_token
 from testkit.memoryhost import MemoryHost
 from testkit.payloads import workflow_run
@@ -192,6 +192,7 @@ async def test_zuul_is_enqueued_and_the_run_that_claims_its_trigger_reports_a_fa
         # its post-run playbook reports with the callback token the claim gave
         assert await report(client, claimed, result) == 202
         await run_jobs(client)
+        zuul.finish(enqueued.buildset)
 
     # the pair passed, then failed: the upstream commit shows the new regression
     _, (reported, status_report) = forge.of("status")[-1]
@@ -212,7 +213,9 @@ async def test_two_claimants_take_the_two_triggers_oldest_first_and_each_keeps_i
     token = await token_of(client, APP)
     await lib_succeeds(client, "a" * 40, run=1)
     await lib_succeeds(client, "b" * 40, run=2)
-    first, second = (e.buildset for e in zuul.enqueued)
+    [first] = (e.buildset for e in zuul.enqueued)
+    assert zuul.dropped == [ENQUEUE], "Zuul leaves out an item already in its pipeline"
+    second = "a-run-started-again"
 
     status, one = await claim(client, token, {"project": APP, "claimant": first})
     assert (status, one["upstream_sha"]) == (200, "a" * 40)
@@ -231,6 +234,44 @@ async def test_two_claimants_take_the_two_triggers_oldest_first_and_each_keeps_i
     assert await claim(client, token, {"project": APP, "claimant": first}) == (204, None)
     # the project name as the token was made, in another case, is the same project
     assert await claim(client, token, {"project": APP.upper(), "claimant": second}) == (200, two)
+
+
+async def test_a_trigger_whose_start_zuul_left_out_gets_a_run_once_the_last_one_ended(
+    client: TestClient[Any, Any], zuul: FakeZuul
+) -> None:
+    """Three upstream successes while the first run is under way: Zuul starts one run, and
+    leaves the other two enqueues out. A minute after each claimed trigger ends, a run is
+    started again for the oldest still awaiting a claim: each trigger gets its own run."""
+    await joined(client, zuul, APP)
+    token = await token_of(client, APP)
+    for run, sha in enumerate(("a" * 40, "b" * 40, "c" * 40), 1):
+        await lib_succeeds(client, sha, run=run)
+    assert (len(zuul.enqueued), len(zuul.dropped)) == (1, 2)
+
+    for number, sha in enumerate(("a" * 40, "b" * 40, "c" * 40), 1):
+        assert len(zuul.enqueued) == number
+        buildset = zuul.enqueued[-1].buildset
+        status, claimed = await claim(client, token, {"project": APP, "claimant": buildset})
+        assert (status, claimed["upstream_sha"]) == (200, sha)
+        assert await report(client, claimed, "success") == 202
+        await run_jobs(client)
+        zuul.finish(buildset)
+        assert len(zuul.enqueued) == number, "not at once: the run that ended is still in Zuul"
+        await a_minute_later(client)
+    assert [e.result for e in await triggers_of(client, APP)] == ["success"] * 3
+    # the last one ended with nothing awaiting a claim: no run more
+    assert (len(zuul.enqueued), len(zuul.dropped)) == (3, 2)
+
+
+async def a_minute_later(client: TestClient[Any, Any]) -> None:
+    """The jobs due within a minute and a second, run."""
+    async with runtime(client).sessions.begin() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.state == "queued", Job.run_at <= utcnow() + timedelta(seconds=61))
+            .values(run_at=utcnow())
+        )
+    await run_jobs(client)
 
 
 async def test_nothing_awaiting_a_claim_is_answered_204(

@@ -147,6 +147,7 @@ class Engine(Context):
     def job_handlers(self) -> dict[str, JobHandler]:
         return {
             "trigger": partial(dispatch.start_trigger, self),
+            "claim_restart": partial(claims.start_again, self),
             "report": partial(reports.post_report, self),
             "premerge_report": partial(premerge.post_report, self),
             "issues": partial(issues.update_issues, self),

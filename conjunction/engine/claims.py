@@ -13,11 +13,19 @@ job whose pre-run failed in the same buildset; its post-run asks again for the c
 
 A trigger that is never claimed, or claimed and never reported, times out as any other does
 (`conjunction.engine.timeouts`).
+
+A CI may leave a start out: Zuul does not enqueue an item already in its pipeline (the same
+project, ref and revision), so a trigger sent while an earlier run of the project is under way
+starts no run of its own. So when a claimed trigger ends (`followups.claimed_finished`), a run
+is started again a minute later for the oldest trigger still awaiting a claim
+(`start_again`): triggers sent in a burst are claimed one run after another. A run started
+for a trigger another run claimed meanwhile finds nothing, or the next, to claim.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,3 +112,31 @@ async def _take(session: AsyncSession, project: str, claimant: str) -> Event | N
         if event is not None:
             return event
     return None
+
+
+async def start_again(ctx: Context, payload: dict[str, Any]) -> None:
+    """Job: start a run of `project` for the oldest of its triggers still awaiting a claim, as
+    the first start was sent; nothing when none awaits. A start that fails is tried again with
+    the job; the trigger times out meanwhile as any other."""
+    async with ctx.sessions() as session:
+        event = await session.scalar(
+            select(Event)
+            .where(
+                Event.kind == "trigger",
+                Event.project == payload["project"],
+                AWAITING_CLAIM,
+                Event.state.in_(SENT),
+            )
+            .order_by(Event.created_at, Event.id)
+            .limit(1)
+        )
+        request = await dispatch.request_of(ctx, session, event) if event else None
+    runner = ctx.adapters.runner(request.project, request.trigger) if request else None
+    if request is None or runner is None:
+        return
+    await runner.start_pipeline(request)
+    log.info(
+        "a run started again for trigger %s, awaiting a claim",
+        request.event_id,
+        extra={"event_id": request.event_id},
+    )

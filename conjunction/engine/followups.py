@@ -19,11 +19,29 @@ PROGRESS_DELAY = 1.0  # seconds: time for a postponed job's new run-at time to b
 # A commit's report is written at most once a second: a fan-out or a burst of results costs
 # about one status and one check run update a second, however many downstreams it has.
 REPORT_INTERVAL = 1.0
+# A run of a project whose runs claim their triggers is started again this long after one of
+# them ended, for a trigger still awaiting a claim: by then the run that ended has left the CI
+# (Zuul leaves out an enqueue of an item already in its pipeline).
+CLAIM_RESTART_DELAY = 60.0
 
 
 async def report(session: AsyncSession, source_id: str) -> None:
     """Post the aggregate of the source event's downstreams on its commit (bursts coalesce)."""
     await _follow(session, "report", source_id, interval=REPORT_INTERVAL)
+
+
+async def claimed_finished(session: AsyncSession, event: Event) -> None:
+    """A trigger of a webhook with `claim: true` ended: start a run again for the oldest trigger
+    of its project still awaiting a claim, if one does then (`claims.start_again`). One waiting
+    job a project absorbs the others."""
+    await JobQueue.enqueue(
+        session,
+        "claim_restart",
+        {"project": event.project},
+        dedupe_key=f"claim_restart:{project_key(event.project)}",
+        delay=CLAIM_RESTART_DELAY,
+        concurrency_key=owner_of(event.project),
+    )
 
 
 async def progress_reports(session: AsyncSession, event: Event) -> None:

@@ -138,6 +138,8 @@ async def record_result(
         replaced = _take_result(session, event, decided, final, attempt, reason, reported)
         if decided is Outcome.KEEP:
             return event
+        if event.claim and event.result is not None:  # its run came, or will not: the next
+            await followups.claimed_finished(session, event)
         if premerge.is_premerge(event):  # a change's run: its own row, not the pair's history
             if final.broken:  # why, fetched first: the change's report shows it
                 await followups.excerpt(session, event.id)
