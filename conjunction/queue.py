@@ -37,11 +37,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     bindparam,
     delete,
     func,
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
 Candidates = Select[int, str | None, datetime, str]  # id, concurrency key, run_at, kind
+# the jobs' table: the queue's statements are Core, its jobs built from their rows
+JOBS = cast(Table, Job.__table__)
 
 FINISHED = ("done", "dead")
 DELIVERY = "_delivery"  # the kinds of webhook deliveries' jobs end so: `github_delivery`, ...
@@ -233,8 +236,10 @@ class JobQueue:
                     return []
                 # Checking the state again in the update makes the claim safe where row locks
                 # don't exist (SQLite): a job another worker took meanwhile is left out.
-                claimed = await session.scalars(statements.claim, {**params, "ids": chosen})
-                jobs = sorted(claimed, key=lambda job: (job.run_at, job.id))
+                claimed = await connection.execute(statements.claim, {**params, "ids": chosen})
+                jobs = sorted(
+                    (Job(**row._mapping) for row in claimed), key=lambda job: (job.run_at, job.id)
+                )
                 if jobs:
                     return jobs
             return []
@@ -266,18 +271,18 @@ class JobQueue:
         again, even by a worker with the same id (a restarted process on the same host).
         """
         async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(Job)
+            connection = await session.connection()
+            result = await connection.execute(
+                update(JOBS)
                 .where(
-                    Job.id == job.id,
-                    Job.state == "running",
-                    Job.locked_by == job.locked_by,
-                    Job.attempts == job.attempts,
+                    JOBS.c.id == job.id,
+                    JOBS.c.state == "running",
+                    JOBS.c.locked_by == job.locked_by,
+                    JOBS.c.attempts == job.attempts,
                 )
                 .values(**values)
-                .execution_options(synchronize_session=False)
             )
-        held = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        held = result.rowcount == 1
         if not held:
             _lease_lost(job)
         return held
@@ -292,17 +297,17 @@ class JobQueue:
 
     async def _complete_batch(self, jobs: list[Job]) -> list[None]:
         """Mark the jobs done in one statement, each fenced as `_settle` fences one."""
-        held = tuple_(Job.id, Job.locked_by, Job.attempts).in_(
+        held = tuple_(JOBS.c.id, JOBS.c.locked_by, JOBS.c.attempts).in_(
             [(job.id, job.locked_by, job.attempts) for job in jobs]
         )
         async with self.sessions.begin() as session:
+            connection = await session.connection()
             done = set(
-                await session.scalars(
-                    update(Job)
-                    .where(Job.state == "running", held)
+                await connection.scalars(
+                    update(JOBS)
+                    .where(JOBS.c.state == "running", held)
                     .values(state="done", finished_at=utcnow(), locked_until=None, last_error=None)
-                    .returning(Job.id)
-                    .execution_options(synchronize_session=False)
+                    .returning(JOBS.c.id)
                 )
             )
         for job in jobs:
@@ -641,7 +646,7 @@ class ClaimStatements(NamedTuple):
     lapsed: Candidates  # running jobs whose lease ran out or whose worker went silent
     heads: Select[int]  # the first due job of every key
     more: Candidates  # those of `due` among `ids`
-    claim: ReturningUpdate[Job]  # take the jobs `ids` that are still claimable
+    claim: ReturningUpdate[Any]  # take the jobs `ids` that are still claimable: their rows
 
 
 @cache
@@ -702,16 +707,15 @@ def _claim_statements(some_keys_full: bool) -> ClaimStatements:
         .limit(bindparam("read"))
     )
     claim = (
-        update(Job)
-        .where(Job.id.in_(bindparam("ids", expanding=True)), or_(due, lapsed))
+        update(JOBS)
+        .where(JOBS.c.id.in_(bindparam("ids", expanding=True)), or_(due, lapsed))
         .values(
             state="running",
-            attempts=Job.attempts + 1,
+            attempts=JOBS.c.attempts + 1,
             locked_by=bindparam("worker_id"),
             locked_until=bindparam("until", type_=Job.locked_until.type),
         )
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*JOBS.c)
     )
     return ClaimStatements(
         due=oldest(due),
