@@ -172,3 +172,17 @@ async def test_a_full_cache_starts_over(database: AsyncEngine) -> None:
         assert await view.downstreams(["c"]) == {"c": ("d",)}
         assert cache.downstreams.entries == {"c": ("d",)}
         assert not await view.acyclic(["a", "b", "c"]), "a and b are no longer kept: unknown"
+
+
+async def test_without_its_version_row_the_graph_is_read_every_time(database: AsyncEngine) -> None:
+    """An operator deleted the row by hand: planning goes on, keeping nothing."""
+    await subscribe(database, ("a", "b"))
+    await run(database, "DELETE FROM graph_version")
+    cache = GraphCache()
+    for expected in [{"b"}, {"b", "c"}]:
+        async with db.sessionmaker(database)() as session:
+            view = await cache.view(session)
+            assert set((await view.downstreams(["a"]))["a"]) == expected
+            assert await view.subscribers("a") == []  # no project b: no active subscriber
+        assert (cache.downstreams.entries, cache.subscribers.entries) == ({}, {})
+        await subscribe(database, ("a", "c"))

@@ -79,8 +79,9 @@ class GraphCache:
 
     async def view(self, session: AsyncSession) -> GraphView:
         """The graph as this transaction sees it: the version first, then what it asks."""
-        version = (await fetch_all(session, VERSION, {}))[0][0]
-        if version != self.version:
+        rows = await fetch_all(session, VERSION, {})
+        version = rows[0][0] if rows else None  # its row deleted by hand: nothing is kept
+        if version is None or version != self.version:
             self._empty(version)
         return GraphView(self, session, version)
 
@@ -97,7 +98,7 @@ class GraphView:
 
     cache: GraphCache
     session: AsyncSession
-    version: int
+    version: int | None
 
     async def subscribers(self, key: str) -> list[Candidate]:
         """The active downstreams subscribed to the upstream `key`, in the order they subscribed."""
@@ -133,7 +134,7 @@ class GraphView:
 
     def _current(self) -> bool:
         """Whether the cache still holds the version this view read (a newer one empties it)."""
-        return self.cache.version == self.version
+        return self.version is not None and self.cache.version == self.version
 
     async def acyclic(self, keys: Collection[str]) -> bool:
         """Whether the downstreams of these projects, as this view read them, hold no loop.
