@@ -67,6 +67,9 @@ class UpstreamSuccess:
     default_branch: str | None = None  # for upstreams Conjunction has not indexed
     artifacts: Sequence[Artifact] = ()  # what the build made, handed to every trigger
     via: Via = Via.FORGE
+    # the CI's run and attempt, where the forge names them: the same run reported again (its
+    # job retried after the database cut its answer off) records one build
+    run: tuple[str, int | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from conjunction.models import Event, Job
 from testkit.payloads import workflow_run
@@ -98,3 +98,24 @@ async def test_a_run_that_answers_no_trigger_and_is_no_success_costs_fewer(
     assert len(seen["statements"]) == 8, "\n".join(seen["statements"])
     async with runtime(client).sessions() as session:
         assert list(await session.scalars(select(Event))) == []
+
+
+async def test_a_delivery_job_run_again_records_its_build_once(
+    client: TestClient[Any, Any],
+) -> None:
+    """The job recorded the build, then lost the database's answer to its commit and ran
+    again: one build. Another attempt of the run (re-run in GitHub) is a build of its own."""
+    await run_the_delivery(client, workflow_run("acme/lib", SHA))
+    assert await runtime(client).worker.run_once()
+    async with runtime(client).sessions.begin() as session:
+        await session.execute(update(Job).values(state="queued", locked_by=None))
+    assert await runtime(client).worker.run_once()
+    again = workflow_run("acme/lib", SHA)
+    again["workflow_run"]["run_attempt"] = 2
+    assert (await post_github(client, "workflow_run", again, "delivery-2")).status == 202
+    assert await runtime(client).worker.run_once()
+
+    async with runtime(client).sessions() as session:
+        builds = list(await session.scalars(select(Event).where(Event.kind == "build")))
+    assert [(b.project, b.sha) for b in builds] == [(LIB, SHA), (LIB, SHA)]
+    assert len({b.id for b in builds}) == 2

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from conjunction import metrics, texts
 from conjunction.engine import followups, planning
@@ -32,7 +36,7 @@ from conjunction.names import project_key
 from conjunction.results import Result, Verdict
 from conjunction.runs import Step, TriggerState
 
-INSERT_EVENT = insert(Event)
+BUILD_IDS = uuid.UUID("5b0c6a43-77c1-4f52-9a55-3c2b7d4e8f10")  # the namespace of runs' build ids
 
 __all__ = ["UpstreamSuccess", "fallout", "lone_success", "record_build", "upstream_success"]
 
@@ -130,12 +134,14 @@ async def lone_success(session: AsyncSession, success: UpstreamSuccess) -> Event
     if await subscribers(session, project_key(success.project)):
         return None
     now = utcnow()
-    row = _build_row(success, Result.SUCCESS, now)
+    row = _build_row(success, Result.SUCCESS, now, event_id=_run_build_id(success))
     build = Event(**row)
     if await _open_triggers(session, build):
         return None
     connection = await session.connection()
-    await connection.execute(INSERT_EVENT, row)
+    inserted = await connection.execute(_insert_once(connection.dialect.name), row)
+    if inserted.rowcount == 0:  # recorded by an earlier attempt of this job
+        return build
     log.info(
         "upstream success of %s at %s: no downstream",
         success.project,
@@ -151,8 +157,28 @@ def build_event(session: AsyncSession, success: UpstreamSuccess, result: Result)
     return event
 
 
-def _build_row(success: UpstreamSuccess, result: Result, now: datetime) -> dict[str, Any]:
-    event_id = new_event_id()
+def _run_build_id(success: UpstreamSuccess) -> str | None:
+    """The id of a run's build, the same each time the run is reported: a job that recorded
+    it and lost the database's answer to its commit records it once when it runs again."""
+    if success.run is None:
+        return None
+    run_id, attempt = success.run
+    name = f"{project_key(success.project)}\0{run_id}\0{attempt or 1}"
+    return uuid.uuid5(BUILD_IDS, name).hex
+
+
+@cache
+def _insert_once(dialect: str) -> Insert:
+    """The build's insert, leaving out a build of that id already recorded."""
+    if dialect == "postgresql":
+        return postgresql.insert(Event).on_conflict_do_nothing(index_elements=["id"])
+    return sqlite.insert(Event).on_conflict_do_nothing(index_elements=["id"])
+
+
+def _build_row(
+    success: UpstreamSuccess, result: Result, now: datetime, *, event_id: str | None = None
+) -> dict[str, Any]:
+    event_id = event_id or new_event_id()
     return {
         "id": event_id,
         "kind": "build",

@@ -90,7 +90,14 @@ def _as_upstream_success(run: FinishedPipeline) -> UpstreamSuccess | None:
     if run.result is not Result.SUCCESS or run.started_by == "pull_request":
         return None
     return UpstreamSuccess(
-        run.project, run.sha, run.ref, run.ref_type, run.pipeline, run.url, artifacts=run.artifacts
+        run.project,
+        run.sha,
+        run.ref,
+        run.ref_type,
+        run.pipeline,
+        run.url,
+        artifacts=run.artifacts,
+        run=(run.run_id, run.attempt) if run.run_id is not None else None,
     )
 
 
