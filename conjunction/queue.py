@@ -73,7 +73,7 @@ DELIVERY = "_delivery"  # the kinds of webhook deliveries' jobs end so: `github_
 BUSY_SHARE = 4  # while intake is busy, a worker runs at most 1/BUSY_SHARE of its slots
 PURGE_BATCH = 1000
 COMPLETE_BATCH = 500  # jobs marked done in one statement at most (3 parameters each)
-HEADS_TTL = 1.0  # seconds a claim reuses the first due job of every owner it read
+HEADS_TTL = 0.25  # seconds a worker reuses the first due job of every owner it read
 # A running worker says it is alive every HEARTBEAT seconds; one silent for WORKER_TIMEOUT is
 # dead and its jobs are taken again. Its event loop would have to be blocked that long for a
 # living worker to lose its jobs (the same holds for the leases, whose heartbeat is a third).
