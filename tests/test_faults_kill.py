@@ -33,7 +33,7 @@ from testkit.fleet import (
     unfinished_jobs,
     wait_for,
 )
-from testkit.github_server import HOLD, Dispatch
+from testkit.github_server import HOLD, Dispatch, GitHubServer
 from testkit.server_process import ServerProcess
 
 pytestmark = pytest.mark.faults
@@ -72,6 +72,21 @@ class FanOut:
         return [key for key, count in self.dispatched.items() if count > 1]
 
 
+def received(github: GitHubServer) -> list[Dispatch]:
+    """The dispatches GitHub received from a server just killed: a request it sent before it
+    died may still be read and handled here a moment later (on a busy machine), so the list
+    is taken once it has stopped growing."""
+    seen: list[Dispatch] = []
+    still = 0
+    deadline = time.monotonic() + 5
+    while still < 4 and time.monotonic() < deadline:
+        now = github.dispatches
+        still = still + 1 if len(now) == len(seen) else 0
+        seen = now
+        time.sleep(0.05)
+    return seen
+
+
 def kill_mid_fan_out(
     folder: Path,
     backend: str,
@@ -96,7 +111,7 @@ def kill_mid_fan_out(
         wait_for(github.holding.is_set, 30, "the dispatch half-way through")
 
         server.kill()
-        before_kill = {(f"github.com/{d.repo}", d.event_id) for d in github.dispatches}
+        before_kill = {(f"github.com/{d.repo}", d.event_id) for d in received(github)}
         github.release()
         # the worker runs jobs concurrently: others may have been sent meanwhile
         assert len(github.dispatches) >= half
