@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conjunction.engine import dispatch
@@ -81,21 +81,25 @@ async def _claimed_by(session: AsyncSession, project: str, claimant: str) -> Eve
     return found.first()
 
 
-async def _take(session: AsyncSession, project: str, claimant: str) -> Event | None:
-    """The oldest trigger of `project` awaiting a claim, claimed by `claimant`."""
-    awaiting = (
+def _awaiting(project: str) -> tuple[ColumnElement[bool], ...]:
+    """The triggers of `project` sent and awaiting a claim."""
+    return (
         Event.kind == "trigger",
         Event.project == project,
         AWAITING_CLAIM,
         Event.state.in_(SENT),
     )
-    oldest = (
-        select(Event.id)
-        .where(*awaiting)
-        .order_by(Event.created_at, Event.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
+
+
+def _oldest(project: str) -> Select[Event]:
+    """The oldest trigger of `project` awaiting a claim."""
+    return select(Event).where(*_awaiting(project)).order_by(Event.created_at, Event.id).limit(1)
+
+
+async def _take(session: AsyncSession, project: str, claimant: str) -> Event | None:
+    """The oldest trigger of `project` awaiting a claim, claimed by `claimant`."""
+    awaiting = _awaiting(project)
+    oldest = _oldest(project).with_only_columns(Event.id).with_for_update(skip_locked=True)
     for _ in range(ATTEMPTS):
         event_id = await session.scalar(oldest)
         if event_id is None:
@@ -119,17 +123,7 @@ async def start_again(ctx: Context, payload: dict[str, Any]) -> None:
     the first start was sent; nothing when none awaits. A start that fails is tried again with
     the job; the trigger times out meanwhile as any other."""
     async with ctx.sessions() as session:
-        event = await session.scalar(
-            select(Event)
-            .where(
-                Event.kind == "trigger",
-                Event.project == payload["project"],
-                AWAITING_CLAIM,
-                Event.state.in_(SENT),
-            )
-            .order_by(Event.created_at, Event.id)
-            .limit(1)
-        )
+        event = await session.scalar(_oldest(payload["project"]))
         request = await dispatch.request_of(ctx, session, event) if event else None
     runner = ctx.adapters.runner(request.project, request.trigger) if request else None
     if request is None or runner is None:

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
+from conjunction.forges.deliveries import StoredDeliveries
 from conjunction.forges.driver import Running, Server
-from conjunction.forges.gitea.events import GiteaDeliveries
+from conjunction.forges.gitea.events import HANDLERS
 from conjunction.forges.gitea.host import GiteaHost
 from conjunction.forges.gitea.settings import GiteaSettings
 from conjunction.forges.gitea.webhook import webhook
@@ -33,7 +34,7 @@ def deliveries(
     host = settings.forge(GiteaSettings).host
     if not host:
         return None
-    return GiteaDeliveries(engine, host)
+    return StoredDeliveries(engine, host, HANDLERS)
 
 
 SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conjunction.config.settings import Settings
 from conjunction.engine_api import EngineAPI
+from conjunction.forges.deliveries import StoredDeliveries
 from conjunction.forges.driver import Running, Server
-from conjunction.forges.gitlab.events import GitLabDeliveries
+from conjunction.forges.gitlab.events import HANDLERS
 from conjunction.forges.gitlab.host import GitLabHost
 from conjunction.forges.gitlab.settings import GitLabSettings
 from conjunction.forges.gitlab.webhook import webhook
@@ -31,7 +32,7 @@ def start(
 
 
 def deliveries(engine: EngineAPI, settings: Settings, _running: Running | None) -> JobHandler:
-    return GitLabDeliveries(engine, settings.forge(GitLabSettings).host)
+    return StoredDeliveries(engine, settings.forge(GitLabSettings).host, HANDLERS)
 
 
 SERVER = Server(webhook=webhook, start=start, deliveries=deliveries)

@@ -8,18 +8,8 @@ then the intake answers it "ignored".
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from conjunction.engine_api import EngineAPI
+from conjunction.forges.deliveries import Handler
 from conjunction.forges.gitea.events import issue_comment, pull_request, push, runs
-from conjunction.models import Delivery
-
-log = logging.getLogger(__name__)
-
-Handler = Callable[..., Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
     "push": push.on_push,
@@ -32,28 +22,3 @@ HANDLERS: dict[str, Handler] = {
     "pull_request": pull_request.on_pull_request,
     "issue_comment": issue_comment.on_issue_comment,
 }
-
-
-class GiteaDeliveries:
-    """Job handler: replays a stored Gitea or Forgejo delivery through the handler of its
-    event."""
-
-    def __init__(self, engine: EngineAPI, host: str) -> None:
-        self.engine = engine
-        self.host = host
-
-    async def __call__(self, payload: dict[str, Any]) -> None:
-        async with self.engine.sessions() as session:
-            delivery = await session.get(Delivery, payload["delivery"])
-        if delivery is None:
-            return
-        handler = HANDLERS.get(delivery.event)
-        data = json.loads(delivery.body)
-        if handler is None or not isinstance(data, dict):
-            return
-        log.info(
-            "processing %s",
-            delivery.event,
-            extra={"delivery_id": delivery.delivery_id, "event": delivery.event},
-        )
-        await handler(data, engine=self.engine, host=self.host, delivery_id=delivery.delivery_id)
